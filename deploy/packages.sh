@@ -1,0 +1,18 @@
+# deploy/packages.sh: the Debian packages actorbus needs, and a function that installs the
+# missing ones. Sourced by deploy/up.sh and tests/run.sh.
+ACTOR_PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev libcmocka-dev
+libzmq3-dev libmsgpack-dev valgrind python3 python3-uvloop python3-zmq python3-msgpack procps"
+
+actor_install_packages() {
+    local missing=()
+    for p in $ACTOR_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "installing: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+}

@@ -1,0 +1,233 @@
+/* stack.c: task stacks. Default stacks are mmap'd with a guard page below them (a guard
+ * region via MADV_GUARD_INSTALL where the kernel has it, so a stack costs one VMA; else
+ * mprotect) and pooled for reuse. The small class is carved from slabs without guard pages
+ * and checked with a canary at every switch. Overflow into a guard page is reported by a
+ * SIGSEGV handler that names the task. The descriptor sits at the top of each stack. */
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define ACT_HAVE_VALGRIND 1
+#endif
+#endif
+#ifndef ACT_HAVE_VALGRIND
+#define VALGRIND_STACK_REGISTER(lo, hi) 0u
+#define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+#define SLAB_STACKS 64 /* small stacks carved per slab */
+
+static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+int act__stackpool_init(act__stackpool *p, size_t default_size, size_t small_size,
+                        size_t cache_max) {
+    memset(p, 0, sizeof(*p));
+    p->page = (size_t)sysconf(_SC_PAGESIZE);
+    p->default_size = round_up(default_size, p->page);
+    p->small_size = round_up(small_size, 64);
+    p->cache_max = cache_max;
+    if (p->small_size < 512 || p->default_size < 4 * p->page) return ACT_EINVAL;
+    return 0;
+}
+
+/* Places the descriptor at the top of [lo, lo+bytes) and registers the stack. */
+static act__stack *describe(char *lo, size_t bytes, char *map, size_t map_len, bool small) {
+    act__stack *s = (act__stack *)(lo + bytes - sizeof(act__stack));
+    s->next = NULL;
+    s->lo = lo;
+    s->size = bytes - sizeof(act__stack);
+    s->map = map;
+    s->map_len = map_len;
+    s->small = small;
+    s->vg_id = VALGRIND_STACK_REGISTER(lo, lo + s->size);
+    return s;
+}
+
+static int map_stack(act__stackpool *p, size_t size, act__stack **out) {
+    size_t len = size + p->page;
+    char *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (map == MAP_FAILED) return ACT_ENOMEM;
+    if (madvise(map, p->page, MADV_GUARD_INSTALL) != 0 &&
+        mprotect(map, p->page, PROT_NONE) != 0) {
+        munmap(map, len);
+        return ACT_ENOMEM;
+    }
+    *out = describe(map + p->page, size, map, len, false);
+    return 0;
+}
+
+static int grow_small(act__stackpool *p) {
+    if (p->nslabs == p->slabs_cap) {
+        size_t cap = p->slabs_cap ? p->slabs_cap * 2 : 16;
+        char **v = realloc(p->slabs, cap * sizeof(*v));
+        if (!v) return ACT_ENOMEM;
+        p->slabs = v;
+        p->slabs_cap = cap;
+    }
+    size_t len = round_up(p->small_size * SLAB_STACKS, p->page);
+    char *slab = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (slab == MAP_FAILED) return ACT_ENOMEM;
+    p->slabs[p->nslabs++] = slab;
+    for (size_t i = 0; i < len / p->small_size; i++) {
+        act__stack *s = describe(slab + i * p->small_size, p->small_size, NULL, 0, true);
+        s->next = p->free_small;
+        p->free_small = s;
+        p->n_free_small++;
+    }
+    return 0;
+}
+
+int act__stack_get(act__stackpool *p, size_t size, bool small, act__stack **out) {
+    act__stack *s;
+    int rc;
+    if (small) {
+        if (!p->free_small && (rc = grow_small(p)) != 0) return rc;
+        s = p->free_small;
+        p->free_small = s->next;
+        p->n_free_small--;
+        *(uint64_t *)s->lo = ACT__CANARY;
+    } else if (size == 0 || round_up(size, p->page) == p->default_size) {
+        if (p->free_default) {
+            s = p->free_default;
+            p->free_default = s->next;
+            p->n_free_default--;
+        } else if ((rc = map_stack(p, p->default_size, &s)) != 0) {
+            return rc;
+        }
+    } else if ((rc = map_stack(p, round_up(size, p->page), &s)) != 0) {
+        return rc;
+    }
+    if (++p->in_use > p->peak) p->peak = p->in_use;
+    *out = s;
+    return 0;
+}
+
+static void unmap_stack(act__stack *s) {
+    VALGRIND_STACK_DEREGISTER(s->vg_id);
+    munmap(s->map, s->map_len);
+}
+
+void act__stack_put(act__stackpool *p, act__stack *s) {
+    p->in_use--;
+    if (s->small) {
+        s->next = p->free_small;
+        p->free_small = s;
+        p->n_free_small++;
+    } else if (s->size + sizeof(act__stack) == p->default_size &&
+               p->n_free_default < p->cache_max) {
+        s->next = p->free_default;
+        p->free_default = s;
+        p->n_free_default++;
+    } else {
+        unmap_stack(s);
+    }
+}
+
+bool act__stack_canary_ok(const act__stack *s) {
+    return !s->small || *(const uint64_t *)s->lo == ACT__CANARY;
+}
+
+void act__stackpool_close(act__stackpool *p) {
+    while (p->free_default) {
+        act__stack *s = p->free_default;
+        p->free_default = s->next;
+        unmap_stack(s);
+    }
+    size_t len = round_up(p->small_size * SLAB_STACKS, p->page);
+    for (act__stack *s = p->free_small; s; s = s->next) VALGRIND_STACK_DEREGISTER(s->vg_id);
+    for (size_t i = 0; i < p->nslabs; i++) munmap(p->slabs[i], len);
+    free(p->slabs);
+    memset(p, 0, sizeof(*p));
+}
+
+/* ---- overflow reporting ---- */
+
+static struct sigaction prev_segv, prev_bus;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static _Thread_local bool altstack_set;
+
+static void put_str(char *buf, size_t *len, size_t cap, const char *s) {
+    while (*s && *len + 1 < cap) buf[(*len)++] = *s++;
+}
+
+static void put_num(char *buf, size_t *len, size_t cap, size_t v) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && n < 23);
+    while (n && *len + 1 < cap) buf[(*len)++] = tmp[--n];
+}
+
+static void on_fault(int sig, siginfo_t *si, void *uc) {
+    act_loop_t *L = act__tls_loop;
+    act_task_t *t = L ? L->current : NULL;
+    char *addr = si->si_addr;
+    if (t && t->stack && !t->stack->small && addr >= t->stack->map && addr < t->stack->lo) {
+        char msg[256];
+        size_t n = 0;
+        put_str(msg, &n, sizeof msg, "actor: stack overflow in task '");
+        put_str(msg, &n, sizeof msg, t->name ? t->name : "unnamed");
+        put_str(msg, &n, sizeof msg, "' (id ");
+        put_num(msg, &n, sizeof msg, (size_t)t->id);
+        put_str(msg, &n, sizeof msg, ", stack ");
+        put_num(msg, &n, sizeof msg, t->stack->size);
+        put_str(msg, &n, sizeof msg, " bytes); raise its stack_size\n");
+        ssize_t wr = write(STDERR_FILENO, msg, n);
+        (void)wr;
+        signal(SIGABRT, SIG_DFL);
+        abort();
+    }
+    /* Not ours: hand the fault to whoever was there before (ASan, the default action). */
+    struct sigaction *prev = sig == SIGSEGV ? &prev_segv : &prev_bus;
+    if (prev->sa_flags & SA_SIGINFO) {
+        prev->sa_sigaction(sig, si, uc);
+    } else if (prev->sa_handler != SIG_IGN && prev->sa_handler != SIG_DFL) {
+        prev->sa_handler(sig);
+    } else {
+        signal(sig, SIG_DFL); /* returning re-executes the access and takes the default */
+    }
+}
+
+static void install_handler(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &prev_segv);
+    sigaction(SIGBUS, &sa, &prev_bus);
+}
+
+void act__stack_guard_install(void) {
+    pthread_once(&guard_once, install_handler);
+    if (altstack_set) return;
+    /* The handler must run on a stack of its own: the faulting one is exhausted. The
+     * alternate stack is kept for the thread's lifetime. */
+    stack_t ss;
+    if (sigaltstack(NULL, &ss) == 0 && !(ss.ss_flags & SS_DISABLE) && ss.ss_sp) {
+        altstack_set = true; /* someone (ASan) already set one */
+        return;
+    }
+    size_t size = 64 * 1024;
+    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return;
+    ss.ss_sp = mem;
+    ss.ss_size = size;
+    ss.ss_flags = 0;
+    if (sigaltstack(&ss, NULL) == 0) altstack_set = true;
+    else munmap(mem, size);
+}
