@@ -155,7 +155,7 @@ void act__stackpool_close(act__stackpool *p) {
 /* ---- overflow reporting ---- */
 
 static struct sigaction prev_segv, prev_bus;
-static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t guard_mu = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local bool altstack_set;
 
 static void put_str(char *buf, size_t *len, size_t cap, const char *s) {
@@ -202,7 +202,15 @@ static void on_fault(int sig, siginfo_t *si, void *uc) {
     }
 }
 
+/* (Re)installs the handler when someone else (a test framework, say) replaced it. */
 static void install_handler(void) {
+    struct sigaction cur;
+    pthread_mutex_lock(&guard_mu);
+    if (sigaction(SIGSEGV, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == on_fault) {
+        pthread_mutex_unlock(&guard_mu);
+        return;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
@@ -210,10 +218,11 @@ static void install_handler(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGSEGV, &sa, &prev_segv);
     sigaction(SIGBUS, &sa, &prev_bus);
+    pthread_mutex_unlock(&guard_mu);
 }
 
 void act__stack_guard_install(void) {
-    pthread_once(&guard_once, install_handler);
+    install_handler();
     if (altstack_set) return;
     /* The handler must run on a stack of its own: the faulting one is exhausted. The
      * alternate stack is kept for the thread's lifetime. */
