@@ -1,0 +1,18 @@
+/* queue_internal.h: the queue operations shared by queue.c and choose.c. A single get or put
+ * and a choose clause go through the same helpers, so a hand-off to a parked getter (or from a
+ * parked putter) works the same whichever kind of call parked it. */
+#ifndef ACTOR_QUEUE_INTERNAL_H
+#define ACTOR_QUEUE_INTERNAL_H
+
+#include "internal.h"
+
+/* Takes an item now. Returns: 0, ACT_EAGAIN (empty), ACT_ECLOSED (shut down and empty). */
+int act__queue_try_get(act_queue_t *q, void **item, int64_t *prio);
+/* Puts an item now. Returns: 0, ACT_EAGAIN (full), ACT_ECLOSED (shut down). */
+int act__queue_try_put(act_queue_t *q, void *item, int64_t prio);
+/* Parks c as a getter. When it fires with 0, c->data and c->prio hold the item. */
+void act__queue_link_get(act_queue_t *q, act__clause *c);
+/* Parks c as a putter of item. When it fires with 0, the item is in the queue. */
+void act__queue_link_put(act_queue_t *q, act__clause *c, void *item, int64_t prio);
+
+#endif
