@@ -168,6 +168,7 @@ size_t act__list_fire_all(act__list *h, int code);
 void act__waiter_rearm(act__waiter *w);
 
 /* ---- tasks ---- */
+#define ACT__TASK_EXITING 5 /* returned; the scheduler completes it (never seen by users) */
 enum {
     ACT__T_CANCEL = 1 << 0,    /* cancellation requested */
     ACT__T_RETRIEVED = 1 << 1, /* someone looked at the outcome */

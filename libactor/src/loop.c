@@ -54,7 +54,9 @@ uint64_t act__rand(act_loop_t *L) {
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-static void on_uvtimer(uv_timer_t *h) { (void)h; /* the pass after uv_run fires our heap */ }
+/* Our heap fires in the next turn. uv_stop matters: libuv runs due timers before it polls and
+ * would otherwise go on to block in the poll with no timer left armed. */
+static void on_uvtimer(uv_timer_t *h) { uv_stop(h->loop); }
 
 static void run_threadsafe(act_loop_t *L) {
     pthread_mutex_lock(&L->ts_mu);

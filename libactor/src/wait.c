@@ -218,7 +218,9 @@ int64_t act_effective_deadline(void) {
 
 /* ---- switching ---- */
 
-/* Releases the stack of a task that ended and switched away for the last time. */
+/* Ends a task that returned and switched away for the last time: runs its completion (wakes
+ * joiners, its group, its limit) and releases its stack. Only the scheduler does this, on
+ * its own stack, so a small-stack task never runs completion work on its few bytes. */
 static void reap(act_loop_t *L) {
     act_task_t *z = L->zombie;
     if (!z) return;
@@ -229,7 +231,7 @@ static void reap(act_loop_t *L) {
     act__stack_put(&L->stacks, z->stack);
     z->stack = NULL;
     L->nstarted--;
-    act__task_unref(z);
+    act__task_finish(z, z->code, z->result);
 }
 
 static void task_entry(void *p);
@@ -243,9 +245,15 @@ static int start(act_loop_t *L, act_task_t *t) {
     return 0;
 }
 
-/* Pops the next task that can run; tasks that cannot get a stack end with ACT_ENOMEM. */
-static act_task_t *next_ready(act_loop_t *L) {
+/* Pops the next task that can run; tasks that cannot get a stack end with ACT_ENOMEM.
+ * From a task (direct switch) only tasks that already run are taken: starting one allocates,
+ * which is the scheduler's work on its own stack. */
+static act_task_t *next_ready(act_loop_t *L, bool from_task) {
     act__list *n;
+    if (from_task) {
+        n = L->runq.next;
+        if (n == &L->runq || !act__container_of(n, act_task_t, qlink)->stack) return NULL;
+    }
     while ((n = act__list_pop(&L->runq)) != NULL) {
         L->runq_len--;
         act_task_t *t = act__container_of(n, act_task_t, qlink);
@@ -274,7 +282,7 @@ static void switch_to(act_loop_t *L, act_task_t *from, act_task_t *to) {
     if (act__debug(L)) L->slice_start = uv_hrtime();
 #ifdef ACT_ASAN
     void *fake = NULL;
-    bool dying = from && from->state == ACT_TASK_DONE;
+    bool dying = from && from->state == ACT__TASK_EXITING;
     __sanitizer_start_switch_fiber(dying ? NULL : &fake, to ? to->stack->lo : L->sched_stack_lo,
                                    to ? to->stack->size : L->sched_stack_size);
     act__ctx_switch(fc, tc);
@@ -289,9 +297,8 @@ void act__park(act_loop_t *L) {
     act_task_t *cur = L->current;
     check_out(L, cur);
     act_task_t *next = NULL;
-    if (L->budget > 0) {
+    if (L->budget > 0 && cur->state != ACT__TASK_EXITING && (next = next_ready(L, true))) {
         L->budget--;
-        next = next_ready(L);
     }
     if (next == cur) { /* it yielded and nothing else was ready */
         cur->state = ACT_TASK_RUNNING;
@@ -307,10 +314,9 @@ static void task_entry(void *p) {
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
     reap(L);
-    void *result = NULL;
-    int code = t->fn(t->arg, &result);
-    t->refs++; /* held by L->zombie until the stack is released */
-    act__task_finish(t, code, result);
+    t->result = NULL;
+    t->code = t->fn(t->arg, &t->result);
+    t->state = ACT__TASK_EXITING; /* completion runs in reap, on the scheduler's stack */
     L->zombie = t;
     act__park(L);
     act__panic(__FILE__, __LINE__, "a finished task was resumed");
@@ -322,7 +328,7 @@ size_t act__run_ready(act_loop_t *L) {
     L->budget = L->runq_len;
     while (L->budget > 0) {
         L->budget--;
-        act_task_t *t = next_ready(L);
+        act_task_t *t = next_ready(L, false);
         if (!t) break;
         switch_to(L, NULL, t);
         ran++;
