@@ -250,6 +250,7 @@ ROWS = [
     ("semaphore", "ops/s", "higher", row_semaphore),
     ("queue", "items/s", "higher", row_queue),
     ("event_wake", "wakes/s", "higher", row_event_wake),
+    ("event_wake_small", "wakes/s", "higher", row_event_wake),
     ("wait_for_overhead", "ns", "lower", row_wait_for_overhead),
     ("task_switch", "ns", "lower", row_task_switch),
     ("mem_new_task", "bytes", "lower", row_mem_new_task),

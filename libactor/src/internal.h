@@ -95,6 +95,7 @@ typedef struct act__stack {
     char *map;               /* mapping start incl. guard page; NULL for slab stacks */
     size_t map_len;          /* mapping length */
     unsigned vg_id;          /* valgrind stack id */
+    size_t colour;           /* bytes left unused at the top (see stack.c) */
     bool small;              /* small class: canary-checked, no guard page */
 } act__stack;
 
@@ -108,6 +109,7 @@ typedef struct act__stackpool {
     size_t default_size, small_size, page; /* sizes in bytes */
     size_t cache_max;                      /* pooled default stacks kept */
     size_t in_use, peak;                   /* stacks owned by tasks */
+    size_t mapped;                         /* default stacks mapped so far (colouring) */
 } act__stackpool;
 
 #define ACT__CANARY 0x5AC7C0DE5AC7C0DEull

@@ -49,6 +49,7 @@ static act__stack *describe(char *lo, size_t bytes, char *map, size_t map_len, b
     s->map = map;
     s->map_len = map_len;
     s->small = small;
+    s->colour = 0;
     s->vg_id = VALGRIND_STACK_REGISTER(lo, lo + s->size);
     return s;
 }
@@ -63,7 +64,13 @@ static int map_stack(act__stackpool *p, size_t size, act__stack **out) {
         munmap(map, len);
         return ACT_ENOMEM;
     }
-    *out = describe(map + p->page, size, map, len, false);
+    act__stack *s = describe(map + p->page, size, map, len, false);
+    /* Colouring: every stack's hot top would sit at the same page offset, so thousands of
+     * parked tasks would fight over the same cache sets; shift each top by up to 2 KiB
+     * (still within the first page a parked task touches). */
+    s->colour = (p->mapped++ % 16) * 128;
+    s->size -= s->colour;
+    *out = s;
     return 0;
 }
 
@@ -125,7 +132,7 @@ void act__stack_put(act__stackpool *p, act__stack *s) {
         s->next = p->free_small;
         p->free_small = s;
         p->n_free_small++;
-    } else if (s->size + sizeof(act__stack) == p->default_size &&
+    } else if (s->size + s->colour + sizeof(act__stack) == p->default_size &&
                p->n_free_default < p->cache_max) {
         s->next = p->free_default;
         p->free_default = s;

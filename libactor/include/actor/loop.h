@@ -31,7 +31,7 @@ typedef struct act_loop_opts {
     unsigned flags;            /* ACT_LOOP_* */
     int64_t slow_ms;           /* debug: report slices longer than this (default 100) */
     size_t stack_size;         /* default task stack (default 256 KiB, rounded to pages) */
-    size_t small_stack_size;   /* small-stack class (default 1 KiB; larger under ASan) */
+    size_t small_stack_size;   /* small-stack class (default 896 B; more unoptimised/ASan) */
     size_t stack_cache;        /* pooled free stacks kept for reuse (default 1024) */
     uint64_t seed;             /* seed for jitter and other randomness (0: fixed default) */
 } act_loop_opts_t;
