@@ -74,11 +74,13 @@ int act_debug_dump(FILE *f) {
     int n = act_debug_snapshot(&v);
     if (n < 0) return n;
     fprintf(f, "%-8s %-24s %-8s %-14s %10s %10s\n", "id", "name", "state", "waits_on",
-            "waited_ms", "deadline");
+            "waited_ms", "due_in_ms");
+    int64_t now = act_now();
     for (int i = 0; i < n; i++) {
         fprintf(f, "%-8llu %-24s %-8s %-14s %10lld %10lld%s\n", (unsigned long long)v[i].id,
                 v[i].name, act_task_state_name(v[i].state), v[i].waits_on ? v[i].waits_on : "-",
-                (long long)v[i].waiting_ms, (long long)v[i].deadline,
+                (long long)v[i].waiting_ms,
+                (long long)(v[i].deadline < 0 ? -1 : v[i].deadline - now),
                 v[i].cancel_requested ? " cancel-requested" : "");
     }
     free(v);
