@@ -1,0 +1,150 @@
+/* proto/proto.h: the 1/ABP wire codec (proto/PROTOCOL.md). A validating, zero-copy decoder
+ * for untrusted bytes and encoders for every message. Knows nothing of libactor, the broker
+ * or the worker. Strings and raw values returned by the decoder point into the caller's
+ * buffer: they live as long as it does. */
+#ifndef PROTO_PROTO_H
+#define PROTO_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#define PROTO_VERSION 1
+
+/* Codes returned by proto functions (negative, errno-style). */
+enum {
+    PROTO_EBAD = -22,      /* -EINVAL: not a valid message (err->code "bad_request") */
+    PROTO_ETOOBIG = -90,   /* -EMSGSIZE: over a size limit ("too_large") */
+    PROTO_EVERSION = -71,  /* -EPROTO: unknown protocol version ("unsupported_version") */
+    PROTO_ENOMEM = -12,    /* -ENOMEM */
+};
+
+typedef struct proto_limits {
+    size_t max_size;     /* whole message, bytes (default 1 MiB) */
+    unsigned max_depth;  /* nesting of arrays and maps (default 32) */
+    uint32_t max_elems;  /* elements of one array or map (default 65536) */
+    size_t max_id;       /* bytes of an id, as msgpack (default 256) */
+} proto_limits_t;
+
+void proto_limits_default(proto_limits_t *l);
+
+/* What was wrong with a message: the wire error code and a message naming the field. */
+typedef struct proto_error {
+    const char *code;   /* "bad_request", "too_large", "unsupported_version" */
+    char message[160];  /* e.g. "field 'agent' must be a string" */
+} proto_error_t;
+
+/* Checks that [buf, buf+len) holds exactly one msgpack object within the limits: every
+ * length against the bytes that remain, depth, element counts and total size, before
+ * anything is allocated. Returns: 0. Errors: PROTO_EBAD, PROTO_ETOOBIG (err filled). */
+int proto_validate(const uint8_t *buf, size_t len, const proto_limits_t *lim, proto_error_t *err);
+
+typedef struct proto_str {
+    const char *p; /* not NUL-terminated; points into the decoded buffer */
+    size_t n;
+} proto_str_t;
+
+typedef struct proto_raw {
+    const uint8_t *p; /* one msgpack object, verbatim; n == 0 when absent */
+    size_t n;
+} proto_raw_t;
+
+typedef enum proto_type {
+    PROTO_UNKNOWN = 0,
+    PROTO_QUERY, PROTO_CANCEL, PROTO_PUBLISH, PROTO_STATUS, /* client -> broker (status both) */
+    PROTO_EVENT, PROTO_RESULT, PROTO_ERROR,                 /* replies (and worker -> broker) */
+    PROTO_READY, PROTO_WORK, PROTO_CREDIT,                  /* worker <-> broker */
+    PROTO_HEARTBEAT, PROTO_DISCONNECT,
+} proto_type_t;
+
+/* A decoded message. Which fields are set depends on the type; the decoder checks that the
+ * REQUIRED ones of each type are present and well typed. */
+typedef struct proto_msg {
+    proto_type_t type;
+    proto_raw_t id;          /* client id (string or integer), verbatim */
+    proto_str_t agent;       /* query, work */
+    proto_raw_t input;       /* query, work (nil if absent) */
+    proto_str_t session;     /* query, work (n == 0 if absent) */
+    int64_t timeout_ms;      /* query, work; -1 if absent */
+    bool idempotent;         /* query */
+    uint64_t job;            /* work, job event/result/error, cancel by job */
+    bool has_job;            /* job present */
+    uint64_t seq;            /* event */
+    proto_raw_t event;       /* event payload */
+    proto_raw_t output;      /* result */
+    proto_str_t code;        /* error */
+    proto_str_t message;     /* error */
+    proto_str_t topic;       /* publish */
+    proto_raw_t data;        /* publish */
+    proto_str_t name;        /* ready */
+    uint64_t capacity;       /* ready, credit */
+    proto_raw_t agents;      /* ready: array of strings, verbatim (see proto_agents_next) */
+    uint64_t heartbeat_ms;   /* ready (0 if absent) */
+    uint64_t attempt;        /* work */
+    proto_raw_t body;        /* the whole message (status replies keep it as is) */
+} proto_msg_t;
+
+/* Validates and decodes one message. Unknown fields are ignored (forward compatibility).
+ * Returns: 0. Errors: PROTO_EBAD, PROTO_ETOOBIG, PROTO_EVERSION (err says what and where).
+ * Ownership: out points into buf. */
+int proto_decode(const uint8_t *buf, size_t len, const proto_limits_t *lim, proto_msg_t *out,
+                 proto_error_t *err);
+
+/* Iterates a `ready` message's agent names: *cursor starts at 0.
+ * Returns: 1 with *name set, 0 at the end, PROTO_EBAD if an element is not a string. */
+int proto_agents_next(proto_raw_t agents, size_t *cursor, proto_str_t *name);
+
+const char *proto_type_name(proto_type_t t);
+
+/* ---- encoding ---- */
+
+/* A growable output buffer with a msgpack-c packer writing into it. */
+typedef struct proto_buf {
+    uint8_t *p;        /* bytes */
+    size_t n, cap;     /* used, allocated */
+    bool failed;       /* an allocation failed: the contents are incomplete */
+    msgpack_packer pk; /* packs into this buffer */
+} proto_buf_t;
+
+void proto_buf_init(proto_buf_t *b);
+void proto_buf_reset(proto_buf_t *b);   /* n = 0, keeps the memory */
+void proto_buf_free(proto_buf_t *b);
+/* Appends bytes verbatim (a proto_raw_t value). */
+void proto_buf_raw(proto_buf_t *b, proto_raw_t raw);
+void proto_pack_str(proto_buf_t *b, const char *s, size_t n);
+void proto_pack_cstr(proto_buf_t *b, const char *s);
+/* Starts a message map of n_fields entries besides v and type (writes v and type). */
+void proto_pack_header(proto_buf_t *b, proto_type_t type, uint32_t n_fields);
+
+/* Each encoder resets b, writes one complete message and returns 0, or PROTO_ENOMEM.
+ * Absent optional values: a proto_raw_t / proto_str_t with n == 0, timeout_ms < 0. */
+int proto_enc_query(proto_buf_t *b, proto_raw_t id, proto_str_t agent, proto_raw_t input,
+                    proto_str_t session, int64_t timeout_ms, bool idempotent);
+int proto_enc_cancel_id(proto_buf_t *b, proto_raw_t id);
+int proto_enc_publish(proto_buf_t *b, proto_str_t topic, proto_raw_t data, proto_raw_t id);
+int proto_enc_status_request(proto_buf_t *b, proto_raw_t id);
+int proto_enc_event(proto_buf_t *b, proto_raw_t id, uint64_t seq, proto_raw_t event);
+int proto_enc_result(proto_buf_t *b, proto_raw_t id, proto_raw_t output);
+int proto_enc_error(proto_buf_t *b, proto_raw_t id, const char *code, const char *message);
+int proto_enc_ready(proto_buf_t *b, proto_str_t name, uint64_t capacity,
+                    const char *const *agents, size_t n_agents, uint64_t heartbeat_ms);
+int proto_enc_work(proto_buf_t *b, uint64_t job, proto_str_t agent, proto_raw_t input,
+                   proto_str_t session, int64_t timeout_ms, uint64_t attempt);
+int proto_enc_job_event(proto_buf_t *b, uint64_t job, proto_raw_t event);
+int proto_enc_job_result(proto_buf_t *b, uint64_t job, proto_raw_t output);
+int proto_enc_job_error(proto_buf_t *b, uint64_t job, const char *code, const char *message);
+int proto_enc_cancel_job(proto_buf_t *b, uint64_t job);
+int proto_enc_credit(proto_buf_t *b, uint64_t capacity);
+int proto_enc_simple(proto_buf_t *b, proto_type_t type); /* heartbeat, disconnect */
+
+/* ---- JSON, for people and command-line tools ---- */
+
+/* Writes a msgpack value as one line of JSON (binary as base64 strings; non-string map keys
+ * as their JSON text). Returns: 0. Errors: PROTO_EBAD. */
+int proto_raw_to_json(proto_raw_t raw, proto_buf_t *json_out);
+/* Parses JSON text into msgpack. Returns: 0. Errors: PROTO_EBAD (err says where). */
+int proto_json_to_msgpack(const char *json, size_t n, proto_buf_t *out, proto_error_t *err);
+
+#endif
