@@ -622,7 +622,223 @@ static void test_buf_grows_and_resets(void **state) {
     assert_int_equal(b.cap, 0);
 }
 
+/* ---- JSON ---- */
+
+static proto_buf_t jb;
+
+/* JSON text -> msgpack into tb (reset first); returns the code. */
+static int j2m(const char *json) {
+    proto_buf_reset(&tb);
+    memset(&last_err, 0, sizeof last_err);
+    return proto_json_to_msgpack(json, strlen(json), &tb, &last_err);
+}
+
+/* msgpack -> JSON into jb (reset first); returns jb's text. */
+static const char *m2j(const uint8_t *p, size_t n) {
+    proto_buf_reset(&jb);
+    assert_int_equal(proto_raw_to_json((proto_raw_t){p, n}, &jb), 0);
+    assert_int_equal(strlen((const char *)jb.p), jb.n);
+    return (const char *)jb.p;
+}
+#define M2J(...) m2j(B(__VA_ARGS__), sizeof((const uint8_t[]){__VA_ARGS__}))
+
+static void assert_packs(const char *json, const uint8_t *want, size_t n) {
+    assert_int_equal(j2m(json), 0);
+    assert_int_equal(tb.n, n);
+    assert_memory_equal(tb.p, want, n);
+}
+#define PACKS(json, ...) assert_packs(json, B(__VA_ARGS__), sizeof((const uint8_t[]){__VA_ARGS__}))
+
+static void test_json_round_trip(void **state) {
+    (void)state;
+    const char *texts[] = {
+        "{\"a\":[1,-2,true,false,null,\"x\\\"y\\\\z\\n\"],\"b\":{\"c\":1.5,\"d\":[]},\"e\":{}}",
+        "[18446744073709551615,-9223372036854775808,0,-1,127,128,255,256,65536]",
+        "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"",
+        "[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]",
+        "0.25",
+        "-1.5e-07",
+        "[0.1,3.141592653589793,1e+300]",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        assert_int_equal(j2m(texts[i]), 0);
+        assert_int_equal(proto_validate(tb.p, tb.n, NULL, &last_err), 0);
+        assert_string_equal(m2j(tb.p, tb.n), texts[i]);
+    }
+    /* and msgpack -> JSON -> msgpack gives the same bytes back */
+    proto_buf_t orig;
+    proto_buf_init(&orig);
+    msgpack_pack_map(&orig.pk, 2);
+    proto_pack_cstr(&orig, "list");
+    msgpack_pack_array(&orig.pk, 20);
+    for (int i = 0; i < 20; i++) msgpack_pack_int(&orig.pk, i * 1000 - 5000);
+    proto_pack_cstr(&orig, "s");
+    proto_pack_cstr(&orig, "tab\there");
+    m2j(orig.p, orig.n);
+    assert_int_equal(j2m((const char *)jb.p), 0);
+    assert_int_equal(tb.n, orig.n);
+    assert_memory_equal(tb.p, orig.p, orig.n);
+    proto_buf_free(&orig);
+}
+
+static void test_json_packs_shortest_msgpack(void **state) {
+    (void)state;
+    PACKS("[]", 0x90);
+    PACKS("{}", 0x80);
+    PACKS("{\"a\":null}", 0x81, 0xa1, 'a', 0xc0);
+    PACKS("[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]", 0x9f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+          13, 14, 15);
+    PACKS("[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]", 0xdc, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+          0, 0, 0, 0);
+    PACKS("[[1],{\"k\":[]}]", 0x92, 0x91, 1, 0x81, 0xa1, 'k', 0x90);
+    PACKS("-1", 0xff);
+    PACKS("300", 0xcd, 0x01, 0x2c);
+    PACKS("18446744073709551615", 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
+    PACKS("-9223372036854775808", 0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0);
+    PACKS("1.5", 0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0);
+    PACKS("1e2", 100);        /* integral values become integers */
+    PACKS("2.0", 2);
+    PACKS("18446744073709551616", 0xcb, 0x43, 0xf0, 0, 0, 0, 0, 0, 0); /* 2^64: a double */
+    PACKS(" \t\r\n true \n", 0xc3);
+    PACKS("false", 0xc2);
+}
+
+static void test_json_decodes_escapes_and_surrogate_pairs(void **state) {
+    (void)state;
+    PACKS("\"\\u00e9\\ud83d\\ude00\"", 0xa6, 0xc3, 0xa9, 0xf0, 0x9f, 0x98, 0x80);
+    PACKS("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", 0xa8, '"', '\\', '/', '\b', '\f', '\n', '\r', '\t');
+    PACKS("\"\\u0041\\u20AC\"", 0xa4, 'A', 0xe2, 0x82, 0xac);
+    assert_int_equal(j2m("\"\\ud83d\""), PROTO_EBAD);
+    assert_string_equal(last_err.message,
+                        "JSON: high surrogate without a low one at offset 7 ('\"')");
+    assert_int_equal(j2m("\"\\ude00\""), PROTO_EBAD);
+    assert_int_equal(j2m("\"\\u12g4\""), PROTO_EBAD);
+    assert_int_equal(j2m("\"\\x\""), PROTO_EBAD);
+}
+
+static void test_json_rejects_malformed_text_naming_offset(void **state) {
+    (void)state;
+    assert_int_equal(j2m("{\"a\":}"), PROTO_EBAD);
+    assert_string_equal(last_err.code, "bad_request");
+    assert_string_equal(last_err.message, "JSON: unexpected character at offset 5 ('}')");
+    assert_int_equal(j2m("[1,2,]"), PROTO_EBAD);
+    assert_int_equal(j2m("[1 2]"), PROTO_EBAD);
+    assert_string_equal(last_err.message, "JSON: expected ',' or ']' at offset 3 ('2')");
+    assert_int_equal(j2m("{1:2}"), PROTO_EBAD);
+    assert_int_equal(j2m("{\"a\" 2}"), PROTO_EBAD);
+    assert_int_equal(j2m("01"), PROTO_EBAD);
+    assert_string_equal(last_err.message, "JSON: trailing text after the value at offset 1 ('1')");
+    assert_int_equal(j2m("1."), PROTO_EBAD);
+    assert_int_equal(j2m("-"), PROTO_EBAD);
+    assert_int_equal(j2m("1e"), PROTO_EBAD);
+    assert_int_equal(j2m("1e400"), PROTO_EBAD);
+    assert_string_equal(last_err.message, "JSON: number out of range at offset 0 ('1')");
+    assert_int_equal(j2m("\"abc"), PROTO_EBAD);
+    assert_string_equal(last_err.message, "JSON: unterminated string at offset 4 (end of text)");
+    assert_int_equal(j2m("\"a\nb\""), PROTO_EBAD);
+    assert_int_equal(j2m("\"\xff\""), PROTO_EBAD);
+    assert_string_equal(last_err.message, "JSON: invalid UTF-8 at offset 1 (byte 0xff)");
+    assert_int_equal(j2m("\"\xc0\x80\""), PROTO_EBAD); /* overlong NUL */
+    assert_int_equal(j2m(""), PROTO_EBAD);
+    assert_int_equal(j2m("   "), PROTO_EBAD);
+    assert_int_equal(j2m("nul"), PROTO_EBAD);
+    assert_int_equal(j2m("truex"), PROTO_EBAD);
+    assert_int_equal(j2m("1 2"), PROTO_EBAD);
+    assert_int_equal(j2m("NaN"), PROTO_EBAD);
+    assert_int_equal(tb.n, 0); /* a failed parse leaves nothing behind */
+}
+
+static void test_json_nesting_is_bounded(void **state) {
+    (void)state;
+    char deep[2 * PROTO_MAX_DEPTH + 3];
+    size_t d = PROTO_MAX_DEPTH;
+    memset(deep, '[', d);
+    memset(deep + d, ']', d);
+    deep[2 * d] = 0;
+    assert_int_equal(j2m(deep), 0);
+    memset(deep, '[', d + 1);
+    memset(deep + d + 1, ']', d + 1);
+    deep[2 * d + 2] = 0;
+    assert_int_equal(j2m(deep), PROTO_EBAD);
+    assert_non_null(strstr(last_err.message, "nesting too deep at offset 128"));
+}
+
+static void test_json_appends_to_the_buffer(void **state) {
+    (void)state;
+    proto_buf_reset(&tb);
+    proto_pack_header(&tb, PROTO_QUERY, 3);
+    proto_pack_cstr(&tb, "id");
+    msgpack_pack_int(&tb.pk, 1);
+    proto_pack_cstr(&tb, "agent");
+    proto_pack_cstr(&tb, "echo");
+    proto_pack_cstr(&tb, "input");
+    const char *in = "{\"x\":[1,\"two\"]}";
+    assert_int_equal(proto_json_to_msgpack(in, strlen(in), &tb, NULL), 0);
+    assert_int_equal(proto_decode(tb.p, tb.n, NULL, &msg, &last_err), 0);
+    assert_string_equal(M2J(0x91, 0xc0), "[null]");
+    assert_string_equal(m2j(msg.input.p, msg.input.n), in);
+    proto_buf_reset(&jb);
+    proto_buf_raw(&jb, (proto_raw_t){(const uint8_t *)"x=", 2});
+    assert_int_equal(proto_raw_to_json(msg.id, &jb), 0);
+    assert_string_equal((const char *)jb.p, "x=1");
+}
+
+static void test_raw_to_json_renders_every_kind(void **state) {
+    (void)state;
+    assert_string_equal(M2J(0xc4, 3, 1, 2, 3), "\"AQID\"");        /* bin as base64 */
+    assert_string_equal(M2J(0xc4, 1, 0xff), "\"/w==\"");
+    assert_string_equal(M2J(0xc4, 0), "\"\"");
+    assert_string_equal(M2J(0xd5, 0xff, 0xfb, 0xf0), "{\"ext\":-1,\"base64\":\"+/A=\"}");
+    assert_string_equal(M2J(0x82, 1, 2, 0x92, 1, 2, 3), "{\"1\":2,\"[1,2]\":3}");
+    assert_string_equal(M2J(0x81, 0xa1, '"', 0xc0), "{\"\\\"\":null}");
+    assert_string_equal(M2J(0x81, 0xa1, '"', 0xc0), "{\"\\\"\":null}");
+    assert_string_equal(M2J(0x81, 0x81, 0xa1, 'k', 1, 0), "{\"{\\\"k\\\":1}\":0}");
+    assert_string_equal(M2J(0xa3, 1, 0x7f, '\n'), "\"\\u0001\x7f\\n\"");
+    assert_string_equal(M2J(0xa3, 'a', 0xff, 'b'), "\"a\\ufffdb\"");   /* not UTF-8 */
+    assert_string_equal(M2J(0xa2, 0xed, 0xa0), "\"\\ufffd\\ufffd\"");  /* cut / surrogate */
+    assert_string_equal(M2J(0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0), "null"); /* NaN */
+    assert_string_equal(M2J(0xcb, 0x7f, 0xf0, 0, 0, 0, 0, 0, 0), "null"); /* infinity */
+    assert_string_equal(M2J(0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0), "1.0");
+    assert_string_equal(M2J(0xcb, 0x3f, 0xb9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a),
+                        "0.1"); /* shortest text that reads back the same double */
+    assert_string_equal(M2J(0xcb, 0x3f, 0xd5, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55),
+                        "0.3333333333333333");
+    assert_string_equal(M2J(0xca, 0x3f, 0xc0, 0, 0), "1.5");
+    assert_string_equal(M2J(0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0), "-9223372036854775808");
+    assert_string_equal(M2J(0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
+                        "18446744073709551615");
+    assert_string_equal(M2J(0xd0, 0x05), "5");
+}
+
+static void test_raw_to_json_rejects_invalid_msgpack(void **state) {
+    (void)state;
+    proto_buf_reset(&jb);
+    proto_buf_raw(&jb, (proto_raw_t){(const uint8_t *)"keep", 4});
+    assert_int_equal(proto_raw_to_json((proto_raw_t){B(0x92, 1), 2}, &jb), PROTO_EBAD);
+    assert_int_equal(proto_raw_to_json((proto_raw_t){B(0xc0, 0xc0), 2}, &jb), PROTO_EBAD);
+    assert_int_equal(proto_raw_to_json((proto_raw_t){B(0xdd, 0xff, 0xff, 0xff, 0xff), 5}, &jb),
+                     PROTO_EBAD);
+    assert_int_equal(proto_raw_to_json((proto_raw_t){NULL, 0}, &jb), PROTO_EBAD);
+    assert_int_equal(jb.n, 4);
+    uint8_t deep[PROTO_MAX_DEPTH + 2];
+    memset(deep, 0x91, sizeof deep);
+    deep[PROTO_MAX_DEPTH + 1] = 0xc0;
+    assert_int_equal(proto_raw_to_json((proto_raw_t){deep, sizeof deep}, &jb), PROTO_EBAD);
+    assert_int_equal(proto_raw_to_json((proto_raw_t){deep + 1, sizeof deep - 1}, &jb), 0);
+}
+
+static int setup_json(void **state) {
+    proto_buf_init(&jb);
+    return setup_buf(state);
+}
+
+static int teardown_json(void **state) {
+    proto_buf_free(&jb);
+    return teardown_buf(state);
+}
+
 #define PT(t) cmocka_unit_test_setup_teardown(t, setup_buf, teardown_buf)
+#define JT(t) cmocka_unit_test_setup_teardown(t, setup_json, teardown_json)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -656,6 +872,14 @@ int main(void) {
         PT(test_agents_next_rejects_non_strings),
         PT(test_type_names),
         PT(test_buf_grows_and_resets),
+        JT(test_json_round_trip),
+        JT(test_json_packs_shortest_msgpack),
+        JT(test_json_decodes_escapes_and_surrogate_pairs),
+        JT(test_json_rejects_malformed_text_naming_offset),
+        JT(test_json_nesting_is_bounded),
+        JT(test_json_appends_to_the_buffer),
+        JT(test_raw_to_json_renders_every_kind),
+        JT(test_raw_to_json_rejects_invalid_msgpack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
