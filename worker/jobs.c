@@ -199,6 +199,10 @@ int wrk_ctx_emit(abp_ctx_t *ctx, const uint8_t *event, size_t n) {
     return rc ? ABP_ENOMEM : 0;
 }
 
+int wrk_pack_emit(abp_ctx_t *ctx, const abp_pack_t *p) {
+    return p->buf.failed ? ABP_ENOMEM : wrk_ctx_emit(ctx, p->buf.p, p->buf.n);
+}
+
 int wrk_ctx_set_output(abp_ctx_t *ctx, const uint8_t *output, size_t n) {
     if (!output || !wrk_is_one_value(output, n)) return ABP_EINVAL;
     proto_buf_reset(&ctx->output);
@@ -206,6 +210,10 @@ int wrk_ctx_set_output(abp_ctx_t *ctx, const uint8_t *output, size_t n) {
     if (ctx->output.failed) return ABP_ENOMEM;
     ctx->has_output = true;
     return 0;
+}
+
+int wrk_pack_set_output(abp_ctx_t *ctx, const abp_pack_t *p) {
+    return p->buf.failed ? ABP_ENOMEM : wrk_ctx_set_output(ctx, p->buf.p, p->buf.n);
 }
 
 int wrk_ctx_fail(abp_ctx_t *ctx, const char *code, const char *message) {

@@ -455,6 +455,9 @@ def test_worker_bad_flags_exit_2():
         assert what in read_log(p), (args, read_log(p))
     p = spawn([exe, "--help"], "help.log")
     assert p.wait(10) == 0 and "--drain-ms" in read_log(p)
+    p = spawn([exe, "--broker", "nonsense"], "endpoint.log")  # usable flags, unusable endpoint
+    assert p.wait(10) == 1 and "connect_failed broker=nonsense" in read_log(p)
+    check_clean(p)
 
 
 if __name__ == "__main__":
