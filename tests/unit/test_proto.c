@@ -827,6 +827,23 @@ static void test_raw_to_json_rejects_invalid_msgpack(void **state) {
     assert_int_equal(proto_raw_to_json((proto_raw_t){deep + 1, sizeof deep - 1}, &jb), 0);
 }
 
+/* Each non-string key holding a non-string key escapes the inner text again (doubling its
+ * backslashes): the nesting is capped so a small input cannot blow up the output. */
+static void test_raw_to_json_caps_keys_nested_in_keys(void **state) {
+    (void)state;
+    uint8_t keys[16];
+    for (size_t depth = 1; depth <= 6; depth++) {
+        size_t n = 0;
+        for (size_t i = 0; i < depth; i++) keys[n++] = 0x81; /* {{{...: 0}: 0}: 0} */
+        keys[n++] = 0xa1, keys[n++] = '"';
+        for (size_t i = 0; i < depth; i++) keys[n++] = 0;
+        proto_buf_reset(&jb);
+        int rc = proto_raw_to_json((proto_raw_t){keys, n}, &jb);
+        assert_int_equal(rc, depth <= 5 ? 0 : PROTO_EBAD);
+    }
+    assert_string_equal(M2J(0x81, 0x81, 0xa1, '"', 1, 2), "{\"{\\\"\\\\\\\"\\\":1}\":2}");
+}
+
 static int setup_json(void **state) {
     proto_buf_init(&jb);
     return setup_buf(state);
@@ -880,6 +897,7 @@ int main(void) {
         JT(test_json_appends_to_the_buffer),
         JT(test_raw_to_json_renders_every_kind),
         JT(test_raw_to_json_rejects_invalid_msgpack),
+        JT(test_raw_to_json_caps_keys_nested_in_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
