@@ -157,9 +157,9 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
     brk_client_t *c = j->client;
     if (brk_enc_query_msg(&b->out, &q, false) == 0) {
         int rc = brk_send(b, c->sock, c->key + 1, c->keylen - 1, j->req, b->out.p, b->out.n);
-        if (rc < 0)
-            brk_log(BRK_LOG_DEBUG, "answer_undelivered", "job=%llu errno=%d",
-                    (unsigned long long)j->job_id, -rc);
+        if (rc < 0) /* gone (EHOSTUNREACH) is routine; full (EAGAIN) loses an answer */
+            brk_log(rc == -EHOSTUNREACH ? BRK_LOG_DEBUG : BRK_LOG_WARN, "answer_undelivered",
+                    "job=%llu errno=%d", (unsigned long long)j->job_id, -rc);
     }
     brk_bus_query(b, &q);
     char code[48];

@@ -122,6 +122,9 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     if (b->n_workers >= b->cfg.max_workers) {
+        char name[80];
+        brk_log(BRK_LOG_WARN, "worker_refused", "name=%s why=\"worker table full\"",
+                brk_log_str(name, sizeof name, m->name.p, m->name.n));
         brk_reply_error(b, in, nil, "overloaded", "worker table full (max-workers %llu)",
                         (unsigned long long)b->cfg.max_workers);
         return;

@@ -229,6 +229,20 @@ class Subscriber:
         self.sock.setsockopt(zmq.SUBSCRIBE, prefix)
         self.sock.connect(endpoint)
 
+    def wait_joined(self, broker, prefix):
+        """Waits until this subscription works (ZeroMQ's slow joiner): publishes probes under
+        prefix + "probe" through broker until one arrives, then drops what came."""
+        c = broker.client()
+        try:
+            def probe():
+                c.call({"v": 1, "type": "publish", "topic": prefix + "probe", "data": 0})
+                return self.sock.poll(100)
+            wait_until(probe, 10, "the subscription to reach the broker")
+            self.drain(0.1)
+        finally:
+            c.close()
+        return self
+
     def recv(self, timeout=5.0):
         if not self.sock.poll(int(timeout * 1000)):
             raise AssertionError("nothing on the bus within %.1fs" % timeout)
