@@ -133,6 +133,15 @@ def unpack(b):
     return msgpack.unpackb(b, raw=False, strict_map_key=False)
 
 
+def _wpack(m):  # the fake worker passes any bytes through, even str that is not UTF-8
+    return msgpack.packb(m, use_bin_type=True, unicode_errors="surrogateescape")
+
+
+def _wunpack(b):
+    return msgpack.unpackb(b, raw=False, strict_map_key=False,
+                           unicode_errors="surrogateescape")
+
+
 def query(id, agent, input=None, **kw):
     m = {"v": 1, "type": "query", "id": id, "agent": agent}
     if input is not None:
@@ -379,7 +388,8 @@ class FakeWorker:
         self.heartbeat_ms = heartbeat_ms or broker.heartbeat_ms
         self.liveness = liveness
         self.extra = list(extra)
-        self.stats_path = os.path.join(tmpdir(), "stats-%s-%d.json" % (name, broker.ports["clients"]))
+        self.stats_path = os.path.join(tmpdir(), "stats-%s-%d.json" %
+                                       (name, broker.ports["clients"]))
         self.proc = None
 
     def start(self):
@@ -526,7 +536,7 @@ class _FakeWorkerProcess:
 
     def send(self, m):
         m = dict(m, v=1)
-        self.sock.send(pack(m))
+        self.sock.send(_wpack(m))
         self.last_sent = time.monotonic()
 
     def later(self, ms, fn):
@@ -563,7 +573,10 @@ class _FakeWorkerProcess:
             self.stats["timeouts"][str(job)] = m["timeout_ms"]
         self.stats["max_concurrent"] = max(self.stats["max_concurrent"], len(self.jobs))
         self.dirty = True
-        getattr(self, "agent_" + m["agent"], self.agent_unknown)(job, m.get("input"))
+        try:
+            getattr(self, "agent_" + m["agent"], self.agent_unknown)(job, m.get("input"))
+        except Exception as e:  # bad input from a client must not cost a credit forever
+            self.finish(job, {"type": "error", "code": "bad_input", "message": repr(e)})
 
     def agent_unknown(self, job, _input):
         self.finish(job, {"type": "error", "code": "unknown_agent", "message": "not here"})
@@ -657,7 +670,12 @@ class _FakeWorkerProcess:
             wait = max(0.0, min(due) - now)
             if self.sock.poll(int(wait * 1000) + 1):
                 while self.sock.poll(0):
-                    self.on_message(unpack(self.sock.recv()))
+                    try:
+                        m = _wunpack(self.sock.recv())
+                    except ValueError as e:
+                        print("fake worker: undecodable message: %r" % e, file=sys.stderr)
+                        continue
+                    self.on_message(m)
             now = time.monotonic()
             while self.timers and self.timers[0][0] <= now:
                 heapq.heappop(self.timers)[2]()

@@ -1,6 +1,10 @@
 """Bad input to actor-broker (PROTOCOL.md, "Bad input": the broker MUST validate every message,
 answer what it can address with an `error` naming the problem, log it, and keep serving).
 Every malformed kind gets its error, and a good query right after it still works."""
+import os
+
+import msgpack
+
 import abtest
 from abtest import Broker, pack, query, start_workers
 
@@ -89,6 +93,13 @@ def test_errors_for_valid_requests_carry_their_id():
     _, term = c.call(query("sess", "echo", session="s" * 300))
     assert term["code"] == "bad_request" and term["id"] == "sess", term
     assert "session" in term["message"], term
+    for field in ("agent", "session"):  # names the broker passes on must be UTF-8
+        m = query("u8", "echo", session="ok")
+        m[field] = b"\xff\xfe"  # packed as a msgpack str (raw), not as bin
+        c.send_frames([msgpack.packb(m, use_bin_type=False)])
+        r = c.recv()
+        assert r["code"] == "bad_request" and r["id"] == "u8", r
+        assert field in r["message"] and "UTF-8" in r["message"], r
     c.send({"v": 1, "type": "work", "id": 5, "job": 1, "agent": "echo", "attempt": 1})
     r = c.recv()
     assert r["code"] == "bad_request" and "work" in r["message"], r
@@ -142,6 +153,10 @@ def test_bad_worker_messages_are_answered_and_ignored():
     w.send({"v": 1, "type": "ready", "name": "", "capacity": 1, "agents": ["echo"]})
     r = w.recv()
     assert r["code"] == "bad_request" and "name" in r["message"], r
+    w.send_frames([msgpack.packb({"v": 1, "type": "ready", "name": b"\xc3\x28", "capacity": 1,
+                                  "agents": ["echo"]}, use_bin_type=False)])
+    r = w.recv()
+    assert r["code"] == "bad_request" and "UTF-8" in r["message"], r
     w.send({"v": 1, "type": "ready", "name": "raw", "capacity": 0, "agents": ["echo"]})
     r = w.recv()
     assert r["code"] == "bad_request" and "capacity" in r["message"], r
@@ -162,6 +177,59 @@ def test_bad_worker_messages_are_answered_and_ignored():
     assert term["code"] == "too_large" and term["id"] == "big", term
     _good_query_works(c, 2)
     w.close()
+    b.stop()
+
+
+def _mutants(rng, n):
+    """n bad messages: random bytes, valid messages with random bytes changed, cut short or
+    grown, and random frame counts."""
+    seeds = [pack(query("g", "echo", {"k": [1, 2, "x"]}, session="s", timeout_ms=50)),
+             pack({"v": 1, "type": "ready", "name": "g", "capacity": 2, "agents": ["zz"]}),
+             pack({"v": 1, "type": "result", "job": 1, "output": [1, {"a": None}]}),
+             pack({"v": 1, "type": "event", "job": 2, "event": "e"}),
+             pack({"v": 1, "type": "cancel", "id": "g"}),
+             pack({"v": 1, "type": "publish", "topic": "t", "data": 1}),
+             pack({"v": 1, "type": "credit", "capacity": 3})]
+    out = []
+    for _ in range(n):
+        kind = rng.randrange(4)
+        if kind == 0:
+            body = bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+        else:
+            body = bytearray(rng.choice(seeds))
+            for _ in range(rng.randrange(1, 4)):
+                body[rng.randrange(len(body))] = rng.randrange(256)
+            if kind == 2:
+                body = body[:rng.randrange(len(body))]
+            elif kind == 3:
+                body += bytes(rng.randrange(256) for _ in range(rng.randrange(8)))
+            body = bytes(body)
+        frames = [body] * rng.choice([1, 1, 1, 2, 3]) if rng.random() < 0.9 else [b"", body]
+        out.append(frames)
+    return out
+
+
+def test_random_garbage_on_both_sockets_while_serving():
+    import random
+    rng = random.Random(int(os.environ.get("ABTEST_SEED", "4")))
+    b = Broker("--max-msg", str(MAX_MSG)).start()
+    start_workers(b, ["w1", "w2"], capacity=4)
+    bad_client, bad_worker, c = b.client(), abtest.Client(b.workers), b.client()
+    sent = []
+    for n, frames in enumerate(_mutants(rng, 3000)):
+        (bad_client if n % 2 else bad_worker).send_frames(frames)
+        if n % 100 == 0:
+            c.send(query(n, "echo", n))
+            sent.append(n)
+    got = c.collect(sent, timeout=30)
+    for n in sent:  # a garbage `ready` may have registered a bogus worker that never answers
+        term = got[n][-1]
+        assert term.get("output") == n or term.get("code") == "worker_lost", term
+    # garbage workers go silent and are dropped; then everything works as before
+    abtest.wait_until(lambda: {w["name"] for w in b.status()["workers"]} == {"w1", "w2"}, 10,
+                      "only the real workers left")
+    for n in range(5):
+        _good_query_works(c, n)
     b.stop()
 
 
