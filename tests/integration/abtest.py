@@ -6,6 +6,8 @@ is tested without the C worker), or the real actor-worker (env ACTOR_WORKER, whe
 file exists). Every process is started in its own process group, dies with this process
 (PR_SET_PDEATHSIG) and is killed at the end of each test, at exit and on SIGTERM/SIGINT.
 Every wait is bounded. Run as `python3 abtest.py fake-worker ...` it IS the fake worker.
+A script runs all its test_* functions, or those named on its command line; env
+ABTEST_LOG_LEVEL sets the broker's --log-level (default info), ABTEST_SEED the garbage test's.
 """
 import atexit
 import ctypes
@@ -274,7 +276,7 @@ class Subscriber:
 class Broker:
     """actor-broker on four free loopback ports (or the ports of an earlier broker)."""
 
-    def __init__(self, *args, heartbeat_ms=100, liveness=3, ports=None, log_level="info"):
+    def __init__(self, *args, heartbeat_ms=100, liveness=3, ports=None, log_level=None):
         exe = os.environ.get("ACTOR_BROKER")
         assert exe and os.path.isfile(exe), "set ACTOR_BROKER to the actor-broker binary"
         self.exe = exe
@@ -282,7 +284,7 @@ class Broker:
         self.args = list(args)
         self.heartbeat_ms = heartbeat_ms
         self.liveness = liveness
-        self.log_level = log_level
+        self.log_level = log_level or os.environ.get("ABTEST_LOG_LEVEL", "info")
         self.proc = None
 
     def ep(self, which):
