@@ -103,8 +103,9 @@ def test_actorctl_json_prints_one_line_per_message():
 
 def test_actorctl_usage_errors_exit_2():
     cases = [([], "no command"), (["frobnicate"], "frobnicate"), (["query"], "query"),
-             (["query", "a", "b", "c"], "too many"), (["--timeout", "soon", "status"], "--timeout"),
-             (["--bogus", "status"], "--bogus"), (["cancel"], "cancel"), (["status", "x"], "status"),
+             (["query", "a", "b", "c"], "too many"),
+             (["--timeout", "soon", "status"], "--timeout"), (["--bogus", "status"], "--bogus"),
+             (["cancel"], "cancel"), (["status", "x"], "status"),
              (["--count", "0", "subscribe"], "--count")]
     for args, what in cases:
         rc, out, err = ctl(None, *args)
