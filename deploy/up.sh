@@ -1,20 +1,117 @@
 #!/usr/bin/env bash
-# deploy/up.sh: the README's first command. Installs what is missing, builds, and runs the
-# main job. Until the broker lands (issue 4) the main job is the libactor demo: a planner
-# fanning out to six tools at once, with per-tool timeouts and an event bus.
-#   --demo   run the show and exit (the only mode for now)
+# deploy/up.sh: the README's first command. Installs what is missing, builds, starts a broker
+# and one worker per core on 127.0.0.1, shows a query fanning out across the workers and its
+# events seen by a bus subscriber, then keeps running until Ctrl-C (which stops everything).
+#   --demo          run the show, stop everything and exit
+#   --workers N     workers to start (default: one per core)
+#   --port-base P   use ports P..P+3 instead of 5555..5558
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for arg in "$@"; do
-    case "$arg" in
-    --demo) ;;
-    -h | --help) sed -n '2,6p' "$0"; exit 0 ;;
-    *) echo "up.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+demo=0
+workers=$(nproc)
+base=5555
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --demo) demo=1 ;;
+    --workers) workers=${2:?--workers needs a number}; shift ;;
+    --port-base) base=${2:?--port-base needs a port}; shift ;;
+    -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "up.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
+    shift
 done
+
 . deploy/packages.sh
 actor_install_packages
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target actor-demo >/dev/null
-echo "== actor-demo (build/examples/actor-demo) =="
-exec ./build/examples/actor-demo
+cmake --build build -j"$(nproc)" --target actor-broker actor-worker actorctl >/dev/null
+
+broker=build/broker/actor-broker
+worker=build/worker/actor-worker
+ctl=build/tools/actorctl/actorctl
+clients=tcp://127.0.0.1:$base
+wk=tcp://127.0.0.1:$((base + 1))
+pub=tcp://127.0.0.1:$((base + 2))
+sub=tcp://127.0.0.1:$((base + 3))
+logs=$(mktemp -d "${TMPDIR:-/tmp}/actorbus-up.XXXXXX")
+pids=()
+
+stop() {
+    trap - INT TERM EXIT
+    [ ${#pids[@]} -gt 0 ] || return 0
+    echo "stopping broker and workers (logs in $logs)"
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        kill -0 "${pids[@]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+    wait 2>/dev/null || true
+    pids=()
+}
+trap stop EXIT
+trap 'exit 130' INT TERM
+
+for port in $base $((base + 1)) $((base + 2)) $((base + 3)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "up.sh: port $port is in use; stop what holds it or pass --port-base" >&2
+        exit 1
+    fi
+done
+
+"$broker" --clients "$clients" --workers "$wk" --pub "$pub" --sub "$sub" 2>"$logs/broker.log" &
+pids+=($!)
+for i in $(seq 1 "$workers"); do
+    "$worker" --broker "$wk" --name "worker-$i" --capacity 16 2>"$logs/worker-$i.log" &
+    pids+=($!)
+done
+
+ready=0
+for _ in $(seq 1 100); do
+    n=$("$ctl" --broker "$clients" --timeout 500 --json status 2>/dev/null |
+        /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["workers"]))' \
+        2>/dev/null || echo 0)
+    [ "$n" = "$workers" ] && { ready=1; break; }
+    sleep 0.1
+done
+[ $ready = 1 ] || { echo "up.sh: workers did not register; see $logs" >&2; exit 1; }
+
+echo "== broker on $clients with $workers workers =="
+"$ctl" --broker "$clients" status
+echo
+n=$((workers * 2))
+inputs=$(/usr/bin/python3 -c "import json; print(json.dumps([{'ms': 300}] * $n))")
+echo "== a subscriber watches the bus (prefix query.fanout) =="
+"$ctl" --pub "$pub" --count 3 subscribe query.fanout >"$logs/subscriber.out" 2>&1 &
+subpid=$!
+sleep 0.3
+echo "== fanout: $n sleep(300 ms) queries from one agent, spread over every worker =="
+"$ctl" --broker "$clients" --json query fanout "{\"agent\":\"sleep\",\"inputs\":$inputs}" \
+    >"$logs/fanout.out"
+/usr/bin/python3 - "$logs/fanout.out" <<'PY'
+import collections, json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+result = lines[-1]["output"]
+per = collections.Counter(r["worker"] for r in result)
+start = min(r["start_ms"] for r in result); end = max(r["end_ms"] for r in result)
+print(f"{len(lines) - 1} events, then the result: {len(result)} children ran on "
+      f"{len(per)} workers in {end - start} ms (one after another: {sum(r['slept_ms'] for r in result)} ms)")
+for w, c in sorted(per.items()):
+    print(f"  {w}: {c} children")
+PY
+wait "$subpid" 2>/dev/null || true
+echo "== what the subscriber saw (first 3 messages) =="
+cut -c1-150 "$logs/subscriber.out"
+echo
+cat <<EOF2
+Send your own query (any ZeroMQ client works; see examples/):
+  $ctl --broker $clients query echo '"hello"'
+  $ctl --broker $clients query sleep '{"ms": 500}'
+  /usr/bin/python3 examples/python/client.py --broker $clients echo '{"hi": 1}'
+  $ctl --pub $pub subscribe query.
+EOF2
+if [ $demo = 1 ]; then
+    exit 0
+fi
+echo "Running; press Ctrl-C to stop."
+wait "${pids[0]}"
