@@ -10,7 +10,7 @@
 static int hog(void *arg, void **result) {
     (void)arg;
     (void)result;
-    usleep(30 * 1000); /* blocks the loop without yielding */
+    usleep(300 * 1000); /* blocks the loop without yielding */
     return 0;
 }
 
@@ -28,17 +28,18 @@ static int runs_hog(void *arg, void **result) {
 static void test_debug_reports_slow_task_by_name(void **state) {
     (void)state;
     harness_log_capture();
-    act_loop_opts_t o = {.flags = ACT_LOOP_DEBUG, .slow_ms = 10};
+    act_loop_opts_t o = {.flags = ACT_LOOP_DEBUG, .slow_ms = 150};
     assert_int_equal(harness_run_opts(runs_hog, NULL, &o), 0);
-    assert_int_equal(harness_log_count("event=slow_task"), 1);
-    assert_int_equal(harness_log_count("task=hog-task"), 1);
+    /* Only the hog is named: under valgrind on a busy machine other slices may be slow too,
+     * so the total is not asserted. */
+    assert_int_equal(harness_log_count("event=slow_task kind=\"task\" task=hog-task"), 1);
     harness_log_release();
 }
 
 static void test_slow_task_not_reported_without_debug(void **state) {
     (void)state;
     harness_log_capture();
-    act_loop_opts_t o = {.slow_ms = 10};
+    act_loop_opts_t o = {.slow_ms = 150};
     unsetenv("ACTOR_DEBUG");
     assert_int_equal(harness_run_opts(runs_hog, NULL, &o), 0);
     assert_int_equal(harness_log_count("event=slow_task"), 0);
