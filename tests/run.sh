@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/run.sh: the whole test suite. Installs missing packages, builds twice (plain and
-# ASan+UBSan), runs every test in both builds, then fuzzes the proto codec for a bounded time
-# in a third (clang, libFuzzer) build.
+# ASan+UBSan), fuzzes the proto codec for a bounded time in a third (clang, libFuzzer) build,
+# then runs every test in both builds, ending with ctest's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/packages.sh
@@ -13,13 +13,6 @@ cmake --build build-asan -j"$jobs"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-echo "== ASan+UBSan build =="
-(cd build-asan && ctest --output-on-failure -j"$jobs")
-echo "== release build =="
-(cd build && ctest --output-on-failure -j"$jobs")
-
 # Fuzz the codec for a bounded time (ACTOR_FUZZ_SECONDS, default 20) on a copy of the seed
 # corpus; any crash, sanitizer report, leak, timeout or out-of-memory fails the script.
 echo "== fuzz: proto_decode =="
@@ -30,3 +23,11 @@ rm -rf build-fuzz/corpus-decode
 cp -r tests/fuzz/corpus/decode build-fuzz/corpus-decode
 build-fuzz/tests/fuzz/fuzz_decode -max_total_time="${ACTOR_FUZZ_SECONDS:-20}" -max_len=4096 \
     -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ build-fuzz/corpus-decode
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+echo "== ASan+UBSan build =="
+(cd build-asan && ctest --output-on-failure -j"$jobs")
+echo "== release build =="
+(cd build && ctest --output-on-failure -j"$jobs")
+
