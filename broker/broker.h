@@ -210,6 +210,8 @@ void brk_jobs_close(brk_t *b);
 int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_msg_t *m,
                    brk_agent_t *a);
 brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id);
+/* The unanswered job with this id, whichever client sent it (*matches counts them all). */
+brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, size_t *matches);
 /* Ends the query with an error (cancelled, timeout, shutting_down, ...); a job on a worker
  * is cancelled there and kept CANCELLING until the worker answers or the grace ends. */
 void brk_job_abort(brk_t *b, brk_job_t *j, const char *code, const char *message);

@@ -190,6 +190,18 @@ static void on_cancel(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     }
     brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
     brk_job_t *j = c ? brk_job_find_cid(b, c, m->id) : NULL;
+    if (!j && in->sock == BRK_SOCK_CLIENTS) {
+        /* Not the sender's: an operator cancelling from another connection (actorctl cancel
+         * ID). Only an id that names exactly one query in flight is cancelled. */
+        size_t matches;
+        j = brk_job_find_any(b, m->id, &matches);
+        if (matches > 1) {
+            brk_reply_error(b, in, m->id, "bad_request",
+                            "id names %zu queries of different clients; cancel it from the "
+                            "connection that sent it", matches);
+            return;
+        }
+    }
     if (j) brk_job_abort(b, j, "cancelled", "cancelled by the client");
     proto_raw_t out = {j ? yes : no, sizeof yes};
     if (proto_enc_result(&b->out, m->id, out) == 0) send_reply(b, in);

@@ -107,6 +107,19 @@ brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id) {
     return n ? brk_container_of(n, brk_job_t, by_cid) : NULL;
 }
 
+brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, size_t *matches) {
+    brk_job_t *found = NULL;
+    *matches = 0;
+    for (brk_node_t *n = brk_map_next(&b->cid_map, NULL); n; n = brk_map_next(&b->cid_map, n)) {
+        brk_job_t *j = brk_container_of(n, brk_job_t, by_cid);
+        if (j->id.n == id.n && memcmp(j->id.p, id.p, id.n) == 0) {
+            found = j;
+            (*matches)++;
+        }
+    }
+    return found;
+}
+
 static brk_job_t *job_find(brk_t *b, uint64_t job_id) {
     brk_node_t *n = brk_map_get(&b->job_map, &job_id, sizeof job_id);
     return n ? brk_container_of(n, brk_job_t, by_job) : NULL;

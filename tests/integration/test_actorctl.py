@@ -283,5 +283,21 @@ def test_sigterm_drains_a_real_worker():
     check_clean(*ws)
 
 
+def test_actorctl_cancel_id_from_another_process():
+    b = Broker().start()
+    ws = workers(b, ["w1"])
+    q = Background(b, "--id", "long-one", "query", "sleep", '{"ms": 20000}')
+    wait_until(lambda: b.status()["in_flight"] == 1, 10, "the query to reach the worker")
+    rc, out, err = ctl(b, "cancel", "long-one")
+    assert rc == 0 and out == "cancelled long-one\n", (rc, out, err)
+    rc, out, err = q.finish()
+    assert rc == 1 and "error cancelled" in err, (rc, out, err)
+    # Cancelling it again finds nothing in flight.
+    rc, out, err = ctl(b, "cancel", "long-one")
+    assert rc == 1 and "not in flight" in out, (rc, out, err)
+    b.stop()
+    check_clean(*ws)
+
+
 if __name__ == "__main__":
     abtest.run_tests(globals())

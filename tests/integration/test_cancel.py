@@ -3,7 +3,7 @@
 timeout_ms shorter than the work gives `timeout` once, cancels the work on the worker and
 travels to it as the time left; a queued query can time out or be cancelled before it runs."""
 import abtest
-from abtest import Broker, Subscriber, query, start_workers
+from abtest import Broker, Subscriber, query, start_workers, wait_until
 
 
 def _started(w, n=1):
@@ -48,11 +48,23 @@ def test_cancel_of_an_unknown_or_finished_query():
     c.call(query("done", "echo", 1))
     c.send({"v": 1, "type": "cancel", "id": "done"})
     assert c.recv()["output"] == {"cancelled": False}
-    other = b.client()  # ids belong to their client: another cannot cancel them
-    c.send(query("mine", "sleep", {"ms": 300}))
+    # Another connection (an operator's actorctl) may cancel an id that is in flight for
+    # exactly one client; an id two clients use is refused, and neither query is touched.
+    other, third = b.client(), b.client()
+    c.send(query("mine", "sleep", {"ms": 5000}))
+    wait_until(lambda: b.status()["in_flight"] == 1, 10, "the query to start")
     other.send({"v": 1, "type": "cancel", "id": "mine"})
-    assert other.recv()["output"] == {"cancelled": False}
-    assert c.collect(["mine"])["mine"][-1]["type"] == "result"
+    assert other.recv()["output"] == {"cancelled": True}
+    got = c.collect(["mine"])["mine"]
+    assert [m["type"] for m in got] == ["error"] and got[0]["code"] == "cancelled", got
+    c.send(query("shared", "sleep", {"ms": 300}))
+    third.send(query("shared", "sleep", {"ms": 300}))
+    wait_until(lambda: b.status()["in_flight"] == 2, 10, "both queries to start")
+    other.send({"v": 1, "type": "cancel", "id": "shared"})
+    refused = other.recv()
+    assert refused["type"] == "error" and refused["code"] == "bad_request", refused
+    assert c.collect(["shared"])["shared"][-1]["type"] == "result"
+    assert third.collect(["shared"])["shared"][-1]["type"] == "result"
     b.stop()
 
 

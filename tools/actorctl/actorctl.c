@@ -24,9 +24,8 @@ static const char usage[] =
     "  publish TOPIC [DATA]  publish DATA (JSON, or a plain string) on the bus under TOPIC\n"
     "  subscribe [PREFIX]    print every bus message whose topic starts with PREFIX\n"
     "  status                show the broker's workers, capacity and queue\n"
-    "  cancel ID             cancel query ID (the broker matches ids per connection, so this\n"
-    "                        only reaches queries sent on the same connection: use Ctrl-C or\n"
-    "                        --cancel-after on `query` for the others)\n"
+    "  cancel ID             cancel the query in flight with id ID, sent by any client (give\n"
+    "                        `query` an --id to know it; an id two clients use is refused)\n"
     "\n"
     "Options:\n"
     "  --broker ENDPOINT     the broker's client endpoint (default tcp://127.0.0.1:5555)\n"
@@ -358,7 +357,7 @@ static int cmd_cancel(ctl_t *c, const char *qid) {
         msgpack_unpacked_destroy(&u);
         if (!c->json) printf(yes ? "cancelled %s\n" : "%s was not in flight\n", qid);
         if (!yes) {
-            fprintf(stderr, "actorctl: no query '%s' in flight on this connection\n", qid);
+            fprintf(stderr, "actorctl: no query '%s' is in flight\n", qid);
             rc = 1;
         }
         zmq_msg_close(&f);
