@@ -18,6 +18,8 @@
     X(ENOENT, -ENOENT, "no such entry")                                               \
     X(EIO, -EIO, "i/o error")                                                         \
     X(ECONNREFUSED, -ECONNREFUSED, "connection refused")                              \
+    X(EMSGSIZE, -EMSGSIZE, "message too large")                                       \
+    X(EHOSTUNREACH, -EHOSTUNREACH, "peer unreachable")                                \
     X(EGROUP, -4001, "several errors (inspect the error group)")                      \
     X(ECLOSED, -4002, "object was shut down")                                         \
     X(EBROKEN, -4003, "barrier broken")                                               \

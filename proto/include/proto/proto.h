@@ -8,10 +8,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <msgpack.h>
 
 #define PROTO_VERSION 1
+#define PROTO_MAX_DEPTH 128 /* hard cap on max_depth (the walkers keep a fixed stack) */
+#define PROTO_MAX_NAME 128  /* bytes of an agent or worker name */
 
 /* Codes returned by proto functions (negative, errno-style). */
 enum {
@@ -23,7 +26,7 @@ enum {
 
 typedef struct proto_limits {
     size_t max_size;     /* whole message, bytes (default 1 MiB) */
-    unsigned max_depth;  /* nesting of arrays and maps (default 32) */
+    unsigned max_depth;  /* nesting of arrays and maps (default 32, at most PROTO_MAX_DEPTH) */
     uint32_t max_elems;  /* elements of one array or map (default 65536) */
     size_t max_id;       /* bytes of an id, as msgpack (default 256) */
 } proto_limits_t;
@@ -38,7 +41,9 @@ typedef struct proto_error {
 
 /* Checks that [buf, buf+len) holds exactly one msgpack object within the limits: every
  * length against the bytes that remain, depth, element counts and total size, before
- * anything is allocated. Returns: 0. Errors: PROTO_EBAD, PROTO_ETOOBIG (err filled). */
+ * anything is allocated (it allocates nothing). lim NULL: defaults; err may be NULL.
+ * Returns: 0. Errors: PROTO_EBAD (malformed, truncated, trailing bytes), PROTO_ETOOBIG (over
+ * max_size, max_depth or max_elems); err names the problem and its byte offset. */
 int proto_validate(const uint8_t *buf, size_t len, const proto_limits_t *lim, proto_error_t *err);
 
 typedef struct proto_str {
@@ -51,6 +56,16 @@ typedef struct proto_raw {
     size_t n;
 } proto_raw_t;
 
+/* A view of a C string (NULL gives n == 0), and comparison of a view with a C string. */
+static inline proto_str_t proto_str_of(const char *s) {
+    proto_str_t v = {s, s ? strlen(s) : 0};
+    return v;
+}
+static inline bool proto_str_eq(proto_str_t a, const char *s) {
+    size_t n = strlen(s);
+    return a.n == n && (n == 0 || memcmp(a.p, s, n) == 0);
+}
+
 typedef enum proto_type {
     PROTO_UNKNOWN = 0,
     PROTO_QUERY, PROTO_CANCEL, PROTO_PUBLISH, PROTO_STATUS, /* client -> broker (status both) */
@@ -60,12 +75,13 @@ typedef enum proto_type {
 } proto_type_t;
 
 /* A decoded message. Which fields are set depends on the type; the decoder checks that the
- * REQUIRED ones of each type are present and well typed. */
+ * REQUIRED ones of each type are present and well typed (proto/PROTOCOL.md, "Field types").
+ * Fields not used by the type are zero. An OPTIONAL field sent as nil counts as absent. */
 typedef struct proto_msg {
     proto_type_t type;
-    proto_raw_t id;          /* client id (string or integer), verbatim */
+    proto_raw_t id;          /* client id (string or integer; nil in replies), verbatim */
     proto_str_t agent;       /* query, work */
-    proto_raw_t input;       /* query, work (nil if absent) */
+    proto_raw_t input;       /* query, work (a static nil, n == 1, if absent) */
     proto_str_t session;     /* query, work (n == 0 if absent) */
     int64_t timeout_ms;      /* query, work; -1 if absent */
     bool idempotent;         /* query */
@@ -77,7 +93,7 @@ typedef struct proto_msg {
     proto_str_t code;        /* error */
     proto_str_t message;     /* error */
     proto_str_t topic;       /* publish */
-    proto_raw_t data;        /* publish */
+    proto_raw_t data;        /* publish (a static nil if absent) */
     proto_str_t name;        /* ready */
     uint64_t capacity;       /* ready, credit */
     proto_raw_t agents;      /* ready: array of strings, verbatim (see proto_agents_next) */
@@ -86,9 +102,11 @@ typedef struct proto_msg {
     proto_raw_t body;        /* the whole message (status replies keep it as is) */
 } proto_msg_t;
 
-/* Validates and decodes one message. Unknown fields are ignored (forward compatibility).
- * Returns: 0. Errors: PROTO_EBAD, PROTO_ETOOBIG, PROTO_EVERSION (err says what and where).
- * Ownership: out points into buf. */
+/* Validates and decodes one message. Unknown fields are ignored (forward compatibility); a
+ * known field given twice, an unknown type and a missing or ill-typed REQUIRED field are
+ * bad requests. lim NULL: defaults; err may be NULL.
+ * Returns: 0. Errors: PROTO_EBAD, PROTO_ETOOBIG, PROTO_EVERSION (err says what and where:
+ * "field 'agent' is missing"). Ownership: out points into buf. */
 int proto_decode(const uint8_t *buf, size_t len, const proto_limits_t *lim, proto_msg_t *out,
                  proto_error_t *err);
 
@@ -100,7 +118,9 @@ const char *proto_type_name(proto_type_t t);
 
 /* ---- encoding ---- */
 
-/* A growable output buffer with a msgpack-c packer writing into it. */
+/* A growable output buffer with a msgpack-c packer writing into it (pk points at the
+ * buffer: do not copy or move a proto_buf_t after proto_buf_init). Pack anything with
+ * msgpack_pack_*(&b->pk, ...); a failed allocation sets failed and drops later writes. */
 typedef struct proto_buf {
     uint8_t *p;        /* bytes */
     size_t n, cap;     /* used, allocated */
@@ -109,7 +129,7 @@ typedef struct proto_buf {
 } proto_buf_t;
 
 void proto_buf_init(proto_buf_t *b);
-void proto_buf_reset(proto_buf_t *b);   /* n = 0, keeps the memory */
+void proto_buf_reset(proto_buf_t *b);   /* n = 0, failed = false, keeps the memory */
 void proto_buf_free(proto_buf_t *b);
 /* Appends bytes verbatim (a proto_raw_t value). */
 void proto_buf_raw(proto_buf_t *b, proto_raw_t raw);
@@ -141,10 +161,17 @@ int proto_enc_simple(proto_buf_t *b, proto_type_t type); /* heartbeat, disconnec
 
 /* ---- JSON, for people and command-line tools ---- */
 
-/* Writes a msgpack value as one line of JSON (binary as base64 strings; non-string map keys
- * as their JSON text). Returns: 0. Errors: PROTO_EBAD. */
+/* Appends a msgpack value (exactly one, validated here) as one line of JSON to json_out:
+ * strings escaped (invalid UTF-8 becomes U+FFFD), binary as base64 strings, ext as
+ * {"ext":type,"base64":"..."}, floats as the shortest %.15g..%.17g text that reads back
+ * exactly (NaN and infinities as null), non-string map keys as strings holding their JSON
+ * text. json_out->p stays NUL-terminated (the NUL not counted in n).
+ * Returns: 0. Errors: PROTO_EBAD (json_out unchanged), PROTO_ENOMEM. */
 int proto_raw_to_json(proto_raw_t raw, proto_buf_t *json_out);
-/* Parses JSON text into msgpack. Returns: 0. Errors: PROTO_EBAD (err says where). */
+/* Parses strict JSON text (RFC 8259, nesting up to PROTO_MAX_DEPTH) and appends it to out as
+ * one msgpack value: integral numbers become integers when they fit int64/uint64, others
+ * doubles. err may be NULL.
+ * Returns: 0. Errors: PROTO_EBAD (out unchanged; err names the byte offset), PROTO_ENOMEM. */
 int proto_json_to_msgpack(const char *json, size_t n, proto_buf_t *out, proto_error_t *err);
 
 #endif

@@ -1,0 +1,98 @@
+/* broker/agents.c: the agent registry: for each agent name, the workers that host it and the
+ * queue of its queries waiting for credit. An agent exists while some worker hosts it; when
+ * its last host goes, its queued queries are answered and it is freed. Routing picks the
+ * least-loaded host with free credit (in_flight / capacity). */
+#include "broker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int brk_agents_init(brk_t *b) { return brk_map_init(&b->agent_map); }
+
+static void agent_free(brk_t *b, brk_agent_t *a) {
+    brk_map_del(&b->agent_map, &a->node);
+    free(a->hosts);
+    free(a);
+}
+
+void brk_agents_close(brk_t *b) {
+    brk_node_t *n;
+    while ((n = brk_map_next(&b->agent_map, NULL)))
+        agent_free(b, brk_container_of(n, brk_agent_t, node));
+    brk_map_close(&b->agent_map);
+}
+
+brk_agent_t *brk_agent_find(brk_t *b, proto_str_t name) {
+    brk_node_t *n = brk_map_get(&b->agent_map, name.p, name.n);
+    return n ? brk_container_of(n, brk_agent_t, node) : NULL;
+}
+
+static brk_agent_t *agent_new(brk_t *b, proto_str_t name) {
+    brk_agent_t *a = calloc(1, sizeof *a + name.n + 1);
+    if (!a) return NULL;
+    memcpy(a->name, name.p, name.n);
+    a->len = name.n;
+    a->node.key = a->name;
+    a->node.klen = a->len;
+    brk_list_init(&a->queue);
+    brk_map_put(&b->agent_map, &a->node);
+    return a;
+}
+
+int brk_agent_add_host(brk_t *b, proto_str_t name, brk_worker_t *w, brk_agent_t **out) {
+    brk_agent_t *a = brk_agent_find(b, name);
+    bool created = false;
+    if (!a) {
+        if (!(a = agent_new(b, name))) return -ENOMEM;
+        created = true;
+    }
+    for (uint32_t i = 0; i < a->n_hosts; i++)
+        if (a->hosts[i] == w) {
+            *out = NULL; /* listed twice in one ready: host once */
+            return 0;
+        }
+    if (a->n_hosts == a->cap_hosts) {
+        uint32_t cap = a->cap_hosts ? a->cap_hosts * 2 : 4;
+        brk_worker_t **h = realloc(a->hosts, cap * sizeof *h);
+        if (!h) {
+            if (created) agent_free(b, a);
+            return -ENOMEM;
+        }
+        a->hosts = h;
+        a->cap_hosts = cap;
+    }
+    a->hosts[a->n_hosts++] = w;
+    *out = a;
+    return 0;
+}
+
+void brk_agent_remove_host(brk_t *b, brk_agent_t *a, brk_worker_t *w) {
+    for (uint32_t i = 0; i < a->n_hosts; i++) {
+        if (a->hosts[i] != w) continue;
+        a->hosts[i] = a->hosts[--a->n_hosts];
+        break;
+    }
+    if (a->n_hosts) return;
+    /* Nobody left to run what waits here: answer it rather than keep it forever. */
+    while (!brk_list_empty(&a->queue))
+        brk_job_unhosted(b, brk_container_of(a->queue.next, brk_job_t, link));
+    agent_free(b, a);
+}
+
+/* x is less loaded than y: x.in_flight / x.capacity < y.in_flight / y.capacity. */
+static bool less_loaded(const brk_worker_t *x, const brk_worker_t *y) {
+    unsigned __int128 l = (unsigned __int128)x->in_flight * y->capacity;
+    unsigned __int128 r = (unsigned __int128)y->in_flight * x->capacity;
+    return l < r || (l == r && x->capacity > y->capacity);
+}
+
+brk_worker_t *brk_agent_pick(brk_agent_t *a) {
+    brk_worker_t *best = NULL;
+    for (uint32_t i = 0; i < a->n_hosts; i++) {
+        brk_worker_t *w = a->hosts[i];
+        if (!brk_worker_has_credit(w)) continue;
+        if (!best || less_loaded(w, best)) best = w;
+    }
+    return best;
+}

@@ -1,0 +1,300 @@
+/* broker/broker.c: the broker's sockets and its one zmq_poll loop. Reads each ROUTER message
+ * whole (bounded: extra frames are counted and dropped), works out its envelope, checks size
+ * and decodes it, and hands it to clients.c or workers.c; runs deadlines, heartbeats and the
+ * SIGTERM drain between passes. Also the one place that sends to a ROUTER peer. */
+#include "broker.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#define RECV_BATCH 256  /* messages per socket per pass, so no socket starves the others */
+#define KEEP_FRAMES 4   /* identity, delimiter, body and one extra to report */
+
+void brk_panic(const char *file, int line, const char *what) {
+    fprintf(stderr, "level=error event=panic file=%s line=%d assert=\"%s\"\n", file, line, what);
+    abort();
+}
+
+int64_t brk_clock_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t brk_unix_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void *brk_sock(brk_t *b, brk_sock_t s) { return s == BRK_SOCK_CLIENTS ? b->clients : b->workers; }
+
+int brk_send(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen, bool req,
+             const uint8_t *body, size_t n) {
+    void *sock = brk_sock(b, s);
+    /* With ROUTER_MANDATORY the identity frame fails (EHOSTUNREACH, EAGAIN) when the peer is
+     * gone or full; once it is taken the rest of the message always is. */
+    if (zmq_send(sock, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -errno;
+    if (req && zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -errno;
+    if (zmq_send(sock, body, n, ZMQ_DONTWAIT) < 0) return -errno;
+    return 0;
+}
+
+static bool is_input_error(const char *code) {
+    return strcmp(code, "bad_request") == 0 || strcmp(code, "too_large") == 0 ||
+           strcmp(code, "unsupported_version") == 0;
+}
+
+void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *code,
+                     const char *fmt, ...) {
+    char msg[256], peer[2 * BRK_MAX_IDENTITY + 1], q[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    brk_log(is_input_error(code) ? BRK_LOG_WARN : BRK_LOG_DEBUG, "reply_error",
+            "sock=%s peer=%s code=%s message=%s",
+            in->sock == BRK_SOCK_CLIENTS ? "clients" : "workers",
+            brk_log_hex(peer, sizeof peer, in->id, in->idlen), code,
+            brk_log_str(q, sizeof q, msg, strlen(msg)));
+    if (proto_enc_error(&b->out, id, code, msg) != 0) return;
+    int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, b->out.p, b->out.n);
+    if (rc < 0) brk_log(BRK_LOG_DEBUG, "send_failed", "peer=%s errno=%d", peer, -rc);
+}
+
+/* Works out the envelope: [id][body] (DEALER) or [id][""][body...] (REQ-style). */
+static void parse_envelope(brk_in_t *in, zmq_msg_t *f, size_t nf, size_t total) {
+    size_t first = 1;
+    in->idlen = zmq_msg_size(&f[0]) <= BRK_MAX_IDENTITY ? zmq_msg_size(&f[0]) : 0;
+    if (in->idlen) memcpy(in->id, zmq_msg_data(&f[0]), in->idlen);
+    in->req = total >= 3 && zmq_msg_size(&f[1]) == 0;
+    if (in->req) first = 2;
+    size_t nbody = total - first;
+    in->frame_err[0] = '\0';
+    in->body = NULL;
+    in->n = 0;
+    if (nbody == 0) {
+        snprintf(in->frame_err, sizeof in->frame_err, "missing body frame");
+    } else if (nbody > 1) {
+        snprintf(in->frame_err, sizeof in->frame_err,
+                 "expected 1 body frame, got %zu frames", nbody);
+    } else if (first < nf) {
+        in->body = zmq_msg_data(&f[first]);
+        in->n = zmq_msg_size(&f[first]);
+        if (in->n == 0) snprintf(in->frame_err, sizeof in->frame_err, "empty body frame");
+    }
+}
+
+static void client_message(brk_t *b, const brk_in_t *in) {
+    proto_raw_t nil = {NULL, 0};
+    if (in->frame_err[0]) {
+        brk_reply_error(b, in, nil, "bad_request", "%s", in->frame_err);
+        return;
+    }
+    if (in->n > b->cfg.max_msg) {
+        brk_reply_error(b, in, nil, "too_large", "message of %zu bytes exceeds max-msg %llu",
+                        in->n, (unsigned long long)b->cfg.max_msg);
+        return;
+    }
+    proto_msg_t m;
+    proto_error_t err;
+    memset(&err, 0, sizeof err);
+    int rc = proto_decode(in->body, in->n, &b->lim, &m, &err);
+    if (rc != 0) {
+        brk_reply_error(b, in, nil, err.code ? err.code : "bad_request", "%s",
+                        err.message[0] ? err.message : "undecodable message");
+        return;
+    }
+    brk_client_request(b, in, &m);
+}
+
+/* Reads one message from a ROUTER; returns false when there was none. */
+static bool recv_router(brk_t *b, brk_sock_t s) {
+    zmq_msg_t f[KEEP_FRAMES], junk;
+    size_t nf = 0, total = 0;
+    bool more = true;
+    while (more) {
+        zmq_msg_t *m = nf < KEEP_FRAMES ? &f[nf] : &junk;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, brk_sock(b, s), ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(m);
+            break;
+        }
+        more = zmq_msg_more(m);
+        total++;
+        if (m == &junk)
+            zmq_msg_close(m);
+        else
+            nf++;
+    }
+    if (total == 0) return false;
+    brk_in_t in;
+    in.sock = s;
+    parse_envelope(&in, f, nf, total);
+    if (s == BRK_SOCK_CLIENTS)
+        client_message(b, &in);
+    else
+        brk_worker_message(b, &in);
+    for (size_t i = 0; i < nf; i++) zmq_msg_close(&f[i]);
+    return true;
+}
+
+/* Settles what a message may have left to do: workers whose send failed are removed (their
+ * jobs retried or answered) and workers with fresh credit are offered queued work. */
+static void settle(brk_t *b) {
+    while (b->have_dead || !brk_list_empty(&b->pump)) {
+        if (b->have_dead) brk_workers_reap(b);
+        while (!brk_list_empty(&b->pump) && !b->have_dead) {
+            brk_worker_t *w = brk_container_of(b->pump.next, brk_worker_t, pump_link);
+            brk_list_unlink(&w->pump_link);
+            if (!w->dead) brk_jobs_pump_worker(b, w);
+        }
+    }
+}
+
+static void on_signal(brk_t *b) {
+    char buf[64];
+    ssize_t n = read(b->sig_fd, buf, sizeof buf);
+    if (n <= 0) return;
+    if (!b->draining) {
+        b->draining = true;
+        b->drain_until = b->now + (int64_t)b->cfg.drain_ms;
+        brk_log(BRK_LOG_INFO, "draining", "in_flight=%llu queued=%llu drain_ms=%llu",
+                (unsigned long long)b->n_live, (unsigned long long)b->n_queued,
+                (unsigned long long)b->cfg.drain_ms);
+    } else {
+        b->drain_until = b->now; /* a second signal: stop now */
+    }
+}
+
+static void finish_drain(brk_t *b) {
+    if (b->n_live)
+        brk_log(BRK_LOG_WARN, "drain_timeout", "unanswered=%llu",
+                (unsigned long long)b->n_live);
+    brk_jobs_abort_all(b, "shutting_down", "the broker stopped before the query finished");
+    brk_workers_disconnect_all(b);
+    b->stop = true;
+    brk_log(BRK_LOG_INFO, "stopped", "workers=%llu", (unsigned long long)b->n_workers);
+}
+
+static long poll_timeout(brk_t *b) {
+    int64_t next = b->now + 1000;
+    int64_t t = brk_jobs_tick(b);
+    settle(b);
+    if (t >= 0 && t < next) next = t;
+    t = brk_workers_tick(b);
+    settle(b);
+    if (t < next) next = t;
+    if (b->draining && b->drain_until < next) next = b->drain_until;
+    return next <= b->now ? 0 : (long)(next - b->now);
+}
+
+int brk_run(brk_t *b) {
+    zmq_pollitem_t items[5] = {
+        {b->clients, 0, ZMQ_POLLIN, 0}, {b->workers, 0, ZMQ_POLLIN, 0},
+        {b->sub, 0, ZMQ_POLLIN, 0},     {NULL, b->sig_fd, ZMQ_POLLIN, 0},
+    };
+    while (!b->stop) {
+        b->now = brk_clock_ms();
+        long timeout = poll_timeout(b);
+        if (b->draining && (b->n_live == 0 || b->now >= b->drain_until)) {
+            finish_drain(b);
+            break;
+        }
+        int rc = zmq_poll(items, 4, timeout);
+        if (rc < 0) {
+            if (errno == EINTR) continue;
+            brk_log(BRK_LOG_ERROR, "poll_failed", "error=\"%s\"", zmq_strerror(errno));
+            return 1;
+        }
+        b->now = brk_clock_ms();
+        if (items[3].revents & ZMQ_POLLIN) on_signal(b);
+        for (int i = 0; i < RECV_BATCH && (items[1].revents & ZMQ_POLLIN); i++) {
+            if (!recv_router(b, BRK_SOCK_WORKERS)) break;
+            settle(b);
+        }
+        for (int i = 0; i < RECV_BATCH && (items[0].revents & ZMQ_POLLIN); i++) {
+            if (!recv_router(b, BRK_SOCK_CLIENTS)) break;
+            settle(b);
+        }
+        for (int i = 0; i < RECV_BATCH && (items[2].revents & ZMQ_POLLIN); i++) {
+            if (!brk_bus_forward(b)) break;
+        }
+    }
+    return 0;
+}
+
+static void *open_socket(brk_t *b, int type, const char *ep, const char *what) {
+    void *s = zmq_socket(b->ctx, type);
+    if (!s) return NULL;
+    int one = 1, hwm = 100000;
+    /* A bit above max-msg, so that a message just over the limit is answered with too_large
+     * rather than silently costing the sender its connection. */
+    int64_t maxmsg = b->cfg.max_msg > (uint64_t)INT64_MAX - BRK_MSG_SLACK
+                         ? -1
+                         : (int64_t)(b->cfg.max_msg + BRK_MSG_SLACK);
+    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (type == ZMQ_ROUTER) zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    if (type == ZMQ_SUB) zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+    if (zmq_bind(s, ep) != 0) {
+        brk_log(BRK_LOG_ERROR, "bind_failed", "socket=%s endpoint=%s error=\"%s\"", what, ep,
+                zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    brk_log(BRK_LOG_INFO, "listening", "socket=%s endpoint=%s", what, ep);
+    return s;
+}
+
+int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
+    memset(b, 0, sizeof *b);
+    b->cfg = *cfg;
+    b->sig_fd = sig_fd;
+    b->now = brk_clock_ms();
+    b->next_job_id = 1;
+    proto_limits_default(&b->lim);
+    b->lim.max_size = cfg->max_msg;
+    b->wlim = b->lim;
+    b->wlim.max_size = cfg->max_msg + BRK_MSG_SLACK;
+    proto_buf_init(&b->out);
+    proto_buf_init(&b->busbuf);
+    brk_list_init(&b->worker_list);
+    brk_list_init(&b->pump);
+    if (brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) || brk_jobs_init(b)) {
+        brk_log(BRK_LOG_ERROR, "init_failed", "error=\"out of memory\"");
+        return -ENOMEM;
+    }
+    b->ctx = zmq_ctx_new();
+    if (!b->ctx) return -ENOMEM;
+    b->clients = open_socket(b, ZMQ_ROUTER, cfg->clients_ep, "clients");
+    b->workers = open_socket(b, ZMQ_ROUTER, cfg->workers_ep, "workers");
+    b->pub = open_socket(b, ZMQ_PUB, cfg->pub_ep, "pub");
+    b->sub = open_socket(b, ZMQ_SUB, cfg->sub_ep, "sub");
+    if (!b->clients || !b->workers || !b->pub || !b->sub) return -EADDRINUSE;
+    return 0;
+}
+
+void brk_close(brk_t *b) {
+    brk_jobs_close(b);
+    brk_clients_close(b);
+    brk_workers_close(b);
+    brk_agents_close(b);
+    int linger = 2000; /* long enough to flush the last answers and disconnects */
+    void *socks[4] = {b->clients, b->workers, b->pub, b->sub};
+    for (int i = 0; i < 4; i++) {
+        if (!socks[i]) continue;
+        zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close(socks[i]);
+    }
+    if (b->ctx) zmq_ctx_term(b->ctx);
+    proto_buf_free(&b->out);
+    proto_buf_free(&b->busbuf);
+}

@@ -1,0 +1,250 @@
+/* broker/broker.h: the broker's shared state and the functions its files call on each other.
+ * One process, one thread, one zmq_poll loop (broker.c). Tables: clients (clients.c), workers
+ * and the agents they host (workers.c, agents.c), jobs with their queue and deadlines
+ * (jobs.c); the bus in bus.c; flags and the config file in main.c. Nothing here is public. */
+#ifndef BRK_BROKER_H
+#define BRK_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/proto.h"
+
+#include "list.h"
+#include "log.h"
+#include "map.h"
+
+#define BRK_MAX_NAME 256          /* agent, worker and session names, bytes */
+#define BRK_MAX_AGENTS 1024       /* agents one worker may host */
+#define BRK_MAX_IDENTITY 255      /* a ZeroMQ routing id */
+#define BRK_MSG_SLACK 65536       /* ZMQ_MAXMSGSIZE = max_msg + this: answer, not disconnect */
+#define BRK_ENDPOINT_MAX 256
+
+#define BRK_ASSERT(cond)                                                                  \
+    do {                                                                                  \
+        if (!(cond)) brk_panic(__FILE__, __LINE__, #cond);                               \
+    } while (0)
+void brk_panic(const char *file, int line, const char *what) __attribute__((noreturn));
+
+typedef struct brk_config {
+    char clients_ep[BRK_ENDPOINT_MAX], workers_ep[BRK_ENDPOINT_MAX];
+    char pub_ep[BRK_ENDPOINT_MAX], sub_ep[BRK_ENDPOINT_MAX];
+    uint64_t max_msg;             /* bytes of one message */
+    uint64_t max_queue;           /* queued queries, all agents */
+    uint64_t max_client_inflight; /* unanswered queries of one client */
+    uint64_t max_clients;         /* clients with queries in flight */
+    uint64_t max_workers;
+    uint64_t max_jobs;            /* jobs of every state, cancelling ones included */
+    uint64_t heartbeat_ms, liveness, max_retries, drain_ms;
+    int log_level;
+} brk_config_t;
+
+void brk_config_default(brk_config_t *c);
+
+typedef struct brk_worker brk_worker_t;
+typedef struct brk_agent brk_agent_t;
+typedef struct brk_client brk_client_t;
+typedef struct brk_job brk_job_t;
+
+/* Which ROUTER a peer talks on; the first byte of a client's key. */
+typedef enum { BRK_SOCK_CLIENTS = 0, BRK_SOCK_WORKERS = 1 } brk_sock_t;
+
+/* One received request: who sent it, how to answer, and its body. */
+typedef struct brk_in {
+    brk_sock_t sock;
+    uint8_t id[BRK_MAX_IDENTITY];
+    size_t idlen;
+    bool req;               /* REQ-style envelope: the reply carries the empty delimiter */
+    const uint8_t *body;    /* the one body frame (NULL when the frames were wrong) */
+    size_t n;
+    char frame_err[96];     /* what was wrong with the frames; "" when nothing */
+} brk_in_t;
+
+/* A query's terminal message: a result, or an error with a code. */
+typedef struct brk_term {
+    bool ok;
+    proto_raw_t output;
+    proto_str_t code, message;
+} brk_term_t;
+
+typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_CANCELLING } brk_job_state_t;
+
+struct brk_job {
+    brk_node_t by_job;       /* key: job_id */
+    brk_node_t by_cid;       /* key: ckey (client pointer + id bytes); linked until answered */
+    brk_list_t link;         /* in its agent's queue (QUEUED) or its worker's jobs */
+    brk_list_t clink;        /* in its client's jobs, until answered */
+    size_t heap_idx;         /* position in the deadline heap, SIZE_MAX when not in it */
+    int64_t deadline;        /* heap key: timeout_at, or the cancel grace */
+    int64_t timeout_at;      /* the query's deadline (ms, monotonic); -1 none */
+    uint64_t job_id, qseq, seq, attempt;
+    brk_job_state_t state;
+    bool answered, idempotent, req;
+    brk_client_t *client;    /* NULL once answered */
+    brk_worker_t *worker;    /* RUNNING and CANCELLING */
+    brk_agent_t *agent;      /* QUEUED only: whose queue */
+    proto_raw_t id, input;   /* point into buf */
+    proto_str_t agent_name, session;
+    uint8_t *ckey;
+    size_t ckey_len;
+    uint8_t buf[];
+};
+
+struct brk_client {
+    brk_node_t node;         /* key: key[0..keylen) = socket byte + routing id */
+    brk_list_t jobs;         /* unanswered jobs */
+    uint64_t in_flight;
+    brk_sock_t sock;
+    size_t keylen;
+    uint8_t key[1 + BRK_MAX_IDENTITY];
+};
+
+struct brk_agent {
+    brk_node_t node;         /* key: name */
+    brk_list_t queue;        /* QUEUED jobs, oldest first */
+    brk_worker_t **hosts;
+    uint32_t n_hosts, cap_hosts;
+    size_t len;
+    char name[];
+};
+
+struct brk_worker {
+    brk_node_t node;         /* key: id */
+    brk_list_t link;         /* in brk.workers */
+    brk_list_t jobs;         /* RUNNING and CANCELLING jobs it holds credit for */
+    brk_list_t pump_link;    /* in brk.pump while it may have credit for queued work */
+    uint8_t id[BRK_MAX_IDENTITY];
+    size_t idlen;
+    char name[BRK_MAX_NAME + 1];
+    size_t name_len;
+    uint64_t capacity, in_flight, done;
+    uint64_t hb_ms;          /* its heartbeat interval (its own, or ours) */
+    int64_t last_seen, last_sent;
+    bool dead;               /* a send failed or it said goodbye: reaped at a safe point */
+    const char *dead_why;
+    brk_agent_t **agents;
+    uint32_t n_agents;
+};
+
+typedef struct brk {
+    brk_config_t cfg;
+    proto_limits_t lim;       /* client messages */
+    proto_limits_t wlim;      /* worker messages: up to the socket's limit (see workers.c) */
+    void *ctx, *clients, *workers, *pub, *sub;
+    int sig_fd;
+    int64_t now;              /* ms, monotonic, refreshed each loop pass */
+    proto_buf_t out, busbuf;  /* scratch encoders */
+    brk_map_t client_map, worker_map, agent_map, job_map, cid_map;
+    brk_list_t worker_list, pump;
+    uint64_t n_clients, n_workers, n_jobs, n_live, n_queued;
+    uint64_t next_job_id, next_qseq;
+    brk_job_t **heap;
+    size_t heap_n, heap_cap;
+    bool have_dead, draining, stop;
+    int64_t drain_until, next_maint;
+} brk_t;
+
+/* ---- broker.c: sockets, the loop, sending ---- */
+int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd);
+int brk_run(brk_t *b);   /* until drained; returns the exit status */
+void brk_close(brk_t *b);
+int64_t brk_clock_ms(void);
+int64_t brk_unix_ms(void);
+void *brk_sock(brk_t *b, brk_sock_t s);
+/* Sends body to a ROUTER peer, with the delimiter frame when req. Returns: 0.
+ * Errors: -EHOSTUNREACH (the peer is gone), -EAGAIN (its queue is full), other -errno. */
+int brk_send(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen, bool req,
+             const uint8_t *body, size_t n);
+/* Answers a request with an `error` (id may be absent) and logs why. */
+void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *code,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ---- clients.c: client requests and the client table ---- */
+int brk_clients_init(brk_t *b);
+void brk_clients_close(brk_t *b);
+/* Handles a decoded client-side request (query, cancel, publish, status) from either
+ * socket: a worker's own queries come through here too. */
+void brk_client_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m);
+void brk_client_on_answer(brk_t *b, brk_job_t *j);
+brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen);
+/* Ends every unanswered query of c with an error (a lost worker's calls, shutdown); the
+ * last answer frees c. */
+void brk_client_drop(brk_t *b, brk_client_t *c, const char *code, const char *why);
+
+/* ---- workers.c: the worker table, heartbeats, liveness ---- */
+int brk_workers_init(brk_t *b);
+void brk_workers_close(brk_t *b);
+void brk_worker_message(brk_t *b, const brk_in_t *in);
+/* Heartbeats out, liveness in; returns the next time it wants to run. */
+int64_t brk_workers_tick(brk_t *b);
+void brk_workers_reap(brk_t *b);  /* removes workers marked dead */
+void brk_worker_mark_dead(brk_t *b, brk_worker_t *w, const char *why);
+/* Sends body to w. Returns: 0. Errors: as brk_send; -EHOSTUNREACH also marks w dead. */
+int brk_worker_send(brk_t *b, brk_worker_t *w, const uint8_t *body, size_t n);
+bool brk_worker_has_credit(const brk_worker_t *w);
+/* Queues w to be offered queued work at the next pump (its credit may have grown). */
+void brk_worker_want_pump(brk_t *b, brk_worker_t *w);
+void brk_workers_disconnect_all(brk_t *b);
+void brk_workers_status(brk_t *b, proto_buf_t *o, proto_raw_t id);
+
+/* ---- agents.c: which workers host which agent, and each agent's queue ---- */
+int brk_agents_init(brk_t *b);
+void brk_agents_close(brk_t *b);
+brk_agent_t *brk_agent_find(brk_t *b, proto_str_t name);
+/* Adds w as a host of name (creating the agent). Returns: 0. Errors: -ENOMEM. */
+int brk_agent_add_host(brk_t *b, proto_str_t name, brk_worker_t *w, brk_agent_t **out);
+/* Removes w from a's hosts; a with no host left ends its queue and is freed. */
+void brk_agent_remove_host(brk_t *b, brk_agent_t *a, brk_worker_t *w);
+/* The least-loaded host of a with free credit, or NULL. */
+brk_worker_t *brk_agent_pick(brk_agent_t *a);
+
+/* ---- jobs.c: the job table, its state machine, the queue and deadlines ---- */
+int brk_jobs_init(brk_t *b);
+void brk_jobs_close(brk_t *b);
+/* Accepts a decoded query (admission checks done by the caller). Returns: 0.
+ * Errors: -ENOMEM (nothing was accepted). */
+int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_msg_t *m,
+                   brk_agent_t *a);
+brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id);
+/* Ends the query with an error (cancelled, timeout, shutting_down, ...); a job on a worker
+ * is cancelled there and kept CANCELLING until the worker answers or the grace ends. */
+void brk_job_abort(brk_t *b, brk_job_t *j, const char *code, const char *message);
+/* A worker's event, result or error for one of its jobs. */
+void brk_job_from_worker(brk_t *b, brk_worker_t *w, const proto_msg_t *m, size_t body_len);
+/* Its worker is gone: retry (idempotent, attempts left, another host) or worker_lost. */
+void brk_job_worker_lost(brk_t *b, brk_job_t *j);
+/* Sends queued work to w while it has credit. */
+void brk_jobs_pump_worker(brk_t *b, brk_worker_t *w);
+/* Sends a's queued work to its hosts while any has credit. */
+void brk_jobs_pump_agent(brk_t *b, brk_agent_t *a);
+/* Ends a queued job whose agent lost its last host. */
+void brk_job_unhosted(brk_t *b, brk_job_t *j);
+/* Fires due deadlines; returns the next one, or -1. */
+int64_t brk_jobs_tick(brk_t *b);
+/* Room for one more job (table and deadline heap). */
+bool brk_jobs_room(brk_t *b);
+void brk_jobs_abort_all(brk_t *b, const char *code, const char *message);
+
+/* ---- bus.c: PUB/SUB forwarding and publications ---- */
+/* One message about a query, as its client gets it (the bus copy adds agent and session). */
+typedef struct brk_qmsg {
+    proto_type_t type;       /* PROTO_EVENT, PROTO_RESULT or PROTO_ERROR */
+    proto_raw_t id;          /* nil when n == 0 */
+    uint64_t seq;            /* event */
+    proto_raw_t payload;     /* event's event, result's output (nil when n == 0) */
+    proto_str_t code, message; /* error */
+    proto_str_t agent, session;
+} brk_qmsg_t;
+
+/* Encodes q into o; with "agent" (and "session" when set) for the bus. Returns: 0.
+ * Errors: PROTO_ENOMEM. */
+int brk_enc_query_msg(proto_buf_t *o, const brk_qmsg_t *q, bool for_bus);
+/* Publishes q under query.<agent>.<session or ->. */
+void brk_bus_query(brk_t *b, const brk_qmsg_t *q);
+bool brk_bus_forward(brk_t *b);  /* one message from SUB to PUB; false when none */
+void brk_bus_send(brk_t *b, const char *topic, size_t tlen, const uint8_t *body, size_t n);
+/* A client `publish`: [topic][{v, type:"event", topic, data}]. Returns: 0 or -ENOMEM. */
+int brk_bus_publish(brk_t *b, proto_str_t topic, proto_raw_t data);
+
+#endif

@@ -1,0 +1,115 @@
+/* broker/bus.c: the bus. What publishers send to the SUB socket goes out on PUB unchanged;
+ * a client `publish` becomes [topic][{v, type:"event", topic, data}]; and every event, result
+ * and error of a query is published under query.<agent>.<session or -> as the client's map
+ * plus "agent" and "session". Bus messages are fire-and-forget: PUB drops at its HWM. */
+#include "broker.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <zmq.h>
+
+void brk_bus_send(brk_t *b, const char *topic, size_t tlen, const uint8_t *body, size_t n) {
+    if (zmq_send(b->pub, topic, tlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return;
+    zmq_send(b->pub, body, n, ZMQ_DONTWAIT);
+}
+
+bool brk_bus_forward(brk_t *b) {
+    zmq_msg_t f[2], junk;
+    size_t nf = 0, total = 0;
+    bool more = true;
+    while (more) {
+        zmq_msg_t *m = nf < 2 ? &f[nf] : &junk;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, b->sub, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(m);
+            break;
+        }
+        more = zmq_msg_more(m);
+        total++;
+        if (m == &junk)
+            zmq_msg_close(m);
+        else
+            nf++;
+    }
+    if (total == 0) return false;
+    if (total == 2)
+        brk_bus_send(b, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), zmq_msg_data(&f[1]),
+                     zmq_msg_size(&f[1]));
+    else
+        brk_log(BRK_LOG_WARN, "bus_dropped", "frames=%zu why=\"expected [topic][body]\"", total);
+    for (size_t i = 0; i < nf; i++) zmq_msg_close(&f[i]);
+    return true;
+}
+
+static void pack_raw_or_nil(proto_buf_t *o, proto_raw_t r) {
+    if (r.n)
+        proto_buf_raw(o, r);
+    else
+        msgpack_pack_nil(&o->pk);
+}
+
+int brk_bus_publish(brk_t *b, proto_str_t topic, proto_raw_t data) {
+    proto_buf_t *o = &b->busbuf;
+    proto_buf_reset(o);
+    proto_pack_header(o, PROTO_EVENT, 2);
+    proto_pack_cstr(o, "topic");
+    proto_pack_str(o, topic.p, topic.n);
+    proto_pack_cstr(o, "data");
+    pack_raw_or_nil(o, data);
+    if (o->failed) return PROTO_ENOMEM;
+    brk_bus_send(b, topic.p, topic.n, o->p, o->n);
+    return 0;
+}
+
+int brk_enc_query_msg(proto_buf_t *o, const brk_qmsg_t *q, bool for_bus) {
+    uint32_t fields = q->type == PROTO_EVENT ? 3 : q->type == PROTO_RESULT ? 2 : 3;
+    if (for_bus) fields += q->session.n ? 2 : 1;
+    proto_buf_reset(o);
+    proto_pack_header(o, q->type, fields);
+    proto_pack_cstr(o, "id");
+    pack_raw_or_nil(o, q->id);
+    if (q->type == PROTO_EVENT) {
+        proto_pack_cstr(o, "seq");
+        msgpack_pack_uint64(&o->pk, q->seq);
+        proto_pack_cstr(o, "event");
+        pack_raw_or_nil(o, q->payload);
+    } else if (q->type == PROTO_RESULT) {
+        proto_pack_cstr(o, "output");
+        pack_raw_or_nil(o, q->payload);
+    } else {
+        proto_pack_cstr(o, "code");
+        proto_pack_str(o, q->code.p, q->code.n);
+        proto_pack_cstr(o, "message");
+        proto_pack_str(o, q->message.p, q->message.n);
+    }
+    if (for_bus) {
+        proto_pack_cstr(o, "agent");
+        proto_pack_str(o, q->agent.p, q->agent.n);
+        if (q->session.n) {
+            proto_pack_cstr(o, "session");
+            proto_pack_str(o, q->session.p, q->session.n);
+        }
+    }
+    return o->failed ? PROTO_ENOMEM : 0;
+}
+
+void brk_bus_query(brk_t *b, const brk_qmsg_t *q) {
+    char topic[16 + 2 * BRK_MAX_NAME];
+    size_t an = q->agent.n > BRK_MAX_NAME ? BRK_MAX_NAME : q->agent.n;
+    size_t sn = q->session.n > BRK_MAX_NAME ? BRK_MAX_NAME : q->session.n;
+    size_t n = 0;
+    memcpy(topic, "query.", 6);
+    n = 6;
+    if (an) memcpy(topic + n, q->agent.p, an);
+    n += an;
+    topic[n++] = '.';
+    if (sn) {
+        memcpy(topic + n, q->session.p, sn);
+        n += sn;
+    } else {
+        topic[n++] = '-';
+    }
+    if (brk_enc_query_msg(&b->busbuf, q, true) == 0)
+        brk_bus_send(b, topic, n, b->busbuf.p, b->busbuf.n);
+}

@@ -1,0 +1,197 @@
+/* broker/clients.c: client requests (query, cancel, publish, status) and the client table.
+ * A client entry exists only while it has queries in flight: it counts them against
+ * --max-client-inflight and lists them, so that a duplicate id or a cancel finds its job.
+ * Workers calling other agents are clients too, keyed by their worker socket. */
+#include "broker.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int brk_clients_init(brk_t *b) { return brk_map_init(&b->client_map); }
+
+void brk_clients_close(brk_t *b) {
+    brk_node_t *n;
+    while ((n = brk_map_next(&b->client_map, NULL))) {
+        brk_map_del(&b->client_map, n);
+        free(brk_container_of(n, brk_client_t, node));
+    }
+    brk_map_close(&b->client_map);
+    b->n_clients = 0;
+}
+
+static size_t client_key(uint8_t *key, brk_sock_t s, const uint8_t *id, size_t idlen) {
+    key[0] = (uint8_t)s;
+    memcpy(key + 1, id, idlen);
+    return idlen + 1;
+}
+
+brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen) {
+    uint8_t key[1 + BRK_MAX_IDENTITY];
+    size_t n = client_key(key, s, id, idlen);
+    brk_node_t *node = brk_map_get(&b->client_map, key, n);
+    return node ? brk_container_of(node, brk_client_t, node) : NULL;
+}
+
+static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
+    brk_client_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->sock = in->sock;
+    c->keylen = client_key(c->key, in->sock, in->id, in->idlen);
+    c->node.key = c->key;
+    c->node.klen = c->keylen;
+    brk_list_init(&c->jobs);
+    brk_map_put(&b->client_map, &c->node);
+    b->n_clients++;
+    return c;
+}
+
+static void client_free_if_idle(brk_t *b, brk_client_t *c) {
+    if (c->in_flight) return;
+    brk_map_del(&b->client_map, &c->node);
+    b->n_clients--;
+    free(c);
+}
+
+void brk_client_on_answer(brk_t *b, brk_job_t *j) {
+    brk_client_t *c = j->client;
+    brk_list_unlink(&j->clink);
+    j->client = NULL;
+    BRK_ASSERT(c->in_flight > 0);
+    c->in_flight--;
+    client_free_if_idle(b, c);
+}
+
+void brk_client_drop(brk_t *b, brk_client_t *c, const char *code, const char *why) {
+    /* Each abort answers one job and unlinks it; the last one frees c. */
+    for (uint64_t n = c->in_flight; n > 0; n--) {
+        brk_job_t *j = brk_container_of(c->jobs.next, brk_job_t, clink);
+        brk_job_abort(b, j, code, why);
+    }
+}
+
+static void send_reply(brk_t *b, const brk_in_t *in) {
+    int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, b->out.p, b->out.n);
+    if (rc < 0) brk_log(BRK_LOG_DEBUG, "send_failed", "what=reply errno=%d", -rc);
+}
+
+/* Refuses a decoded query: the error goes to the sender and, like every answer about a
+ * query, to the bus. */
+static void reject_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m, const char *code,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void reject_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m, const char *code,
+                         const char *fmt, ...) {
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    brk_reply_error(b, in, m->id, code, "%s", msg);
+    brk_qmsg_t q = {.type = PROTO_ERROR, .id = m->id, .agent = m->agent, .session = m->session};
+    q.code.p = code;
+    q.code.n = strlen(code);
+    q.message.p = msg;
+    q.message.n = strlen(msg);
+    brk_bus_query(b, &q);
+}
+
+/* The checks a query passes before it is accepted, cheapest and most specific first. */
+static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
+    char name[80];
+    if (m->agent.n > BRK_MAX_NAME || m->session.n > BRK_MAX_NAME) {
+        brk_reply_error(b, in, m->id, "bad_request", "field '%s' is longer than %d bytes",
+                        m->agent.n > BRK_MAX_NAME ? "agent" : "session", BRK_MAX_NAME);
+        return;
+    }
+    if (b->draining) {
+        reject_query(b, in, m, "shutting_down", "the broker is draining");
+        return;
+    }
+    brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
+    if (c && brk_job_find_cid(b, c, m->id)) {
+        reject_query(b, in, m, "duplicate_id", "a query with this id is already in flight");
+        return;
+    }
+    if (c && c->in_flight >= b->cfg.max_client_inflight) {
+        reject_query(b, in, m, "overloaded", "client has %llu queries in flight "
+                     "(max-client-inflight)", (unsigned long long)c->in_flight);
+        return;
+    }
+    brk_agent_t *a = brk_agent_find(b, m->agent);
+    if (!a) {
+        reject_query(b, in, m, "unknown_agent", "no worker hosts agent %s",
+                     brk_log_str(name, sizeof name, m->agent.p, m->agent.n));
+        return;
+    }
+    if (!brk_jobs_room(b)) {
+        reject_query(b, in, m, "overloaded", "job table full (max-jobs %llu)",
+                     (unsigned long long)b->cfg.max_jobs);
+        return;
+    }
+    if (!brk_agent_pick(a) && b->n_queued >= b->cfg.max_queue) {
+        reject_query(b, in, m, "overloaded", "no free worker and the queue is full "
+                     "(max-queue %llu)", (unsigned long long)b->cfg.max_queue);
+        return;
+    }
+    if (!c && b->n_clients >= b->cfg.max_clients) {
+        reject_query(b, in, m, "overloaded", "client table full (max-clients %llu)",
+                     (unsigned long long)b->cfg.max_clients);
+        return;
+    }
+    if (!c && !(c = client_new(b, in))) {
+        reject_query(b, in, m, "internal", "out of memory");
+        return;
+    }
+    if (brk_job_accept(b, c, in, m, a) != 0) {
+        client_free_if_idle(b, c);
+        reject_query(b, in, m, "internal", "out of memory");
+    }
+}
+
+static void on_cancel(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
+    /* {"cancelled": true} and {"cancelled": false}, as msgpack */
+    static const uint8_t yes[] = {0x81, 0xa9, 'c', 'a', 'n', 'c', 'e', 'l', 'l', 'e', 'd', 0xc3};
+    static const uint8_t no[] = {0x81, 0xa9, 'c', 'a', 'n', 'c', 'e', 'l', 'l', 'e', 'd', 0xc2};
+    if (m->id.n == 0) {
+        brk_reply_error(b, in, m->id, "bad_request", "field 'id' is required in cancel");
+        return;
+    }
+    brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
+    brk_job_t *j = c ? brk_job_find_cid(b, c, m->id) : NULL;
+    if (j) brk_job_abort(b, j, "cancelled", "cancelled by the client");
+    proto_raw_t out = {j ? yes : no, sizeof yes};
+    if (proto_enc_result(&b->out, m->id, out) == 0) send_reply(b, in);
+}
+
+static void on_publish(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
+    proto_raw_t nil = {NULL, 0};
+    if (brk_bus_publish(b, m->topic, m->data) != 0) {
+        brk_reply_error(b, in, m->id, "internal", "out of memory");
+        return;
+    }
+    if (proto_enc_result(&b->out, m->id, nil) == 0) send_reply(b, in);
+}
+
+void brk_client_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
+    switch (m->type) {
+    case PROTO_QUERY:
+        on_query(b, in, m);
+        break;
+    case PROTO_CANCEL:
+        on_cancel(b, in, m);
+        break;
+    case PROTO_PUBLISH:
+        on_publish(b, in, m);
+        break;
+    case PROTO_STATUS:
+        brk_workers_status(b, &b->out, m->id);
+        if (!b->out.failed) send_reply(b, in);
+        break;
+    default:
+        brk_reply_error(b, in, m->id, "bad_request", "type '%s' is not a client request",
+                        proto_type_name(m->type));
+        break;
+    }
+}

@@ -1,0 +1,400 @@
+/* broker/jobs.c: the job table and its state machine. A job is an accepted query: QUEUED in
+ * its agent's queue, RUNNING on a worker (holding one credit), or CANCELLING (answered, still
+ * holding the credit until the worker answers or the grace ends). job_answer is the one place
+ * a query's terminal message is sent, and it asserts it runs once per job; every path out of
+ * QUEUED or RUNNING goes through it. Deadlines (timeout_ms, cancel grace) sit in a min-heap. */
+#include "broker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CKEY_MAX (sizeof(void *) + 1024)
+
+/* ---- the deadline heap: one slot per job, reserved when the job is admitted ---- */
+
+static void heap_place(brk_t *b, size_t i, brk_job_t *j) {
+    b->heap[i] = j;
+    j->heap_idx = i;
+}
+
+static void sift_up(brk_t *b, size_t i) {
+    brk_job_t *j = b->heap[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (b->heap[p]->deadline <= j->deadline) break;
+        heap_place(b, i, b->heap[p]);
+        i = p;
+    }
+    heap_place(b, i, j);
+}
+
+static void sift_down(brk_t *b, size_t i) {
+    brk_job_t *j = b->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= b->heap_n) break;
+        if (c + 1 < b->heap_n && b->heap[c + 1]->deadline < b->heap[c]->deadline) c++;
+        if (j->deadline <= b->heap[c]->deadline) break;
+        heap_place(b, i, b->heap[c]);
+        i = c;
+    }
+    heap_place(b, i, j);
+}
+
+static void heap_remove(brk_t *b, brk_job_t *j) {
+    size_t i = j->heap_idx;
+    if (i == SIZE_MAX) return;
+    j->heap_idx = SIZE_MAX;
+    brk_job_t *last = b->heap[--b->heap_n];
+    if (last == j) return;
+    heap_place(b, i, last);
+    sift_up(b, i);
+    sift_down(b, last->heap_idx);
+}
+
+static void heap_set(brk_t *b, brk_job_t *j, int64_t deadline) {
+    heap_remove(b, j);
+    j->deadline = deadline;
+    BRK_ASSERT(b->heap_n < b->heap_cap); /* reserved by brk_jobs_room */
+    b->heap[b->heap_n] = j;
+    j->heap_idx = b->heap_n++;
+    sift_up(b, j->heap_idx);
+}
+
+bool brk_jobs_room(brk_t *b) {
+    if (b->n_jobs >= b->cfg.max_jobs) return false;
+    if (b->heap_cap > b->n_jobs) return true;
+    size_t cap = b->heap_cap ? b->heap_cap * 2 : 64;
+    brk_job_t **h = realloc(b->heap, cap * sizeof *h);
+    if (!h) return false;
+    b->heap = h;
+    b->heap_cap = cap;
+    return true;
+}
+
+/* ---- the table ---- */
+
+int brk_jobs_init(brk_t *b) {
+    if (brk_map_init(&b->job_map) || brk_map_init(&b->cid_map)) return -ENOMEM;
+    return brk_jobs_room(b) ? 0 : -ENOMEM;
+}
+
+void brk_jobs_close(brk_t *b) {
+    brk_node_t *n;
+    while ((n = brk_map_next(&b->job_map, NULL))) {
+        brk_job_t *j = brk_container_of(n, brk_job_t, by_job);
+        brk_map_del(&b->job_map, n);
+        brk_list_unlink(&j->link);
+        brk_list_unlink(&j->clink);
+        free(j);
+    }
+    brk_map_close(&b->job_map);
+    brk_map_close(&b->cid_map);
+    free(b->heap);
+    b->heap = NULL;
+    b->heap_n = b->heap_cap = 0;
+    b->n_jobs = b->n_live = b->n_queued = 0;
+}
+
+brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id) {
+    uint8_t key[CKEY_MAX];
+    if (id.n > CKEY_MAX - sizeof c) return NULL;
+    memcpy(key, &c, sizeof c);
+    if (id.n) memcpy(key + sizeof c, id.p, id.n);
+    brk_node_t *n = brk_map_get(&b->cid_map, key, sizeof c + id.n);
+    return n ? brk_container_of(n, brk_job_t, by_cid) : NULL;
+}
+
+static brk_job_t *job_find(brk_t *b, uint64_t job_id) {
+    brk_node_t *n = brk_map_get(&b->job_map, &job_id, sizeof job_id);
+    return n ? brk_container_of(n, brk_job_t, by_job) : NULL;
+}
+
+static void queue_push(brk_t *b, brk_agent_t *a, brk_job_t *j, bool front) {
+    j->state = JOB_QUEUED;
+    j->agent = a;
+    if (front)
+        brk_list_push_front(&a->queue, &j->link);
+    else
+        brk_list_push(&a->queue, &j->link);
+    b->n_queued++;
+}
+
+static void queue_remove(brk_t *b, brk_job_t *j) {
+    BRK_ASSERT(j->state == JOB_QUEUED && j->agent);
+    brk_list_unlink(&j->link);
+    j->agent = NULL;
+    b->n_queued--;
+}
+
+static brk_qmsg_t job_qmsg(const brk_job_t *j, proto_type_t type) {
+    brk_qmsg_t q = {.type = type, .id = j->id, .agent = j->agent_name, .session = j->session};
+    return q;
+}
+
+static proto_str_t cstr(const char *s) {
+    proto_str_t r = {s, strlen(s)};
+    return r;
+}
+
+static brk_term_t term_error(const char *code, const char *message) {
+    brk_term_t t = {.ok = false, .code = cstr(code), .message = cstr(message)};
+    return t;
+}
+
+/* Sends the query's one terminal message, to its client and the bus, and detaches the job
+ * from its client. Every way a query ends comes here; a second answer is a bug. */
+static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
+    BRK_ASSERT(!j->answered && j->client);
+    j->answered = true;
+    b->n_live--;
+    brk_qmsg_t q = job_qmsg(j, t->ok ? PROTO_RESULT : PROTO_ERROR);
+    q.payload = t->output;
+    q.code = t->code;
+    q.message = t->message;
+    brk_client_t *c = j->client;
+    if (brk_enc_query_msg(&b->out, &q, false) == 0) {
+        int rc = brk_send(b, c->sock, c->key + 1, c->keylen - 1, j->req, b->out.p, b->out.n);
+        if (rc < 0)
+            brk_log(BRK_LOG_DEBUG, "answer_undelivered", "job=%llu errno=%d",
+                    (unsigned long long)j->job_id, -rc);
+    }
+    brk_bus_query(b, &q);
+    char code[48];
+    brk_log(BRK_LOG_DEBUG, "query_answered", "job=%llu type=%s code=%s attempt=%llu",
+            (unsigned long long)j->job_id, t->ok ? "result" : "error",
+            t->ok ? "-" : brk_log_str(code, sizeof code, t->code.p, t->code.n),
+            (unsigned long long)j->attempt);
+    brk_map_del(&b->cid_map, &j->by_cid);
+    brk_client_on_answer(b, j);
+}
+
+/* Frees an answered job; a job on a worker gives its credit back. */
+static void job_free(brk_t *b, brk_job_t *j) {
+    BRK_ASSERT(j->answered);
+    heap_remove(b, j);
+    if (j->agent) queue_remove(b, j);
+    if (j->worker) {
+        brk_list_unlink(&j->link);
+        j->worker->in_flight--;
+        brk_worker_want_pump(b, j->worker);
+        j->worker = NULL;
+    }
+    brk_map_del(&b->job_map, &j->by_job);
+    b->n_jobs--;
+    free(j);
+}
+
+static void job_finish(brk_t *b, brk_job_t *j, brk_term_t t) {
+    job_answer(b, j, &t);
+    job_free(b, j);
+}
+
+/* Sends a queued job to w, which has credit. A job past its deadline is answered instead;
+ * a send that fails puts it back at the head of its queue and w is no longer picked. */
+static void dispatch(brk_t *b, brk_job_t *j, brk_worker_t *w) {
+    brk_agent_t *a = j->agent;
+    queue_remove(b, j);
+    if (j->timeout_at >= 0 && j->timeout_at <= b->now) {
+        job_finish(b, j, term_error("timeout", "timeout_ms passed before the agent answered"));
+        return;
+    }
+    int64_t left = j->timeout_at >= 0 ? j->timeout_at - b->now : -1;
+    if (proto_enc_work(&b->out, j->job_id, j->agent_name, j->input, j->session, left,
+                       j->attempt + 1) != 0) {
+        job_finish(b, j, term_error("internal", "out of memory"));
+        return;
+    }
+    int rc = brk_worker_send(b, w, b->out.p, b->out.n);
+    if (rc < 0) {
+        brk_worker_mark_dead(b, w, rc == -EAGAIN ? "send queue full" : "send failed");
+        queue_push(b, a, j, true);
+        return;
+    }
+    j->attempt++;
+    j->state = JOB_RUNNING;
+    j->worker = w;
+    w->in_flight++;
+    brk_list_push(&w->jobs, &j->link);
+}
+
+void brk_jobs_pump_agent(brk_t *b, brk_agent_t *a) {
+    brk_worker_t *w;
+    while (!brk_list_empty(&a->queue) && (w = brk_agent_pick(a)))
+        dispatch(b, brk_container_of(a->queue.next, brk_job_t, link), w);
+}
+
+void brk_jobs_pump_worker(brk_t *b, brk_worker_t *w) {
+    while (brk_worker_has_credit(w)) {
+        brk_job_t *best = NULL;
+        for (uint32_t i = 0; i < w->n_agents; i++) {
+            brk_list_t *q = &w->agents[i]->queue;
+            if (brk_list_empty(q)) continue;
+            brk_job_t *head = brk_container_of(q->next, brk_job_t, link);
+            if (!best || head->qseq < best->qseq) best = head;
+        }
+        if (!best) break;
+        dispatch(b, best, w);
+    }
+}
+
+int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_msg_t *m,
+                   brk_agent_t *a) {
+    if (m->id.n > CKEY_MAX - sizeof c) return -ENOMEM;
+    size_t need = sizeof c + m->id.n + m->agent.n + m->session.n + m->input.n;
+    brk_job_t *j = calloc(1, sizeof *j + need);
+    if (!j) return -ENOMEM;
+    uint8_t *p = j->buf;
+    j->ckey = p;
+    j->ckey_len = sizeof c + m->id.n;
+    memcpy(p, &c, sizeof c);
+    memcpy(p + sizeof c, m->id.p, m->id.n);
+    j->id.p = p + sizeof c;
+    j->id.n = m->id.n;
+    p += j->ckey_len;
+    if (m->agent.n) memcpy(p, m->agent.p, m->agent.n);
+    j->agent_name.p = (const char *)p;
+    j->agent_name.n = m->agent.n;
+    p += m->agent.n;
+    if (m->session.n) memcpy(p, m->session.p, m->session.n);
+    j->session.p = (const char *)p;
+    j->session.n = m->session.n;
+    p += m->session.n;
+    if (m->input.n) memcpy(p, m->input.p, m->input.n);
+    j->input.p = p;
+    j->input.n = m->input.n;
+    j->job_id = b->next_job_id++;
+    j->qseq = b->next_qseq++;
+    j->idempotent = m->idempotent;
+    j->req = in->req;
+    j->client = c;
+    j->heap_idx = SIZE_MAX;
+    j->timeout_at = m->timeout_ms >= 0 ? b->now + m->timeout_ms : -1;
+    j->by_job.key = &j->job_id;
+    j->by_job.klen = sizeof j->job_id;
+    j->by_cid.key = j->ckey;
+    j->by_cid.klen = j->ckey_len;
+    brk_list_init(&j->link);
+    brk_map_put(&b->job_map, &j->by_job);
+    brk_map_put(&b->cid_map, &j->by_cid);
+    brk_list_push(&c->jobs, &j->clink);
+    c->in_flight++;
+    b->n_jobs++;
+    b->n_live++;
+    if (j->timeout_at >= 0) heap_set(b, j, j->timeout_at);
+    brk_log(BRK_LOG_DEBUG, "query_accepted", "job=%llu queued=%llu",
+            (unsigned long long)j->job_id, (unsigned long long)b->n_queued);
+    queue_push(b, a, j, false);
+    brk_jobs_pump_agent(b, a);
+    return 0;
+}
+
+void brk_job_abort(brk_t *b, brk_job_t *j, const char *code, const char *message) {
+    if (j->answered) return; /* already CANCELLING */
+    brk_term_t t = term_error(code, message);
+    job_answer(b, j, &t);
+    if (j->state == JOB_QUEUED) {
+        job_free(b, j);
+        return;
+    }
+    /* RUNNING: the worker must stop and give the credit back; until it does (or the grace
+     * ends) the job stays, so that its events still reach the bus. */
+    j->state = JOB_CANCELLING;
+    heap_set(b, j, b->now + (int64_t)b->cfg.drain_ms);
+    if (proto_enc_cancel_job(&b->out, j->job_id) == 0)
+        brk_worker_send(b, j->worker, b->out.p, b->out.n);
+}
+
+static void job_event(brk_t *b, brk_job_t *j, const proto_msg_t *m, size_t body_len) {
+    if (body_len > b->cfg.max_msg) {
+        brk_log(BRK_LOG_WARN, "event_dropped", "job=%llu bytes=%zu why=too_large",
+                (unsigned long long)j->job_id, body_len);
+        return;
+    }
+    brk_qmsg_t q = job_qmsg(j, PROTO_EVENT);
+    q.seq = ++j->seq;
+    q.payload = m->event;
+    brk_client_t *c = j->client;
+    /* A REQ-style client takes exactly one reply: it gets the terminal message only. */
+    if (c && !j->req && brk_enc_query_msg(&b->out, &q, false) == 0)
+        brk_send(b, c->sock, c->key + 1, c->keylen - 1, false, b->out.p, b->out.n);
+    brk_bus_query(b, &q);
+}
+
+void brk_job_from_worker(brk_t *b, brk_worker_t *w, const proto_msg_t *m, size_t body_len) {
+    brk_job_t *j = job_find(b, m->job);
+    if (!j || j->worker != w) {
+        brk_log(BRK_LOG_DEBUG, "stale_job_message", "job=%llu type=%s",
+                (unsigned long long)m->job, proto_type_name(m->type));
+        return;
+    }
+    if (m->type == PROTO_EVENT) {
+        job_event(b, j, m, body_len);
+        return;
+    }
+    if (j->answered) { /* CANCELLING: the worker stopped; its answer was already given */
+        job_free(b, j);
+        return;
+    }
+    brk_term_t t = {.ok = m->type == PROTO_RESULT, .output = m->output, .code = m->code,
+                    .message = m->message};
+    if (body_len > b->cfg.max_msg)
+        t = term_error("too_large", "the agent's answer exceeds the broker's max-msg");
+    job_finish(b, j, t);
+}
+
+/* Whether a has a host that is not being removed. */
+static bool has_live_host(const brk_agent_t *a) {
+    for (uint32_t i = 0; i < a->n_hosts; i++)
+        if (!a->hosts[i]->dead) return true;
+    return false;
+}
+
+void brk_job_worker_lost(brk_t *b, brk_job_t *j) {
+    if (j->answered) {
+        job_free(b, j);
+        return;
+    }
+    brk_list_unlink(&j->link);
+    j->worker->in_flight--;
+    j->worker = NULL;
+    brk_agent_t *a = brk_agent_find(b, j->agent_name);
+    if (j->idempotent && j->attempt <= b->cfg.max_retries && a && has_live_host(a)) {
+        brk_log(BRK_LOG_INFO, "query_retry", "job=%llu attempt=%llu",
+                (unsigned long long)j->job_id, (unsigned long long)j->attempt + 1);
+        queue_push(b, a, j, true);
+        brk_jobs_pump_agent(b, a);
+        return;
+    }
+    job_finish(b, j, term_error("worker_lost", "the worker running the query was lost"));
+}
+
+void brk_job_unhosted(brk_t *b, brk_job_t *j) {
+    if (j->attempt > 0)
+        job_finish(b, j, term_error("worker_lost", "the worker running the query was lost "
+                                                   "and no other worker hosts its agent"));
+    else
+        job_finish(b, j, term_error("unknown_agent", "no worker hosts the agent any more"));
+}
+
+int64_t brk_jobs_tick(brk_t *b) {
+    while (b->heap_n && b->heap[0]->deadline <= b->now) {
+        brk_job_t *j = b->heap[0];
+        heap_remove(b, j);
+        if (!j->answered) {
+            brk_job_abort(b, j, "timeout", "timeout_ms passed before the agent answered");
+            continue;
+        }
+        brk_log(BRK_LOG_WARN, "cancel_grace_over", "job=%llu", (unsigned long long)j->job_id);
+        job_free(b, j); /* the worker never confirmed: take the credit back anyway */
+    }
+    return b->heap_n ? b->heap[0]->deadline : -1;
+}
+
+void brk_jobs_abort_all(brk_t *b, const char *code, const char *message) {
+    brk_node_t *n;
+    while ((n = brk_map_next(&b->client_map, NULL)))
+        brk_client_drop(b, brk_container_of(n, brk_client_t, node), code, message);
+}

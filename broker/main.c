@@ -1,0 +1,234 @@
+/* broker/main.c: actor-broker's entry point: flags and the config file (same names: a line
+ * `key = value` for each `--key value`; flags win over the file), the signal pipe that turns
+ * SIGTERM/SIGINT into a drain, and the open/run/close sequence. */
+#include "broker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BRK_VERSION "0.1.0"
+
+typedef enum { OPT_STR, OPT_U64, OPT_LEVEL } opt_kind_t;
+
+typedef struct opt {
+    const char *name;
+    opt_kind_t kind;
+    size_t off;
+    uint64_t min, max;
+    const char *help;
+} opt_t;
+
+#define U64(field, lo, hi, help) OPT_U64, offsetof(brk_config_t, field), lo, hi, help
+static const opt_t opts[] = {
+    {"clients", OPT_STR, offsetof(brk_config_t, clients_ep), 0, 0, "client ROUTER endpoint"},
+    {"workers", OPT_STR, offsetof(brk_config_t, workers_ep), 0, 0, "worker ROUTER endpoint"},
+    {"pub", OPT_STR, offsetof(brk_config_t, pub_ep), 0, 0, "bus PUB endpoint"},
+    {"sub", OPT_STR, offsetof(brk_config_t, sub_ep), 0, 0, "bus SUB endpoint (publishers)"},
+    {"max-msg", U64(max_msg, 256, 1ULL << 30, "bytes in one message")},
+    {"max-queue", U64(max_queue, 0, UINT32_MAX, "queued queries, all agents")},
+    {"max-client-inflight", U64(max_client_inflight, 1, UINT32_MAX, "queries per client")},
+    {"max-clients", U64(max_clients, 1, UINT32_MAX, "clients with queries in flight")},
+    {"max-workers", U64(max_workers, 1, UINT32_MAX, "connected workers")},
+    {"max-jobs", U64(max_jobs, 1, UINT32_MAX, "jobs in every state, cancelling included")},
+    {"heartbeat-ms", U64(heartbeat_ms, 10, 3600000, "heartbeat interval")},
+    {"liveness", U64(liveness, 1, 1000, "heartbeats missed before a worker is lost")},
+    {"max-retries", U64(max_retries, 0, 1000, "retries of an idempotent query")},
+    {"drain-ms", U64(drain_ms, 0, 3600000, "SIGTERM drain limit and cancel grace")},
+    {"log-level", OPT_LEVEL, offsetof(brk_config_t, log_level), 0, 0,
+     "debug, info, warn, error or off"},
+};
+#define N_OPTS (sizeof opts / sizeof opts[0])
+
+void brk_config_default(brk_config_t *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->clients_ep, sizeof c->clients_ep, "tcp://127.0.0.1:5555");
+    snprintf(c->workers_ep, sizeof c->workers_ep, "tcp://127.0.0.1:5556");
+    snprintf(c->pub_ep, sizeof c->pub_ep, "tcp://127.0.0.1:5557");
+    snprintf(c->sub_ep, sizeof c->sub_ep, "tcp://127.0.0.1:5558");
+    c->max_msg = 1 << 20;
+    c->max_queue = 10000;
+    c->max_client_inflight = 1000;
+    c->max_clients = 10000;
+    c->max_workers = 1024;
+    c->max_jobs = 100000;
+    c->heartbeat_ms = 1000;
+    c->liveness = 3;
+    c->max_retries = 2;
+    c->drain_ms = 5000;
+    c->log_level = BRK_LOG_INFO;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: actor-broker [--config FILE] [--KEY VALUE ...]\n"
+               "Routes 1/ABP queries from clients to workers (see proto/PROTOCOL.md).\n");
+    for (size_t i = 0; i < N_OPTS; i++) fprintf(f, "  --%-20s %s\n", opts[i].name, opts[i].help);
+}
+
+static const opt_t *opt_find(const char *name, size_t n) {
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (strlen(opts[i].name) == n && strncmp(opts[i].name, name, n) == 0) return &opts[i];
+    return NULL;
+}
+
+/* Sets one option from text; where says where it came from, for the error. */
+static int opt_set(brk_config_t *c, const opt_t *o, const char *v, const char *where) {
+    char *p = (char *)c + o->off;
+    if (o->kind == OPT_STR) {
+        if (strlen(v) >= BRK_ENDPOINT_MAX) goto bad;
+        snprintf(p, BRK_ENDPOINT_MAX, "%s", v);
+        return 0;
+    }
+    if (o->kind == OPT_LEVEL) {
+        int level = brk_log_level_parse(v);
+        if (level < 0) goto bad;
+        *(int *)(void *)p = level;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-' || x < o->min || x > o->max) goto bad;
+    *(uint64_t *)(void *)p = x;
+    return 0;
+bad:
+    fprintf(stderr, "actor-broker: %s: bad value '%s' for %s\n", where, v, o->name);
+    return -1;
+}
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+static int config_load(brk_config_t *c, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "actor-broker: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[1024], where[PATH_MAX + 32];
+    int rc = 0;
+    for (unsigned no = 1; rc == 0 && fgets(line, sizeof line, f); no++) {
+        snprintf(where, sizeof where, "%s:%u", path, no);
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        char *s = trim(line), *eq = strchr(s, '=');
+        if (!*s) continue;
+        if (!eq) {
+            fprintf(stderr, "actor-broker: %s: expected 'key = value'\n", where);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        const opt_t *o = opt_find(key, strlen(key));
+        if (!o) {
+            fprintf(stderr, "actor-broker: %s: unknown key '%s'\n", where, key);
+            rc = -1;
+        } else {
+            rc = opt_set(c, o, val, where);
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static int bad_arg(const char *arg) {
+    fprintf(stderr, "actor-broker: bad argument '%s'\n", arg);
+    usage(stderr);
+    return -1;
+}
+
+/* Two passes: the config file first, wherever --config is, then the flags over it.
+ * Returns: 0 to run, 1 to exit 0 (help, version), -1 on a usage error. */
+static int parse_args(brk_config_t *c, int argc, char **argv) {
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 1; i < argc; i++) {
+            const char *a = argv[i], *eq, *v;
+            if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+                usage(stdout);
+                return 1;
+            }
+            if (!strcmp(a, "--version")) {
+                printf("actor-broker %s\n", BRK_VERSION);
+                return 1;
+            }
+            if (strncmp(a, "--", 2) != 0) return bad_arg(argv[i]);
+            a += 2;
+            eq = strchr(a, '=');
+            size_t n = eq ? (size_t)(eq - a) : strlen(a);
+            if (eq)
+                v = eq + 1;
+            else if (i + 1 < argc)
+                v = argv[++i];
+            else
+                return bad_arg(argv[i]);
+            bool is_config = n == 6 && !strncmp(a, "config", 6);
+            if (pass == 0 && is_config && config_load(c, v) != 0) return -1;
+            if (pass == 0 || is_config) continue;
+            const opt_t *o = opt_find(a, n);
+            if (!o) return bad_arg(a - 2);
+            if (opt_set(c, o, v, "command line") != 0) return -1;
+        }
+    }
+    return 0;
+}
+
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig) {
+    int saved = errno;
+    char c = (char)sig;
+    if (write(sig_pipe[1], &c, 1) < 0) { /* full pipe: a signal is already pending */
+    }
+    errno = saved;
+}
+
+static int signals_init(void) {
+    if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) != 0) return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL)) return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    brk_config_t cfg;
+    brk_config_default(&cfg);
+    int rc = parse_args(&cfg, argc, argv);
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    brk_log_set_level(cfg.log_level);
+    brk_map_seed();
+    if (signals_init() != 0) {
+        brk_log(BRK_LOG_ERROR, "signals_failed", "error=\"%s\"", strerror(errno));
+        return 1;
+    }
+    brk_t b;
+    rc = brk_open(&b, &cfg, sig_pipe[0]);
+    if (rc == 0) {
+        brk_log(BRK_LOG_INFO, "started", "version=%s max_msg=%llu max_queue=%llu "
+                "heartbeat_ms=%llu liveness=%llu", BRK_VERSION,
+                (unsigned long long)cfg.max_msg, (unsigned long long)cfg.max_queue,
+                (unsigned long long)cfg.heartbeat_ms, (unsigned long long)cfg.liveness);
+        rc = brk_run(&b);
+    } else {
+        rc = 1;
+    }
+    brk_close(&b);
+    close(sig_pipe[0]);
+    close(sig_pipe[1]);
+    return rc;
+}

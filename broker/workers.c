@@ -1,0 +1,314 @@
+/* broker/workers.c: the worker table: `ready` registers a worker with its capacity and agents,
+ * credit tracks how much work it may hold, heartbeats go out when a worker is otherwise idle
+ * and a worker silent past liveness is lost. A lost worker is removed at a safe point (reap):
+ * its jobs are retried or answered (jobs.c) and its own calls to other agents are ended. */
+#include "broker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int brk_workers_init(brk_t *b) { return brk_map_init(&b->worker_map); }
+
+static void worker_free(brk_worker_t *w) {
+    free(w->agents);
+    free(w);
+}
+
+void brk_workers_close(brk_t *b) {
+    while (!brk_list_empty(&b->worker_list)) {
+        brk_worker_t *w = brk_container_of(b->worker_list.next, brk_worker_t, link);
+        brk_list_unlink(&w->link);
+        brk_map_del(&b->worker_map, &w->node);
+        worker_free(w);
+    }
+    brk_map_close(&b->worker_map);
+    b->n_workers = 0;
+}
+
+bool brk_worker_has_credit(const brk_worker_t *w) { return !w->dead && w->in_flight < w->capacity; }
+
+void brk_worker_want_pump(brk_t *b, brk_worker_t *w) {
+    if (!w->dead && !brk_list_linked(&w->pump_link)) brk_list_push(&b->pump, &w->pump_link);
+}
+
+void brk_worker_mark_dead(brk_t *b, brk_worker_t *w, const char *why) {
+    if (w->dead) return;
+    w->dead = true;
+    w->dead_why = why;
+    b->have_dead = true;
+    brk_list_unlink(&w->pump_link);
+}
+
+int brk_worker_send(brk_t *b, brk_worker_t *w, const uint8_t *body, size_t n) {
+    int rc = brk_send(b, BRK_SOCK_WORKERS, w->id, w->idlen, false, body, n);
+    if (rc == 0)
+        w->last_sent = b->now;
+    else if (rc == -EHOSTUNREACH)
+        brk_worker_mark_dead(b, w, "unreachable");
+    return rc;
+}
+
+static void send_simple(brk_t *b, const brk_in_t *in, proto_type_t type) {
+    if (proto_enc_simple(&b->out, type) == 0)
+        brk_send(b, in->sock, in->id, in->idlen, in->req, b->out.p, b->out.n);
+}
+
+/* Removes w: its jobs are retried elsewhere or answered, its agents lose a host (an agent
+ * with none left answers its queue), and the queries it made are ended. */
+static void worker_remove(brk_t *b, brk_worker_t *w) {
+    char name[80];
+    brk_log(BRK_LOG_INFO, "worker_lost", "name=%s why=%s in_flight=%llu",
+            brk_log_str(name, sizeof name, w->name, w->name_len),
+            w->dead_why ? w->dead_why : "removed", (unsigned long long)w->in_flight);
+    w->dead = true; /* no longer picked: the retries below go to other hosts */
+    brk_list_unlink(&w->pump_link);
+    while (!brk_list_empty(&w->jobs))
+        brk_job_worker_lost(b, brk_container_of(w->jobs.next, brk_job_t, link));
+    for (uint32_t i = 0; i < w->n_agents; i++) brk_agent_remove_host(b, w->agents[i], w);
+    brk_client_t *c = brk_client_find(b, BRK_SOCK_WORKERS, w->id, w->idlen);
+    if (c) brk_client_drop(b, c, "cancelled", "the calling worker was lost");
+    brk_list_unlink(&w->link);
+    brk_map_del(&b->worker_map, &w->node);
+    b->n_workers--;
+    worker_free(w);
+}
+
+void brk_workers_reap(brk_t *b) {
+    while (b->have_dead) {
+        b->have_dead = false;
+        for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+            brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+            if (!w->dead) continue;
+            worker_remove(b, w);
+            b->have_dead = true; /* the list changed under us: look again */
+            break;
+        }
+    }
+}
+
+/* Checks a `ready` before anything is created: name, capacity and every agent name. */
+static const char *ready_invalid(const proto_msg_t *m, uint32_t *n_agents) {
+    size_t cur = 0;
+    proto_str_t s;
+    int rc;
+    if (m->name.n == 0 || m->name.n > BRK_MAX_NAME) return "field 'name' must be 1-256 bytes";
+    if (m->capacity < 1) return "field 'capacity' must be at least 1";
+    *n_agents = 0;
+    while ((rc = proto_agents_next(m->agents, &cur, &s)) == 1) {
+        if (s.n == 0 || s.n > BRK_MAX_NAME) return "agent names must be 1-256 bytes";
+        if (++*n_agents > BRK_MAX_AGENTS) return "too many agents (at most 1024)";
+    }
+    return rc < 0 ? "field 'agents' must be an array of strings" : NULL;
+}
+
+static int worker_add_agents(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
+    size_t cur = 0;
+    proto_str_t s;
+    while (proto_agents_next(m->agents, &cur, &s) == 1) {
+        brk_agent_t *a;
+        if (brk_agent_add_host(b, s, w, &a) != 0) return -ENOMEM;
+        if (a) w->agents[w->n_agents++] = a;
+    }
+    return 0;
+}
+
+static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
+    proto_raw_t nil = {NULL, 0};
+    uint32_t n_agents = 0;
+    const char *bad = ready_invalid(m, &n_agents);
+    if (bad) {
+        brk_reply_error(b, in, nil, "bad_request", "%s", bad);
+        return;
+    }
+    if (b->n_workers >= b->cfg.max_workers) {
+        brk_reply_error(b, in, nil, "overloaded", "worker table full (max-workers %llu)",
+                        (unsigned long long)b->cfg.max_workers);
+        return;
+    }
+    brk_worker_t *w = calloc(1, sizeof *w);
+    if (!w || !(w->agents = calloc(n_agents ? n_agents : 1, sizeof *w->agents))) {
+        free(w);
+        brk_reply_error(b, in, nil, "internal", "out of memory");
+        return;
+    }
+    memcpy(w->id, in->id, in->idlen);
+    w->idlen = in->idlen;
+    memcpy(w->name, m->name.p, m->name.n);
+    w->name_len = m->name.n;
+    w->capacity = m->capacity;
+    w->hb_ms = m->heartbeat_ms ? m->heartbeat_ms : b->cfg.heartbeat_ms;
+    w->last_seen = w->last_sent = b->now;
+    w->node.key = w->id;
+    w->node.klen = w->idlen;
+    brk_list_init(&w->jobs);
+    brk_list_init(&w->pump_link);
+    brk_list_push(&b->worker_list, &w->link);
+    brk_map_put(&b->worker_map, &w->node);
+    b->n_workers++;
+    if (worker_add_agents(b, w, m) != 0) {
+        brk_worker_mark_dead(b, w, "out of memory");
+        return;
+    }
+    char name[80];
+    brk_log(BRK_LOG_INFO, "worker_ready", "name=%s capacity=%llu agents=%u heartbeat_ms=%llu",
+            brk_log_str(name, sizeof name, w->name, w->name_len),
+            (unsigned long long)w->capacity, w->n_agents, (unsigned long long)w->hb_ms);
+    brk_worker_want_pump(b, w);
+}
+
+static brk_worker_t *worker_find(brk_t *b, const brk_in_t *in) {
+    brk_node_t *n = brk_map_get(&b->worker_map, in->id, in->idlen);
+    return n ? brk_container_of(n, brk_worker_t, node) : NULL;
+}
+
+/* A decoded message from a registered worker. */
+static void known_worker_message(brk_t *b, brk_worker_t *w, const brk_in_t *in,
+                                 const proto_msg_t *m) {
+    switch (m->type) {
+    case PROTO_READY: /* it started over: what it held is lost */
+        brk_worker_mark_dead(b, w, "ready again");
+        brk_workers_reap(b);
+        on_ready(b, in, m);
+        break;
+    case PROTO_HEARTBEAT:
+        break;
+    case PROTO_DISCONNECT:
+        brk_worker_mark_dead(b, w, "disconnect");
+        break;
+    case PROTO_CREDIT:
+        w->capacity = m->capacity;
+        brk_worker_want_pump(b, w);
+        break;
+    case PROTO_EVENT:
+    case PROTO_RESULT:
+    case PROTO_ERROR:
+        if (!m->has_job) {
+            brk_reply_error(b, in, m->id, "bad_request", "field 'job' is required in %s",
+                            proto_type_name(m->type));
+            break;
+        }
+        brk_job_from_worker(b, w, m, in->n);
+        break;
+    case PROTO_QUERY:
+    case PROTO_CANCEL:
+    case PROTO_PUBLISH:
+    case PROTO_STATUS:
+        brk_client_request(b, in, m);
+        break;
+    default:
+        brk_reply_error(b, in, m->id, "bad_request", "type '%s' is not a worker message",
+                        proto_type_name(m->type));
+        break;
+    }
+}
+
+void brk_worker_message(brk_t *b, const brk_in_t *in) {
+    proto_raw_t nil = {NULL, 0};
+    if (in->frame_err[0]) {
+        brk_reply_error(b, in, nil, "bad_request", "%s", in->frame_err);
+        return;
+    }
+    proto_msg_t m;
+    proto_error_t err;
+    memset(&err, 0, sizeof err);
+    if (proto_decode(in->body, in->n, &b->wlim, &m, &err) != 0) {
+        brk_reply_error(b, in, nil, err.code ? err.code : "bad_request", "%s",
+                        err.message[0] ? err.message : "undecodable message");
+        return;
+    }
+    brk_worker_t *w = worker_find(b, in);
+    if (w) w->last_seen = b->now;
+    /* A job's event, result or error may run over max-msg (up to the socket's limit): it is
+     * decoded to learn its job, whose client then gets too_large instead of waiting forever. */
+    bool job_msg = m.has_job && (m.type == PROTO_EVENT || m.type == PROTO_RESULT ||
+                                 m.type == PROTO_ERROR);
+    if (in->n > b->cfg.max_msg && !(w && job_msg)) {
+        brk_reply_error(b, in, m.id, "too_large", "message of %zu bytes exceeds max-msg %llu",
+                        in->n, (unsigned long long)b->cfg.max_msg);
+        return;
+    }
+    if (w)
+        known_worker_message(b, w, in, &m);
+    else if (m.type == PROTO_READY)
+        on_ready(b, in, &m);
+    else if (m.type != PROTO_DISCONNECT)
+        send_simple(b, in, PROTO_DISCONNECT); /* a stranger: make it start over with ready */
+}
+
+int64_t brk_workers_tick(brk_t *b) {
+    int64_t next = b->now + 1000;
+    for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+        if (w->dead) continue;
+        int64_t lost_at = w->last_seen + (int64_t)(w->hb_ms * b->cfg.liveness);
+        if (b->now > lost_at) {
+            if (proto_enc_simple(&b->out, PROTO_DISCONNECT) == 0)
+                brk_worker_send(b, w, b->out.p, b->out.n); /* if alive, it starts over */
+            brk_worker_mark_dead(b, w, "silent");
+            continue;
+        }
+        uint64_t every = w->hb_ms < b->cfg.heartbeat_ms ? w->hb_ms : b->cfg.heartbeat_ms;
+        if (b->now - w->last_sent >= (int64_t)every &&
+            proto_enc_simple(&b->out, PROTO_HEARTBEAT) == 0)
+            brk_worker_send(b, w, b->out.p, b->out.n);
+        if (w->last_sent + (int64_t)every < next) next = w->last_sent + (int64_t)every;
+        if (lost_at + 1 < next) next = lost_at + 1;
+    }
+    return next;
+}
+
+void brk_workers_disconnect_all(brk_t *b) {
+    if (proto_enc_simple(&b->out, PROTO_DISCONNECT) != 0) return;
+    for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+        if (!w->dead) brk_send(b, BRK_SOCK_WORKERS, w->id, w->idlen, false, b->out.p, b->out.n);
+    }
+}
+
+static void status_worker(proto_buf_t *o, const brk_worker_t *w) {
+    msgpack_pack_map(&o->pk, 4);
+    proto_pack_cstr(o, "name");
+    proto_pack_str(o, w->name, w->name_len);
+    proto_pack_cstr(o, "capacity");
+    msgpack_pack_uint64(&o->pk, w->capacity);
+    proto_pack_cstr(o, "in_flight");
+    msgpack_pack_uint64(&o->pk, w->in_flight);
+    proto_pack_cstr(o, "agents");
+    msgpack_pack_array(&o->pk, w->n_agents);
+    for (uint32_t i = 0; i < w->n_agents; i++)
+        proto_pack_str(o, w->agents[i]->name, w->agents[i]->len);
+}
+
+void brk_workers_status(brk_t *b, proto_buf_t *o, proto_raw_t id) {
+    uint64_t n = 0, capacity = 0, in_flight = 0;
+    brk_list_t *l;
+    for (l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+        if (w->dead) continue;
+        n++;
+        capacity += w->capacity;
+        in_flight += w->in_flight;
+    }
+    proto_buf_reset(o);
+    proto_pack_header(o, PROTO_STATUS, 6);
+    proto_pack_cstr(o, "id");
+    if (id.n)
+        proto_buf_raw(o, id);
+    else
+        msgpack_pack_nil(&o->pk);
+    proto_pack_cstr(o, "workers");
+    msgpack_pack_array(&o->pk, (uint32_t)n);
+    for (l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+        if (!w->dead) status_worker(o, w);
+    }
+    proto_pack_cstr(o, "capacity");
+    msgpack_pack_uint64(&o->pk, capacity);
+    proto_pack_cstr(o, "in_flight");
+    msgpack_pack_uint64(&o->pk, in_flight);
+    proto_pack_cstr(o, "queued");
+    msgpack_pack_uint64(&o->pk, b->n_queued);
+    proto_pack_cstr(o, "clients");
+    msgpack_pack_uint64(&o->pk, b->n_clients);
+}

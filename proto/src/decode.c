@@ -1,0 +1,335 @@
+/* proto/src/decode.c: proto_decode. Validates the bytes, collects the top-level map's known
+ * fields as zero-copy spans, checks "v" and "type", then checks each type's fields against
+ * a table (proto/PROTOCOL.md, "Field types"): what is REQUIRED and of which type. */
+#include <stdio.h>
+
+#include "internal.h"
+
+/* The fields any message may carry; a name not listed here is ignored. */
+enum field {
+    F_V, F_TYPE, F_ID, F_AGENT, F_INPUT, F_SESSION, F_TIMEOUT_MS, F_IDEMPOTENT, F_JOB, F_SEQ,
+    F_EVENT, F_OUTPUT, F_CODE, F_MESSAGE, F_TOPIC, F_DATA, F_NAME, F_CAPACITY, F_AGENTS,
+    F_HEARTBEAT_MS, F_ATTEMPT, F_COUNT
+};
+
+static const char *const field_names[F_COUNT] = {
+    "v", "type", "id", "agent", "input", "session", "timeout_ms", "idempotent", "job", "seq",
+    "event", "output", "code", "message", "topic", "data", "name", "capacity", "agents",
+    "heartbeat_ms", "attempt",
+};
+
+static const char *const type_names[] = {
+    "unknown", "query", "cancel", "publish", "status", "event", "result", "error", "ready",
+    "work", "credit", "heartbeat", "disconnect",
+};
+
+/* What a field must hold. */
+enum kind {
+    K_ANY,      /* any value */
+    K_ID,       /* string or integer, at most max_id bytes */
+    K_REPLY_ID, /* K_ID or nil (replies to requests that carried none) */
+    K_NAME,     /* non-empty string of at most PROTO_MAX_NAME bytes */
+    K_STR,      /* string */
+    K_UINT,     /* non-negative integer */
+    K_POS,      /* positive integer */
+    K_TIMEOUT,  /* non-negative integer, kept as int64 */
+    K_BOOL,
+    K_NAMES,    /* array of K_NAME */
+};
+
+typedef struct rule {
+    uint8_t field, kind;
+    bool required;
+} rule_t;
+
+#define MAX_RULES 6
+typedef struct spec {
+    rule_t rules[MAX_RULES];
+    uint8_t n;
+    bool id_or_job; /* one of "id" and "job" is REQUIRED */
+} spec_t;
+
+#define R(f, k, req) {f, k, req}
+static const spec_t specs[] = {
+    [PROTO_QUERY] = {{R(F_ID, K_ID, 1), R(F_AGENT, K_NAME, 1), R(F_INPUT, K_ANY, 0),
+                      R(F_SESSION, K_STR, 0), R(F_TIMEOUT_MS, K_TIMEOUT, 0),
+                      R(F_IDEMPOTENT, K_BOOL, 0)}, 6, false},
+    [PROTO_CANCEL] = {{R(F_ID, K_ID, 0), R(F_JOB, K_UINT, 0)}, 2, true},
+    [PROTO_PUBLISH] = {{R(F_TOPIC, K_STR, 1), R(F_DATA, K_ANY, 0), R(F_ID, K_ID, 0)}, 3, false},
+    [PROTO_STATUS] = {{R(F_ID, K_REPLY_ID, 0)}, 1, false},
+    [PROTO_EVENT] = {{R(F_ID, K_REPLY_ID, 0), R(F_JOB, K_UINT, 0), R(F_SEQ, K_UINT, 0),
+                      R(F_EVENT, K_ANY, 1)}, 4, true},
+    [PROTO_RESULT] = {{R(F_ID, K_REPLY_ID, 0), R(F_JOB, K_UINT, 0), R(F_OUTPUT, K_ANY, 1)}, 3,
+                      true},
+    [PROTO_ERROR] = {{R(F_ID, K_REPLY_ID, 0), R(F_JOB, K_UINT, 0), R(F_CODE, K_STR, 1),
+                      R(F_MESSAGE, K_STR, 1)}, 4, true},
+    [PROTO_READY] = {{R(F_NAME, K_NAME, 1), R(F_CAPACITY, K_POS, 1), R(F_AGENTS, K_NAMES, 1),
+                      R(F_HEARTBEAT_MS, K_UINT, 0)}, 4, false},
+    [PROTO_WORK] = {{R(F_JOB, K_UINT, 1), R(F_AGENT, K_NAME, 1), R(F_INPUT, K_ANY, 0),
+                     R(F_SESSION, K_STR, 0), R(F_TIMEOUT_MS, K_TIMEOUT, 0),
+                     R(F_ATTEMPT, K_POS, 1)}, 6, false},
+    [PROTO_CREDIT] = {{R(F_CAPACITY, K_UINT, 1)}, 1, false},
+    [PROTO_HEARTBEAT] = {{{0, 0, 0}}, 0, false},
+    [PROTO_DISCONNECT] = {{{0, 0, 0}}, 0, false},
+};
+
+static const uint8_t nil_byte = 0xc0;
+static const proto_raw_t raw_nil = {&nil_byte, 1};
+
+const char *proto_type_name(proto_type_t t) {
+    if ((unsigned)t >= sizeof type_names / sizeof type_names[0]) return "unknown";
+    return type_names[t];
+}
+
+/* A value read back from its span: the header (and the span itself for K_ANY and ids). */
+typedef struct val {
+    proto_raw_t raw;
+    proto__item_t it;
+} val_t;
+
+static int find_field(const proto__item_t *key) {
+    if (key->kind != PROTO__STR) return -1;
+    for (int f = 0; f < F_COUNT; f++) {
+        size_t n = strlen(field_names[f]);
+        if (key->len == n && memcmp(key->data, field_names[f], n) == 0) return f;
+    }
+    return -1;
+}
+
+/* Reads the top-level map into vals[] (raw.n == 0: absent). Bytes are already validated. */
+static int collect(const uint8_t *buf, size_t len, val_t *vals, proto_error_t *err) {
+    proto__rd_t r = {buf, len, 0};
+    proto__item_t map;
+    proto__rd_next(&r, &map);
+    if (map.kind != PROTO__MAP)
+        return proto__fail(err, PROTO_EBAD, "message is a %s, not a map",
+                           proto__fmt_name(map.byte));
+    for (uint32_t i = 0; i < map.len; i++) {
+        size_t key_at = r.off;
+        proto__item_t key;
+        proto__rd_next(&r, &key);
+        r.off = key_at;
+        proto__rd_skip(&r); /* keys may be containers: skip the whole key */
+        int f = find_field(&key);
+        size_t at = r.off;
+        proto__rd_skip(&r);
+        if (f < 0) continue;
+        if (vals[f].raw.n)
+            return proto__fail(err, PROTO_EBAD, "field '%s' appears twice", field_names[f]);
+        vals[f].raw = (proto_raw_t){buf + at, r.off - at};
+        proto__rd_t vr = {vals[f].raw.p, vals[f].raw.n, 0};
+        proto__rd_next(&vr, &vals[f].it);
+    }
+    return 0;
+}
+
+static bool is_uint(const proto__item_t *it, uint64_t *out) {
+    if (it->kind == PROTO__UINT) *out = it->u;
+    else if (it->kind == PROTO__INT && it->i >= 0) *out = (uint64_t)it->i;
+    else return false;
+    return true;
+}
+
+static int check_version(const val_t *v, proto_error_t *err) {
+    if (!v->raw.n) return proto__fail(err, PROTO_EBAD, "field 'v' is missing");
+    uint64_t u;
+    if (v->it.kind == PROTO__INT && v->it.i < 0)
+        return proto__fail(err, PROTO_EVERSION, "version %lld is not supported (only %d)",
+                           (long long)v->it.i, PROTO_VERSION);
+    if (!is_uint(&v->it, &u)) return proto__fail(err, PROTO_EBAD, "field 'v' must be an integer");
+    if (u != PROTO_VERSION)
+        return proto__fail(err, PROTO_EVERSION, "version %llu is not supported (only %d)",
+                           (unsigned long long)u, PROTO_VERSION);
+    return 0;
+}
+
+static int check_type(const val_t *v, proto_type_t *type, proto_error_t *err) {
+    if (!v->raw.n) return proto__fail(err, PROTO_EBAD, "field 'type' is missing");
+    if (v->it.kind != PROTO__STR)
+        return proto__fail(err, PROTO_EBAD, "field 'type' must be a string");
+    for (int t = PROTO_QUERY; t <= PROTO_DISCONNECT; t++) {
+        size_t n = strlen(type_names[t]);
+        if (v->it.len == n && memcmp(v->it.data, type_names[t], n) == 0) {
+            *type = (proto_type_t)t;
+            return 0;
+        }
+    }
+    int shown = v->it.len > 40 ? 40 : (int)v->it.len;
+    return proto__fail(err, PROTO_EBAD, "unknown type '%.*s'", shown,
+                       (const char *)v->it.data);
+}
+
+static bool is_name(const proto__item_t *it) {
+    return it->kind == PROTO__STR && it->len > 0 && it->len <= PROTO_MAX_NAME;
+}
+
+static int check_names(const val_t *v, const char *name, proto_error_t *err) {
+    if (v->it.kind != PROTO__ARRAY)
+        return proto__fail(err, PROTO_EBAD, "field '%s' must be an array of strings", name);
+    proto__rd_t r = {v->raw.p, v->raw.n, 0};
+    proto__item_t it;
+    proto__rd_next(&r, &it);
+    for (uint32_t i = 0; i < v->it.len; i++) {
+        size_t at = r.off;
+        proto__rd_next(&r, &it);
+        if (!is_name(&it))
+            return proto__fail(err, PROTO_EBAD, "field '%s' element %u must be a non-empty "
+                               "string of at most %d bytes", name, (unsigned)i, PROTO_MAX_NAME);
+        r.off = at;
+        proto__rd_skip(&r);
+    }
+    return 0;
+}
+
+static int check_id(const val_t *v, const char *name, bool nil_ok, const proto_limits_t *lim,
+                    proto_error_t *err) {
+    int k = v->it.kind;
+    if (!(k == PROTO__STR || k == PROTO__UINT || k == PROTO__INT || (nil_ok && k == PROTO__NIL)))
+        return proto__fail(err, PROTO_EBAD, "field '%s' must be a string or an integer", name);
+    if (v->raw.n > lim->max_id)
+        return proto__fail(err, PROTO_ETOOBIG, "field '%s' is longer than %zu bytes", name,
+                           lim->max_id);
+    return 0;
+}
+
+/* Checks one present value against its kind. */
+static int check_kind(const val_t *v, int kind, const char *name, const proto_limits_t *lim,
+                      proto_error_t *err) {
+    uint64_t u;
+    switch (kind) {
+    case K_ID: return check_id(v, name, false, lim, err);
+    case K_REPLY_ID: return check_id(v, name, true, lim, err);
+    case K_NAME:
+        if (v->it.kind != PROTO__STR)
+            return proto__fail(err, PROTO_EBAD, "field '%s' must be a string", name);
+        if (!is_name(&v->it))
+            return proto__fail(err, PROTO_EBAD, "field '%s' must be 1 to %d bytes long", name,
+                               PROTO_MAX_NAME);
+        return 0;
+    case K_STR:
+        if (v->it.kind == PROTO__STR) return 0;
+        return proto__fail(err, PROTO_EBAD, "field '%s' must be a string", name);
+    case K_UINT:
+    case K_TIMEOUT:
+        if (is_uint(&v->it, &u)) return 0;
+        return proto__fail(err, PROTO_EBAD, "field '%s' must be a non-negative integer", name);
+    case K_POS:
+        if (is_uint(&v->it, &u) && u > 0) return 0;
+        return proto__fail(err, PROTO_EBAD, "field '%s' must be a positive integer", name);
+    case K_BOOL:
+        if (v->it.kind == PROTO__BOOL) return 0;
+        return proto__fail(err, PROTO_EBAD, "field '%s' must be a boolean", name);
+    case K_NAMES: return check_names(v, name, err);
+    default: return 0;
+    }
+}
+
+static proto_str_t str_of(const val_t *v) {
+    return (proto_str_t){(const char *)v->it.data, v->it.len};
+}
+
+static uint64_t uint_of(const val_t *v) {
+    uint64_t u = 0;
+    is_uint(&v->it, &u);
+    return u;
+}
+
+/* Stores a checked field into out. */
+static void store(proto_msg_t *out, int f, const val_t *v) {
+    switch (f) {
+    case F_ID: out->id = v->raw; break;
+    case F_AGENT: out->agent = str_of(v); break;
+    case F_INPUT: out->input = v->raw; break;
+    case F_SESSION: out->session = str_of(v); break;
+    case F_TIMEOUT_MS: {
+        uint64_t u = uint_of(v);
+        out->timeout_ms = u > INT64_MAX ? INT64_MAX : (int64_t)u;
+        break;
+    }
+    case F_IDEMPOTENT: out->idempotent = v->it.b; break;
+    case F_JOB: out->job = uint_of(v); out->has_job = true; break;
+    case F_SEQ: out->seq = uint_of(v); break;
+    case F_EVENT: out->event = v->raw; break;
+    case F_OUTPUT: out->output = v->raw; break;
+    case F_CODE: out->code = str_of(v); break;
+    case F_MESSAGE: out->message = str_of(v); break;
+    case F_TOPIC: out->topic = str_of(v); break;
+    case F_DATA: out->data = v->raw; break;
+    case F_NAME: out->name = str_of(v); break;
+    case F_CAPACITY: out->capacity = uint_of(v); break;
+    case F_AGENTS: out->agents = v->raw; break;
+    case F_HEARTBEAT_MS: out->heartbeat_ms = uint_of(v); break;
+    case F_ATTEMPT: out->attempt = uint_of(v); break;
+    default: break;
+    }
+}
+
+static int apply_spec(const spec_t *s, const val_t *vals, const proto_limits_t *lim,
+                      proto_msg_t *out, proto_error_t *err) {
+    bool have_id_or_job = false;
+    for (unsigned i = 0; i < s->n; i++) {
+        const rule_t *r = &s->rules[i];
+        const val_t *v = &vals[r->field];
+        const char *name = field_names[r->field];
+        /* nil is a value for K_ANY and reply ids; elsewhere an OPTIONAL nil means absent */
+        bool absent = !v->raw.n || (!r->required && v->it.kind == PROTO__NIL &&
+                                    r->kind != K_ANY && r->kind != K_REPLY_ID);
+        if (absent) {
+            if (r->required) return proto__fail(err, PROTO_EBAD, "field '%s' is missing", name);
+            continue;
+        }
+        int rc = check_kind(v, r->kind, name, lim, err);
+        if (rc) return rc;
+        store(out, r->field, v);
+        if (r->field == F_ID || r->field == F_JOB) have_id_or_job = true;
+    }
+    if (s->id_or_job && !have_id_or_job)
+        return proto__fail(err, PROTO_EBAD, "field 'id' is missing");
+    return 0;
+}
+
+int proto_decode(const uint8_t *buf, size_t len, const proto_limits_t *lim, proto_msg_t *out,
+                 proto_error_t *err) {
+    proto_limits_t dl;
+    if (!lim) {
+        proto_limits_default(&dl);
+        lim = &dl;
+    }
+    memset(out, 0, sizeof *out);
+    out->timeout_ms = -1;
+    int rc = proto_validate(buf, len, lim, err);
+    if (rc) return rc;
+    val_t vals[F_COUNT];
+    memset(vals, 0, sizeof vals);
+    if ((rc = collect(buf, len, vals, err))) return rc;
+    if ((rc = check_version(&vals[F_V], err))) return rc;
+    proto_type_t type = PROTO_UNKNOWN;
+    if ((rc = check_type(&vals[F_TYPE], &type, err))) return rc;
+    if ((rc = apply_spec(&specs[type], vals, lim, out, err))) {
+        memset(out, 0, sizeof *out);
+        out->timeout_ms = -1;
+        return rc;
+    }
+    if ((type == PROTO_QUERY || type == PROTO_WORK) && !out->input.n) out->input = raw_nil;
+    if (type == PROTO_PUBLISH && !out->data.n) out->data = raw_nil;
+    out->type = type;
+    out->body = (proto_raw_t){buf, len};
+    return 0;
+}
+
+int proto_agents_next(proto_raw_t agents, size_t *cursor, proto_str_t *name) {
+    proto__rd_t r = {agents.p, agents.n, *cursor};
+    proto__item_t it;
+    if (agents.n == 0) return 0; /* absent: no names */
+    if (*cursor == 0) {
+        if (proto__rd_next(&r, &it) || it.kind != PROTO__ARRAY) return PROTO_EBAD;
+    }
+    if (r.off >= r.n) {
+        *cursor = r.off;
+        return 0;
+    }
+    if (proto__rd_next(&r, &it) || it.kind != PROTO__STR) return PROTO_EBAD;
+    *name = (proto_str_t){(const char *)it.data, it.len};
+    *cursor = r.off;
+    return 1;
+}

@@ -1,0 +1,239 @@
+/* proto/src/encode.c: the growable output buffer (msgpack-c's packer writes into it through
+ * a callback) and one encoder per message of proto/PROTOCOL.md. Each encoder resets the
+ * buffer and writes exactly one map; the tests decode every one of them back. */
+#include <stdlib.h>
+
+#include "internal.h"
+
+int proto__buf_reserve(proto_buf_t *b, size_t extra) {
+    if (b->failed) return -1;
+    if (extra <= b->cap - b->n) return 0;
+    if (extra > SIZE_MAX / 2 - b->n) goto fail;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->n < extra) cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    if (!p) goto fail;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+fail:
+    b->failed = true;
+    return -1;
+}
+
+void proto__buf_put(proto_buf_t *b, const void *p, size_t n) {
+    if (n == 0 || proto__buf_reserve(b, n)) return;
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+static int buf_write(void *data, const char *p, size_t n) {
+    proto_buf_t *b = data;
+    proto__buf_put(b, p, n);
+    return b->failed ? -1 : 0;
+}
+
+void proto_buf_init(proto_buf_t *b) {
+    b->p = NULL;
+    b->n = b->cap = 0;
+    b->failed = false;
+    msgpack_packer_init(&b->pk, b, buf_write);
+}
+
+void proto_buf_reset(proto_buf_t *b) {
+    b->n = 0;
+    b->failed = false;
+}
+
+void proto_buf_free(proto_buf_t *b) {
+    free(b->p);
+    proto_buf_init(b);
+}
+
+void proto_buf_raw(proto_buf_t *b, proto_raw_t raw) {
+    proto__buf_put(b, raw.p, raw.n);
+}
+
+void proto_pack_str(proto_buf_t *b, const char *s, size_t n) {
+    msgpack_pack_str(&b->pk, n);
+    msgpack_pack_str_body(&b->pk, s, n);
+}
+
+void proto_pack_cstr(proto_buf_t *b, const char *s) {
+    proto_pack_str(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+void proto_pack_header(proto_buf_t *b, proto_type_t type, uint32_t n_fields) {
+    msgpack_pack_map(&b->pk, n_fields + 2);
+    proto_pack_cstr(b, "v");
+    msgpack_pack_int(&b->pk, PROTO_VERSION);
+    proto_pack_cstr(b, "type");
+    proto_pack_cstr(b, proto_type_name(type));
+}
+
+/* A raw value, or nil when absent. */
+static void pack_raw_or_nil(proto_buf_t *b, proto_raw_t raw) {
+    if (raw.n) proto_buf_raw(b, raw);
+    else msgpack_pack_nil(&b->pk);
+}
+
+static void pack_key_raw(proto_buf_t *b, const char *key, proto_raw_t raw) {
+    proto_pack_cstr(b, key);
+    pack_raw_or_nil(b, raw);
+}
+
+static void pack_key_str(proto_buf_t *b, const char *key, proto_str_t s) {
+    proto_pack_cstr(b, key);
+    proto_pack_str(b, s.p, s.n);
+}
+
+static void pack_key_u64(proto_buf_t *b, const char *key, uint64_t v) {
+    proto_pack_cstr(b, key);
+    msgpack_pack_uint64(&b->pk, v);
+}
+
+static int done(proto_buf_t *b) {
+    return b->failed ? PROTO_ENOMEM : 0;
+}
+
+int proto_enc_query(proto_buf_t *b, proto_raw_t id, proto_str_t agent, proto_raw_t input,
+                    proto_str_t session, int64_t timeout_ms, bool idempotent) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_QUERY, 2 + (input.n > 0) + (session.n > 0) + (timeout_ms >= 0) +
+                                          idempotent);
+    pack_key_raw(b, "id", id);
+    pack_key_str(b, "agent", agent);
+    if (input.n) pack_key_raw(b, "input", input);
+    if (session.n) pack_key_str(b, "session", session);
+    if (timeout_ms >= 0) pack_key_u64(b, "timeout_ms", (uint64_t)timeout_ms);
+    if (idempotent) {
+        proto_pack_cstr(b, "idempotent");
+        msgpack_pack_true(&b->pk);
+    }
+    return done(b);
+}
+
+int proto_enc_cancel_id(proto_buf_t *b, proto_raw_t id) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_CANCEL, 1);
+    pack_key_raw(b, "id", id);
+    return done(b);
+}
+
+int proto_enc_publish(proto_buf_t *b, proto_str_t topic, proto_raw_t data, proto_raw_t id) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_PUBLISH, 2 + (id.n > 0));
+    pack_key_str(b, "topic", topic);
+    pack_key_raw(b, "data", data);
+    if (id.n) pack_key_raw(b, "id", id);
+    return done(b);
+}
+
+int proto_enc_status_request(proto_buf_t *b, proto_raw_t id) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_STATUS, id.n > 0);
+    if (id.n) pack_key_raw(b, "id", id);
+    return done(b);
+}
+
+int proto_enc_event(proto_buf_t *b, proto_raw_t id, uint64_t seq, proto_raw_t event) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_EVENT, 3);
+    pack_key_raw(b, "id", id);
+    pack_key_u64(b, "seq", seq);
+    pack_key_raw(b, "event", event);
+    return done(b);
+}
+
+int proto_enc_result(proto_buf_t *b, proto_raw_t id, proto_raw_t output) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_RESULT, 2);
+    pack_key_raw(b, "id", id);
+    pack_key_raw(b, "output", output);
+    return done(b);
+}
+
+static void pack_code_message(proto_buf_t *b, const char *code, const char *message) {
+    proto_pack_cstr(b, "code");
+    proto_pack_cstr(b, code ? code : "internal");
+    proto_pack_cstr(b, "message");
+    proto_pack_cstr(b, message);
+}
+
+int proto_enc_error(proto_buf_t *b, proto_raw_t id, const char *code, const char *message) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_ERROR, 3);
+    pack_key_raw(b, "id", id);
+    pack_code_message(b, code, message);
+    return done(b);
+}
+
+int proto_enc_ready(proto_buf_t *b, proto_str_t name, uint64_t capacity,
+                    const char *const *agents, size_t n_agents, uint64_t heartbeat_ms) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_READY, 3 + (heartbeat_ms > 0));
+    pack_key_str(b, "name", name);
+    pack_key_u64(b, "capacity", capacity);
+    proto_pack_cstr(b, "agents");
+    msgpack_pack_array(&b->pk, n_agents);
+    for (size_t i = 0; i < n_agents; i++) proto_pack_cstr(b, agents[i]);
+    if (heartbeat_ms > 0) pack_key_u64(b, "heartbeat_ms", heartbeat_ms);
+    return done(b);
+}
+
+int proto_enc_work(proto_buf_t *b, uint64_t job, proto_str_t agent, proto_raw_t input,
+                   proto_str_t session, int64_t timeout_ms, uint64_t attempt) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_WORK, 4 + (session.n > 0) + (timeout_ms >= 0));
+    pack_key_u64(b, "job", job);
+    pack_key_str(b, "agent", agent);
+    pack_key_raw(b, "input", input);
+    if (session.n) pack_key_str(b, "session", session);
+    if (timeout_ms >= 0) pack_key_u64(b, "timeout_ms", (uint64_t)timeout_ms);
+    pack_key_u64(b, "attempt", attempt);
+    return done(b);
+}
+
+int proto_enc_job_event(proto_buf_t *b, uint64_t job, proto_raw_t event) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_EVENT, 2);
+    pack_key_u64(b, "job", job);
+    pack_key_raw(b, "event", event);
+    return done(b);
+}
+
+int proto_enc_job_result(proto_buf_t *b, uint64_t job, proto_raw_t output) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_RESULT, 2);
+    pack_key_u64(b, "job", job);
+    pack_key_raw(b, "output", output);
+    return done(b);
+}
+
+int proto_enc_job_error(proto_buf_t *b, uint64_t job, const char *code, const char *message) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_ERROR, 3);
+    pack_key_u64(b, "job", job);
+    pack_code_message(b, code, message);
+    return done(b);
+}
+
+int proto_enc_cancel_job(proto_buf_t *b, uint64_t job) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_CANCEL, 1);
+    pack_key_u64(b, "job", job);
+    return done(b);
+}
+
+int proto_enc_credit(proto_buf_t *b, uint64_t capacity) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_CREDIT, 1);
+    pack_key_u64(b, "capacity", capacity);
+    return done(b);
+}
+
+int proto_enc_simple(proto_buf_t *b, proto_type_t type) {
+    proto_buf_reset(b);
+    proto_pack_header(b, type, 0);
+    return done(b);
+}

@@ -1,0 +1,55 @@
+/* proto/src/internal.h: what the codec's files share: a bounds-checked reader of msgpack
+ * headers (used by the validator, the decoder and the JSON writer), buffer growth and error
+ * formatting. Not installed. */
+#ifndef PROTO_INTERNAL_H
+#define PROTO_INTERNAL_H
+
+#include "proto/proto.h"
+
+/* A read position in a byte range. */
+typedef struct proto__rd {
+    const uint8_t *p;
+    size_t n, off;
+} proto__rd_t;
+
+enum proto__kind {
+    PROTO__NIL, PROTO__BOOL, PROTO__UINT, PROTO__INT, PROTO__FLOAT, PROTO__STR, PROTO__BIN,
+    PROTO__EXT, PROTO__ARRAY, PROTO__MAP,
+};
+
+/* One msgpack header, as read by proto__rd_next. */
+typedef struct proto__item {
+    int kind;            /* enum proto__kind */
+    uint8_t byte;        /* the format byte */
+    bool b;              /* BOOL */
+    uint64_t u;          /* UINT */
+    int64_t i;           /* INT (d0..d3 and negative fixint, whatever the sign) */
+    double f;            /* FLOAT (float32 widened) */
+    uint32_t len;        /* STR/BIN/EXT payload bytes; ARRAY/MAP element (entry) count */
+    int8_t ext_type;     /* EXT */
+    const uint8_t *data; /* STR/BIN/EXT payload */
+} proto__item_t;
+
+/* proto__rd_next failures: the header is cut short, the payload runs past the end, or the
+ * byte 0xc1 (never used) was found. */
+enum { PROTO__RD_EHEADER = -1, PROTO__RD_EPAYLOAD = -2, PROTO__RD_EINVALID = -3 };
+
+/* Reads one header at r->off and moves past it and past any str/bin/ext payload (not past
+ * the elements of an array or map). Checks every length against the bytes that remain.
+ * Returns: 0. Errors: PROTO__RD_E* (r->off unchanged; it->byte and it->len set if known). */
+int proto__rd_next(proto__rd_t *r, proto__item_t *it);
+/* Moves past one whole object. Safe on unvalidated bytes: every step consumes a byte.
+ * Returns: 0. Errors: -1 when the bytes end first or are invalid. */
+int proto__rd_skip(proto__rd_t *r);
+/* The msgpack name of a format byte ("str32", "fixmap", ...). */
+const char *proto__fmt_name(uint8_t byte);
+
+/* Makes room for extra more bytes; on failure sets b->failed. Returns: 0 or -1. */
+int proto__buf_reserve(proto_buf_t *b, size_t extra);
+void proto__buf_put(proto_buf_t *b, const void *p, size_t n);
+
+/* Fills err (if not NULL) with the wire code for rc and a formatted message; returns rc. */
+int proto__fail(proto_error_t *err, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

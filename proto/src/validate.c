@@ -1,0 +1,212 @@
+/* proto/src/validate.c: the first thing untrusted bytes meet. A bounds-checked reader of
+ * msgpack headers, and proto_validate: an iterative walk (a fixed stack of element counts,
+ * no recursion, no allocation) that checks lengths, depth, counts and size before anything
+ * else looks at a message. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+void proto_limits_default(proto_limits_t *l) {
+    l->max_size = 1u << 20;
+    l->max_depth = 32;
+    l->max_elems = 65536;
+    l->max_id = 256;
+}
+
+int proto__fail(proto_error_t *err, int rc, const char *fmt, ...) {
+    if (!err) return rc;
+    err->code = rc == PROTO_ETOOBIG     ? "too_large"
+                : rc == PROTO_EVERSION ? "unsupported_version"
+                : rc == PROTO_ENOMEM   ? "internal"
+                                       : "bad_request";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+const char *proto__fmt_name(uint8_t b) {
+    static const char *const named[] = {
+        "nil", "(never used)", "false", "true", "bin8", "bin16", "bin32", "ext8", "ext16",
+        "ext32", "float32", "float64", "uint8", "uint16", "uint32", "uint64", "int8", "int16",
+        "int32", "int64", "fixext1", "fixext2", "fixext4", "fixext8", "fixext16", "str8",
+        "str16", "str32", "array16", "array32", "map16", "map32",
+    };
+    if (b <= 0x7f) return "positive fixint";
+    if (b <= 0x8f) return "fixmap";
+    if (b <= 0x9f) return "fixarray";
+    if (b <= 0xbf) return "fixstr";
+    if (b >= 0xe0) return "negative fixint";
+    return named[b - 0xc0];
+}
+
+static uint64_t be(const uint8_t *p, unsigned n) {
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++) v = v << 8 | p[i];
+    return v;
+}
+
+/* Splits a format byte into: bytes of the header after it (hdr), and how to read them. */
+typedef struct fmt {
+    uint8_t kind, hdr; /* hdr: bytes after the format byte holding a value or a length */
+    uint8_t fixed;     /* fixext: payload bytes (besides the type byte) */
+} fmt_t;
+
+static int classify(uint8_t b, fmt_t *f) {
+    static const fmt_t tab[32] = {
+        {PROTO__NIL, 0, 0},   {0, 0, 0},            {PROTO__BOOL, 0, 0},  {PROTO__BOOL, 0, 0},
+        {PROTO__BIN, 1, 0},   {PROTO__BIN, 2, 0},   {PROTO__BIN, 4, 0},   {PROTO__EXT, 1, 0},
+        {PROTO__EXT, 2, 0},   {PROTO__EXT, 4, 0},   {PROTO__FLOAT, 4, 0}, {PROTO__FLOAT, 8, 0},
+        {PROTO__UINT, 1, 0},  {PROTO__UINT, 2, 0},  {PROTO__UINT, 4, 0},  {PROTO__UINT, 8, 0},
+        {PROTO__INT, 1, 0},   {PROTO__INT, 2, 0},   {PROTO__INT, 4, 0},   {PROTO__INT, 8, 0},
+        {PROTO__EXT, 0, 1},   {PROTO__EXT, 0, 2},   {PROTO__EXT, 0, 4},   {PROTO__EXT, 0, 8},
+        {PROTO__EXT, 0, 16},  {PROTO__STR, 1, 0},   {PROTO__STR, 2, 0},   {PROTO__STR, 4, 0},
+        {PROTO__ARRAY, 2, 0}, {PROTO__ARRAY, 4, 0}, {PROTO__MAP, 2, 0},   {PROTO__MAP, 4, 0},
+    };
+    if (b == 0xc1) return -1;
+    if (b >= 0xc0 && b < 0xe0) {
+        *f = tab[b - 0xc0];
+    } else {
+        f->hdr = f->fixed = 0;
+        f->kind = b <= 0x7f   ? PROTO__UINT
+                  : b <= 0x8f ? PROTO__MAP
+                  : b <= 0x9f ? PROTO__ARRAY
+                  : b <= 0xbf ? PROTO__STR
+                              : PROTO__INT;
+    }
+    return 0;
+}
+
+/* Fills the value or length of a header whose bytes are all present. */
+static void decode_header(uint8_t b, const fmt_t *f, const uint8_t *h, proto__item_t *it) {
+    uint64_t v = be(h, f->hdr);
+    switch (f->kind) {
+    case PROTO__BOOL: it->b = b == 0xc3; break;
+    case PROTO__UINT: it->u = b <= 0x7f ? b : v; break;
+    case PROTO__INT:
+        if (b >= 0xe0) it->i = (int8_t)b;
+        else if (f->hdr == 1) it->i = (int8_t)v;
+        else if (f->hdr == 2) it->i = (int16_t)v;
+        else if (f->hdr == 4) it->i = (int32_t)v;
+        else it->i = (int64_t)v;
+        break;
+    case PROTO__FLOAT:
+        if (f->hdr == 4) {
+            uint32_t u32 = (uint32_t)v;
+            float x;
+            memcpy(&x, &u32, 4);
+            it->f = x;
+        } else {
+            memcpy(&it->f, &v, 8);
+        }
+        break;
+    case PROTO__EXT: it->len = f->fixed ? f->fixed : (uint32_t)v; break;
+    default: /* str, bin, array, map: fix forms carry the length in the byte */
+        it->len = f->hdr ? (uint32_t)v
+                  : f->kind == PROTO__STR ? (uint32_t)(b & 0x1f) : (uint32_t)(b & 0x0f);
+    }
+}
+
+int proto__rd_next(proto__rd_t *r, proto__item_t *it) {
+    memset(it, 0, sizeof *it);
+    if (r->off >= r->n) return PROTO__RD_EHEADER;
+    uint8_t b = r->p[r->off];
+    fmt_t f;
+    it->byte = b;
+    if (classify(b, &f)) return PROTO__RD_EINVALID;
+    it->kind = f.kind;
+    size_t left = r->n - r->off - 1;
+    if (left < f.hdr) return PROTO__RD_EHEADER;
+    decode_header(b, &f, r->p + r->off + 1, it);
+    size_t used = 1 + (size_t)f.hdr;
+    if (f.kind == PROTO__STR || f.kind == PROTO__BIN || f.kind == PROTO__EXT) {
+        size_t need = (size_t)it->len + (f.kind == PROTO__EXT); /* ext: the type byte */
+        if (left - f.hdr < need) return PROTO__RD_EPAYLOAD;
+        if (f.kind == PROTO__EXT) it->ext_type = (int8_t)r->p[r->off + used++];
+        it->data = r->p + r->off + used;
+        used += it->len;
+    }
+    r->off += used;
+    return 0;
+}
+
+int proto__rd_skip(proto__rd_t *r) {
+    uint64_t pending = 1;
+    proto__item_t it;
+    while (pending > 0) {
+        if (proto__rd_next(r, &it)) return -1;
+        pending--;
+        if (it.kind == PROTO__ARRAY) pending += it.len;
+        if (it.kind == PROTO__MAP) pending += 2 * (uint64_t)it.len;
+    }
+    return 0;
+}
+
+static int read_error(const proto__rd_t *r, const proto__item_t *it, int rc,
+                      proto_error_t *err) {
+    size_t off = r->off;
+    if (rc == PROTO__RD_EINVALID)
+        return proto__fail(err, PROTO_EBAD, "invalid msgpack byte 0xc1 at offset %zu", off);
+    if (rc == PROTO__RD_EHEADER && off >= r->n)
+        return proto__fail(err, PROTO_EBAD, "msgpack ends early at offset %zu", off);
+    if (rc == PROTO__RD_EHEADER)
+        return proto__fail(err, PROTO_EBAD, "%s header at offset %zu is cut short",
+                           proto__fmt_name(it->byte), off);
+    return proto__fail(err, PROTO_EBAD,
+                       "%s at offset %zu declares %u bytes, more than the %zu that remain",
+                       proto__fmt_name(it->byte), off, (unsigned)it->len, r->n - off);
+}
+
+/* Checks a container's count against the limit and against the bytes left (each element
+ * takes at least one byte), so a huge declared count is refused before anyone allocates. */
+static int check_count(const proto__rd_t *r, const proto__item_t *it, size_t at,
+                       const proto_limits_t *lim, proto_error_t *err) {
+    uint64_t elems = it->kind == PROTO__MAP ? 2 * (uint64_t)it->len : it->len;
+    const char *what = proto__fmt_name(it->byte);
+    if (it->len > lim->max_elems)
+        return proto__fail(err, PROTO_ETOOBIG, "%s at offset %zu has %u elements (limit %u)",
+                           what, at, (unsigned)it->len, (unsigned)lim->max_elems);
+    if (elems > r->n - r->off)
+        return proto__fail(err, PROTO_EBAD,
+                           "%s at offset %zu declares %u elements, more than the %zu bytes "
+                           "that remain", what, at, (unsigned)it->len, r->n - r->off);
+    return 0;
+}
+
+int proto_validate(const uint8_t *buf, size_t len, const proto_limits_t *lim,
+                   proto_error_t *err) {
+    proto_limits_t dl;
+    if (!lim) {
+        proto_limits_default(&dl);
+        lim = &dl;
+    }
+    if (len > lim->max_size)
+        return proto__fail(err, PROTO_ETOOBIG, "message of %zu bytes is over the %zu limit",
+                           len, lim->max_size);
+    unsigned max_depth = lim->max_depth < PROTO_MAX_DEPTH ? lim->max_depth : PROTO_MAX_DEPTH;
+    uint64_t left[PROTO_MAX_DEPTH + 1]; /* objects still to read at each depth */
+    unsigned depth = 0;
+    proto__rd_t r = {buf, len, 0};
+    left[0] = 1;
+    for (;;) {
+        while (depth > 0 && left[depth] == 0) depth--;
+        if (left[depth] == 0) break;
+        left[depth]--;
+        proto__item_t it;
+        size_t at = r.off;
+        int rc = proto__rd_next(&r, &it);
+        if (rc) return read_error(&r, &it, rc, err);
+        if (it.kind != PROTO__ARRAY && it.kind != PROTO__MAP) continue;
+        if (depth + 1 > max_depth)
+            return proto__fail(err, PROTO_ETOOBIG, "%s at offset %zu nests deeper than %u",
+                               proto__fmt_name(it.byte), at, max_depth);
+        if ((rc = check_count(&r, &it, at, lim, err))) return rc;
+        left[++depth] = it.kind == PROTO__MAP ? 2 * (uint64_t)it.len : it.len;
+    }
+    if (r.off != len)
+        return proto__fail(err, PROTO_EBAD, "%zu trailing bytes after the object, at offset %zu",
+                           len - r.off, r.off);
+    return 0;
+}

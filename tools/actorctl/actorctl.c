@@ -1,0 +1,601 @@
+/* actorctl.c: the actorbus command line: query an agent and watch its events, publish and
+ * subscribe on the bus, show the broker's status, cancel a query. Plain C on libzmq and the
+ * proto codec (a DEALER to the client endpoint, a SUB to the bus); no libactor.
+ * Exit: 0 on success, 1 when the broker answered an error or did not answer, 2 bad usage. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "proto/proto.h"
+
+static const char usage[] =
+    "usage: actorctl [options] COMMAND [ARGS]\n"
+    "\n"
+    "Commands:\n"
+    "  query AGENT [INPUT]   send INPUT to AGENT; print its events as they come, then the\n"
+    "                        result. INPUT is JSON, or else taken as a plain string.\n"
+    "                        Ctrl-C cancels the query.\n"
+    "  publish TOPIC [DATA]  publish DATA (JSON, or a plain string) on the bus under TOPIC\n"
+    "  subscribe [PREFIX]    print every bus message whose topic starts with PREFIX\n"
+    "  status                show the broker's workers, capacity and queue\n"
+    "  cancel ID             cancel query ID (the broker matches ids per connection, so this\n"
+    "                        only reaches queries sent on the same connection: use Ctrl-C or\n"
+    "                        --cancel-after on `query` for the others)\n"
+    "\n"
+    "Options:\n"
+    "  --broker ENDPOINT     the broker's client endpoint (default tcp://127.0.0.1:5555)\n"
+    "  --pub ENDPOINT        the broker's bus endpoint (default tcp://127.0.0.1:5557)\n"
+    "  --timeout MS          query: the query's timeout_ms; every command: how long to wait\n"
+    "                        for the broker (default 30000; subscribe: forever)\n"
+    "  --json                print each message as one line of JSON\n"
+    "  --count N             subscribe: stop after N messages\n"
+    "  --id ID               query, publish: the request id (default actorctl-<pid>)\n"
+    "  --session ID          query: the session\n"
+    "  --cancel-after MS     query: cancel the query after MS\n"
+    "  -h, --help            this text\n"
+    "\n"
+    "Exit status: 0 success, 1 an error reply or no answer, 2 bad usage.\n";
+
+typedef struct ctl {
+    const char *broker, *pub;  /* endpoints */
+    int64_t timeout_ms;        /* -1: not given */
+    bool json;                 /* one JSON line per message */
+    int64_t count;             /* subscribe: stop after; -1 none */
+    const char *id, *session;  /* query options */
+    int64_t cancel_after;      /* query: -1 never */
+    char default_id[64];
+    void *zctx;
+    proto_limits_t lim;
+} ctl_t;
+
+static volatile sig_atomic_t interrupted;
+static void on_signal(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+/* ---- small helpers ---- */
+
+static int usage_error(const char *fmt, const char *a) {
+    fprintf(stderr, "actorctl: ");
+    fprintf(stderr, fmt, a);
+    fprintf(stderr, "\nTry 'actorctl --help'.\n");
+    return 2;
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int number(const char *flag, const char *s, int64_t lo, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo) {
+        fprintf(stderr, "actorctl: %s wants an integer >= %lld, got '%s'\n", flag,
+                (long long)lo, s);
+        return 2;
+    }
+    *out = v;
+    return 0;
+}
+
+/* JSON text, or else the text as a msgpack string. */
+static void value_of(const char *text, proto_buf_t *out) {
+    if (proto_json_to_msgpack(text, strlen(text), out, NULL) != 0) proto_pack_cstr(out, text);
+}
+
+/* Prints a msgpack value as JSON (with a prefix) on f. */
+static void print_json(FILE *f, const char *prefix, proto_raw_t v) {
+    proto_buf_t j;
+    proto_buf_init(&j);
+    if (v.n && proto_raw_to_json(v, &j) == 0 && !j.failed) {
+        fprintf(f, "%s%.*s\n", prefix, (int)j.n, (const char *)j.p);
+    } else {
+        fprintf(f, "%s\"<%zu bytes that are not msgpack>\"\n", prefix, v.n);
+    }
+    proto_buf_free(&j);
+    fflush(f);
+}
+
+static void *dealer(ctl_t *c) {
+    void *s = zmq_socket(c->zctx, ZMQ_DEALER);
+    int linger = 200;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(s, c->broker) != 0) {
+        fprintf(stderr, "actorctl: cannot connect to --broker '%s': %s\n", c->broker,
+                zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int send_buf(void *s, const proto_buf_t *b) {
+    if (b->failed) return -1;
+    return zmq_send(s, b->p, b->n, 0) < 0 ? -1 : 0;
+}
+
+/* Waits for one frame until the deadline (-1 never). Returns its size, -1 on timeout, -2 when
+ * interrupted by a signal. The frame is in *m (initialised here) when >= 0. */
+static int recv_until(void *s, zmq_msg_t *m, int64_t deadline) {
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    for (;;) {
+        long wait = deadline < 0 ? -1 : (long)(deadline - now_ms());
+        if (deadline >= 0 && wait < 0) wait = 0;
+        int n = zmq_poll(&it, 1, wait);
+        if (n < 0 && errno == EINTR) return -2;
+        if (n <= 0) return -1;
+        zmq_msg_init(m);
+        int rc = zmq_msg_recv(m, s, ZMQ_DONTWAIT);
+        if (rc >= 0) return rc;
+        zmq_msg_close(m);
+        if (errno == EINTR) return -2;
+    }
+}
+
+static int no_answer(ctl_t *c, const char *what) {
+    fprintf(stderr, "actorctl: no %s from the broker at %s within %lld ms\n", what, c->broker,
+            (long long)c->timeout_ms);
+    return 1;
+}
+
+static int64_t wait_deadline(const ctl_t *c, int64_t grace) {
+    return now_ms() + (c->timeout_ms < 0 ? 30000 : c->timeout_ms + grace);
+}
+
+/* Prints an error reply on stderr. */
+static int print_error(const proto_msg_t *m) {
+    fprintf(stderr, "actorctl: error %.*s: %.*s\n", (int)m->code.n, m->code.p, (int)m->message.n,
+            m->message.p);
+    return 1;
+}
+
+/* Receives one reply message and decodes it. Returns 0, 1 (timeout, bad reply), -2 (signal). */
+static int next_reply(ctl_t *c, void *s, int64_t deadline, zmq_msg_t *frame, proto_msg_t *m) {
+    int n = recv_until(s, frame, deadline);
+    if (n < 0) return n == -2 ? -2 : 1;
+    proto_error_t err;
+    if (proto_decode(zmq_msg_data(frame), zmq_msg_size(frame), &c->lim, m, &err) != 0) {
+        fprintf(stderr, "actorctl: the broker sent a bad reply (%s: %s)\n", err.code,
+                err.message);
+        zmq_msg_close(frame);
+        return 1;
+    }
+    return 0;
+}
+
+static bool same_id(proto_raw_t a, const proto_buf_t *id) {
+    return a.n == id->n && memcmp(a.p, id->p, a.n) == 0;
+}
+
+static int send_cancel(void *s, const proto_buf_t *id) {
+    proto_buf_t b;
+    proto_buf_init(&b);
+    int rc = proto_enc_cancel_id(&b, (proto_raw_t){id->p, id->n}) == 0 ? send_buf(s, &b) : -1;
+    proto_buf_free(&b);
+    return rc;
+}
+
+/* ---- query ---- */
+
+/* Acts on one reply to our query. Returns -1 to go on, else the exit status. */
+static int on_query_reply(ctl_t *c, const proto_msg_t *m, const proto_buf_t *id) {
+    if (!same_id(m->id, id)) return -1;
+    if (c->json && (m->type == PROTO_EVENT || m->type == PROTO_RESULT ||
+                    m->type == PROTO_ERROR)) {
+        print_json(stdout, "", m->body);
+    }
+    switch (m->type) {
+    case PROTO_EVENT:
+        if (!c->json) {
+            char prefix[48];
+            snprintf(prefix, sizeof prefix, "event %llu: ", (unsigned long long)m->seq);
+            print_json(stdout, prefix, m->event);
+        }
+        return -1;
+    case PROTO_RESULT:
+        if (!c->json) print_json(stdout, "", m->output);
+        return 0;
+    case PROTO_ERROR: return print_error(m);
+    default: return -1;
+    }
+}
+
+/* Waits for the query's events and its one terminal reply; a signal or --cancel-after sends
+ * a cancel, and the broker's `cancelled` error then ends the wait. */
+static int query_wait(ctl_t *c, void *s, const proto_buf_t *id) {
+    int64_t deadline = wait_deadline(c, 2000); /* the broker's own timeout error comes first */
+    int64_t cancel_at = c->cancel_after >= 0 ? now_ms() + c->cancel_after : -1;
+    bool cancel_sent = false;
+    for (;;) {
+        int64_t until = (cancel_at >= 0 && !cancel_sent && cancel_at < deadline) ? cancel_at
+                                                                                 : deadline;
+        zmq_msg_t f;
+        proto_msg_t m;
+        int r = next_reply(c, s, until, &f, &m);
+        bool cancel_due = cancel_at >= 0 && now_ms() >= cancel_at;
+        if (r == -2 || (r == -1 && cancel_due && !cancel_sent)) {
+            if (cancel_sent) return 1; /* a second Ctrl-C: stop waiting */
+            interrupted = 0;
+            cancel_sent = true;
+            if (send_cancel(s, id) != 0) return 1;
+            deadline = now_ms() + 5000;
+            continue;
+        }
+        if (r == -1) return no_answer(c, "answer");
+        if (r == 1) return 1;
+        int rc = on_query_reply(c, &m, id);
+        zmq_msg_close(&f);
+        if (rc >= 0) return rc;
+    }
+}
+
+static int cmd_query(ctl_t *c, const char *agent, const char *input) {
+    void *s = dealer(c);
+    if (!s) return 1;
+    proto_buf_t id, in, msg;
+    proto_buf_init(&id);
+    proto_buf_init(&in);
+    proto_buf_init(&msg);
+    value_of(c->id, &id);
+    if (input) value_of(input, &in);
+    else msgpack_pack_nil(&in.pk);
+    int rc = 1;
+    if (proto_enc_query(&msg, (proto_raw_t){id.p, id.n}, proto_str_of(agent),
+                        (proto_raw_t){in.p, in.n}, proto_str_of(c->session), c->timeout_ms,
+                        false) != 0 || send_buf(s, &msg) != 0) {
+        fprintf(stderr, "actorctl: could not send the query: %s\n", zmq_strerror(errno));
+    } else {
+        rc = query_wait(c, s, &id);
+    }
+    proto_buf_free(&id);
+    proto_buf_free(&in);
+    proto_buf_free(&msg);
+    zmq_close(s);
+    return rc;
+}
+
+/* ---- one request, one reply: publish, cancel, status ---- */
+
+static bool unpack(msgpack_unpacked *u, proto_raw_t raw) {
+    return raw.n && msgpack_unpack_next(u, (const char *)raw.p, raw.n, NULL) ==
+                        MSGPACK_UNPACK_SUCCESS;
+}
+
+/* The value under a string key of a map object, or NULL. */
+static const msgpack_object *get(const msgpack_object *map, const char *key) {
+    if (map->type != MSGPACK_OBJECT_MAP) return NULL;
+    size_t n = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+            memcmp(k->via.str.ptr, key, n) == 0) {
+            return &map->via.map.ptr[i].val;
+        }
+    }
+    return NULL;
+}
+
+static long long num(const msgpack_object *map, const char *key) {
+    const msgpack_object *v = get(map, key);
+    if (!v) return 0;
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) return (long long)v->via.u64;
+    if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return (long long)v->via.i64;
+    return 0;
+}
+
+/* Sends msg and waits for the reply to it (any type but event). Returns 0 with *f holding the
+ * reply, or the exit status. */
+static int request(ctl_t *c, void *s, const proto_buf_t *msg, zmq_msg_t *f, proto_msg_t *m) {
+    if (send_buf(s, msg) != 0) {
+        fprintf(stderr, "actorctl: could not send the request: %s\n", zmq_strerror(errno));
+        return 1;
+    }
+    int64_t deadline = wait_deadline(c, 0);
+    for (;;) {
+        int r = next_reply(c, s, deadline, f, m);
+        if (r == -1) return no_answer(c, "reply");
+        if (r != 0) return 1;
+        if (c->json) print_json(stdout, "", m->body);
+        if (m->type == PROTO_ERROR) {
+            zmq_msg_close(f);
+            return print_error(m);
+        }
+        if (m->type != PROTO_EVENT) return 0;
+        zmq_msg_close(f);
+    }
+}
+
+static int cmd_publish(ctl_t *c, const char *topic, const char *data) {
+    void *s = dealer(c);
+    if (!s) return 1;
+    proto_buf_t id, d, msg;
+    proto_buf_init(&id);
+    proto_buf_init(&d);
+    proto_buf_init(&msg);
+    value_of(c->id, &id);
+    if (data) value_of(data, &d);
+    else msgpack_pack_nil(&d.pk);
+    zmq_msg_t f;
+    proto_msg_t m;
+    int rc = proto_enc_publish(&msg, proto_str_of(topic), (proto_raw_t){d.p, d.n},
+                               (proto_raw_t){id.p, id.n});
+    rc = rc ? 1 : request(c, s, &msg, &f, &m);
+    if (rc == 0) zmq_msg_close(&f);
+    proto_buf_free(&id);
+    proto_buf_free(&d);
+    proto_buf_free(&msg);
+    zmq_close(s);
+    return rc;
+}
+
+static int cmd_cancel(ctl_t *c, const char *qid) {
+    void *s = dealer(c);
+    if (!s) return 1;
+    proto_buf_t id, msg;
+    proto_buf_init(&id);
+    proto_buf_init(&msg);
+    value_of(qid, &id);
+    zmq_msg_t f;
+    proto_msg_t m;
+    int rc = proto_enc_cancel_id(&msg, (proto_raw_t){id.p, id.n});
+    rc = rc ? 1 : request(c, s, &msg, &f, &m);
+    if (rc == 0) {
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        const msgpack_object *v = unpack(&u, m.output) ? get(&u.data, "cancelled") : NULL;
+        bool yes = v && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+        msgpack_unpacked_destroy(&u);
+        if (!c->json) printf(yes ? "cancelled %s\n" : "%s was not in flight\n", qid);
+        if (!yes) {
+            fprintf(stderr, "actorctl: no query '%s' in flight on this connection\n", qid);
+            rc = 1;
+        }
+        zmq_msg_close(&f);
+    }
+    proto_buf_free(&id);
+    proto_buf_free(&msg);
+    zmq_close(s);
+    return rc;
+}
+
+static void print_agents(const msgpack_object *agents) {
+    if (!agents || agents->type != MSGPACK_OBJECT_ARRAY) return;
+    for (uint32_t i = 0; i < agents->via.array.size; i++) {
+        const msgpack_object *a = &agents->via.array.ptr[i];
+        if (a->type != MSGPACK_OBJECT_STR) continue;
+        printf("%s%.*s", i ? ", " : "", (int)a->via.str.size, a->via.str.ptr);
+    }
+}
+
+/* A human table of a status reply. */
+static int print_status(const ctl_t *c, proto_raw_t body) {
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (!unpack(&u, body)) {
+        fprintf(stderr, "actorctl: the broker sent a status that is not msgpack\n");
+        return 1;
+    }
+    const msgpack_object *st = &u.data, *workers = get(st, "workers");
+    uint32_t nw = workers && workers->type == MSGPACK_OBJECT_ARRAY ? workers->via.array.size : 0;
+    printf("broker %s: %u workers, capacity %lld, in flight %lld, queued %lld, clients %lld\n",
+           c->broker, nw, num(st, "capacity"), num(st, "in_flight"), num(st, "queued"),
+           num(st, "clients"));
+    if (nw) printf("%-32s %9s %9s  %s\n", "WORKER", "CAPACITY", "IN_FLIGHT", "AGENTS");
+    for (uint32_t i = 0; i < nw; i++) {
+        const msgpack_object *w = &workers->via.array.ptr[i], *name = get(w, "name");
+        const char *nm = "?";
+        int len = 1;
+        if (name && name->type == MSGPACK_OBJECT_STR) {
+            nm = name->via.str.ptr;
+            len = (int)name->via.str.size;
+        }
+        printf("%-32.*s %9lld %9lld  ", len, nm, num(w, "capacity"), num(w, "in_flight"));
+        print_agents(get(w, "agents"));
+        printf("\n");
+    }
+    msgpack_unpacked_destroy(&u);
+    return 0;
+}
+
+static int cmd_status(ctl_t *c) {
+    void *s = dealer(c);
+    if (!s) return 1;
+    proto_buf_t id, msg;
+    proto_buf_init(&id);
+    proto_buf_init(&msg);
+    value_of(c->id, &id);
+    zmq_msg_t f;
+    proto_msg_t m;
+    int rc = proto_enc_status_request(&msg, (proto_raw_t){id.p, id.n});
+    rc = rc ? 1 : request(c, s, &msg, &f, &m);
+    if (rc == 0) {
+        if (m.type != PROTO_STATUS) {
+            fprintf(stderr, "actorctl: the broker answered status with '%s'\n",
+                    proto_type_name(m.type));
+            rc = 1;
+        } else if (!c->json) {
+            rc = print_status(c, m.body);
+        }
+        zmq_msg_close(&f);
+    }
+    proto_buf_free(&id);
+    proto_buf_free(&msg);
+    zmq_close(s);
+    return rc;
+}
+
+/* ---- subscribe ---- */
+
+static void print_bus(const ctl_t *c, const zmq_msg_t *topic, const zmq_msg_t *body) {
+    proto_raw_t b = {zmq_msg_data((zmq_msg_t *)body), zmq_msg_size((zmq_msg_t *)body)};
+    const char *t = zmq_msg_data((zmq_msg_t *)topic);
+    int tn = (int)zmq_msg_size((zmq_msg_t *)topic);
+    if (!c->json) {
+        char prefix[300];
+        snprintf(prefix, sizeof prefix, "%.*s ", tn > 256 ? 256 : tn, t);
+        print_json(stdout, prefix, b);
+        return;
+    }
+    proto_buf_t j;
+    proto_buf_init(&j);
+    proto_pack_str(&j, t, (size_t)tn); /* the topic as a JSON string, escaped by proto */
+    proto_buf_t tj;
+    proto_buf_init(&tj);
+    proto_raw_to_json((proto_raw_t){j.p, j.n}, &tj);
+    char prefix[400];
+    snprintf(prefix, sizeof prefix, "{\"topic\":%.*s,\"message\":", (int)tj.n, (const char *)tj.p);
+    proto_buf_reset(&j);
+    if (b.n && proto_raw_to_json(b, &j) == 0 && !j.failed) {
+        printf("%s%.*s}\n", prefix, (int)j.n, (const char *)j.p);
+    } else {
+        printf("%snull,\"bytes\":%zu}\n", prefix, b.n);
+    }
+    fflush(stdout);
+    proto_buf_free(&j);
+    proto_buf_free(&tj);
+}
+
+/* Receives one bus message (two frames). Returns 1 when printed, 0 when skipped, -1 timeout,
+ * -2 signal. */
+static int bus_next(const ctl_t *c, void *s, int64_t deadline) {
+    zmq_msg_t topic, body;
+    int n = recv_until(s, &topic, deadline);
+    if (n < 0) return n;
+    if (!zmq_msg_more(&topic)) {
+        zmq_msg_close(&topic);
+        return 0;
+    }
+    zmq_msg_init(&body);
+    zmq_msg_recv(&body, s, 0);
+    bool more = zmq_msg_more(&body);
+    if (!more) print_bus(c, &topic, &body);
+    while (more) { /* not [topic][body]: drop the rest */
+        zmq_msg_close(&body);
+        zmq_msg_init(&body);
+        zmq_msg_recv(&body, s, 0);
+        more = zmq_msg_more(&body);
+    }
+    zmq_msg_close(&topic);
+    zmq_msg_close(&body);
+    return 1;
+}
+
+static int cmd_subscribe(ctl_t *c, const char *prefix) {
+    void *s = zmq_socket(c->zctx, ZMQ_SUB);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
+    if (zmq_connect(s, c->pub) != 0) {
+        fprintf(stderr, "actorctl: cannot connect to --pub '%s': %s\n", c->pub,
+                zmq_strerror(errno));
+        zmq_close(s);
+        return 1;
+    }
+    fprintf(stderr, "actorctl: subscribed to '%s' on %s\n", prefix, c->pub);
+    int64_t deadline = c->timeout_ms < 0 ? -1 : now_ms() + c->timeout_ms;
+    int64_t got = 0;
+    int r = 0;
+    while (c->count < 0 || got < c->count) {
+        if ((r = bus_next(c, s, deadline)) < 0) break;
+        got += r;
+    }
+    zmq_close(s);
+    if (r == -1 && c->count >= 0) {
+        fprintf(stderr, "actorctl: %lld of %lld messages within %lld ms\n", (long long)got,
+                (long long)c->count, (long long)c->timeout_ms);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- main ---- */
+
+static int parse(int argc, char **argv, ctl_t *c) {
+    static const struct option longs[] = {
+        {"broker", 1, 0, 'b'}, {"pub", 1, 0, 'p'},     {"timeout", 1, 0, 't'},
+        {"json", 0, 0, 'j'},   {"count", 1, 0, 'n'},   {"id", 1, 0, 'i'},
+        {"session", 1, 0, 's'}, {"cancel-after", 1, 0, 'C'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
+    int ch, rc = 0;
+    opterr = 0;
+    while (rc == 0 && (ch = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
+        switch (ch) {
+        case 'b': c->broker = optarg; break;
+        case 'p': c->pub = optarg; break;
+        case 't': rc = number("--timeout", optarg, 0, &c->timeout_ms); break;
+        case 'j': c->json = true; break;
+        case 'n': rc = number("--count", optarg, 1, &c->count); break;
+        case 'i': c->id = optarg; break;
+        case 's': c->session = optarg; break;
+        case 'C': rc = number("--cancel-after", optarg, 0, &c->cancel_after); break;
+        case 'h': fputs(usage, stdout); return -1;
+        case ':': return usage_error("%s needs a value", argv[optind - 1]);
+        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    return rc;
+}
+
+/* Checks the argument count of a command: between lo and hi after the command word. */
+static int args(const char *cmd, int n, int lo, int hi, const char *shape) {
+    if (n >= lo && n <= hi) return 0;
+    fprintf(stderr, "actorctl: %s %s: usage: actorctl %s %s\nTry 'actorctl --help'.\n", cmd,
+            n < lo ? "needs more arguments" : "has too many arguments", cmd, shape);
+    return 2;
+}
+
+static int dispatch(ctl_t *c, int n, char **a) {
+    const char *cmd = a[0];
+    int rc;
+    if (strcmp(cmd, "query") == 0) {
+        if ((rc = args(cmd, n - 1, 1, 2, "AGENT [INPUT]"))) return rc;
+        return cmd_query(c, a[1], n > 2 ? a[2] : NULL);
+    }
+    if (strcmp(cmd, "publish") == 0) {
+        if ((rc = args(cmd, n - 1, 1, 2, "TOPIC [DATA]"))) return rc;
+        return cmd_publish(c, a[1], n > 2 ? a[2] : NULL);
+    }
+    if (strcmp(cmd, "subscribe") == 0) {
+        if ((rc = args(cmd, n - 1, 0, 1, "[PREFIX]"))) return rc;
+        return cmd_subscribe(c, n > 1 ? a[1] : "");
+    }
+    if (strcmp(cmd, "status") == 0) {
+        if ((rc = args(cmd, n - 1, 0, 0, ""))) return rc;
+        return cmd_status(c);
+    }
+    if (strcmp(cmd, "cancel") == 0) {
+        if ((rc = args(cmd, n - 1, 1, 1, "ID"))) return rc;
+        return cmd_cancel(c, a[1]);
+    }
+    return usage_error("unknown command '%s'", cmd);
+}
+
+int main(int argc, char **argv) {
+    ctl_t c = {.broker = "tcp://127.0.0.1:5555", .pub = "tcp://127.0.0.1:5557",
+               .timeout_ms = -1, .count = -1, .cancel_after = -1};
+    snprintf(c.default_id, sizeof c.default_id, "actorctl-%d", (int)getpid());
+    c.id = c.default_id;
+    int rc = parse(argc, argv, &c);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (optind >= argc) return usage_error("no command given%s", "");
+    proto_limits_default(&c.lim);
+    c.lim.max_size = (size_t)256 << 20; /* the broker already enforced its limit */
+    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: zmq_poll sees EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    c.zctx = zmq_ctx_new();
+    rc = dispatch(&c, argc - optind, argv + optind);
+    zmq_ctx_term(c.zctx);
+    return rc;
+}

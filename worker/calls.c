@@ -1,0 +1,249 @@
+/* calls.c: sub-queries. An agent calls another agent through the broker: the worker sends a
+ * `query` with an integer id of its own on its worker socket, and the broker's replies come
+ * back with that id. Each call belongs to its job; await, gather and next_done wait on the
+ * job's `changed` event, which fires whenever one of its calls ends. A job that ends frees
+ * its calls and cancels those still running, so no sub-query outlives its parent. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker.h"
+
+/* ---- bookkeeping ---- */
+
+static void pending_unlink(wrk_t *w, abp_call_t *c) {
+    if (!c->wprev && w->calls != c) return; /* not pending */
+    if (c->wprev) c->wprev->wnext = c->wnext;
+    else w->calls = c->wnext;
+    if (c->wnext) c->wnext->wprev = c->wprev;
+    c->wnext = c->wprev = NULL;
+}
+
+static abp_call_t *pending_find(wrk_t *w, uint64_t id) {
+    for (abp_call_t *c = w->calls; c; c = c->wnext) {
+        if (c->id == id) return c;
+    }
+    return NULL;
+}
+
+/* Reads a reply's id: ours are unsigned integers. Returns false for anything else. */
+static bool id_of(proto_raw_t id, uint64_t *out) {
+    abp_value_t v;
+    if (!id.n || wrk_value(id.p, id.n, &v) != 0) return false;
+    if (v.type == ABP_UINT || (v.type == ABP_INT && v.i >= 0)) {
+        *out = v.u;
+        return true;
+    }
+    return false;
+}
+
+static char *dup_str(proto_str_t s) {
+    char *p = malloc(s.n + 1);
+    if (!p) return NULL;
+    memcpy(p, s.p, s.n);
+    p[s.n] = 0;
+    return p;
+}
+
+static void finish(abp_call_t *c, bool ok) {
+    c->done = true;
+    c->ok = ok;
+    c->done_seq = ++c->job->done_seq;
+    pending_unlink(c->job->w, c);
+    act_event_set(&c->job->changed);
+}
+
+/* An error that could not be stored still ends the call, with a fixed code. */
+static void finish_error(abp_call_t *c, proto_str_t code, proto_str_t message) {
+    c->code = dup_str(code);
+    c->message = dup_str(message);
+    finish(c, false);
+}
+
+void wrk_calls_deliver(wrk_t *w, const proto_msg_t *m) {
+    uint64_t id;
+    abp_call_t *c = id_of(m->id, &id) ? pending_find(w, id) : NULL;
+    if (!c) return; /* cancelled or freed: the reply is not wanted */
+    if (m->type == PROTO_EVENT) return; /* a child's events reach the bus, not the parent */
+    if (m->type == PROTO_ERROR) {
+        finish_error(c, m->code, m->message);
+        return;
+    }
+    c->output = malloc(m->output.n ? m->output.n : 1);
+    if (!c->output) {
+        finish_error(c, proto_str_of("internal"), proto_str_of("the worker is out of memory"));
+        return;
+    }
+    memcpy(c->output, m->output.p, m->output.n);
+    c->output_n = m->output.n;
+    finish(c, true);
+}
+
+void wrk_calls_fail_all(wrk_t *w, const char *code, const char *message) {
+    while (w->calls) finish_error(w->calls, proto_str_of(code), proto_str_of(message));
+}
+
+/* Tells the broker we no longer want a call's answer. */
+static void send_cancel(abp_call_t *c) {
+    proto_buf_t id, msg;
+    proto_buf_init(&id);
+    proto_buf_init(&msg);
+    msgpack_pack_uint64(&id.pk, c->id);
+    if (!id.failed && proto_enc_cancel_id(&msg, (proto_raw_t){id.p, id.n}) == 0) {
+        wrk_send(c->job->w, c->job->gen, &msg);
+    }
+    proto_buf_free(&id);
+    proto_buf_free(&msg);
+}
+
+static void call_destroy(abp_call_t *c) {
+    abp_ctx_t *j = c->job;
+    if (!c->done) send_cancel(c);
+    pending_unlink(j->w, c);
+    if (c->prev) c->prev->next = c->next;
+    else j->calls = c->next;
+    if (c->next) c->next->prev = c->prev;
+    free(c->output);
+    free(c->code);
+    free(c->message);
+    free(c);
+}
+
+void wrk_calls_release(abp_ctx_t *job) {
+    while (job->calls) call_destroy(job->calls);
+}
+
+/* ---- the table's call functions ---- */
+
+static int send_query(abp_ctx_t *ctx, abp_call_t *c, const char *agent, proto_raw_t input,
+                      int64_t timeout_ms) {
+    proto_buf_t id, msg;
+    proto_buf_init(&id);
+    proto_buf_init(&msg);
+    msgpack_pack_uint64(&id.pk, c->id);
+    int rc = id.failed ? PROTO_ENOMEM
+                       : proto_enc_query(&msg, (proto_raw_t){id.p, id.n}, proto_str_of(agent),
+                                         input, (proto_str_t){0}, timeout_ms, false);
+    if (rc == 0) wrk_send(ctx->w, ctx->gen, &msg);
+    proto_buf_free(&id);
+    proto_buf_free(&msg);
+    return rc ? ABP_ENOMEM : 0;
+}
+
+int wrk_call(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t n,
+             int64_t timeout_ms, abp_call_t **out) {
+    static const uint8_t nil = 0xc0;
+    if (!agent || !*agent || strlen(agent) > PROTO_MAX_NAME || !out) return ABP_EINVAL;
+    if (!input || !n) input = &nil, n = 1;
+    if (!wrk_is_one_value(input, n)) return ABP_EINVAL;
+    if (act_task_cancel_requested(act_current()) || ctx->orphaned) return ABP_ECANCELED;
+    int64_t left = ctx->deadline < 0 ? -1 : ctx->deadline - act_now();
+    if (left >= 0 && (timeout_ms < 0 || timeout_ms > left)) timeout_ms = left > 0 ? left : 1;
+    abp_call_t *c = calloc(1, sizeof(*c));
+    if (!c) return ABP_ENOMEM;
+    c->job = ctx;
+    c->id = ++ctx->w->next_call_id;
+    int rc = send_query(ctx, c, agent, (proto_raw_t){input, n}, timeout_ms);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    c->next = ctx->calls;
+    if (ctx->calls) ctx->calls->prev = c;
+    ctx->calls = c;
+    c->wnext = ctx->w->calls;
+    if (ctx->w->calls) ctx->w->calls->wprev = c;
+    ctx->w->calls = c;
+    if (!ctx->w->sock) finish_error(c, proto_str_of("worker_lost"),
+                                    proto_str_of("the worker is not connected to the broker"));
+    *out = c;
+    return 0;
+}
+
+/* Waits until pred holds for the calls; each pass re-checks after the job's event fired. */
+typedef bool calls_pred(abp_call_t *const *calls, size_t n);
+
+static int wait_calls(abp_ctx_t *job, calls_pred *pred, abp_call_t *const *calls, size_t n) {
+    while (!pred(calls, n)) {
+        act_event_clear(&job->changed);
+        int rc = act_event_wait(&job->changed, -1);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static bool all_done(abp_call_t *const *calls, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (!calls[i]->done) return false;
+    }
+    return true;
+}
+
+static bool one_unreported(abp_call_t *const *calls, size_t n) {
+    bool pending = false;
+    for (size_t i = 0; i < n; i++) {
+        if (calls[i]->done && !calls[i]->reported) return true;
+        pending |= !calls[i]->done;
+    }
+    return !pending; /* nothing left to wait for */
+}
+
+int wrk_await(abp_call_t *call, const uint8_t **output, size_t *n) {
+    if (!call) return ABP_EINVAL;
+    int rc = wait_calls(call->job, all_done, &call, 1);
+    if (rc) return rc;
+    if (!call->ok) return ABP_ECALL;
+    if (output) *output = call->output;
+    if (n) *n = call->output_n;
+    return 0;
+}
+
+int wrk_gather(abp_call_t *const *calls, size_t n) {
+    if (!n) return 0;
+    if (!calls || !calls[0]) return ABP_EINVAL;
+    int rc = wait_calls(calls[0]->job, all_done, calls, n);
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (!calls[i]->ok) return ABP_ECALL;
+    }
+    return 0;
+}
+
+int wrk_next_done(abp_call_t *const *calls, size_t n, size_t *index) {
+    if (!n) return ABP_EEOF;
+    if (!calls || !calls[0] || !index) return ABP_EINVAL;
+    int rc = wait_calls(calls[0]->job, one_unreported, calls, n);
+    if (rc) return rc;
+    size_t best = n;
+    for (size_t i = 0; i < n; i++) {
+        if (calls[i]->done && !calls[i]->reported &&
+            (best == n || calls[i]->done_seq < calls[best]->done_seq)) {
+            best = i;
+        }
+    }
+    if (best == n) return ABP_EEOF;
+    calls[best]->reported = true;
+    *index = best;
+    return 0;
+}
+
+bool wrk_call_done(const abp_call_t *call) { return call && call->done; }
+
+int wrk_call_output(const abp_call_t *call, const uint8_t **output, size_t *n) {
+    if (!call || !call->done || !call->ok) return ABP_EINVAL;
+    *output = call->output;
+    *n = call->output_n;
+    return 0;
+}
+
+int wrk_call_error(const abp_call_t *call, const char **code, const char **message) {
+    if (!call || !call->done || call->ok) return ABP_EINVAL;
+    if (code) *code = call->code ? call->code : "internal";
+    if (message) *message = call->message ? call->message : "";
+    return 0;
+}
+
+void wrk_call_free(abp_call_t **call) {
+    if (!call || !*call) return;
+    call_destroy(*call);
+    *call = NULL;
+}

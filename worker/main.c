@@ -1,0 +1,170 @@
+/* main.c: actor-worker's command line and signals. Parses the flags, loads the built-in
+ * plugin and every --plugin, then runs the worker on a libactor loop; SIGTERM or SIGINT start
+ * a drain, a second one cuts it short. Exit: 0 after a drain, 1 on a failure, 2 on bad usage. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+static const char usage[] =
+    "usage: actor-worker [options]\n"
+    "Hosts agents for an actorbus broker: connects to its worker endpoint, announces the\n"
+    "agents of the built-in plugin (echo, sleep, fanout) and of every --plugin, and runs\n"
+    "their jobs as cooperative tasks.\n"
+    "\n"
+    "  --broker ENDPOINT   the broker's worker endpoint (default tcp://127.0.0.1:5556)\n"
+    "  --capacity N        jobs run at once (default 16)\n"
+    "  --name NAME         name announced to the broker (default worker-<host>-<pid>)\n"
+    "  --plugin PATH.so    load a plugin (repeatable)\n"
+    "  --heartbeat-ms MS   heartbeat interval (default 1000; match the broker's)\n"
+    "  --liveness N        heartbeats of silence before reconnecting (default 3)\n"
+    "  --drain-ms MS       on SIGTERM, how long running jobs may finish (default 5000)\n"
+    "  --log-level LEVEL   debug, info, warn or error (default info)\n"
+    "  -h, --help          this text\n";
+
+typedef struct opts {
+    wrk_config_t cfg;
+    const char **plugins;
+    size_t n_plugins;
+    act_log_level_t level;
+    char name[160];
+} opts;
+
+static int bad(const char *fmt, const char *a, const char *b) {
+    fprintf(stderr, "actor-worker: ");
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, "\nTry 'actor-worker --help'.\n");
+    return 2;
+}
+
+/* Parses a whole decimal number in [lo, hi]. */
+static int number(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        char range[64];
+        snprintf(range, sizeof range, "an integer from %lld to %lld", (long long)lo,
+                 (long long)hi);
+        fprintf(stderr, "actor-worker: %s wants %s, got '%s'\n", flag, range, s);
+        return 2;
+    }
+    *out = v;
+    return 0;
+}
+
+static int level_of(const char *s, act_log_level_t *out) {
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (act_log_level_t)i;
+            return 0;
+        }
+    }
+    return bad("--log-level wants debug, info, warn or error, got '%s'%s", s, "");
+}
+
+static int parse(int argc, char **argv, opts *o) {
+    static const struct option longs[] = {
+        {"broker", 1, 0, 'b'},       {"capacity", 1, 0, 'c'}, {"name", 1, 0, 'n'},
+        {"plugin", 1, 0, 'p'},       {"heartbeat-ms", 1, 0, 'H'}, {"liveness", 1, 0, 'L'},
+        {"drain-ms", 1, 0, 'd'},     {"log-level", 1, 0, 'l'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
+    int64_t v = 0;
+    int c, rc = 0;
+    o->plugins = calloc((size_t)argc, sizeof(*o->plugins));
+    if (!o->plugins) return 1;
+    opterr = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
+        switch (c) {
+        case 'b': o->cfg.broker = optarg; break;
+        case 'n': o->cfg.name = optarg; break;
+        case 'p': o->plugins[o->n_plugins++] = optarg; break;
+        case 'c':
+            rc = number("--capacity", optarg, 1, 100000, &v);
+            o->cfg.capacity = (uint64_t)(rc ? 0 : v);
+            break;
+        case 'H': rc = number("--heartbeat-ms", optarg, 10, 3600000, &o->cfg.heartbeat_ms); break;
+        case 'L': rc = number("--liveness", optarg, 1, 1000, &o->cfg.liveness); break;
+        case 'd': rc = number("--drain-ms", optarg, 0, 86400000, &o->cfg.drain_ms); break;
+        case 'l': rc = level_of(optarg, &o->level); break;
+        case 'h': fputs(usage, stdout); return -1;
+        case ':': return bad("%s needs a value%s", argv[optind - 1], "");
+        default: return bad("unknown option '%s'%s", argv[optind - 1], "");
+        }
+    }
+    if (rc == 0 && optind < argc) return bad("unexpected argument '%s'%s", argv[optind], "");
+    if (rc == 0 && (!*o->cfg.name || strlen(o->cfg.name) > PROTO_MAX_NAME)) {
+        return bad("--name wants 1 to 128 bytes, got '%s'%s", o->cfg.name, "");
+    }
+    return rc;
+}
+
+static void on_signal(uv_signal_t *h, int signum) { wrk_signal(h->data, signum); }
+
+typedef struct run_args {
+    wrk_t *w;
+    uv_signal_t *sig; /* two handles, in main's frame: they outlive the task */
+} run_args;
+
+static int main_task(void *arg, void **result) {
+    (void)result;
+    run_args *a = arg;
+    uv_loop_t *uv = act_loop_uv(act_loop_current());
+    int signums[2] = {SIGTERM, SIGINT};
+    for (int i = 0; i < 2; i++) {
+        uv_signal_init(uv, &a->sig[i]);
+        a->sig[i].data = a->w;
+        uv_signal_start(&a->sig[i], on_signal, signums[i]);
+    }
+    int rc = wrk_run(a->w);
+    for (int i = 0; i < 2; i++) uv_close((uv_handle_t *)&a->sig[i], NULL);
+    return rc;
+}
+
+static int run(opts *o, abp_host_t *host) {
+    wrk_t w = {.cfg = o->cfg, .host = host};
+    act_loop_t *loop = NULL;
+    int rc = act_loop_new(&loop, NULL);
+    if (rc) return rc;
+    uv_signal_t sig[2];
+    run_args a = {&w, sig};
+    act_log(ACT_LOG_INFO, "worker_start", "name=%s broker=%s capacity=%llu agents=%zu pid=%d",
+            w.cfg.name, w.cfg.broker, (unsigned long long)w.cfg.capacity, host->n_agents,
+            (int)getpid());
+    rc = act_run(loop, main_task, &a, NULL);
+    act_loop_destroy(&loop);
+    act_log(rc ? ACT_LOG_ERROR : ACT_LOG_INFO, "worker_exit", "code=%s",
+            rc ? act_err_name(rc) : "0");
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    opts o = {.cfg = {.broker = "tcp://127.0.0.1:5556", .capacity = 16, .heartbeat_ms = 1000,
+                      .liveness = 3, .drain_ms = 5000},
+              .level = ACT_LOG_INFO};
+    char host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    snprintf(o.name, sizeof o.name, "worker-%s-%d", host, (int)getpid());
+    o.cfg.name = o.name;
+    int rc = parse(argc, argv, &o);
+    if (rc) {
+        free(o.plugins);
+        return rc < 0 ? 0 : rc;
+    }
+    act_log_set_level(o.level);
+    signal(SIGPIPE, SIG_IGN);
+    abp_host_t host_agents = {0};
+    rc = wrk_plugin_register(&host_agents, wrk_builtin_init, "builtin");
+    for (size_t i = 0; rc == 0 && i < o.n_plugins; i++) {
+        rc = wrk_plugin_load(&host_agents, o.plugins[i]);
+    }
+    if (rc == 0) rc = run(&o, &host_agents);
+    wrk_host_close(&host_agents);
+    free(o.plugins);
+    return rc ? 1 : 0;
+}

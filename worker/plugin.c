@@ -1,0 +1,145 @@
+/* plugin.c: plugins and the agents they register. A plugin is a shared object loaded with
+ * dlopen (RTLD_LOCAL: nothing of its leaks into the next one) whose actorbus_plugin_init
+ * gets the function table below, the only way it reaches the worker. The built-in plugin
+ * goes through the same door, compiled in. */
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker.h"
+
+/* ---- agents ---- */
+
+static bool name_ok(const char *name) {
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > PROTO_MAX_NAME) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c <= ' ' || c == 0x7f) return false; /* names show up in logs and topics */
+    }
+    return true;
+}
+
+static int register_agent(abp_host_t *h, const char *name, abp_agent_fn fn, void *udata) {
+    if (!h || !h->open || !fn || !name_ok(name)) return ABP_EINVAL;
+    if (wrk_agent_find(h, proto_str_of(name))) return ABP_EEXIST;
+    if (h->n_agents == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 8;
+        wrk_agent_t *a = realloc(h->agents, cap * sizeof(*a));
+        if (!a) return ABP_ENOMEM;
+        h->agents = a;
+        h->cap = cap;
+    }
+    char *copy = strdup(name);
+    if (!copy) return ABP_ENOMEM;
+    h->agents[h->n_agents++] = (wrk_agent_t){copy, fn, udata};
+    return 0;
+}
+
+const wrk_agent_t *wrk_agent_find(const abp_host_t *h, proto_str_t name) {
+    for (size_t i = 0; i < h->n_agents; i++) {
+        if (proto_str_eq(name, h->agents[i].name)) return &h->agents[i];
+    }
+    return NULL;
+}
+
+/* ---- the table ---- */
+
+const abp_api_t wrk_api = {
+    .version = ABP_API_VERSION,
+    .size = sizeof(abp_api_t),
+    .register_agent = register_agent,
+    .input = wrk_ctx_input,
+    .emit = wrk_ctx_emit,
+    .set_output = wrk_ctx_set_output,
+    .fail = wrk_ctx_fail,
+    .sleep = wrk_ctx_sleep,
+    .worker_name = wrk_ctx_worker_name,
+    .agent_name = wrk_ctx_agent_name,
+    .job_id = wrk_ctx_job_id,
+    .time_left_ms = wrk_ctx_time_left,
+    .cancelled = wrk_ctx_cancelled,
+    .unix_ms = wrk_unix_ms,
+    .call = wrk_call,
+    .await = wrk_await,
+    .gather = wrk_gather,
+    .next_done = wrk_next_done,
+    .call_done = wrk_call_done,
+    .call_output = wrk_call_output,
+    .call_error = wrk_call_error,
+    .call_free = wrk_call_free,
+    .log = wrk_ctx_log,
+    .value = wrk_value,
+    .map_get = wrk_map_get,
+    .array_get = wrk_array_get,
+    .pack_new = wrk_pack_new,
+    .pack_free = wrk_pack_free,
+    .pack_reset = wrk_pack_reset,
+    .pack_nil = wrk_pack_nil,
+    .pack_bool = wrk_pack_bool,
+    .pack_int = wrk_pack_int,
+    .pack_uint = wrk_pack_uint,
+    .pack_double = wrk_pack_double,
+    .pack_str = wrk_pack_str,
+    .pack_cstr = wrk_pack_cstr,
+    .pack_bin = wrk_pack_bin,
+    .pack_array = wrk_pack_array,
+    .pack_map = wrk_pack_map,
+    .pack_raw = wrk_pack_raw,
+    .pack_json = wrk_pack_json,
+    .pack_data = wrk_pack_data,
+    .emit_pack = wrk_pack_emit,
+    .set_output_pack = wrk_pack_set_output,
+};
+
+/* ---- loading ---- */
+
+int wrk_plugin_register(abp_host_t *h, int (*init)(const abp_api_t *, abp_host_t *, uint32_t),
+                        const char *what) {
+    size_t before = h->n_agents;
+    h->open = true;
+    int rc = init(&wrk_api, h, ABP_API_VERSION);
+    h->open = false;
+    if (rc == 0 && h->n_agents == before) rc = ABP_EINVAL;
+    if (rc) {
+        act_log(ACT_LOG_ERROR, "plugin_failed", "plugin=%s error=%s%s", what, act_err_name(rc),
+                h->n_agents == before ? " reason=no_agents" : "");
+        return rc;
+    }
+    for (size_t i = before; i < h->n_agents; i++) {
+        act_log(ACT_LOG_INFO, "agent", "name=%s plugin=%s", h->agents[i].name, what);
+    }
+    return 0;
+}
+
+int wrk_plugin_load(abp_host_t *h, const char *path) {
+    void **handles = realloc(h->handles, (h->n_handles + 1) * sizeof(*handles));
+    if (!handles) return ACT_ENOMEM;
+    h->handles = handles;
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        act_log(ACT_LOG_ERROR, "plugin_failed", "plugin=%s reason=\"%s\"", path, dlerror());
+        return ACT_ENOENT;
+    }
+    int (*init)(const abp_api_t *, abp_host_t *, uint32_t);
+    *(void **)&init = dlsym(dl, "actorbus_plugin_init");
+    if (!init) {
+        act_log(ACT_LOG_ERROR, "plugin_failed",
+                "plugin=%s reason=\"no actorbus_plugin_init symbol\"", path);
+        dlclose(dl);
+        return ACT_EINVAL;
+    }
+    h->handles[h->n_handles++] = dl; /* kept even if init fails: it may have left state */
+    return wrk_plugin_register(h, init, path);
+}
+
+void wrk_host_close(abp_host_t *h) {
+    for (size_t i = 0; i < h->n_agents; i++) free(h->agents[i].name);
+    free(h->agents);
+    h->agents = NULL;
+    h->n_agents = h->cap = 0;
+    for (size_t i = 0; i < h->n_handles; i++) dlclose(h->handles[i]);
+    free(h->handles);
+    h->handles = NULL;
+    h->n_handles = 0;
+}

@@ -1,0 +1,303 @@
+/* worker.c: the worker's connection to the broker. A DEALER on the loop (act_zsock) sends
+ * `ready`, keeps heartbeats going both ways, dispatches what the broker sends (work, cancel,
+ * replies to sub-queries) and reconnects with a fresh socket when the broker says `disconnect`
+ * or falls silent. Every outgoing message goes through one queue and one writer task, so
+ * nothing that answers a job ever waits. SIGTERM drains: stop taking work (credit 0), let
+ * the running jobs finish up to --drain-ms, say `disconnect`, leave. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker.h"
+
+#define LINGER_MS 1000   /* how long a final message may take to leave on exit */
+#define IDLE_WAIT_MS 1000 /* how long cancelled jobs get to end */
+#define RECONNECT_MS 100 /* pause before a new connection after `disconnect` */
+
+typedef struct wrk_out {
+    struct wrk_out *next;
+    size_t n;
+    uint8_t data[];
+} wrk_out;
+
+enum { SERVE_RECONNECT = 1 };
+
+/* ---- the outgoing queue and its writer ---- */
+
+void wrk_send(wrk_t *w, uint64_t gen, const proto_buf_t *msg) {
+    if (gen != w->gen || !w->sock) return; /* a job of a lost connection: nobody to tell */
+    if (msg->failed) {
+        act_log(ACT_LOG_ERROR, "send_dropped", "reason=encode_failed");
+        return;
+    }
+    wrk_out *o = malloc(sizeof(*o) + msg->n);
+    if (!o) {
+        act_log(ACT_LOG_ERROR, "send_dropped", "reason=out_of_memory bytes=%zu", msg->n);
+        return;
+    }
+    o->next = NULL;
+    o->n = msg->n;
+    memcpy(o->data, msg->p, msg->n);
+    if (w->out_tail) w->out_tail->next = o;
+    else w->out_head = o;
+    w->out_tail = o;
+    w->out_len++;
+    act_event_clear(&w->flushed);
+    act_event_set(&w->out_ready);
+}
+
+static wrk_out *out_pop(wrk_t *w) {
+    wrk_out *o = w->out_head;
+    if (!o) return NULL;
+    w->out_head = o->next;
+    if (!w->out_head) w->out_tail = NULL;
+    w->out_len--;
+    return o;
+}
+
+static void out_purge(wrk_t *w) {
+    wrk_out *o;
+    while ((o = out_pop(w)) != NULL) free(o);
+    act_event_set(&w->flushed);
+}
+
+static int writer_task(void *arg, void **result) {
+    (void)result;
+    wrk_t *w = arg;
+    for (;;) {
+        while (!w->out_head || !w->z) {
+            act_event_clear(&w->out_ready);
+            int rc = act_event_wait(&w->out_ready, -1);
+            if (rc) return rc;
+        }
+        wrk_out *o = out_pop(w);
+        act_zframe_t f = {o->data, o->n};
+        int rc = act_zsock_send_frames(w->z, &f, 1, -1);
+        free(o);
+        if (!w->out_head) act_event_set(&w->flushed);
+        if (rc == 0) w->last_sent = act_now();
+        else if (rc == ACT_ECANCELED) return rc;
+        else if (rc != ACT_ECLOSED) act_log(ACT_LOG_WARN, "send_failed", "error=%s",
+                                            act_err_name(rc));
+    }
+}
+
+static void send_simple(wrk_t *w, proto_type_t type) {
+    if (proto_enc_simple(&w->enc, type) == 0) wrk_send(w, w->gen, &w->enc);
+}
+
+static void send_ready(wrk_t *w) {
+    abp_host_t *h = w->host;
+    const char **names = calloc(h->n_agents ? h->n_agents : 1, sizeof(*names));
+    if (!names) return;
+    for (size_t i = 0; i < h->n_agents; i++) names[i] = h->agents[i].name;
+    if (proto_enc_ready(&w->enc, proto_str_of(w->cfg.name), w->cfg.capacity, names, h->n_agents,
+                        (uint64_t)w->cfg.heartbeat_ms) == 0) {
+        wrk_send(w, w->gen, &w->enc);
+    }
+    free(names);
+}
+
+/* ---- one connection ---- */
+
+static int conn_open(wrk_t *w) {
+    void *s = zmq_socket(w->zctx, ZMQ_DEALER);
+    if (!s) return ACT_ENOMEM;
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_connect(s, w->cfg.broker) != 0) {
+        act_log(ACT_LOG_ERROR, "connect_failed", "broker=%s error=\"%s\"", w->cfg.broker,
+                zmq_strerror(errno));
+        zmq_close(s);
+        return ACT_EINVAL;
+    }
+    int rc = act_zsock_new(&w->z, s);
+    if (rc) {
+        zmq_close(s);
+        return rc;
+    }
+    w->sock = s;
+    w->gen++;
+    w->last_heard = w->last_sent = act_now();
+    send_ready(w);
+    act_log(ACT_LOG_INFO, "connect", "broker=%s connection=%llu name=%s capacity=%llu",
+            w->cfg.broker, (unsigned long long)w->gen, w->cfg.name,
+            (unsigned long long)w->cfg.capacity);
+    return 0;
+}
+
+/* Ends the connection: its jobs and sub-queries can no longer be answered, so they are
+ * cancelled (and waited for, so the next `ready` declares capacity that is really free). */
+static void conn_close(wrk_t *w, int linger_ms) {
+    if (!w->sock) return;
+    wrk_jobs_cancel_all(w, true);
+    wrk_calls_fail_all(w, "worker_lost", "the worker's connection to the broker was reset");
+    if (linger_ms == 0) out_purge(w);
+    act_zsock_destroy(&w->z);
+    zmq_setsockopt(w->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+    zmq_close(w->sock);
+    w->sock = NULL;
+    out_purge(w);
+    wrk_jobs_wait_idle(w, act_deadline_in(IDLE_WAIT_MS));
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* Acts on one message from the broker. Returns: 0, or SERVE_RECONNECT. */
+static int dispatch(wrk_t *w, zmq_msg_t *parts, size_t n) {
+    if (n != 1) {
+        act_log(ACT_LOG_WARN, "bad_message", "reason=frames frames=%zu", n);
+        return 0;
+    }
+    proto_msg_t m;
+    proto_error_t err;
+    if (proto_decode(zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), &w->limits, &m,
+                     &err) != 0) {
+        act_log(ACT_LOG_WARN, "bad_message", "code=%s reason=\"%s\"", err.code, err.message);
+        return 0;
+    }
+    switch (m.type) {
+    case PROTO_WORK: wrk_jobs_start(w, &m); return 0;
+    case PROTO_CANCEL:
+        if (m.has_job) wrk_jobs_cancel(w, m.job);
+        return 0;
+    case PROTO_EVENT:
+    case PROTO_RESULT:
+    case PROTO_ERROR:
+        if (!m.has_job) wrk_calls_deliver(w, &m);
+        return 0;
+    case PROTO_HEARTBEAT: return 0;
+    case PROTO_DISCONNECT:
+        act_log(ACT_LOG_INFO, "broker_disconnect", "connection=%llu", (unsigned long long)w->gen);
+        return SERVE_RECONNECT;
+    default:
+        act_log(ACT_LOG_WARN, "unexpected_message", "type=%s", proto_type_name(m.type));
+        return 0;
+    }
+}
+
+/* Serves the connection until the broker is lost or says disconnect (SERVE_RECONNECT), or
+ * the task is cancelled (ACT_ECANCELED). */
+static int conn_serve(wrk_t *w) {
+    int64_t hb = w->cfg.heartbeat_ms, dead = hb * w->cfg.liveness;
+    for (;;) {
+        int64_t now = act_now();
+        if (now - w->last_heard >= dead) {
+            act_log(ACT_LOG_WARN, "broker_silent", "ms=%lld connection=%llu",
+                    (long long)(now - w->last_heard), (unsigned long long)w->gen);
+            return SERVE_RECONNECT;
+        }
+        if (now - w->last_sent >= hb && !w->out_head) {
+            send_simple(w, PROTO_HEARTBEAT);
+            w->last_sent = now; /* the writer moves it again when it goes out */
+        }
+        zmq_msg_t parts[2];
+        size_t n = 0;
+        int64_t wake = min64(w->last_sent + hb, w->last_heard + dead);
+        int rc = act_zsock_recv(w->z, parts, 2, &n, wake);
+        if (rc == ACT_ETIMEDOUT) continue;
+        if (rc == ACT_EMSGSIZE) {
+            w->last_heard = act_now();
+            act_log(ACT_LOG_WARN, "bad_message", "reason=frames");
+            continue;
+        }
+        if (rc) return rc;
+        w->last_heard = act_now();
+        rc = dispatch(w, parts, n);
+        act_zsock_close_parts(parts, n);
+        if (rc) return rc;
+    }
+}
+
+/* Connects, serves, and reconnects until cancelled (or told to stop by the drain). */
+static int conn_task(void *arg, void **result) {
+    (void)result;
+    wrk_t *w = arg;
+    for (;;) {
+        int rc = conn_open(w);
+        if (rc) return rc;
+        rc = conn_serve(w);
+        if (rc != SERVE_RECONNECT) {
+            conn_close(w, LINGER_MS); /* shutting down: let `disconnect` leave */
+            return rc == ACT_ECANCELED ? 0 : rc;
+        }
+        conn_close(w, 0);
+        if (w->draining) return 0;
+        if ((rc = act_sleep(RECONNECT_MS)) != 0) return rc == ACT_ECANCELED ? 0 : rc;
+    }
+}
+
+/* ---- the drain and the run ---- */
+
+void wrk_signal(wrk_t *w, int signum) {
+    act_log(ACT_LOG_INFO, "signal", "signal=%d running=%zu", signum, w->n_jobs);
+    if (++w->signals == 1) {
+        act_event_set(&w->stop);
+    } else {
+        w->drain_deadline = act_now(); /* again: stop waiting for the jobs */
+        wrk_jobs_cancel_all(w, false);
+    }
+}
+
+/* Stops taking work, waits for the running jobs up to the drain deadline, cancels the rest,
+ * and says goodbye. Runs shielded: the drain itself must not be cut short. */
+static void drain(wrk_t *w) {
+    w->draining = true;
+    if (!w->drain_deadline) w->drain_deadline = act_deadline_in(w->cfg.drain_ms);
+    if (proto_enc_credit(&w->enc, 0) == 0) wrk_send(w, w->gen, &w->enc);
+    act_log(ACT_LOG_INFO, "drain", "running=%zu drain_ms=%lld", w->n_jobs,
+            (long long)w->cfg.drain_ms);
+    if (wrk_jobs_wait_idle(w, w->drain_deadline) != 0) {
+        act_log(ACT_LOG_WARN, "drain_timeout", "cancelling=%zu", w->n_jobs);
+        wrk_jobs_cancel_all(w, false);
+        wrk_jobs_wait_idle(w, act_deadline_in(IDLE_WAIT_MS));
+    }
+    send_simple(w, PROTO_DISCONNECT);
+    act_event_wait(&w->flushed, act_deadline_in(LINGER_MS));
+}
+
+static void stop_task(act_task_t **t) {
+    if (!*t) return;
+    act_task_cancel(*t);
+    act_join(*t, NULL, -1);
+    act_task_release(t);
+}
+
+static int run_tasks(wrk_t *w) {
+    act_task_t *conn = NULL, *writer = NULL;
+    act_spawn_opts_t wo = {.name = "writer"}, co = {.name = "connection"};
+    int rc = act_spawn(writer_task, w, &wo, &writer);
+    if (rc == 0) rc = act_spawn(conn_task, w, &co, &conn);
+    if (rc == 0) {
+        act_choice_t ch[2] = {{.kind = ACT_CHOICE_EVENT, .obj = &w->stop},
+                              {.kind = ACT_CHOICE_TASK, .obj = conn}};
+        rc = act_choose(ch, 2, -1); /* a signal, or the connection gave up */
+    }
+    act_scope_t shield;
+    act_scope_enter(&shield, -1, ACT_SCOPE_SHIELD);
+    if (rc == 0) drain(w); /* the signal came first */
+    if (rc >= 0) rc = act_task_done(conn) ? act_task_error(conn, NULL) : 0;
+    stop_task(&conn);
+    stop_task(&writer);
+    act_scope_leave(&shield);
+    return rc;
+}
+
+int wrk_run(wrk_t *w) {
+    act_event_init(&w->out_ready);
+    act_event_init(&w->flushed);
+    act_event_init(&w->jobs_idle);
+    act_event_init(&w->stop);
+    act_event_set(&w->flushed);
+    act_event_set(&w->jobs_idle);
+    proto_limits_default(&w->limits);
+    w->limits.max_size = (size_t)256 << 20; /* the broker enforced its own --max-msg */
+    proto_buf_init(&w->enc);
+    w->zctx = zmq_ctx_new();
+    if (!w->zctx) return ACT_ENOMEM;
+    int rc = run_tasks(w);
+    out_purge(w);
+    proto_buf_free(&w->enc);
+    zmq_ctx_term(w->zctx);
+    w->zctx = NULL;
+    return rc;
+}

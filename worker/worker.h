@@ -1,0 +1,192 @@
+/* worker.h: what actor-worker's files share (wrk_ names): the worker and its connection, the
+ * jobs it runs (struct abp_ctx), the sub-queries they make (struct abp_call), the agents
+ * plugins registered, and the function table they get. Not seen by plugins. */
+#ifndef WRK_WORKER_H
+#define WRK_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actor/actor.h"
+#include "actor/zsock.h"
+#include "actorbus/plugin.h"
+#include "proto/proto.h"
+
+typedef struct wrk wrk_t;
+
+typedef struct wrk_config {
+    const char *broker;    /* worker endpoint of the broker */
+    const char *name;      /* announced in ready */
+    uint64_t capacity;     /* jobs at once */
+    int64_t heartbeat_ms;  /* heartbeat interval */
+    int64_t liveness;      /* heartbeats of silence before the broker counts as lost */
+    int64_t drain_ms;      /* SIGTERM: how long running jobs may take to finish */
+} wrk_config_t;
+
+/* ---- agents (plugin.c) ---- */
+typedef struct wrk_agent {
+    char *name;          /* registered name */
+    abp_agent_fn fn;     /* its body */
+    void *udata;         /* register_agent's udata */
+} wrk_agent_t;
+
+struct abp_host {
+    wrk_agent_t *agents; /* every registered agent */
+    size_t n_agents, cap;
+    bool open;           /* inside an init: register_agent allowed */
+    void **handles;      /* dlopen handles, closed at exit */
+    size_t n_handles;
+};
+
+extern const abp_api_t wrk_api;
+int wrk_builtin_init(const abp_api_t *api, abp_host_t *host, uint32_t version);
+/* Runs init with registration open. Returns: init's code, or ACT_EINVAL if no agent came. */
+int wrk_plugin_register(abp_host_t *host, int (*init)(const abp_api_t *, abp_host_t *, uint32_t),
+                        const char *what);
+/* dlopens path and runs its actorbus_plugin_init. Returns: 0 or a negative code (logged). */
+int wrk_plugin_load(abp_host_t *host, const char *path);
+const wrk_agent_t *wrk_agent_find(const abp_host_t *host, proto_str_t name);
+void wrk_host_close(abp_host_t *host);
+
+/* ---- msgpack helpers of the table (value.c) ---- */
+int wrk_value(const uint8_t *mp, size_t n, abp_value_t *out);
+int wrk_map_get(const abp_value_t *map, const char *key, abp_value_t *out);
+int wrk_array_get(const abp_value_t *array, size_t i, abp_value_t *out);
+/* True when mp[0..n) is exactly one msgpack value. */
+bool wrk_is_one_value(const uint8_t *mp, size_t n);
+struct abp_pack {
+    proto_buf_t buf; /* the bytes and a msgpack-c packer */
+};
+abp_pack_t *wrk_pack_new(void);
+void wrk_pack_free(abp_pack_t **p);
+void wrk_pack_reset(abp_pack_t *p);
+int wrk_pack_nil(abp_pack_t *p);
+int wrk_pack_bool(abp_pack_t *p, bool v);
+int wrk_pack_int(abp_pack_t *p, int64_t v);
+int wrk_pack_uint(abp_pack_t *p, uint64_t v);
+int wrk_pack_double(abp_pack_t *p, double v);
+int wrk_pack_str(abp_pack_t *p, const char *s, size_t n);
+int wrk_pack_cstr(abp_pack_t *p, const char *s);
+int wrk_pack_bin(abp_pack_t *p, const void *b, size_t n);
+int wrk_pack_array(abp_pack_t *p, uint32_t n);
+int wrk_pack_map(abp_pack_t *p, uint32_t n);
+int wrk_pack_raw(abp_pack_t *p, const uint8_t *mp, size_t n);
+int wrk_pack_json(abp_pack_t *p, const char *json);
+int wrk_pack_data(const abp_pack_t *p, const uint8_t **bytes, size_t *n);
+int wrk_pack_emit(abp_ctx_t *ctx, const abp_pack_t *p);
+int wrk_pack_set_output(abp_ctx_t *ctx, const abp_pack_t *p);
+
+/* ---- jobs (jobs.c): one libactor task per `work` ---- */
+struct abp_ctx {
+    struct abp_ctx *next, *prev; /* in the worker's job list */
+    wrk_t *w;                    /* owner */
+    uint64_t id;                 /* broker's job id */
+    uint64_t gen;                /* connection it came on */
+    const wrk_agent_t *agent;    /* what runs */
+    uint8_t *input;              /* copy of the input (msgpack) */
+    size_t input_n;
+    int64_t deadline;            /* from timeout_ms, -1 none */
+    act_task_t *task;            /* the agent's task (our handle) */
+    bool ran;                    /* the task started */
+    bool cancelled;              /* the broker cancelled it */
+    bool orphaned;               /* its connection is gone: answer nobody */
+    bool stopping;               /* the worker is stopping: answer shutting_down */
+    proto_buf_t output;          /* set_output */
+    bool has_output;
+    char *err_code, *err_msg;    /* fail */
+    struct abp_call *calls;      /* its sub-queries, not yet freed */
+    act_event_t changed;         /* set when one of its calls ends */
+    uint64_t done_seq;           /* completion order of its calls */
+};
+
+void wrk_jobs_start(wrk_t *w, const proto_msg_t *m);
+void wrk_jobs_cancel(wrk_t *w, uint64_t job);
+/* Cancels every job; orphan: their answers go nowhere (connection lost), else they answer
+ * shutting_down. */
+void wrk_jobs_cancel_all(wrk_t *w, bool orphan);
+/* Waits (shielded) until no job runs or the deadline passes. Returns: 0 or ACT_ETIMEDOUT. */
+int wrk_jobs_wait_idle(wrk_t *w, int64_t deadline);
+size_t wrk_jobs_running(const wrk_t *w);
+
+/* The table's job functions. */
+int wrk_ctx_input(abp_ctx_t *ctx, const uint8_t **bytes, size_t *n);
+int wrk_ctx_emit(abp_ctx_t *ctx, const uint8_t *event, size_t n);
+int wrk_ctx_set_output(abp_ctx_t *ctx, const uint8_t *output, size_t n);
+int wrk_ctx_fail(abp_ctx_t *ctx, const char *code, const char *message);
+int wrk_ctx_sleep(abp_ctx_t *ctx, int64_t ms);
+const char *wrk_ctx_worker_name(abp_ctx_t *ctx);
+const char *wrk_ctx_agent_name(abp_ctx_t *ctx);
+uint64_t wrk_ctx_job_id(abp_ctx_t *ctx);
+int64_t wrk_ctx_time_left(abp_ctx_t *ctx);
+bool wrk_ctx_cancelled(abp_ctx_t *ctx);
+int64_t wrk_unix_ms(void);
+void wrk_ctx_log(abp_ctx_t *ctx, int level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- sub-queries (calls.c) ---- */
+struct abp_call {
+    struct abp_call *next, *prev;   /* in its job's list */
+    struct abp_call *wnext, *wprev; /* in the worker's list of pending calls */
+    abp_ctx_t *job;                 /* owner */
+    uint64_t id;                    /* our query id */
+    bool done, ok, reported;        /* ended; succeeded; handed out by next_done */
+    uint64_t done_seq;              /* when it ended, among its job's calls */
+    uint8_t *output;                /* result output */
+    size_t output_n;
+    char *code, *message;           /* error */
+};
+
+/* A reply (event/result/error with an integer id) for one of our sub-queries. */
+void wrk_calls_deliver(wrk_t *w, const proto_msg_t *m);
+/* Ends every pending call with code (the connection was reset). */
+void wrk_calls_fail_all(wrk_t *w, const char *code, const char *message);
+/* Frees a job's calls, cancelling those still pending. */
+void wrk_calls_release(abp_ctx_t *job);
+int wrk_call(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t n,
+             int64_t timeout_ms, abp_call_t **out);
+int wrk_await(abp_call_t *call, const uint8_t **output, size_t *n);
+int wrk_gather(abp_call_t *const *calls, size_t n);
+int wrk_next_done(abp_call_t *const *calls, size_t n, size_t *index);
+bool wrk_call_done(const abp_call_t *call);
+int wrk_call_output(const abp_call_t *call, const uint8_t **output, size_t *n);
+int wrk_call_error(const abp_call_t *call, const char **code, const char **message);
+void wrk_call_free(abp_call_t **call);
+
+/* ---- the worker and its connection (worker.c) ---- */
+struct wrk {
+    wrk_config_t cfg;
+    abp_host_t *host;          /* agents */
+    void *zctx;                /* zmq context */
+    void *sock;                /* DEALER to the broker, NULL between connections */
+    act_zsock_t *z;            /* sock on the loop */
+    uint64_t gen;              /* connection generation: 1, 2, ... */
+    int64_t last_heard;        /* act_now() of the last message from the broker */
+    int64_t last_sent;         /* act_now() of the last message sent */
+    struct wrk_out *out_head, *out_tail; /* messages waiting for the writer */
+    size_t out_len;
+    act_event_t out_ready;     /* the writer has something to do */
+    act_event_t flushed;       /* set while out_head is NULL */
+    abp_ctx_t *jobs;           /* running jobs */
+    size_t n_jobs;
+    act_event_t jobs_idle;     /* set while n_jobs == 0 */
+    abp_call_t *calls;         /* pending sub-queries (for replies) */
+    uint64_t next_call_id;
+    bool draining;             /* SIGTERM seen: finishing up */
+    act_event_t stop;          /* set by a signal: main starts the drain */
+    int signals;               /* signals seen */
+    int64_t drain_deadline;    /* act_now() by which jobs must be done */
+    proto_limits_t limits;     /* for decoding broker messages */
+    proto_buf_t enc;           /* scratch encoder */
+};
+
+/* Queues one encoded message for the writer; dropped when gen is not the current connection
+ * (a job of a lost connection). Never waits; callable from any task or loop callback. */
+void wrk_send(wrk_t *w, uint64_t gen, const proto_buf_t *msg);
+/* Runs the worker (call inside act_run) until a signal's drain ends.
+ * Returns: 0, or a negative code when it could not start. */
+int wrk_run(wrk_t *w);
+/* SIGTERM/SIGINT: the first starts the drain, the next cancels the jobs still running. */
+void wrk_signal(wrk_t *w, int signum);
+
+#endif
