@@ -159,10 +159,7 @@ static void settle(brk_t *b) {
     }
 }
 
-static void on_signal(brk_t *b) {
-    char buf[64];
-    ssize_t n = read(b->sig_fd, buf, sizeof buf);
-    if (n <= 0) return;
+static void on_one_signal(brk_t *b) {
     if (!b->draining) {
         b->draining = true;
         b->drain_until = b->now + (int64_t)b->cfg.drain_ms;
@@ -172,6 +169,12 @@ static void on_signal(brk_t *b) {
     } else {
         b->drain_until = b->now; /* a second signal: stop now */
     }
+}
+
+static void on_signal(brk_t *b) {
+    char buf[64];
+    ssize_t n = read(b->sig_fd, buf, sizeof buf);
+    for (ssize_t i = 0; i < n; i++) on_one_signal(b);
 }
 
 static void finish_drain(brk_t *b) {

@@ -168,6 +168,9 @@ void brk_clients_close(brk_t *b);
 void brk_client_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m);
 void brk_client_on_answer(brk_t *b, brk_job_t *j);
 brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen);
+/* Whether p holds well-formed UTF-8. Names the broker passes on to others (agent, session,
+ * worker and its agents) must be: a client's msgpack library may refuse anything else. */
+bool brk_utf8_valid(const char *p, size_t n);
 /* Ends every unanswered query of c with an error (a lost worker's calls, shutdown); the
  * last answer frees c. */
 void brk_client_drop(brk_t *b, brk_client_t *c, const char *code, const char *why);

@@ -72,6 +72,27 @@ void brk_client_drop(brk_t *b, brk_client_t *c, const char *code, const char *wh
     }
 }
 
+bool brk_utf8_valid(const char *p, size_t n) {
+    const unsigned char *s = (const unsigned char *)p, *end = s + n;
+    while (s < end) {
+        unsigned c = *s++;
+        size_t more = c < 0x80 ? 0 : c >= 0xc2 && c < 0xe0 ? 1 : c >= 0xe0 && c < 0xf0 ? 2
+                    : c >= 0xf0 && c < 0xf5 ? 3 : 9;
+        if (more == 9 || (size_t)(end - s) < more) return false;
+        unsigned cp = c & (0x3f >> more);
+        for (size_t i = 0; i < more; i++) {
+            if ((s[i] & 0xc0) != 0x80) return false;
+            cp = cp << 6 | (s[i] & 0x3f);
+        }
+        /* overlong forms, surrogates and code points past U+10FFFF */
+        if ((more == 2 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
+            (more == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return false;
+        s += more;
+    }
+    return true;
+}
+
 static void send_reply(brk_t *b, const brk_in_t *in) {
     int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, b->out.p, b->out.n);
     if (rc < 0) brk_log(BRK_LOG_DEBUG, "send_failed", "what=reply errno=%d", -rc);
@@ -97,12 +118,21 @@ static void reject_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m, con
     brk_bus_query(b, &q);
 }
 
+/* What the codec leaves to the broker: names it passes on must be short and UTF-8. */
+static const char *query_invalid(const proto_msg_t *m) {
+    if (m->agent.n > BRK_MAX_NAME) return "field 'agent' is longer than 256 bytes";
+    if (m->session.n > BRK_MAX_NAME) return "field 'session' is longer than 256 bytes";
+    if (!brk_utf8_valid(m->agent.p, m->agent.n)) return "field 'agent' is not valid UTF-8";
+    if (!brk_utf8_valid(m->session.p, m->session.n)) return "field 'session' is not valid UTF-8";
+    return NULL;
+}
+
 /* The checks a query passes before it is accepted, cheapest and most specific first. */
 static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     char name[80];
-    if (m->agent.n > BRK_MAX_NAME || m->session.n > BRK_MAX_NAME) {
-        brk_reply_error(b, in, m->id, "bad_request", "field '%s' is longer than %d bytes",
-                        m->agent.n > BRK_MAX_NAME ? "agent" : "session", BRK_MAX_NAME);
+    const char *bad = query_invalid(m);
+    if (bad) {
+        brk_reply_error(b, in, m->id, "bad_request", "%s", bad);
         return;
     }
     if (b->draining) {

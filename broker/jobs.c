@@ -157,9 +157,9 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
     brk_client_t *c = j->client;
     if (brk_enc_query_msg(&b->out, &q, false) == 0) {
         int rc = brk_send(b, c->sock, c->key + 1, c->keylen - 1, j->req, b->out.p, b->out.n);
-        if (rc < 0)
-            brk_log(BRK_LOG_DEBUG, "answer_undelivered", "job=%llu errno=%d",
-                    (unsigned long long)j->job_id, -rc);
+        if (rc < 0) /* gone (EHOSTUNREACH) is routine; full (EAGAIN) loses an answer */
+            brk_log(rc == -EHOSTUNREACH ? BRK_LOG_DEBUG : BRK_LOG_WARN, "answer_undelivered",
+                    "job=%llu errno=%d", (unsigned long long)j->job_id, -rc);
     }
     brk_bus_query(b, &q);
     char code[48];
@@ -284,10 +284,15 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     b->n_jobs++;
     b->n_live++;
     if (j->timeout_at >= 0) heap_set(b, j, j->timeout_at);
-    brk_log(BRK_LOG_DEBUG, "query_accepted", "job=%llu queued=%llu",
-            (unsigned long long)j->job_id, (unsigned long long)b->n_queued);
+    if (brk_log_on(BRK_LOG_DEBUG)) {
+        char name[80];
+        brk_log(BRK_LOG_DEBUG, "query_accepted", "job=%llu agent=%s idempotent=%d "
+                "timeout_ms=%lld", (unsigned long long)j->job_id,
+                brk_log_str(name, sizeof name, j->agent_name.p, j->agent_name.n),
+                j->idempotent, (long long)m->timeout_ms);
+    }
     queue_push(b, a, j, false);
-    brk_jobs_pump_agent(b, a);
+    brk_jobs_pump_agent(b, a); /* may answer it at once (timeout_ms 0): j is not used after */
     return 0;
 }
 

@@ -66,7 +66,8 @@ void brk_config_default(brk_config_t *c) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: actor-broker [--config FILE] [--KEY VALUE ...]\n"
-               "Routes 1/ABP queries from clients to workers (see proto/PROTOCOL.md).\n");
+               "Routes 1/ABP queries from clients to workers (see proto/PROTOCOL.md).\n"
+               "  --%-20s %s\n", "config FILE", "lines 'key = value' (flags win)");
     for (size_t i = 0; i < N_OPTS; i++) fprintf(f, "  --%-20s %s\n", opts[i].name, opts[i].help);
 }
 

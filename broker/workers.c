@@ -26,7 +26,9 @@ void brk_workers_close(brk_t *b) {
     b->n_workers = 0;
 }
 
-bool brk_worker_has_credit(const brk_worker_t *w) { return !w->dead && w->in_flight < w->capacity; }
+bool brk_worker_has_credit(const brk_worker_t *w) {
+    return !w->dead && w->in_flight < w->capacity;
+}
 
 void brk_worker_want_pump(brk_t *b, brk_worker_t *w) {
     if (!w->dead && !brk_list_linked(&w->pump_link)) brk_list_push(&b->pump, &w->pump_link);
@@ -93,10 +95,12 @@ static const char *ready_invalid(const proto_msg_t *m, uint32_t *n_agents) {
     proto_str_t s;
     int rc;
     if (m->name.n == 0 || m->name.n > BRK_MAX_NAME) return "field 'name' must be 1-256 bytes";
+    if (!brk_utf8_valid(m->name.p, m->name.n)) return "field 'name' is not valid UTF-8";
     if (m->capacity < 1) return "field 'capacity' must be at least 1";
     *n_agents = 0;
     while ((rc = proto_agents_next(m->agents, &cur, &s)) == 1) {
         if (s.n == 0 || s.n > BRK_MAX_NAME) return "agent names must be 1-256 bytes";
+        if (!brk_utf8_valid(s.p, s.n)) return "agent names must be valid UTF-8";
         if (++*n_agents > BRK_MAX_AGENTS) return "too many agents (at most 1024)";
     }
     return rc < 0 ? "field 'agents' must be an array of strings" : NULL;
@@ -113,6 +117,33 @@ static int worker_add_agents(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
     return 0;
 }
 
+/* Creates and registers a worker, not yet hosting anything. */
+static brk_worker_t *worker_new(brk_t *b, const brk_in_t *in, const proto_msg_t *m,
+                                uint32_t n_agents) {
+    brk_worker_t *w = calloc(1, sizeof *w);
+    if (!w || !(w->agents = calloc(n_agents ? n_agents : 1, sizeof *w->agents))) {
+        free(w);
+        return NULL;
+    }
+    memcpy(w->id, in->id, in->idlen);
+    w->idlen = in->idlen;
+    memcpy(w->name, m->name.p, m->name.n);
+    w->name_len = m->name.n;
+    w->capacity = m->capacity;
+    w->hb_ms = m->heartbeat_ms ? m->heartbeat_ms : b->cfg.heartbeat_ms;
+    if (w->hb_ms < 10) w->hb_ms = 10; /* the same bounds as --heartbeat-ms */
+    if (w->hb_ms > 3600000) w->hb_ms = 3600000;
+    w->last_seen = w->last_sent = b->now;
+    w->node.key = w->id;
+    w->node.klen = w->idlen;
+    brk_list_init(&w->jobs);
+    brk_list_init(&w->pump_link);
+    brk_list_push(&b->worker_list, &w->link);
+    brk_map_put(&b->worker_map, &w->node);
+    b->n_workers++;
+    return w;
+}
+
 static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     proto_raw_t nil = {NULL, 0};
     uint32_t n_agents = 0;
@@ -122,30 +153,18 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     if (b->n_workers >= b->cfg.max_workers) {
+        char name[80];
+        brk_log(BRK_LOG_WARN, "worker_refused", "name=%s why=\"worker table full\"",
+                brk_log_str(name, sizeof name, m->name.p, m->name.n));
         brk_reply_error(b, in, nil, "overloaded", "worker table full (max-workers %llu)",
                         (unsigned long long)b->cfg.max_workers);
         return;
     }
-    brk_worker_t *w = calloc(1, sizeof *w);
-    if (!w || !(w->agents = calloc(n_agents ? n_agents : 1, sizeof *w->agents))) {
-        free(w);
+    brk_worker_t *w = worker_new(b, in, m, n_agents);
+    if (!w) {
         brk_reply_error(b, in, nil, "internal", "out of memory");
         return;
     }
-    memcpy(w->id, in->id, in->idlen);
-    w->idlen = in->idlen;
-    memcpy(w->name, m->name.p, m->name.n);
-    w->name_len = m->name.n;
-    w->capacity = m->capacity;
-    w->hb_ms = m->heartbeat_ms ? m->heartbeat_ms : b->cfg.heartbeat_ms;
-    w->last_seen = w->last_sent = b->now;
-    w->node.key = w->id;
-    w->node.klen = w->idlen;
-    brk_list_init(&w->jobs);
-    brk_list_init(&w->pump_link);
-    brk_list_push(&b->worker_list, &w->link);
-    brk_map_put(&b->worker_map, &w->node);
-    b->n_workers++;
     if (worker_add_agents(b, w, m) != 0) {
         brk_worker_mark_dead(b, w, "out of memory");
         return;

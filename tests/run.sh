@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/run.sh: the whole test suite. Installs missing packages, builds twice (plain and
-# ASan+UBSan), runs every test in both builds, and ends with ctest's summary.
+# ASan+UBSan), runs every test in both builds, then fuzzes the proto codec for a bounded time
+# in a third (clang, libFuzzer) build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/packages.sh
@@ -18,3 +19,14 @@ echo "== ASan+UBSan build =="
 (cd build-asan && ctest --output-on-failure -j"$jobs")
 echo "== release build =="
 (cd build && ctest --output-on-failure -j"$jobs")
+
+# Fuzz the codec for a bounded time (ACTOR_FUZZ_SECONDS, default 20) on a copy of the seed
+# corpus; any crash, sanitizer report, leak, timeout or out-of-memory fails the script.
+echo "== fuzz: proto_decode =="
+CC=clang cmake -S . -B build-fuzz -DACTOR_FUZZ=ON -DACTOR_BENCH=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_decode
+rm -rf build-fuzz/corpus-decode
+cp -r tests/fuzz/corpus/decode build-fuzz/corpus-decode
+build-fuzz/tests/fuzz/fuzz_decode -max_total_time="${ACTOR_FUZZ_SECONDS:-20}" -max_len=4096 \
+    -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ build-fuzz/corpus-decode

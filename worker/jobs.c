@@ -30,6 +30,7 @@ static void job_free(abp_ctx_t *j) {
     act_task_release(&j->task);
     proto_buf_free(&j->output);
     free(j->input);
+    free(j->session);
     free(j->err_code);
     free(j->err_msg);
     free(j);
@@ -110,6 +111,11 @@ static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) 
     }
     memcpy(j->input, m->input.p, m->input.n);
     j->input_n = m->input.n;
+    if (m->session.n && !(j->session = strndup(m->session.p, m->session.n))) {
+        free(j->input);
+        free(j);
+        return NULL;
+    }
     j->w = w;
     j->id = m->job;
     j->gen = w->gen;
@@ -133,7 +139,7 @@ void wrk_jobs_start(wrk_t *w, const proto_msg_t *m) {
     abp_ctx_t *j = job_new(w, m, a);
     act_spawn_opts_t o = {.name = a->name};
     if (!j || act_spawn(job_body, j, &o, &j->task) != 0) {
-        if (j) proto_buf_free(&j->output), free(j->input), free(j);
+        if (j) proto_buf_free(&j->output), free(j->input), free(j->session), free(j);
         send_error(w, w->gen, m->job, "internal", "the worker is out of memory");
         return;
     }
@@ -191,12 +197,17 @@ int wrk_ctx_input(abp_ctx_t *ctx, const uint8_t **bytes, size_t *n) {
 
 int wrk_ctx_emit(abp_ctx_t *ctx, const uint8_t *event, size_t n) {
     if (!event || !wrk_is_one_value(event, n)) return ABP_EINVAL;
+    if (ctx->w->out_len >= WRK_OUT_MAX) return ABP_EAGAIN;
     proto_buf_t b;
     proto_buf_init(&b);
     int rc = proto_enc_job_event(&b, ctx->id, (proto_raw_t){event, n});
     if (rc == 0) wrk_send(ctx->w, ctx->gen, &b);
     proto_buf_free(&b);
     return rc ? ABP_ENOMEM : 0;
+}
+
+int wrk_pack_emit(abp_ctx_t *ctx, const abp_pack_t *p) {
+    return p->buf.failed ? ABP_ENOMEM : wrk_ctx_emit(ctx, p->buf.p, p->buf.n);
 }
 
 int wrk_ctx_set_output(abp_ctx_t *ctx, const uint8_t *output, size_t n) {
@@ -206,6 +217,10 @@ int wrk_ctx_set_output(abp_ctx_t *ctx, const uint8_t *output, size_t n) {
     if (ctx->output.failed) return ABP_ENOMEM;
     ctx->has_output = true;
     return 0;
+}
+
+int wrk_pack_set_output(abp_ctx_t *ctx, const abp_pack_t *p) {
+    return p->buf.failed ? ABP_ENOMEM : wrk_ctx_set_output(ctx, p->buf.p, p->buf.n);
 }
 
 int wrk_ctx_fail(abp_ctx_t *ctx, const char *code, const char *message) {
@@ -225,12 +240,13 @@ int wrk_ctx_fail(abp_ctx_t *ctx, const char *code, const char *message) {
 
 int wrk_ctx_sleep(abp_ctx_t *ctx, int64_t ms) {
     (void)ctx;
-    return act_sleep(ms);
+    return act_sleep(ms < 0 ? 0 : ms); /* act_sleep(-1) would never end */
 }
 
 const char *wrk_ctx_worker_name(abp_ctx_t *ctx) { return ctx->w->cfg.name; }
 const char *wrk_ctx_agent_name(abp_ctx_t *ctx) { return ctx->agent->name; }
 uint64_t wrk_ctx_job_id(abp_ctx_t *ctx) { return ctx->id; }
+const char *wrk_ctx_session(abp_ctx_t *ctx) { return ctx->session; }
 
 int64_t wrk_ctx_time_left(abp_ctx_t *ctx) {
     if (ctx->deadline < 0) return -1;

@@ -57,6 +57,7 @@ const abp_api_t wrk_api = {
     .worker_name = wrk_ctx_worker_name,
     .agent_name = wrk_ctx_agent_name,
     .job_id = wrk_ctx_job_id,
+    .session = wrk_ctx_session,
     .time_left_ms = wrk_ctx_time_left,
     .cancelled = wrk_ctx_cancelled,
     .unix_ms = wrk_unix_ms,

@@ -13,57 +13,42 @@ static uint64_t be(const uint8_t *p, int n) {
     return v;
 }
 
-/* Decodes the header at p: the type, scalars, and for the rest where the payload starts
- * (*body), how many payload bytes follow (*bytes) and how many child values (*kids).
- * Returns false when the header does not fit in [p, end) or is not msgpack. */
-static bool head(const uint8_t *p, const uint8_t *end, abp_value_t *v, const uint8_t **body,
-                 uint64_t *bytes, uint64_t *kids) {
-    memset(v, 0, sizeof(*v));
-    *bytes = *kids = 0;
-    if (p >= end) return false;
-    uint8_t c = *p++;
-    size_t left = (size_t)(end - p);
-    int w = 0; /* width of a length or scalar that follows */
-    if (c <= 0x7f) {
-        v->type = ABP_INT, v->i = c, v->u = c;
-    } else if (c >= 0xe0) {
-        v->type = ABP_INT, v->i = (int8_t)c;
-    } else if (c <= 0x8f) {
-        v->type = ABP_MAP, v->len = c & 0x0f, *kids = 2 * (uint64_t)v->len;
-    } else if (c <= 0x9f) {
-        v->type = ABP_ARRAY, v->len = c & 0x0f, *kids = v->len;
-    } else if (c <= 0xbf) {
-        v->type = ABP_STR, *bytes = c & 0x1f;
-    } else {
-        switch (c) {
-        case 0xc0: v->type = ABP_NIL; break;
-        case 0xc2: case 0xc3: v->type = ABP_BOOL, v->b = c == 0xc3; break;
-        case 0xc4: case 0xc5: case 0xc6: v->type = ABP_BIN, w = 1 << (c - 0xc4); break;
-        case 0xc7: case 0xc8: case 0xc9: v->type = ABP_EXT, w = 1 << (c - 0xc7); break;
-        case 0xca: case 0xcb: v->type = ABP_FLOAT, w = c == 0xca ? 4 : 8; break;
-        case 0xcc: case 0xcd: case 0xce: case 0xcf: v->type = ABP_UINT, w = 1 << (c - 0xcc); break;
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3: v->type = ABP_INT, w = 1 << (c - 0xd0); break;
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-            v->type = ABP_EXT, *bytes = 1 + ((uint64_t)1 << (c - 0xd4)); break;
-        case 0xd9: case 0xda: case 0xdb: v->type = ABP_STR, w = 1 << (c - 0xd9); break;
-        case 0xdc: case 0xdd: v->type = ABP_ARRAY, w = c == 0xdc ? 2 : 4; break;
-        case 0xde: case 0xdf: v->type = ABP_MAP, w = c == 0xde ? 2 : 4; break;
-        default: return false; /* 0xc1 */
-        }
-    }
-    if ((size_t)w > left) return false;
-    uint64_t x = be(p, w);
+/* The first byte: the type, what it holds itself, and the width (*w) of the length or scalar
+ * that follows it. Returns false for the one byte msgpack never uses. */
+static bool lead(uint8_t c, abp_value_t *v, int *w, uint64_t *bytes, uint64_t *kids) {
+    if (c <= 0x7f) v->type = ABP_INT, v->i = c, v->u = c;
+    else if (c >= 0xe0) v->type = ABP_INT, v->i = (int8_t)c;
+    else if (c <= 0x8f) v->type = ABP_MAP, v->len = c & 0x0f, *kids = 2 * (uint64_t)v->len;
+    else if (c <= 0x9f) v->type = ABP_ARRAY, v->len = c & 0x0f, *kids = v->len;
+    else if (c <= 0xbf) v->type = ABP_STR, *bytes = c & 0x1f;
+    else if (c == 0xc0) v->type = ABP_NIL;
+    else if (c == 0xc1) return false;
+    else if (c <= 0xc3) v->type = ABP_BOOL, v->b = c == 0xc3;
+    else if (c <= 0xc6) v->type = ABP_BIN, *w = 1 << (c - 0xc4);
+    else if (c <= 0xc9) v->type = ABP_EXT, *w = 1 << (c - 0xc7);
+    else if (c <= 0xcb) v->type = ABP_FLOAT, *w = c == 0xca ? 4 : 8;
+    else if (c <= 0xcf) v->type = ABP_UINT, *w = 1 << (c - 0xcc);
+    else if (c <= 0xd3) v->type = ABP_INT, *w = 1 << (c - 0xd0);
+    else if (c <= 0xd8) v->type = ABP_EXT, *bytes = 1 + ((uint64_t)1 << (c - 0xd4));
+    else if (c <= 0xdb) v->type = ABP_STR, *w = 1 << (c - 0xd9);
+    else if (c <= 0xdd) v->type = ABP_ARRAY, *w = c == 0xdc ? 2 : 4;
+    else v->type = ABP_MAP, *w = c == 0xde ? 2 : 4;
+    return true;
+}
+
+/* Applies x, the w bytes after the first: a length or a scalar. */
+static void follow(abp_value_t *v, uint64_t x, int w, uint64_t *bytes, uint64_t *kids) {
     switch (v->type) {
-    case ABP_BIN: case ABP_STR: if (w) *bytes = x; break;
-    case ABP_EXT: if (w) *bytes = x + 1; break; /* the type byte */
-    case ABP_ARRAY: if (w) v->len = x, *kids = x; break;
-    case ABP_MAP: if (w) v->len = x, *kids = 2 * x; break;
+    case ABP_BIN: case ABP_STR: *bytes = x; break;
+    case ABP_EXT: *bytes = x + 1; break; /* the type byte */
+    case ABP_ARRAY: v->len = x, *kids = x; break;
+    case ABP_MAP: v->len = x, *kids = 2 * x; break;
     case ABP_UINT:
         v->u = x;
         if (x <= INT64_MAX) v->type = ABP_INT, v->i = (int64_t)x;
         break;
     case ABP_INT:
-        if (w) v->i = w == 1 ? (int8_t)x : w == 2 ? (int16_t)x : w == 4 ? (int32_t)x : (int64_t)x;
+        v->i = w == 1 ? (int8_t)x : w == 2 ? (int16_t)x : w == 4 ? (int32_t)x : (int64_t)x;
         if (v->i >= 0) v->u = (uint64_t)v->i;
         break;
     case ABP_FLOAT:
@@ -78,8 +63,22 @@ static bool head(const uint8_t *p, const uint8_t *end, abp_value_t *v, const uin
         break;
     default: break;
     }
-    p += (v->type == ABP_FLOAT || v->type == ABP_INT || v->type == ABP_UINT) ? 0 : w;
-    if (v->type == ABP_FLOAT || v->type == ABP_INT || v->type == ABP_UINT) *bytes = (uint64_t)w;
+}
+
+/* Decodes the header at p: the type, scalars, and for the rest where the payload starts
+ * (*body), how many payload bytes follow (*bytes) and how many child values (*kids).
+ * Returns false when the header does not fit in [p, end) or is not msgpack. */
+static bool head(const uint8_t *p, const uint8_t *end, abp_value_t *v, const uint8_t **body,
+                 uint64_t *bytes, uint64_t *kids) {
+    memset(v, 0, sizeof(*v));
+    *bytes = *kids = 0;
+    int w = 0;
+    if (p >= end || !lead(*p++, v, &w, bytes, kids)) return false;
+    if ((size_t)w > (size_t)(end - p)) return false;
+    bool scalar = v->type == ABP_FLOAT || v->type == ABP_INT || v->type == ABP_UINT;
+    if (w) follow(v, be(p, w), w, bytes, kids);
+    if (scalar) *bytes = (uint64_t)w; /* the scalar is the payload */
+    else p += w;
     *body = p;
     return *bytes <= (uint64_t)(end - p);
 }
@@ -221,12 +220,4 @@ int wrk_pack_data(const abp_pack_t *p, const uint8_t **bytes, size_t *n) {
     *bytes = p->buf.p;
     *n = p->buf.n;
     return 0;
-}
-
-int wrk_pack_emit(abp_ctx_t *ctx, const abp_pack_t *p) {
-    return p->buf.failed ? ABP_ENOMEM : wrk_ctx_emit(ctx, p->buf.p, p->buf.n);
-}
-
-int wrk_pack_set_output(abp_ctx_t *ctx, const abp_pack_t *p) {
-    return p->buf.failed ? ABP_ENOMEM : wrk_ctx_set_output(ctx, p->buf.p, p->buf.n);
 }

@@ -208,7 +208,8 @@ static int conn_serve(wrk_t *w) {
     }
 }
 
-/* Connects, serves, and reconnects until cancelled (or told to stop by the drain). */
+/* Connects, serves, and reconnects (on `disconnect`, silence or a socket error) until
+ * cancelled or the drain began. Only a connect that cannot work (a bad endpoint) ends it. */
 static int conn_task(void *arg, void **result) {
     (void)result;
     wrk_t *w = arg;
@@ -216,10 +217,11 @@ static int conn_task(void *arg, void **result) {
         int rc = conn_open(w);
         if (rc) return rc;
         rc = conn_serve(w);
-        if (rc != SERVE_RECONNECT) {
+        if (rc == ACT_ECANCELED) {
             conn_close(w, LINGER_MS); /* shutting down: let `disconnect` leave */
-            return rc == ACT_ECANCELED ? 0 : rc;
+            return 0;
         }
+        if (rc < 0) act_log(ACT_LOG_WARN, "connection_error", "error=%s", act_err_name(rc));
         conn_close(w, 0);
         if (w->draining) return 0;
         if ((rc = act_sleep(RECONNECT_MS)) != 0) return rc == ACT_ECANCELED ? 0 : rc;

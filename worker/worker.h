@@ -85,6 +85,7 @@ struct abp_ctx {
     uint64_t gen;                /* connection it came on */
     const wrk_agent_t *agent;    /* what runs */
     uint8_t *input;              /* copy of the input (msgpack) */
+    char *session;               /* the query's session, NULL if none */
     size_t input_n;
     int64_t deadline;            /* from timeout_ms, -1 none */
     act_task_t *task;            /* the agent's task (our handle) */
@@ -118,6 +119,7 @@ int wrk_ctx_sleep(abp_ctx_t *ctx, int64_t ms);
 const char *wrk_ctx_worker_name(abp_ctx_t *ctx);
 const char *wrk_ctx_agent_name(abp_ctx_t *ctx);
 uint64_t wrk_ctx_job_id(abp_ctx_t *ctx);
+const char *wrk_ctx_session(abp_ctx_t *ctx);
 int64_t wrk_ctx_time_left(abp_ctx_t *ctx);
 bool wrk_ctx_cancelled(abp_ctx_t *ctx);
 int64_t wrk_unix_ms(void);
@@ -179,6 +181,10 @@ struct wrk {
     proto_limits_t limits;     /* for decoding broker messages */
     proto_buf_t enc;           /* scratch encoder */
 };
+
+/* Events beyond this many queued messages are refused (ABP_EAGAIN): a broker that stops
+ * reading must not make the worker grow without bound. Answers are always queued. */
+#define WRK_OUT_MAX 10000
 
 /* Queues one encoded message for the writer; dropped when gen is not the current connection
  * (a job of a lost connection). Never waits; callable from any task or loop callback. */

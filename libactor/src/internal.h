@@ -13,6 +13,16 @@
 
 #include "actor/actor.h"
 
+/* ACT_ASAN: built with AddressSanitizer (gcc defines the macro, clang has the feature). */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ACT_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define ACT_ASAN 1
+#endif
+
 #define ACT_ASSERT(cond)                                                                  \
     do {                                                                                  \
         if (!(cond)) act__panic(__FILE__, __LINE__, #cond);                              \

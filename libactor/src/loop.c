@@ -6,15 +6,6 @@
 
 #include "internal.h"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ACT_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define ACT_ASAN 1
-#endif
-
 #ifdef ACT_ASAN
 #define STACK_SCALE 16 /* instrumented frames are much larger */
 #else

@@ -49,13 +49,17 @@ static void on_handle_closed(uv_handle_t *h) {
 }
 
 static void on_poll(uv_poll_t *h, int status, int events);
+static void fail_all(act_zsock_t *z, int code);
 
 /* Polls the fd only while a task waits: an idle socket costs no wakeups. */
 static void update_poll(act_zsock_t *z) {
     bool want = !z->closed && (!act__list_empty(&z->readers) || !act__list_empty(&z->writers));
     if (want == z->polling) return;
     if (want) {
-        if (uv_poll_start(&z->poll, UV_READABLE, on_poll) != 0) return;
+        if (uv_poll_start(&z->poll, UV_READABLE, on_poll) != 0) {
+            fail_all(z, ACT_EIO); /* nothing would ever wake them */
+            return;
+        }
     } else {
         uv_poll_stop(&z->poll);
     }

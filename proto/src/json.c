@@ -102,40 +102,47 @@ static void put_double(proto_buf_t *b, double d) {
     if (!strpbrk(tmp, ".eE")) put_str(b, ".0"); /* still reads as a float */
 }
 
-static int value_to_json(proto__rd_t *r, proto_buf_t *b);
+/* Non-string keys inside non-string keys: each level escapes the text of the one inside it
+ * again, which doubles its backslashes, so the depth is capped to keep output linear. */
+#define MAX_KEY_NESTING 4
+
+static int value_to_json(proto__rd_t *r, proto_buf_t *b, unsigned keys);
 
 /* A map key: strings as they are, anything else as a string holding its JSON text. */
-static int key_to_json(proto__rd_t *r, proto_buf_t *b) {
+static int key_to_json(proto__rd_t *r, proto_buf_t *b, unsigned keys) {
     proto__rd_t peek = *r;
     proto__item_t it;
     proto__rd_next(&peek, &it);
-    if (it.kind == PROTO__STR) return value_to_json(r, b);
+    if (it.kind == PROTO__STR) return value_to_json(r, b, keys);
+    if (keys >= MAX_KEY_NESTING) return PROTO_EBAD;
     proto_buf_t tmp;
     proto_buf_init(&tmp);
-    int rc = value_to_json(r, &tmp);
+    int rc = value_to_json(r, &tmp, keys + 1);
     if (tmp.failed) b->failed = true;
     else put_json_string(b, tmp.p, tmp.n);
     proto_buf_free(&tmp);
     return rc;
 }
 
-static int container_to_json(proto__rd_t *r, const proto__item_t *it, proto_buf_t *b) {
+static int container_to_json(proto__rd_t *r, const proto__item_t *it, proto_buf_t *b,
+                             unsigned keys) {
     bool map = it->kind == PROTO__MAP;
     proto__buf_put(b, map ? "{" : "[", 1);
     for (uint32_t i = 0; i < it->len; i++) {
         if (i) proto__buf_put(b, ",", 1);
         if (map) {
-            if (key_to_json(r, b)) return PROTO_EBAD;
+            if (key_to_json(r, b, keys)) return PROTO_EBAD;
             proto__buf_put(b, ":", 1);
         }
-        if (value_to_json(r, b)) return PROTO_EBAD;
+        if (value_to_json(r, b, keys)) return PROTO_EBAD;
     }
     proto__buf_put(b, map ? "}" : "]", 1);
     return 0;
 }
 
-/* Bytes are validated (depth at most PROTO_MAX_DEPTH) before this recursion starts. */
-static int value_to_json(proto__rd_t *r, proto_buf_t *b) {
+/* Bytes are validated (depth at most PROTO_MAX_DEPTH) before this recursion starts; keys
+ * counts the non-string keys being rendered around this value. */
+static int value_to_json(proto__rd_t *r, proto_buf_t *b, unsigned keys) {
     proto__item_t it;
     if (proto__rd_next(r, &it)) return PROTO_EBAD;
     switch (it.kind) {
@@ -151,7 +158,7 @@ static int value_to_json(proto__rd_t *r, proto_buf_t *b) {
         put_base64(b, it.data, it.len);
         put_str(b, "}");
         break;
-    default: return container_to_json(r, &it, b);
+    default: return container_to_json(r, &it, b, keys);
     }
     return 0;
 }
@@ -161,7 +168,7 @@ int proto_raw_to_json(proto_raw_t raw, proto_buf_t *out) {
     if (proto_validate(raw.p, raw.n, &lim, NULL)) return PROTO_EBAD;
     size_t start = out->n;
     proto__rd_t r = {raw.p, raw.n, 0};
-    int rc = value_to_json(&r, out);
+    int rc = value_to_json(&r, out, 0);
     if (!rc && proto__buf_reserve(out, 1) == 0) out->p[out->n] = 0;
     if (out->failed) return PROTO_ENOMEM;
     if (rc) out->n = start;

@@ -6,6 +6,8 @@ is tested without the C worker), or the real actor-worker (env ACTOR_WORKER, whe
 file exists). Every process is started in its own process group, dies with this process
 (PR_SET_PDEATHSIG) and is killed at the end of each test, at exit and on SIGTERM/SIGINT.
 Every wait is bounded. Run as `python3 abtest.py fake-worker ...` it IS the fake worker.
+A script runs all its test_* functions, or those named on its command line; env
+ABTEST_LOG_LEVEL sets the broker's --log-level (default info), ABTEST_SEED the garbage test's.
 """
 import atexit
 import ctypes
@@ -133,6 +135,15 @@ def unpack(b):
     return msgpack.unpackb(b, raw=False, strict_map_key=False)
 
 
+def _wpack(m):  # the fake worker passes any bytes through, even str that is not UTF-8
+    return msgpack.packb(m, use_bin_type=True, unicode_errors="surrogateescape")
+
+
+def _wunpack(b):
+    return msgpack.unpackb(b, raw=False, strict_map_key=False,
+                           unicode_errors="surrogateescape")
+
+
 def query(id, agent, input=None, **kw):
     m = {"v": 1, "type": "query", "id": id, "agent": agent}
     if input is not None:
@@ -229,6 +240,20 @@ class Subscriber:
         self.sock.setsockopt(zmq.SUBSCRIBE, prefix)
         self.sock.connect(endpoint)
 
+    def wait_joined(self, broker, prefix):
+        """Waits until this subscription works (ZeroMQ's slow joiner): publishes probes under
+        prefix + "probe" through broker until one arrives, then drops what came."""
+        c = broker.client()
+        try:
+            def probe():
+                c.call({"v": 1, "type": "publish", "topic": prefix + "probe", "data": 0})
+                return self.sock.poll(100)
+            wait_until(probe, 10, "the subscription to reach the broker")
+            self.drain(0.1)
+        finally:
+            c.close()
+        return self
+
     def recv(self, timeout=5.0):
         if not self.sock.poll(int(timeout * 1000)):
             raise AssertionError("nothing on the bus within %.1fs" % timeout)
@@ -251,7 +276,7 @@ class Subscriber:
 class Broker:
     """actor-broker on four free loopback ports (or the ports of an earlier broker)."""
 
-    def __init__(self, *args, heartbeat_ms=100, liveness=3, ports=None, log_level="info"):
+    def __init__(self, *args, heartbeat_ms=100, liveness=3, ports=None, log_level=None):
         exe = os.environ.get("ACTOR_BROKER")
         assert exe and os.path.isfile(exe), "set ACTOR_BROKER to the actor-broker binary"
         self.exe = exe
@@ -259,7 +284,7 @@ class Broker:
         self.args = list(args)
         self.heartbeat_ms = heartbeat_ms
         self.liveness = liveness
-        self.log_level = log_level
+        self.log_level = log_level or os.environ.get("ABTEST_LOG_LEVEL", "info")
         self.proc = None
 
     def ep(self, which):
@@ -365,7 +390,8 @@ class FakeWorker:
         self.heartbeat_ms = heartbeat_ms or broker.heartbeat_ms
         self.liveness = liveness
         self.extra = list(extra)
-        self.stats_path = os.path.join(tmpdir(), "stats-%s-%d.json" % (name, broker.ports["clients"]))
+        self.stats_path = os.path.join(tmpdir(), "stats-%s-%d.json" %
+                                       (name, broker.ports["clients"]))
         self.proc = None
 
     def start(self):
@@ -512,7 +538,7 @@ class _FakeWorkerProcess:
 
     def send(self, m):
         m = dict(m, v=1)
-        self.sock.send(pack(m))
+        self.sock.send(_wpack(m))
         self.last_sent = time.monotonic()
 
     def later(self, ms, fn):
@@ -549,7 +575,10 @@ class _FakeWorkerProcess:
             self.stats["timeouts"][str(job)] = m["timeout_ms"]
         self.stats["max_concurrent"] = max(self.stats["max_concurrent"], len(self.jobs))
         self.dirty = True
-        getattr(self, "agent_" + m["agent"], self.agent_unknown)(job, m.get("input"))
+        try:
+            getattr(self, "agent_" + m["agent"], self.agent_unknown)(job, m.get("input"))
+        except Exception as e:  # bad input from a client must not cost a credit forever
+            self.finish(job, {"type": "error", "code": "bad_input", "message": repr(e)})
 
     def agent_unknown(self, job, _input):
         self.finish(job, {"type": "error", "code": "unknown_agent", "message": "not here"})
@@ -643,7 +672,12 @@ class _FakeWorkerProcess:
             wait = max(0.0, min(due) - now)
             if self.sock.poll(int(wait * 1000) + 1):
                 while self.sock.poll(0):
-                    self.on_message(unpack(self.sock.recv()))
+                    try:
+                        m = _wunpack(self.sock.recv())
+                    except ValueError as e:
+                        print("fake worker: undecodable message: %r" % e, file=sys.stderr)
+                        continue
+                    self.on_message(m)
             now = time.monotonic()
             while self.timers and self.timers[0][0] <= now:
                 heapq.heappop(self.timers)[2]()

@@ -827,6 +827,23 @@ static void test_raw_to_json_rejects_invalid_msgpack(void **state) {
     assert_int_equal(proto_raw_to_json((proto_raw_t){deep + 1, sizeof deep - 1}, &jb), 0);
 }
 
+/* Each non-string key holding a non-string key escapes the inner text again (doubling its
+ * backslashes): the nesting is capped so a small input cannot blow up the output. */
+static void test_raw_to_json_caps_keys_nested_in_keys(void **state) {
+    (void)state;
+    uint8_t keys[16];
+    for (size_t depth = 1; depth <= 6; depth++) {
+        size_t n = 0;
+        for (size_t i = 0; i < depth; i++) keys[n++] = 0x81; /* {{{...: 0}: 0}: 0} */
+        keys[n++] = 0xa1, keys[n++] = '"';
+        for (size_t i = 0; i < depth; i++) keys[n++] = 0;
+        proto_buf_reset(&jb);
+        int rc = proto_raw_to_json((proto_raw_t){keys, n}, &jb);
+        assert_int_equal(rc, depth <= 5 ? 0 : PROTO_EBAD);
+    }
+    assert_string_equal(M2J(0x81, 0x81, 0xa1, '"', 1, 2), "{\"{\\\"\\\\\\\"\\\":1}\":2}");
+}
+
 static int setup_json(void **state) {
     proto_buf_init(&jb);
     return setup_buf(state);
@@ -835,6 +852,30 @@ static int setup_json(void **state) {
 static int teardown_json(void **state) {
     proto_buf_free(&jb);
     return teardown_buf(state);
+}
+
+/* A length no allocator can give stands in for a failing malloc: the buffer marks itself
+ * failed, drops later writes, and the encoder or parser reports PROTO_ENOMEM. */
+static void test_allocation_failure_is_reported(void **state) {
+    (void)state;
+    static const uint8_t byte = 0xc0;
+    proto_raw_t huge = {&byte, SIZE_MAX - 8};
+    proto_buf_t b;
+    proto_buf_init(&b);
+    proto_buf_raw(&b, huge);
+    assert_true(b.failed);
+    assert_int_equal(b.n, 0);
+    msgpack_pack_nil(&b.pk); /* dropped */
+    assert_int_equal(b.n, 0);
+    assert_int_equal(proto_enc_query(&b, (proto_raw_t){B(1), 1}, proto_str_of("echo"), huge,
+                                     (proto_str_t){0}, -1, false), PROTO_ENOMEM);
+    assert_int_equal(proto_enc_result(&b, (proto_raw_t){B(1), 1}, huge), PROTO_ENOMEM);
+    assert_int_equal(proto_enc_result(&b, (proto_raw_t){B(1), 1}, (proto_raw_t){B(2), 1}), 0);
+    assert_false(b.failed); /* every encoder starts afresh */
+    proto_buf_raw(&b, huge);
+    assert_int_equal(proto_json_to_msgpack("[1]", 3, &b, &last_err), PROTO_ENOMEM);
+    assert_int_equal(proto_raw_to_json((proto_raw_t){B(1), 1}, &b), PROTO_ENOMEM);
+    proto_buf_free(&b);
 }
 
 #define PT(t) cmocka_unit_test_setup_teardown(t, setup_buf, teardown_buf)
@@ -872,6 +913,7 @@ int main(void) {
         PT(test_agents_next_rejects_non_strings),
         PT(test_type_names),
         PT(test_buf_grows_and_resets),
+        PT(test_allocation_failure_is_reported),
         JT(test_json_round_trip),
         JT(test_json_packs_shortest_msgpack),
         JT(test_json_decodes_escapes_and_surrogate_pairs),
@@ -880,6 +922,7 @@ int main(void) {
         JT(test_json_appends_to_the_buffer),
         JT(test_raw_to_json_renders_every_kind),
         JT(test_raw_to_json_rejects_invalid_msgpack),
+        JT(test_raw_to_json_caps_keys_nested_in_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

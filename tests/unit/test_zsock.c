@@ -363,6 +363,128 @@ static int cancel_blocked_sender(void *arg, void **result) {
 
 RUN_TEST(test_zsock_cancelled_sender_sends_nothing_more, cancel_blocked_sender, VCLOCK)
 
+/* Senders parked on a full pipe go in the order they arrived. */
+typedef struct one_tx {
+    pair *p;
+    const char *msg;
+    int rc;
+} one_tx;
+
+static int send_one(void *arg, void **result) {
+    (void)result;
+    one_tx *t = arg;
+    return t->rc = send_str(t->p->za, t->msg, -1);
+}
+
+static int fifo_senders(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    pair p;
+    pair_open(&p, ZMQ_PUSH, ZMQ_PULL, 1);
+    int filled = 0;
+    char b[16];
+    for (;;) { /* fill the pipe with polls until it refuses */
+        snprintf(b, sizeof b, "f%d", filled);
+        if (send_str(p.za, b, 0) != 0) break;
+        filled++;
+    }
+    one_tx tx[3] = {{&p, "s0", 1}, {&p, "s1", 1}, {&p, "s2", 1}};
+    act_task_t *t[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(act_spawn(send_one, &tx[i], NULL, &t[i]), 0);
+        settle();
+        assert_int_equal(act_task_state(t[i]), ACT_TASK_WAITING);
+    }
+    for (int i = 0; i < filled + 3; i++) {
+        char got[16], want[16];
+        assert_int_equal(recv_str(p.zb, got, sizeof got, act_deadline_in(100)), 0);
+        if (i < filled) snprintf(want, sizeof want, "f%d", i);
+        else snprintf(want, sizeof want, "s%d", i - filled);
+        assert_string_equal(got, want);
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(act_join(t[i], NULL, -1), 0);
+        act_task_release(&t[i]);
+    }
+    pair_close(&p);
+    return 0;
+}
+
+RUN_TEST(test_zsock_parked_senders_are_served_fifo, fifo_senders, VCLOCK)
+
+/* One socket, a task parked in recv and another parked in send: each is woken for its own
+ * direction. */
+static int both_directions(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    pair p;
+    pair_open(&p, ZMQ_PAIR, ZMQ_PAIR, 1);
+    int filled = 0;
+    while (send_str(p.za, "fill", 0) == 0) filled++;
+    one_tx tx = {&p, "last", 1};
+    act_task_t *sender = NULL, *receiver = NULL;
+    rx r = {.p = &p, .rc = 1};
+    /* the receiver reads from za's side: swap roles for it */
+    pair back = p;
+    back.zb = p.za;
+    r.p = &back;
+    assert_int_equal(act_spawn(send_one, &tx, NULL, &sender), 0);
+    assert_int_equal(act_spawn(fifo_receiver, &r, NULL, &receiver), 0);
+    settle();
+    assert_int_equal(act_task_state(sender), ACT_TASK_WAITING);
+    assert_int_equal(act_task_state(receiver), ACT_TASK_WAITING);
+    assert_int_equal(send_str(p.zb, "reply", -1), 0); /* wakes the receiver */
+    assert_int_equal(act_join(receiver, NULL, act_deadline_in(100)), 0);
+    assert_string_equal(r.got, "reply");
+    assert_int_equal(act_task_state(sender), ACT_TASK_WAITING);
+    char got[16];
+    for (int i = 0; i < filled + 1; i++) { /* room: wakes the sender */
+        assert_int_equal(recv_str(p.zb, got, sizeof got, act_deadline_in(100)), 0);
+    }
+    assert_string_equal(got, "last");
+    assert_int_equal(act_join(sender, NULL, -1), 0);
+    act_task_release(&sender);
+    act_task_release(&receiver);
+    pair_close(&p);
+    return 0;
+}
+
+RUN_TEST(test_zsock_recv_and_send_wait_on_one_socket, both_directions, VCLOCK)
+
+/* A task that finds message after message ready never parks; the per-pass cap makes it
+ * yield now and then so other tasks still run. */
+static int ticker(void *arg, void **result) {
+    (void)result;
+    int *ticks = arg;
+    for (;;) {
+        if (act_yield() != 0) return 0;
+        (*ticks)++;
+    }
+}
+
+static int busy_socket(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    pair p;
+    pair_open(&p, ZMQ_PUSH, ZMQ_PULL, 10000);
+    for (int i = 0; i < 1000; i++) assert_int_equal(send_str(p.za, "m", -1), 0);
+    int ticks = 0;
+    act_task_t *t = NULL;
+    assert_int_equal(act_spawn(ticker, &ticks, NULL, &t), 0);
+    act_yield();
+    int before = ticks;
+    char got[8];
+    for (int i = 0; i < 1000; i++) assert_int_equal(recv_str(p.zb, got, sizeof got, -1), 0);
+    assert_true(ticks - before >= 1000 / 64 - 1);
+    act_task_cancel(t);
+    act_join(t, NULL, -1);
+    act_task_release(&t);
+    pair_close(&p);
+    return 0;
+}
+
+RUN_TEST(test_zsock_busy_socket_lets_other_tasks_run, busy_socket, VCLOCK)
+
 /* ---- oversized messages, destroy ---- */
 
 static int too_many_parts(void *arg, void **result) {
@@ -473,6 +595,9 @@ int main(void) {
         cmocka_unit_test(test_zsock_many_messages_arrive_in_order),
         cmocka_unit_test(test_zsock_sender_parks_while_hwm_is_full),
         cmocka_unit_test(test_zsock_cancelled_sender_sends_nothing_more),
+        cmocka_unit_test(test_zsock_parked_senders_are_served_fifo),
+        cmocka_unit_test(test_zsock_recv_and_send_wait_on_one_socket),
+        cmocka_unit_test(test_zsock_busy_socket_lets_other_tasks_run),
         cmocka_unit_test(test_zsock_more_parts_than_room_gives_emsgsize),
         cmocka_unit_test(test_zsock_destroy_wakes_waiters_with_eclosed),
         cmocka_unit_test(test_zsock_new_outside_loop_is_refused),

@@ -159,10 +159,11 @@ static int print_error(const proto_msg_t *m) {
     return 1;
 }
 
-/* Receives one reply message and decodes it. Returns 0, 1 (timeout, bad reply), -2 (signal). */
+/* Receives one reply message and decodes it. Returns 0, -1 (timeout), -2 (signal) or 1 (a
+ * bad reply, reported here). */
 static int next_reply(ctl_t *c, void *s, int64_t deadline, zmq_msg_t *frame, proto_msg_t *m) {
     int n = recv_until(s, frame, deadline);
-    if (n < 0) return n == -2 ? -2 : 1;
+    if (n < 0) return n;
     proto_error_t err;
     if (proto_decode(zmq_msg_data(frame), zmq_msg_size(frame), &c->lim, m, &err) != 0) {
         fprintf(stderr, "actorctl: the broker sent a bad reply (%s: %s)\n", err.code,

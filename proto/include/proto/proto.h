@@ -166,7 +166,9 @@ int proto_enc_simple(proto_buf_t *b, proto_type_t type); /* heartbeat, disconnec
  * {"ext":type,"base64":"..."}, floats as the shortest %.15g..%.17g text that reads back
  * exactly (NaN and infinities as null), non-string map keys as strings holding their JSON
  * text. json_out->p stays NUL-terminated (the NUL not counted in n).
- * Returns: 0. Errors: PROTO_EBAD (json_out unchanged), PROTO_ENOMEM. */
+ * Returns: 0. Errors: PROTO_EBAD (not one valid msgpack value, deeper than PROTO_MAX_DEPTH,
+ * or non-string keys nested more than 4 deep inside non-string keys; json_out unchanged),
+ * PROTO_ENOMEM. */
 int proto_raw_to_json(proto_raw_t raw, proto_buf_t *json_out);
 /* Parses strict JSON text (RFC 8259, nesting up to PROTO_MAX_DEPTH) and appends it to out as
  * one msgpack value: integral numbers become integers when they fit int64/uint64, others

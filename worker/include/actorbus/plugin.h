@@ -54,6 +54,7 @@ enum {
     ABP_OK = 0,
     ABP_EINVAL = -EINVAL,       /* a bad argument, or not valid msgpack */
     ABP_ENOMEM = -ENOMEM,       /* out of memory */
+    ABP_EAGAIN = -EAGAIN,       /* emit: the worker's outgoing queue is full, event dropped */
     ABP_ENOENT = -ENOENT,       /* no such map key or array index */
     ABP_EEXIST = -EEXIST,       /* an agent of that name is already registered */
     ABP_ECANCELED = -ECANCELED, /* the job was cancelled: clean up and return */
@@ -112,7 +113,8 @@ typedef struct abp_api {
     int (*input)(abp_ctx_t *ctx, const uint8_t **bytes, size_t *n);
     /* Streams an event (one msgpack value, copied) to the client and the bus. Never waits:
      * it may be called while cleaning up after ABP_ECANCELED.
-     * Returns: 0. Errors: ABP_EINVAL (not one msgpack value), ABP_ENOMEM. */
+     * Returns: 0. Errors: ABP_EINVAL (not one msgpack value), ABP_ENOMEM, ABP_EAGAIN (the
+     * broker is not taking messages and the worker's queue is full: the event is dropped). */
     int (*emit)(abp_ctx_t *ctx, const uint8_t *event, size_t n);
     /* Sets the job's output (one msgpack value, copied; a later call replaces it).
      * Returns: 0. Errors: ABP_EINVAL, ABP_ENOMEM. */
@@ -120,11 +122,13 @@ typedef struct abp_api {
     /* Makes the job end with error code (snake_case, e.g. "tool_error") and message, whatever
      * the agent returns afterwards. Returns: 0. Errors: ABP_EINVAL, ABP_ENOMEM. */
     int (*fail)(abp_ctx_t *ctx, const char *code, const char *message);
-    /* Sleeps cooperatively. Returns: 0. Errors: ABP_ECANCELED, ABP_ETIMEDOUT. */
+    /* Sleeps cooperatively (ms < 0 counts as 0).
+     * Returns: 0. Errors: ABP_ECANCELED, ABP_ETIMEDOUT. */
     int (*sleep)(abp_ctx_t *ctx, int64_t ms);
     const char *(*worker_name)(abp_ctx_t *ctx); /* this worker's --name */
     const char *(*agent_name)(abp_ctx_t *ctx);  /* the agent the job is for */
     uint64_t (*job_id)(abp_ctx_t *ctx);         /* the broker's job id */
+    const char *(*session)(abp_ctx_t *ctx);     /* the query's session, NULL if none */
     int64_t (*time_left_ms)(abp_ctx_t *ctx);    /* until the job's timeout; -1 none */
     bool (*cancelled)(abp_ctx_t *ctx);          /* cancellation was requested */
     int64_t (*unix_ms)(void);                   /* wall clock, ms since 1970 */
