@@ -140,9 +140,12 @@ static void parse(int argc, char **argv, opts *o) {
         if ((v = bench_opt(argc, argv, &i, "--transport"))) o->transport = v;
         else if ((v = bench_opt(argc, argv, &i, "--endpoint"))) o->endpoint = v;
         else if ((v = bench_opt(argc, argv, &i, "--mode"))) o->mode = v;
-        else if ((v = bench_opt(argc, argv, &i, "--inflight"))) o->inflight = bench_long(v, 1, 100000);
-        else if ((v = bench_opt(argc, argv, &i, "--count"))) o->count = bench_long(v, 1, 100000000);
-        else if ((v = bench_opt(argc, argv, &i, "--warmup"))) o->warmup = bench_long(v, 0, 10000000);
+        else if ((v = bench_opt(argc, argv, &i, "--inflight")))
+            o->inflight = bench_long(v, 1, 100000);
+        else if ((v = bench_opt(argc, argv, &i, "--count")))
+            o->count = bench_long(v, 1, 100000000);
+        else if ((v = bench_opt(argc, argv, &i, "--warmup")))
+            o->warmup = bench_long(v, 0, 10000000);
         else if ((v = bench_opt(argc, argv, &i, "--seconds"))) o->seconds = atof(v);
         else if (strcmp(argv[i], "--sync") == 0) o->sync = true;
         else if (strcmp(argv[i], "--asap") == 0) o->asap = true;

@@ -153,7 +153,8 @@ static void warm_up(pub *p, sub *subs) {
         long heard = 0;
         for (long i = 0; i < o.subs; i++) heard += atomic_load(&subs[i].heard);
         if (heard == o.subs) break;
-        if (bench_now_ns() > give_up) bench_die("only %ld of %ld subscribers joined", heard, o.subs);
+        if (bench_now_ns() > give_up)
+            bench_die("only %ld of %ld subscribers joined", heard, o.subs);
         pub_send(p, body);
 #ifdef HAVE_NATS
         if (p->nc) natsConnection_Flush(p->nc);

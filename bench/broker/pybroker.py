@@ -209,7 +209,8 @@ class Broker:
                 return
             if t == "event":
                 job.seq += 1
-                out = {"v": 1, "type": "event", "id": job.id, "seq": job.seq, "event": m.get("event")}
+                out = {"v": 1, "type": "event", "id": job.id, "seq": job.seq,
+                       "event": m.get("event")}
             elif t == "result":
                 out = {"v": 1, "type": "result", "id": job.id, "output": m.get("output")}
             else:

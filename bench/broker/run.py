@@ -257,20 +257,31 @@ def pubsub(sys_, count):
     return json.loads(out)
 
 
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
 def measure(systems, a, log):
+    """Each round runs every system's throughput pass, then every system's latency pass.
+    Throughput (and the CPU per query of that run) is the best round; latency the median."""
     res = {s.key: {} for s in systems}
-    for rnd in range(a.rounds):  # throughput: best of rounds, interleaved
+    lat = {s.key: [] for s in systems}
+    for rnd in range(a.rounds):
         for s in systems:
             r = loadgen(s, 128, a.count, a.seconds, 2000)
-            log("throughput round %d %-10s %8.0f q/s  broker cpu %.2fs for %d"
+            log("round %d throughput %-10s %8.0f q/s  broker cpu %.2fs for %d"
                 % (rnd + 1, s.key, r["qps"], r["broker_cpu_s"], r["queries"]))
             if r["qps"] > res[s.key].get("qps", 0):
                 res[s.key].update(qps=r["qps"], cpu_us=1e6 * r["broker_cpu_s"] / r["queries"])
+        for s in systems:
+            r = loadgen(s, 1, a.lat_count, a.seconds, 200)
+            log("round %d latency    %-10s p50 %.1f us  p99 %.1f us  (%d round trips)"
+                % (rnd + 1, s.key, r["p50_us"], r["p99_us"], r["queries"]))
+            lat[s.key].append(r)
     for s in systems:
-        r = loadgen(s, 1, a.lat_count, a.seconds, 200)
-        log("latency %-10s p50 %.1f us  p99 %.1f us  (%d round trips)"
-            % (s.key, r["p50_us"], r["p99_us"], r["queries"]))
-        res[s.key].update(p50=r["p50_us"], p99=r["p99_us"])
+        res[s.key].update(p50=median(r["p50_us"] for r in lat[s.key]),
+                          p99=median(r["p99_us"] for r in lat[s.key]))
         mem = memory_kib(s.broker.pid)
         res[s.key].update(rss=mem["VmRSS"] / 1024, hwm=mem["VmHWM"] / 1024)
     for s in systems:
@@ -310,7 +321,7 @@ def ratio_cell(key, res):
         if ours is None or theirs is None or theirs == 0:
             continue
         r = ours / theirs
-        text = "%.2fx %s" % (r, TITLES[peer])
+        text = "%sx %s" % (("%.3f" if r < 1 else "%.2f") % r, TITLES[peer])
         if (key, peer) in TARGETS:
             ok, want = TARGETS[(key, peer)]
             text += " %s (target %s)" % ("**PASS**" if ok(r) else "**FAIL**", want)
@@ -331,11 +342,27 @@ def table(res):
     return "\n".join(lines)
 
 
+def legend(a):
+    return (
+        "Ratios are ours / peer: above 1 is better in rows marked ↑, below 1 in rows marked ↓. "
+        "Workload: the 1/ABP query {v, type, id, agent: \"echo\", input: <64-byte string>} "
+        "(106 bytes) from one DEALER client (loadgen.c); raw proxy and NATS echo it back "
+        "unparsed. Throughput: best of %d rounds, each up to %d queries or %.0f s with 128 in "
+        "flight; broker CPU per query comes from that run (utime+stime of the broker process: "
+        "actor-broker, rawproxy, python, nats-server). Round trips: median over the rounds of "
+        "each round's p50/p99 of %d queries with 1 in flight. Memory: /proc/PID/status after "
+        "the request/reply runs. Pub/sub: one PUB (or NATS connection) -> broker -> 4 "
+        "subscriber threads, %d messages of 64 bytes; delivered = sum over subscribers / time "
+        "from the first publish to the last delivery."
+        % (a.rounds, a.count, a.seconds, a.lat_count, a.pub_count))
+
+
 def machine():
     cpu = "?"
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            cpu = next(line.split(":", 1)[1].strip() for line in f
+                       if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
@@ -350,7 +377,8 @@ def main():
     ap.add_argument("--bin", required=True, help="folder with loadgen, pubsub, rawproxy, ...")
     ap.add_argument("--broker", required=True, help="actor-broker")
     ap.add_argument("--worker", required=True, help="actor-worker")
-    ap.add_argument("--nats-server", default=shutil.which("nats-server") or "/usr/sbin/nats-server")
+    ap.add_argument("--nats-server",
+                    default=shutil.which("nats-server") or "/usr/sbin/nats-server")
     ap.add_argument("--system", action="append", choices=SYSTEMS, help="only these (repeat)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--count", type=int, default=200000, help="queries per throughput run")
@@ -382,7 +410,7 @@ def main():
         s.wait_ready()
     res = measure(systems, a, lambda m: print("  " + m, file=sys.stderr, flush=True))
     kill_all()
-    report = "Broker benchmark: %s\n\n%s\n" % (machine(), table(res))
+    report = "Broker benchmark: %s\n\n%s\n\n%s\n" % (machine(), table(res), legend(a))
     if missing:
         report += "\nNot run (TODO): %s\n" % ", ".join(TITLES[k] for k in missing)
     print(report)
