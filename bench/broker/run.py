@@ -38,14 +38,18 @@ _procs = []
 _logdir = tempfile.mkdtemp(prefix="bench-broker-")
 
 
-def _die_with_parent():
+def _child_setup():
+    # Its own process group (killed as one), but NOT its own session: with the kernel's
+    # sched_autogroup every session is a scheduling group of its own, which changes how the
+    # processes of one system share the CPUs (it halved NATS' throughput).
+    os.setpgid(0, 0)
     ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def spawn(argv, name, stdout=None, stdin=None):
     log = open(os.path.join(_logdir, name + ".log"), "ab")
     p = subprocess.Popen(argv, stdout=stdout or log, stderr=log, stdin=stdin or subprocess.DEVNULL,
-                         start_new_session=True, preexec_fn=_die_with_parent)
+                         preexec_fn=_child_setup)
     log.close()
     p.name = name
     _procs.append(p)
