@@ -118,6 +118,7 @@ class System:
     def __init__(self, key, a):
         self.key, self.a = key, a
         self.broker = None
+        self.workers = []  # the two worker / echo processes
         self.ports = {k: free_port() for k in ("clients", "workers", "pub", "sub")}
         self.transport, self.mode = "zmq", "broker"
 
@@ -139,8 +140,9 @@ class System:
     def start(self):
         self.broker = spawn(self.broker_argv(), self.key + "-broker")
         for i in (1, 2):
-            spawn([self.a.worker, "--broker", ep(self.ports["workers"]), "--capacity", "64",
-                   "--name", "%s-w%d" % (self.key, i)], "%s-worker%d" % (self.key, i))
+            self.workers.append(spawn(
+                [self.a.worker, "--broker", ep(self.ports["workers"]), "--capacity", "64",
+                 "--name", "%s-w%d" % (self.key, i)], "%s-worker%d" % (self.key, i)))
 
     def ready(self):
         """True once the broker's status lists both workers."""
@@ -174,8 +176,8 @@ class Raw(System):
         self.pubsub_proc = spawn([rp, "pubsub", ep(self.ports["sub"]), ep(self.ports["pub"])],
                                  "raw-pubsub")
         for i in (1, 2):
-            spawn([os.path.join(self.a.bin, "rawecho"), ep(self.ports["workers"])],
-                  "raw-echo%d" % i)
+            self.workers.append(spawn([os.path.join(self.a.bin, "rawecho"),
+                                       ep(self.ports["workers"])], "raw-echo%d" % i))
 
     def wait_ready(self):
         time.sleep(0.3)  # DEALERs connect at once; the warm-up pass covers the rest
@@ -189,7 +191,6 @@ class Nats(System):
         super().__init__(key, a)
         self.transport, self.mode = "nats", "echo"
         self.url = "nats://127.0.0.1:%d" % self.ports["clients"]
-        self.echoes = []
 
     @property
     def endpoint(self):
@@ -203,15 +204,15 @@ class Nats(System):
                              str(self.ports["clients"])], "nats-server")
         wait_until(lambda: self._listening(), 10, "nats-server")
         for i in (1, 2):
-            self.echoes.append(spawn([os.path.join(self.a.bin, "natsecho"), self.url, "--asap"],
-                                     "nats-echo%d" % i, stdout=subprocess.PIPE))
+            self.workers.append(spawn([os.path.join(self.a.bin, "natsecho"), self.url, "--asap"],
+                                      "nats-echo%d" % i, stdout=subprocess.PIPE))
 
     def _listening(self):
         with socket.socket() as s:
             return s.connect_ex(("127.0.0.1", self.ports["clients"])) == 0
 
     def wait_ready(self):
-        for p in self.echoes:  # "ready" once its queue subscription is on the server
+        for p in self.workers:  # "ready" once its queue subscription is on the server
             if p.stdout.readline().strip() != b"ready":
                 raise SystemExit("bench: natsecho did not start (logs in %s)" % _logdir)
 
@@ -236,16 +237,19 @@ def loadgen(sys_, inflight, count, seconds, warmup):
         raise SystemExit("bench: loadgen against %s failed in warm-up (logs in %s)"
                          % (sys_.key, _logdir))
     t0 = cpu_ticks(sys_.broker.pid)
+    w0 = sum(cpu_ticks(w.pid) for w in sys_.workers)
     p.stdin.write(b"go\n")
     p.stdin.flush()
     out = p.stdout.readline()
     rc = p.wait(seconds + 30)
     t1 = cpu_ticks(sys_.broker.pid)
+    w1 = sum(cpu_ticks(w.pid) for w in sys_.workers)
     if rc != 0 or not out:
         raise SystemExit("bench: loadgen against %s exited %s (logs in %s)"
                          % (sys_.key, rc, _logdir))
     r = json.loads(out)
     r["broker_cpu_s"] = (t1 - t0) / TICK
+    r["workers_cpu_s"] = (w1 - w0) / TICK
     return r
 
 
@@ -277,7 +281,8 @@ def measure(systems, a, log):
             log("round %d throughput %-10s %8.0f q/s  broker cpu %.2fs for %d"
                 % (rnd + 1, s.key, r["qps"], r["broker_cpu_s"], r["queries"]))
             if r["qps"] > res[s.key].get("qps", 0):
-                res[s.key].update(qps=r["qps"], cpu_us=1e6 * r["broker_cpu_s"] / r["queries"])
+                res[s.key].update(qps=r["qps"], cpu_us=1e6 * r["broker_cpu_s"] / r["queries"],
+                                  wcpu_us=1e6 * r["workers_cpu_s"] / r["queries"])
         for s in systems:
             r = loadgen(s, 1, a.lat_count, a.seconds, 200)
             log("round %d latency    %-10s p50 %.1f us  p99 %.1f us  (%d round trips)"
@@ -303,6 +308,7 @@ ROWS = [  # key, label, higher is better, format
     ("p50", "round trip p50, 1 in flight (us)", False, "{:.1f}"),
     ("p99", "round trip p99, 1 in flight (us)", False, "{:.1f}"),
     ("cpu_us", "broker CPU per query (us)", False, "{:.2f}"),
+    ("wcpu_us", "workers' CPU per query, both (us)", False, "{:.2f}"),
     ("rss", "broker VmRSS after req/rep (MiB)", False, "{:.1f}"),
     ("hwm", "broker VmHWM after req/rep (MiB)", False, "{:.1f}"),
     ("fan", "pub/sub 1 -> 4 subscribers (msgs/s delivered)", True, "{:,.0f}"),
@@ -353,7 +359,8 @@ def legend(a):
         "(106 bytes) from one DEALER client (loadgen.c); raw proxy and NATS echo it back "
         "unparsed. Throughput: best of %d rounds, each up to %d queries or %.0f s with 128 in "
         "flight; broker CPU per query comes from that run (utime+stime of the broker process: "
-        "actor-broker, rawproxy, python, nats-server). Round trips: median over the rounds of "
+        "actor-broker, rawproxy, python, nats-server; the workers' row sums both worker or echo "
+        "processes). Round trips: median over the rounds of "
         "each round's p50/p99 of %d queries with 1 in flight. Memory: /proc/PID/status after "
         "the request/reply runs. Pub/sub: one PUB (or NATS connection) -> broker -> 4 "
         "subscriber threads, %d messages of 64 bytes; delivered = sum over subscribers / time "
