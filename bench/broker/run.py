@@ -324,7 +324,7 @@ TARGETS = {
 
 
 def ratio_cell(key, res):
-    ours = res["ours"].get(key)
+    ours = res.get("ours", {}).get(key)
     parts = []
     for peer in SYSTEMS[1:]:
         theirs = res.get(peer, {}).get(key)
