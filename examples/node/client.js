@@ -36,9 +36,15 @@ async function main(argv) {
       const [frame] = await sock.receive(); // rejects with EAGAIN after receiveTimeout
       const msg = decode(frame);
       if (msg.id !== 1) continue;
-      if (msg.type === "event") console.log("event", msg.seq, show(msg.event));
-      else if (msg.type === "result") { console.log("result", show(msg.output)); return 0; }
-      else if (msg.type === "error") { console.log("error", msg.code, msg.message || ""); return 1; }
+      if (msg.type === "event") {
+        console.log("event", msg.seq, show(msg.event));
+      } else if (msg.type === "result") {
+        console.log("result", show(msg.output));
+        return 0;
+      } else if (msg.type === "error") {
+        console.log("error", msg.code, msg.message || "");
+        return 1;
+      }
     }
   } catch (e) {
     if (e.code !== "EAGAIN") throw e;
