@@ -1,11 +1,18 @@
 # deploy/packages.sh: the Debian packages actorbus needs, and a function that installs the
 # missing ones. Sourced by deploy/up.sh and tests/run.sh.
 ACTOR_PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev libcmocka-dev
-libzmq3-dev libmsgpack-dev valgrind python3 python3-uvloop python3-zmq python3-msgpack procps"
+libzmq3-dev libmsgpack-dev valgrind python3 python3-uvloop python3-zmq python3-msgpack procps
+nodejs npm"
 
 actor_install_packages() {
     local missing=()
     for p in $ACTOR_PACKAGES; do
+        # nodejs/npm: any node on PATH will do. NodeSource's nodejs bundles npm and conflicts
+        # with Debian's npm package, so installing npm beside it would fail.
+        case $p in
+            nodejs) command -v node >/dev/null && continue ;;
+            npm) command -v npm >/dev/null && continue ;;
+        esac
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0

@@ -267,7 +267,7 @@ static int scan_string(parser_t *ps, uint8_t *dst, size_t *len) {
             ps->off++;
             const char *e = ps->off < ps->n ? memchr(from, ps->s[ps->off], 8) : NULL;
             if (ps->off < ps->n && ps->s[ps->off] == 'u') {
-                uint32_t cp;
+                uint32_t cp = 0; /* set by unicode_escape; gcc -O3 cannot tell */
                 int rc = unicode_escape(ps, &cp);
                 if (rc) return rc;
                 k = put_utf8(o, cp);
