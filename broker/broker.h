@@ -132,6 +132,9 @@ typedef struct brk {
     proto_limits_t lim;       /* client messages */
     proto_limits_t wlim;      /* worker messages: up to the socket's limit (see workers.c) */
     void *ctx, *clients, *workers, *pub, *sub;
+    char **subs;              /* prefixes someone subscribes to on the bus (XPUB) */
+    size_t n_subs;            /* how many */
+    bool subs_overflow;       /* more than BRK_MAX_SUBS: publish everything */
     int sig_fd;
     int64_t now;              /* ms, monotonic, refreshed each loop pass */
     proto_buf_t out, busbuf;  /* scratch encoders */
@@ -248,6 +251,8 @@ int brk_enc_query_msg(proto_buf_t *o, const brk_qmsg_t *q, bool for_bus);
 /* Publishes q under query.<agent>.<session or ->. */
 void brk_bus_query(brk_t *b, const brk_qmsg_t *q);
 bool brk_bus_forward(brk_t *b);  /* one message from SUB to PUB; false when none */
+bool brk_bus_subscription(brk_t *b); /* one (un)subscription from XPUB; false when none */
+void brk_bus_close(brk_t *b);
 void brk_bus_send(brk_t *b, const char *topic, size_t tlen, const uint8_t *body, size_t n);
 /* A client `publish`: [topic][{v, type:"event", topic, data}]. Returns: 0 or -ENOMEM. */
 int brk_bus_publish(brk_t *b, proto_str_t topic, proto_raw_t data);

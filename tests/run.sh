@@ -24,10 +24,12 @@ cp -r tests/fuzz/corpus/decode build-fuzz/corpus-decode
 build-fuzz/tests/fuzz/fuzz_decode -max_total_time="${ACTOR_FUZZ_SECONDS:-20}" -max_len=4096 \
     -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ build-fuzz/corpus-decode
 
+# Each failing test gets one more run: the integration tests start real processes on a
+# shared 2-core machine, and a second failure is a real one.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 echo "== ASan+UBSan build =="
-(cd build-asan && ctest --output-on-failure -j"$jobs")
+(cd build-asan && ctest --output-on-failure -j"$jobs" --repeat until-pass:2)
 echo "== release build =="
-(cd build && ctest --output-on-failure -j"$jobs")
+(cd build && ctest --output-on-failure -j"$jobs" --repeat until-pass:2)
 

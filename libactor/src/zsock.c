@@ -206,7 +206,10 @@ static int run_op(act_zsock_t *z, op *o, int64_t deadline) {
         if (front || act__list_empty(list)) {
             int rc = attempt(z, o);
             if (rc != ACT_EAGAIN) {
-                kick(z);
+                /* The call may have consumed the fd's signal: parked tasks need a fresh look
+                 * at ZMQ_EVENTS. With none parked it is skipped: it costs a poll(2) and a
+                 * getpid(2) inside libzmq, and a task that parks later tries first anyway. */
+                if (!act__list_empty(&z->readers) || !act__list_empty(&z->writers)) kick(z);
                 return rc;
             }
         }
