@@ -199,26 +199,31 @@ static long poll_timeout(brk_t *b) {
     return next <= b->now ? 0 : (long)(next - b->now);
 }
 
-/* Drains up to RECV_BATCH messages from each socket; returns how many it handled. */
-static int drain_sockets(brk_t *b) {
-    int n = 0, i;
-    for (i = 0; i < RECV_BATCH && recv_router(b, BRK_SOCK_WORKERS); i++) settle(b);
-    n += i;
-    for (i = 0; i < RECV_BATCH && recv_router(b, BRK_SOCK_CLIENTS); i++) settle(b);
-    n += i;
-    for (i = 0; i < RECV_BATCH && brk_bus_forward(b); i++) {}
-    n += i;
-    for (i = 0; i < RECV_BATCH && brk_bus_subscription(b); i++) {}
-    return n + i;
+/* Reads up to RECV_BATCH messages from socket i; false once it has none left. */
+static bool drain_one(brk_t *b, int i) {
+    for (int k = 0; k < RECV_BATCH; k++) {
+        bool got = i == 0   ? recv_router(b, BRK_SOCK_CLIENTS)
+                   : i == 1 ? recv_router(b, BRK_SOCK_WORKERS)
+                   : i == 2 ? brk_bus_forward(b)
+                            : brk_bus_subscription(b);
+        if (!got) return false;
+        if (i < 2) settle(b);
+    }
+    return true;
 }
 
 int brk_run(brk_t *b) {
     zmq_pollitem_t items[5] = {
         {b->clients, 0, ZMQ_POLLIN, 0}, {b->workers, 0, ZMQ_POLLIN, 0},
-        {b->sub, 0, ZMQ_POLLIN, 0},     {NULL, b->sig_fd, ZMQ_POLLIN, 0},
-        {b->pub, 0, ZMQ_POLLIN, 0}, /* XPUB: (un)subscriptions */
+        {b->sub, 0, ZMQ_POLLIN, 0},     {b->pub, 0, ZMQ_POLLIN, 0}, /* XPUB: subscriptions */
+        {NULL, b->sig_fd, ZMQ_POLLIN, 0},
     };
-    int busy = 0;
+    /* Edge-triggered reading: a socket zmq_poll reported stays `ready` until a read finds it
+     * empty. Probing an empty socket costs a poll(2) and a getpid(2) inside libzmq, and so
+     * does each socket in zmq_poll, so the loop polls only when nothing is ready (and every
+     * 64th busy pass, without waiting, so that signals still land). */
+    bool ready[4] = {false, false, false, false};
+    unsigned turns = 0;
     while (!b->stop) {
         b->now = brk_clock_ms();
         long timeout = poll_timeout(b);
@@ -226,20 +231,21 @@ int brk_run(brk_t *b) {
             finish_drain(b);
             break;
         }
-        /* While messages keep coming, read on without polling: a zmq_poll per pass costs a
-         * poll(2) and a getpid(2) per socket, more than the messages themselves. Every 64th
-         * busy pass still polls (with no wait) so signals are never starved. */
-        if (busy == 0 || busy % 64 == 0) {
-            int rc = zmq_poll(items, 5, busy ? 0 : timeout);
+        bool any = ready[0] || ready[1] || ready[2] || ready[3];
+        if (!any || ++turns % 64 == 0) {
+            int rc = zmq_poll(items, 5, any ? 0 : timeout);
             if (rc < 0) {
                 if (errno == EINTR) continue;
                 brk_log(BRK_LOG_ERROR, "poll_failed", "error=\"%s\"", zmq_strerror(errno));
                 return 1;
             }
             b->now = brk_clock_ms();
-            if (items[3].revents & ZMQ_POLLIN) on_signal(b);
+            for (int i = 0; i < 4; i++) ready[i] |= (items[i].revents & ZMQ_POLLIN) != 0;
+            if (items[4].revents & ZMQ_POLLIN) on_signal(b);
         }
-        busy = drain_sockets(b) ? busy + 1 : 0;
+        for (int i = 0; i < 4; i++) {
+            if (ready[i]) ready[i] = drain_one(b, i);
+        }
     }
     return 0;
 }
