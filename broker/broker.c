@@ -291,6 +291,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
         brk_log(BRK_LOG_ERROR, "init_failed", "error=\"out of memory\"");
         return -ENOMEM;
     }
+    if (brk_sessions_open(b) != 0) return -EIO;
     b->ctx = zmq_ctx_new();
     if (!b->ctx) return -ENOMEM;
     b->clients = open_socket(b, ZMQ_ROUTER, cfg->clients_ep, "clients");
@@ -317,4 +318,5 @@ void brk_close(brk_t *b) {
     brk_bus_close(b);
     proto_buf_free(&b->out);
     proto_buf_free(&b->busbuf);
+    brk_sessions_close(b);
 }

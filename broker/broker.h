@@ -14,12 +14,15 @@
 #include "list.h"
 #include "log.h"
 #include "map.h"
+#include "session.h"
+#include "utf8.h"
 
 #define BRK_MAX_NAME 256          /* agent, worker and session names, bytes */
 #define BRK_MAX_AGENTS 1024       /* agents one worker may host */
 #define BRK_MAX_IDENTITY 255      /* a ZeroMQ routing id */
 #define BRK_MSG_SLACK 65536       /* ZMQ_MAXMSGSIZE = max_msg + this: answer, not disconnect */
 #define BRK_ENDPOINT_MAX 256
+#define BRK_PATH_MAX 4096         /* --sessions FILE */
 
 #define BRK_ASSERT(cond)                                                                  \
     do {                                                                                  \
@@ -38,6 +41,8 @@ typedef struct brk_config {
     uint64_t max_jobs;            /* jobs of every state, cancelling ones included */
     uint64_t heartbeat_ms, liveness, max_retries, drain_ms;
     int log_level;
+    char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */
+    uint64_t max_sessions;
 } brk_config_t;
 
 void brk_config_default(brk_config_t *c);
@@ -146,6 +151,7 @@ typedef struct brk {
     size_t heap_n, heap_cap;
     bool have_dead, draining, stop;
     int64_t drain_until, next_maint;
+    brk_store_t *store;       /* sessions (session_requests.c) */
 } brk_t;
 
 /* ---- broker.c: sockets, the loop, sending ---- */
@@ -171,12 +177,21 @@ void brk_clients_close(brk_t *b);
 void brk_client_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m);
 void brk_client_on_answer(brk_t *b, brk_job_t *j);
 brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen);
-/* Whether p holds well-formed UTF-8. Names the broker passes on to others (agent, session,
- * worker and its agents) must be: a client's msgpack library may refuse anything else. */
-bool brk_utf8_valid(const char *p, size_t n);
 /* Ends every unanswered query of c with an error (a lost worker's calls, shutdown); the
  * last answer frees c. */
 void brk_client_drop(brk_t *b, brk_client_t *c, const char *code, const char *why);
+
+/* ---- session_requests.c: the session store and the session.* requests ---- */
+/* Opens the store --sessions names (memory when none). Returns: 0. Errors: as
+ * brk_store_open (logged). */
+int brk_sessions_open(brk_t *b);
+void brk_sessions_close(brk_t *b);
+/* Answers session.get, session.list and session.delete. */
+void brk_session_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m);
+/* Appends an event (and applies its state delta) to a session, stamped with the broker's
+ * clock: for the runner. Returns and errors: as brk_store_append. */
+int brk_session_append(brk_t *b, proto_str_t session, const brk_sess_event_t *ev,
+                       proto_raw_t delta, uint64_t *seq, brk_sess_err_t *err);
 
 /* ---- workers.c: the worker table, heartbeats, liveness ---- */
 int brk_workers_init(brk_t *b);

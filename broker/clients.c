@@ -1,4 +1,5 @@
-/* broker/clients.c: client requests (query, cancel, publish, status) and the client table.
+/* broker/clients.c: client requests (query, cancel, publish, status; session.* go on to
+ * session_requests.c) and the client table.
  * A client entry exists only while it has queries in flight: it counts them against
  * --max-client-inflight and lists them, so that a duplicate id or a cancel finds its job.
  * Workers calling other agents are clients too, keyed by their worker socket. */
@@ -70,27 +71,6 @@ void brk_client_drop(brk_t *b, brk_client_t *c, const char *code, const char *wh
         brk_job_t *j = brk_container_of(c->jobs.next, brk_job_t, clink);
         brk_job_abort(b, j, code, why);
     }
-}
-
-bool brk_utf8_valid(const char *p, size_t n) {
-    const unsigned char *s = (const unsigned char *)p, *end = s + n;
-    while (s < end) {
-        unsigned c = *s++;
-        size_t more = c < 0x80 ? 0 : c >= 0xc2 && c < 0xe0 ? 1 : c >= 0xe0 && c < 0xf0 ? 2
-                    : c >= 0xf0 && c < 0xf5 ? 3 : 9;
-        if (more == 9 || (size_t)(end - s) < more) return false;
-        unsigned cp = c & (0x3f >> more);
-        for (size_t i = 0; i < more; i++) {
-            if ((s[i] & 0xc0) != 0x80) return false;
-            cp = cp << 6 | (s[i] & 0x3f);
-        }
-        /* overlong forms, surrogates and code points past U+10FFFF */
-        if ((more == 2 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
-            (more == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return false;
-        s += more;
-    }
-    return true;
 }
 
 static void send_reply(brk_t *b, const brk_in_t *in) {
@@ -230,6 +210,11 @@ void brk_client_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     case PROTO_STATUS:
         brk_workers_status(b, &b->out, m->id);
         if (!b->out.failed) send_reply(b, in);
+        break;
+    case PROTO_SESSION_GET:
+    case PROTO_SESSION_LIST:
+    case PROTO_SESSION_DELETE:
+        brk_session_request(b, in, m);
         break;
     default:
         brk_reply_error(b, in, m->id, "bad_request", "type '%s' is not a client request",

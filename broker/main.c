@@ -14,7 +14,7 @@
 
 #define BRK_VERSION "0.1.0"
 
-typedef enum { OPT_STR, OPT_U64, OPT_LEVEL } opt_kind_t;
+typedef enum { OPT_STR, OPT_PATH, OPT_U64, OPT_LEVEL } opt_kind_t;
 
 typedef struct opt {
     const char *name;
@@ -42,6 +42,9 @@ static const opt_t opts[] = {
     {"drain-ms", U64(drain_ms, 0, 3600000, "SIGTERM drain limit and cancel grace")},
     {"log-level", OPT_LEVEL, offsetof(brk_config_t, log_level), 0, 0,
      "debug, info, warn, error or off"},
+    {"sessions", OPT_PATH, offsetof(brk_config_t, sessions), 0, 0,
+     "SQLite session file (default: sessions in memory, lost at exit)"},
+    {"max-sessions", U64(max_sessions, 1, UINT32_MAX, "sessions in the store")},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -62,6 +65,7 @@ void brk_config_default(brk_config_t *c) {
     c->max_retries = 2;
     c->drain_ms = 5000;
     c->log_level = BRK_LOG_INFO;
+    c->max_sessions = 100000;
 }
 
 static void usage(FILE *f) {
@@ -80,9 +84,10 @@ static const opt_t *opt_find(const char *name, size_t n) {
 /* Sets one option from text; where says where it came from, for the error. */
 static int opt_set(brk_config_t *c, const opt_t *o, const char *v, const char *where) {
     char *p = (char *)c + o->off;
-    if (o->kind == OPT_STR) {
-        if (strlen(v) >= BRK_ENDPOINT_MAX) goto bad;
-        snprintf(p, BRK_ENDPOINT_MAX, "%s", v);
+    if (o->kind == OPT_STR || o->kind == OPT_PATH) {
+        size_t cap = o->kind == OPT_STR ? BRK_ENDPOINT_MAX : BRK_PATH_MAX;
+        if (strlen(v) >= cap) goto bad;
+        snprintf(p, cap, "%s", v);
         return 0;
     }
     if (o->kind == OPT_LEVEL) {

@@ -9,18 +9,19 @@
 enum field {
     F_V, F_TYPE, F_ID, F_AGENT, F_INPUT, F_SESSION, F_TIMEOUT_MS, F_IDEMPOTENT, F_JOB, F_SEQ,
     F_EVENT, F_OUTPUT, F_CODE, F_MESSAGE, F_TOPIC, F_DATA, F_NAME, F_CAPACITY, F_AGENTS,
-    F_HEARTBEAT_MS, F_ATTEMPT, F_COUNT
+    F_HEARTBEAT_MS, F_ATTEMPT, F_APP, F_USER, F_EVENTS, F_AFTER, F_LIMIT, F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
     "v", "type", "id", "agent", "input", "session", "timeout_ms", "idempotent", "job", "seq",
     "event", "output", "code", "message", "topic", "data", "name", "capacity", "agents",
-    "heartbeat_ms", "attempt",
+    "heartbeat_ms", "attempt", "app", "user", "events", "after", "limit",
 };
 
 static const char *const type_names[] = {
     "unknown", "query", "cancel", "publish", "status", "event", "result", "error", "ready",
-    "work", "credit", "heartbeat", "disconnect",
+    "work", "credit", "heartbeat", "disconnect", "session.get", "session.list",
+    "session.delete",
 };
 
 /* What a field must hold. */
@@ -71,6 +72,11 @@ static const spec_t specs[] = {
     [PROTO_CREDIT] = {{R(F_CAPACITY, K_UINT, 1)}, 1, false},
     [PROTO_HEARTBEAT] = {{{0, 0, 0}}, 0, false},
     [PROTO_DISCONNECT] = {{{0, 0, 0}}, 0, false},
+    [PROTO_SESSION_GET] = {{R(F_ID, K_ID, 1), R(F_SESSION, K_STR, 1), R(F_APP, K_STR, 0),
+                            R(F_USER, K_STR, 0), R(F_EVENTS, K_UINT, 0)}, 5, false},
+    [PROTO_SESSION_LIST] = {{R(F_ID, K_ID, 1), R(F_APP, K_STR, 0), R(F_USER, K_STR, 0),
+                             R(F_AFTER, K_STR, 0), R(F_LIMIT, K_POS, 0)}, 5, false},
+    [PROTO_SESSION_DELETE] = {{R(F_ID, K_ID, 1), R(F_SESSION, K_STR, 1)}, 2, false},
 };
 
 static const uint8_t nil_byte = 0xc0;
@@ -147,7 +153,7 @@ static int check_type(const val_t *v, proto_type_t *type, proto_error_t *err) {
     if (!v->raw.n) return proto__fail(err, PROTO_EBAD, "field 'type' is missing");
     if (v->it.kind != PROTO__STR)
         return proto__fail(err, PROTO_EBAD, "field 'type' must be a string");
-    for (int t = PROTO_QUERY; t <= PROTO_DISCONNECT; t++) {
+    for (int t = PROTO_QUERY; t <= PROTO_TYPE_LAST; t++) {
         size_t n = strlen(type_names[t]);
         if (v->it.len == n && memcmp(v->it.data, type_names[t], n) == 0) {
             *type = (proto_type_t)t;
@@ -260,6 +266,11 @@ static void store(proto_msg_t *out, int f, const val_t *v) {
     case F_AGENTS: out->agents = v->raw; break;
     case F_HEARTBEAT_MS: out->heartbeat_ms = uint_of(v); break;
     case F_ATTEMPT: out->attempt = uint_of(v); break;
+    case F_APP: out->app = str_of(v); break;
+    case F_USER: out->user = str_of(v); break;
+    case F_EVENTS: out->events = uint_of(v); out->has_events = true; break;
+    case F_AFTER: out->after = str_of(v); break;
+    case F_LIMIT: out->limit = uint_of(v); break;
     default: break;
     }
 }
@@ -332,4 +343,32 @@ int proto_agents_next(proto_raw_t agents, size_t *cursor, proto_str_t *name) {
     *name = (proto_str_t){(const char *)it.data, it.len};
     *cursor = r.off;
     return 1;
+}
+
+int proto_map_next(proto_raw_t map, size_t *cursor, proto_raw_t *key, proto_raw_t *val) {
+    proto__rd_t r = {map.p, map.n, *cursor};
+    proto__item_t it;
+    if (*cursor == 0) {
+        if (proto__rd_next(&r, &it) || it.kind != PROTO__MAP) return PROTO_EBAD;
+    }
+    if (r.off >= r.n) {
+        *cursor = r.off;
+        return 0;
+    }
+    size_t at = r.off;
+    if (proto__rd_skip(&r)) return PROTO_EBAD;
+    *key = (proto_raw_t){map.p + at, r.off - at};
+    at = r.off;
+    if (r.off >= r.n || proto__rd_skip(&r)) return PROTO_EBAD;
+    *val = (proto_raw_t){map.p + at, r.off - at};
+    *cursor = r.off;
+    return 1;
+}
+
+bool proto_raw_str(proto_raw_t raw, proto_str_t *out) {
+    proto__rd_t r = {raw.p, raw.n, 0};
+    proto__item_t it;
+    if (raw.n == 0 || proto__rd_next(&r, &it) || it.kind != PROTO__STR) return false;
+    *out = (proto_str_t){(const char *)it.data, it.len};
+    return true;
 }

@@ -237,3 +237,44 @@ int proto_enc_simple(proto_buf_t *b, proto_type_t type) {
     proto_pack_header(b, type, 0);
     return done(b);
 }
+
+int proto_enc_session_get(proto_buf_t *b, proto_raw_t id, proto_str_t session, proto_str_t app,
+                          proto_str_t user, int64_t events) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_SESSION_GET, 2 + (app.n > 0) + (user.n > 0) + (events >= 0));
+    pack_key_raw(b, "id", id);
+    pack_key_str(b, "session", session);
+    if (app.n) pack_key_str(b, "app", app);
+    if (user.n) pack_key_str(b, "user", user);
+    if (events >= 0) pack_key_u64(b, "events", (uint64_t)events);
+    return done(b);
+}
+
+int proto_enc_session_list(proto_buf_t *b, proto_raw_t id, proto_str_t app, proto_str_t user,
+                           proto_str_t after, uint64_t limit) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_SESSION_LIST,
+                      1 + (app.n > 0) + (user.n > 0) + (after.n > 0) + (limit > 0));
+    pack_key_raw(b, "id", id);
+    if (app.n) pack_key_str(b, "app", app);
+    if (user.n) pack_key_str(b, "user", user);
+    if (after.n) pack_key_str(b, "after", after);
+    if (limit > 0) pack_key_u64(b, "limit", limit);
+    return done(b);
+}
+
+int proto_enc_session_delete(proto_buf_t *b, proto_raw_t id, proto_str_t session) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_SESSION_DELETE, 2);
+    pack_key_raw(b, "id", id);
+    pack_key_str(b, "session", session);
+    return done(b);
+}
+
+int proto_enc_result_begin(proto_buf_t *b, proto_raw_t id) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_RESULT, 2);
+    pack_key_raw(b, "id", id);
+    proto_pack_cstr(b, "output");
+    return done(b);
+}

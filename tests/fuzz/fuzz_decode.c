@@ -29,8 +29,13 @@ static void fuzz_message(const uint8_t *data, size_t size) {
         check_error(rc, &e);
         return;
     }
-    CHECK(m.type > PROTO_UNKNOWN && m.type <= PROTO_DISCONNECT);
+    CHECK(m.type > PROTO_UNKNOWN && m.type <= PROTO_TYPE_LAST);
     CHECK(m.body.p == data && m.body.n == size);
+    size_t at = 0; /* a decoded message is a map: proto_map_next walks it to its end */
+    proto_raw_t key, val;
+    int more;
+    while ((more = proto_map_next(m.body, &at, &key, &val)) == 1) CHECK(key.n > 0 && val.n > 0);
+    CHECK(more == 0 && at == size);
     if (m.type == PROTO_READY) { /* the decoder promised every name is a string */
         size_t cur = 0;
         proto_str_t name;

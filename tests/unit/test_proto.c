@@ -585,6 +585,132 @@ static void test_every_worker_encoder_round_trips(void **state) {
     proto_buf_free(&b);
 }
 
+/* ---- session requests (PROTOCOL.md, "Sessions") ---- */
+
+static void test_session_encoders_round_trip(void **state) {
+    (void)state;
+    proto_buf_t b;
+    proto_buf_init(&b);
+    proto_raw_t id = {B(0xa2, 'g', '1'), 3};
+    assert_int_equal(proto_enc_session_get(&b, id, proto_str_of("s1"), proto_str_of("app"),
+                                           proto_str_of("bob"), 30), 0);
+    decode_ok(&b, PROTO_SESSION_GET);
+    assert_memory_equal(msg.id.p, id.p, 3);
+    assert_true(proto_str_eq(msg.session, "s1"));
+    assert_true(proto_str_eq(msg.app, "app"));
+    assert_true(proto_str_eq(msg.user, "bob"));
+    assert_true(msg.has_events);
+    assert_int_equal(msg.events, 30);
+    assert_int_equal(proto_enc_session_get(&b, id, proto_str_of("s1"), (proto_str_t){0},
+                                           (proto_str_t){0}, -1), 0);
+    decode_ok(&b, PROTO_SESSION_GET);
+    assert_false(msg.has_events);
+    assert_int_equal(msg.app.n, 0);
+    assert_int_equal(msg.user.n, 0);
+    assert_int_equal(proto_enc_session_get(&b, id, proto_str_of("s1"), (proto_str_t){0},
+                                           (proto_str_t){0}, 0), 0);
+    decode_ok(&b, PROTO_SESSION_GET);
+    assert_true(msg.has_events);
+    assert_int_equal(msg.events, 0);
+
+    assert_int_equal(proto_enc_session_list(&b, id, proto_str_of("app"), proto_str_of("bob"),
+                                            proto_str_of("s1"), 50), 0);
+    decode_ok(&b, PROTO_SESSION_LIST);
+    assert_true(proto_str_eq(msg.app, "app"));
+    assert_true(proto_str_eq(msg.user, "bob"));
+    assert_true(proto_str_eq(msg.after, "s1"));
+    assert_int_equal(msg.limit, 50);
+    assert_int_equal(proto_enc_session_list(&b, id, (proto_str_t){0}, (proto_str_t){0},
+                                            (proto_str_t){0}, 0), 0);
+    decode_ok(&b, PROTO_SESSION_LIST);
+    assert_int_equal(msg.limit, 0);
+    assert_int_equal(msg.after.n, 0);
+
+    assert_int_equal(proto_enc_session_delete(&b, id, proto_str_of("s9")), 0);
+    decode_ok(&b, PROTO_SESSION_DELETE);
+    assert_true(proto_str_eq(msg.session, "s9"));
+    assert_string_equal(proto_type_name(PROTO_SESSION_LIST), "session.list");
+    proto_buf_free(&b);
+}
+
+#define TGET T(11, 's', 'e', 's', 's', 'i', 'o', 'n', '.', 'g', 'e', 't')
+#define TLIST T(12, 's', 'e', 's', 's', 'i', 'o', 'n', '.', 'l', 'i', 's', 't')
+#define TDEL T(14, 's', 'e', 's', 's', 'i', 'o', 'n', '.', 'd', 'e', 'l', 'e', 't', 'e')
+
+static void test_decode_checks_session_request_fields(void **state) {
+    (void)state;
+    assert_int_equal(DECODE(V1, TGET, KV("id", 1)), PROTO_EBAD);
+    assert_string_equal(last_err.message, "field 'session' is missing");
+    assert_int_equal(DECODE(V1, TGET, KV("session", 0xa1, 's')), PROTO_EBAD);
+    assert_string_equal(last_err.message, "field 'id' is missing");
+    assert_int_equal(DECODE(V1, TGET, KV("id", 1), KV("session", 7)), PROTO_EBAD);
+    assert_string_equal(last_err.message, "field 'session' must be a string");
+    assert_int_equal(DECODE(V1, TGET, KV("id", 1), KV("session", 0xa1, 's'),
+                            KV("events", 0xff)), PROTO_EBAD);
+    assert_string_equal(last_err.message, "field 'events' must be a non-negative integer");
+    assert_int_equal(DECODE(V1, TGET, KV("id", 1), KV("session", 0xa1, 's'),
+                            KV("app", 0xc0), KV("events", 0xc0)), 0); /* nil: absent */
+    assert_false(msg.has_events);
+    assert_int_equal(DECODE(V1, TLIST, KV("id", 1), KV("limit", 0)), PROTO_EBAD);
+    assert_string_equal(last_err.message, "field 'limit' must be a positive integer");
+    assert_int_equal(DECODE(V1, TLIST, KV("id", 1), KV("after", 0x90)), PROTO_EBAD);
+    assert_string_equal(last_err.message, "field 'after' must be a string");
+    assert_int_equal(DECODE(V1, TLIST, KV("id", 1), KV("user", 1)), PROTO_EBAD);
+    assert_string_equal(last_err.message, "field 'user' must be a string");
+    assert_int_equal(DECODE(V1, TLIST, KV("id", 1)), 0);
+    assert_int_equal(msg.type, PROTO_SESSION_LIST);
+    assert_int_equal(DECODE(V1, TDEL, KV("id", 1)), PROTO_EBAD);
+    assert_string_equal(last_err.message, "field 'session' is missing");
+    assert_int_equal(DECODE(V1, TDEL, KV("id", 1), KV("session", 0xa1, 'x'),
+                            KV("app", 0xa1, 'y')), 0); /* not a field of delete: ignored */
+    assert_int_equal(msg.app.n, 0);
+}
+
+static void test_map_next_walks_entries_verbatim(void **state) {
+    (void)state;
+    /* {"a": [1, 2], 3: nil, "b": {"c": true}} */
+    static const uint8_t m[] = {0x83, 0xa1, 'a', 0x92, 1, 2, 3, 0xc0, 0xa1, 'b', 0x81, 0xa1, 'c',
+                                0xc3};
+    proto_raw_t map = {m, sizeof m}, k, v;
+    size_t cur = 0;
+    proto_str_t s;
+    assert_int_equal(proto_map_next(map, &cur, &k, &v), 1);
+    assert_true(proto_raw_str(k, &s) && proto_str_eq(s, "a"));
+    assert_int_equal(v.n, 3);
+    assert_memory_equal(v.p, B(0x92, 1, 2), 3);
+    assert_int_equal(proto_map_next(map, &cur, &k, &v), 1);
+    assert_false(proto_raw_str(k, &s));
+    assert_true(proto_raw_is_nil(v));
+    assert_int_equal(proto_map_next(map, &cur, &k, &v), 1);
+    assert_int_equal(v.n, 4);
+    assert_int_equal(proto_map_next(map, &cur, &k, &v), 0);
+    assert_int_equal(proto_map_next(map, &cur, &k, &v), 0);
+    cur = 0;
+    assert_int_equal(proto_map_next((proto_raw_t){B(0x80), 1}, &cur, &k, &v), 0);
+    cur = 0;
+    assert_int_equal(proto_map_next((proto_raw_t){B(0x91, 1), 2}, &cur, &k, &v), PROTO_EBAD);
+    cur = 0; /* a key without its value */
+    assert_int_equal(proto_map_next((proto_raw_t){B(0x81, 0xa1, 'k'), 3}, &cur, &k, &v),
+                     PROTO_EBAD);
+    assert_false(proto_raw_str((proto_raw_t){NULL, 0}, &s));
+    assert_false(proto_raw_is_nil((proto_raw_t){B(0xc2), 1}));
+}
+
+static void test_result_begin_takes_the_output_packed_after(void **state) {
+    (void)state;
+    proto_buf_t b;
+    proto_buf_init(&b);
+    assert_int_equal(proto_enc_result_begin(&b, (proto_raw_t){B(5), 1}), 0);
+    msgpack_pack_map(&b.pk, 1);
+    proto_pack_cstr(&b, "deleted");
+    msgpack_pack_true(&b.pk);
+    decode_ok(&b, PROTO_RESULT);
+    assert_int_equal(msg.id.p[0], 5);
+    assert_int_equal(msg.output.n, 10);
+    assert_memory_equal(msg.output.p, B(0x81, 0xa7, 'd', 'e', 'l', 'e', 't', 'e', 'd', 0xc3), 10);
+    proto_buf_free(&b);
+}
+
 static void test_agents_next_rejects_non_strings(void **state) {
     (void)state;
     size_t cur = 0;
@@ -910,6 +1036,10 @@ int main(void) {
         PT(test_decode_keeps_nil_reply_id),
         PT(test_every_encoder_round_trips),
         PT(test_every_worker_encoder_round_trips),
+        PT(test_session_encoders_round_trip),
+        PT(test_decode_checks_session_request_fields),
+        PT(test_map_next_walks_entries_verbatim),
+        PT(test_result_begin_takes_the_output_packed_after),
         PT(test_agents_next_rejects_non_strings),
         PT(test_type_names),
         PT(test_buf_grows_and_resets),

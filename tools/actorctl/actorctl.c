@@ -1,6 +1,7 @@
 /* actorctl.c: the actorbus command line: query an agent and watch its events, publish and
- * subscribe on the bus, show the broker's status, cancel a query. Plain C on libzmq and the
- * proto codec (a DEALER to the client endpoint, a SUB to the bus); no libactor.
+ * subscribe on the bus, show the broker's status, cancel a query, read and delete sessions.
+ * Plain C on libzmq and the proto codec (a DEALER to the client endpoint, a SUB to the bus);
+ * no libactor.
  * Exit: 0 on success, 1 when the broker answered an error or did not answer, 2 bad usage. */
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +27,11 @@ static const char usage[] =
     "  status                show the broker's workers, capacity and queue\n"
     "  cancel ID             cancel the query in flight with id ID, sent by any client (give\n"
     "                        `query` an --id to know it; an id two clients use is refused)\n"
+    "  session get ID        show a session: app, user, state and its newest events\n"
+    "                        (--events N, default 100; --app/--user must match if given)\n"
+    "  session list          list sessions in id order, a page at a time (--app, --user,\n"
+    "                        --after CURSOR, --limit N; --all follows the pages to the end)\n"
+    "  session delete ID     delete a session with its events and its own state\n"
     "\n"
     "Options:\n"
     "  --broker ENDPOINT     the broker's client endpoint (default tcp://127.0.0.1:5555)\n"
@@ -37,6 +43,11 @@ static const char usage[] =
     "  --id ID               query, publish: the request id (default actorctl-<pid>)\n"
     "  --session ID          query: the session\n"
     "  --cancel-after MS     query: cancel the query after MS\n"
+    "  --app APP, --user U   session get, list: only this app / user\n"
+    "  --events N            session get: how many of the newest events (0: none)\n"
+    "  --after CURSOR        session list: start after this session id (a page's `next`)\n"
+    "  --limit N             session list: sessions per page (default 100, at most 1000)\n"
+    "  --all                 session list: every page\n"
     "  -h, --help            this text\n"
     "\n"
     "Exit status: 0 success, 1 an error reply or no answer, 2 bad usage.\n";
@@ -48,6 +59,9 @@ typedef struct ctl {
     int64_t count;             /* subscribe: stop after; -1 none */
     const char *id, *session;  /* query options */
     int64_t cancel_after;      /* query: -1 never */
+    const char *app, *user, *after; /* session options */
+    int64_t events, limit;     /* session get, list: -1 not given */
+    bool all;                  /* session list: every page */
     char default_id[64];
     void *zctx;
     proto_limits_t lim;
@@ -65,6 +79,14 @@ static int usage_error(const char *fmt, const char *a) {
     fprintf(stderr, "actorctl: ");
     fprintf(stderr, fmt, a);
     fprintf(stderr, "\nTry 'actorctl --help'.\n");
+    return 2;
+}
+
+/* Checks the argument count of a command: between lo and hi after the command word. */
+static int args(const char *cmd, int n, int lo, int hi, const char *shape) {
+    if (n >= lo && n <= hi) return 0;
+    fprintf(stderr, "actorctl: %s %s: usage: actorctl %s %s\nTry 'actorctl --help'.\n", cmd,
+            n < lo ? "needs more arguments" : "has too many arguments", cmd, shape);
     return 2;
 }
 
@@ -518,6 +540,182 @@ static int cmd_subscribe(ctl_t *c, const char *prefix) {
     return 0;
 }
 
+/* ---- session get, list, delete ---- */
+
+/* Unix ms as ISO 8601 UTC. Returns: buf. */
+static const char *iso(char *buf, size_t cap, long long ms) {
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm)) {
+        snprintf(buf, cap, "%lld", ms);
+        return buf;
+    }
+    size_t n = strlen(buf);
+    snprintf(buf + n, cap - n, ".%03lldZ", ms % 1000);
+    return buf;
+}
+
+/* A string field as printf's "%.*s" arguments want it. */
+static int slen(const msgpack_object *o) {
+    return o && o->type == MSGPACK_OBJECT_STR ? (int)o->via.str.size : 1;
+}
+static const char *sptr(const msgpack_object *o) {
+    return o && o->type == MSGPACK_OBJECT_STR ? o->via.str.ptr : "?";
+}
+
+/* Prints a msgpack object as JSON (with a prefix), through the codec's JSON writer. */
+static void print_object(const char *prefix, const msgpack_object *o) {
+    proto_buf_t b;
+    proto_buf_init(&b);
+    if (o) msgpack_pack_object(&b.pk, *o);
+    else msgpack_pack_nil(&b.pk);
+    print_json(stdout, prefix, (proto_raw_t){b.p, b.n});
+    proto_buf_free(&b);
+}
+
+static int print_session(proto_raw_t output) {
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (!unpack(&u, output) || u.data.type != MSGPACK_OBJECT_MAP) {
+        fprintf(stderr, "actorctl: the broker sent a session that is not a map\n");
+        msgpack_unpacked_destroy(&u);
+        return 1;
+    }
+    const msgpack_object *s = &u.data, *evs = get(s, "events");
+    uint32_t n = evs && evs->type == MSGPACK_OBJECT_ARRAY ? evs->via.array.size : 0;
+    char t1[40], t2[40];
+    printf("session %.*s  app %.*s  user %.*s  events %lld (showing %u)\n"
+           "created %s  updated %s\n", slen(get(s, "session")), sptr(get(s, "session")),
+           slen(get(s, "app")), sptr(get(s, "app")), slen(get(s, "user")), sptr(get(s, "user")),
+           num(s, "events_total"), n, iso(t1, sizeof t1, num(s, "created_ms")),
+           iso(t2, sizeof t2, num(s, "updated_ms")));
+    print_object("state ", get(s, "state"));
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *e = &evs->via.array.ptr[i], *author = get(e, "author");
+        char prefix[200];
+        snprintf(prefix, sizeof prefix, "#%lld %s %.*s: ", num(e, "seq"),
+                 iso(t1, sizeof t1, num(e, "ts_ms")), slen(author) > 64 ? 64 : slen(author),
+                 sptr(author));
+        print_object(prefix, get(e, "event"));
+    }
+    msgpack_unpacked_destroy(&u);
+    return 0;
+}
+
+/* Prints one page as table rows (the header first when first) unless quiet; sets next (the
+ * cursor) or clears it. Returns: the exit status. */
+static int print_page(proto_raw_t output, bool first, bool quiet, char *next, size_t cap) {
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    next[0] = '\0';
+    const msgpack_object *rows = unpack(&u, output) ? get(&u.data, "sessions") : NULL;
+    if (!rows || rows->type != MSGPACK_OBJECT_ARRAY) {
+        fprintf(stderr, "actorctl: the broker sent a session list without 'sessions'\n");
+        msgpack_unpacked_destroy(&u);
+        return 1;
+    }
+    if (first && !quiet)
+        printf("%-32s %-16s %-16s %8s  %s\n", "SESSION", "APP", "USER", "EVENTS", "UPDATED");
+    for (uint32_t i = 0; i < rows->via.array.size && !quiet; i++) {
+        const msgpack_object *r = &rows->via.array.ptr[i];
+        char t[40];
+        printf("%-32.*s %-16.*s %-16.*s %8lld  %s\n", slen(get(r, "session")),
+               sptr(get(r, "session")), slen(get(r, "app")), sptr(get(r, "app")),
+               slen(get(r, "user")), sptr(get(r, "user")), num(r, "events"),
+               iso(t, sizeof t, num(r, "updated_ms")));
+    }
+    const msgpack_object *nx = get(&u.data, "next");
+    if (nx && nx->type == MSGPACK_OBJECT_STR && nx->via.str.size < cap)
+        snprintf(next, cap, "%.*s", (int)nx->via.str.size, nx->via.str.ptr);
+    msgpack_unpacked_destroy(&u);
+    return 0;
+}
+
+/* Sends one session request (already encoded in msg) and checks the answer is a result.
+ * Returns: 0 with *f holding it, or the exit status. */
+static int session_request(ctl_t *c, void *s, const proto_buf_t *msg, zmq_msg_t *f,
+                           proto_msg_t *m) {
+    int rc = request(c, s, msg, f, m);
+    if (rc == 0 && m->type != PROTO_RESULT) {
+        fprintf(stderr, "actorctl: the broker answered with '%s'\n", proto_type_name(m->type));
+        zmq_msg_close(f);
+        rc = 1;
+    }
+    return rc;
+}
+
+static int session_list(ctl_t *c, void *s, proto_raw_t id) {
+    proto_buf_t msg;
+    proto_buf_init(&msg);
+    char next[1024] = "";
+    snprintf(next, sizeof next, "%s", c->after ? c->after : "");
+    int rc = 0;
+    for (bool first = true; rc == 0; first = false) {
+        zmq_msg_t f;
+        proto_msg_t m;
+        rc = proto_enc_session_list(&msg, id, proto_str_of(c->app), proto_str_of(c->user),
+                                    proto_str_of(next), c->limit > 0 ? (uint64_t)c->limit : 0);
+        if (rc || (rc = session_request(c, s, &msg, &f, &m))) break;
+        rc = print_page(m.output, first, c->json, next, sizeof next);
+        zmq_msg_close(&f);
+        if (!next[0]) break;
+        if (!c->all) {
+            if (!c->json) fprintf(stderr, "more: actorctl session list --after %s\n", next);
+            break;
+        }
+    }
+    proto_buf_free(&msg);
+    return rc ? 1 : 0;
+}
+
+static int session_get_delete(ctl_t *c, void *s, proto_raw_t id, bool del, const char *sid) {
+    proto_buf_t msg;
+    proto_buf_init(&msg);
+    zmq_msg_t f;
+    proto_msg_t m;
+    int rc = del ? proto_enc_session_delete(&msg, id, proto_str_of(sid))
+                 : proto_enc_session_get(&msg, id, proto_str_of(sid), proto_str_of(c->app),
+                                         proto_str_of(c->user), c->events);
+    rc = rc ? 1 : session_request(c, s, &msg, &f, &m);
+    bool have_reply = rc == 0;
+    if (rc == 0 && !del && !c->json) rc = print_session(m.output);
+    if (rc == 0 && del) {
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        const msgpack_object *v = unpack(&u, m.output) ? get(&u.data, "deleted") : NULL;
+        bool yes = v && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+        msgpack_unpacked_destroy(&u);
+        if (yes && !c->json) printf("deleted %s\n", sid);
+        if (!yes) {
+            fprintf(stderr, "actorctl: no session '%s'\n", sid);
+            rc = 1;
+        }
+    }
+    if (have_reply) zmq_msg_close(&f);
+    proto_buf_free(&msg);
+    return rc;
+}
+
+static int cmd_session(ctl_t *c, int n, char **a) {
+    int rc;
+    if (n < 1) return usage_error("session needs get, list or delete%s", "");
+    bool get_ = !strcmp(a[0], "get"), del = !strcmp(a[0], "delete"), list = !strcmp(a[0], "list");
+    if (!get_ && !del && !list) return usage_error("unknown session command '%s'", a[0]);
+    if ((rc = args(list ? "session list" : get_ ? "session get" : "session delete", n - 1,
+                   list ? 0 : 1, list ? 0 : 1, list ? "" : "ID")))
+        return rc;
+    void *s = dealer(c);
+    if (!s) return 1;
+    proto_buf_t id;
+    proto_buf_init(&id);
+    value_of(c->id, &id);
+    proto_raw_t rid = {id.p, id.n};
+    rc = list ? session_list(c, s, rid) : session_get_delete(c, s, rid, del, a[1]);
+    proto_buf_free(&id);
+    zmq_close(s);
+    return rc;
+}
+
 /* ---- main ---- */
 
 static int parse(int argc, char **argv, ctl_t *c) {
@@ -525,6 +723,8 @@ static int parse(int argc, char **argv, ctl_t *c) {
         {"broker", 1, 0, 'b'}, {"pub", 1, 0, 'p'},     {"timeout", 1, 0, 't'},
         {"json", 0, 0, 'j'},   {"count", 1, 0, 'n'},   {"id", 1, 0, 'i'},
         {"session", 1, 0, 's'}, {"cancel-after", 1, 0, 'C'}, {"help", 0, 0, 'h'},
+        {"app", 1, 0, 'A'},    {"user", 1, 0, 'U'},    {"events", 1, 0, 'E'},
+        {"after", 1, 0, 'a'},  {"limit", 1, 0, 'L'},   {"all", 0, 0, 'l'},
         {0, 0, 0, 0}};
     int ch, rc = 0;
     opterr = 0;
@@ -538,20 +738,18 @@ static int parse(int argc, char **argv, ctl_t *c) {
         case 'i': c->id = optarg; break;
         case 's': c->session = optarg; break;
         case 'C': rc = number("--cancel-after", optarg, 0, &c->cancel_after); break;
+        case 'A': c->app = optarg; break;
+        case 'U': c->user = optarg; break;
+        case 'E': rc = number("--events", optarg, 0, &c->events); break;
+        case 'a': c->after = optarg; break;
+        case 'L': rc = number("--limit", optarg, 1, &c->limit); break;
+        case 'l': c->all = true; break;
         case 'h': fputs(usage, stdout); return -1;
         case ':': return usage_error("%s needs a value", argv[optind - 1]);
         default: return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     return rc;
-}
-
-/* Checks the argument count of a command: between lo and hi after the command word. */
-static int args(const char *cmd, int n, int lo, int hi, const char *shape) {
-    if (n >= lo && n <= hi) return 0;
-    fprintf(stderr, "actorctl: %s %s: usage: actorctl %s %s\nTry 'actorctl --help'.\n", cmd,
-            n < lo ? "needs more arguments" : "has too many arguments", cmd, shape);
-    return 2;
 }
 
 static int dispatch(ctl_t *c, int n, char **a) {
@@ -577,12 +775,13 @@ static int dispatch(ctl_t *c, int n, char **a) {
         if ((rc = args(cmd, n - 1, 1, 1, "ID"))) return rc;
         return cmd_cancel(c, a[1]);
     }
+    if (strcmp(cmd, "session") == 0) return cmd_session(c, n - 1, a + 1);
     return usage_error("unknown command '%s'", cmd);
 }
 
 int main(int argc, char **argv) {
     ctl_t c = {.broker = "tcp://127.0.0.1:5555", .pub = "tcp://127.0.0.1:5557",
-               .timeout_ms = -1, .count = -1, .cancel_after = -1};
+               .timeout_ms = -1, .count = -1, .cancel_after = -1, .events = -1, .limit = -1};
     snprintf(c.default_id, sizeof c.default_id, "actorctl-%d", (int)getpid());
     c.id = c.default_id;
     int rc = parse(argc, argv, &c);

@@ -72,7 +72,9 @@ typedef enum proto_type {
     PROTO_EVENT, PROTO_RESULT, PROTO_ERROR,                 /* replies (and worker -> broker) */
     PROTO_READY, PROTO_WORK, PROTO_CREDIT,                  /* worker <-> broker */
     PROTO_HEARTBEAT, PROTO_DISCONNECT,
+    PROTO_SESSION_GET, PROTO_SESSION_LIST, PROTO_SESSION_DELETE, /* client -> broker */
 } proto_type_t;
+#define PROTO_TYPE_LAST PROTO_SESSION_DELETE
 
 /* A decoded message. Which fields are set depends on the type; the decoder checks that the
  * REQUIRED ones of each type are present and well typed (proto/PROTOCOL.md, "Field types").
@@ -82,7 +84,7 @@ typedef struct proto_msg {
     proto_raw_t id;          /* client id (string or integer; nil in replies), verbatim */
     proto_str_t agent;       /* query, work */
     proto_raw_t input;       /* query, work (a static nil, n == 1, if absent) */
-    proto_str_t session;     /* query, work (n == 0 if absent) */
+    proto_str_t session;     /* query, work, session.get, session.delete (n == 0 if absent) */
     int64_t timeout_ms;      /* query, work; -1 if absent */
     bool idempotent;         /* query */
     uint64_t job;            /* work, job event/result/error, cancel by job */
@@ -99,6 +101,11 @@ typedef struct proto_msg {
     proto_raw_t agents;      /* ready: array of strings, verbatim (see proto_agents_next) */
     uint64_t heartbeat_ms;   /* ready (0 if absent) */
     uint64_t attempt;        /* work */
+    proto_str_t app, user;   /* session.get, session.list (n == 0 if absent) */
+    proto_str_t after;       /* session.list: the cursor (n == 0 if absent) */
+    uint64_t events;         /* session.get: how many of the newest events */
+    bool has_events;         /* events present */
+    uint64_t limit;          /* session.list: sessions per page; 0 if absent */
     proto_raw_t body;        /* the whole message (status replies keep it as is) */
 } proto_msg_t;
 
@@ -115,6 +122,16 @@ int proto_decode(const uint8_t *buf, size_t len, const proto_limits_t *lim, prot
 int proto_agents_next(proto_raw_t agents, size_t *cursor, proto_str_t *name);
 
 const char *proto_type_name(proto_type_t t);
+
+/* Iterates the entries of a msgpack map held whole in map (validated bytes, e.g. a field of a
+ * decoded message): *cursor starts at 0. Each key and value is one whole object, verbatim.
+ * Returns: 1 with *key and *val set, 0 after the last entry.
+ * Errors: PROTO_EBAD (map is not a map, or its bytes end early). */
+int proto_map_next(proto_raw_t map, size_t *cursor, proto_raw_t *key, proto_raw_t *val);
+/* Whether raw starts with a msgpack str; if so *out is set to its bytes (inside raw). */
+bool proto_raw_str(proto_raw_t raw, proto_str_t *out);
+/* Whether raw is the one-byte msgpack nil. */
+static inline bool proto_raw_is_nil(proto_raw_t raw) { return raw.n == 1 && raw.p[0] == 0xc0; }
 
 /* ---- encoding ---- */
 
@@ -158,6 +175,17 @@ int proto_enc_job_error(proto_buf_t *b, uint64_t job, const char *code, const ch
 int proto_enc_cancel_job(proto_buf_t *b, uint64_t job);
 int proto_enc_credit(proto_buf_t *b, uint64_t capacity);
 int proto_enc_simple(proto_buf_t *b, proto_type_t type); /* heartbeat, disconnect */
+/* Session requests (proto/PROTOCOL.md, "Sessions"). Absent: app, user, after with n == 0;
+ * events < 0; limit 0. */
+int proto_enc_session_get(proto_buf_t *b, proto_raw_t id, proto_str_t session, proto_str_t app,
+                          proto_str_t user, int64_t events);
+int proto_enc_session_list(proto_buf_t *b, proto_raw_t id, proto_str_t app, proto_str_t user,
+                           proto_str_t after, uint64_t limit);
+int proto_enc_session_delete(proto_buf_t *b, proto_raw_t id, proto_str_t session);
+/* Starts a `result` whose output the caller packs next (exactly one value) with
+ * msgpack_pack_* on b->pk: for outputs built in place rather than copied. Resets b.
+ * Returns: 0. Errors: PROTO_ENOMEM (also check b->failed after packing the output). */
+int proto_enc_result_begin(proto_buf_t *b, proto_raw_t id);
 
 /* ---- JSON, for people and command-line tools ---- */
 
