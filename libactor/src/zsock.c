@@ -52,8 +52,12 @@ static void on_poll(uv_poll_t *h, int status, int events);
 static void fail_all(act_zsock_t *z, int code);
 
 /* Polls the fd only while a task waits: an idle socket costs no wakeups. */
+/* The poll starts when a task first waits and then stays on until the socket is closed:
+ * starting and stopping it around every wait cost two epoll_ctl(2) per message on a busy
+ * socket. A signal nobody waits for only costs one ZMQ_EVENTS read in kick(). */
 static void update_poll(act_zsock_t *z) {
-    bool want = !z->closed && (!act__list_empty(&z->readers) || !act__list_empty(&z->writers));
+    bool want = !z->closed &&
+                (z->polling || !act__list_empty(&z->readers) || !act__list_empty(&z->writers));
     if (want == z->polling) return;
     if (want) {
         if (uv_poll_start(&z->poll, UV_READABLE, on_poll) != 0) {
