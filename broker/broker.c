@@ -115,15 +115,15 @@ static void client_message(brk_t *b, const brk_in_t *in) {
     brk_client_request(b, in, &m);
 }
 
-/* Reads one message from a ROUTER; returns false when there was none. */
-static bool recv_router(brk_t *b, brk_sock_t s) {
-    zmq_msg_t f[KEEP_FRAMES], junk;
-    size_t nf = 0, total = 0;
+size_t brk_recv_frames(void *sock, zmq_msg_t *f, size_t keep, size_t *nf) {
+    zmq_msg_t junk;
+    size_t total = 0;
     bool more = true;
+    *nf = 0;
     while (more) {
-        zmq_msg_t *m = nf < KEEP_FRAMES ? &f[nf] : &junk;
+        zmq_msg_t *m = *nf < keep ? &f[*nf] : &junk;
         zmq_msg_init(m);
-        if (zmq_msg_recv(m, brk_sock(b, s), ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv(m, sock, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(m);
             break;
         }
@@ -132,8 +132,15 @@ static bool recv_router(brk_t *b, brk_sock_t s) {
         if (m == &junk)
             zmq_msg_close(m);
         else
-            nf++;
+            (*nf)++;
     }
+    return total;
+}
+
+/* Reads one message from a ROUTER; returns false when there was none. */
+static bool recv_router(brk_t *b, brk_sock_t s) {
+    zmq_msg_t f[KEEP_FRAMES];
+    size_t nf, total = brk_recv_frames(brk_sock(b, s), f, KEEP_FRAMES, &nf);
     if (total == 0) return false;
     brk_in_t in;
     in.sock = s;

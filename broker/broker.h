@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <zmq.h>
+
 #include "proto/proto.h"
 
 #include "list.h"
@@ -265,6 +267,9 @@ typedef struct brk_qmsg {
 int brk_enc_query_msg(proto_buf_t *o, const brk_qmsg_t *q, bool for_bus);
 /* Publishes q under query.<agent>.<session or ->. */
 void brk_bus_query(brk_t *b, const brk_qmsg_t *q);
+/* Reads one whole message without waiting, keeping its first `keep` frames in f (*nf of
+ * them, to be closed by the caller) and dropping the rest. Returns its frame count, 0 if none. */
+size_t brk_recv_frames(void *sock, zmq_msg_t *f, size_t keep, size_t *nf);
 bool brk_bus_forward(brk_t *b);  /* one message from SUB to PUB; false when none */
 bool brk_bus_subscription(brk_t *b); /* one (un)subscription from XPUB; false when none */
 void brk_bus_close(brk_t *b);

@@ -65,23 +65,8 @@ void brk_bus_send(brk_t *b, const char *topic, size_t tlen, const uint8_t *body,
 }
 
 bool brk_bus_forward(brk_t *b) {
-    zmq_msg_t f[2], junk;
-    size_t nf = 0, total = 0;
-    bool more = true;
-    while (more) {
-        zmq_msg_t *m = nf < 2 ? &f[nf] : &junk;
-        zmq_msg_init(m);
-        if (zmq_msg_recv(m, b->sub, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(m);
-            break;
-        }
-        more = zmq_msg_more(m);
-        total++;
-        if (m == &junk)
-            zmq_msg_close(m);
-        else
-            nf++;
-    }
+    zmq_msg_t f[2];
+    size_t nf, total = brk_recv_frames(b->sub, f, 2, &nf);
     if (total == 0) return false;
     if (total == 2)
         brk_bus_send(b, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), zmq_msg_data(&f[1]),
