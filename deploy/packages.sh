@@ -1,8 +1,8 @@
 # deploy/packages.sh: the Debian packages actorbus needs, and a function that installs the
 # missing ones. Sourced by deploy/up.sh and tests/run.sh.
 ACTOR_PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev libcmocka-dev
-libzmq3-dev libmsgpack-dev libsqlite3-dev valgrind python3 python3-uvloop python3-zmq
-python3-msgpack procps nodejs npm"
+libzmq3-dev libmsgpack-dev libsqlite3-dev libcurl4-openssl-dev valgrind python3 python3-uvloop
+python3-zmq python3-msgpack procps nodejs npm"
 
 actor_install_packages() {
     local missing=()

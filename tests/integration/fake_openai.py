@@ -1,0 +1,325 @@
+#!/usr/bin/python3
+"""fake_openai.py: a scripted OpenAI-compatible chat-completions server for the model tests.
+
+Standard library only. Listens on 127.0.0.1 (--port 0: a free port), prints "PORT <n>" on
+stdout, and exits when its stdin closes (so it dies with the test that started it) or on
+SIGTERM. The request's "model" picks the script of replies (SCRIPTS below); a script may
+depend on how many requests that model has had since the last reset (e.g. 429, then 200).
+A request with "stream": true gets server-sent events in HTTP chunks, split at awkward
+places (mid-line, mid-JSON, CRLF endings, comments) to exercise incremental parsing.
+
+Control endpoints, for tests:
+  POST /_reset              forget counters and recorded requests
+  GET  /_stats?model=M      "requests=N aborted=N in_flight=N max_in_flight=N" (requests and
+                            aborted for model M; in-flight counts are over all models)
+  GET  /_last?model=M       the last request body that model M received (JSON)
+"""
+import argparse
+import email.utils
+import json
+import os
+import select
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+TEXT_PIECES = ["Hel", "lo, ", "wor", "ld! ", "Streaming ", "wörks."]
+TEXT = "".join(TEXT_PIECES)
+WEATHER_ARGS = '{"city":"Paris","unit":"c"}'
+TIME_ARGS = '{"tz":"Europe/Paris"}'
+
+lock = threading.Lock()
+state = {"requests": {}, "aborted": {}, "last": {}, "in_flight": 0, "max_in_flight": 0}
+
+
+def reset():
+    with lock:
+        state["requests"].clear()
+        state["aborted"].clear()
+        state["last"].clear()
+        state["max_in_flight"] = state["in_flight"]
+
+
+def completion(model, message, finish):
+    return {
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+    }
+
+
+def chunk(model, delta, finish=None):
+    return {
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
+        "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def tool_call(index, cid, name, args):
+    return {"index": index, "id": cid, "type": "function",
+            "function": {"name": name, "arguments": args}}
+
+
+def text_events(model):
+    events = [chunk(model, {"role": "assistant", "content": ""})]
+    events += [chunk(model, {"content": p}) for p in TEXT_PIECES]
+    events.append(chunk(model, {}, "stop"))
+    return events
+
+
+def tool_events(model):
+    """Two tool calls whose argument fragments interleave: assembled by index."""
+    def frag(index, args):
+        return chunk(model, {"tool_calls": [{"index": index, "function": {"arguments": args}}]})
+    return [
+        chunk(model, {"role": "assistant", "content": None,
+                      "tool_calls": [tool_call(0, "call_a", "get_weather", "")]}),
+        frag(0, '{"city":'),
+        chunk(model, {"tool_calls": [tool_call(1, "call_b", "get_time", '{"tz":')]}),
+        frag(0, '"Paris","unit":"c"}'),
+        frag(1, '"Europe/Paris"}'),
+        chunk(model, {}, "tool_calls"),
+    ]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    api_key = None
+
+    def log_message(self, fmt, *args):  # quiet: the C test prints what matters
+        pass
+
+    # ---- plumbing ----
+    def send_json(self, status, obj, headers=()):
+        body = json.dumps(obj).encode() if not isinstance(obj, bytes) else obj
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_text(self, text):
+        body = text.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def start_stream(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def write_chunk(self, data):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def stream(self, events, include_usage, crlf_at=2):
+        """Writes events as SSE, each split in two HTTP chunks in the middle."""
+        self.start_stream()
+        self.write_chunk(b": keep-alive comment\n\n")
+        for i, ev in enumerate(events):
+            nl = b"\r\n" if i == crlf_at else b"\n"
+            data = b"data: " + json.dumps(ev).encode() + nl + nl
+            half = len(data) // 2
+            self.write_chunk(data[:half])
+            time.sleep(0.002)
+            self.write_chunk(data[half:])
+        if include_usage:
+            usage = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "choices": [],
+                     "usage": {"prompt_tokens": 11, "completion_tokens": 7,
+                               "total_tokens": 18}}
+            self.write_chunk(b"data: " + json.dumps(usage).encode() + b"\n\n")
+        self.write_chunk(b"data: [DONE]\n\n")
+        self.write_chunk(b"")
+
+    def wait_or_abort(self, seconds):
+        """Sleeps, watching the socket: True if the client is still there at the end."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            r, _, _ = select.select([self.connection], [], [], 0.02)
+            if r:
+                try:
+                    data = self.connection.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    data = b""
+                if not data:
+                    return False
+        return True
+
+    # ---- endpoints ----
+    def do_GET(self):
+        url = urlparse(self.path)
+        model = parse_qs(url.query).get("model", [""])[0]
+        with lock:
+            if url.path == "/_stats":
+                text = "requests=%d aborted=%d in_flight=%d max_in_flight=%d" % (
+                    state["requests"].get(model, 0), state["aborted"].get(model, 0),
+                    state["in_flight"], state["max_in_flight"])
+                return self.send_text(text)
+            if url.path == "/_last":
+                return self.send_json(200, state["last"].get(model, {}))
+        self.send_json(404, {"error": {"message": "no such path"}})
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n)
+        if self.path == "/_reset":
+            reset()
+            return self.send_text("ok")
+        if not self.path.endswith("/chat/completions"):
+            return self.send_json(404, {"error": {"message": "no such path"}})
+        if self.api_key and self.headers.get("Authorization") != "Bearer " + self.api_key:
+            return self.send_json(401, {"error": {"message": "bad api key"}})
+        try:
+            req = json.loads(raw)
+        except ValueError:
+            return self.send_json(400, {"error": {"message": "request is not JSON"}})
+        model = req.get("model", "")
+        with lock:
+            count = state["requests"][model] = state["requests"].get(model, 0) + 1
+            state["last"][model] = req
+            state["in_flight"] += 1
+            state["max_in_flight"] = max(state["max_in_flight"], state["in_flight"])
+        try:
+            self.reply(model, count, req)
+        finally:
+            with lock:
+                state["in_flight"] -= 1
+
+    def reply(self, model, count, req):
+        stream = bool(req.get("stream"))
+        usage = bool((req.get("stream_options") or {}).get("include_usage"))
+        script = SCRIPTS.get(model)
+        if script is None:
+            return self.send_json(404, {"error": {"message": "unknown model " + model}})
+        script(self, model, count, stream, usage)
+
+    # ---- scripts ----
+    def s_text(self, model, count, stream, usage):
+        if stream:
+            return self.stream(text_events(model), usage)
+        self.send_json(200, completion(model, {"role": "assistant", "content": TEXT}, "stop"))
+
+    def s_tool(self, model, count, stream, usage):
+        if stream:
+            return self.stream(tool_events(model), usage)
+        calls = [tool_call(0, "call_a", "get_weather", WEATHER_ARGS),
+                 tool_call(1, "call_b", "get_time", TIME_ARGS)]
+        for c in calls:
+            del c["index"]
+        msg = {"role": "assistant", "content": None, "tool_calls": calls}
+        self.send_json(200, completion(model, msg, "tool_calls"))
+
+    def s_rate_limited(self, model, count, stream, usage):
+        if count == 1:
+            return self.send_json(429, {"error": {"message": "slow down"}},
+                                  [("Retry-After", "1")])
+        self.s_text(model, count, stream, usage)
+
+    def s_rate_limited_date(self, model, count, stream, usage):
+        if count == 1:
+            when = email.utils.formatdate(time.time() + 1, usegmt=True)
+            return self.send_json(429, {"error": {"message": "slow down"}},
+                                  [("Retry-After", when)])
+        self.s_text(model, count, stream, usage)
+
+    def s_always500(self, model, count, stream, usage):
+        self.send_json(500, {"error": {"message": "boom %d" % count}})
+
+    def s_slow(self, model, count, stream, usage):
+        if not self.wait_or_abort(10):
+            with lock:
+                state["aborted"][model] = state["aborted"].get(model, 0) + 1
+            self.close_connection = True
+            return
+        self.s_text(model, count, stream, usage)
+
+    def s_slow_ok(self, model, count, stream, usage):
+        time.sleep(0.3)
+        self.s_text(model, count, stream, usage)
+
+    def s_badjson(self, model, count, stream, usage):
+        if stream:
+            self.start_stream()
+            self.write_chunk(b"data: {\"choices\": [{\"delta\": {\"content\": \"x\"\n\n")
+            self.write_chunk(b"")
+            return
+        self.send_json(200, b'{"choices": [{"message": {"content": "truncated')
+
+    def s_big(self, model, count, stream, usage):
+        self.send_json(200, completion(model, {"role": "assistant", "content": "x" * 65536},
+                                       "stop"))
+
+    def s_long_stream(self, model, count, stream, usage):
+        """3000 deltas of 100 bytes ("00042:xxx..."), written as fast as the socket takes
+        them: a client that reads slowly must hold back (curl's pause), not lose bytes."""
+        self.start_stream()
+        out = []
+        for i in range(3000):
+            ev = chunk(model, {"content": "%05d:" % i + "x" * 94})
+            out.append(b"data: " + json.dumps(ev).encode() + b"\n\n")
+            if len(out) == 500:
+                self.write_chunk(b"".join(out))
+                out = []
+        self.write_chunk(b"".join(out) + b"data: [DONE]\n\n")
+        self.write_chunk(b"")
+
+    def s_stream_error(self, model, count, stream, usage):
+        self.start_stream()
+        self.write_chunk(b"data: " + json.dumps(chunk(model, {"content": "par"})).encode()
+                         + b"\n\n")
+        self.write_chunk(b'data: {"error": {"message": "overloaded"}}\n\n')
+        self.write_chunk(b"")
+
+
+SCRIPTS = {
+    "text": Handler.s_text,
+    "tool": Handler.s_tool,
+    "rate-limited": Handler.s_rate_limited,
+    "rate-limited-date": Handler.s_rate_limited_date,
+    "always500": Handler.s_always500,
+    "slow": Handler.s_slow,
+    "slow-ok": Handler.s_slow_ok,
+    "badjson": Handler.s_badjson,
+    "big": Handler.s_big,
+    "stream-error": Handler.s_stream_error,
+    "long-stream": Handler.s_long_stream,
+}
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that went away (the tests abort transfers on purpose)
+        super().handle_error(request, client_address)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--api-key", default=None)
+    args = ap.parse_args()
+    Handler.api_key = args.api_key
+    server = Server(("127.0.0.1", args.port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print("PORT %d" % server.server_address[1], flush=True)
+    for _ in sys.stdin:  # the parent holds our stdin: EOF means it is gone
+        pass
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
