@@ -15,11 +15,13 @@
 struct act_zsock {
     void *sock;         /* the caller's zmq socket */
     uv_poll_t poll;     /* on ZMQ_FD, started only while someone waits */
+    uv_prepare_t prep;  /* the deferred kick, just before the loop polls */
     act__list readers;  /* parked act_zsock_recv calls, FIFO */
     act__list writers;  /* parked act_zsock_send calls, FIFO */
     bool polling;       /* poll started */
     bool closed;        /* act_zsock_destroy was called */
-    bool handle_closed; /* libuv is done with poll */
+    bool stale;         /* an op may have consumed the fd's signal: kick before polling */
+    unsigned handles;   /* libuv handles not yet closed */
     unsigned users;     /* tasks inside a call */
     unsigned streak;    /* calls done without parking, since the last yield */
 };
@@ -39,12 +41,12 @@ static int zmq_code(int e) {
 }
 
 static void maybe_free(act_zsock_t *z) {
-    if (z->closed && z->handle_closed && z->users == 0) free(z);
+    if (z->closed && z->handles == 0 && z->users == 0) free(z);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
     act_zsock_t *z = h->data;
-    z->handle_closed = true;
+    z->handles--;
     maybe_free(z);
 }
 
@@ -92,6 +94,18 @@ static void kick(act_zsock_t *z) {
     update_poll(z);
 }
 
+/* Runs before the loop polls for I/O. The ops since the last look may have consumed the fd's
+ * signal while tasks were parked: one ZMQ_EVENTS read now covers all of them (each read
+ * costs a poll(2) and a getpid(2) inside libzmq). If it woke a task the poll must not block. */
+static void on_prepare(uv_prepare_t *h) {
+    act_zsock_t *z = h->data;
+    if (!z->stale) return;
+    z->stale = false;
+    size_t before = act__tls_loop->runq_len;
+    kick(z);
+    if (act__tls_loop->runq_len != before) uv_stop(h->loop);
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
     (void)events;
     act_zsock_t *z = h->data;
@@ -111,8 +125,13 @@ int act_zsock_new(act_zsock_t **out, void *zmq_socket) {
         free(z);
         return ACT_EINVAL;
     }
+    uv_prepare_init(act_loop_uv(L), &z->prep);
+    uv_prepare_start(&z->prep, on_prepare);
+    uv_unref((uv_handle_t *)&z->prep);
+    z->handles = 2;
     z->sock = zmq_socket;
     z->poll.data = z;
+    z->prep.data = z;
     act__list_init(&z->readers);
     act__list_init(&z->writers);
     *out = z;
@@ -127,6 +146,7 @@ void act_zsock_destroy(act_zsock_t **zp) {
     act__list_fire_all(&z->readers, ACT_ECLOSED);
     act__list_fire_all(&z->writers, ACT_ECLOSED);
     uv_close((uv_handle_t *)&z->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&z->prep, on_handle_closed);
 }
 
 void *act_zsock_socket(const act_zsock_t *z) { return z->sock; }
@@ -211,9 +231,10 @@ static int run_op(act_zsock_t *z, op *o, int64_t deadline) {
             int rc = attempt(z, o);
             if (rc != ACT_EAGAIN) {
                 /* The call may have consumed the fd's signal: parked tasks need a fresh look
-                 * at ZMQ_EVENTS. With none parked it is skipped: it costs a poll(2) and a
-                 * getpid(2) inside libzmq, and a task that parks later tries first anyway. */
-                if (!act__list_empty(&z->readers) || !act__list_empty(&z->writers)) kick(z);
+                 * at ZMQ_EVENTS, taken once before the loop next polls (on_prepare). With
+                 * none parked it is skipped: a task that parks later tries first anyway. */
+                if (!act__list_empty(&z->readers) || !act__list_empty(&z->writers))
+                    z->stale = true;
                 return rc;
             }
         }
