@@ -94,10 +94,13 @@ typedef struct val {
 } val_t;
 
 static int find_field(const proto__item_t *key) {
-    if (key->kind != PROTO__STR) return -1;
+    if (key->kind != PROTO__STR || key->len == 0) return -1;
+    const char *k = (const char *)key->data;
     for (int f = 0; f < F_COUNT; f++) {
+        /* First byte before strlen: this runs for every key of every message. */
+        if (field_names[f][0] != k[0]) continue;
         size_t n = strlen(field_names[f]);
-        if (key->len == n && memcmp(key->data, field_names[f], n) == 0) return f;
+        if (key->len == n && memcmp(k, field_names[f], n) == 0) return f;
     }
     return -1;
 }
@@ -154,6 +157,7 @@ static int check_type(const val_t *v, proto_type_t *type, proto_error_t *err) {
     if (v->it.kind != PROTO__STR)
         return proto__fail(err, PROTO_EBAD, "field 'type' must be a string");
     for (int t = PROTO_QUERY; t <= PROTO_TYPE_LAST; t++) {
+        if (!v->it.len || type_names[t][0] != ((const char *)v->it.data)[0]) continue;
         size_t n = strlen(type_names[t]);
         if (v->it.len == n && memcmp(v->it.data, type_names[t], n) == 0) {
             *type = (proto_type_t)t;
