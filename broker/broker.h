@@ -151,6 +151,8 @@ typedef struct brk {
     uint64_t next_job_id, next_qseq;
     brk_job_t **heap;
     size_t heap_n, heap_cap;
+    void *job_cache;          /* free BRK_JOB_BLOCK-byte job blocks, chained (jobs.c) */
+    size_t job_cache_n;       /* how many */
     bool have_dead, draining, stop;
     int64_t drain_until, next_maint;
     brk_store_t *store;       /* sessions (session_requests.c) */

@@ -55,12 +55,15 @@ void proto_buf_raw(proto_buf_t *b, proto_raw_t raw) {
 }
 
 void proto_pack_str(proto_buf_t *b, const char *s, size_t n) {
+    if (n < 32) { /* fixstr (field names, most values): header and body in one write */
+        if (proto__buf_reserve(b, n + 1)) return;
+        b->p[b->n] = (uint8_t)(0xa0 | n);
+        if (n) memcpy(b->p + b->n + 1, s, n);
+        b->n += n + 1;
+        return;
+    }
     msgpack_pack_str(&b->pk, n);
     msgpack_pack_str_body(&b->pk, s, n);
-}
-
-void proto_pack_cstr(proto_buf_t *b, const char *s) {
-    proto_pack_str(b, s ? s : "", s ? strlen(s) : 0);
 }
 
 void proto_pack_header(proto_buf_t *b, proto_type_t type, uint32_t n_fields) {

@@ -151,7 +151,10 @@ void proto_buf_free(proto_buf_t *b);
 /* Appends bytes verbatim (a proto_raw_t value). */
 void proto_buf_raw(proto_buf_t *b, proto_raw_t raw);
 void proto_pack_str(proto_buf_t *b, const char *s, size_t n);
-void proto_pack_cstr(proto_buf_t *b, const char *s);
+/* Inline so that a literal's strlen folds to a constant (field names on the hot path). */
+static inline void proto_pack_cstr(proto_buf_t *b, const char *s) {
+    proto_pack_str(b, s ? s : "", s ? strlen(s) : 0);
+}
 /* Starts a message map of n_fields entries besides v and type (writes v and type). */
 void proto_pack_header(proto_buf_t *b, proto_type_t type, uint32_t n_fields);
 
