@@ -1,7 +1,7 @@
 /* mcp_internal.h: what the MCP client's files share (mcp__ names, not part of mcp.h): the
  * request primitive of mcp.c that mcp_tools.c builds tools/list and tools/call on, and an
- * in-place msgpack reader (mcp_mp.c: nothing allocated, every length checked against the bytes
- * that remain, skipping iterative so deep nesting costs no stack) with JSON helpers. */
+ * in-place msgpack reader (mcp_mp.c, an adapter over proto's proto_val_*: nothing allocated,
+ * every length checked against the bytes that remain, no recursion) with JSON helpers. */
 #ifndef ACTORBUS_AGENT_MCP_INTERNAL_H
 #define ACTORBUS_AGENT_MCP_INTERNAL_H
 

@@ -133,6 +133,48 @@ bool proto_raw_str(proto_raw_t raw, proto_str_t *out);
 /* Whether raw is the one-byte msgpack nil. */
 static inline bool proto_raw_is_nil(proto_raw_t raw) { return raw.n == 1 && raw.p[0] == 0xc0; }
 
+/* ---- reading values in place ---- */
+
+/* One msgpack value read in place from untrusted bytes: its header decoded with every length
+ * checked against the bytes that remain, its elements found by skipping (iteratively: deep
+ * nesting costs no stack), nothing allocated. Pointers point into the bytes read. */
+typedef enum proto_val_type {
+    PROTO_V_NIL, PROTO_V_BOOL, PROTO_V_INT, PROTO_V_UINT, PROTO_V_FLOAT, PROTO_V_STR,
+    PROTO_V_BIN, PROTO_V_ARRAY, PROTO_V_MAP, PROTO_V_EXT,
+} proto_val_type_t;
+
+typedef struct proto_val {
+    int type;            /* proto_val_type_t */
+    bool b;              /* BOOL */
+    int8_t ext_type;     /* EXT */
+    int64_t i;           /* INT: every integer that fits int64, whatever its format */
+    uint64_t u;          /* UINT: integers above INT64_MAX; also set for INT >= 0 */
+    double f;            /* FLOAT (float32 widened) */
+    const uint8_t *data; /* STR, BIN, EXT: the payload (EXT: after the type byte) */
+    size_t len;          /* STR, BIN, EXT: payload bytes; ARRAY: elements; MAP: pairs */
+    const uint8_t *body; /* ARRAY, MAP: the first element; others: just past the value */
+    const uint8_t *raw;  /* the whole value, verbatim */
+    size_t raw_n;        /* its size in bytes */
+} proto_val_t;
+
+/* Reads the value at the start of [p, p+n) (bytes after it are left alone) and checks that
+ * all of it, elements included, lies within the n bytes.
+ * Returns: 0. Errors: PROTO_EBAD (truncated, or the never-used byte 0xc1; *out zeroed). */
+int proto_val_read(const uint8_t *p, size_t n, proto_val_t *out);
+/* Iterates the elements of an array, or the keys and values of a map in turn: *cursor starts
+ * at 0. Uses only c's raw and raw_n, so a value rebuilt from those works too.
+ * Returns: 1 with *out set, 0 after the last element.
+ * Errors: PROTO_EBAD (c is not an array or map, or its bytes are malformed). */
+int proto_val_next(const proto_val_t *c, size_t *cursor, proto_val_t *out);
+/* The value under the string key of a map (the first such entry).
+ * Returns: 1 with *out set, 0 when absent. Errors: PROTO_EBAD (not a map, malformed). */
+int proto_val_map_get(const proto_val_t *map, const char *key, proto_val_t *out);
+/* Element i of an array. Returns: 1 with *out set, 0 when i is past the end.
+ * Errors: PROTO_EBAD (not an array, malformed). */
+int proto_val_array_get(const proto_val_t *array, size_t i, proto_val_t *out);
+/* Whether v is a string equal to the C string s. */
+bool proto_val_str_eq(const proto_val_t *v, const char *s);
+
 /* ---- encoding ---- */
 
 /* A growable output buffer with a msgpack-c packer writing into it (pk points at the
