@@ -5,7 +5,9 @@
 #include "broker.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,6 +311,40 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     return 0;
 }
 
+typedef struct ctx_term {
+    void *ctx;        /* the context to terminate */
+    atomic_bool done; /* zmq_ctx_term returned */
+} ctx_term_t;
+
+static void *run_ctx_term(void *arg) {
+    ctx_term_t *t = arg;
+    zmq_ctx_term(t->ctx);
+    atomic_store(&t->done, true);
+    return NULL;
+}
+
+/* zmq_ctx_term flushes what the sockets' linger allows, but it has been seen to hang after
+ * that (a peer gone mid-message, under ASan): the exit must stay bounded, so it runs on a
+ * thread given limit_ms, and past that the process leaves without it (logged). */
+static void term_context(void *ctx, int limit_ms) {
+    static ctx_term_t t; /* static: a thread left behind may still use it at exit */
+    t.ctx = ctx;
+    atomic_store(&t.done, false);
+    pthread_t th;
+    if (pthread_create(&th, NULL, run_ctx_term, &t) != 0) {
+        zmq_ctx_term(ctx);
+        return;
+    }
+    for (int waited = 0; waited < limit_ms && !atomic_load(&t.done); waited += 10)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    if (atomic_load(&t.done)) {
+        pthread_join(th, NULL);
+    } else {
+        brk_log(BRK_LOG_WARN, "context_term_timeout", "limit_ms=%d", limit_ms);
+        pthread_detach(th);
+    }
+}
+
 void brk_close(brk_t *b) {
     brk_jobs_close(b);
     brk_clients_close(b);
@@ -321,7 +357,7 @@ void brk_close(brk_t *b) {
         zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(socks[i]);
     }
-    if (b->ctx) zmq_ctx_term(b->ctx);
+    if (b->ctx) term_context(b->ctx, linger + 1000);
     brk_bus_close(b);
     proto_buf_free(&b->out);
     proto_buf_free(&b->busbuf);
