@@ -16,6 +16,7 @@
 #include "list.h"
 #include "log.h"
 #include "map.h"
+#include "dedup.h"
 #include "session.h"
 #include "utf8.h"
 
@@ -45,6 +46,7 @@ typedef struct brk_config {
     int log_level;
     char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */
     uint64_t max_sessions;
+    uint64_t dedup_window_ms, dedup_max, dedup_max_bytes; /* dedup.c: resent query ids */
 } brk_config_t;
 
 void brk_config_default(brk_config_t *c);
@@ -156,6 +158,7 @@ typedef struct brk {
     bool have_dead, draining, stop;
     int64_t drain_until, next_maint;
     brk_store_t *store;       /* sessions (session_requests.c) */
+    brk_dedup_t *dedup;       /* answered queries by (client, id) (dedup.h) */
 } brk_t;
 
 /* ---- broker.c: sockets, the loop, sending ---- */
@@ -196,6 +199,16 @@ void brk_session_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m);
  * clock: for the runner. Returns and errors: as brk_store_append. */
 int brk_session_append(brk_t *b, proto_str_t session, const brk_sess_event_t *ev,
                        proto_raw_t delta, uint64_t *seq, brk_sess_err_t *err);
+
+/* ---- resend.c: dedup.h in the broker: resent queries of clients with an explicit routing id ---- */
+/* Opens b->dedup (with the --sessions file when there is one). Returns: 0. Errors: as
+ * brk_dedup_open (logged). */
+int brk_dedup_start(brk_t *b);
+/* Answers a query whose answer is remembered (the same reply again); true when it did. */
+bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id);
+/* Remembers the terminal message body just sent to c for query id. */
+void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const uint8_t *body,
+                        size_t n);
 
 /* ---- workers.c: the worker table, heartbeats, liveness ---- */
 int brk_workers_init(brk_t *b);

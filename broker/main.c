@@ -45,6 +45,10 @@ static const opt_t opts[] = {
     {"sessions", OPT_PATH, offsetof(brk_config_t, sessions), 0, 0,
      "SQLite session file (default: sessions in memory, lost at exit)"},
     {"max-sessions", U64(max_sessions, 1, UINT32_MAX, "sessions in the store")},
+    {"dedup-window-ms", U64(dedup_window_ms, 0, 86400000,
+                            "how long a resent query id gets its answer again (0: off)")},
+    {"dedup-max", U64(dedup_max, 1, UINT32_MAX, "answers remembered for resent ids")},
+    {"dedup-max-bytes", U64(dedup_max_bytes, 1024, 1ULL << 40, "bytes of those answers")},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -66,6 +70,9 @@ void brk_config_default(brk_config_t *c) {
     c->drain_ms = 5000;
     c->log_level = BRK_LOG_INFO;
     c->max_sessions = 100000;
+    c->dedup_window_ms = 60000;
+    c->dedup_max = 100000;
+    c->dedup_max_bytes = 64ULL << 20;
 }
 
 static void usage(FILE *f) {
