@@ -140,6 +140,22 @@ def test_broker_restart_with_sessions_answers_once():
     b2.stop()
 
 
+def test_resend_during_a_drain_is_attached_not_refused():
+    b = Broker("--drain-ms", "5000").start()
+    (w,) = start_workers(b, ["w1"], capacity=1)
+    c = IdClient(b.clients, b"client-F")
+    c.send(query("slow", "sleep", {"ms": 500}))
+    w.wait_stats(lambda s: s["works"] == 1, 5, "the query to run")
+    os.kill(b.proc.pid, signal.SIGTERM)
+    abtest.wait_until(lambda: "event=draining" in b.log(), 5, "the drain to start")
+    c.send(query("slow", "sleep", {"ms": 500}))  # unsure: resend
+    got = c.collect(["slow"], timeout=10)
+    assert _terminals(got["slow"])[0]["type"] == "result", got
+    c.expect_quiet(0.3)
+    assert b.proc.wait(10) == 0
+    b.check_clean()
+
+
 def test_broker_sigterm_drain_ends_every_query_once():
     b = Broker("--drain-ms", "600").start()
     start_workers(b, ["w1", "w2"], capacity=2)
