@@ -114,7 +114,7 @@ def test_systemd_units_run_built_binaries_with_known_flags():
         svc = cp["Service"]
         assert svc["KillSignal"] == "SIGTERM", unit  # the drain
         assert "EnvironmentFile" in svc, unit
-        argv = shlex.split(svc["ExecStart"])
+        argv = shlex.split(svc["ExecStart"].replace("\\\n", " "))  # systemd's continuation
         # $VAR words expand (systemd splits them at spaces) to the env files' values.
         words = []
         for a in argv:
