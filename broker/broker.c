@@ -271,6 +271,10 @@ static void *open_socket(brk_t *b, int type, const char *ep, const char *what) {
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     if (type == ZMQ_ROUTER) zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    /* A client that reconnects under its explicit routing id (to resend a query, dedup.h)
+     * takes the id over from its old connection instead of being refused. */
+    if (type == ZMQ_ROUTER && strcmp(what, "clients") == 0)
+        zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     if (type == ZMQ_SUB) zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
     if (zmq_bind(s, ep) != 0) {
         brk_log(BRK_LOG_ERROR, "bind_failed", "socket=%s endpoint=%s error=\"%s\"", what, ep,
@@ -287,7 +291,9 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     b->cfg = *cfg;
     b->sig_fd = sig_fd;
     b->now = brk_clock_ms();
-    b->next_job_id = 1;
+    /* Job ids start from the wall clock, not 1: a worker still running a job of the broker
+     * before a restart must not have its late answer taken for a new job with that id. */
+    b->next_job_id = ((uint64_t)brk_unix_ms() << 16) + 1;
     proto_limits_default(&b->lim);
     b->lim.max_size = cfg->max_msg;
     b->wlim = b->lim;
@@ -301,6 +307,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
         return -ENOMEM;
     }
     if (brk_sessions_open(b) != 0) return -EIO;
+    if (brk_dedup_start(b) != 0) return -EIO;
     b->ctx = zmq_ctx_new();
     if (!b->ctx) return -ENOMEM;
     b->clients = open_socket(b, ZMQ_ROUTER, cfg->clients_ep, "clients");
@@ -362,4 +369,5 @@ void brk_close(brk_t *b) {
     proto_buf_free(&b->out);
     proto_buf_free(&b->busbuf);
     brk_sessions_close(b);
+    brk_dedup_close(&b->dedup);
 }

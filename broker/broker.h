@@ -17,6 +17,7 @@
 #include "log.h"
 #include "map.h"
 #include "invocations.h"
+#include "dedup.h"
 #include "session.h"
 #include "utf8.h"
 
@@ -48,6 +49,7 @@ typedef struct brk_config {
     uint64_t max_sessions;
     uint64_t max_session_waiters; /* queries waiting for one session's lock */
     uint64_t history_events, history_bytes; /* the history an invocation's work carries */
+    uint64_t dedup_window_ms, dedup_max, dedup_max_bytes; /* dedup.c: resent query ids */
 } brk_config_t;
 
 void brk_config_default(brk_config_t *c);
@@ -162,6 +164,7 @@ typedef struct brk {
     int64_t drain_until, next_maint;
     brk_store_t *store;       /* sessions (session_requests.c) */
     brk_invs_t *invs;         /* session locks (invocations.c) */
+    brk_dedup_t *dedup;       /* answered queries by (client, id) (dedup.h) */
 } brk_t;
 
 /* ---- broker.c: sockets, the loop, sending ---- */
@@ -205,6 +208,16 @@ int brk_session_append(brk_t *b, proto_str_t session, const brk_sess_event_t *ev
 /* Packs one stored event as session.get shows it: {seq, id, invocation, author, ts_ms,
  * event}. */
 void brk_session_pack_event(proto_buf_t *o, const brk_sess_event_t *e);
+
+/* ---- resend.c: dedup.h in the broker: resent queries of clients with an explicit routing id ---- */
+/* Opens b->dedup (with the --sessions file when there is one). Returns: 0. Errors: as
+ * brk_dedup_open (logged). */
+int brk_dedup_start(brk_t *b);
+/* Answers a query whose answer is remembered (the same reply again); true when it did. */
+bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id);
+/* Remembers the terminal message body just sent to c for query id. */
+void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const uint8_t *body,
+                        size_t n);
 
 /* ---- workers.c: the worker table, heartbeats, liveness ---- */
 int brk_workers_init(brk_t *b);

@@ -115,12 +115,21 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         brk_reply_error(b, in, m->id, "bad_request", "%s", bad);
         return;
     }
+    if (m->id.n && brk_dedup_replay(b, in, m->id)) return; /* answered before: same reply */
+    brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
+    brk_job_t *dup = c ? brk_job_find_cid(b, c, m->id) : NULL;
+    if (dup && brk_dedup_eligible(b->dedup, in->id, in->idlen) && in->sock == BRK_SOCK_CLIENTS) {
+        /* A resend of a query in flight (a drain too: refusing it would be a second reply).
+         * Its one answer goes out in this connection's envelope. */
+        dup->req = in->req;
+        brk_log(BRK_LOG_DEBUG, "query_attached", "job=%llu", (unsigned long long)dup->job_id);
+        return;
+    }
     if (b->draining) {
         reject_query(b, in, m, "shutting_down", "the broker is draining");
         return;
     }
-    brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
-    if (c && brk_job_find_cid(b, c, m->id)) {
+    if (dup) {
         reject_query(b, in, m, "duplicate_id", "a query with this id is already in flight");
         return;
     }

@@ -231,6 +231,7 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
         if (rc < 0) /* gone (EHOSTUNREACH) is routine; full (EAGAIN) loses an answer */
             brk_log(rc == -EHOSTUNREACH ? BRK_LOG_DEBUG : BRK_LOG_WARN, "answer_undelivered",
                     "job=%llu errno=%d", (unsigned long long)j->job_id, -rc);
+        brk_dedup_remember(b, c, j->id, b->out.p, b->out.n);
     }
     brk_bus_query(b, &q);
     char code[48];

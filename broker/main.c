@@ -50,6 +50,10 @@ static const opt_t opts[] = {
     {"history-events", U64(history_events, 0, 10000, "session events an invocation's work "
                            "carries")},
     {"history-bytes", U64(history_bytes, 0, 1ULL << 30, "bytes of those events, at most")},
+    {"dedup-window-ms", U64(dedup_window_ms, 0, 86400000,
+                            "how long a resent query id gets its answer again (0: off)")},
+    {"dedup-max", U64(dedup_max, 1, UINT32_MAX, "answers remembered for resent ids")},
+    {"dedup-max-bytes", U64(dedup_max_bytes, 1024, 1ULL << 40, "bytes of those answers")},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -74,6 +78,9 @@ void brk_config_default(brk_config_t *c) {
     c->max_session_waiters = BRK_INV_DEFAULT_WAITERS;
     c->history_events = BRK_INV_DEFAULT_HISTORY_EVENTS;
     c->history_bytes = BRK_INV_DEFAULT_HISTORY_BYTES;
+    c->dedup_window_ms = 60000;
+    c->dedup_max = 100000;
+    c->dedup_max_bytes = 64ULL << 20;
 }
 
 static void usage(FILE *f) {
