@@ -202,8 +202,8 @@ static void tool_calls_json(out_t *b, const char *cid, bool delta) {
     static const char *const names[2] = {"get_weather", "get_time"};
     static const char *const args[2] = {ARGS_WEATHER, ARGS_TIME};
     for (int i = 0; i < 2; i++)
-        out_add(b, "%s{%s\"id\":\"call_%s_%d\",\"type\":\"function\",\"function\":{\"name\":\"%s\","
-                   "\"arguments\":\"%s\"}}",
+        out_add(b, "%s{%s\"id\":\"call_%s_%d\",\"type\":\"function\","
+                   "\"function\":{\"name\":\"%s\",\"arguments\":\"%s\"}}",
                 i ? "," : "", delta ? (i ? "\"index\":1," : "\"index\":0,") : "", cid, i,
                 names[i], args[i]);
     out_add(b, "]");
