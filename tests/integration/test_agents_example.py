@@ -52,8 +52,8 @@ def run(b, qid, agent, inp, session, timeout=20):
 
 def session_get(b, sid):
     c = b.client()
-    r = c.call({"v": 1, "type": "session.get", "id": "g-" + sid, "session": sid,
-                "events": 1000})
+    _, r = c.call({"v": 1, "type": "session.get", "id": "g-" + sid, "session": sid,
+                   "events": 1000})
     c.close()
     assert r["type"] == "result", r
     return r["output"]
