@@ -30,12 +30,46 @@ json.dump(cfg, open(sys.argv[2], "w"), indent=1)
 PY
 }
 
-# Runs one query with its events on screen (events cut to 160 columns).
+# Runs one query (or session command) and prints each agent event on one line (author,
+# branch, text or parts, state delta, actions), then the result.
 agents_query() {
     echo "\$ actorctl $*"
-    "$ctl" --broker "$clients" --timeout 60000 "$@" 2>&1 | cut -c1-160 || true
+    "$ctl" --broker "$clients" --timeout 60000 --json "$@" 2>&1 |
+        /usr/bin/python3 -c "$agents_fmt" || true
     echo
 }
+
+agents_fmt='
+import json, sys
+def short(v, n=110):
+    s = v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+    return s if len(s) <= n else s[:n - 3] + "..."
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        print("  " + line.rstrip()[:150]); continue
+    if m.get("type") != "event":
+        body = m.get("output") if "output" in m else m
+        if isinstance(body, dict) and "state" in body:
+            body = {"events": body.get("events_total"), "state": body["state"]}
+        print("  %s: %s" % (m.get("type"), short(body, 300))); continue
+    e = m.get("event")
+    if not isinstance(e, dict) or "author" not in e:
+        print("  event %s" % short(e)); continue
+    who = e["author"] + (" [%s]" % e["branch"] if e.get("branch") else "")
+    parts = (e.get("content") or {}).get("parts", [])
+    what = " ".join(p["text"] if "text" in p else short(p, 70) for p in parts)
+    if e.get("error_code"):
+        what += " %s: %s" % (e["error_code"], e.get("error_message", ""))
+    acts = e.get("actions") or {}
+    if "state_delta" in acts:
+        what += "  state+=" + short(acts["state_delta"], 60)
+    what += "".join("  " + k for k in ("escalate",) if acts.get(k))
+    if acts.get("transfer_to_agent"):
+        what += "  transfer_to=" + acts["transfer_to_agent"]
+    print("  %-38s %s" % (who, short(what, 100)))
+'
 
 agents_no_model_help() {
     cat <<'EOF3'
