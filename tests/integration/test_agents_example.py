@@ -108,10 +108,10 @@ def test_unknown_city_ends_the_trip_with_an_error_naming_it():
 
 
 def start_with_model():
-    srv = abtest.spawn([os.environ["ACTOR_MODELSRV"], "--port", "0"], "modelsrv.log")
-    line = abtest.wait_until(lambda: "PORT " in abtest.read_log(srv) and abtest.read_log(srv),
-                             10, "modelsrv to print its port")
-    port = int(line.split("PORT ", 1)[1].split()[0])
+    port = abtest.free_port()
+    srv = abtest.spawn([os.environ["ACTOR_MODELSRV"], "--port", str(port)],
+                       "modelsrv-%d.log" % port)
+    abtest.wait_until(lambda: "PORT %d" % port in abtest.read_log(srv), 10, "modelsrv")
     env = dict(os.environ, ACTORBUS_MODEL_BASE_URL="http://127.0.0.1:%d/v1" % port,
                ACTORBUS_MODEL="bench")
     return start(CONFIG, env=env)
