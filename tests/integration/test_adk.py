@@ -186,8 +186,15 @@ def test_parallel_children_land_on_different_workers():
     seen = ok(term)  # adk_state's view after the parallel step: both branches' writes
     assert set(seen) == set(get) and seen[get[0]] != seen[get[1]], seen
     assert {seen[get[0]], seen[get[1]]} <= {"r1", "r2", "r3"}, seen
-    branches = {e.get("branch") for e in adk_events(events) if e["author"] != "adk_state"}
-    assert branches <= {"fan.adk_where", "fan.adk_where2", None}, branches
+    # The children's events reach the root client, each on its branch, and are stored.
+    branches = {e["author"]: e.get("branch") for e in adk_events(events)
+                if e["author"].startswith("adk_where")}
+    assert branches == {"adk_where": "fan.adk_where", "adk_where2": "fan.adk_where2"}, events
+    _, term = c.call({"v": 1, "type": "session.get", "id": "g", "session": "fan"})
+    stored = ok(term)
+    assert {e["author"] for e in stored["events"]} == {"user", "adk_where", "adk_where2"}, stored
+    assert stored["state"] == {"where.adk_where": seen[get[0]],
+                               "where.adk_where2": seen[get[1]]}, stored
     _, term = c.call(query("f2", "fan", {"ms": 0}), timeout=20)
     out = ok(term)
     assert out["adk_where"]["agent"] == "adk_where", out
