@@ -205,6 +205,23 @@ def test_a_blocking_tool_on_the_pool_does_not_stall_a_concurrent_query():
     assert seen[-1]["output"] == "done: go"
 
 
+def test_a_blocking_tool_stuck_past_its_timeout_neither_fails_the_query_nor_holds_the_exit():
+    _, b, c = start([llm("blocker", tools=["block_read"], stream=False)],
+                    tools={"block_read": {"timeout_ms": 300}})
+    fifo = os.path.join(tmpdir(), "stuck.fifo")
+    os.mkfifo(fifo)  # never written: the tool stays parked in open(2)
+    events, term = c.call(query("q1", "blocker", calls(("block_read", {"path": fifo})),
+                                timeout_ms=20000), 30)
+    assert os.path.exists(fifo + ".started")
+    assert term["type"] == "result", term
+    assert term["output"].startswith('done: {"error":{"code":"timeout"'), term
+    errors = [e for e in payloads(events) if e.get("error_code") == "tool_error"]
+    assert len(errors) == 1 and "block_read timed out after 300 ms" in errors[0][
+        "error_message"]
+    worker = [p for p in abtest._procs if "actor-worker" in str(p.args)][0]
+    assert abtest.kill_proc(worker, abtest.signal.SIGTERM, 15) == 0
+
+
 def test_before_model_callback_answers_from_a_cache():
     ms, b, c = start([llm("cached")])
     _, term = c.call(query("q1", "cached", "hi", timeout_ms=20000), 30)
