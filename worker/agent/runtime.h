@@ -123,10 +123,6 @@ int agt_tools_new(agt_tools_t **out);
 void agt_tools_destroy(agt_tools_t **t);
 /* register_tool of the plugin table. */
 int agt_tool_register(abp_host_t *host, const abp_tool_def_t *def);
-/* Inside a tool (the plugin table's tool_fail, tool_state_set, tool_job; see plugin.h). */
-int agt_tool_fail(abp_tool_ctx_t *tc, const char *message);
-int agt_tool_state_set(abp_tool_ctx_t *tc, const char *key, const uint8_t *value, size_t n);
-abp_ctx_t *agt_tool_job(abp_tool_ctx_t *tc);
 /* The config's "tools" section: per-tool settings, {"NAME": {"timeout_ms": N}}.
  * Returns: 0. Errors: ABP_EINVAL with err filled. */
 int agt_tools_config(agt_rt_t *rt, const proto_val_t *section, char *err, size_t errcap);

@@ -2,6 +2,8 @@
  * the tools an LLM agent offers its model, and one round of tool calls: every call in its own
  * task with its own timeout, C tools in the agent's loop or (ABP_TOOL_BLOCKING) on the
  * thread pool, agents as tools through the runner, MCP tools through mcp_toolsets.c. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,9 @@ struct abp_tool_ctx {
     proto_buf_t *delta; /* tool_state_set's entries */
     uint32_t *n_delta;
 };
+
+/* Threads of blocking tools alive at once (a stuck one counts until it returns). */
+#define AGT_MAX_BLOCKING_THREADS 64
 
 static const char DEFAULT_PARAMS[] = "{\"type\":\"object\",\"properties\":{}}";
 
@@ -390,10 +395,16 @@ typedef struct call_run {
     char failmsg[200]; /* tool_fail's */
 } call_run_t;
 
-/* A blocking tool's run on a pool thread. The calling task may stop waiting (timeout,
- * cancellation) while the thread still runs: the last of the two to let go frees it. */
+/* A blocking tool's run on a thread of its own (detached). The calling task may stop
+ * waiting (timeout, cancellation) while the thread still runs: from then on the thread must
+ * not touch the loop, and the last of the two to let go frees the run. Own threads rather
+ * than libuv's pool (act_to_thread): a tool stuck in read(2) would otherwise hold a pool
+ * thread for good, and the worker could not exit (the pool is joined at exit). */
 typedef struct bjob {
-    int refs;            /* touched on the loop thread only */
+    pthread_mutex_t mu;
+    int refs;          /* under mu: the waiter, the thread, a posted wake-up */
+    bool abandoned;    /* under mu: the waiter left */
+    act_loop_t *loop;
     const tool_t *tool;
     uint8_t *args;
     size_t args_n;
@@ -402,41 +413,69 @@ typedef struct bjob {
     uint32_t n_delta;
     abp_tool_ctx_t tc;
     int rc;
-    act_event_t done;
+    act_event_t done; /* loop side only */
 } bjob_t;
 
+static atomic_int blocking_threads; /* live, abandoned ones included */
+
 static void bjob_unref(bjob_t *b) {
-    if (--b->refs > 0) return;
-    act_event_close(&b->done);
+    pthread_mutex_lock(&b->mu);
+    int left = --b->refs;
+    pthread_mutex_unlock(&b->mu);
+    if (left > 0) return;
+    pthread_mutex_destroy(&b->mu);
     wrk_pack_free(&b->res);
     proto_buf_free(&b->delta);
     free(b->args);
     free(b);
 }
 
-static int bjob_thread(void *arg, void **result) {
-    (void)result;
+/* On the loop thread: the tool has returned. */
+static void bjob_wake(void *arg) {
     bjob_t *b = arg;
-    b->rc = b->tool->fn(&b->tc, b->args, b->args_n, b->res, b->tool->udata);
-    return 0;
+    pthread_mutex_lock(&b->mu);
+    bool waiting = !b->abandoned;
+    pthread_mutex_unlock(&b->mu);
+    if (waiting) act_event_set(&b->done);
+    bjob_unref(b);
 }
 
-/* Detached: parks on the pool job, however long it takes, then lets go. */
-static int bjob_task(void *arg, void **result) {
-    (void)result;
+static void *bjob_thread(void *arg) {
     bjob_t *b = arg;
-    int rc = act_to_thread(bjob_thread, b, NULL, -1);
-    if (rc) b->rc = rc;
-    act_event_set(&b->done);
+    b->rc = b->tool->fn(&b->tc, b->args, b->args_n, b->res, b->tool->udata);
+    pthread_mutex_lock(&b->mu);
+    if (!b->abandoned) {
+        b->refs++; /* the wake-up's */
+        if (act_loop_call_threadsafe(b->loop, bjob_wake, b)) b->refs--;
+    }
+    pthread_mutex_unlock(&b->mu);
+    atomic_fetch_sub(&blocking_threads, 1);
     bjob_unref(b);
-    return 0;
+    return NULL;
+}
+
+static int bjob_start(bjob_t *b) {
+    if (atomic_fetch_add(&blocking_threads, 1) >= AGT_MAX_BLOCKING_THREADS) {
+        atomic_fetch_sub(&blocking_threads, 1);
+        return ACT_EAGAIN;
+    }
+    pthread_attr_t at;
+    pthread_t th;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&th, &at, bjob_thread, b);
+    pthread_attr_destroy(&at);
+    if (rc) atomic_fetch_sub(&blocking_threads, 1);
+    return rc ? ACT_EAGAIN : 0;
 }
 
 static int run_blocking(call_run_t *r, const tool_t *t, const uint8_t *args, size_t n,
                         int64_t deadline) {
     bjob_t *b = calloc(1, sizeof(*b));
     if (!b) return ACT_ENOMEM;
+    pthread_mutex_init(&b->mu, NULL);
     b->refs = 2;
+    b->loop = act_loop_current();
     b->tool = t;
     b->args = malloc(n);
     b->args_n = n;
@@ -444,28 +483,28 @@ static int run_blocking(call_run_t *r, const tool_t *t, const uint8_t *args, siz
     proto_buf_init(&b->delta);
     act_event_init(&b->done);
     b->tc = (abp_tool_ctx_t){.job = NULL, .delta = &b->delta, .n_delta = &b->n_delta};
-    if (!b->args || !b->res) {
-        b->refs = 1;
-        bjob_unref(b);
-        return ACT_ENOMEM;
+    int rc = b->args && b->res ? 0 : ACT_ENOMEM;
+    if (!rc) {
+        memcpy(b->args, args, n);
+        rc = bjob_start(b);
+        if (rc == ACT_EAGAIN)
+            snprintf(r->failmsg, sizeof(r->failmsg), "%d blocking tools are running already",
+                     AGT_MAX_BLOCKING_THREADS);
     }
-    memcpy(b->args, args, n);
-    act_spawn_opts_t o = {.name = "blocking-tool", .flags = ACT_SPAWN_SHIELD};
-    if (act_spawn(bjob_task, b, &o, NULL)) {
-        b->refs = 1;
-        bjob_unref(b);
-        return ACT_ENOMEM;
-    }
-    int rc = act_event_wait(&b->done, deadline);
+    if (rc) b->refs = 1; /* no thread */
+    else rc = act_event_wait(&b->done, deadline);
+    pthread_mutex_lock(&b->mu);
+    b->abandoned = true; /* a result that comes later is dropped */
+    pthread_mutex_unlock(&b->mu);
     if (rc == 0) {
         rc = b->rc;
         snprintf(r->failmsg, sizeof(r->failmsg), "%s", b->tc.fail);
-        wrk_pack_reset(r->res);
         if (!rc && b->res->buf.n) wrk_pack_raw(r->res, b->res->buf.p, b->res->buf.n);
         proto_buf_raw(&r->out->delta, (proto_raw_t){b->delta.p, b->delta.n});
         r->out->n_delta += b->n_delta;
     }
-    bjob_unref(b); /* on a timeout the thread's result is dropped when it comes */
+    act_event_close(&b->done); /* nobody waits on it any more; a late wake-up skips it */
+    bjob_unref(b);
     return rc;
 }
 
