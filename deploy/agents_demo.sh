@@ -78,11 +78,15 @@ The LLM agents of examples/agents/agents.json (assistant, and research, which ru
 news_researcher and culture_researcher at once as sub-invocations) need an OpenAI-compatible
 chat-completions server with tool calls. Point the workers at one and run this again:
   llama.cpp:  llama-server -m model.gguf --port 8080 --jinja
-              ACTORBUS_MODEL_BASE_URL=http://127.0.0.1:8080/v1 ACTORBUS_MODEL=local ./deploy/up.sh --demo
-  vLLM:       vllm serve Qwen/Qwen2.5-7B-Instruct --port 8000 --enable-auto-tool-choice --tool-call-parser hermes
-              ACTORBUS_MODEL_BASE_URL=http://127.0.0.1:8000/v1 ACTORBUS_MODEL=Qwen/Qwen2.5-7B-Instruct ./deploy/up.sh --demo
+      ACTORBUS_MODEL_BASE_URL=http://127.0.0.1:8080/v1 ACTORBUS_MODEL=local \
+          ./deploy/up.sh --demo
+  vLLM:       vllm serve Qwen/Qwen2.5-7B-Instruct --port 8000 \
+                  --enable-auto-tool-choice --tool-call-parser hermes
+      ACTORBUS_MODEL_BASE_URL=http://127.0.0.1:8000/v1 ACTORBUS_MODEL=Qwen/Qwen2.5-7B-Instruct \
+          ./deploy/up.sh --demo
   Ollama:     ollama pull qwen2.5
-              ACTORBUS_MODEL_BASE_URL=http://127.0.0.1:11434/v1 ACTORBUS_MODEL=qwen2.5 ./deploy/up.sh --demo
+      ACTORBUS_MODEL_BASE_URL=http://127.0.0.1:11434/v1 ACTORBUS_MODEL=qwen2.5 \
+          ./deploy/up.sh --demo
   hosted:     also set ACTORBUS_MODEL_API_KEY (sent as a bearer token)
 EOF3
 }
@@ -97,7 +101,8 @@ agents_demo() {
     agents_query --session demo-refine query refine '"draft"'
     if agents_have_model; then
         echo "== LLM agents on $ACTORBUS_MODEL at $ACTORBUS_MODEL_BASE_URL =="
-        agents_query --session demo-llm query assistant '"What is the weather and the time in Paris?"'
+        agents_query --session demo-llm query assistant \
+            '"What is the weather and the time in Paris?"'
         agents_query --session demo-llm query research '"Lisbon"'
     else
         agents_no_model_help
