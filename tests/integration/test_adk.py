@@ -3,7 +3,8 @@ the test plugin tests/plugins/adk_test.c (env ACTOR_PLUGIN_ADK) and an --agents 
 state_delta apply and delete, transfer_to_agent (and its bound), escalate ending a loop,
 before-agent short-circuit and after-agent replacement, sequential steps seeing earlier
 writes, config-file and plugin-declared agents, a bad config file refused with its path,
-parallel children on different workers (and a failed child as an entry), run_agent, one
+parallel children on different workers (and a failed child as an entry, and a timeout
+cancelling the children), run_agent, one
 session's queries never overlapping while two sessions' do, a session across a broker
 restart."""
 import json
@@ -211,6 +212,18 @@ def test_parallel_failed_child_is_an_entry():
     assert out["adk_fail"] == {"error": {"code": "adk_failed",
                                          "message": "adk_fail always fails"}}, out
     assert out["adk_where"]["agent"] == "adk_where", out
+    b.stop()
+
+
+def test_a_timed_out_parallel_agent_cancels_its_children():
+    b = Broker().start()
+    workers(b, ["r1", "r2"], capacity=2)
+    c = b.client()
+    _, term = c.call(query("f", "fan", {"ms": 20000}, timeout_ms=500), timeout=10)
+    assert term["type"] == "error" and term["code"] == "timeout", term
+    abtest.wait_until(lambda: b.status()["in_flight"] == 0, 10, "the children to be cancelled")
+    _, term = c.call(query("g", "fan", {"ms": 0}), timeout=10)
+    assert set(ok(term)) == {"adk_where", "adk_where2"}, term
     b.stop()
 
 

@@ -440,10 +440,11 @@ int agt__run_child(abp_ctx_t *ctx, const char *name, const uint8_t *in, size_t n
     const agt_def_t *def = local_def(ctx, name);
     /* The frame stack belongs to the job's task: children asked for from other tasks (tool
      * calls running concurrently) go through the broker. */
-    if (def && ctx->agt && act_current() == ctx->task) {
-        return run_here(ctx, def, in, n, branch, r);
-    }
-    return run_remote(ctx, name, in, n, branch, r);
+    int rc = def && ctx->agt && act_current() == ctx->task
+                 ? run_here(ctx, def, in, n, branch, r)
+                 : run_remote(ctx, name, in, n, branch, r);
+    if (rc) agt__result_free(r); /* the job stops: nothing of the child is wanted */
+    return rc;
 }
 
 static int keep(abp_ctx_t *ctx, const uint8_t *p, size_t n, const uint8_t **out,
