@@ -112,7 +112,7 @@ void agt_rt_stop(agt_rt_t *rt) {
 
 static char *dup_view(proto_str_t s) {
     char *p = malloc(s.n + 1);
-    if (p && s.n) memcpy(p, s.p, s.n);
+    if (p && s.n) memcpy(p, s.p, s.n); /* an absent field has p == NULL */
     if (p) p[s.n] = 0;
     return p;
 }
