@@ -3,11 +3,13 @@ the test plugin tests/plugins/adk_test.c (env ACTOR_PLUGIN_ADK) and an --agents 
 state_delta apply and delete, transfer_to_agent (and its bound), escalate ending a loop,
 before-agent short-circuit and after-agent replacement, sequential steps seeing earlier
 writes, config-file and plugin-declared agents, a bad config file refused with its path,
-parallel children on different workers (and a failed child as an entry), run_agent, one
+parallel children on different workers (and a failed child as an entry, and a timeout
+cancelling the children), run_agent, one
 session's queries never overlapping while two sessions' do, a session across a broker
 restart."""
 import json
 import os
+import signal
 import subprocess
 
 import abtest
@@ -41,6 +43,18 @@ def workers(b, names, capacity=4):
     return ws
 
 
+def stop(b, ws):
+    """Stops the workers with SIGTERM (so sanitizers report at exit), checks they exited 0
+    with clean logs, then stops the broker."""
+    for w in ws:
+        rc = abtest.kill_proc(w.proc, signal.SIGTERM, 15)
+        text = w.log()
+        for mark in abtest.SANITIZER_MARKS:
+            assert mark not in text, "worker log has %r:\n%s" % (mark, text[-4000:])
+        assert rc == 0, "worker exited %r:\n%s" % (rc, text[-4000:])
+    b.stop()
+
+
 def adk_events(events):
     """The ADK event payloads among a query's events (maps with an author)."""
     return [e["event"] for e in events
@@ -54,7 +68,7 @@ def ok(term):
 
 def test_events_have_the_adk_shape():
     b = Broker().start()
-    workers(b, ["r1"])
+    ws = workers(b, ["r1"])
     c = b.client()
     events, term = c.call(query("q", "adk_state", {"set": {"a": 1}}, session="shape"))
     ok(term)
@@ -66,12 +80,12 @@ def test_events_have_the_adk_shape():
     assert e["content"] == {"role": "model", "parts": [{"text": "state set"}]}, e
     assert e["actions"] == {"state_delta": {"a": 1}}, e
     assert "branch" not in e and "partial" not in e, e
-    b.stop()
+    stop(b, ws)
 
 
 def test_state_delta_apply_and_delete():
     b = Broker().start()
-    workers(b, ["r1"])
+    ws = workers(b, ["r1"])
     c = b.client()
     keys = ["a", "b", "temp:t"]
     _, term = c.call(query("q1", "adk_state", {"set": {"a": 1, "b": "x", "temp:t": 2},
@@ -82,12 +96,12 @@ def test_state_delta_apply_and_delete():
     _, term = c.call({"v": 1, "type": "session.get", "id": "g", "session": "st"})
     state = ok(term)["state"]
     assert state == {"b": "x"}, state
-    b.stop()
+    stop(b, ws)
 
 
 def test_transfer_to_agent():
     b = Broker().start()
-    workers(b, ["r1"])
+    ws = workers(b, ["r1"])
     c = b.client()
     events, term = c.call(query("t", "adk_transfer", {"to": "adk_guarded"}))
     assert ok(term) == "ran", term
@@ -100,12 +114,12 @@ def test_transfer_to_agent():
     # Transfers are bounded: an agent that hands over to itself ends with an error.
     _, term = c.call(query("t3", "adk_transfer", {"to": "adk_transfer"}))
     assert term["type"] == "error" and term["code"] == "too_many_transfers", term
-    b.stop()
+    stop(b, ws)
 
 
 def test_escalate_ends_a_loop():
     b = Broker().start()
-    workers(b, ["r1"])
+    ws = workers(b, ["r1"])
     c = b.client()
     events, term = c.call(query("l", "refine", {"limit": 3}))
     assert ok(term) == 3, term  # the loop stopped right after the escalating sub-agent
@@ -116,12 +130,12 @@ def test_escalate_ends_a_loop():
     events, term = c.call(query("l2", "refine", {"limit": 1000}))
     assert ok(term) == 10, term
     assert len(adk_events(events)) == 20, events
-    b.stop()
+    stop(b, ws)
 
 
 def test_before_agent_short_circuit_and_after_agent_replacement():
     b = Broker().start()
-    workers(b, ["r1"])
+    ws = workers(b, ["r1"])
     c = b.client()
     events, term = c.call(query("s", "adk_guarded", {"short_circuit": True}))
     assert ok(term) == "short-circuited", term
@@ -132,12 +146,12 @@ def test_before_agent_short_circuit_and_after_agent_replacement():
     assert ok(term) == "ran", term
     _, term = c.call(query("a", "adk_guarded", {"replace_output": [1, 2]}))
     assert ok(term) == [1, 2], term
-    b.stop()
+    stop(b, ws)
 
 
 def test_sequential_sees_earlier_writes():
     b = Broker().start()
-    workers(b, ["r1"])
+    ws = workers(b, ["r1"])
     c = b.client()
     events, term = c.call(query("s", "seq", None))
     assert ok(term) == "hello from r1", term
@@ -145,16 +159,16 @@ def test_sequential_sees_earlier_writes():
     # The same composition declared by the plugin through define_agents_json.
     _, term = c.call(query("p", "adk_plugin_seq", None))
     assert ok(term) == "hello from r1", term
-    b.stop()
+    stop(b, ws)
 
 
 def test_config_agents_are_announced_and_bad_files_refused():
     b = Broker().start()
-    workers(b, ["r1"])
+    ws = workers(b, ["r1"])
     st = b.status()
     have = set(st["workers"][0].get("agents", []))
     assert not have or {"seq", "refine", "fan"} <= have, st
-    b.stop()
+    stop(b, ws)
     bad = [({"agents": [{"name": "x", "type": "loop", "sub_agents": ["a"],
                          "max_iterations": 0}]},
             "agents[0].max_iterations must be a positive integer"),
@@ -178,7 +192,7 @@ def test_config_agents_are_announced_and_bad_files_refused():
 
 def test_parallel_children_land_on_different_workers():
     b = Broker().start()
-    workers(b, ["r1", "r2", "r3"], capacity=1)
+    ws = workers(b, ["r1", "r2", "r3"], capacity=1)
     c = b.client()
     get = ["where.adk_where", "where.adk_where2"]
     events, term = c.call(query("f", "fan_then_read", {"ms": 400, "get": get},
@@ -199,24 +213,36 @@ def test_parallel_children_land_on_different_workers():
     out = ok(term)
     assert out["adk_where"]["agent"] == "adk_where", out
     assert out["adk_where2"]["agent"] == "adk_where2", out
-    b.stop()
+    stop(b, ws)
 
 
 def test_parallel_failed_child_is_an_entry():
     b = Broker().start()
-    workers(b, ["r1", "r2"], capacity=2)
+    ws = workers(b, ["r1", "r2"], capacity=2)
     c = b.client()
     _, term = c.call(query("f", "fan_fail", {}), timeout=20)
     out = ok(term)
     assert out["adk_fail"] == {"error": {"code": "adk_failed",
                                          "message": "adk_fail always fails"}}, out
     assert out["adk_where"]["agent"] == "adk_where", out
-    b.stop()
+    stop(b, ws)
+
+
+def test_a_timed_out_parallel_agent_cancels_its_children():
+    b = Broker().start()
+    ws = workers(b, ["r1", "r2"], capacity=2)
+    c = b.client()
+    _, term = c.call(query("f", "fan", {"ms": 20000}, timeout_ms=500), timeout=10)
+    assert term["type"] == "error" and term["code"] == "timeout", term
+    abtest.wait_until(lambda: b.status()["in_flight"] == 0, 10, "the children to be cancelled")
+    _, term = c.call(query("g", "fan", {"ms": 0}), timeout=10)
+    assert set(ok(term)) == {"adk_where", "adk_where2"}, term
+    stop(b, ws)
 
 
 def test_run_agent_gives_output_or_error():
     b = Broker().start()
-    workers(b, ["r1"])
+    ws = workers(b, ["r1"])
     c = b.client()
     _, term = c.call(query("a", "adk_run", {"agent": "echo", "input": 5}))
     assert ok(term) == {"ok": True, "output": 5}, term
@@ -226,12 +252,12 @@ def test_run_agent_gives_output_or_error():
     _, term = c.call(query("c", "adk_run", {"agent": "nobody_hosts_this"}))
     out = ok(term)
     assert out["ok"] is False and out["output"]["code"] == "unknown_agent", out
-    b.stop()
+    stop(b, ws)
 
 
 def test_one_session_never_overlaps_while_two_sessions_do():
     b = Broker().start()
-    workers(b, ["r1", "r2"], capacity=2)
+    ws = workers(b, ["r1", "r2"], capacity=2)
     c = b.client()
     c.send(query("a", "sleep", {"ms": 300}, session="one"))
     c.send(query("b", "sleep", {"ms": 300}, session="one"))
@@ -241,13 +267,13 @@ def test_one_session_never_overlaps_while_two_sessions_do():
     a, bb, x, y = got["a"], got["b"], got["x"], got["y"]
     assert a["end_ms"] <= bb["start_ms"] or bb["end_ms"] <= a["start_ms"], (a, bb)
     assert x["start_ms"] < y["end_ms"] and y["start_ms"] < x["end_ms"], (x, y)
-    b.stop()
+    stop(b, ws)
 
 
 def test_session_survives_a_broker_restart():
     path = os.path.join(abtest.tmpdir(), "sessions.db")
     b = Broker("--sessions", path).start()
-    workers(b, ["r1"])
+    ws = workers(b, ["r1"])
     c = b.client()
     _, term = c.call(query("w", "adk_state", {"set": {"kept": "yes"}}, session="durable"))
     ok(term)
@@ -258,7 +284,7 @@ def test_session_survives_a_broker_restart():
     c = b2.client()
     _, term = c.call(query("r", "adk_state", {"get": ["kept"]}, session="durable"))
     assert ok(term) == {"kept": "yes"}, term
-    b2.stop()
+    stop(b2, ws)
 
 
 if __name__ == "__main__":

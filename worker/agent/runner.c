@@ -112,7 +112,8 @@ void agt_rt_stop(agt_rt_t *rt) {
 
 static char *dup_view(proto_str_t s) {
     char *p = malloc(s.n + 1);
-    if (p) memcpy(p, s.p, s.n), p[s.n] = 0;
+    if (p && s.n) memcpy(p, s.p, s.n); /* an absent field has p == NULL */
+    if (p) p[s.n] = 0;
     return p;
 }
 
@@ -440,10 +441,11 @@ int agt__run_child(abp_ctx_t *ctx, const char *name, const uint8_t *in, size_t n
     const agt_def_t *def = local_def(ctx, name);
     /* The frame stack belongs to the job's task: children asked for from other tasks (tool
      * calls running concurrently) go through the broker. */
-    if (def && ctx->agt && act_current() == ctx->task) {
-        return run_here(ctx, def, in, n, branch, r);
-    }
-    return run_remote(ctx, name, in, n, branch, r);
+    int rc = def && ctx->agt && act_current() == ctx->task
+                 ? run_here(ctx, def, in, n, branch, r)
+                 : run_remote(ctx, name, in, n, branch, r);
+    if (rc) agt__result_free(r); /* the job stops: nothing of the child is wanted */
+    return rc;
 }
 
 static int keep(abp_ctx_t *ctx, const uint8_t *p, size_t n, const uint8_t **out,
