@@ -1,7 +1,8 @@
 /* jobs.c: one libactor task per `work` message. The job's timeout_ms becomes a scope deadline
  * around the agent; `cancel` cancels its task (the agent sees ABP_ECANCELED and cleans up);
- * when the agent returns, exactly one `result` or `error` goes back. Also the part of the
- * plugin table that acts on the job itself (input, emit, set_output, fail, sleep...). */
+ * when the agent returns, exactly one `result` or `error` goes back. The agent runs through
+ * the agent runtime's runner (agent/runner.c: callbacks, agent types, transfers). Also the
+ * part of the plugin table that acts on the job itself (input, emit, set_output, fail...). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <sys/time.h>
 
 #include "worker.h"
+#include "agent/runtime.h"
 
 /* ---- the job list ---- */
 
@@ -28,6 +30,7 @@ static void job_free(abp_ctx_t *j) {
     if (j->next) j->next->prev = j->prev;
     if (--w->n_jobs == 0) act_event_set(&w->jobs_idle);
     act_task_release(&j->task);
+    agt_job_end(j);
     proto_buf_free(&j->output);
     free(j->input);
     free(j->session);
@@ -88,7 +91,7 @@ static int job_body(void *arg, void **result) {
     j->ran = true;
     act_scope_t s;
     act_scope_enter(&s, j->deadline, 0);
-    int rc = j->agent->fn(j, j->agent->udata);
+    int rc = agt_job_run(j);
     int scope_rc = act_scope_leave(&s);
     wrk_calls_release(j);
     job_answer(j, rc, scope_rc);
@@ -121,8 +124,13 @@ static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) 
     j->gen = w->gen;
     j->agent = a;
     j->deadline = m->timeout_ms >= 0 ? act_deadline_in(m->timeout_ms) : -1;
+    j->in = j->input, j->in_n = j->input_n, j->agent_now = a->name;
     proto_buf_init(&j->output);
     act_event_init(&j->changed);
+    if (agt_job_begin(j, m) != 0) {
+        proto_buf_free(&j->output), free(j->input), free(j->session), free(j);
+        return NULL;
+    }
     return j;
 }
 
@@ -139,7 +147,8 @@ void wrk_jobs_start(wrk_t *w, const proto_msg_t *m) {
     abp_ctx_t *j = job_new(w, m, a);
     act_spawn_opts_t o = {.name = a->name};
     if (!j || act_spawn(job_body, j, &o, &j->task) != 0) {
-        if (j) proto_buf_free(&j->output), free(j->input), free(j->session), free(j);
+        if (j) agt_job_end(j), proto_buf_free(&j->output), free(j->input), free(j->session);
+        free(j);
         send_error(w, w->gen, m->job, "internal", "the worker is out of memory");
         return;
     }
@@ -190,8 +199,8 @@ int wrk_jobs_wait_idle(wrk_t *w, int64_t deadline) {
 /* ---- the table's job functions ---- */
 
 int wrk_ctx_input(abp_ctx_t *ctx, const uint8_t **bytes, size_t *n) {
-    *bytes = ctx->input;
-    *n = ctx->input_n;
+    *bytes = ctx->in;
+    *n = ctx->in_n;
     return 0;
 }
 
@@ -244,7 +253,9 @@ int wrk_ctx_sleep(abp_ctx_t *ctx, int64_t ms) {
 }
 
 const char *wrk_ctx_worker_name(abp_ctx_t *ctx) { return ctx->w->cfg.name; }
-const char *wrk_ctx_agent_name(abp_ctx_t *ctx) { return ctx->agent->name; }
+const char *wrk_ctx_agent_name(abp_ctx_t *ctx) {
+    return ctx->agent_now ? ctx->agent_now : ctx->agent->name;
+}
 uint64_t wrk_ctx_job_id(abp_ctx_t *ctx) { return ctx->id; }
 const char *wrk_ctx_session(abp_ctx_t *ctx) { return ctx->session; }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "worker.h"
+#include "agent/runtime.h"
 
 static const char usage[] =
     "usage: actor-worker [options]\n"
@@ -20,6 +21,8 @@ static const char usage[] =
     "  --capacity N        jobs run at once (default 16)\n"
     "  --name NAME         name announced to the broker (default worker-<host>-<pid>)\n"
     "  --plugin PATH.so    load a plugin (repeatable)\n"
+    "  --agents FILE       agents, models, MCP servers and tools as JSON (see\n"
+    "                      worker/agent/README.md); a bad file stops the worker\n"
     "  --heartbeat-ms MS   heartbeat interval (default 1000; match the broker's)\n"
     "  --liveness N        heartbeats of silence before reconnecting (default 3)\n"
     "  --drain-ms MS       on SIGTERM, how long running jobs may finish (default 5000)\n"
@@ -30,6 +33,7 @@ typedef struct opts {
     wrk_config_t cfg;
     const char **plugins;
     size_t n_plugins;
+    const char *agents;
     act_log_level_t level;
     char name[160];
 } opts;
@@ -73,7 +77,7 @@ static int parse(int argc, char **argv, opts *o) {
         {"broker", 1, 0, 'b'},       {"capacity", 1, 0, 'c'}, {"name", 1, 0, 'n'},
         {"plugin", 1, 0, 'p'},       {"heartbeat-ms", 1, 0, 'H'}, {"liveness", 1, 0, 'L'},
         {"drain-ms", 1, 0, 'd'},     {"log-level", 1, 0, 'l'}, {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"agents", 1, 0, 'a'},       {0, 0, 0, 0}};
     int64_t v = 0;
     int c, rc = 0;
     o->plugins = calloc((size_t)argc, sizeof(*o->plugins));
@@ -84,6 +88,7 @@ static int parse(int argc, char **argv, opts *o) {
         case 'b': o->cfg.broker = optarg; break;
         case 'n': o->cfg.name = optarg; break;
         case 'p': o->plugins[o->n_plugins++] = optarg; break;
+        case 'a': o->agents = optarg; break;
         case 'c':
             rc = number("--capacity", optarg, 1, 100000, &v);
             o->cfg.capacity = (uint64_t)(rc ? 0 : v);
@@ -102,6 +107,26 @@ static int parse(int argc, char **argv, opts *o) {
         return bad("--name wants 1 to 128 bytes, got '%s'%s", o->cfg.name, "");
     }
     return rc;
+}
+
+/* The --agents file, after the plugins: it may compose their agents and tools. */
+static int load_agents(abp_host_t *h, const char *path) {
+    char err[512];
+    size_t before = h->n_agents;
+    h->open = true;
+    int rc = agt_config_load_file(h, path, err, sizeof err);
+    h->open = false;
+    if (rc) {
+        fprintf(stderr, "actor-worker: --agents %s: %s\n", path, err);
+        act_log(ACT_LOG_ERROR, "agents_config", "file=%s error=%s reason=\"%s\"", path,
+                act_err_name(rc), err);
+        return rc;
+    }
+    for (size_t i = before; i < h->n_agents; i++) {
+        act_log(ACT_LOG_INFO, "agent", "name=%s type=%s file=%s", h->agents[i].name,
+                agt_kind_name(h->agents[i].def->kind), path);
+    }
+    return 0;
 }
 
 static void on_signal(uv_signal_t *h, int signum) { wrk_signal(h->data, signum); }
@@ -159,12 +184,15 @@ int main(int argc, char **argv) {
     act_log_set_level(o.level);
     signal(SIGPIPE, SIG_IGN);
     abp_host_t host_agents = {0};
-    rc = wrk_plugin_register(&host_agents, wrk_builtin_init, "builtin");
+    rc = agt_rt_new(&host_agents.rt);
+    if (rc == 0) rc = wrk_plugin_register(&host_agents, wrk_builtin_init, "builtin");
     for (size_t i = 0; rc == 0 && i < o.n_plugins; i++) {
         rc = wrk_plugin_load(&host_agents, o.plugins[i]);
     }
+    if (rc == 0 && o.agents) rc = load_agents(&host_agents, o.agents);
     if (rc == 0) rc = run(&o, &host_agents);
     wrk_host_close(&host_agents);
+    agt_rt_destroy(&host_agents.rt);
     free(o.plugins);
     return rc ? 1 : 0;
 }

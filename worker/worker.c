@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "worker.h"
+#include "agent/runtime.h"
 
 #define LINGER_MS 1000   /* how long a final message may take to leave on exit */
 #define IDLE_WAIT_MS 1000 /* how long cancelled jobs get to end */
@@ -296,7 +297,10 @@ int wrk_run(wrk_t *w) {
     proto_buf_init(&w->enc);
     w->zctx = zmq_ctx_new();
     if (!w->zctx) return ACT_ENOMEM;
-    int rc = run_tasks(w);
+    int rc = agt_rt_start(w->host->rt); /* MCP servers: up before the first job */
+    if (rc) act_log(ACT_LOG_ERROR, "runtime_start_failed", "error=%s", act_err_name(rc));
+    if (rc == 0) rc = run_tasks(w);
+    agt_rt_stop(w->host->rt);
     out_purge(w);
     proto_buf_free(&w->enc);
     zmq_ctx_term(w->zctx);

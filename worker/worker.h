@@ -26,15 +26,17 @@ typedef struct wrk_config {
 
 /* ---- agents (plugin.c) ---- */
 typedef struct wrk_agent {
-    char *name;          /* registered name */
-    abp_agent_fn fn;     /* its body */
+    char *name;          /* registered name (def->name) */
+    abp_agent_fn fn;     /* its body (custom agents; NULL for the runtime's types) */
     void *udata;         /* register_agent's udata */
+    struct agt_def *def; /* its definition (agent/runtime.h), owned: what the runner runs */
 } wrk_agent_t;
 
 struct abp_host {
     wrk_agent_t *agents; /* every registered agent */
     size_t n_agents, cap;
     bool open;           /* inside an init: register_agent allowed */
+    size_t n_registered; /* agents, tools, callbacks and configs registered so far */
     struct agt_rt *rt;   /* the agent runtime's registries (agent/runtime.h) */
     void **handles;      /* dlopen handles, closed at exit */
     size_t n_handles;
@@ -47,6 +49,10 @@ int wrk_plugin_register(abp_host_t *host, int (*init)(const abp_api_t *, abp_hos
                         const char *what);
 /* dlopens path and runs its actorbus_plugin_init. Returns: 0 or a negative code (logged). */
 int wrk_plugin_load(abp_host_t *host, const char *path);
+/* Adds an agent of any type (register_agent and the --agents file come here); takes def on
+ * success. Returns: 0. Errors: ABP_EEXIST, ABP_EINVAL (bad name, registration closed),
+ * ABP_ENOMEM. */
+int wrk_agent_add(abp_host_t *host, struct agt_def *def);
 const wrk_agent_t *wrk_agent_find(const abp_host_t *host, proto_str_t name);
 void wrk_host_close(abp_host_t *host);
 
@@ -100,6 +106,11 @@ struct abp_ctx {
     struct abp_call *calls;      /* its sub-queries, not yet freed */
     act_event_t changed;         /* set when one of its calls ends */
     uint64_t done_seq;           /* completion order of its calls */
+    struct agt_job *agt;         /* the runner's view of it (agent/runner.h) */
+    const uint8_t *in;           /* the running agent's input: the job's, or an in-job
+                                    sub-agent's (the runner switches it) */
+    size_t in_n;
+    const char *agent_now;       /* the running agent's name (the runner switches it) */
 };
 
 void wrk_jobs_start(wrk_t *w, const proto_msg_t *m);
@@ -138,6 +149,7 @@ struct abp_call {
     uint8_t *output;                /* result output */
     size_t output_n;
     char *code, *message;           /* error */
+    bool sub;                       /* a sub-invocation of the runner: its events count */
 };
 
 /* A reply (event/result/error with an integer id) for one of our sub-queries. */
@@ -155,6 +167,10 @@ bool wrk_call_done(const abp_call_t *call);
 int wrk_call_output(const abp_call_t *call, const uint8_t **output, size_t *n);
 int wrk_call_error(const abp_call_t *call, const char **code, const char **message);
 void wrk_call_free(abp_call_t **call);
+/* A sub-invocation (the agent runtime): a query with parent = this job, its session and
+ * branch; the ADK events that come back apply their state_delta to the job's state view. */
+int wrk_call_sub(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t n,
+                 const char *branch, int64_t timeout_ms, abp_call_t **out);
 
 /* ---- the worker and its connection (worker.c) ---- */
 struct wrk {

@@ -147,4 +147,53 @@ int agt_toolsets_config(agt_rt_t *rt, const proto_val_t *section, char *err, siz
 int agt_toolsets_start(agt_rt_t *rt);
 void agt_toolsets_stop(agt_rt_t *rt);
 
+/* ---- the runner side, for the worker (worker/) and the plugin table ---- */
+
+#define AGT_MAX_DEPTH 16 /* agents nested in one job (sub-agents run in the job, transfers) */
+
+struct abp_call;
+
+/* The registries (tools, models, MCP, callbacks), made before any plugin loads.
+ * Returns: 0. Errors: ABP_ENOMEM. agt_rt_destroy is safe on NULL and NULLs *rt. */
+int agt_rt_new(agt_rt_t **out);
+void agt_rt_destroy(agt_rt_t **rt);
+/* Inside the loop, around the worker's run: MCP servers start; models and servers stop. */
+int agt_rt_start(agt_rt_t *rt);
+void agt_rt_stop(agt_rt_t *rt);
+
+/* Agent definitions (agents.c). agt_def_custom makes a custom agent's definition (NULL when
+ * out of memory); agt_def_free frees any definition and NULLs *def. */
+agt_def_t *agt_def_custom(const char *name, abp_agent_fn fn, void *udata);
+void agt_def_free(agt_def_t **def);
+const char *agt_kind_name(agt_kind_t kind);
+
+/* A job's runner state: made when the work arrives (invocation id, branch, state, history
+ * copied from it), freed with the job. Errors: ABP_ENOMEM. */
+int agt_job_begin(abp_ctx_t *ctx, const proto_msg_t *work);
+void agt_job_end(abp_ctx_t *ctx);
+/* Runs the job's agent: callbacks, its type, transfers. Returns what the agent returned. */
+int agt_job_run(abp_ctx_t *ctx);
+/* An event of one of the job's sub-invocations (a call made with wrk_call_sub): an ADK event
+ * that is not partial applies its state_delta to the job's state view; escalate marks the
+ * agent running now. Anything else is ignored. */
+void agt_call_event(abp_ctx_t *ctx, proto_raw_t event);
+
+/* The table's version 2 functions of the runner side. */
+int agt_callback_register(abp_host_t *host, const char *agent, abp_cb_kind_t kind,
+                          abp_callback_fn fn, void *udata);
+int agt_state_get(abp_ctx_t *ctx, const char *key, const uint8_t **value, size_t *n);
+/* define_agents_json, and the worker's --agents file (config.c): the JSON of
+ * worker/agent/README.md. Registration must be open (plugin init, or the worker's start).
+ * Returns: 0. Errors: ABP_EINVAL (err says where: "agents[2].max_iterations must be a
+ * positive integer"), ABP_EEXIST, ABP_ENOMEM. */
+int agt_config_load(abp_host_t *host, const char *json, size_t n, char *err, size_t errcap);
+int agt_define_agents_json(abp_host_t *host, const char *json);
+/* Reads the file and loads it. Errors: as agt_config_load, ACT_ENOENT (unreadable file). */
+int agt_config_load_file(abp_host_t *host, const char *path, char *err, size_t errcap);
+
+/* The table's tool functions (tools.c, the model side). */
+int agt_tool_fail(abp_tool_ctx_t *tc, const char *message);
+int agt_tool_state_set(abp_tool_ctx_t *tc, const char *key, const uint8_t *value, size_t n);
+abp_ctx_t *agt_tool_job(abp_tool_ctx_t *tc);
+
 #endif
