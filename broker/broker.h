@@ -15,6 +15,7 @@
 
 #include "list.h"
 #include "log.h"
+#include "metrics.h"
 #include "map.h"
 #include "session.h"
 #include "utf8.h"
@@ -45,6 +46,12 @@ typedef struct brk_config {
     int log_level;
     char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */
     uint64_t max_sessions;
+    char metrics_ep[BRK_ENDPOINT_MAX]; /* --metrics: the /metrics endpoint; "" off */
+    uint64_t metrics_max_conns;   /* scrapers connected at once */
+    uint64_t metrics_max_request; /* bytes of one HTTP request head */
+    uint64_t metrics_max_labels;  /* agents, and error codes, with series of their own */
+    uint64_t max_tasks_requests;  /* `tasks` requests waiting for their worker */
+    char log_format[8];           /* --log-format: kv or json */
 } brk_config_t;
 
 void brk_config_default(brk_config_t *c);
@@ -95,6 +102,8 @@ struct brk_job {
     proto_str_t agent_name, session;
     uint8_t *ckey;
     size_t ckey_len;
+    int64_t t0_us;           /* when it was accepted, for the latency histogram (metrics.c) */
+    uint32_t mx_slot;        /* its agent's series in metrics.c */
     uint8_t buf[];
 };
 
@@ -113,6 +122,7 @@ struct brk_agent {
     brk_worker_t **hosts;
     uint32_t n_hosts, cap_hosts;
     size_t len;
+    uint32_t mx_slot;        /* its series in metrics.c, plus one; 0 not looked up yet */
     char name[];
 };
 
@@ -156,6 +166,8 @@ typedef struct brk {
     bool have_dead, draining, stop;
     int64_t drain_until, next_maint;
     brk_store_t *store;       /* sessions (session_requests.c) */
+    struct brk_metrics *mx;   /* counters and the /metrics endpoint (metrics.c) */
+    struct brk_tasks *tasks;  /* `tasks` requests waiting for their worker (tasks.c) */
 } brk_t;
 
 /* ---- broker.c: sockets, the loop, sending ---- */
