@@ -247,7 +247,7 @@ void brk_worker_message(brk_t *b, const brk_in_t *in) {
     /* A job's event, result or error may run over max-msg (up to the socket's limit): it is
      * decoded to learn its job, whose client then gets too_large instead of waiting forever. */
     bool job_msg = m.has_job && (m.type == PROTO_EVENT || m.type == PROTO_RESULT ||
-                                 m.type == PROTO_ERROR);
+                                 m.type == PROTO_ERROR || m.type == PROTO_TASKS_REPLY);
     if (in->n > b->cfg.max_msg && !(w && job_msg)) {
         brk_reply_error(b, in, m.id, "too_large", "message of %zu bytes exceeds max-msg %llu",
                         in->n, (unsigned long long)b->cfg.max_msg);

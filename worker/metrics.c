@@ -3,6 +3,7 @@
  * ZMQ_STREAM socket served by one task on the worker's loop: a bounded table of connections
  * and head buffers, one request per connection), and the answer to the broker's `tasks`
  * (act_debug_snapshot, taken without stopping anything). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #define IDLE_MS 10000   /* a scraper that has not sent a whole request by then is closed */
 #define SEND_MS 1000    /* how long an answer may wait for the socket */
 #define OTHER "_other"
+#define TASKS_MAX 10000 /* tasks listed in one tasks_reply; `more` counts the rest */
 
 typedef struct agent_mx {
     proto_hist_t hist;
@@ -329,14 +331,30 @@ void wrk_metrics_stop(wrk_t *w) {
 
 /* ---- tasks ---- */
 
-static uint64_t job_of(const wrk_t *w, uint64_t task_id) {
-    for (const abp_ctx_t *j = w->jobs; j; j = j->next)
-        if (j->task && act_task_id(j->task) == task_id) return j->id;
-    return 0;
+typedef struct task_job {
+    uint64_t task, job;
+} task_job_t;
+
+static int by_task(const void *a, const void *b) {
+    uint64_t x = ((const task_job_t *)a)->task, y = ((const task_job_t *)b)->task;
+    return x < y ? -1 : x > y;
 }
 
-static void pack_task(wrk_t *w, proto_buf_t *o, const act_task_info_t *t) {
-    uint64_t job = job_of(w, t->id);
+/* The jobs' task ids, sorted, so that each task finds its job in log time. */
+static task_job_t *job_index(const wrk_t *w, size_t *n) {
+    task_job_t *v = malloc((w->n_jobs ? w->n_jobs : 1) * sizeof *v);
+    *n = 0;
+    for (const abp_ctx_t *j = w->jobs; v && j && *n < w->n_jobs; j = j->next)
+        if (j->task) v[(*n)++] = (task_job_t){act_task_id(j->task), j->id};
+    if (v) qsort(v, *n, sizeof *v, by_task);
+    return v;
+}
+
+static void pack_task(proto_buf_t *o, const act_task_info_t *t, const task_job_t *idx,
+                      size_t n_idx) {
+    task_job_t key = {t->id, 0};
+    const task_job_t *hit = idx ? bsearch(&key, idx, n_idx, sizeof key, by_task) : NULL;
+    uint64_t job = hit ? hit->job : 0;
     msgpack_pack_map(&o->pk, 6 + (job != 0));
     proto_pack_cstr(o, "id");
     msgpack_pack_uint64(&o->pk, t->id);
@@ -364,14 +382,22 @@ void wrk_tasks_answer(wrk_t *w, uint64_t ref) {
     proto_buf_t o;
     proto_buf_init(&o);
     proto_enc_tasks_reply_begin(&o, ref);
-    msgpack_pack_map(&o.pk, 3);
+    int shown = n > TASKS_MAX ? TASKS_MAX : n;
+    msgpack_pack_map(&o.pk, 3 + (shown < n));
+    if (shown < n) {
+        proto_pack_cstr(&o, "more");
+        msgpack_pack_int64(&o.pk, n - shown);
+    }
     proto_pack_cstr(&o, "worker");
     proto_pack_cstr(&o, w->cfg.name);
     proto_pack_cstr(&o, "running_jobs");
     msgpack_pack_uint64(&o.pk, w->n_jobs);
     proto_pack_cstr(&o, "tasks");
-    msgpack_pack_array(&o.pk, n > 0 ? (uint32_t)n : 0);
-    for (int i = 0; i < n; i++) pack_task(w, &o, &v[i]);
+    msgpack_pack_array(&o.pk, shown > 0 ? (uint32_t)shown : 0);
+    size_t n_idx = 0;
+    task_job_t *idx = job_index(w, &n_idx);
+    for (int i = 0; i < shown; i++) pack_task(&o, &v[i], idx, n_idx);
+    free(idx);
     free(v);
     wrk_send(w, w->gen, &o);
     proto_buf_free(&o);

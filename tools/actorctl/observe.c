@@ -141,13 +141,13 @@ static void print_status(const ctl_obs_t *o, const msgpack_object *st, const sam
         err_rate = (double)(now->errors - (prev ? prev->errors : 0)) / secs;
     }
     const msgpack_object *dr = get(st, "draining");
-    printf("broker %s: %u workers, capacity %lld, in flight %lld, queued %lld, clients %lld%s\n",
+    /* One summary line, then the table (scripts read it from the third line on). */
+    printf("broker %s: %u workers, capacity %lld, in flight %lld, queued %lld, clients %lld; "
+           "answered %lld (%lld errors), up %.1f s, rate %.1f/s (%.1f/s errors, %s)%s\n",
            o->broker, nw, num(st, "capacity"), num(st, "in_flight"), num(st, "queued"),
-           num(st, "clients"),
-           dr && dr->type == MSGPACK_OBJECT_BOOLEAN && dr->via.boolean ? ", DRAINING" : "");
-    printf("answered %lld (%lld errors), up %.1f s; rate %.1f/s answered, %.1f/s errors "
-           "(%s)\n", now->answered, now->errors, num(st, "uptime_ms") / 1000.0, ok_rate,
-           err_rate, prev ? "since the last frame" : "average since start");
+           num(st, "clients"), now->answered, now->errors, num(st, "uptime_ms") / 1000.0,
+           ok_rate, err_rate, prev ? "last interval" : "average",
+           dr && dr->type == MSGPACK_OBJECT_BOOLEAN && dr->via.boolean ? " DRAINING" : "");
     if (nw) printf("%-32s %9s %9s  %s\n", "WORKER", "CAPACITY", "IN_FLIGHT", "AGENTS");
     for (uint32_t i = 0; i < nw; i++) {
         const msgpack_object *w = &ws->via.array.ptr[i], *name = get(w, "name");
