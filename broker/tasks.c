@@ -95,7 +95,8 @@ void brk_tasks_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     pending_t *p = t ? slot(t) : NULL;
     if (!p || m->id.n > RID_MAX) {
         brk_reply_error(b, in, m->id, "overloaded", "too many tasks requests in flight "
-                        "(max-tasks-requests %llu)", (unsigned long long)b->cfg.max_tasks_requests);
+                        "(max-tasks-requests %llu)",
+                        (unsigned long long)b->cfg.max_tasks_requests);
         return;
     }
     memset(p, 0, sizeof *p);
