@@ -37,6 +37,7 @@ struct abp_host {
     wrk_agent_t *agents; /* every registered agent */
     size_t n_agents, cap;
     bool open;           /* inside an init: register_agent allowed */
+    struct agt_rt *rt;   /* the agent runtime's registries (agent/runtime.h) */
     void **handles;      /* dlopen handles, closed at exit */
     size_t n_handles;
 };

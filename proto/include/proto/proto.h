@@ -107,6 +107,12 @@ typedef struct proto_msg {
     uint64_t events;         /* session.get: how many of the newest events */
     bool has_events;         /* events present */
     uint64_t limit;          /* session.list: sessions per page; 0 if absent */
+    uint64_t parent;         /* query from a worker: the job it is made for (agent runtime) */
+    bool has_parent;         /* parent present */
+    proto_str_t branch;      /* query, work: the ADK branch of a sub-agent (n == 0: root) */
+    proto_str_t invocation;  /* work: the invocation id (agent runtime) */
+    proto_raw_t state;       /* work: the session's state, a map (n == 0 if absent) */
+    proto_raw_t history;     /* work: recent session events, an array (n == 0 if absent) */
     proto_raw_t body;        /* the whole message (status replies keep it as is) */
     proto_str_t worker;      /* tasks (client -> broker): the worker's name */
 } proto_msg_t;
@@ -202,10 +208,34 @@ static inline void proto_pack_cstr(proto_buf_t *b, const char *s) {
 /* Starts a message map of n_fields entries besides v and type (writes v and type). */
 void proto_pack_header(proto_buf_t *b, proto_type_t type, uint32_t n_fields);
 
+/* A query with every field (the agent runtime's included); zero what is absent. */
+typedef struct proto_query {
+    proto_raw_t id, input;
+    proto_str_t agent, session;
+    int64_t timeout_ms;          /* < 0: absent */
+    bool idempotent;
+    proto_str_t app, user;       /* the session's owner, used when it is created */
+    proto_str_t branch;          /* the sub-agent's branch */
+    uint64_t parent;             /* worker queries: the job they are made for */
+    bool has_parent;
+} proto_query_t;
+
+/* A work message with every field; zero what is absent. */
+typedef struct proto_work {
+    uint64_t job, attempt;
+    proto_str_t agent, session;
+    proto_raw_t input;
+    int64_t timeout_ms;          /* < 0: absent */
+    proto_str_t invocation, branch;
+    proto_raw_t state, history;  /* the session's state (a map) and recent events (an array) */
+} proto_work_t;
+
 /* Each encoder resets b, writes one complete message and returns 0, or PROTO_ENOMEM.
  * Absent optional values: a proto_raw_t / proto_str_t with n == 0, timeout_ms < 0. */
 int proto_enc_query(proto_buf_t *b, proto_raw_t id, proto_str_t agent, proto_raw_t input,
                     proto_str_t session, int64_t timeout_ms, bool idempotent);
+int proto_enc_query_msg(proto_buf_t *b, const proto_query_t *q);
+int proto_enc_work_msg(proto_buf_t *b, const proto_work_t *w);
 int proto_enc_cancel_id(proto_buf_t *b, proto_raw_t id);
 int proto_enc_publish(proto_buf_t *b, proto_str_t topic, proto_raw_t data, proto_raw_t id);
 int proto_enc_status_request(proto_buf_t *b, proto_raw_t id);
