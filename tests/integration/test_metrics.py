@@ -326,13 +326,17 @@ def test_tasks_shows_a_worker_task_waiting_in_sleep():
     b.wait_workers(["w1"])
     c = b.client()
     c.send(query("nap", "sleep", {"ms": 20000}))
-    wait_until(lambda: b.status()["in_flight"] == 1, 5, "the sleep to run")
-    time.sleep(0.05)
-    t = c.call({"v": 1, "type": "tasks", "id": "t1", "worker": "w1"})[1]
-    assert t["type"] == "result" and t["id"] == "t1", t
-    out = t["output"]
-    assert out["worker"] == "w1", out
-    sleeping = [x for x in out["tasks"] if x["name"] == "sleep"]
+    answers = []
+
+    def sleeping_task():  # the broker counts the job before the worker has started it
+        t = c.call({"v": 1, "type": "tasks", "id": "t1", "worker": "w1"})[1]
+        answers.append(t)
+        assert t["type"] == "result" and t["id"] == "t1", t
+        return [x for x in t["output"]["tasks"]
+                if x["name"] == "sleep" and x["state"] == "waiting"]
+    sleeping = wait_until(sleeping_task, 5, "the sleep task waiting")
+    out = answers[-1]["output"]
+    assert out["worker"] == "w1" and out["running_jobs"] == 1, out
     assert len(sleeping) == 1, out
     assert sleeping[0]["state"] == "waiting" and sleeping[0]["waits_on"] == "sleep", sleeping
     assert sleeping[0]["waiting_ms"] >= 0 and sleeping[0]["job"] >= 1, sleeping
