@@ -46,6 +46,7 @@ int brk_send(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen, bool req,
     if (zmq_send(sock, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -errno;
     if (req && zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -errno;
     if (zmq_send(sock, body, n, ZMQ_DONTWAIT) < 0) return -errno;
+    brk_mx_out(b, s, n);
     return 0;
 }
 
@@ -61,6 +62,7 @@ void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *c
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    brk_mx_error(b, code);
     brk_log(is_input_error(code) ? BRK_LOG_WARN : BRK_LOG_DEBUG, "reply_error",
             "sock=%s peer=%s code=%s message=%s",
             in->sock == BRK_SOCK_CLIENTS ? "clients" : "workers",
@@ -147,6 +149,7 @@ static bool recv_router(brk_t *b, brk_sock_t s) {
     brk_in_t in;
     in.sock = s;
     parse_envelope(&in, f, nf, total);
+    brk_mx_in(b, s, in.n);
     if (s == BRK_SOCK_CLIENTS)
         client_message(b, &in);
     else
@@ -191,6 +194,7 @@ static void finish_drain(brk_t *b) {
         brk_log(BRK_LOG_WARN, "drain_timeout", "unanswered=%llu",
                 (unsigned long long)b->n_live);
     brk_jobs_abort_all(b, "shutting_down", "the broker stopped before the query finished");
+    brk_tasks_abort_all(b, "shutting_down", "the broker stopped before the worker answered");
     brk_workers_disconnect_all(b);
     b->stop = true;
     brk_log(BRK_LOG_INFO, "stopped", "workers=%llu", (unsigned long long)b->n_workers);
@@ -205,6 +209,8 @@ static long poll_timeout(brk_t *b) {
     settle(b);
     if (t < next) next = t;
     if (b->draining && b->drain_until < next) next = b->drain_until;
+    t = brk_metrics_tick(b);
+    if (t < next) next = t;
     return next <= b->now ? 0 : (long)(next - b->now);
 }
 
@@ -222,11 +228,13 @@ static bool drain_one(brk_t *b, int i) {
 }
 
 int brk_run(brk_t *b) {
-    zmq_pollitem_t items[5] = {
+    zmq_pollitem_t items[6] = {
         {b->clients, 0, ZMQ_POLLIN, 0}, {b->workers, 0, ZMQ_POLLIN, 0},
         {b->sub, 0, ZMQ_POLLIN, 0},     {b->pub, 0, ZMQ_POLLIN, 0}, /* XPUB: subscriptions */
         {NULL, b->sig_fd, ZMQ_POLLIN, 0},
+        {brk_metrics_socket(b), 0, ZMQ_POLLIN, 0}, /* --metrics; left out when off */
     };
+    int n_items = items[5].socket ? 6 : 5;
     /* Edge-triggered reading: a socket zmq_poll reported stays `ready` until a read finds it
      * empty. Probing an empty socket costs a poll(2) and a getpid(2) inside libzmq, and so
      * does each socket in zmq_poll, so the loop polls only when nothing is ready (and every
@@ -242,7 +250,7 @@ int brk_run(brk_t *b) {
         }
         bool any = ready[0] || ready[1] || ready[2] || ready[3];
         if (!any || ++turns % 64 == 0) {
-            int rc = zmq_poll(items, 5, any ? 0 : timeout);
+            int rc = zmq_poll(items, n_items, any ? 0 : timeout);
             if (rc < 0) {
                 if (errno == EINTR) continue;
                 brk_log(BRK_LOG_ERROR, "poll_failed", "error=\"%s\"", zmq_strerror(errno));
@@ -251,6 +259,10 @@ int brk_run(brk_t *b) {
             b->now = brk_clock_ms();
             for (int i = 0; i < 4; i++) ready[i] |= (items[i].revents & ZMQ_POLLIN) != 0;
             if (items[4].revents & ZMQ_POLLIN) on_signal(b);
+            for (int k = 0; n_items > 5 && (items[5].revents & ZMQ_POLLIN) && k < RECV_BATCH &&
+                            brk_metrics_read(b);
+                 k++) {
+            }
         }
         for (int i = 0; i < 4; i++) {
             if (ready[i]) ready[i] = drain_one(b, i);
@@ -310,6 +322,8 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     if (brk_dedup_start(b) != 0) return -EIO;
     b->ctx = zmq_ctx_new();
     if (!b->ctx) return -ENOMEM;
+    int mrc = brk_metrics_open(b);
+    if (mrc != 0) return mrc;
     b->clients = open_socket(b, ZMQ_ROUTER, cfg->clients_ep, "clients");
     b->workers = open_socket(b, ZMQ_ROUTER, cfg->workers_ep, "workers");
     b->pub = open_socket(b, ZMQ_XPUB, cfg->pub_ep, "pub");
@@ -364,10 +378,13 @@ void brk_close(brk_t *b) {
         zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(socks[i]);
     }
+    brk_metrics_close_socket(b);
     if (b->ctx) term_context(b->ctx, linger + 1000);
     brk_bus_close(b);
     proto_buf_free(&b->out);
     proto_buf_free(&b->busbuf);
     brk_sessions_close(b);
     brk_dedup_close(&b->dedup);
+    brk_tasks_close(b);
+    brk_metrics_close(b);
 }

@@ -15,6 +15,7 @@
 
 #include "list.h"
 #include "log.h"
+#include "metrics.h"
 #include "map.h"
 #include "invocations.h"
 #include "dedup.h"
@@ -50,6 +51,12 @@ typedef struct brk_config {
     uint64_t max_session_waiters; /* queries waiting for one session's lock */
     uint64_t history_events, history_bytes; /* the history an invocation's work carries */
     uint64_t dedup_window_ms, dedup_max, dedup_max_bytes; /* dedup.c: resent query ids */
+    char metrics_ep[BRK_ENDPOINT_MAX]; /* --metrics: the /metrics endpoint; "" off */
+    uint64_t metrics_max_conns;   /* scrapers connected at once */
+    uint64_t metrics_max_request; /* bytes of one HTTP request head */
+    uint64_t metrics_max_labels;  /* agents, and error codes, with series of their own */
+    uint64_t max_tasks_requests;  /* `tasks` requests waiting for their worker */
+    char log_format[8];           /* --log-format: kv or json */
 } brk_config_t;
 
 void brk_config_default(brk_config_t *c);
@@ -102,6 +109,8 @@ struct brk_job {
     uint8_t *ckey;
     size_t ckey_len;
     brk_inv_t *inv;          /* its invocation record (invocations.c); NULL: none */
+    int64_t t0_us;           /* when it was accepted, for the latency histogram (metrics.c) */
+    uint32_t mx_slot;        /* its agent's series in metrics.c */
     uint8_t buf[];
 };
 
@@ -120,6 +129,7 @@ struct brk_agent {
     brk_worker_t **hosts;
     uint32_t n_hosts, cap_hosts;
     size_t len;
+    uint32_t mx_slot;        /* its series in metrics.c, plus one; 0 not looked up yet */
     char name[];
 };
 
@@ -165,6 +175,8 @@ typedef struct brk {
     brk_store_t *store;       /* sessions (session_requests.c) */
     brk_invs_t *invs;         /* session locks (invocations.c) */
     brk_dedup_t *dedup;       /* answered queries by (client, id) (dedup.h) */
+    struct brk_metrics *mx;   /* counters and the /metrics endpoint (metrics.c) */
+    struct brk_tasks *tasks;  /* `tasks` requests waiting for their worker (tasks.c) */
 } brk_t;
 
 /* ---- broker.c: sockets, the loop, sending ---- */

@@ -90,6 +90,7 @@ static void reject_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m, con
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     brk_reply_error(b, in, m->id, code, "%s", msg);
+    brk_mx_reject(b, m->agent, code);
     brk_qmsg_t q = {.type = PROTO_ERROR, .id = m->id, .agent = m->agent, .session = m->session};
     q.code.p = code;
     q.code.n = strlen(code);
@@ -229,6 +230,9 @@ void brk_client_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     case PROTO_STATUS:
         brk_workers_status(b, &b->out, m->id);
         if (!b->out.failed) send_reply(b, in);
+        break;
+    case PROTO_TASKS:
+        brk_tasks_request(b, in, m);
         break;
     case PROTO_SESSION_GET:
     case PROTO_SESSION_LIST:

@@ -221,6 +221,7 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
     BRK_ASSERT(!j->answered && j->client);
     j->answered = true;
     b->n_live--;
+    brk_mx_answer(b, j, t);
     brk_qmsg_t q = job_qmsg(j, t->ok ? PROTO_RESULT : PROTO_ERROR);
     q.payload = t->output;
     q.code = t->code;
@@ -363,6 +364,7 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     b->n_jobs++;
     b->n_live++;
     if (j->timeout_at >= 0) heap_set(b, j, j->timeout_at);
+    brk_mx_accept(b, j, a);
     if (brk_log_on(BRK_LOG_DEBUG)) {
         char name[80];
         brk_log(BRK_LOG_DEBUG, "query_accepted", "job=%llu agent=%s idempotent=%d "
@@ -462,6 +464,7 @@ void brk_job_worker_lost(brk_t *b, brk_job_t *j) {
     j->worker = NULL;
     brk_agent_t *a = brk_agent_find(b, j->agent_name);
     if (j->idempotent && j->attempt <= b->cfg.max_retries && a && has_live_host(a)) {
+        brk_mx_retry(b);
         brk_log(BRK_LOG_INFO, "query_retry", "job=%llu attempt=%llu",
                 (unsigned long long)j->job_id, (unsigned long long)j->attempt + 1);
         queue_push(b, a, j, true);

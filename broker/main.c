@@ -54,6 +54,13 @@ static const opt_t opts[] = {
                             "how long a resent query id gets its answer again (0: off)")},
     {"dedup-max", U64(dedup_max, 1, UINT32_MAX, "answers remembered for resent ids")},
     {"dedup-max-bytes", U64(dedup_max_bytes, 1024, 1ULL << 40, "bytes of those answers")},
+    {"metrics", OPT_STR, offsetof(brk_config_t, metrics_ep), 0, 0,
+     "Prometheus /metrics endpoint, e.g. tcp://127.0.0.1:9464 (default: off)"},
+    {"metrics-max-conns", U64(metrics_max_conns, 1, 4096, "scrapers connected at once")},
+    {"metrics-max-request", U64(metrics_max_request, 64, 1 << 20, "bytes of an HTTP head")},
+    {"metrics-max-labels", U64(metrics_max_labels, 1, 65536, "agents and codes with series")},
+    {"max-tasks-requests", U64(max_tasks_requests, 1, 65536, "tasks requests pending")},
+    {"log-format", OPT_STR, offsetof(brk_config_t, log_format), 0, 0, "kv or json"},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -81,6 +88,11 @@ void brk_config_default(brk_config_t *c) {
     c->dedup_window_ms = 60000;
     c->dedup_max = 100000;
     c->dedup_max_bytes = 64ULL << 20;
+    c->metrics_max_conns = 16;
+    c->metrics_max_request = 8192;
+    c->metrics_max_labels = 256;
+    c->max_tasks_requests = 64;
+    snprintf(c->log_format, sizeof c->log_format, "kv");
 }
 
 static void usage(FILE *f) {
@@ -232,6 +244,12 @@ int main(int argc, char **argv) {
     int rc = parse_args(&cfg, argc, argv);
     if (rc != 0) return rc > 0 ? 0 : 2;
     brk_log_set_level(cfg.log_level);
+    if (brk_log_format_parse(cfg.log_format) < 0) {
+        fprintf(stderr, "actor-broker: bad value '%s' for log-format (kv or json)\n",
+                cfg.log_format);
+        return 2;
+    }
+    brk_log_set_format(brk_log_format_parse(cfg.log_format));
     brk_map_seed();
     if (signals_init() != 0) {
         brk_log(BRK_LOG_ERROR, "signals_failed", "error=\"%s\"", strerror(errno));

@@ -51,6 +51,7 @@ static void finish(abp_call_t *c, bool ok) {
     c->done = true;
     c->ok = ok;
     c->done_seq = ++c->job->done_seq;
+    wrk_mx_call_end(c->job->w, ok);
     pending_unlink(c->job->w, c);
     act_event_set(&c->job->changed);
 }

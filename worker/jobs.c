@@ -61,28 +61,34 @@ static void send_error(wrk_t *w, uint64_t gen, uint64_t job, const char *code, c
 static void job_answer(abp_ctx_t *j, int rc, int scope_rc) {
     wrk_t *w = j->w;
     char msg[160];
-    if (j->orphaned) return;
+    const char *code = NULL, *text = msg; /* code NULL: a result */
     if (j->cancelled) {
-        send_error(w, j->gen, j->id, "cancelled", "the query was cancelled");
+        code = "cancelled", text = "the query was cancelled";
     } else if (j->stopping) {
-        send_error(w, j->gen, j->id, "shutting_down", "the worker stopped before the job ended");
+        code = "shutting_down", text = "the worker stopped before the job ended";
     } else if (j->err_code) {
-        send_error(w, j->gen, j->id, j->err_code, j->err_msg ? j->err_msg : "");
+        code = j->err_code, text = j->err_msg ? j->err_msg : "";
     } else if (rc == 0) {
-        static const uint8_t nil = 0xc0;
-        proto_raw_t out = {j->has_output ? j->output.p : &nil, j->has_output ? j->output.n : 1};
-        proto_buf_t b;
-        proto_buf_init(&b);
-        if (proto_enc_job_result(&b, j->id, out) == 0) wrk_send(w, j->gen, &b);
-        proto_buf_free(&b);
     } else if (rc == ABP_ETIMEDOUT || scope_rc == ACT_ETIMEDOUT) {
-        send_error(w, j->gen, j->id, "timeout", "the job's timeout_ms passed");
+        code = "timeout", text = "the job's timeout_ms passed";
     } else if (rc == ABP_ECANCELED) {
-        send_error(w, j->gen, j->id, "cancelled", "the agent was cancelled");
+        code = "cancelled", text = "the agent was cancelled";
     } else {
         snprintf(msg, sizeof msg, "agent '%s' returned %s", j->agent->name, act_err_name(rc));
-        send_error(w, j->gen, j->id, "internal", msg);
+        code = "internal";
     }
+    wrk_mx_job_end(w, j, j->orphaned ? "orphaned" : code ? code : "ok");
+    if (j->orphaned) return;
+    if (code) {
+        send_error(w, j->gen, j->id, code, text);
+        return;
+    }
+    static const uint8_t nil = 0xc0;
+    proto_raw_t out = {j->has_output ? j->output.p : &nil, j->has_output ? j->output.n : 1};
+    proto_buf_t b;
+    proto_buf_init(&b);
+    if (proto_enc_job_result(&b, j->id, out) == 0) wrk_send(w, j->gen, &b);
+    proto_buf_free(&b);
 }
 
 static int job_body(void *arg, void **result) {
@@ -120,6 +126,7 @@ static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) 
         return NULL;
     }
     j->w = w;
+    j->t0_us = wrk_mx_now_us();
     j->id = m->job;
     j->gen = w->gen;
     j->agent = a;

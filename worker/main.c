@@ -27,6 +27,12 @@ static const char usage[] =
     "  --liveness N        heartbeats of silence before reconnecting (default 3)\n"
     "  --drain-ms MS       on SIGTERM, how long running jobs may finish (default 5000)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
+    "  --log-format FMT    kv (key=value lines, the default) or json (one object a line)\n"
+    "  --metrics ENDPOINT  serve Prometheus text at GET /metrics, e.g.\n"
+    "                      tcp://127.0.0.1:9465 (default: off)\n"
+    "  --metrics-max-conns N    scrapers connected at once (default 16)\n"
+    "  --metrics-max-request N  bytes of one HTTP request head (default 8192)\n"
+    "  --metrics-max-labels N   error codes with series of their own (default 256)\n"
     "  -h, --help          this text\n";
 
 typedef struct opts {
@@ -77,7 +83,10 @@ static int parse(int argc, char **argv, opts *o) {
         {"broker", 1, 0, 'b'},       {"capacity", 1, 0, 'c'}, {"name", 1, 0, 'n'},
         {"plugin", 1, 0, 'p'},       {"heartbeat-ms", 1, 0, 'H'}, {"liveness", 1, 0, 'L'},
         {"drain-ms", 1, 0, 'd'},     {"log-level", 1, 0, 'l'}, {"help", 0, 0, 'h'},
-        {"agents", 1, 0, 'a'},       {0, 0, 0, 0}};
+        {"agents", 1, 0, 'a'},
+        {"log-format", 1, 0, 'F'},   {"metrics", 1, 0, 'M'},   {"metrics-max-conns", 1, 0, 'C'},
+        {"metrics-max-request", 1, 0, 'R'}, {"metrics-max-labels", 1, 0, 'B'},
+        {0, 0, 0, 0}};
     int64_t v = 0;
     int c, rc = 0;
     o->plugins = calloc((size_t)argc, sizeof(*o->plugins));
@@ -97,6 +106,24 @@ static int parse(int argc, char **argv, opts *o) {
         case 'L': rc = number("--liveness", optarg, 1, 1000, &o->cfg.liveness); break;
         case 'd': rc = number("--drain-ms", optarg, 0, 86400000, &o->cfg.drain_ms); break;
         case 'l': rc = level_of(optarg, &o->level); break;
+        case 'F':
+            if (strcmp(optarg, "kv") && strcmp(optarg, "json"))
+                return bad("--log-format wants kv or json, got '%s'%s", optarg, "");
+            act_log_set_format(strcmp(optarg, "json") ? ACT_LOG_FORMAT_KV : ACT_LOG_FORMAT_JSON);
+            break;
+        case 'M': o->cfg.metrics = optarg; break;
+        case 'C':
+            rc = number("--metrics-max-conns", optarg, 1, 4096, &v);
+            o->cfg.metrics_max_conns = (uint64_t)v;
+            break;
+        case 'R':
+            rc = number("--metrics-max-request", optarg, 64, 1 << 20, &v);
+            o->cfg.metrics_max_request = (uint64_t)v;
+            break;
+        case 'B':
+            rc = number("--metrics-max-labels", optarg, 1, 65536, &v);
+            o->cfg.metrics_max_labels = (uint64_t)v;
+            break;
         case 'h': fputs(usage, stdout); return -1;
         case ':': return bad("%s needs a value%s", argv[optind - 1], "");
         default: return bad("unknown option '%s'%s", argv[optind - 1], "");
@@ -170,7 +197,8 @@ static int run(opts *o, abp_host_t *host) {
 
 int main(int argc, char **argv) {
     opts o = {.cfg = {.broker = "tcp://127.0.0.1:5556", .capacity = 16, .heartbeat_ms = 1000,
-                      .liveness = 3, .drain_ms = 5000},
+                      .liveness = 3, .drain_ms = 5000, .metrics_max_conns = 16,
+                      .metrics_max_request = 8192, .metrics_max_labels = 256},
               .level = ACT_LOG_INFO};
     char host[64] = "localhost";
     gethostname(host, sizeof host - 1);

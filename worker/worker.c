@@ -73,6 +73,7 @@ static int writer_task(void *arg, void **result) {
         wrk_out *o = out_pop(w);
         act_zframe_t f = {o->data, o->n};
         int rc = act_zsock_send_frames(w->z, &f, 1, -1);
+        if (rc == 0) wrk_mx_out(w, o->n);
         free(o);
         if (!w->out_head) act_event_set(&w->flushed);
         if (rc == 0) w->last_sent = act_now();
@@ -167,6 +168,9 @@ static int dispatch(wrk_t *w, zmq_msg_t *parts, size_t n) {
         if (!m.has_job) wrk_calls_deliver(w, &m);
         return 0;
     case PROTO_HEARTBEAT: return 0;
+    case PROTO_TASKS:
+        if (m.has_job) wrk_tasks_answer(w, m.job);
+        return 0;
     case PROTO_DISCONNECT:
         act_log(ACT_LOG_INFO, "broker_disconnect", "connection=%llu", (unsigned long long)w->gen);
         return SERVE_RECONNECT;
@@ -203,6 +207,7 @@ static int conn_serve(wrk_t *w) {
         }
         if (rc) return rc;
         w->last_heard = act_now();
+        wrk_mx_in(w, n ? zmq_msg_size(&parts[0]) : 0);
         rc = dispatch(w, parts, n);
         act_zsock_close_parts(parts, n);
         if (rc) return rc;
@@ -297,10 +302,14 @@ int wrk_run(wrk_t *w) {
     proto_buf_init(&w->enc);
     w->zctx = zmq_ctx_new();
     if (!w->zctx) return ACT_ENOMEM;
-    int rc = agt_rt_start(w->host->rt); /* MCP servers: up before the first job */
-    if (rc) act_log(ACT_LOG_ERROR, "runtime_start_failed", "error=%s", act_err_name(rc));
-    if (rc == 0) rc = run_tasks(w);
-    agt_rt_stop(w->host->rt);
+    int rc = wrk_metrics_start(w);
+    if (rc == 0) {
+        rc = agt_rt_start(w->host->rt); /* MCP servers: up before the first job */
+        if (rc) act_log(ACT_LOG_ERROR, "runtime_start_failed", "error=%s", act_err_name(rc));
+        if (rc == 0) rc = run_tasks(w);
+        agt_rt_stop(w->host->rt);
+    }
+    wrk_metrics_stop(w);
     out_purge(w);
     proto_buf_free(&w->enc);
     zmq_ctx_term(w->zctx);

@@ -22,6 +22,8 @@ typedef struct wrk_config {
     int64_t heartbeat_ms;  /* heartbeat interval */
     int64_t liveness;      /* heartbeats of silence before the broker counts as lost */
     int64_t drain_ms;      /* SIGTERM: how long running jobs may take to finish */
+    const char *metrics;   /* --metrics endpoint; NULL or "" off (metrics.c) */
+    uint64_t metrics_max_conns, metrics_max_request, metrics_max_labels;
 } wrk_config_t;
 
 /* ---- agents (plugin.c) ---- */
@@ -111,6 +113,7 @@ struct abp_ctx {
                                     sub-agent's (the runner switches it) */
     size_t in_n;
     const char *agent_now;       /* the running agent's name (the runner switches it) */
+    int64_t t0_us;               /* when it arrived, for the latency histogram (metrics.c) */
 };
 
 void wrk_jobs_start(wrk_t *w, const proto_msg_t *m);
@@ -197,6 +200,7 @@ struct wrk {
     int64_t drain_deadline;    /* act_now() by which jobs must be done */
     proto_limits_t limits;     /* for decoding broker messages */
     proto_buf_t enc;           /* scratch encoder */
+    struct wrk_metrics *mx;    /* counters and /metrics (metrics.c) */
 };
 
 /* Events beyond this many queued messages are refused (ABP_EAGAIN): a broker that stops
@@ -211,5 +215,22 @@ void wrk_send(wrk_t *w, uint64_t gen, const proto_buf_t *msg);
 int wrk_run(wrk_t *w);
 /* SIGTERM/SIGINT: the first starts the drain, the next cancels the jobs still running. */
 void wrk_signal(wrk_t *w, int signum);
+
+/* ---- metrics and tasks (metrics.c) ---- */
+typedef struct wrk_metrics wrk_metrics_t;
+/* Creates w->mx and, with --metrics, binds the endpoint and spawns the task serving it (in a
+ * task, after the zmq context exists). Returns: 0. Errors: ACT_ENOMEM, ACT_EINVAL (the bind
+ * failed; logged), or act_spawn's. */
+int wrk_metrics_start(wrk_t *w);
+void wrk_metrics_stop(wrk_t *w); /* stops the task, closes the socket, frees w->mx */
+int64_t wrk_mx_now_us(void);     /* the clock of t0_us */
+/* Hooks: a job ended with outcome ("ok" or its error code); a call ended; a message of n
+ * bytes came from or went to the broker. Each does nothing before wrk_metrics_start. */
+void wrk_mx_job_end(wrk_t *w, const abp_ctx_t *j, const char *outcome);
+void wrk_mx_call_end(wrk_t *w, bool ok);
+void wrk_mx_in(wrk_t *w, size_t n);
+void wrk_mx_out(wrk_t *w, size_t n);
+/* Answers the broker's `tasks` (reference ref) with the loop's task list. */
+void wrk_tasks_answer(wrk_t *w, uint64_t ref);
 
 #endif

@@ -10,7 +10,8 @@ enum field {
     F_V, F_TYPE, F_ID, F_AGENT, F_INPUT, F_SESSION, F_TIMEOUT_MS, F_IDEMPOTENT, F_JOB, F_SEQ,
     F_EVENT, F_OUTPUT, F_CODE, F_MESSAGE, F_TOPIC, F_DATA, F_NAME, F_CAPACITY, F_AGENTS,
     F_HEARTBEAT_MS, F_ATTEMPT, F_APP, F_USER, F_EVENTS, F_AFTER, F_LIMIT, F_PARENT, F_BRANCH,
-    F_INVOCATION, F_STATE, F_HISTORY, F_COUNT
+    F_INVOCATION, F_STATE, F_HISTORY,
+    F_WORKER, F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
@@ -18,12 +19,14 @@ static const char *const field_names[F_COUNT] = {
     "event", "output", "code", "message", "topic", "data", "name", "capacity", "agents",
     "heartbeat_ms", "attempt", "app", "user", "events", "after", "limit", "parent", "branch",
     "invocation", "state", "history",
+    "worker",
 };
 
 static const char *const type_names[] = {
     "unknown", "query", "cancel", "publish", "status", "event", "result", "error", "ready",
     "work", "credit", "heartbeat", "disconnect", "session.get", "session.list",
     "session.delete",
+    "tasks", "tasks_reply",
 };
 
 /* What a field must hold. */
@@ -83,6 +86,9 @@ static const spec_t specs[] = {
     [PROTO_SESSION_LIST] = {{R(F_ID, K_ID, 1), R(F_APP, K_STR, 0), R(F_USER, K_STR, 0),
                              R(F_AFTER, K_STR, 0), R(F_LIMIT, K_POS, 0)}, 5, false},
     [PROTO_SESSION_DELETE] = {{R(F_ID, K_ID, 1), R(F_SESSION, K_STR, 1)}, 2, false},
+    /* client -> broker: id and worker (checked by the broker); broker -> worker: job */
+    [PROTO_TASKS] = {{R(F_ID, K_ID, 0), R(F_WORKER, K_NAME, 0), R(F_JOB, K_UINT, 0)}, 3, false},
+    [PROTO_TASKS_REPLY] = {{R(F_JOB, K_UINT, 1), R(F_OUTPUT, K_ANY, 1)}, 2, false},
 };
 
 static const uint8_t nil_byte = 0xc0;
@@ -292,6 +298,7 @@ static void store(proto_msg_t *out, int f, const val_t *v) {
     case F_INVOCATION: out->invocation = str_of(v); break;
     case F_STATE: out->state = v->raw; break;
     case F_HISTORY: out->history = v->raw; break;
+    case F_WORKER: out->worker = str_of(v); break;
     default: break;
     }
 }

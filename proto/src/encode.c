@@ -305,3 +305,26 @@ int proto_enc_result_begin(proto_buf_t *b, proto_raw_t id) {
     proto_pack_cstr(b, "output");
     return done(b);
 }
+
+int proto_enc_tasks(proto_buf_t *b, proto_raw_t id, proto_str_t worker) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_TASKS, 1 + (id.n > 0));
+    if (id.n) pack_key_raw(b, "id", id);
+    pack_key_str(b, "worker", worker);
+    return done(b);
+}
+
+int proto_enc_tasks_job(proto_buf_t *b, uint64_t job) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_TASKS, 1);
+    pack_key_u64(b, "job", job);
+    return done(b);
+}
+
+int proto_enc_tasks_reply_begin(proto_buf_t *b, uint64_t job) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_TASKS_REPLY, 2);
+    pack_key_u64(b, "job", job);
+    proto_pack_cstr(b, "output");
+    return done(b);
+}

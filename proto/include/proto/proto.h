@@ -73,8 +73,9 @@ typedef enum proto_type {
     PROTO_READY, PROTO_WORK, PROTO_CREDIT,                  /* worker <-> broker */
     PROTO_HEARTBEAT, PROTO_DISCONNECT,
     PROTO_SESSION_GET, PROTO_SESSION_LIST, PROTO_SESSION_DELETE, /* client -> broker */
+    PROTO_TASKS, PROTO_TASKS_REPLY,  /* a worker's task list: client -> broker -> worker */
 } proto_type_t;
-#define PROTO_TYPE_LAST PROTO_SESSION_DELETE
+#define PROTO_TYPE_LAST PROTO_TASKS_REPLY
 
 /* A decoded message. Which fields are set depends on the type; the decoder checks that the
  * REQUIRED ones of each type are present and well typed (proto/PROTOCOL.md, "Field types").
@@ -113,6 +114,7 @@ typedef struct proto_msg {
     proto_raw_t state;       /* work: the session's state, a map (n == 0 if absent) */
     proto_raw_t history;     /* work: recent session events, an array (n == 0 if absent) */
     proto_raw_t body;        /* the whole message (status replies keep it as is) */
+    proto_str_t worker;      /* tasks (client -> broker): the worker's name */
 } proto_msg_t;
 
 /* Validates and decodes one message. Unknown fields are ignored (forward compatibility); a
@@ -257,6 +259,12 @@ int proto_enc_session_get(proto_buf_t *b, proto_raw_t id, proto_str_t session, p
 int proto_enc_session_list(proto_buf_t *b, proto_raw_t id, proto_str_t app, proto_str_t user,
                            proto_str_t after, uint64_t limit);
 int proto_enc_session_delete(proto_buf_t *b, proto_raw_t id, proto_str_t session);
+/* `tasks` (proto/PROTOCOL.md, "Observing workers"): a client asks for worker's task list
+ * (id absent: n == 0); the broker asks a worker with its own reference job; the worker's
+ * `tasks_reply` starts here and the caller packs the output (one value) next on b->pk. */
+int proto_enc_tasks(proto_buf_t *b, proto_raw_t id, proto_str_t worker);
+int proto_enc_tasks_job(proto_buf_t *b, uint64_t job);
+int proto_enc_tasks_reply_begin(proto_buf_t *b, uint64_t job);
 /* Starts a `result` whose output the caller packs next (exactly one value) with
  * msgpack_pack_* on b->pk: for outputs built in place rather than copied. Resets b.
  * Returns: 0. Errors: PROTO_ENOMEM (also check b->failed after packing the output). */
