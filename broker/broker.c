@@ -204,6 +204,9 @@ static long poll_timeout(brk_t *b) {
     t = brk_workers_tick(b);
     settle(b);
     if (t < next) next = t;
+    t = brk_budget_tick(b);
+    settle(b);
+    if (t >= 0 && t < next) next = t;
     if (b->draining && b->drain_until < next) next = b->drain_until;
     return next <= b->now ? 0 : (long)(next - b->now);
 }
@@ -301,6 +304,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
         return -ENOMEM;
     }
     if (brk_sessions_open(b) != 0) return -EIO;
+    if (brk_budget_open(b) != 0) return -ENOMEM;
     b->ctx = zmq_ctx_new();
     if (!b->ctx) return -ENOMEM;
     b->clients = open_socket(b, ZMQ_ROUTER, cfg->clients_ep, "clients");
@@ -346,6 +350,7 @@ static void term_context(void *ctx, int limit_ms) {
 }
 
 void brk_close(brk_t *b) {
+    brk_budget_close(b);
     brk_jobs_close(b);
     brk_clients_close(b);
     brk_workers_close(b);

@@ -18,6 +18,7 @@
 #include "map.h"
 #include "session.h"
 #include "utf8.h"
+#include "budget.h"
 
 #define BRK_MAX_NAME 256          /* agent, worker and session names, bytes */
 #define BRK_MAX_AGENTS 1024       /* agents one worker may host */
@@ -45,6 +46,11 @@ typedef struct brk_config {
     int log_level;
     char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */
     uint64_t max_sessions;
+    uint64_t model_concurrency;   /* model budget (budget.c): permits per backend, 0 none */
+    double model_rps;             /* grants per second per backend, 0 none */
+    uint64_t model_burst;         /* grants at once after a pause */
+    uint64_t model_max_waiters;   /* waiting acquires per backend */
+    uint64_t model_max_backends;  /* backend names the budget tracks at once */
 } brk_config_t;
 
 void brk_config_default(brk_config_t *c);
@@ -132,6 +138,7 @@ struct brk_worker {
     const char *dead_why;
     brk_agent_t **agents;
     uint32_t n_agents;
+    struct brk_budget_peer *budget; /* budget.c: its waiters and permits, NULL when none */
 };
 
 typedef struct brk {
@@ -156,6 +163,7 @@ typedef struct brk {
     bool have_dead, draining, stop;
     int64_t drain_until, next_maint;
     brk_store_t *store;       /* sessions (session_requests.c) */
+    struct brk_budget *budget; /* the model budget (budget.c) */
 } brk_t;
 
 /* ---- broker.c: sockets, the loop, sending ---- */

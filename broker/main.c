@@ -14,7 +14,7 @@
 
 #define BRK_VERSION "0.1.0"
 
-typedef enum { OPT_STR, OPT_PATH, OPT_U64, OPT_LEVEL } opt_kind_t;
+typedef enum { OPT_STR, OPT_PATH, OPT_U64, OPT_LEVEL, OPT_F64 } opt_kind_t;
 
 typedef struct opt {
     const char *name;
@@ -45,6 +45,15 @@ static const opt_t opts[] = {
     {"sessions", OPT_PATH, offsetof(brk_config_t, sessions), 0, 0,
      "SQLite session file (default: sessions in memory, lost at exit)"},
     {"max-sessions", U64(max_sessions, 1, UINT32_MAX, "sessions in the store")},
+    {"model-concurrency", U64(model_concurrency, 0, UINT32_MAX,
+                              "model calls in flight per backend, all workers (0: no limit)")},
+    {"model-rps", OPT_F64, offsetof(brk_config_t, model_rps), 0, 1000000,
+     "model calls started per second per backend, all workers (0: no limit)"},
+    {"model-burst", U64(model_burst, 1, 1000000, "model calls that may start at once")},
+    {"model-max-waiters", U64(model_max_waiters, 1, UINT32_MAX,
+                              "model calls waiting for the budget per backend")},
+    {"model-max-backends", U64(model_max_backends, 1, 1000000,
+                               "model backend names the budget tracks")},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -66,6 +75,9 @@ void brk_config_default(brk_config_t *c) {
     c->drain_ms = 5000;
     c->log_level = BRK_LOG_INFO;
     c->max_sessions = 100000;
+    c->model_burst = 1;
+    c->model_max_waiters = 1024;
+    c->model_max_backends = 1024;
 }
 
 static void usage(FILE *f) {
@@ -98,6 +110,12 @@ static int opt_set(brk_config_t *c, const opt_t *o, const char *v, const char *w
     }
     char *end;
     errno = 0;
+    if (o->kind == OPT_F64) { /* a rate: 0.5 is one call every two seconds */
+        double d = strtod(v, &end);
+        if (errno || end == v || *end || !(d >= (double)o->min && d <= (double)o->max)) goto bad;
+        *(double *)(void *)p = d;
+        return 0;
+    }
     unsigned long long x = strtoull(v, &end, 10);
     if (errno || end == v || *end || v[0] == '-' || x < o->min || x > o->max) goto bad;
     *(uint64_t *)(void *)p = x;
