@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "worker.h"
+#include "budget.h"
+#include "runtime.h"
 
 #define LINGER_MS 1000   /* how long a final message may take to leave on exit */
 #define IDLE_WAIT_MS 1000 /* how long cancelled jobs get to end */
@@ -131,6 +133,7 @@ static void conn_close(wrk_t *w, int linger_ms) {
     if (!w->sock) return;
     wrk_jobs_cancel_all(w, true);
     wrk_calls_fail_all(w, "worker_lost", "the worker's connection to the broker was reset");
+    agt_budget_reset(w->budget); /* the broker took our permits back */
     if (linger_ms == 0) out_purge(w);
     act_zsock_destroy(&w->z);
     zmq_setsockopt(w->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
@@ -166,6 +169,12 @@ static int dispatch(wrk_t *w, zmq_msg_t *parts, size_t n) {
         if (!m.has_job) wrk_calls_deliver(w, &m);
         return 0;
     case PROTO_HEARTBEAT: return 0;
+    case PROTO_BUDGET:
+    case PROTO_BUDGET_GRANT:
+    case PROTO_BUDGET_DENY:
+        agt_budget_on_message(w->budget, &m);
+        if (m.type == PROTO_BUDGET && w->host->rt) w->host->rt->budget = agt_budget_hook(w->budget);
+        return 0;
     case PROTO_DISCONNECT:
         act_log(ACT_LOG_INFO, "broker_disconnect", "connection=%llu", (unsigned long long)w->gen);
         return SERVE_RECONNECT;
@@ -284,6 +293,11 @@ static int run_tasks(wrk_t *w) {
     return rc;
 }
 
+static void budget_send(void *ctx, const proto_buf_t *msg) {
+    wrk_t *w = ctx;
+    wrk_send(w, w->gen, msg);
+}
+
 int wrk_run(wrk_t *w) {
     act_event_init(&w->out_ready);
     act_event_init(&w->flushed);
@@ -296,7 +310,10 @@ int wrk_run(wrk_t *w) {
     proto_buf_init(&w->enc);
     w->zctx = zmq_ctx_new();
     if (!w->zctx) return ACT_ENOMEM;
-    int rc = run_tasks(w);
+    int rc = agt_budget_new(&w->budget, budget_send, w);
+    if (rc == 0) rc = run_tasks(w);
+    if (w->host->rt) w->host->rt->budget = NULL;
+    agt_budget_destroy(&w->budget);
     out_purge(w);
     proto_buf_free(&w->enc);
     zmq_ctx_term(w->zctx);

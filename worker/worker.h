@@ -181,6 +181,7 @@ struct wrk {
     int64_t drain_deadline;    /* act_now() by which jobs must be done */
     proto_limits_t limits;     /* for decoding broker messages */
     proto_buf_t enc;           /* scratch encoder */
+    struct agt_budget *budget; /* the broker's model budget (agent/budget.h) */
 };
 
 /* Events beyond this many queued messages are refused (ABP_EAGAIN): a broker that stops
