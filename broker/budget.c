@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -271,36 +272,46 @@ int64_t brk_budget_tick(brk_t *b) {
 
 /* ---- the worker's requests ---- */
 
+/* Why an acquire cannot wait on k (NULL: a new backend), with the deny's code; NULL if it can. */
+static const char *acquire_refused(brk_t *b, brk_worker_t *w, const proto_msg_t *m, bk_t *k,
+                                   char *msg, size_t cap) {
+    brk_budget_t *g = b->budget;
+    uint8_t key[sizeof(void *) + sizeof(uint64_t)];
+    if (!brk_utf8_valid(m->backend.p, m->backend.n)) {
+        snprintf(msg, cap, "field 'backend' is not valid UTF-8");
+        return "bad_request";
+    }
+    waiter_key(key, w, m->req);
+    if (brk_map_get(&g->waiters, key, sizeof key)) {
+        snprintf(msg, cap, "req %llu is already waiting", (unsigned long long)m->req);
+        return "bad_request";
+    }
+    if (!k && g->n_backends >= b->cfg.model_max_backends) {
+        snprintf(msg, cap, "too many model backends (model-max-backends %llu)",
+                 (unsigned long long)b->cfg.model_max_backends);
+        return "overloaded";
+    }
+    if (k && k->n_waiting >= b->cfg.model_max_waiters) {
+        snprintf(msg, cap, "too many requests wait for backend %.*s (model-max-waiters %llu)",
+                 (int)(k->len > 64 ? 64 : k->len), k->name,
+                 (unsigned long long)b->cfg.model_max_waiters);
+        return "overloaded";
+    }
+    return NULL;
+}
+
 static void on_acquire(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
     brk_budget_t *g = b->budget;
     char msg[160];
     if (!g->on) { /* nothing to limit: every request may start */
-        if (proto_enc_budget_grant(&b->out, m->req) == 0) brk_worker_send(b, w, b->out.p, b->out.n);
-        return;
-    }
-    if (!brk_utf8_valid(m->backend.p, m->backend.n)) {
-        send_deny(b, w, m->req, "bad_request", "field 'backend' is not valid UTF-8");
-        return;
-    }
-    waiter_t probe;
-    waiter_key(probe.key, w, m->req);
-    if (brk_map_get(&g->waiters, probe.key, sizeof probe.key)) {
-        snprintf(msg, sizeof msg, "req %llu is already waiting", (unsigned long long)m->req);
-        send_deny(b, w, m->req, "bad_request", msg);
+        if (proto_enc_budget_grant(&b->out, m->req) == 0)
+            brk_worker_send(b, w, b->out.p, b->out.n);
         return;
     }
     bk_t *k = bk_find(g, m->backend);
-    if (!k && g->n_backends >= b->cfg.model_max_backends) {
-        snprintf(msg, sizeof msg, "too many model backends (model-max-backends %llu)",
-                 (unsigned long long)b->cfg.model_max_backends);
-        send_deny(b, w, m->req, "overloaded", msg);
-        return;
-    }
-    if (k && k->n_waiting >= b->cfg.model_max_waiters) {
-        snprintf(msg, sizeof msg, "too many requests wait for backend %.*s "
-                 "(model-max-waiters %llu)", (int)(k->len > 64 ? 64 : k->len), k->name,
-                 (unsigned long long)b->cfg.model_max_waiters);
-        send_deny(b, w, m->req, "overloaded", msg);
+    const char *code = acquire_refused(b, w, m, k, msg, sizeof msg);
+    if (code) {
+        send_deny(b, w, m->req, code, msg);
         return;
     }
     waiter_t *x = calloc(1, sizeof *x);

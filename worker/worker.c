@@ -173,7 +173,8 @@ static int dispatch(wrk_t *w, zmq_msg_t *parts, size_t n) {
     case PROTO_BUDGET_GRANT:
     case PROTO_BUDGET_DENY:
         agt_budget_on_message(w->budget, &m);
-        if (m.type == PROTO_BUDGET && w->host->rt) w->host->rt->budget = agt_budget_hook(w->budget);
+        if (m.type == PROTO_BUDGET && w->host->rt)
+            w->host->rt->budget = agt_budget_hook(w->budget);
         return 0;
     case PROTO_DISCONNECT:
         act_log(ACT_LOG_INFO, "broker_disconnect", "connection=%llu", (unsigned long long)w->gen);

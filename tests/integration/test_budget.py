@@ -299,5 +299,25 @@ def test_backends_are_bounded():
     b.stop()
 
 
+def test_real_worker_hears_the_budget_again_after_a_broker_restart():
+    if not abtest.real_worker_available():
+        print("(no actor-worker: skipped)")
+        return
+    b = Broker("--model-concurrency", "3", "--model-rps", "0.5").start()
+    (w,) = abtest.start_workers(b, ["r1"], real=True)
+    wait_until(lambda: "event=model_budget concurrency=3 rps=0.5" in w.log(), 10,
+               "the worker to log the budget")
+    c = b.client()
+    _, term = c.call(abtest.query("q1", "echo", 1))
+    assert term["output"] == 1, term
+    c.close()
+    ports = b.ports
+    b.kill()
+    b = Broker("--model-concurrency", "5", ports=ports).start()  # the next broker's budget
+    b.wait_workers(["r1"], timeout=20)
+    wait_until(lambda: "event=model_budget concurrency=5" in w.log(), 10, "the new budget")
+    b.stop()
+
+
 if __name__ == "__main__":
     abtest.run_tests(globals())
