@@ -8,8 +8,7 @@
 #include <string.h>
 
 #include "worker.h"
-#include "budget.h"
-#include "runtime.h"
+#include "agent/runtime.h"
 
 #define LINGER_MS 1000   /* how long a final message may take to leave on exit */
 #define IDLE_WAIT_MS 1000 /* how long cancelled jobs get to end */
@@ -274,10 +273,16 @@ static void stop_task(act_task_t **t) {
     act_task_release(t);
 }
 
+static void budget_send(void *ctx, const proto_buf_t *msg) {
+    wrk_t *w = ctx;
+    wrk_send(w, w->gen, msg);
+}
+
 static int run_tasks(wrk_t *w) {
     act_task_t *conn = NULL, *writer = NULL;
     act_spawn_opts_t wo = {.name = "writer"}, co = {.name = "connection"};
-    int rc = act_spawn(writer_task, w, &wo, &writer);
+    int rc = agt_budget_new(&w->budget, budget_send, w); /* the broker's model budget */
+    if (rc == 0) rc = act_spawn(writer_task, w, &wo, &writer);
     if (rc == 0) rc = act_spawn(conn_task, w, &co, &conn);
     if (rc == 0) {
         act_choice_t ch[2] = {{.kind = ACT_CHOICE_EVENT, .obj = &w->stop},
@@ -290,13 +295,10 @@ static int run_tasks(wrk_t *w) {
     if (rc >= 0) rc = act_task_done(conn) ? act_task_error(conn, NULL) : 0;
     stop_task(&conn);
     stop_task(&writer);
+    if (w->host->rt) w->host->rt->budget = NULL;
+    agt_budget_destroy(&w->budget);
     act_scope_leave(&shield);
     return rc;
-}
-
-static void budget_send(void *ctx, const proto_buf_t *msg) {
-    wrk_t *w = ctx;
-    wrk_send(w, w->gen, msg);
 }
 
 int wrk_run(wrk_t *w) {
@@ -311,10 +313,7 @@ int wrk_run(wrk_t *w) {
     proto_buf_init(&w->enc);
     w->zctx = zmq_ctx_new();
     if (!w->zctx) return ACT_ENOMEM;
-    int rc = agt_budget_new(&w->budget, budget_send, w);
-    if (rc == 0) rc = run_tasks(w);
-    if (w->host->rt) w->host->rt->budget = NULL;
-    agt_budget_destroy(&w->budget);
+    int rc = run_tasks(w);
     out_purge(w);
     proto_buf_free(&w->enc);
     zmq_ctx_term(w->zctx);

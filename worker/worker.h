@@ -12,6 +12,7 @@
 #include "actor/zsock.h"
 #include "actorbus/plugin.h"
 #include "proto/proto.h"
+#include "agent/budget.h"
 
 typedef struct wrk wrk_t;
 
@@ -181,7 +182,7 @@ struct wrk {
     int64_t drain_deadline;    /* act_now() by which jobs must be done */
     proto_limits_t limits;     /* for decoding broker messages */
     proto_buf_t enc;           /* scratch encoder */
-    struct agt_budget *budget; /* the broker's model budget (agent/budget.h) */
+    agt_budget_t *budget;      /* the broker's model budget (agent/budget.h) */
 };
 
 /* Events beyond this many queued messages are refused (ABP_EAGAIN): a broker that stops

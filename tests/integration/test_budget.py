@@ -5,6 +5,8 @@ orders and counts: permits never above --model-concurrency across workers, grant
 arrival order, a burst of B then one per 1/rps, release on worker loss, the waiter bound,
 cancel. Each peer's `status` round trip (on the worker socket) proves the broker has read
 everything it sent before."""
+import json
+import os
 import time
 
 import zmq
@@ -316,6 +318,66 @@ def test_real_worker_hears_the_budget_again_after_a_broker_restart():
     b = Broker("--model-concurrency", "5", ports=ports).start()  # the next broker's budget
     b.wait_workers(["r1"], timeout=20)
     wait_until(lambda: "event=model_budget concurrency=5" in w.log(), 10, "the new budget")
+    b.stop()
+
+
+def _worker_has_agents_flag():
+    if not abtest.real_worker_available():
+        return False
+    import subprocess
+    r = subprocess.run([os.environ["ACTOR_WORKER"], "--help"], capture_output=True, timeout=10)
+    return b"--agents" in r.stdout + r.stderr
+
+
+def _start_fake_openai():
+    import subprocess
+    # Its own process group (abtest kills groups), and it exits when its stdin closes.
+    p = subprocess.Popen(["/usr/bin/python3", os.path.join(abtest.HERE, "fake_openai.py")],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         start_new_session=True)
+    p.log_path = os.devnull
+    abtest._procs.append(p)  # killed with the test's other processes
+    line = p.stdout.readline().decode()
+    assert line.startswith("PORT "), line
+    return p, int(line.split()[1])
+
+
+def _fake_stats(port, model):
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/_stats?model=%s" % (port, model),
+                                timeout=5) as r:
+        return dict(kv.split("=") for kv in r.read().decode().split())
+
+
+def test_two_real_workers_never_exceed_the_budget_at_the_model_server():
+    if not _worker_has_agents_flag():
+        print("(actor-worker has no --agents yet: skipped)")
+        return
+    _, port = _start_fake_openai()
+    conf = os.path.join(abtest.tmpdir(), "budget-agents.json")
+    with open(conf, "w") as f:
+        json.dump({"models": {"default": {"base_url": "http://127.0.0.1:%d/v1" % port,
+                                          "model": "slow_ok", "max_concurrency": 8}},
+                   "agents": [{"name": "chat", "type": "llm", "model": "default",
+                               "instruction": "Answer.", "stream": False}]}, f)
+    b = Broker("--model-concurrency", "2").start()
+    ws = [abtest.RealWorker(b, n, capacity=8, extra=["--agents", conf]).start()
+          for n in ("r1", "r2")]
+    b.wait_workers(["r1", "r2"])
+    for w in ws:
+        wait_until(lambda: "event=model_budget concurrency=2" in w.log(), 10, "the budget")
+    c = b.client()
+    ids = ["q%d" % i for i in range(8)]
+    for i in ids:
+        c.send(abtest.query(i, "chat", "hello", timeout_ms=60000))
+    got = c.collect(ids, timeout=60)
+    for i in ids:
+        term = got[i][-1]
+        assert term["type"] == "result", term
+    st = _fake_stats(port, "slow_ok")
+    assert st["requests"] == "8", st
+    # Eight queries on two workers with 8 local slots each: only the broker held them to 2.
+    assert int(st["max_in_flight"]) <= 2, st
     b.stop()
 
 
