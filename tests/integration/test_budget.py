@@ -357,7 +357,7 @@ def test_two_real_workers_never_exceed_the_budget_at_the_model_server():
     conf = os.path.join(abtest.tmpdir(), "budget-agents.json")
     with open(conf, "w") as f:
         json.dump({"models": {"default": {"base_url": "http://127.0.0.1:%d/v1" % port,
-                                          "model": "slow_ok", "max_concurrency": 8}},
+                                          "model": "slow-ok", "max_concurrency": 8}},
                    "agents": [{"name": "chat", "type": "llm", "model": "default",
                                "instruction": "Answer.", "stream": False}]}, f)
     b = Broker("--model-concurrency", "2").start()
@@ -374,7 +374,7 @@ def test_two_real_workers_never_exceed_the_budget_at_the_model_server():
     for i in ids:
         term = got[i][-1]
         assert term["type"] == "result", term
-    st = _fake_stats(port, "slow_ok")
+    st = _fake_stats(port, "slow-ok")
     assert st["requests"] == "8", st
     # Eight queries on two workers with 8 local slots each: only the broker held them to 2.
     assert int(st["max_in_flight"]) <= 2, st
