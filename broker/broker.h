@@ -16,6 +16,7 @@
 #include "list.h"
 #include "log.h"
 #include "map.h"
+#include "invocations.h"
 #include "session.h"
 #include "utf8.h"
 #include "budget.h"
@@ -46,6 +47,8 @@ typedef struct brk_config {
     int log_level;
     char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */
     uint64_t max_sessions;
+    uint64_t max_session_waiters; /* queries waiting for one session's lock */
+    uint64_t history_events, history_bytes; /* the history an invocation's work carries */
     uint64_t model_concurrency;   /* model budget (budget.c): permits per backend, 0 none */
     double model_rps;             /* grants per second per backend, 0 none */
     uint64_t model_burst;         /* grants at once after a pause */
@@ -81,7 +84,8 @@ typedef struct brk_term {
     proto_str_t code, message;
 } brk_term_t;
 
-typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_CANCELLING } brk_job_state_t;
+/* JOB_WAITING: an invocation waiting for its session's lock (invocations.c), in no queue. */
+typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_CANCELLING, JOB_WAITING } brk_job_state_t;
 
 struct brk_job {
     brk_node_t by_job;       /* key: job_id */
@@ -101,6 +105,7 @@ struct brk_job {
     proto_str_t agent_name, session;
     uint8_t *ckey;
     size_t ckey_len;
+    brk_inv_t *inv;          /* its invocation record (invocations.c); NULL: none */
     uint8_t buf[];
 };
 
@@ -163,6 +168,7 @@ typedef struct brk {
     bool have_dead, draining, stop;
     int64_t drain_until, next_maint;
     brk_store_t *store;       /* sessions (session_requests.c) */
+    brk_invs_t *invs;         /* session locks (invocations.c) */
     struct brk_budget *budget; /* the model budget (budget.c) */
 } brk_t;
 
@@ -204,6 +210,9 @@ void brk_session_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m);
  * clock: for the runner. Returns and errors: as brk_store_append. */
 int brk_session_append(brk_t *b, proto_str_t session, const brk_sess_event_t *ev,
                        proto_raw_t delta, uint64_t *seq, brk_sess_err_t *err);
+/* Packs one stored event as session.get shows it: {seq, id, invocation, author, ts_ms,
+ * event}. */
+void brk_session_pack_event(proto_buf_t *o, const brk_sess_event_t *e);
 
 /* ---- workers.c: the worker table, heartbeats, liveness ---- */
 int brk_workers_init(brk_t *b);
@@ -235,10 +244,16 @@ brk_worker_t *brk_agent_pick(brk_agent_t *a);
 /* ---- jobs.c: the job table, its state machine, the queue and deadlines ---- */
 int brk_jobs_init(brk_t *b);
 void brk_jobs_close(brk_t *b);
-/* Accepts a decoded query (admission checks done by the caller). Returns: 0.
- * Errors: -ENOMEM (nothing was accepted). */
+/* Accepts a decoded query (admission checks done by the caller); inv: its prepared
+ * invocation record (brk_inv_prepare) or NULL, the job's from here on. Returns: 0.
+ * Errors: -ENOMEM (nothing was accepted; inv is still the caller's). */
 int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_msg_t *m,
-                   brk_agent_t *a);
+                   brk_agent_t *a, brk_inv_t *inv);
+/* The job with this broker job id, in any state, or NULL. */
+brk_job_t *brk_job_find(brk_t *b, uint64_t job_id);
+/* Puts a JOB_WAITING job at the back of its agent's queue; its hosts are pumped at the next
+ * settle. Returns: 0. Errors: -ENOENT (no worker hosts its agent; the job is unchanged). */
+int brk_job_enqueue(brk_t *b, brk_job_t *j);
 brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id);
 /* The unanswered job with this id, whichever client sent it (*matches counts them all). */
 brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, size_t *matches);

@@ -150,11 +150,21 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
                      (unsigned long long)b->cfg.max_clients);
         return;
     }
+    /* An invocation, or a worker's sub-invocation (which takes its root's session). */
+    proto_msg_t qm = *m;
+    brk_inv_t *inv = NULL;
+    brk_inv_err_t ierr;
+    if (brk_inv_prepare(b, in, &qm, &inv, &ierr) != 0) {
+        reject_query(b, in, m, ierr.code, "%s", ierr.message);
+        return;
+    }
     if (!c && !(c = client_new(b, in))) {
+        brk_inv_discard(b, &inv);
         reject_query(b, in, m, "internal", "out of memory");
         return;
     }
-    if (brk_job_accept(b, c, in, m, a) != 0) {
+    if (brk_job_accept(b, c, in, &qm, a, inv) != 0) {
+        brk_inv_discard(b, &inv);
         client_free_if_idle(b, c);
         reject_query(b, in, m, "internal", "out of memory");
     }

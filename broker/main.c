@@ -45,6 +45,11 @@ static const opt_t opts[] = {
     {"sessions", OPT_PATH, offsetof(brk_config_t, sessions), 0, 0,
      "SQLite session file (default: sessions in memory, lost at exit)"},
     {"max-sessions", U64(max_sessions, 1, UINT32_MAX, "sessions in the store")},
+    {"max-session-waiters", U64(max_session_waiters, 0, UINT32_MAX,
+                                "queries waiting for one busy session")},
+    {"history-events", U64(history_events, 0, 10000, "session events an invocation's work "
+                           "carries")},
+    {"history-bytes", U64(history_bytes, 0, 1ULL << 30, "bytes of those events, at most")},
     {"model-concurrency", U64(model_concurrency, 0, UINT32_MAX,
                               "model calls in flight per backend, all workers (0: no limit)")},
     {"model-rps", OPT_F64, offsetof(brk_config_t, model_rps), 0, 1000000,
@@ -75,6 +80,9 @@ void brk_config_default(brk_config_t *c) {
     c->drain_ms = 5000;
     c->log_level = BRK_LOG_INFO;
     c->max_sessions = 100000;
+    c->max_session_waiters = BRK_INV_DEFAULT_WAITERS;
+    c->history_events = BRK_INV_DEFAULT_HISTORY_EVENTS;
+    c->history_bytes = BRK_INV_DEFAULT_HISTORY_BYTES;
     c->model_burst = 1;
     c->model_max_waiters = 1024;
     c->model_max_backends = 1024;
