@@ -198,15 +198,14 @@ static void finish_drain(brk_t *b) {
 
 static long poll_timeout(brk_t *b) {
     int64_t next = b->now + 1000;
+    int64_t bt = brk_budget_tick(b); /* grants the rate lets go now (budget.c) */
+    if (bt >= 0 && bt < next) next = bt;
     int64_t t = brk_jobs_tick(b);
     settle(b);
     if (t >= 0 && t < next) next = t;
     t = brk_workers_tick(b);
     settle(b);
     if (t < next) next = t;
-    t = brk_budget_tick(b);
-    settle(b);
-    if (t >= 0 && t < next) next = t;
     if (b->draining && b->drain_until < next) next = b->drain_until;
     return next <= b->now ? 0 : (long)(next - b->now);
 }

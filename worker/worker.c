@@ -162,19 +162,19 @@ static int dispatch(wrk_t *w, zmq_msg_t *parts, size_t n) {
     case PROTO_CANCEL:
         if (m.has_job) wrk_jobs_cancel(w, m.job);
         return 0;
-    case PROTO_EVENT:
-    case PROTO_RESULT:
-    case PROTO_ERROR:
-        if (!m.has_job) wrk_calls_deliver(w, &m);
-        return 0;
-    case PROTO_HEARTBEAT: return 0;
-    case PROTO_BUDGET:
+    case PROTO_BUDGET: /* the broker's model budget (agent/budget.h) */
     case PROTO_BUDGET_GRANT:
     case PROTO_BUDGET_DENY:
         agt_budget_on_message(w->budget, &m);
         if (m.type == PROTO_BUDGET && w->host->rt)
             w->host->rt->budget = agt_budget_hook(w->budget);
         return 0;
+    case PROTO_EVENT:
+    case PROTO_RESULT:
+    case PROTO_ERROR:
+        if (!m.has_job) wrk_calls_deliver(w, &m);
+        return 0;
+    case PROTO_HEARTBEAT: return 0;
     case PROTO_DISCONNECT:
         act_log(ACT_LOG_INFO, "broker_disconnect", "connection=%llu", (unsigned long long)w->gen);
         return SERVE_RECONNECT;

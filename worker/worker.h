@@ -176,13 +176,13 @@ struct wrk {
     act_event_t jobs_idle;     /* set while n_jobs == 0 */
     abp_call_t *calls;         /* pending sub-queries (for replies) */
     uint64_t next_call_id;
+    agt_budget_t *budget;      /* the broker's model budget (agent/budget.h) */
     bool draining;             /* SIGTERM seen: finishing up */
     act_event_t stop;          /* set by a signal: main starts the drain */
     int signals;               /* signals seen */
     int64_t drain_deadline;    /* act_now() by which jobs must be done */
     proto_limits_t limits;     /* for decoding broker messages */
     proto_buf_t enc;           /* scratch encoder */
-    agt_budget_t *budget;      /* the broker's model budget (agent/budget.h) */
 };
 
 /* Events beyond this many queued messages are refused (ABP_EAGAIN): a broker that stops
