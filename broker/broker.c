@@ -298,12 +298,12 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     proto_buf_init(&b->busbuf);
     brk_list_init(&b->worker_list);
     brk_list_init(&b->pump);
+    if (brk_budget_open(b) != 0) return -ENOMEM; /* the model budget (budget.c) */
     if (brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) || brk_jobs_init(b)) {
         brk_log(BRK_LOG_ERROR, "init_failed", "error=\"out of memory\"");
         return -ENOMEM;
     }
     if (brk_sessions_open(b) != 0) return -EIO;
-    if (brk_budget_open(b) != 0) return -ENOMEM;
     b->ctx = zmq_ctx_new();
     if (!b->ctx) return -ENOMEM;
     b->clients = open_socket(b, ZMQ_ROUTER, cfg->clients_ep, "clients");
