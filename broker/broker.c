@@ -202,6 +202,8 @@ static void finish_drain(brk_t *b) {
 
 static long poll_timeout(brk_t *b) {
     int64_t next = b->now + 1000;
+    int64_t bt = brk_budget_tick(b); /* grants the rate lets go now (budget.c) */
+    if (bt >= 0 && bt < next) next = bt;
     int64_t t = brk_jobs_tick(b);
     settle(b);
     if (t >= 0 && t < next) next = t;
@@ -314,6 +316,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     proto_buf_init(&b->busbuf);
     brk_list_init(&b->worker_list);
     brk_list_init(&b->pump);
+    if (brk_budget_open(b) != 0) return -ENOMEM; /* the model budget (budget.c) */
     if (brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) || brk_jobs_init(b)) {
         brk_log(BRK_LOG_ERROR, "init_failed", "error=\"out of memory\"");
         return -ENOMEM;
@@ -367,6 +370,7 @@ static void term_context(void *ctx, int limit_ms) {
 }
 
 void brk_close(brk_t *b) {
+    brk_budget_close(b);
     brk_jobs_close(b);
     brk_clients_close(b);
     brk_workers_close(b);

@@ -21,6 +21,7 @@
 #include "dedup.h"
 #include "session.h"
 #include "utf8.h"
+#include "budget.h"
 
 #define BRK_MAX_NAME 256          /* agent, worker and session names, bytes */
 #define BRK_MAX_AGENTS 1024       /* agents one worker may host */
@@ -57,6 +58,11 @@ typedef struct brk_config {
     uint64_t metrics_max_labels;  /* agents, and error codes, with series of their own */
     uint64_t max_tasks_requests;  /* `tasks` requests waiting for their worker */
     char log_format[8];           /* --log-format: kv or json */
+    uint64_t model_concurrency;   /* model budget (budget.c): permits per backend, 0 none */
+    double model_rps;             /* grants per second per backend, 0 none */
+    uint64_t model_burst;         /* grants at once after a pause */
+    uint64_t model_max_waiters;   /* waiting acquires per backend */
+    uint64_t model_max_backends;  /* backend names the budget tracks at once */
 } brk_config_t;
 
 void brk_config_default(brk_config_t *c);
@@ -149,6 +155,7 @@ struct brk_worker {
     const char *dead_why;
     brk_agent_t **agents;
     uint32_t n_agents;
+    struct brk_budget_peer *budget; /* budget.c: its waiters and permits, NULL when none */
 };
 
 typedef struct brk {
@@ -177,6 +184,7 @@ typedef struct brk {
     brk_dedup_t *dedup;       /* answered queries by (client, id) (dedup.h) */
     struct brk_metrics *mx;   /* counters and the /metrics endpoint (metrics.c) */
     struct brk_tasks *tasks;  /* `tasks` requests waiting for their worker (tasks.c) */
+    struct brk_budget *budget; /* the model budget (budget.c) */
 } brk_t;
 
 /* ---- broker.c: sockets, the loop, sending ---- */

@@ -14,7 +14,7 @@
 
 #define BRK_VERSION "0.1.0"
 
-typedef enum { OPT_STR, OPT_PATH, OPT_U64, OPT_LEVEL } opt_kind_t;
+typedef enum { OPT_STR, OPT_PATH, OPT_U64, OPT_LEVEL, OPT_F64 } opt_kind_t;
 
 typedef struct opt {
     const char *name;
@@ -61,6 +61,15 @@ static const opt_t opts[] = {
     {"metrics-max-labels", U64(metrics_max_labels, 1, 65536, "agents and codes with series")},
     {"max-tasks-requests", U64(max_tasks_requests, 1, 65536, "tasks requests pending")},
     {"log-format", OPT_STR, offsetof(brk_config_t, log_format), 0, 0, "kv or json"},
+    {"model-concurrency", U64(model_concurrency, 0, UINT32_MAX,
+                              "model calls in flight per backend, all workers (0: no limit)")},
+    {"model-rps", OPT_F64, offsetof(brk_config_t, model_rps), 0, 1000000,
+     "model calls started per second per backend, all workers (0: no limit)"},
+    {"model-burst", U64(model_burst, 1, 1000000, "model calls that may start at once")},
+    {"model-max-waiters", U64(model_max_waiters, 1, UINT32_MAX,
+                              "model calls waiting for the budget per backend")},
+    {"model-max-backends", U64(model_max_backends, 1, 1000000,
+                               "model backend names the budget tracks")},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -93,6 +102,9 @@ void brk_config_default(brk_config_t *c) {
     c->metrics_max_labels = 256;
     c->max_tasks_requests = 64;
     snprintf(c->log_format, sizeof c->log_format, "kv");
+    c->model_burst = 1;
+    c->model_max_waiters = 1024;
+    c->model_max_backends = 1024;
 }
 
 static void usage(FILE *f) {
@@ -125,6 +137,12 @@ static int opt_set(brk_config_t *c, const opt_t *o, const char *v, const char *w
     }
     char *end;
     errno = 0;
+    if (o->kind == OPT_F64) { /* a rate: 0.5 is one call every two seconds */
+        double d = strtod(v, &end);
+        if (errno || end == v || *end || !(d >= (double)o->min && d <= (double)o->max)) goto bad;
+        *(double *)(void *)p = d;
+        return 0;
+    }
     unsigned long long x = strtoull(v, &end, 10);
     if (errno || end == v || *end || v[0] == '-' || x < o->min || x > o->max) goto bad;
     *(uint64_t *)(void *)p = x;

@@ -70,6 +70,7 @@ static void worker_remove(brk_t *b, brk_worker_t *w) {
     while (!brk_list_empty(&w->jobs))
         brk_job_worker_lost(b, brk_container_of(w->jobs.next, brk_job_t, link));
     for (uint32_t i = 0; i < w->n_agents; i++) brk_agent_remove_host(b, w->agents[i], w);
+    brk_budget_worker_lost(b, w);
     brk_client_t *c = brk_client_find(b, BRK_SOCK_WORKERS, w->id, w->idlen);
     if (c) brk_client_drop(b, c, "cancelled", "the calling worker was lost");
     brk_list_unlink(&w->link);
@@ -175,6 +176,7 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     brk_log(BRK_LOG_INFO, "worker_ready", "name=%s capacity=%llu agents=%u heartbeat_ms=%llu",
             brk_log_str(name, sizeof name, w->name, w->name_len),
             (unsigned long long)w->capacity, w->n_agents, (unsigned long long)w->hb_ms);
+    brk_budget_worker_ready(b, w);
     brk_worker_want_pump(b, w);
 }
 
@@ -220,6 +222,11 @@ static void known_worker_message(brk_t *b, brk_worker_t *w, const brk_in_t *in,
     case PROTO_STATUS:
     case PROTO_TASKS:
         brk_client_request(b, in, m);
+        break;
+    case PROTO_BUDGET_ACQUIRE:
+    case PROTO_BUDGET_RELEASE:
+    case PROTO_BUDGET_CANCEL:
+        brk_budget_message(b, w, in, m);
         break;
     default:
         brk_reply_error(b, in, m->id, "bad_request", "type '%s' is not a worker message",

@@ -133,6 +133,7 @@ static void conn_close(wrk_t *w, int linger_ms) {
     if (!w->sock) return;
     wrk_jobs_cancel_all(w, true);
     wrk_calls_fail_all(w, "worker_lost", "the worker's connection to the broker was reset");
+    agt_budget_reset(w->budget); /* the broker took our permits back */
     if (linger_ms == 0) out_purge(w);
     act_zsock_destroy(&w->z);
     zmq_setsockopt(w->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
@@ -161,6 +162,13 @@ static int dispatch(wrk_t *w, zmq_msg_t *parts, size_t n) {
     case PROTO_WORK: wrk_jobs_start(w, &m); return 0;
     case PROTO_CANCEL:
         if (m.has_job) wrk_jobs_cancel(w, m.job);
+        return 0;
+    case PROTO_BUDGET: /* the broker's model budget (agent/budget.h) */
+    case PROTO_BUDGET_GRANT:
+    case PROTO_BUDGET_DENY:
+        agt_budget_on_message(w->budget, &m);
+        if (m.type == PROTO_BUDGET && w->host->rt)
+            w->host->rt->budget = agt_budget_hook(w->budget);
         return 0;
     case PROTO_EVENT:
     case PROTO_RESULT:
@@ -270,10 +278,16 @@ static void stop_task(act_task_t **t) {
     act_task_release(t);
 }
 
+static void budget_send(void *ctx, const proto_buf_t *msg) {
+    wrk_t *w = ctx;
+    wrk_send(w, w->gen, msg);
+}
+
 static int run_tasks(wrk_t *w) {
     act_task_t *conn = NULL, *writer = NULL;
     act_spawn_opts_t wo = {.name = "writer"}, co = {.name = "connection"};
-    int rc = act_spawn(writer_task, w, &wo, &writer);
+    int rc = agt_budget_new(&w->budget, budget_send, w); /* the broker's model budget */
+    if (rc == 0) rc = act_spawn(writer_task, w, &wo, &writer);
     if (rc == 0) rc = act_spawn(conn_task, w, &co, &conn);
     if (rc == 0) {
         act_choice_t ch[2] = {{.kind = ACT_CHOICE_EVENT, .obj = &w->stop},
@@ -286,6 +300,8 @@ static int run_tasks(wrk_t *w) {
     if (rc >= 0) rc = act_task_done(conn) ? act_task_error(conn, NULL) : 0;
     stop_task(&conn);
     stop_task(&writer);
+    if (w->host->rt) w->host->rt->budget = NULL;
+    agt_budget_destroy(&w->budget);
     act_scope_leave(&shield);
     return rc;
 }

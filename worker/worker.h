@@ -12,6 +12,7 @@
 #include "actor/zsock.h"
 #include "actorbus/plugin.h"
 #include "proto/proto.h"
+#include "agent/budget.h"
 
 typedef struct wrk wrk_t;
 
@@ -194,6 +195,7 @@ struct wrk {
     act_event_t jobs_idle;     /* set while n_jobs == 0 */
     abp_call_t *calls;         /* pending sub-queries (for replies) */
     uint64_t next_call_id;
+    agt_budget_t *budget;      /* the broker's model budget (agent/budget.h) */
     bool draining;             /* SIGTERM seen: finishing up */
     act_event_t stop;          /* set by a signal: main starts the drain */
     int signals;               /* signals seen */

@@ -10,23 +10,24 @@ enum field {
     F_V, F_TYPE, F_ID, F_AGENT, F_INPUT, F_SESSION, F_TIMEOUT_MS, F_IDEMPOTENT, F_JOB, F_SEQ,
     F_EVENT, F_OUTPUT, F_CODE, F_MESSAGE, F_TOPIC, F_DATA, F_NAME, F_CAPACITY, F_AGENTS,
     F_HEARTBEAT_MS, F_ATTEMPT, F_APP, F_USER, F_EVENTS, F_AFTER, F_LIMIT, F_PARENT, F_BRANCH,
-    F_INVOCATION, F_STATE, F_HISTORY,
-    F_WORKER, F_COUNT
+    F_INVOCATION, F_STATE, F_HISTORY, F_WORKER,
+    F_REQ, F_BACKEND, F_MODEL_CONCURRENCY, F_MODEL_RPS, F_MODEL_BURST, /* the model budget */
+    F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
     "v", "type", "id", "agent", "input", "session", "timeout_ms", "idempotent", "job", "seq",
     "event", "output", "code", "message", "topic", "data", "name", "capacity", "agents",
     "heartbeat_ms", "attempt", "app", "user", "events", "after", "limit", "parent", "branch",
-    "invocation", "state", "history",
-    "worker",
+    "invocation", "state", "history", "worker",
+    "req", "backend", "model_concurrency", "model_rps", "model_burst",
 };
 
 static const char *const type_names[] = {
     "unknown", "query", "cancel", "publish", "status", "event", "result", "error", "ready",
     "work", "credit", "heartbeat", "disconnect", "session.get", "session.list",
-    "session.delete",
-    "tasks", "tasks_reply",
+    "session.delete", "tasks", "tasks_reply", "budget", "budget.acquire", "budget.grant",
+    "budget.deny", "budget.release", "budget.cancel",
 };
 
 /* What a field must hold. */
@@ -43,6 +44,7 @@ enum kind {
     K_NAMES,    /* array of K_NAME */
     K_MAP,      /* any map */
     K_ARRAY,    /* any array */
+    K_NUM,      /* non-negative finite number, integer or float, kept as a double */
 };
 
 typedef struct rule {
@@ -89,6 +91,14 @@ static const spec_t specs[] = {
     /* client -> broker: id and worker (checked by the broker); broker -> worker: job */
     [PROTO_TASKS] = {{R(F_ID, K_ID, 0), R(F_WORKER, K_NAME, 0), R(F_JOB, K_UINT, 0)}, 3, false},
     [PROTO_TASKS_REPLY] = {{R(F_JOB, K_UINT, 1), R(F_OUTPUT, K_ANY, 1)}, 2, false},
+    [PROTO_BUDGET] = {{R(F_MODEL_CONCURRENCY, K_UINT, 0), R(F_MODEL_RPS, K_NUM, 0),
+                       R(F_MODEL_BURST, K_UINT, 0)}, 3, false},
+    [PROTO_BUDGET_ACQUIRE] = {{R(F_REQ, K_UINT, 1), R(F_BACKEND, K_NAME, 1)}, 2, false},
+    [PROTO_BUDGET_GRANT] = {{R(F_REQ, K_UINT, 1)}, 1, false},
+    [PROTO_BUDGET_DENY] = {{R(F_REQ, K_UINT, 1), R(F_CODE, K_STR, 1), R(F_MESSAGE, K_STR, 1)},
+                           3, false},
+    [PROTO_BUDGET_RELEASE] = {{R(F_BACKEND, K_NAME, 1)}, 1, false},
+    [PROTO_BUDGET_CANCEL] = {{R(F_REQ, K_UINT, 1)}, 1, false},
 };
 
 static const uint8_t nil_byte = 0xc0;
@@ -248,6 +258,10 @@ static int check_kind(const val_t *v, int kind, const char *name, const proto_li
     case K_ARRAY:
         if (v->it.kind == PROTO__ARRAY) return 0;
         return proto__fail(err, PROTO_EBAD, "field '%s' must be an array", name);
+    case K_NUM:
+        if (is_uint(&v->it, &u)) return 0;
+        if (v->it.kind == PROTO__FLOAT && v->it.f >= 0 && v->it.f <= 1e15) return 0;
+        return proto__fail(err, PROTO_EBAD, "field '%s' must be a non-negative number", name);
     default: return 0;
     }
 }
@@ -299,6 +313,13 @@ static void store(proto_msg_t *out, int f, const val_t *v) {
     case F_STATE: out->state = v->raw; break;
     case F_HISTORY: out->history = v->raw; break;
     case F_WORKER: out->worker = str_of(v); break;
+    case F_REQ: out->req = uint_of(v); break;
+    case F_BACKEND: out->backend = str_of(v); break;
+    case F_MODEL_CONCURRENCY: out->model_concurrency = uint_of(v); break;
+    case F_MODEL_RPS:
+        out->model_rps = v->it.kind == PROTO__FLOAT ? v->it.f : (double)uint_of(v);
+        break;
+    case F_MODEL_BURST: out->model_burst = uint_of(v); break;
     default: break;
     }
 }

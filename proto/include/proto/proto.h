@@ -74,8 +74,10 @@ typedef enum proto_type {
     PROTO_HEARTBEAT, PROTO_DISCONNECT,
     PROTO_SESSION_GET, PROTO_SESSION_LIST, PROTO_SESSION_DELETE, /* client -> broker */
     PROTO_TASKS, PROTO_TASKS_REPLY,  /* a worker's task list: client -> broker -> worker */
+    PROTO_BUDGET, PROTO_BUDGET_ACQUIRE, PROTO_BUDGET_GRANT,      /* the model budget */
+    PROTO_BUDGET_DENY, PROTO_BUDGET_RELEASE, PROTO_BUDGET_CANCEL,
 } proto_type_t;
-#define PROTO_TYPE_LAST PROTO_TASKS_REPLY
+#define PROTO_TYPE_LAST PROTO_BUDGET_CANCEL
 
 /* A decoded message. Which fields are set depends on the type; the decoder checks that the
  * REQUIRED ones of each type are present and well typed (proto/PROTOCOL.md, "Field types").
@@ -115,6 +117,12 @@ typedef struct proto_msg {
     proto_raw_t history;     /* work: recent session events, an array (n == 0 if absent) */
     proto_raw_t body;        /* the whole message (status replies keep it as is) */
     proto_str_t worker;      /* tasks (client -> broker): the worker's name */
+    /* The model budget (PROTOCOL.md "Model budget"): */
+    uint64_t req;            /* budget.acquire, .grant, .deny, .cancel: the worker's number */
+    proto_str_t backend;     /* budget.acquire, budget.release: the model backend's name */
+    uint64_t model_concurrency; /* budget: permits per backend (0: no limit) */
+    double model_rps;        /* budget: grants per second per backend (0: no limit) */
+    uint64_t model_burst;    /* budget: grants at once after a pause (0 if absent) */
 } proto_msg_t;
 
 /* Validates and decodes one message. Unknown fields are ignored (forward compatibility); a
@@ -265,6 +273,15 @@ int proto_enc_session_delete(proto_buf_t *b, proto_raw_t id, proto_str_t session
 int proto_enc_tasks(proto_buf_t *b, proto_raw_t id, proto_str_t worker);
 int proto_enc_tasks_job(proto_buf_t *b, uint64_t job);
 int proto_enc_tasks_reply_begin(proto_buf_t *b, uint64_t job);
+/* The model budget (proto/PROTOCOL.md, "Model budget"): the broker's announcement after
+ * `ready` (rps 0: none), and the permit dialog. deny's code is "overloaded", "cancelled" or
+ * "bad_request". */
+int proto_enc_budget(proto_buf_t *b, uint64_t concurrency, double rps, uint64_t burst);
+int proto_enc_budget_acquire(proto_buf_t *b, uint64_t req, proto_str_t backend);
+int proto_enc_budget_grant(proto_buf_t *b, uint64_t req);
+int proto_enc_budget_deny(proto_buf_t *b, uint64_t req, const char *code, const char *message);
+int proto_enc_budget_release(proto_buf_t *b, proto_str_t backend);
+int proto_enc_budget_cancel(proto_buf_t *b, uint64_t req);
 /* Starts a `result` whose output the caller packs next (exactly one value) with
  * msgpack_pack_* on b->pk: for outputs built in place rather than copied. Resets b.
  * Returns: 0. Errors: PROTO_ENOMEM (also check b->failed after packing the output). */
