@@ -299,7 +299,8 @@ static void rt_open(const char *models_json) {
     host.open = true;
     abp_tool_def_t defs[] = {
         {.name = "weather", .description = "Weather in a city", .fn = tool_weather,
-         .parameters_json = "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}"},
+         .parameters_json =
+             "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}"},
         {.name = "slow", .fn = tool_slow, .timeout_ms = 200},
         {.name = "fails", .fn = tool_fails},
         {.name = "get_time", .fn = tool_time},
@@ -720,14 +721,16 @@ static void test_llm_config_errors_name_the_path(void **state) {
 
 /* ---- an MCP toolset: the real server-everything ---- */
 
-#define EVERYTHING MCP_NPM_DIR "/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+#define EVERYTHING \
+    MCP_NPM_DIR "/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 
 static int mcp_run(void *arg, void **result) {
     (void)arg, (void)result;
     rt_open(MODELS);
     char json[1024];
     snprintf(json, sizeof json,
-             "{\"everything\": {\"command\": [\"node\", \"%s\", \"stdio\"], \"timeout_ms\": 20000}}",
+             "{\"everything\": {\"command\": [\"node\", \"%s\", \"stdio\"],"
+             " \"timeout_ms\": 20000}}",
              EVERYTHING);
     proto_buf_t b;
     proto_buf_init(&b);

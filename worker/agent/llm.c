@@ -39,7 +39,9 @@ static void *conv_keep(conv_t *c, void *p) {
     return c->owned[c->n_owned++] = p;
 }
 
-static char *conv_strndup(conv_t *c, const char *s, size_t n) { return conv_keep(c, strndup(s, n)); }
+static char *conv_strndup(conv_t *c, const char *s, size_t n) {
+    return conv_keep(c, strndup(s, n));
+}
 
 static agt_message_t *conv_add(conv_t *c, agt_role_t role, const char *content) {
     if (c->n == c->cap) {

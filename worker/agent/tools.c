@@ -146,7 +146,8 @@ int agt_tool_register(abp_host_t *host, const abp_tool_def_t *def) {
         return ABP_ENOMEM;
     }
     t->v[t->n++] = e;
-    act_log(ACT_LOG_INFO, "tool", "name=%s blocking=%d", e->name, !!(e->flags & ABP_TOOL_BLOCKING));
+    act_log(ACT_LOG_INFO, "tool", "name=%s blocking=%d", e->name,
+            !!(e->flags & ABP_TOOL_BLOCKING));
     return 0;
 }
 
