@@ -40,7 +40,8 @@ static brk_agent_t *agent_new(brk_t *b, proto_str_t name) {
     return a;
 }
 
-int brk_agent_add_host(brk_t *b, proto_str_t name, brk_worker_t *w, brk_agent_t **out) {
+int brk_agent_add_host(brk_t *b, proto_str_t name, brk_worker_t *w, bool history,
+                       brk_agent_t **out) {
     brk_agent_t *a = brk_agent_find(b, name);
     bool created = false;
     if (!a) {
@@ -63,14 +64,16 @@ int brk_agent_add_host(brk_t *b, proto_str_t name, brk_worker_t *w, brk_agent_t 
         a->cap_hosts = cap;
     }
     a->hosts[a->n_hosts++] = w;
+    a->n_history += history;
     *out = a;
     return 0;
 }
 
-void brk_agent_remove_host(brk_t *b, brk_agent_t *a, brk_worker_t *w) {
+void brk_agent_remove_host(brk_t *b, brk_agent_t *a, brk_worker_t *w, bool history) {
     for (uint32_t i = 0; i < a->n_hosts; i++) {
         if (a->hosts[i] != w) continue;
         a->hosts[i] = a->hosts[--a->n_hosts];
+        a->n_history -= history;
         break;
     }
     if (a->n_hosts) return;

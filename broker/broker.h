@@ -136,6 +136,8 @@ struct brk_agent {
     uint32_t n_hosts, cap_hosts;
     size_t len;
     uint32_t mx_slot;        /* its series in metrics.c, plus one; 0 not looked up yet */
+    uint32_t n_history;      /* hosts that asked for history in its work (ready's
+                                history_agents): none, and its work carries no history */
     char name[];
 };
 
@@ -154,6 +156,7 @@ struct brk_worker {
     bool dead;               /* a send failed or it said goodbye: reaped at a safe point */
     const char *dead_why;
     brk_agent_t **agents;
+    uint8_t *agent_history;  /* agent_history[i]: it asked for history for agents[i] */
     uint32_t n_agents;
     struct brk_budget_peer *budget; /* budget.c: its waiters and permits, NULL when none */
 };
@@ -260,9 +263,10 @@ int brk_agents_init(brk_t *b);
 void brk_agents_close(brk_t *b);
 brk_agent_t *brk_agent_find(brk_t *b, proto_str_t name);
 /* Adds w as a host of name (creating the agent). Returns: 0. Errors: -ENOMEM. */
-int brk_agent_add_host(brk_t *b, proto_str_t name, brk_worker_t *w, brk_agent_t **out);
+int brk_agent_add_host(brk_t *b, proto_str_t name, brk_worker_t *w, bool history,
+                       brk_agent_t **out);
 /* Removes w from a's hosts; a with no host left ends its queue and is freed. */
-void brk_agent_remove_host(brk_t *b, brk_agent_t *a, brk_worker_t *w);
+void brk_agent_remove_host(brk_t *b, brk_agent_t *a, brk_worker_t *w, bool history);
 /* The least-loaded host of a with free credit, or NULL. */
 brk_worker_t *brk_agent_pick(brk_agent_t *a);
 

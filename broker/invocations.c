@@ -372,7 +372,7 @@ static int append_user_event(brk_t *b, brk_job_t *j, brk_inv_t *v, brk_inv_err_t
     return 0;
 }
 
-int brk_inv_enc_work(brk_t *b, brk_job_t *j, int64_t left, brk_inv_err_t *err) {
+int brk_inv_enc_work(brk_t *b, brk_job_t *j, bool history, int64_t left, brk_inv_err_t *err) {
     brk_inv_t *v = j->inv;
     proto_work_t w = {.job = j->job_id, .attempt = j->attempt + 1, .agent = j->agent_name,
                       .session = j->session, .input = j->input, .timeout_ms = left,
@@ -380,11 +380,12 @@ int brk_inv_enc_work(brk_t *b, brk_job_t *j, int64_t left, brk_inv_err_t *err) {
     brk_session_t *s = NULL;
     bool root = v->root == v;
     if (j->session.n) {
-        uint32_t n = root ? (uint32_t)b->cfg.history_events : 0;
+        history = history && root && b->cfg.history_events > 0;
+        uint32_t n = history ? (uint32_t)b->cfg.history_events : 0;
         int rc = load_session(b, v, j->session, n, &s, err);
         if (rc) return rc;
         w.state = s->state;
-        if (root) w.history = pack_history(b, s, v->id);
+        if (history) w.history = pack_history(b, s, v->id);
         if (root && !v->started && (rc = append_user_event(b, j, v, err)) != 0) {
             brk_session_free(&s);
             return rc;

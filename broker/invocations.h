@@ -56,9 +56,10 @@ void brk_inv_discard(brk_t *b, brk_inv_t **inv);
 bool brk_inv_bind(brk_t *b, brk_inv_t *inv, brk_job_t *j);
 /* Encodes j's `work` into b->out with its invocation fields; at the first dispatch of an
  * invocation this gets or creates the session and appends the user's input as its first
- * event. left: timeout_ms left (< 0 none).
+ * event. history: a host of the agent asked for the session's history (ready's
+ * history_agents), so a root invocation's work carries it. left: timeout_ms left (< 0 none).
  * Returns: 0. Errors: -EIO and others (err: the store's code, e.g. not_found, overloaded). */
-int brk_inv_enc_work(brk_t *b, brk_job_t *j, int64_t left, brk_inv_err_t *err);
+int brk_inv_enc_work(brk_t *b, brk_job_t *j, bool history, int64_t left, brk_inv_err_t *err);
 /* An event from j's worker, already sent to j's client and the bus: forwarded to the root
  * query's client when j is a sub-invocation, and stored in the session when it is an agent
  * event of a running invocation. */

@@ -278,7 +278,7 @@ static void dispatch(brk_t *b, brk_job_t *j, brk_worker_t *w) {
     }
     int64_t left = j->timeout_at >= 0 ? j->timeout_at - b->now : -1;
     brk_inv_err_t ierr;
-    if (j->inv && brk_inv_enc_work(b, j, left, &ierr) != 0) {
+    if (j->inv && brk_inv_enc_work(b, j, a->n_history > 0, left, &ierr) != 0) {
         job_finish(b, j, term_error(ierr.code, ierr.message));
         return;
     }

@@ -12,6 +12,7 @@ int brk_workers_init(brk_t *b) { return brk_map_init(&b->worker_map); }
 
 static void worker_free(brk_worker_t *w) {
     free(w->agents);
+    free(w->agent_history);
     free(w);
 }
 
@@ -69,7 +70,8 @@ static void worker_remove(brk_t *b, brk_worker_t *w) {
     brk_list_unlink(&w->pump_link);
     while (!brk_list_empty(&w->jobs))
         brk_job_worker_lost(b, brk_container_of(w->jobs.next, brk_job_t, link));
-    for (uint32_t i = 0; i < w->n_agents; i++) brk_agent_remove_host(b, w->agents[i], w);
+    for (uint32_t i = 0; i < w->n_agents; i++)
+        brk_agent_remove_host(b, w->agents[i], w, w->agent_history[i]);
     brk_budget_worker_lost(b, w);
     brk_client_t *c = brk_client_find(b, BRK_SOCK_WORKERS, w->id, w->idlen);
     if (c) brk_client_drop(b, c, "cancelled", "the calling worker was lost");
@@ -106,7 +108,21 @@ static const char *ready_invalid(const proto_msg_t *m, uint32_t *n_agents) {
         if (!brk_utf8_valid(s.p, s.n)) return "agent names must be valid UTF-8";
         if (++*n_agents > BRK_MAX_AGENTS) return "too many agents (at most 1024)";
     }
-    return rc < 0 ? "field 'agents' must be an array of strings" : NULL;
+    if (rc < 0) return "field 'agents' must be an array of strings";
+    uint32_t n_hist = 0;
+    cur = 0;
+    while (proto_agents_next(m->history_agents, &cur, &s) == 1)
+        if (++n_hist > BRK_MAX_AGENTS) return "too many history_agents (at most 1024)";
+    return NULL;
+}
+
+/* Whether name is among ready's history_agents (a linear scan: ready is rare and bounded). */
+static bool wants_history(const proto_msg_t *m, proto_str_t name) {
+    size_t cur = 0;
+    proto_str_t s;
+    while (proto_agents_next(m->history_agents, &cur, &s) == 1)
+        if (s.n == name.n && memcmp(s.p, name.p, s.n) == 0) return true;
+    return false;
 }
 
 static int worker_add_agents(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
@@ -114,8 +130,11 @@ static int worker_add_agents(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
     proto_str_t s;
     while (proto_agents_next(m->agents, &cur, &s) == 1) {
         brk_agent_t *a;
-        if (brk_agent_add_host(b, s, w, &a) != 0) return -ENOMEM;
-        if (a) w->agents[w->n_agents++] = a;
+        bool history = m->history_agents.n && wants_history(m, s);
+        if (brk_agent_add_host(b, s, w, history, &a) != 0) return -ENOMEM;
+        if (!a) continue;
+        w->agent_history[w->n_agents] = history;
+        w->agents[w->n_agents++] = a;
     }
     return 0;
 }
@@ -124,7 +143,9 @@ static int worker_add_agents(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
 static brk_worker_t *worker_new(brk_t *b, const brk_in_t *in, const proto_msg_t *m,
                                 uint32_t n_agents) {
     brk_worker_t *w = calloc(1, sizeof *w);
-    if (!w || !(w->agents = calloc(n_agents ? n_agents : 1, sizeof *w->agents))) {
+    if (!w || !(w->agents = calloc(n_agents ? n_agents : 1, sizeof *w->agents)) ||
+        !(w->agent_history = calloc(n_agents ? n_agents : 1, 1))) {
+        if (w) free(w->agents);
         free(w);
         return NULL;
     }

@@ -89,14 +89,20 @@ static void send_simple(wrk_t *w, proto_type_t type) {
 
 static void send_ready(wrk_t *w) {
     abp_host_t *h = w->host;
-    const char **names = calloc(h->n_agents ? h->n_agents : 1, sizeof(*names));
-    if (!names) return;
-    for (size_t i = 0; i < h->n_agents; i++) names[i] = h->agents[i].name;
-    if (proto_enc_ready(&w->enc, proto_str_of(w->cfg.name), w->cfg.capacity, names, h->n_agents,
-                        (uint64_t)w->cfg.heartbeat_ms) == 0) {
+    size_t n = h->n_agents ? h->n_agents : 1;
+    const char **names = calloc(n, sizeof(*names));
+    bool *history = calloc(n, sizeof(*history));
+    for (size_t i = 0; names && history && i < h->n_agents; i++) {
+        names[i] = h->agents[i].name;
+        history[i] = agt_wants_history(h, h->agents[i].def);
+    }
+    if (names && history &&
+        proto_enc_ready_history(&w->enc, proto_str_of(w->cfg.name), w->cfg.capacity, names,
+                                history, h->n_agents, (uint64_t)w->cfg.heartbeat_ms) == 0) {
         wrk_send(w, w->gen, &w->enc);
     }
     free(names);
+    free(history);
 }
 
 /* ---- one connection ---- */

@@ -10,7 +10,7 @@ enum field {
     F_V, F_TYPE, F_ID, F_AGENT, F_INPUT, F_SESSION, F_TIMEOUT_MS, F_IDEMPOTENT, F_JOB, F_SEQ,
     F_EVENT, F_OUTPUT, F_CODE, F_MESSAGE, F_TOPIC, F_DATA, F_NAME, F_CAPACITY, F_AGENTS,
     F_HEARTBEAT_MS, F_ATTEMPT, F_APP, F_USER, F_EVENTS, F_AFTER, F_LIMIT, F_PARENT, F_BRANCH,
-    F_INVOCATION, F_STATE, F_HISTORY, F_WORKER,
+    F_INVOCATION, F_STATE, F_HISTORY, F_WORKER, F_HISTORY_AGENTS,
     F_REQ, F_BACKEND, F_MODEL_CONCURRENCY, F_MODEL_RPS, F_MODEL_BURST, /* the model budget */
     F_COUNT
 };
@@ -19,7 +19,7 @@ static const char *const field_names[F_COUNT] = {
     "v", "type", "id", "agent", "input", "session", "timeout_ms", "idempotent", "job", "seq",
     "event", "output", "code", "message", "topic", "data", "name", "capacity", "agents",
     "heartbeat_ms", "attempt", "app", "user", "events", "after", "limit", "parent", "branch",
-    "invocation", "state", "history", "worker",
+    "invocation", "state", "history", "worker", "history_agents",
     "req", "backend", "model_concurrency", "model_rps", "model_burst",
 };
 
@@ -75,7 +75,7 @@ static const spec_t specs[] = {
     [PROTO_ERROR] = {{R(F_ID, K_REPLY_ID, 0), R(F_JOB, K_UINT, 0), R(F_CODE, K_STR, 1),
                       R(F_MESSAGE, K_STR, 1)}, 4, true},
     [PROTO_READY] = {{R(F_NAME, K_NAME, 1), R(F_CAPACITY, K_POS, 1), R(F_AGENTS, K_NAMES, 1),
-                      R(F_HEARTBEAT_MS, K_UINT, 0)}, 4, false},
+                      R(F_HEARTBEAT_MS, K_UINT, 0), R(F_HISTORY_AGENTS, K_NAMES, 0)}, 5, false},
     [PROTO_WORK] = {{R(F_JOB, K_UINT, 1), R(F_AGENT, K_NAME, 1), R(F_INPUT, K_ANY, 0),
                      R(F_SESSION, K_STR, 0), R(F_TIMEOUT_MS, K_TIMEOUT, 0),
                      R(F_ATTEMPT, K_POS, 1), R(F_INVOCATION, K_STR, 0), R(F_BRANCH, K_STR, 0),
@@ -313,6 +313,7 @@ static void store(proto_msg_t *out, int f, const val_t *v) {
     case F_STATE: out->state = v->raw; break;
     case F_HISTORY: out->history = v->raw; break;
     case F_WORKER: out->worker = str_of(v); break;
+    case F_HISTORY_AGENTS: out->history_agents = v->raw; break;
     case F_REQ: out->req = uint_of(v); break;
     case F_BACKEND: out->backend = str_of(v); break;
     case F_MODEL_CONCURRENCY: out->model_concurrency = uint_of(v); break;

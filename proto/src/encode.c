@@ -185,14 +185,28 @@ int proto_enc_error(proto_buf_t *b, proto_raw_t id, const char *code, const char
 
 int proto_enc_ready(proto_buf_t *b, proto_str_t name, uint64_t capacity,
                     const char *const *agents, size_t n_agents, uint64_t heartbeat_ms) {
+    return proto_enc_ready_history(b, name, capacity, agents, NULL, n_agents, heartbeat_ms);
+}
+
+int proto_enc_ready_history(proto_buf_t *b, proto_str_t name, uint64_t capacity,
+                            const char *const *agents, const bool *history, size_t n_agents,
+                            uint64_t heartbeat_ms) {
+    size_t n_hist = 0;
+    for (size_t i = 0; history && i < n_agents; i++) n_hist += history[i];
     proto_buf_reset(b);
-    proto_pack_header(b, PROTO_READY, 3 + (heartbeat_ms > 0));
+    proto_pack_header(b, PROTO_READY, 3 + (heartbeat_ms > 0) + (n_hist > 0));
     pack_key_str(b, "name", name);
     pack_key_u64(b, "capacity", capacity);
     proto_pack_cstr(b, "agents");
     msgpack_pack_array(&b->pk, n_agents);
     for (size_t i = 0; i < n_agents; i++) proto_pack_cstr(b, agents[i]);
     if (heartbeat_ms > 0) pack_key_u64(b, "heartbeat_ms", heartbeat_ms);
+    if (n_hist > 0) {
+        proto_pack_cstr(b, "history_agents");
+        msgpack_pack_array(&b->pk, n_hist);
+        for (size_t i = 0; i < n_agents; i++)
+            if (history[i]) proto_pack_cstr(b, agents[i]);
+    }
     return done(b);
 }
 

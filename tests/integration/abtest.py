@@ -531,8 +531,11 @@ class _FakeWorkerProcess:
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(self.o["broker"])
-        self.send({"type": "ready", "name": self.o["name"], "capacity": self.o["capacity"],
-                   "agents": self.o["agents"], "heartbeat_ms": self.o["heartbeat_ms"]})
+        ready = {"type": "ready", "name": self.o["name"], "capacity": self.o["capacity"],
+                 "agents": self.o["agents"], "heartbeat_ms": self.o["heartbeat_ms"]}
+        if "adk" in self.o["agents"] and not self.o["no_history"]:  # it reads history
+            ready["history_agents"] = ["adk"]
+        self.send(ready)
         self.last_heard = time.monotonic()
         self.stats["readies"] += 1
         self.dirty = True
@@ -776,11 +779,11 @@ class _FakeWorkerProcess:
 def fake_worker_main(argv):
     o = {"broker": None, "name": "fake", "capacity": 4, "agents": ",".join(ALL_AGENTS),
          "heartbeat_ms": 100, "liveness": 3, "stats": None,
-         "ignore_cancel": False, "mute": False}
+         "ignore_cancel": False, "mute": False, "no_history": False}
     i = 0
     while i < len(argv):
         k = argv[i].lstrip("-").replace("-", "_")
-        if k in ("ignore_cancel", "mute"):
+        if k in ("ignore_cancel", "mute", "no_history"):
             o[k] = True
             i += 1
             continue

@@ -123,6 +123,18 @@ def test_user_event_is_first_and_history_excludes_it():
     b.stop()
 
 
+def test_history_goes_only_to_agents_whose_workers_ask_for_it():
+    b = Broker().start()
+    FakeWorker(b, "w1", agents=ADK_AGENTS, extra=["--no-history"]).start()
+    b.wait_workers(["w1"])
+    c = b.client()
+    call_ok(c, adk("q1", "s1", {"emit": [mark("one")]}))
+    _, out = call_ok(c, adk("q2", "s1"))
+    assert "history" not in out, out  # no history_agents in its ready: none read or sent
+    assert session_get(c, "s1")["output"]["events_total"] == 3  # the session is whole
+    b.stop()
+
+
 def test_history_is_bounded_by_events_and_bytes():
     b, _ = setup("--history-events", "3", "--history-bytes", "100000")
     c = b.client()

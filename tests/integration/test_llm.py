@@ -104,6 +104,30 @@ def test_streaming_text_gives_partial_events_then_a_final_one():
     assert evs.index(final) > max(evs.index(e) for e in partial)
 
 
+def test_history_reaches_the_model_only_for_agents_that_keep_it():
+    ms, b, c = start([llm("chat", stream=False),
+                      llm("forgetful", stream=False, history=False)])
+    import urllib.request
+
+    def last_messages():
+        url = "http://127.0.0.1:%d/_last?model=agent" % ms.port
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return [(m["role"], m.get("content")) for m in json.load(r)["messages"]
+                    if m["role"] != "system"]
+    for agent, session in (("chat", "h1"), ("forgetful", "h2")):
+        for i, text in enumerate(("first", "second")):
+            _, term = c.call(query("%s%d" % (agent, i), agent, text, session=session,
+                                   timeout_ms=20000), 30)
+            assert term["type"] == "result", term
+        got = last_messages()
+        if agent == "chat":  # the worker's ready asked for history: the broker sent it
+            assert got == [("user", "first"), ("assistant", "echo: first"),
+                           ("user", "second")], got
+        else:
+            assert got == [("user", "second")], got
+    b.stop()
+
+
 def test_two_tools_one_times_out_one_fails_and_the_invocation_completes():
     _, b, c = start([llm("assistant", tools=["slow_tool", "fail_tool", "get_weather"],
                          stream=False)],

@@ -294,6 +294,21 @@ static const agt_def_t *local_def(abp_ctx_t *ctx, const char *name) {
     return a ? a->def : NULL;
 }
 
+static bool wants_history(const abp_host_t *h, const agt_def_t *def, int depth) {
+    if (!def || depth > AGT_MAX_DEPTH) return false;
+    if (def->kind == AGT_LLM && !def->llm.no_history) return true;
+    if (def->kind == AGT_PARALLEL) return false; /* its children are sub-invocations */
+    for (size_t i = 0; i < def->n_sub; i++) {
+        const wrk_agent_t *a = wrk_agent_find(h, proto_str_of(def->sub_agents[i]));
+        if (a && wants_history(h, a->def, depth + 1)) return true;
+    }
+    return false;
+}
+
+bool agt_wants_history(const abp_host_t *host, const agt_def_t *def) {
+    return wants_history(host, def, 0);
+}
+
 static int output_from_result(abp_ctx_t *ctx, agt_result_t *r) {
     if (!r->ok) return wrk_ctx_fail(ctx, r->code, r->message) ? ABP_ENOMEM : ABP_ECALL;
     return wrk_ctx_set_output(ctx, r->out, r->out_n);

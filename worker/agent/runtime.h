@@ -177,6 +177,10 @@ int agt_job_run(abp_ctx_t *ctx);
  * that is not partial applies its state_delta to the job's state view; escalate marks the
  * agent running now. Anything else is ignored. */
 void agt_call_event(abp_ctx_t *ctx, proto_raw_t event);
+/* Whether def reads the session's history when it runs here: an LLM agent with history, or
+ * an agent whose sub-agents hosted here (run in the job, or transferred to) do. The worker's
+ * ready names these, and the broker sends history only with their work. */
+bool agt_wants_history(const abp_host_t *host, const agt_def_t *def);
 
 /* The table's version 2 functions of the runner side. */
 int agt_callback_register(abp_host_t *host, const char *agent, abp_cb_kind_t kind,

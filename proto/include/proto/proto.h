@@ -117,6 +117,8 @@ typedef struct proto_msg {
     proto_raw_t history;     /* work: recent session events, an array (n == 0 if absent) */
     proto_raw_t body;        /* the whole message (status replies keep it as is) */
     proto_str_t worker;      /* tasks (client -> broker): the worker's name */
+    proto_raw_t history_agents; /* ready: agents whose work wants `history` (array of strings,
+                                   see proto_agents_next; n == 0 if absent) */
     /* The model budget (PROTOCOL.md "Model budget"): */
     uint64_t req;            /* budget.acquire, .grant, .deny, .cancel: the worker's number */
     proto_str_t backend;     /* budget.acquire, budget.release: the model backend's name */
@@ -252,6 +254,12 @@ int proto_enc_result(proto_buf_t *b, proto_raw_t id, proto_raw_t output);
 int proto_enc_error(proto_buf_t *b, proto_raw_t id, const char *code, const char *message);
 int proto_enc_ready(proto_buf_t *b, proto_str_t name, uint64_t capacity,
                     const char *const *agents, size_t n_agents, uint64_t heartbeat_ms);
+/* A ready that also names the agents whose work should carry the session's history
+ * (history[i] true: agents[i] wants it); the others get none, which saves the broker reading
+ * and packing it and the worker decoding it. */
+int proto_enc_ready_history(proto_buf_t *b, proto_str_t name, uint64_t capacity,
+                            const char *const *agents, const bool *history, size_t n_agents,
+                            uint64_t heartbeat_ms);
 int proto_enc_work(proto_buf_t *b, uint64_t job, proto_str_t agent, proto_raw_t input,
                    proto_str_t session, int64_t timeout_ms, uint64_t attempt);
 int proto_enc_job_event(proto_buf_t *b, uint64_t job, proto_raw_t event);
