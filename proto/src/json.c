@@ -40,6 +40,15 @@ static void put_json_string(proto_buf_t *b, const uint8_t *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     proto__buf_put(b, "\"", 1);
     for (size_t i = 0; i < n;) {
+        size_t plain = i; /* printable ASCII that needs no escape goes out in one piece */
+        while (plain < n && s[plain] >= 0x20 && s[plain] < 0x80 && s[plain] != '"' &&
+               s[plain] != '\\')
+            plain++;
+        if (plain > i) {
+            proto__buf_put(b, s + i, plain - i);
+            i = plain;
+            continue;
+        }
         uint8_t c = s[i];
         size_t run = utf8_len(s + i, n - i);
         if (run == 0) { /* not UTF-8: say so rather than pass it on */
