@@ -268,6 +268,16 @@ static int scan_string(parser_t *ps, uint8_t *dst, size_t *len) {
     size_t n = 0;
     for (;;) {
         if (ps->off >= ps->n) return perr(ps, "unterminated string");
+        size_t plain = ps->off; /* a run of ASCII without escapes: one copy */
+        while (plain < ps->n && (uint8_t)ps->s[plain] >= 0x20 &&
+               (uint8_t)ps->s[plain] < 0x80 && ps->s[plain] != '"' && ps->s[plain] != '\\')
+            plain++;
+        if (plain > ps->off) {
+            if (dst) memcpy(dst + n, ps->s + ps->off, plain - ps->off);
+            n += plain - ps->off;
+            ps->off = plain;
+            continue;
+        }
         uint8_t c = (uint8_t)ps->s[ps->off], o[4];
         size_t k;
         if (c == '"') break;
