@@ -12,29 +12,48 @@ static proto_str_t val_str(const proto_val_t *v) {
     return s;
 }
 
-static bool map_str(const proto_val_t *map, const char *key, proto_str_t *out) {
-    proto_val_t v;
-    if (proto_val_map_get(map, key, &v) != 1 || v.type != PROTO_V_STR) return false;
-    *out = val_str(&v);
-    return true;
+/* The fields of an event the broker reads, found in one pass over its top-level map (the
+ * first of a repeated key wins, as proto_val_map_get would give): events arrive by the
+ * thousands per second, and a lookup per field walked the event once per field. */
+typedef struct ev_fields {
+    proto_val_t author, partial, id, ts_ms, actions;
+    bool has_author, has_partial, has_id, has_ts, has_actions;
+} ev_fields_t;
+
+static void take(proto_val_t *dst, bool *has, const proto_val_t *v) {
+    if (*has) return;
+    *dst = *v;
+    *has = true;
 }
 
-static bool map_true(const proto_val_t *map, const char *key) {
-    proto_val_t v;
-    return proto_val_map_get(map, key, &v) == 1 && v.type == PROTO_V_BOOL && v.b;
+static void read_fields(const proto_val_t *ev, ev_fields_t *f) {
+    proto_val_t k, v;
+    size_t cur = 0;
+    while (proto_val_next(ev, &cur, &k) == 1 && proto_val_next(ev, &cur, &v) == 1) {
+        if (k.type != PROTO_V_STR) continue;
+        if (proto_val_str_eq(&k, "author")) take(&f->author, &f->has_author, &v);
+        else if (proto_val_str_eq(&k, "partial")) take(&f->partial, &f->has_partial, &v);
+        else if (proto_val_str_eq(&k, "id")) take(&f->id, &f->has_id, &v);
+        else if (proto_val_str_eq(&k, "ts_ms")) take(&f->ts_ms, &f->has_ts, &v);
+        else if (proto_val_str_eq(&k, "actions")) take(&f->actions, &f->has_actions, &v);
+    }
 }
 
 void brk_inv_event_parse(proto_raw_t event, brk_inv_event_t *out) {
-    proto_val_t ev, v, actions;
+    proto_val_t ev, v;
+    ev_fields_t f = {0};
     *out = (brk_inv_event_t){.ts_ms = -1};
     if (event.n == 0 || proto_val_read(event.p, event.n, &ev) != 0 || ev.type != PROTO_V_MAP)
         return;
-    if (!map_str(&ev, "author", &out->author) || map_true(&ev, "partial")) return;
+    read_fields(&ev, &f);
+    if (!f.has_author || f.author.type != PROTO_V_STR) return;
+    if (f.has_partial && f.partial.type == PROTO_V_BOOL && f.partial.b) return;
+    out->author = val_str(&f.author);
     out->store = true;
-    map_str(&ev, "id", &out->id);
-    if (proto_val_map_get(&ev, "ts_ms", &v) == 1 && v.type == PROTO_V_INT) out->ts_ms = v.i;
-    if (proto_val_map_get(&ev, "actions", &actions) == 1 && actions.type == PROTO_V_MAP &&
-        proto_val_map_get(&actions, "state_delta", &v) == 1 && v.type == PROTO_V_MAP)
+    if (f.has_id && f.id.type == PROTO_V_STR) out->id = val_str(&f.id);
+    if (f.has_ts && f.ts_ms.type == PROTO_V_INT) out->ts_ms = f.ts_ms.i;
+    if (f.has_actions && f.actions.type == PROTO_V_MAP &&
+        proto_val_map_get(&f.actions, "state_delta", &v) == 1 && v.type == PROTO_V_MAP)
         out->delta = (proto_raw_t){v.raw, v.raw_n};
 }
 
