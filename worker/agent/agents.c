@@ -120,13 +120,7 @@ static int pack_child(proto_buf_t *b, abp_call_t *c) {
         return 0;
     }
     if (wrk_call_error(c, &code, &message) != 0) code = "internal", message = "no answer";
-    msgpack_pack_map(&b->pk, 1);
-    proto_pack_cstr(b, "error");
-    msgpack_pack_map(&b->pk, 2);
-    proto_pack_cstr(b, "code");
-    proto_pack_cstr(b, code);
-    proto_pack_cstr(b, "message");
-    proto_pack_cstr(b, message);
+    agt_pack_error(b, code, message);
     return 1;
 }
 

@@ -88,7 +88,5 @@ int agt_toolset_call(agt_rt_t *rt, const char *server, const char *tool, const u
 
 /* min of two absolute deadlines where -1 means none. */
 int64_t agt_deadline_min(int64_t a, int64_t b);
-/* Packs {"error": {"code": code, "message": message}} into b. */
-void agt_pack_error(proto_buf_t *b, const char *code, const char *message);
 
 #endif

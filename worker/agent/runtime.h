@@ -195,6 +195,10 @@ int agt_define_agents_json(abp_host_t *host, const char *json);
 /* Reads the file and loads it. Errors: as agt_config_load, ACT_ENOENT (unreadable file). */
 int agt_config_load_file(abp_host_t *host, const char *path, char *err, size_t errcap);
 
+/* Packs {"error": {"code": code, "message": message}} into b: how a failed tool call or
+ * sub-agent shows in a function response or a parallel agent's output (tools.c). */
+void agt_pack_error(proto_buf_t *b, const char *code, const char *message);
+
 /* The table's tool functions (tools.c, the model side). */
 int agt_tool_fail(abp_tool_ctx_t *tc, const char *message);
 int agt_tool_state_set(abp_tool_ctx_t *tc, const char *key, const uint8_t *value, size_t n);
