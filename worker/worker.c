@@ -104,6 +104,14 @@ static int conn_open(wrk_t *w) {
     if (!s) return ACT_ENOMEM;
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (w->cfg.curve && /* a CURVE client of the broker (keys checked at start) */
+        (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, w->cfg.curve_server, PROTO_Z85_KEY_LEN + 1) ||
+         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, w->cfg.curve_kp.public_, PROTO_Z85_KEY_LEN + 1) ||
+         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, w->cfg.curve_kp.secret, PROTO_Z85_KEY_LEN + 1))) {
+        act_log(ACT_LOG_ERROR, "curve_failed", "error=\"%s\"", zmq_strerror(errno));
+        zmq_close(s);
+        return ACT_EINVAL;
+    }
     if (zmq_connect(s, w->cfg.broker) != 0) {
         act_log(ACT_LOG_ERROR, "connect_failed", "broker=%s error=\"%s\"", w->cfg.broker,
                 zmq_strerror(errno));

@@ -11,6 +11,7 @@
 #include "actor/actor.h"
 #include "actor/zsock.h"
 #include "actorbus/plugin.h"
+#include "proto/keys.h"
 #include "proto/proto.h"
 
 typedef struct wrk wrk_t;
@@ -22,6 +23,9 @@ typedef struct wrk_config {
     int64_t heartbeat_ms;  /* heartbeat interval */
     int64_t liveness;      /* heartbeats of silence before the broker counts as lost */
     int64_t drain_ms;      /* SIGTERM: how long running jobs may take to finish */
+    bool curve;            /* CURVE to the broker: its public key and our key pair below */
+    char curve_server[PROTO_Z85_KEY_LEN + 1];
+    proto_keypair_t curve_kp;
 } wrk_config_t;
 
 /* ---- agents (plugin.c) ---- */

@@ -1,0 +1,28 @@
+/* tools/actorctl/curve.h: actorctl's CURVE side: `actorctl keygen` and the client keys
+ * (--curve-server-key, --curve-key) set on every socket actorctl opens to the broker. */
+#ifndef CTL_CURVE_H
+#define CTL_CURVE_H
+
+#include <stdbool.h>
+
+#include "proto/keys.h"
+
+typedef struct ctl_curve {
+    const char *server_arg;  /* --curve-server-key FILE|Z85; NULL: plaintext */
+    const char *key_file;    /* --curve-key FILE; NULL: an ephemeral key pair */
+    char server[PROTO_Z85_KEY_LEN + 1];
+    proto_keypair_t kp;
+    bool on;
+} ctl_curve_t;
+
+/* Loads the keys the flags name (or makes an ephemeral pair). Returns: 0, or the exit
+ * status (1 a key could not be read or made, 2 bad usage) with the reason on stderr. */
+int ctl_curve_setup(ctl_curve_t *cv);
+/* Makes sock a CURVE client of the broker when CURVE is on (before connect). Returns: 0, or
+ * -1 with the reason on stderr. */
+int ctl_curve_apply(const ctl_curve_t *cv, void *sock);
+/* `actorctl keygen [--out PREFIX]`: a new key pair, printed or written to PREFIX.key (0600)
+ * and PREFIX.pub. Returns: the exit status. */
+int ctl_keygen(const char *out_prefix);
+
+#endif
