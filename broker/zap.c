@@ -136,8 +136,8 @@ static int limit_word(char *w, parsed_t *e) {
 /* One line: KEY [NAME] [max_inflight=N] [max_msg=N]. Returns 1 with *e set, 0 for a blank
  * line, or -1 with why set. */
 static int parse_line(char *line, parsed_t *e, const char **why) {
-    char *hash = strchr(line, '#'), *save = NULL;
-    if (hash) *hash = '\0';
+    char *save = NULL;
+    proto_key_strip_comment(line);
     char *w = strtok_r(line, " \t\r\n", &save);
     if (!w) return 0;
     memset(e, 0, sizeof *e);

@@ -20,6 +20,19 @@ bool proto_key_is_z85(const char *s, size_t n) {
     return true;
 }
 
+void proto_key_strip_comment(char *line) {
+    for (char *p = line; *p;) {
+        while (*p == ' ' || *p == '\t') p++;
+        size_t n = strcspn(p, " \t\r\n");
+        if (*p == '#' && !proto_key_is_z85(p, n)) {
+            *p = '\0';
+            return;
+        }
+        p += n;
+        if (*p) p++;
+    }
+}
+
 static char *trim(char *s) {
     while (*s == ' ' || *s == '\t') s++;
     size_t n = strlen(s);
@@ -62,8 +75,7 @@ static int load(const char *path, proto_keypair_t *kp, bool *have_sec, char *err
     int rc = 0;
     *have_sec = false;
     for (unsigned no = 1; rc == 0 && fgets(line, sizeof line, f); no++) {
-        char *hash = strchr(line, '#');
-        if (hash) *hash = '\0';
+        proto_key_strip_comment(line);
         char *s = trim(line);
         if (no > KEY_FILE_LINES) {
             snprintf(err, cap, "%s: more than %d lines", path, KEY_FILE_LINES);

@@ -19,6 +19,11 @@ typedef struct proto_keypair {
 /* True when s[0..n) is exactly one Z85-encoded 32-byte key (40 characters of Z85's alphabet). */
 bool proto_key_is_z85(const char *s, size_t n);
 
+/* Cuts a comment off a line of a key file. Z85 has '#' in its alphabet, so a comment starts
+ * only at a word (at the line's start or after a blank) that begins with '#' and is not
+ * itself a key. */
+void proto_key_strip_comment(char *line);
+
 /* Reads a key pair file. Returns: 0. Errors: -errno when it cannot be read, -EINVAL when a
  * line or key is malformed or a key is missing (err says which line and why). */
 int proto_keypair_load(const char *path, proto_keypair_t *kp, char *err, size_t errcap);
