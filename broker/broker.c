@@ -350,6 +350,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     if (brk_sessions_open(b) != 0) return -EIO;
     b->ctx = zmq_ctx_new();
     if (!b->ctx) return -ENOMEM;
+    zmq_ctx_set(b->ctx, ZMQ_IO_THREADS, (int)cfg->io_threads); /* before the first socket */
     int rc = brk_zap_open(b); /* the ZAP handler is bound before any CURVE socket */
     if (rc != 0) return rc;
     b->clients = open_socket(b, ZMQ_ROUTER, cfg->clients_ep, "clients", "clients");

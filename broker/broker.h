@@ -50,6 +50,7 @@ typedef struct brk_config {
     char client_keys[BRK_PATH_MAX], worker_keys[BRK_PATH_MAX]; /* allowlists */
     bool insecure;                /* allow non-loopback binds without CURVE */
     uint64_t max_keys;            /* keys in one allowlist */
+    uint64_t io_threads;          /* libzmq I/O threads (CURVE's crypto runs on them) */
 } brk_config_t;
 
 void brk_config_default(brk_config_t *c);

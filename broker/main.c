@@ -54,6 +54,7 @@ static const opt_t opts[] = {
     {"insecure", OPT_BOOL, offsetof(brk_config_t, insecure), 0, 0,
      "allow binding a non-loopback address without CURVE (takes no value)"},
     {"max-keys", U64(max_keys, 1, UINT32_MAX, "keys in one allowlist")},
+    {"io-threads", U64(io_threads, 1, 64, "libzmq I/O threads (CURVE encrypts on them)")},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -76,6 +77,7 @@ void brk_config_default(brk_config_t *c) {
     c->log_level = BRK_LOG_INFO;
     c->max_sessions = 100000;
     c->max_keys = 10000;
+    c->io_threads = 1;
 }
 
 static void usage(FILE *f) {
