@@ -286,10 +286,8 @@ int brk_run(brk_t *b) {
             b->now = brk_clock_ms();
             for (int i = 0; i < 4; i++) ready[i] |= (items[i].revents & ZMQ_POLLIN) != 0;
             if (items[4].revents & ZMQ_POLLIN) on_signal(b);
-            if (n_items > 5 && (items[5].revents & ZMQ_POLLIN)) {
-                while (brk_zap_serve(b)) { /* bounded: each call serves a batch */
-                }
-            }
+            /* One batch a poll: what is left is reported again by the next zmq_poll */
+            if (n_items > 5 && (items[5].revents & ZMQ_POLLIN)) brk_zap_serve(b);
         }
         for (int i = 0; i < 4; i++) {
             if (ready[i]) ready[i] = drain_one(b, i);

@@ -214,6 +214,7 @@ static int list_install(brk_zap_t *z, int d, const parsed_t *v, size_t n, size_t
     brk_map_t fresh;
     if (brk_map_init(&fresh) != 0) return -ENOMEM;
     *added = *removed = 0;
+    int rc = 0;
     for (size_t i = 0; i < n; i++) {
         brk_key_t *k = key_find(&z->lists[d], v[i].z85);
         if (k) {
@@ -227,7 +228,8 @@ static int list_install(brk_zap_t *z, int d, const parsed_t *v, size_t n, size_t
             brk_list_push(&z->all, &k->all);
             (*added)++;
         } else {
-            break; /* out of memory: the keys not placed yet are treated as removed */
+            rc = -ENOMEM; /* the keys not placed yet are treated as removed */
+            break;
         }
         memcpy(k->name, v[i].name, sizeof k->name);
         k->max_inflight = v[i].max_inflight;
@@ -244,7 +246,7 @@ static int list_install(brk_zap_t *z, int d, const parsed_t *v, size_t n, size_t
     }
     brk_map_close(&z->lists[d]);
     z->lists[d] = fresh;
-    return 0;
+    return rc;
 }
 
 static int list_reload(brk_t *b, int d) {
