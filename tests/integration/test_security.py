@@ -334,7 +334,8 @@ def test_non_loopback_bind_needs_curve_or_insecure():
     ports = {k: abtest.free_port() for k in ("clients", "workers", "pub", "sub")}
     eps = ["--clients", "tcp://lo:%d" % ports["clients"],
            "--workers", "tcp://127.0.0.1:%d" % ports["workers"],
-           "--pub", "tcp://127.0.0.1:%d" % ports["pub"], "--sub", "tcp://127.0.0.1:%d" % ports["sub"]]
+           "--pub", "tcp://127.0.0.1:%d" % ports["pub"],
+           "--sub", "tcp://127.0.0.1:%d" % ports["sub"]]
     r = run_broker(*eps)
     assert r.returncode == 2 and "refusing to bind tcp://lo:" in r.stderr, r.stderr
     assert "--insecure" in r.stderr and "--curve-secret" in r.stderr, r.stderr
