@@ -107,26 +107,27 @@ def wait_worker(ep, curve, k):
         s.close(0)
 
 
-def cpu_s(pid):
-    """User + system CPU seconds of a process, all its threads."""
-    with open("/proc/%d/stat" % pid) as f:
+def cpu_s(pid, main_thread=False):
+    """User + system CPU seconds of a process (all its threads), or of its main thread."""
+    with open("/proc/%d/task/%d/stat" % (pid, pid) if main_thread else "/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def one(args, d, curve, k, files):
-    """(q/s, p50, p99, broker CPU us per query, worker CPU us per query)"""
+    """(q/s, p50, p99, and CPU us per query: broker, broker's loop thread, worker)"""
     ps, ep, flags = start(args, d, curve, k, files)
     try:
         wait_worker(ep, curve, k)
-        before = [cpu_s(p.pid) for p in ps]
+        who = [(ps[0].pid, False), (ps[0].pid, True), (ps[1].pid, False)]
+        before = [cpu_s(*w) for w in who]
         tput = load(args, ep, flags, args.inflight, args.seconds, 2000)
-        per_q = [(cpu_s(p.pid) - c) * 1e6 / (tput["queries"] + 2000) for p, c in zip(ps, before)]
+        per_q = [(cpu_s(*w) - c) * 1e6 / (tput["queries"] + 2000) for w, c in zip(who, before)]
         lat = load(args, ep, flags, 1, args.seconds / 2, 200)
     finally:
         for p in ps:
             stop(p)
-    return (tput["qps"], lat["p50_us"], lat["p99_us"], per_q[0], per_q[1])
+    return (tput["qps"], lat["p50_us"], lat["p99_us"], per_q[0], per_q[1], per_q[2])
 
 
 def main():
@@ -154,18 +155,19 @@ def main():
             for curve in (False, True):
                 res[curve].append(one(args, d, curve, k, files))
                 print("round %d %-5s qps=%.0f p50=%.1fus p99=%.1fus broker=%.1fus/q "
-                      "worker=%.1fus/q" %
+                      "loop=%.1fus/q worker=%.1fus/q" %
                       ((r + 1, "curve" if curve else "plain") + res[curve][-1]), file=sys.stderr)
     finally:
         for p in procs:
             if p.poll() is None:
                 stop(p)
-    med = {c: [statistics.median(x[i] for x in res[c]) for i in range(5)] for c in res}
+    med = {c: [statistics.median(x[i] for x in res[c]) for i in range(6)] for c in res}
     rows = [("echo throughput, inflight %d (q/s)" % args.inflight, 0, "%.0f"),
             ("round trip p50, inflight 1 (us)", 1, "%.1f"),
             ("round trip p99, inflight 1 (us)", 2, "%.1f"),
-            ("broker CPU per query, throughput pass (us)", 3, "%.1f"),
-            ("worker CPU per query, throughput pass (us)", 4, "%.1f")]
+            ("broker CPU per query, all threads (us)", 3, "%.1f"),
+            ("broker CPU per query, its loop thread (us)", 4, "%.1f"),
+            ("worker CPU per query, all threads (us)", 5, "%.1f")]
     lines = ["| %d rounds x %.0f s, medians | plaintext | CURVE | CURVE / plaintext |" %
              (args.rounds, args.seconds), "|---|---:|---:|---:|"]
     for name, i, fmt in rows:
