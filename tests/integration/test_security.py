@@ -339,11 +339,16 @@ def test_non_loopback_bind_needs_curve_or_insecure():
     r = run_broker(*eps)
     assert r.returncode == 2 and "refusing to bind tcp://lo:" in r.stderr, r.stderr
     assert "--insecure" in r.stderr and "--curve-secret" in r.stderr, r.stderr
-    b = Broker("--insecure", ports=ports)
-    b.argv = lambda: [b.exe] + eps + ["--insecure", "--log-level", "info"]
-    b.start()
-    assert "event=insecure_bind endpoint=tcp://lo:" in b.log(), b.log()
-    b.stop()
+    conf = write(os.path.join(tmpdir(), "insecure.conf"), "insecure = true  # plaintext\n")
+    for flag in (["--insecure"], ["--config", conf]):  # the flag, or the config file
+        b = Broker(ports=ports)
+        b.argv = lambda: [b.exe] + eps + flag + ["--log-level", "info"]
+        logf = os.path.join(tmpdir(), "broker-%d.log" % ports["clients"])  # shared by all
+        seen = os.path.getsize(logf) if os.path.exists(logf) else 0
+        b.start()
+        assert "event=insecure_bind endpoint=tcp://lo:" in b.log()[seen:], b.log()
+        assert b.status()["type"] == "status"  # plaintext served on 127.0.0.1
+        b.stop()
     seen = len(b.log())  # the next broker appends to the same log file
     s = SecureBroker(config=True)  # with CURVE (here from the config file) no --insecure
     s.ports = ports
