@@ -47,6 +47,7 @@ int brk_send(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen, bool req,
     if (zmq_send(sock, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -errno;
     if (req && zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -errno;
     if (zmq_send(sock, body, n, ZMQ_DONTWAIT) < 0) return -errno;
+    brk_mx_out(b, s, n);
     return 0;
 }
 
@@ -62,6 +63,7 @@ void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *c
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    brk_mx_error(b, code);
     brk_log(is_input_error(code) ? BRK_LOG_WARN : BRK_LOG_DEBUG, "reply_error",
             "sock=%s peer=%s code=%s message=%s",
             in->sock == BRK_SOCK_CLIENTS ? "clients" : "workers",
@@ -171,6 +173,7 @@ static bool recv_router(brk_t *b, brk_sock_t s) {
     brk_in_t in;
     in.sock = s;
     parse_envelope(&in, f, nf, total);
+    brk_mx_in(b, s, in.n);
     /* The identity frame is the ROUTER's own; the peer's metadata is on the frames after it */
     in.key = nf > 1 ? brk_zap_key(b, s, &f[nf - 1]) : NULL;
     if (brk_zap_on(b) && !in.key)
@@ -224,6 +227,7 @@ static void finish_drain(brk_t *b) {
         brk_log(BRK_LOG_WARN, "drain_timeout", "unanswered=%llu",
                 (unsigned long long)b->n_live);
     brk_jobs_abort_all(b, "shutting_down", "the broker stopped before the query finished");
+    brk_tasks_abort_all(b, "shutting_down", "the broker stopped before the worker answered");
     brk_workers_disconnect_all(b);
     b->stop = true;
     brk_log(BRK_LOG_INFO, "stopped", "workers=%llu", (unsigned long long)b->n_workers);
@@ -231,6 +235,8 @@ static void finish_drain(brk_t *b) {
 
 static long poll_timeout(brk_t *b) {
     int64_t next = b->now + 1000;
+    int64_t bt = brk_budget_tick(b); /* grants the rate lets go now (budget.c) */
+    if (bt >= 0 && bt < next) next = bt;
     int64_t t = brk_jobs_tick(b);
     settle(b);
     if (t >= 0 && t < next) next = t;
@@ -238,6 +244,8 @@ static long poll_timeout(brk_t *b) {
     settle(b);
     if (t < next) next = t;
     if (b->draining && b->drain_until < next) next = b->drain_until;
+    t = brk_metrics_tick(b);
+    if (t < next) next = t;
     return next <= b->now ? 0 : (long)(next - b->now);
 }
 
@@ -255,13 +263,21 @@ static bool drain_one(brk_t *b, int i) {
 }
 
 int brk_run(brk_t *b) {
-    zmq_pollitem_t items[6] = {
+    zmq_pollitem_t items[7] = {
         {b->clients, 0, ZMQ_POLLIN, 0}, {b->workers, 0, ZMQ_POLLIN, 0},
         {b->sub, 0, ZMQ_POLLIN, 0},     {b->pub, 0, ZMQ_POLLIN, 0}, /* XPUB: subscriptions */
         {NULL, b->sig_fd, ZMQ_POLLIN, 0},
-        {brk_zap_socket(b), 0, ZMQ_POLLIN, 0}, /* ZAP requests: polled only with CURVE */
     };
-    int n_items = brk_zap_on(b) ? 6 : 5;
+    /* The optional sockets after the fixed five: --metrics, then ZAP (with CURVE) */
+    int n_items = 5, mx_i = -1, zap_i = -1;
+    if (brk_metrics_socket(b)) {
+        mx_i = n_items++;
+        items[mx_i] = (zmq_pollitem_t){brk_metrics_socket(b), 0, ZMQ_POLLIN, 0};
+    }
+    if (brk_zap_on(b)) {
+        zap_i = n_items++;
+        items[zap_i] = (zmq_pollitem_t){brk_zap_socket(b), 0, ZMQ_POLLIN, 0};
+    }
     /* Edge-triggered reading: a socket zmq_poll reported stays `ready` until a read finds it
      * empty. Probing an empty socket costs a poll(2) and a getpid(2) inside libzmq, and so
      * does each socket in zmq_poll, so the loop polls only when nothing is ready (and every
@@ -286,8 +302,12 @@ int brk_run(brk_t *b) {
             b->now = brk_clock_ms();
             for (int i = 0; i < 4; i++) ready[i] |= (items[i].revents & ZMQ_POLLIN) != 0;
             if (items[4].revents & ZMQ_POLLIN) on_signal(b);
+            for (int k = 0; mx_i > 0 && (items[mx_i].revents & ZMQ_POLLIN) && k < RECV_BATCH &&
+                            brk_metrics_read(b);
+                 k++) {
+            }
             /* One batch a poll: what is left is reported again by the next zmq_poll */
-            if (n_items > 5 && (items[5].revents & ZMQ_POLLIN)) brk_zap_serve(b);
+            if (zap_i > 0 && (items[zap_i].revents & ZMQ_POLLIN)) brk_zap_serve(b);
         }
         for (int i = 0; i < 4; i++) {
             if (ready[i]) ready[i] = drain_one(b, i);
@@ -315,6 +335,10 @@ static void *open_socket(brk_t *b, int type, const char *ep, const char *what,
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     if (type == ZMQ_ROUTER) zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    /* A client that reconnects under its explicit routing id (to resend a query, dedup.h)
+     * takes the id over from its old connection instead of being refused. */
+    if (type == ZMQ_ROUTER && strcmp(what, "clients") == 0)
+        zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     if (type == ZMQ_SUB) zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
     if (zmq_bind(s, ep) != 0) {
         brk_log(BRK_LOG_ERROR, "bind_failed", "socket=%s endpoint=%s error=\"%s\"", what, ep,
@@ -332,7 +356,9 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     b->cfg = *cfg;
     b->sig_fd = sig_fd;
     b->now = brk_clock_ms();
-    b->next_job_id = 1;
+    /* Job ids start from the wall clock, not 1: a worker still running a job of the broker
+     * before a restart must not have its late answer taken for a new job with that id. */
+    b->next_job_id = ((uint64_t)brk_unix_ms() << 16) + 1;
     proto_limits_default(&b->lim);
     b->lim.max_size = cfg->max_msg;
     b->wlim = b->lim;
@@ -341,14 +367,18 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     proto_buf_init(&b->busbuf);
     brk_list_init(&b->worker_list);
     brk_list_init(&b->pump);
+    if (brk_budget_open(b) != 0) return -ENOMEM; /* the model budget (budget.c) */
     if (brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) || brk_jobs_init(b)) {
         brk_log(BRK_LOG_ERROR, "init_failed", "error=\"out of memory\"");
         return -ENOMEM;
     }
     if (brk_sessions_open(b) != 0) return -EIO;
+    if (brk_dedup_start(b) != 0) return -EIO;
     b->ctx = zmq_ctx_new();
     if (!b->ctx) return -ENOMEM;
     zmq_ctx_set(b->ctx, ZMQ_IO_THREADS, (int)cfg->io_threads); /* before the first socket */
+    int mrc = brk_metrics_open(b);
+    if (mrc != 0) return mrc;
     int rc = brk_zap_open(b); /* the ZAP handler is bound before any CURVE socket */
     if (rc != 0) return rc;
     b->clients = open_socket(b, ZMQ_ROUTER, cfg->clients_ep, "clients", "clients");
@@ -394,6 +424,7 @@ static void term_context(void *ctx, int limit_ms) {
 }
 
 void brk_close(brk_t *b) {
+    brk_budget_close(b);
     brk_jobs_close(b);
     brk_clients_close(b);
     brk_workers_close(b);
@@ -405,10 +436,14 @@ void brk_close(brk_t *b) {
         zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(socks[i]);
     }
+    brk_metrics_close_socket(b);
     brk_zap_close(b); /* after the clients that held key references */
     if (b->ctx) term_context(b->ctx, linger + 1000);
     brk_bus_close(b);
     proto_buf_free(&b->out);
     proto_buf_free(&b->busbuf);
     brk_sessions_close(b);
+    brk_dedup_close(&b->dedup);
+    brk_tasks_close(b);
+    brk_metrics_close(b);
 }

@@ -15,10 +15,14 @@
 
 #include "list.h"
 #include "log.h"
+#include "metrics.h"
 #include "map.h"
+#include "invocations.h"
+#include "dedup.h"
 #include "session.h"
 #include "utf8.h"
 #include "zap.h"
+#include "budget.h"
 
 #define BRK_MAX_NAME 256          /* agent, worker and session names, bytes */
 #define BRK_MAX_AGENTS 1024       /* agents one worker may host */
@@ -51,6 +55,20 @@ typedef struct brk_config {
     bool insecure;                /* allow non-loopback binds without CURVE */
     uint64_t max_keys;            /* keys in one allowlist */
     uint64_t io_threads;          /* libzmq I/O threads (CURVE's crypto runs on them) */
+    uint64_t max_session_waiters; /* queries waiting for one session's lock */
+    uint64_t history_events, history_bytes; /* the history an invocation's work carries */
+    uint64_t dedup_window_ms, dedup_max, dedup_max_bytes; /* dedup.c: resent query ids */
+    char metrics_ep[BRK_ENDPOINT_MAX]; /* --metrics: the /metrics endpoint; "" off */
+    uint64_t metrics_max_conns;   /* scrapers connected at once */
+    uint64_t metrics_max_request; /* bytes of one HTTP request head */
+    uint64_t metrics_max_labels;  /* agents, and error codes, with series of their own */
+    uint64_t max_tasks_requests;  /* `tasks` requests waiting for their worker */
+    char log_format[8];           /* --log-format: kv or json */
+    uint64_t model_concurrency;   /* model budget (budget.c): permits per backend, 0 none */
+    double model_rps;             /* grants per second per backend, 0 none */
+    uint64_t model_burst;         /* grants at once after a pause */
+    uint64_t model_max_waiters;   /* waiting acquires per backend */
+    uint64_t model_max_backends;  /* backend names the budget tracks at once */
 } brk_config_t;
 
 void brk_config_default(brk_config_t *c);
@@ -82,7 +100,8 @@ typedef struct brk_term {
     proto_str_t code, message;
 } brk_term_t;
 
-typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_CANCELLING } brk_job_state_t;
+/* JOB_WAITING: an invocation waiting for its session's lock (invocations.c), in no queue. */
+typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_CANCELLING, JOB_WAITING } brk_job_state_t;
 
 struct brk_job {
     brk_node_t by_job;       /* key: job_id */
@@ -102,6 +121,9 @@ struct brk_job {
     proto_str_t agent_name, session;
     uint8_t *ckey;
     size_t ckey_len;
+    brk_inv_t *inv;          /* its invocation record (invocations.c); NULL: none */
+    int64_t t0_us;           /* when it was accepted, for the latency histogram (metrics.c) */
+    uint32_t mx_slot;        /* its agent's series in metrics.c */
     uint8_t buf[];
 };
 
@@ -121,6 +143,7 @@ struct brk_agent {
     brk_worker_t **hosts;
     uint32_t n_hosts, cap_hosts;
     size_t len;
+    uint32_t mx_slot;        /* its series in metrics.c, plus one; 0 not looked up yet */
     char name[];
 };
 
@@ -140,6 +163,7 @@ struct brk_worker {
     const char *dead_why;
     brk_agent_t **agents;
     uint32_t n_agents;
+    struct brk_budget_peer *budget; /* budget.c: its waiters and permits, NULL when none */
 };
 
 typedef struct brk {
@@ -165,6 +189,11 @@ typedef struct brk {
     int64_t drain_until, next_maint;
     brk_store_t *store;       /* sessions (session_requests.c) */
     brk_zap_t *zap;           /* CURVE keys and the ZAP handler (zap.c); NULL without CURVE */
+    brk_invs_t *invs;         /* session locks (invocations.c) */
+    brk_dedup_t *dedup;       /* answered queries by (client, id) (dedup.h) */
+    struct brk_metrics *mx;   /* counters and the /metrics endpoint (metrics.c) */
+    struct brk_tasks *tasks;  /* `tasks` requests waiting for their worker (tasks.c) */
+    struct brk_budget *budget; /* the model budget (budget.c) */
 } brk_t;
 
 /* ---- broker.c: sockets, the loop, sending ---- */
@@ -205,6 +234,19 @@ void brk_session_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m);
  * clock: for the runner. Returns and errors: as brk_store_append. */
 int brk_session_append(brk_t *b, proto_str_t session, const brk_sess_event_t *ev,
                        proto_raw_t delta, uint64_t *seq, brk_sess_err_t *err);
+/* Packs one stored event as session.get shows it: {seq, id, invocation, author, ts_ms,
+ * event}. */
+void brk_session_pack_event(proto_buf_t *o, const brk_sess_event_t *e);
+
+/* ---- resend.c: dedup.h in the broker: resent queries of clients with an explicit routing id ---- */
+/* Opens b->dedup (with the --sessions file when there is one). Returns: 0. Errors: as
+ * brk_dedup_open (logged). */
+int brk_dedup_start(brk_t *b);
+/* Answers a query whose answer is remembered (the same reply again); true when it did. */
+bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id);
+/* Remembers the terminal message body just sent to c for query id. */
+void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const uint8_t *body,
+                        size_t n);
 
 /* ---- workers.c: the worker table, heartbeats, liveness ---- */
 int brk_workers_init(brk_t *b);
@@ -236,10 +278,16 @@ brk_worker_t *brk_agent_pick(brk_agent_t *a);
 /* ---- jobs.c: the job table, its state machine, the queue and deadlines ---- */
 int brk_jobs_init(brk_t *b);
 void brk_jobs_close(brk_t *b);
-/* Accepts a decoded query (admission checks done by the caller). Returns: 0.
- * Errors: -ENOMEM (nothing was accepted). */
+/* Accepts a decoded query (admission checks done by the caller); inv: its prepared
+ * invocation record (brk_inv_prepare) or NULL, the job's from here on. Returns: 0.
+ * Errors: -ENOMEM (nothing was accepted; inv is still the caller's). */
 int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_msg_t *m,
-                   brk_agent_t *a);
+                   brk_agent_t *a, brk_inv_t *inv);
+/* The job with this broker job id, in any state, or NULL. */
+brk_job_t *brk_job_find(brk_t *b, uint64_t job_id);
+/* Puts a JOB_WAITING job at the back of its agent's queue; its hosts are pumped at the next
+ * settle. Returns: 0. Errors: -ENOENT (no worker hosts its agent; the job is unchanged). */
+int brk_job_enqueue(brk_t *b, brk_job_t *j);
 brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id);
 /* The unanswered job with this id, whichever client sent it (*matches counts them all). */
 brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, size_t *matches);

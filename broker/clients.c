@@ -93,6 +93,7 @@ static void reject_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m, con
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     brk_reply_error(b, in, m->id, code, "%s", msg);
+    brk_mx_reject(b, m->agent, code);
     brk_qmsg_t q = {.type = PROTO_ERROR, .id = m->id, .agent = m->agent, .session = m->session};
     q.code.p = code;
     q.code.n = strlen(code);
@@ -118,12 +119,21 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         brk_reply_error(b, in, m->id, "bad_request", "%s", bad);
         return;
     }
+    if (m->id.n && brk_dedup_replay(b, in, m->id)) return; /* answered before: same reply */
+    brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
+    brk_job_t *dup = c ? brk_job_find_cid(b, c, m->id) : NULL;
+    if (dup && brk_dedup_eligible(b->dedup, in->id, in->idlen) && in->sock == BRK_SOCK_CLIENTS) {
+        /* A resend of a query in flight (a drain too: refusing it would be a second reply).
+         * Its one answer goes out in this connection's envelope. */
+        dup->req = in->req;
+        brk_log(BRK_LOG_DEBUG, "query_attached", "job=%llu", (unsigned long long)dup->job_id);
+        return;
+    }
     if (b->draining) {
         reject_query(b, in, m, "shutting_down", "the broker is draining");
         return;
     }
-    brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
-    if (c && brk_job_find_cid(b, c, m->id)) {
+    if (dup) {
         reject_query(b, in, m, "duplicate_id", "a query with this id is already in flight");
         return;
     }
@@ -159,13 +169,23 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
                      (unsigned long long)b->cfg.max_clients);
         return;
     }
+    /* An invocation, or a worker's sub-invocation (which takes its root's session). */
+    proto_msg_t qm = *m;
+    brk_inv_t *inv = NULL;
+    brk_inv_err_t ierr;
+    if (brk_inv_prepare(b, in, &qm, &inv, &ierr) != 0) {
+        reject_query(b, in, m, ierr.code, "%s", ierr.message);
+        return;
+    }
     if (!c && !(c = client_new(b, in))) {
+        brk_inv_discard(b, &inv);
         reject_query(b, in, m, "internal", "out of memory");
         return;
     }
     if (c->curve_key) c->curve_key->in_flight++; /* first: accepting may answer it at once */
-    if (brk_job_accept(b, c, in, m, a) != 0) {
+    if (brk_job_accept(b, c, in, &qm, a, inv) != 0) {
         if (c->curve_key) c->curve_key->in_flight--;
+        brk_inv_discard(b, &inv);
         client_free_if_idle(b, c);
         reject_query(b, in, m, "internal", "out of memory");
     }
@@ -221,6 +241,9 @@ void brk_client_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     case PROTO_STATUS:
         brk_workers_status(b, &b->out, m->id);
         if (!b->out.failed) send_reply(b, in);
+        break;
+    case PROTO_TASKS:
+        brk_tasks_request(b, in, m);
         break;
     case PROTO_SESSION_GET:
     case PROTO_SESSION_LIST:

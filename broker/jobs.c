@@ -125,6 +125,7 @@ bool brk_jobs_room(brk_t *b) {
 
 int brk_jobs_init(brk_t *b) {
     if (brk_map_init(&b->job_map) || brk_map_init(&b->cid_map)) return -ENOMEM;
+    if (brk_invs_init(b)) return -ENOMEM; /* the session locks live beside the jobs */
     return brk_jobs_room(b) ? 0 : -ENOMEM;
 }
 
@@ -135,8 +136,10 @@ void brk_jobs_close(brk_t *b) {
         brk_map_del(&b->job_map, n);
         brk_list_unlink(&j->link);
         brk_list_unlink(&j->clink);
+        brk_inv_on_free(b, j);
         job_release(b, j, job_size(j));
     }
+    brk_invs_close(b);
     while (b->job_cache) {
         void *p = b->job_cache;
         memcpy(&b->job_cache, p, sizeof p);
@@ -178,6 +181,8 @@ static brk_job_t *job_find(brk_t *b, uint64_t job_id) {
     return n ? brk_container_of(n, brk_job_t, by_job) : NULL;
 }
 
+brk_job_t *brk_job_find(brk_t *b, uint64_t job_id) { return job_find(b, job_id); }
+
 static void queue_push(brk_t *b, brk_agent_t *a, brk_job_t *j, bool front) {
     j->state = JOB_QUEUED;
     j->agent = a;
@@ -216,6 +221,7 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
     BRK_ASSERT(!j->answered && j->client);
     j->answered = true;
     b->n_live--;
+    brk_mx_answer(b, j, t);
     brk_qmsg_t q = job_qmsg(j, t->ok ? PROTO_RESULT : PROTO_ERROR);
     q.payload = t->output;
     q.code = t->code;
@@ -226,6 +232,7 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
         if (rc < 0) /* gone (EHOSTUNREACH) is routine; full (EAGAIN) loses an answer */
             brk_log(rc == -EHOSTUNREACH ? BRK_LOG_DEBUG : BRK_LOG_WARN, "answer_undelivered",
                     "job=%llu errno=%d", (unsigned long long)j->job_id, -rc);
+        brk_dedup_remember(b, c, j->id, b->out.p, b->out.n);
     }
     brk_bus_query(b, &q);
     char code[48];
@@ -235,6 +242,7 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
             (unsigned long long)j->attempt);
     brk_map_del(&b->cid_map, &j->by_cid);
     brk_client_on_answer(b, j);
+    brk_inv_on_answer(b, j); /* a session's next invocation may start */
 }
 
 /* Frees an answered job; a job on a worker gives its credit back. */
@@ -250,6 +258,7 @@ static void job_free(brk_t *b, brk_job_t *j) {
     }
     brk_map_del(&b->job_map, &j->by_job);
     b->n_jobs--;
+    brk_inv_on_free(b, j);
     job_release(b, j, job_size(j));
 }
 
@@ -268,8 +277,13 @@ static void dispatch(brk_t *b, brk_job_t *j, brk_worker_t *w) {
         return;
     }
     int64_t left = j->timeout_at >= 0 ? j->timeout_at - b->now : -1;
-    if (proto_enc_work(&b->out, j->job_id, j->agent_name, j->input, j->session, left,
-                       j->attempt + 1) != 0) {
+    brk_inv_err_t ierr;
+    if (j->inv && brk_inv_enc_work(b, j, left, &ierr) != 0) {
+        job_finish(b, j, term_error(ierr.code, ierr.message));
+        return;
+    }
+    if (!j->inv && proto_enc_work(&b->out, j->job_id, j->agent_name, j->input, j->session,
+                                  left, j->attempt + 1) != 0) {
         job_finish(b, j, term_error("internal", "out of memory"));
         return;
     }
@@ -307,7 +321,7 @@ void brk_jobs_pump_worker(brk_t *b, brk_worker_t *w) {
 }
 
 int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_msg_t *m,
-                   brk_agent_t *a) {
+                   brk_agent_t *a, brk_inv_t *inv) {
     if (m->id.n > CKEY_MAX - sizeof c) return -ENOMEM;
     size_t need = sizeof c + m->id.n + m->agent.n + m->session.n + m->input.n;
     brk_job_t *j = job_alloc(b, sizeof *j + need);
@@ -350,6 +364,7 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     b->n_jobs++;
     b->n_live++;
     if (j->timeout_at >= 0) heap_set(b, j, j->timeout_at);
+    brk_mx_accept(b, j, a);
     if (brk_log_on(BRK_LOG_DEBUG)) {
         char name[80];
         brk_log(BRK_LOG_DEBUG, "query_accepted", "job=%llu agent=%s idempotent=%d "
@@ -357,8 +372,23 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
                 brk_log_str(name, sizeof name, j->agent_name.p, j->agent_name.n),
                 j->idempotent, (long long)m->timeout_ms);
     }
+    if (inv && brk_inv_bind(b, inv, j)) {
+        j->state = JOB_WAITING; /* its session is busy: queued when the lock comes to it */
+        return 0;
+    }
     queue_push(b, a, j, false);
     brk_jobs_pump_agent(b, a); /* may answer it at once (timeout_ms 0): j is not used after */
+    return 0;
+}
+
+int brk_job_enqueue(brk_t *b, brk_job_t *j) {
+    BRK_ASSERT(j->state == JOB_WAITING);
+    brk_agent_t *a = brk_agent_find(b, j->agent_name);
+    if (!a) return -ENOENT;
+    queue_push(b, a, j, false);
+    /* Not dispatched here: this runs inside another job's answer, so the hosts are only
+     * marked, and settle() offers them the work. */
+    for (uint32_t i = 0; i < a->n_hosts; i++) brk_worker_want_pump(b, a->hosts[i]);
     return 0;
 }
 
@@ -366,7 +396,7 @@ void brk_job_abort(brk_t *b, brk_job_t *j, const char *code, const char *message
     if (j->answered) return; /* already CANCELLING */
     brk_term_t t = term_error(code, message);
     job_answer(b, j, &t);
-    if (j->state == JOB_QUEUED) {
+    if (j->state == JOB_QUEUED || j->state == JOB_WAITING) {
         job_free(b, j);
         return;
     }
@@ -392,6 +422,7 @@ static void job_event(brk_t *b, brk_job_t *j, const proto_msg_t *m, size_t body_
     if (c && !j->req && brk_enc_query_msg(&b->out, &q, false) == 0)
         brk_send(b, c->sock, c->key + 1, c->keylen - 1, false, b->out.p, b->out.n);
     brk_bus_query(b, &q);
+    brk_inv_on_event(b, j, m->event); /* the root's client, the session */
 }
 
 void brk_job_from_worker(brk_t *b, brk_worker_t *w, const proto_msg_t *m, size_t body_len) {
@@ -433,6 +464,7 @@ void brk_job_worker_lost(brk_t *b, brk_job_t *j) {
     j->worker = NULL;
     brk_agent_t *a = brk_agent_find(b, j->agent_name);
     if (j->idempotent && j->attempt <= b->cfg.max_retries && a && has_live_host(a)) {
+        brk_mx_retry(b);
         brk_log(BRK_LOG_INFO, "query_retry", "job=%llu attempt=%llu",
                 (unsigned long long)j->job_id, (unsigned long long)j->attempt + 1);
         queue_push(b, a, j, true);

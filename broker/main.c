@@ -14,7 +14,7 @@
 
 #define BRK_VERSION "0.1.0"
 
-typedef enum { OPT_STR, OPT_PATH, OPT_U64, OPT_LEVEL, OPT_BOOL } opt_kind_t;
+typedef enum { OPT_STR, OPT_PATH, OPT_U64, OPT_LEVEL, OPT_F64, OPT_BOOL } opt_kind_t;
 
 typedef struct opt {
     const char *name;
@@ -55,6 +55,31 @@ static const opt_t opts[] = {
      "allow binding a non-loopback address without CURVE (takes no value)"},
     {"max-keys", U64(max_keys, 1, UINT32_MAX, "keys in one allowlist")},
     {"io-threads", U64(io_threads, 1, 64, "libzmq I/O threads (CURVE encrypts on them)")},
+    {"max-session-waiters", U64(max_session_waiters, 0, UINT32_MAX,
+                                "queries waiting for one busy session")},
+    {"history-events", U64(history_events, 0, 10000, "session events an invocation's work "
+                           "carries")},
+    {"history-bytes", U64(history_bytes, 0, 1ULL << 30, "bytes of those events, at most")},
+    {"dedup-window-ms", U64(dedup_window_ms, 0, 86400000,
+                            "how long a resent query id gets its answer again (0: off)")},
+    {"dedup-max", U64(dedup_max, 1, UINT32_MAX, "answers remembered for resent ids")},
+    {"dedup-max-bytes", U64(dedup_max_bytes, 1024, 1ULL << 40, "bytes of those answers")},
+    {"metrics", OPT_STR, offsetof(brk_config_t, metrics_ep), 0, 0,
+     "Prometheus /metrics endpoint, e.g. tcp://127.0.0.1:9464 (default: off)"},
+    {"metrics-max-conns", U64(metrics_max_conns, 1, 4096, "scrapers connected at once")},
+    {"metrics-max-request", U64(metrics_max_request, 64, 1 << 20, "bytes of an HTTP head")},
+    {"metrics-max-labels", U64(metrics_max_labels, 1, 65536, "agents and codes with series")},
+    {"max-tasks-requests", U64(max_tasks_requests, 1, 65536, "tasks requests pending")},
+    {"log-format", OPT_STR, offsetof(brk_config_t, log_format), 0, 0, "kv or json"},
+    {"model-concurrency", U64(model_concurrency, 0, UINT32_MAX,
+                              "model calls in flight per backend, all workers (0: no limit)")},
+    {"model-rps", OPT_F64, offsetof(brk_config_t, model_rps), 0, 1000000,
+     "model calls started per second per backend, all workers (0: no limit)"},
+    {"model-burst", U64(model_burst, 1, 1000000, "model calls that may start at once")},
+    {"model-max-waiters", U64(model_max_waiters, 1, UINT32_MAX,
+                              "model calls waiting for the budget per backend")},
+    {"model-max-backends", U64(model_max_backends, 1, 1000000,
+                               "model backend names the budget tracks")},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -78,6 +103,20 @@ void brk_config_default(brk_config_t *c) {
     c->max_sessions = 100000;
     c->max_keys = 10000;
     c->io_threads = 1;
+    c->max_session_waiters = BRK_INV_DEFAULT_WAITERS;
+    c->history_events = BRK_INV_DEFAULT_HISTORY_EVENTS;
+    c->history_bytes = BRK_INV_DEFAULT_HISTORY_BYTES;
+    c->dedup_window_ms = 60000;
+    c->dedup_max = 100000;
+    c->dedup_max_bytes = 64ULL << 20;
+    c->metrics_max_conns = 16;
+    c->metrics_max_request = 8192;
+    c->metrics_max_labels = 256;
+    c->max_tasks_requests = 64;
+    snprintf(c->log_format, sizeof c->log_format, "kv");
+    c->model_burst = 1;
+    c->model_max_waiters = 1024;
+    c->model_max_backends = 1024;
 }
 
 static void usage(FILE *f) {
@@ -116,6 +155,12 @@ static int opt_set(brk_config_t *c, const opt_t *o, const char *v, const char *w
     }
     char *end;
     errno = 0;
+    if (o->kind == OPT_F64) { /* a rate: 0.5 is one call every two seconds */
+        double d = strtod(v, &end);
+        if (errno || end == v || *end || !(d >= (double)o->min && d <= (double)o->max)) goto bad;
+        *(double *)(void *)p = d;
+        return 0;
+    }
     unsigned long long x = strtoull(v, &end, 10);
     if (errno || end == v || *end || v[0] == '-' || x < o->min || x > o->max) goto bad;
     *(uint64_t *)(void *)p = x;
@@ -240,6 +285,12 @@ int main(int argc, char **argv) {
     int rc = parse_args(&cfg, argc, argv);
     if (rc != 0) return rc > 0 ? 0 : 2;
     brk_log_set_level(cfg.log_level);
+    if (brk_log_format_parse(cfg.log_format) < 0) {
+        fprintf(stderr, "actor-broker: bad value '%s' for log-format (kv or json)\n",
+                cfg.log_format);
+        return 2;
+    }
+    brk_log_set_format(brk_log_format_parse(cfg.log_format));
     if (brk_security_check(&cfg) != 0) return 2;
     brk_map_seed();
     if (signals_init() != 0) {

@@ -387,7 +387,7 @@ static int check_owner(const brk_store_t *st, proto_str_t id, proto_str_t app, p
     int rc;
     if ((rc = check_name(&st->lim, id, "session", false, err)) ||
         (rc = check_name(&st->lim, app, "app", empty_ok, err)) ||
-        (rc = check_name(&st->lim, user, "user", empty_ok, err)))
+        (rc = check_name(&st->lim, user, "user", true, err))) /* "": the runner's default */
         return rc;
     return 0;
 }

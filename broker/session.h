@@ -144,6 +144,7 @@ uint64_t brk_store_count(brk_store_t *st);             /* sessions in the store 
 
 /* Creates an empty session; state (a msgpack map, n == 0 for none) is applied as a delta, so
  * its app:/user: keys land in the shared scopes and temp: keys are dropped.
+ * app must not be empty; user may be (the runner's default for a query that names none).
  * Returns: 0. Errors: BRK_SESS_EINVAL (a name or the state; the message says which),
  * BRK_SESS_ETOOBIG, BRK_SESS_EEXIST, BRK_SESS_EFULL, BRK_SESS_ENOMEM, BRK_SESS_EIO. */
 int brk_store_create(brk_store_t *st, proto_str_t id, proto_str_t app, proto_str_t user,
@@ -156,7 +157,8 @@ int brk_store_create(brk_store_t *st, proto_str_t id, proto_str_t app, proto_str
 int brk_store_get(brk_store_t *st, proto_str_t id, proto_str_t app, proto_str_t user,
                   uint32_t last_n, brk_session_t **out, brk_sess_err_t *err);
 /* Loads a session, creating it (empty) first when there is none: what the runner does at the
- * start of an invocation. *created says which. app and user must be given (n > 0).
+ * start of an invocation. *created says which. app must be given (n > 0); user may be
+ * empty (a query that names no user).
  * Returns and errors: as brk_store_create and brk_store_get (BRK_SESS_ENOENT when the id
  * exists under another app or user). */
 int brk_store_get_or_create(brk_store_t *st, proto_str_t id, proto_str_t app, proto_str_t user,

@@ -61,7 +61,7 @@ static void key_int(proto_buf_t *o, const char *key, int64_t v) {
     msgpack_pack_int64(&o->pk, v);
 }
 
-static void pack_event(proto_buf_t *o, const brk_sess_event_t *e) {
+void brk_session_pack_event(proto_buf_t *o, const brk_sess_event_t *e) {
     msgpack_pack_map(&o->pk, 6);
     key_int(o, "seq", (int64_t)e->seq);
     key_str(o, "id", e->id.p, e->id.n);
@@ -85,7 +85,7 @@ static void pack_session(proto_buf_t *o, const brk_session_t *s) {
     proto_buf_raw(o, s->state);
     proto_pack_cstr(o, "events");
     msgpack_pack_array(&o->pk, (uint32_t)s->n_got);
-    for (size_t i = 0; i < s->n_got; i++) pack_event(o, &s->events[i]);
+    for (size_t i = 0; i < s->n_got; i++) brk_session_pack_event(o, &s->events[i]);
 }
 
 /* {sessions: [{session, app, user, created_ms, updated_ms, events}], next: cursor | nil} */

@@ -64,10 +64,13 @@ static void worker_remove(brk_t *b, brk_worker_t *w) {
             brk_log_str(name, sizeof name, w->name, w->name_len),
             w->dead_why ? w->dead_why : "removed", (unsigned long long)w->in_flight);
     w->dead = true; /* no longer picked: the retries below go to other hosts */
+    brk_mx_worker_lost(b);
+    brk_tasks_worker_gone(b, w);
     brk_list_unlink(&w->pump_link);
     while (!brk_list_empty(&w->jobs))
         brk_job_worker_lost(b, brk_container_of(w->jobs.next, brk_job_t, link));
     for (uint32_t i = 0; i < w->n_agents; i++) brk_agent_remove_host(b, w->agents[i], w);
+    brk_budget_worker_lost(b, w);
     brk_client_t *c = brk_client_find(b, BRK_SOCK_WORKERS, w->id, w->idlen);
     if (c) brk_client_drop(b, c, "cancelled", "the calling worker was lost");
     brk_list_unlink(&w->link);
@@ -173,6 +176,7 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     brk_log(BRK_LOG_INFO, "worker_ready", "name=%s capacity=%llu agents=%u heartbeat_ms=%llu",
             brk_log_str(name, sizeof name, w->name, w->name_len),
             (unsigned long long)w->capacity, w->n_agents, (unsigned long long)w->hb_ms);
+    brk_budget_worker_ready(b, w);
     brk_worker_want_pump(b, w);
 }
 
@@ -209,11 +213,20 @@ static void known_worker_message(brk_t *b, brk_worker_t *w, const brk_in_t *in,
         }
         brk_job_from_worker(b, w, m, in->n);
         break;
+    case PROTO_TASKS_REPLY:
+        brk_tasks_reply(b, w, m);
+        break;
     case PROTO_QUERY:
     case PROTO_CANCEL:
     case PROTO_PUBLISH:
     case PROTO_STATUS:
+    case PROTO_TASKS:
         brk_client_request(b, in, m);
+        break;
+    case PROTO_BUDGET_ACQUIRE:
+    case PROTO_BUDGET_RELEASE:
+    case PROTO_BUDGET_CANCEL:
+        brk_budget_message(b, w, in, m);
         break;
     default:
         brk_reply_error(b, in, m->id, "bad_request", "type '%s' is not a worker message",
@@ -241,7 +254,7 @@ void brk_worker_message(brk_t *b, const brk_in_t *in) {
     /* A job's event, result or error may run over max-msg (up to the socket's limit): it is
      * decoded to learn its job, whose client then gets too_large instead of waiting forever. */
     bool job_msg = m.has_job && (m.type == PROTO_EVENT || m.type == PROTO_RESULT ||
-                                 m.type == PROTO_ERROR);
+                                 m.type == PROTO_ERROR || m.type == PROTO_TASKS_REPLY);
     if (in->n > b->cfg.max_msg && !(w && job_msg)) {
         brk_reply_error(b, in, m.id, "too_large", "message of %zu bytes exceeds max-msg %llu",
                         in->n, (unsigned long long)b->cfg.max_msg);
@@ -310,7 +323,7 @@ void brk_workers_status(brk_t *b, proto_buf_t *o, proto_raw_t id) {
         in_flight += w->in_flight;
     }
     proto_buf_reset(o);
-    proto_pack_header(o, PROTO_STATUS, 6);
+    proto_pack_header(o, PROTO_STATUS, 6 + BRK_MX_STATUS_FIELDS);
     proto_pack_cstr(o, "id");
     if (id.n)
         proto_buf_raw(o, id);
@@ -330,4 +343,5 @@ void brk_workers_status(brk_t *b, proto_buf_t *o, proto_raw_t id) {
     msgpack_pack_uint64(&o->pk, b->n_queued);
     proto_pack_cstr(o, "clients");
     msgpack_pack_uint64(&o->pk, b->n_clients);
+    brk_mx_status(b, o);
 }

@@ -3,6 +3,8 @@
 # and one worker per core on 127.0.0.1, shows a query fanning out across the workers and its
 # events seen by a bus subscriber, then keeps running until Ctrl-C (which stops everything).
 #   --demo          run the show, stop everything and exit
+# The workers also host examples/agents (agents_demo.so + agents.json): the agents that need no
+# model always; the LLM agents when ACTORBUS_MODEL_BASE_URL and ACTORBUS_MODEL name a server.
 #   --workers N     workers to start (default: one per core)
 #   --port-base P   use ports P..P+3 instead of 5555..5558
 set -euo pipefail
@@ -15,7 +17,7 @@ while [ $# -gt 0 ]; do
     --demo) demo=1 ;;
     --workers) workers=${2:?--workers needs a number}; shift ;;
     --port-base) base=${2:?--port-base needs a port}; shift ;;
-    -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "up.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -24,7 +26,7 @@ done
 . deploy/packages.sh
 actor_install_packages
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target actor-broker actor-worker actorctl >/dev/null
+cmake --build build -j"$(nproc)" --target actor-broker actor-worker actorctl agents_demo >/dev/null
 
 broker=build/broker/actor-broker
 worker=build/worker/actor-worker
@@ -35,6 +37,8 @@ pub=tcp://127.0.0.1:$((base + 2))
 sub=tcp://127.0.0.1:$((base + 3))
 logs=$(mktemp -d "${TMPDIR:-/tmp}/actorbus-up.XXXXXX")
 pids=()
+. deploy/agents_demo.sh
+agents_config "$logs/agents.json"
 
 stop() {
     trap - INT TERM EXIT
@@ -62,7 +66,9 @@ done
 "$broker" --clients "$clients" --workers "$wk" --pub "$pub" --sub "$sub" 2>"$logs/broker.log" &
 pids+=($!)
 for i in $(seq 1 "$workers"); do
-    "$worker" --broker "$wk" --name "worker-$i" --capacity 16 2>"$logs/worker-$i.log" &
+    "$worker" --broker "$wk" --name "worker-$i" --capacity 16 \
+        --plugin build/examples/agents/agents_demo.so --agents "$logs/agents.json" \
+        2>"$logs/worker-$i.log" &
     pids+=($!)
 done
 
@@ -110,6 +116,8 @@ Send your own query (any ZeroMQ client works; see examples/):
   /usr/bin/python3 examples/python/client.py --broker $clients echo '{"hi": 1}'
   $ctl --pub $pub subscribe query.
 EOF2
+echo
+agents_demo
 if [ $demo = 1 ]; then
     exit 0
 fi

@@ -1,7 +1,8 @@
 /* builtin.c: the built-in plugin, compiled into actor-worker and loaded through the same
  * table as any other: `echo` (output = input), `sleep` (waits input.ms cooperatively; emits
- * {"cleanup": true} when cancelled or timed out) and `fanout` (calls an agent once per input
- * through the broker, concurrently, and outputs their outputs in input order). */
+ * {"started": true} first when input.announce is true, and {"cleanup": true} when cancelled
+ * or timed out) and `fanout` (calls an agent once per input through the broker,
+ * concurrently, and outputs their outputs in input order). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,14 @@ static int sleep_agent(abp_ctx_t *ctx, void *udata) {
         return ABP_EINVAL;
     }
     int64_t start = api->unix_ms();
+    abp_value_t announce;
+    if (api->map_get(&v, "announce", &announce) == 0 && announce.type == ABP_BOOL &&
+        announce.b) {
+        /* {"started": true}: a test that cancels waits for it, so the cancel finds the
+         * agent inside its sleep (a job cancelled before it starts has nothing to clean up) */
+        static const uint8_t started[] = {0x81, 0xa7, 's', 't', 'a', 'r', 't', 'e', 'd', 0xc3};
+        api->emit(ctx, started, sizeof started);
+    }
     int rc = api->sleep(ctx, ms.i);
     if (rc) { /* cancelled or out of time: clean up, then let the error travel on */
         emit_cleanup(ctx);

@@ -2,11 +2,14 @@
  * `query` with an integer id of its own on its worker socket, and the broker's replies come
  * back with that id. Each call belongs to its job; await, gather and next_done wait on the
  * job's `changed` event, which fires whenever one of its calls ends. A job that ends frees
- * its calls and cancels those still running, so no sub-query outlives its parent. */
+ * its calls and cancels those still running, so no sub-query outlives its parent. The agent
+ * runtime's sub-invocations are calls too, sent with parent, session and branch; their ADK
+ * events come back here and update the job's state view. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "worker.h"
+#include "agent/runtime.h"
 
 /* ---- bookkeeping ---- */
 
@@ -48,6 +51,7 @@ static void finish(abp_call_t *c, bool ok) {
     c->done = true;
     c->ok = ok;
     c->done_seq = ++c->job->done_seq;
+    wrk_mx_call_end(c->job->w, ok);
     pending_unlink(c->job->w, c);
     act_event_set(&c->job->changed);
 }
@@ -63,7 +67,10 @@ void wrk_calls_deliver(wrk_t *w, const proto_msg_t *m) {
     uint64_t id;
     abp_call_t *c = id_of(m->id, &id) ? pending_find(w, id) : NULL;
     if (!c) return; /* cancelled or freed: the reply is not wanted */
-    if (m->type == PROTO_EVENT) return; /* a child's events reach the bus, not the parent */
+    if (m->type == PROTO_EVENT) { /* a plain call's events reach the bus, not the parent */
+        if (c->sub) agt_call_event(c->job, m->event);
+        return;
+    }
     if (m->type == PROTO_ERROR) {
         finish_error(c, m->code, m->message);
         return;
@@ -114,35 +121,37 @@ void wrk_calls_release(abp_ctx_t *job) {
 
 /* ---- the table's call functions ---- */
 
-static int send_query(abp_ctx_t *ctx, abp_call_t *c, const char *agent, proto_raw_t input,
-                      int64_t timeout_ms) {
+static int send_query(abp_ctx_t *ctx, abp_call_t *c, const proto_query_t *q) {
     proto_buf_t id, msg;
     proto_buf_init(&id);
     proto_buf_init(&msg);
     msgpack_pack_uint64(&id.pk, c->id);
-    int rc = id.failed ? PROTO_ENOMEM
-                       : proto_enc_query(&msg, (proto_raw_t){id.p, id.n}, proto_str_of(agent),
-                                         input, (proto_str_t){0}, timeout_ms, false);
+    proto_query_t qq = *q;
+    qq.id = (proto_raw_t){id.p, id.n};
+    int rc = id.failed ? PROTO_ENOMEM : proto_enc_query_msg(&msg, &qq);
     if (rc == 0) wrk_send(ctx->w, ctx->gen, &msg);
     proto_buf_free(&id);
     proto_buf_free(&msg);
     return rc ? ABP_ENOMEM : 0;
 }
 
-int wrk_call(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t n,
-             int64_t timeout_ms, abp_call_t **out) {
+/* Sends q as a new call of ctx (the id is filled in here). */
+static int call_start(abp_ctx_t *ctx, proto_query_t *q, bool sub, abp_call_t **out) {
     static const uint8_t nil = 0xc0;
-    if (!agent || !*agent || strlen(agent) > PROTO_MAX_NAME || !out) return ABP_EINVAL;
-    if (!input || !n) input = &nil, n = 1;
-    if (!wrk_is_one_value(input, n)) return ABP_EINVAL;
+    if (!q->agent.n || q->agent.n > PROTO_MAX_NAME || !out) return ABP_EINVAL;
+    if (!q->input.p || !q->input.n) q->input = (proto_raw_t){&nil, 1};
+    if (!wrk_is_one_value(q->input.p, q->input.n)) return ABP_EINVAL;
     if (act_task_cancel_requested(act_current()) || ctx->orphaned) return ABP_ECANCELED;
     int64_t left = ctx->deadline < 0 ? -1 : ctx->deadline - act_now();
-    if (left >= 0 && (timeout_ms < 0 || timeout_ms > left)) timeout_ms = left > 0 ? left : 1;
+    if (left >= 0 && (q->timeout_ms < 0 || q->timeout_ms > left)) {
+        q->timeout_ms = left > 0 ? left : 1;
+    }
     abp_call_t *c = calloc(1, sizeof(*c));
     if (!c) return ABP_ENOMEM;
     c->job = ctx;
+    c->sub = sub;
     c->id = ++ctx->w->next_call_id;
-    int rc = send_query(ctx, c, agent, (proto_raw_t){input, n}, timeout_ms);
+    int rc = send_query(ctx, c, q);
     if (rc) {
         free(c);
         return rc;
@@ -157,6 +166,21 @@ int wrk_call(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t n,
                                     proto_str_of("the worker is not connected to the broker"));
     *out = c;
     return 0;
+}
+
+int wrk_call(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t n,
+             int64_t timeout_ms, abp_call_t **out) {
+    proto_query_t q = {.agent = proto_str_of(agent), .input = {input, n},
+                       .timeout_ms = timeout_ms};
+    return agent ? call_start(ctx, &q, false, out) : ABP_EINVAL;
+}
+
+int wrk_call_sub(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t n,
+                 const char *branch, int64_t timeout_ms, abp_call_t **out) {
+    proto_query_t q = {.agent = proto_str_of(agent), .input = {input, n},
+                       .session = proto_str_of(ctx->session), .timeout_ms = timeout_ms,
+                       .branch = proto_str_of(branch), .parent = ctx->id, .has_parent = true};
+    return agent ? call_start(ctx, &q, true, out) : ABP_EINVAL;
 }
 
 /* Waits until pred holds for the calls; each pass re-checks after the job's event fired. */

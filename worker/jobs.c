@@ -1,7 +1,8 @@
 /* jobs.c: one libactor task per `work` message. The job's timeout_ms becomes a scope deadline
  * around the agent; `cancel` cancels its task (the agent sees ABP_ECANCELED and cleans up);
- * when the agent returns, exactly one `result` or `error` goes back. Also the part of the
- * plugin table that acts on the job itself (input, emit, set_output, fail, sleep...). */
+ * when the agent returns, exactly one `result` or `error` goes back. The agent runs through
+ * the agent runtime's runner (agent/runner.c: callbacks, agent types, transfers). Also the
+ * part of the plugin table that acts on the job itself (input, emit, set_output, fail...). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <sys/time.h>
 
 #include "worker.h"
+#include "agent/runtime.h"
 
 /* ---- the job list ---- */
 
@@ -28,6 +30,7 @@ static void job_free(abp_ctx_t *j) {
     if (j->next) j->next->prev = j->prev;
     if (--w->n_jobs == 0) act_event_set(&w->jobs_idle);
     act_task_release(&j->task);
+    agt_job_end(j);
     proto_buf_free(&j->output);
     free(j->input);
     free(j->session);
@@ -58,28 +61,34 @@ static void send_error(wrk_t *w, uint64_t gen, uint64_t job, const char *code, c
 static void job_answer(abp_ctx_t *j, int rc, int scope_rc) {
     wrk_t *w = j->w;
     char msg[160];
-    if (j->orphaned) return;
+    const char *code = NULL, *text = msg; /* code NULL: a result */
     if (j->cancelled) {
-        send_error(w, j->gen, j->id, "cancelled", "the query was cancelled");
+        code = "cancelled", text = "the query was cancelled";
     } else if (j->stopping) {
-        send_error(w, j->gen, j->id, "shutting_down", "the worker stopped before the job ended");
+        code = "shutting_down", text = "the worker stopped before the job ended";
     } else if (j->err_code) {
-        send_error(w, j->gen, j->id, j->err_code, j->err_msg ? j->err_msg : "");
+        code = j->err_code, text = j->err_msg ? j->err_msg : "";
     } else if (rc == 0) {
-        static const uint8_t nil = 0xc0;
-        proto_raw_t out = {j->has_output ? j->output.p : &nil, j->has_output ? j->output.n : 1};
-        proto_buf_t b;
-        proto_buf_init(&b);
-        if (proto_enc_job_result(&b, j->id, out) == 0) wrk_send(w, j->gen, &b);
-        proto_buf_free(&b);
     } else if (rc == ABP_ETIMEDOUT || scope_rc == ACT_ETIMEDOUT) {
-        send_error(w, j->gen, j->id, "timeout", "the job's timeout_ms passed");
+        code = "timeout", text = "the job's timeout_ms passed";
     } else if (rc == ABP_ECANCELED) {
-        send_error(w, j->gen, j->id, "cancelled", "the agent was cancelled");
+        code = "cancelled", text = "the agent was cancelled";
     } else {
         snprintf(msg, sizeof msg, "agent '%s' returned %s", j->agent->name, act_err_name(rc));
-        send_error(w, j->gen, j->id, "internal", msg);
+        code = "internal";
     }
+    wrk_mx_job_end(w, j, j->orphaned ? "orphaned" : code ? code : "ok");
+    if (j->orphaned) return;
+    if (code) {
+        send_error(w, j->gen, j->id, code, text);
+        return;
+    }
+    static const uint8_t nil = 0xc0;
+    proto_raw_t out = {j->has_output ? j->output.p : &nil, j->has_output ? j->output.n : 1};
+    proto_buf_t b;
+    proto_buf_init(&b);
+    if (proto_enc_job_result(&b, j->id, out) == 0) wrk_send(w, j->gen, &b);
+    proto_buf_free(&b);
 }
 
 static int job_body(void *arg, void **result) {
@@ -88,7 +97,7 @@ static int job_body(void *arg, void **result) {
     j->ran = true;
     act_scope_t s;
     act_scope_enter(&s, j->deadline, 0);
-    int rc = j->agent->fn(j, j->agent->udata);
+    int rc = agt_job_run(j);
     int scope_rc = act_scope_leave(&s);
     wrk_calls_release(j);
     job_answer(j, rc, scope_rc);
@@ -117,12 +126,18 @@ static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) 
         return NULL;
     }
     j->w = w;
+    j->t0_us = wrk_mx_now_us();
     j->id = m->job;
     j->gen = w->gen;
     j->agent = a;
     j->deadline = m->timeout_ms >= 0 ? act_deadline_in(m->timeout_ms) : -1;
+    j->in = j->input, j->in_n = j->input_n, j->agent_now = a->name;
     proto_buf_init(&j->output);
     act_event_init(&j->changed);
+    if (agt_job_begin(j, m) != 0) {
+        proto_buf_free(&j->output), free(j->input), free(j->session), free(j);
+        return NULL;
+    }
     return j;
 }
 
@@ -139,7 +154,8 @@ void wrk_jobs_start(wrk_t *w, const proto_msg_t *m) {
     abp_ctx_t *j = job_new(w, m, a);
     act_spawn_opts_t o = {.name = a->name};
     if (!j || act_spawn(job_body, j, &o, &j->task) != 0) {
-        if (j) proto_buf_free(&j->output), free(j->input), free(j->session), free(j);
+        if (j) agt_job_end(j), proto_buf_free(&j->output), free(j->input), free(j->session);
+        free(j);
         send_error(w, w->gen, m->job, "internal", "the worker is out of memory");
         return;
     }
@@ -190,8 +206,8 @@ int wrk_jobs_wait_idle(wrk_t *w, int64_t deadline) {
 /* ---- the table's job functions ---- */
 
 int wrk_ctx_input(abp_ctx_t *ctx, const uint8_t **bytes, size_t *n) {
-    *bytes = ctx->input;
-    *n = ctx->input_n;
+    *bytes = ctx->in;
+    *n = ctx->in_n;
     return 0;
 }
 
@@ -244,7 +260,9 @@ int wrk_ctx_sleep(abp_ctx_t *ctx, int64_t ms) {
 }
 
 const char *wrk_ctx_worker_name(abp_ctx_t *ctx) { return ctx->w->cfg.name; }
-const char *wrk_ctx_agent_name(abp_ctx_t *ctx) { return ctx->agent->name; }
+const char *wrk_ctx_agent_name(abp_ctx_t *ctx) {
+    return ctx->agent_now ? ctx->agent_now : ctx->agent->name;
+}
 uint64_t wrk_ctx_job_id(abp_ctx_t *ctx) { return ctx->id; }
 const char *wrk_ctx_session(abp_ctx_t *ctx) { return ctx->session; }
 

@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "worker.h"
+#include "agent/runtime.h"
 
 static const char usage[] =
     "usage: actor-worker [options]\n"
@@ -21,10 +22,18 @@ static const char usage[] =
     "  --capacity N        jobs run at once (default 16)\n"
     "  --name NAME         name announced to the broker (default worker-<host>-<pid>)\n"
     "  --plugin PATH.so    load a plugin (repeatable)\n"
+    "  --agents FILE       agents, models, MCP servers and tools as JSON (see\n"
+    "                      worker/agent/README.md); a bad file stops the worker\n"
     "  --heartbeat-ms MS   heartbeat interval (default 1000; match the broker's)\n"
     "  --liveness N        heartbeats of silence before reconnecting (default 3)\n"
     "  --drain-ms MS       on SIGTERM, how long running jobs may finish (default 5000)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
+    "  --log-format FMT    kv (key=value lines, the default) or json (one object a line)\n"
+    "  --metrics ENDPOINT  serve Prometheus text at GET /metrics, e.g.\n"
+    "                      tcp://127.0.0.1:9465 (default: off)\n"
+    "  --metrics-max-conns N    scrapers connected at once (default 16)\n"
+    "  --metrics-max-request N  bytes of one HTTP request head (default 8192)\n"
+    "  --metrics-max-labels N   error codes with series of their own (default 256)\n"
     "  --curve-server-key K  the broker's public key (FILE or Z85): connect with CURVE\n"
     "  --curve-key FILE    this worker's key pair file (actorctl keygen; its public key\n"
     "                      must be in the broker's --worker-keys)\n"
@@ -34,6 +43,7 @@ typedef struct opts {
     wrk_config_t cfg;
     const char **plugins;
     size_t n_plugins;
+    const char *agents;
     act_log_level_t level;
     char name[160];
     const char *curve_server, *curve_key; /* --curve-server-key, --curve-key */
@@ -99,6 +109,9 @@ static int parse(int argc, char **argv, opts *o) {
         {"broker", 1, 0, 'b'},       {"capacity", 1, 0, 'c'}, {"name", 1, 0, 'n'},
         {"plugin", 1, 0, 'p'},       {"heartbeat-ms", 1, 0, 'H'}, {"liveness", 1, 0, 'L'},
         {"drain-ms", 1, 0, 'd'},     {"log-level", 1, 0, 'l'}, {"help", 0, 0, 'h'},
+        {"agents", 1, 0, 'a'},
+        {"log-format", 1, 0, 'F'},   {"metrics", 1, 0, 'M'},   {"metrics-max-conns", 1, 0, 'C'},
+        {"metrics-max-request", 1, 0, 'R'}, {"metrics-max-labels", 1, 0, 'B'},
         {"curve-server-key", 1, 0, 'K'}, {"curve-key", 1, 0, 'k'},
         {0, 0, 0, 0}};
     int64_t v = 0;
@@ -111,6 +124,7 @@ static int parse(int argc, char **argv, opts *o) {
         case 'b': o->cfg.broker = optarg; break;
         case 'n': o->cfg.name = optarg; break;
         case 'p': o->plugins[o->n_plugins++] = optarg; break;
+        case 'a': o->agents = optarg; break;
         case 'c':
             rc = number("--capacity", optarg, 1, 100000, &v);
             o->cfg.capacity = (uint64_t)(rc ? 0 : v);
@@ -119,6 +133,24 @@ static int parse(int argc, char **argv, opts *o) {
         case 'L': rc = number("--liveness", optarg, 1, 1000, &o->cfg.liveness); break;
         case 'd': rc = number("--drain-ms", optarg, 0, 86400000, &o->cfg.drain_ms); break;
         case 'l': rc = level_of(optarg, &o->level); break;
+        case 'F':
+            if (strcmp(optarg, "kv") && strcmp(optarg, "json"))
+                return bad("--log-format wants kv or json, got '%s'%s", optarg, "");
+            act_log_set_format(strcmp(optarg, "json") ? ACT_LOG_FORMAT_KV : ACT_LOG_FORMAT_JSON);
+            break;
+        case 'M': o->cfg.metrics = optarg; break;
+        case 'C':
+            rc = number("--metrics-max-conns", optarg, 1, 4096, &v);
+            o->cfg.metrics_max_conns = (uint64_t)v;
+            break;
+        case 'R':
+            rc = number("--metrics-max-request", optarg, 64, 1 << 20, &v);
+            o->cfg.metrics_max_request = (uint64_t)v;
+            break;
+        case 'B':
+            rc = number("--metrics-max-labels", optarg, 1, 65536, &v);
+            o->cfg.metrics_max_labels = (uint64_t)v;
+            break;
         case 'K': o->curve_server = optarg; break;
         case 'k': o->curve_key = optarg; break;
         case 'h': fputs(usage, stdout); return -1;
@@ -132,6 +164,26 @@ static int parse(int argc, char **argv, opts *o) {
         return bad("--name wants 1 to 128 bytes, got '%s'%s", o->cfg.name, "");
     }
     return rc;
+}
+
+/* The --agents file, after the plugins: it may compose their agents and tools. */
+static int load_agents(abp_host_t *h, const char *path) {
+    char err[512];
+    size_t before = h->n_agents;
+    h->open = true;
+    int rc = agt_config_load_file(h, path, err, sizeof err);
+    h->open = false;
+    if (rc) {
+        fprintf(stderr, "actor-worker: --agents %s: %s\n", path, err);
+        act_log(ACT_LOG_ERROR, "agents_config", "file=%s error=%s reason=\"%s\"", path,
+                act_err_name(rc), err);
+        return rc;
+    }
+    for (size_t i = before; i < h->n_agents; i++) {
+        act_log(ACT_LOG_INFO, "agent", "name=%s type=%s file=%s", h->agents[i].name,
+                agt_kind_name(h->agents[i].def->kind), path);
+    }
+    return 0;
 }
 
 static void on_signal(uv_signal_t *h, int signum) { wrk_signal(h->data, signum); }
@@ -175,7 +227,8 @@ static int run(opts *o, abp_host_t *host) {
 
 int main(int argc, char **argv) {
     opts o = {.cfg = {.broker = "tcp://127.0.0.1:5556", .capacity = 16, .heartbeat_ms = 1000,
-                      .liveness = 3, .drain_ms = 5000},
+                      .liveness = 3, .drain_ms = 5000, .metrics_max_conns = 16,
+                      .metrics_max_request = 8192, .metrics_max_labels = 256},
               .level = ACT_LOG_INFO};
     char host[64] = "localhost";
     gethostname(host, sizeof host - 1);
@@ -189,12 +242,15 @@ int main(int argc, char **argv) {
     act_log_set_level(o.level);
     signal(SIGPIPE, SIG_IGN);
     abp_host_t host_agents = {0};
-    rc = wrk_plugin_register(&host_agents, wrk_builtin_init, "builtin");
+    rc = agt_rt_new(&host_agents.rt);
+    if (rc == 0) rc = wrk_plugin_register(&host_agents, wrk_builtin_init, "builtin");
     for (size_t i = 0; rc == 0 && i < o.n_plugins; i++) {
         rc = wrk_plugin_load(&host_agents, o.plugins[i]);
     }
+    if (rc == 0 && o.agents) rc = load_agents(&host_agents, o.agents);
     if (rc == 0) rc = run(&o, &host_agents);
     wrk_host_close(&host_agents);
+    agt_rt_destroy(&host_agents.rt);
     free(o.plugins);
     return rc ? 1 : 0;
 }

@@ -1,12 +1,15 @@
 /* plugin.c: plugins and the agents they register. A plugin is a shared object loaded with
  * dlopen (RTLD_LOCAL: nothing of its leaks into the next one) whose actorbus_plugin_init
  * gets the function table below, the only way it reaches the worker. The built-in plugin
- * goes through the same door, compiled in. */
+ * goes through the same door, compiled in. Every agent is a definition of the agent runtime
+ * (agent/runtime.h): plugins' C functions are custom agents, the --agents file adds the
+ * composite and LLM types. */
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "worker.h"
+#include "agent/runtime.h"
 
 /* ---- agents ---- */
 
@@ -20,9 +23,9 @@ static bool name_ok(const char *name) {
     return true;
 }
 
-static int register_agent(abp_host_t *h, const char *name, abp_agent_fn fn, void *udata) {
-    if (!h || !h->open || !fn || !name_ok(name)) return ABP_EINVAL;
-    if (wrk_agent_find(h, proto_str_of(name))) return ABP_EEXIST;
+int wrk_agent_add(abp_host_t *h, agt_def_t *def) {
+    if (!h || !h->open || !def || !name_ok(def->name)) return ABP_EINVAL;
+    if (wrk_agent_find(h, proto_str_of(def->name))) return ABP_EEXIST;
     if (h->n_agents == h->cap) {
         size_t cap = h->cap ? 2 * h->cap : 8;
         wrk_agent_t *a = realloc(h->agents, cap * sizeof(*a));
@@ -30,10 +33,42 @@ static int register_agent(abp_host_t *h, const char *name, abp_agent_fn fn, void
         h->agents = a;
         h->cap = cap;
     }
-    char *copy = strdup(name);
-    if (!copy) return ABP_ENOMEM;
-    h->agents[h->n_agents++] = (wrk_agent_t){copy, fn, udata};
+    h->agents[h->n_agents++] = (wrk_agent_t){def->name, def->fn, def->udata, def};
+    h->n_registered++;
     return 0;
+}
+
+static int register_agent(abp_host_t *h, const char *name, abp_agent_fn fn, void *udata) {
+    if (!h || !h->open || !fn || !name_ok(name)) return ABP_EINVAL;
+    if (wrk_agent_find(h, proto_str_of(name))) return ABP_EEXIST;
+    agt_def_t *def = agt_def_custom(name, fn, udata);
+    if (!def) return ABP_ENOMEM;
+    int rc = wrk_agent_add(h, def);
+    if (rc) agt_def_free(&def);
+    return rc;
+}
+
+/* Tools and callbacks count as something registered, like agents: a plugin may bring only
+ * tools. */
+static int register_tool(abp_host_t *h, const abp_tool_def_t *def) {
+    if (!h || !h->open) return ABP_EINVAL;
+    int rc = agt_tool_register(h, def);
+    if (rc == 0) h->n_registered++;
+    return rc;
+}
+
+static int register_callback(abp_host_t *h, const char *agent, abp_cb_kind_t kind,
+                             abp_callback_fn fn, void *udata) {
+    int rc = agt_callback_register(h, agent, kind, fn, udata);
+    if (rc == 0) h->n_registered++;
+    return rc;
+}
+
+static int define_agents_json(abp_host_t *h, const char *json) {
+    if (!h || !h->open || !json) return ABP_EINVAL;
+    int rc = agt_define_agents_json(h, json);
+    if (rc == 0) h->n_registered++;
+    return rc;
 }
 
 const wrk_agent_t *wrk_agent_find(const abp_host_t *h, proto_str_t name) {
@@ -91,24 +126,35 @@ const abp_api_t wrk_api = {
     .pack_data = wrk_pack_data,
     .emit_pack = wrk_pack_emit,
     .set_output_pack = wrk_pack_set_output,
+    /* version 2 */
+    .register_tool = register_tool,
+    .register_callback = register_callback,
+    .define_agents_json = define_agents_json,
+    .emit_event = agt_emit,
+    .state_get = agt_state_get,
+    .run_agent = agt_run_agent,
+    .tool_fail = agt_tool_fail,
+    .tool_state_set = agt_tool_state_set,
+    .tool_job = agt_tool_job,
 };
 
 /* ---- loading ---- */
 
 int wrk_plugin_register(abp_host_t *h, int (*init)(const abp_api_t *, abp_host_t *, uint32_t),
                         const char *what) {
-    size_t before = h->n_agents;
+    size_t before = h->n_agents, registered = h->n_registered;
     h->open = true;
     int rc = init(&wrk_api, h, ABP_API_VERSION);
     h->open = false;
-    if (rc == 0 && h->n_agents == before) rc = ABP_EINVAL;
+    if (rc == 0 && h->n_registered == registered) rc = ABP_EINVAL;
     if (rc) {
         act_log(ACT_LOG_ERROR, "plugin_failed", "plugin=%s error=%s%s", what, act_err_name(rc),
-                h->n_agents == before ? " reason=no_agents" : "");
+                h->n_registered == registered ? " reason=nothing_registered" : "");
         return rc;
     }
     for (size_t i = before; i < h->n_agents; i++) {
-        act_log(ACT_LOG_INFO, "agent", "name=%s plugin=%s", h->agents[i].name, what);
+        act_log(ACT_LOG_INFO, "agent", "name=%s type=%s plugin=%s", h->agents[i].name,
+                agt_kind_name(h->agents[i].def->kind), what);
     }
     return 0;
 }
@@ -135,7 +181,7 @@ int wrk_plugin_load(abp_host_t *h, const char *path) {
 }
 
 void wrk_host_close(abp_host_t *h) {
-    for (size_t i = 0; i < h->n_agents; i++) free(h->agents[i].name);
+    for (size_t i = 0; i < h->n_agents; i++) agt_def_free(&h->agents[i].def);
     free(h->agents);
     h->agents = NULL;
     h->n_agents = h->cap = 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "worker.h"
+#include "agent/runtime.h"
 
 #define LINGER_MS 1000   /* how long a final message may take to leave on exit */
 #define IDLE_WAIT_MS 1000 /* how long cancelled jobs get to end */
@@ -72,6 +73,7 @@ static int writer_task(void *arg, void **result) {
         wrk_out *o = out_pop(w);
         act_zframe_t f = {o->data, o->n};
         int rc = act_zsock_send_frames(w->z, &f, 1, -1);
+        if (rc == 0) wrk_mx_out(w, o->n);
         free(o);
         if (!w->out_head) act_event_set(&w->flushed);
         if (rc == 0) w->last_sent = act_now();
@@ -139,6 +141,7 @@ static void conn_close(wrk_t *w, int linger_ms) {
     if (!w->sock) return;
     wrk_jobs_cancel_all(w, true);
     wrk_calls_fail_all(w, "worker_lost", "the worker's connection to the broker was reset");
+    agt_budget_reset(w->budget); /* the broker took our permits back */
     if (linger_ms == 0) out_purge(w);
     act_zsock_destroy(&w->z);
     zmq_setsockopt(w->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
@@ -168,12 +171,22 @@ static int dispatch(wrk_t *w, zmq_msg_t *parts, size_t n) {
     case PROTO_CANCEL:
         if (m.has_job) wrk_jobs_cancel(w, m.job);
         return 0;
+    case PROTO_BUDGET: /* the broker's model budget (agent/budget.h) */
+    case PROTO_BUDGET_GRANT:
+    case PROTO_BUDGET_DENY:
+        agt_budget_on_message(w->budget, &m);
+        if (m.type == PROTO_BUDGET && w->host->rt)
+            w->host->rt->budget = agt_budget_hook(w->budget);
+        return 0;
     case PROTO_EVENT:
     case PROTO_RESULT:
     case PROTO_ERROR:
         if (!m.has_job) wrk_calls_deliver(w, &m);
         return 0;
     case PROTO_HEARTBEAT: return 0;
+    case PROTO_TASKS:
+        if (m.has_job) wrk_tasks_answer(w, m.job);
+        return 0;
     case PROTO_DISCONNECT:
         act_log(ACT_LOG_INFO, "broker_disconnect", "connection=%llu", (unsigned long long)w->gen);
         return SERVE_RECONNECT;
@@ -210,6 +223,7 @@ static int conn_serve(wrk_t *w) {
         }
         if (rc) return rc;
         w->last_heard = act_now();
+        wrk_mx_in(w, n ? zmq_msg_size(&parts[0]) : 0);
         rc = dispatch(w, parts, n);
         act_zsock_close_parts(parts, n);
         if (rc) return rc;
@@ -272,10 +286,16 @@ static void stop_task(act_task_t **t) {
     act_task_release(t);
 }
 
+static void budget_send(void *ctx, const proto_buf_t *msg) {
+    wrk_t *w = ctx;
+    wrk_send(w, w->gen, msg);
+}
+
 static int run_tasks(wrk_t *w) {
     act_task_t *conn = NULL, *writer = NULL;
     act_spawn_opts_t wo = {.name = "writer"}, co = {.name = "connection"};
-    int rc = act_spawn(writer_task, w, &wo, &writer);
+    int rc = agt_budget_new(&w->budget, budget_send, w); /* the broker's model budget */
+    if (rc == 0) rc = act_spawn(writer_task, w, &wo, &writer);
     if (rc == 0) rc = act_spawn(conn_task, w, &co, &conn);
     if (rc == 0) {
         act_choice_t ch[2] = {{.kind = ACT_CHOICE_EVENT, .obj = &w->stop},
@@ -288,6 +308,8 @@ static int run_tasks(wrk_t *w) {
     if (rc >= 0) rc = act_task_done(conn) ? act_task_error(conn, NULL) : 0;
     stop_task(&conn);
     stop_task(&writer);
+    if (w->host->rt) w->host->rt->budget = NULL;
+    agt_budget_destroy(&w->budget);
     act_scope_leave(&shield);
     return rc;
 }
@@ -304,7 +326,14 @@ int wrk_run(wrk_t *w) {
     proto_buf_init(&w->enc);
     w->zctx = zmq_ctx_new();
     if (!w->zctx) return ACT_ENOMEM;
-    int rc = run_tasks(w);
+    int rc = wrk_metrics_start(w);
+    if (rc == 0) {
+        rc = agt_rt_start(w->host->rt); /* MCP servers: up before the first job */
+        if (rc) act_log(ACT_LOG_ERROR, "runtime_start_failed", "error=%s", act_err_name(rc));
+        if (rc == 0) rc = run_tasks(w);
+        agt_rt_stop(w->host->rt);
+    }
+    wrk_metrics_stop(w);
     out_purge(w);
     proto_buf_free(&w->enc);
     zmq_ctx_term(w->zctx);

@@ -13,6 +13,7 @@
 #include "actorbus/plugin.h"
 #include "proto/keys.h"
 #include "proto/proto.h"
+#include "agent/budget.h"
 
 typedef struct wrk wrk_t;
 
@@ -23,6 +24,8 @@ typedef struct wrk_config {
     int64_t heartbeat_ms;  /* heartbeat interval */
     int64_t liveness;      /* heartbeats of silence before the broker counts as lost */
     int64_t drain_ms;      /* SIGTERM: how long running jobs may take to finish */
+    const char *metrics;   /* --metrics endpoint; NULL or "" off (metrics.c) */
+    uint64_t metrics_max_conns, metrics_max_request, metrics_max_labels;
     bool curve;            /* CURVE to the broker: its public key and our key pair below */
     char curve_server[PROTO_Z85_KEY_LEN + 1];
     proto_keypair_t curve_kp;
@@ -30,15 +33,18 @@ typedef struct wrk_config {
 
 /* ---- agents (plugin.c) ---- */
 typedef struct wrk_agent {
-    char *name;          /* registered name */
-    abp_agent_fn fn;     /* its body */
+    char *name;          /* registered name (def->name) */
+    abp_agent_fn fn;     /* its body (custom agents; NULL for the runtime's types) */
     void *udata;         /* register_agent's udata */
+    struct agt_def *def; /* its definition (agent/runtime.h), owned: what the runner runs */
 } wrk_agent_t;
 
 struct abp_host {
     wrk_agent_t *agents; /* every registered agent */
     size_t n_agents, cap;
     bool open;           /* inside an init: register_agent allowed */
+    size_t n_registered; /* agents, tools, callbacks and configs registered so far */
+    struct agt_rt *rt;   /* the agent runtime's registries (agent/runtime.h) */
     void **handles;      /* dlopen handles, closed at exit */
     size_t n_handles;
 };
@@ -50,6 +56,10 @@ int wrk_plugin_register(abp_host_t *host, int (*init)(const abp_api_t *, abp_hos
                         const char *what);
 /* dlopens path and runs its actorbus_plugin_init. Returns: 0 or a negative code (logged). */
 int wrk_plugin_load(abp_host_t *host, const char *path);
+/* Adds an agent of any type (register_agent and the --agents file come here); takes def on
+ * success. Returns: 0. Errors: ABP_EEXIST, ABP_EINVAL (bad name, registration closed),
+ * ABP_ENOMEM. */
+int wrk_agent_add(abp_host_t *host, struct agt_def *def);
 const wrk_agent_t *wrk_agent_find(const abp_host_t *host, proto_str_t name);
 void wrk_host_close(abp_host_t *host);
 
@@ -103,6 +113,12 @@ struct abp_ctx {
     struct abp_call *calls;      /* its sub-queries, not yet freed */
     act_event_t changed;         /* set when one of its calls ends */
     uint64_t done_seq;           /* completion order of its calls */
+    struct agt_job *agt;         /* the runner's view of it (agent/runner.h) */
+    const uint8_t *in;           /* the running agent's input: the job's, or an in-job
+                                    sub-agent's (the runner switches it) */
+    size_t in_n;
+    const char *agent_now;       /* the running agent's name (the runner switches it) */
+    int64_t t0_us;               /* when it arrived, for the latency histogram (metrics.c) */
 };
 
 void wrk_jobs_start(wrk_t *w, const proto_msg_t *m);
@@ -141,6 +157,7 @@ struct abp_call {
     uint8_t *output;                /* result output */
     size_t output_n;
     char *code, *message;           /* error */
+    bool sub;                       /* a sub-invocation of the runner: its events count */
 };
 
 /* A reply (event/result/error with an integer id) for one of our sub-queries. */
@@ -158,6 +175,10 @@ bool wrk_call_done(const abp_call_t *call);
 int wrk_call_output(const abp_call_t *call, const uint8_t **output, size_t *n);
 int wrk_call_error(const abp_call_t *call, const char **code, const char **message);
 void wrk_call_free(abp_call_t **call);
+/* A sub-invocation (the agent runtime): a query with parent = this job, its session and
+ * branch; the ADK events that come back apply their state_delta to the job's state view. */
+int wrk_call_sub(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t n,
+                 const char *branch, int64_t timeout_ms, abp_call_t **out);
 
 /* ---- the worker and its connection (worker.c) ---- */
 struct wrk {
@@ -178,12 +199,14 @@ struct wrk {
     act_event_t jobs_idle;     /* set while n_jobs == 0 */
     abp_call_t *calls;         /* pending sub-queries (for replies) */
     uint64_t next_call_id;
+    agt_budget_t *budget;      /* the broker's model budget (agent/budget.h) */
     bool draining;             /* SIGTERM seen: finishing up */
     act_event_t stop;          /* set by a signal: main starts the drain */
     int signals;               /* signals seen */
     int64_t drain_deadline;    /* act_now() by which jobs must be done */
     proto_limits_t limits;     /* for decoding broker messages */
     proto_buf_t enc;           /* scratch encoder */
+    struct wrk_metrics *mx;    /* counters and /metrics (metrics.c) */
 };
 
 /* Events beyond this many queued messages are refused (ABP_EAGAIN): a broker that stops
@@ -198,5 +221,22 @@ void wrk_send(wrk_t *w, uint64_t gen, const proto_buf_t *msg);
 int wrk_run(wrk_t *w);
 /* SIGTERM/SIGINT: the first starts the drain, the next cancels the jobs still running. */
 void wrk_signal(wrk_t *w, int signum);
+
+/* ---- metrics and tasks (metrics.c) ---- */
+typedef struct wrk_metrics wrk_metrics_t;
+/* Creates w->mx and, with --metrics, binds the endpoint and spawns the task serving it (in a
+ * task, after the zmq context exists). Returns: 0. Errors: ACT_ENOMEM, ACT_EINVAL (the bind
+ * failed; logged), or act_spawn's. */
+int wrk_metrics_start(wrk_t *w);
+void wrk_metrics_stop(wrk_t *w); /* stops the task, closes the socket, frees w->mx */
+int64_t wrk_mx_now_us(void);     /* the clock of t0_us */
+/* Hooks: a job ended with outcome ("ok" or its error code); a call ended; a message of n
+ * bytes came from or went to the broker. Each does nothing before wrk_metrics_start. */
+void wrk_mx_job_end(wrk_t *w, const abp_ctx_t *j, const char *outcome);
+void wrk_mx_call_end(wrk_t *w, bool ok);
+void wrk_mx_in(wrk_t *w, size_t n);
+void wrk_mx_out(wrk_t *w, size_t n);
+/* Answers the broker's `tasks` (reference ref) with the loop's task list. */
+void wrk_tasks_answer(wrk_t *w, uint64_t ref);
 
 #endif

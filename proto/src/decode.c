@@ -9,19 +9,25 @@
 enum field {
     F_V, F_TYPE, F_ID, F_AGENT, F_INPUT, F_SESSION, F_TIMEOUT_MS, F_IDEMPOTENT, F_JOB, F_SEQ,
     F_EVENT, F_OUTPUT, F_CODE, F_MESSAGE, F_TOPIC, F_DATA, F_NAME, F_CAPACITY, F_AGENTS,
-    F_HEARTBEAT_MS, F_ATTEMPT, F_APP, F_USER, F_EVENTS, F_AFTER, F_LIMIT, F_COUNT
+    F_HEARTBEAT_MS, F_ATTEMPT, F_APP, F_USER, F_EVENTS, F_AFTER, F_LIMIT, F_PARENT, F_BRANCH,
+    F_INVOCATION, F_STATE, F_HISTORY, F_WORKER,
+    F_REQ, F_BACKEND, F_MODEL_CONCURRENCY, F_MODEL_RPS, F_MODEL_BURST, /* the model budget */
+    F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
     "v", "type", "id", "agent", "input", "session", "timeout_ms", "idempotent", "job", "seq",
     "event", "output", "code", "message", "topic", "data", "name", "capacity", "agents",
-    "heartbeat_ms", "attempt", "app", "user", "events", "after", "limit",
+    "heartbeat_ms", "attempt", "app", "user", "events", "after", "limit", "parent", "branch",
+    "invocation", "state", "history", "worker",
+    "req", "backend", "model_concurrency", "model_rps", "model_burst",
 };
 
 static const char *const type_names[] = {
     "unknown", "query", "cancel", "publish", "status", "event", "result", "error", "ready",
     "work", "credit", "heartbeat", "disconnect", "session.get", "session.list",
-    "session.delete",
+    "session.delete", "tasks", "tasks_reply", "budget", "budget.acquire", "budget.grant",
+    "budget.deny", "budget.release", "budget.cancel",
 };
 
 /* What a field must hold. */
@@ -36,6 +42,9 @@ enum kind {
     K_TIMEOUT,  /* non-negative integer, kept as int64 */
     K_BOOL,
     K_NAMES,    /* array of K_NAME */
+    K_MAP,      /* any map */
+    K_ARRAY,    /* any array */
+    K_NUM,      /* non-negative finite number, integer or float, kept as a double */
 };
 
 typedef struct rule {
@@ -43,7 +52,7 @@ typedef struct rule {
     bool required;
 } rule_t;
 
-#define MAX_RULES 6
+#define MAX_RULES 11
 typedef struct spec {
     rule_t rules[MAX_RULES];
     uint8_t n;
@@ -54,7 +63,8 @@ typedef struct spec {
 static const spec_t specs[] = {
     [PROTO_QUERY] = {{R(F_ID, K_ID, 1), R(F_AGENT, K_NAME, 1), R(F_INPUT, K_ANY, 0),
                       R(F_SESSION, K_STR, 0), R(F_TIMEOUT_MS, K_TIMEOUT, 0),
-                      R(F_IDEMPOTENT, K_BOOL, 0)}, 6, false},
+                      R(F_IDEMPOTENT, K_BOOL, 0), R(F_APP, K_STR, 0), R(F_USER, K_STR, 0),
+                      R(F_PARENT, K_UINT, 0), R(F_BRANCH, K_STR, 0)}, 10, false},
     [PROTO_CANCEL] = {{R(F_ID, K_ID, 0), R(F_JOB, K_UINT, 0)}, 2, true},
     [PROTO_PUBLISH] = {{R(F_TOPIC, K_STR, 1), R(F_DATA, K_ANY, 0), R(F_ID, K_ID, 0)}, 3, false},
     [PROTO_STATUS] = {{R(F_ID, K_REPLY_ID, 0)}, 1, false},
@@ -68,7 +78,8 @@ static const spec_t specs[] = {
                       R(F_HEARTBEAT_MS, K_UINT, 0)}, 4, false},
     [PROTO_WORK] = {{R(F_JOB, K_UINT, 1), R(F_AGENT, K_NAME, 1), R(F_INPUT, K_ANY, 0),
                      R(F_SESSION, K_STR, 0), R(F_TIMEOUT_MS, K_TIMEOUT, 0),
-                     R(F_ATTEMPT, K_POS, 1)}, 6, false},
+                     R(F_ATTEMPT, K_POS, 1), R(F_INVOCATION, K_STR, 0), R(F_BRANCH, K_STR, 0),
+                     R(F_STATE, K_MAP, 0), R(F_HISTORY, K_ARRAY, 0)}, 10, false},
     [PROTO_CREDIT] = {{R(F_CAPACITY, K_UINT, 1)}, 1, false},
     [PROTO_HEARTBEAT] = {{{0, 0, 0}}, 0, false},
     [PROTO_DISCONNECT] = {{{0, 0, 0}}, 0, false},
@@ -77,6 +88,17 @@ static const spec_t specs[] = {
     [PROTO_SESSION_LIST] = {{R(F_ID, K_ID, 1), R(F_APP, K_STR, 0), R(F_USER, K_STR, 0),
                              R(F_AFTER, K_STR, 0), R(F_LIMIT, K_POS, 0)}, 5, false},
     [PROTO_SESSION_DELETE] = {{R(F_ID, K_ID, 1), R(F_SESSION, K_STR, 1)}, 2, false},
+    /* client -> broker: id and worker (checked by the broker); broker -> worker: job */
+    [PROTO_TASKS] = {{R(F_ID, K_ID, 0), R(F_WORKER, K_NAME, 0), R(F_JOB, K_UINT, 0)}, 3, false},
+    [PROTO_TASKS_REPLY] = {{R(F_JOB, K_UINT, 1), R(F_OUTPUT, K_ANY, 1)}, 2, false},
+    [PROTO_BUDGET] = {{R(F_MODEL_CONCURRENCY, K_UINT, 0), R(F_MODEL_RPS, K_NUM, 0),
+                       R(F_MODEL_BURST, K_UINT, 0)}, 3, false},
+    [PROTO_BUDGET_ACQUIRE] = {{R(F_REQ, K_UINT, 1), R(F_BACKEND, K_NAME, 1)}, 2, false},
+    [PROTO_BUDGET_GRANT] = {{R(F_REQ, K_UINT, 1)}, 1, false},
+    [PROTO_BUDGET_DENY] = {{R(F_REQ, K_UINT, 1), R(F_CODE, K_STR, 1), R(F_MESSAGE, K_STR, 1)},
+                           3, false},
+    [PROTO_BUDGET_RELEASE] = {{R(F_BACKEND, K_NAME, 1)}, 1, false},
+    [PROTO_BUDGET_CANCEL] = {{R(F_REQ, K_UINT, 1)}, 1, false},
 };
 
 static const uint8_t nil_byte = 0xc0;
@@ -230,6 +252,16 @@ static int check_kind(const val_t *v, int kind, const char *name, const proto_li
         if (v->it.kind == PROTO__BOOL) return 0;
         return proto__fail(err, PROTO_EBAD, "field '%s' must be a boolean", name);
     case K_NAMES: return check_names(v, name, err);
+    case K_MAP:
+        if (v->it.kind == PROTO__MAP) return 0;
+        return proto__fail(err, PROTO_EBAD, "field '%s' must be a map", name);
+    case K_ARRAY:
+        if (v->it.kind == PROTO__ARRAY) return 0;
+        return proto__fail(err, PROTO_EBAD, "field '%s' must be an array", name);
+    case K_NUM:
+        if (is_uint(&v->it, &u)) return 0;
+        if (v->it.kind == PROTO__FLOAT && v->it.f >= 0 && v->it.f <= 1e15) return 0;
+        return proto__fail(err, PROTO_EBAD, "field '%s' must be a non-negative number", name);
     default: return 0;
     }
 }
@@ -275,6 +307,19 @@ static void store(proto_msg_t *out, int f, const val_t *v) {
     case F_EVENTS: out->events = uint_of(v); out->has_events = true; break;
     case F_AFTER: out->after = str_of(v); break;
     case F_LIMIT: out->limit = uint_of(v); break;
+    case F_PARENT: out->parent = uint_of(v); out->has_parent = true; break;
+    case F_BRANCH: out->branch = str_of(v); break;
+    case F_INVOCATION: out->invocation = str_of(v); break;
+    case F_STATE: out->state = v->raw; break;
+    case F_HISTORY: out->history = v->raw; break;
+    case F_WORKER: out->worker = str_of(v); break;
+    case F_REQ: out->req = uint_of(v); break;
+    case F_BACKEND: out->backend = str_of(v); break;
+    case F_MODEL_CONCURRENCY: out->model_concurrency = uint_of(v); break;
+    case F_MODEL_RPS:
+        out->model_rps = v->it.kind == PROTO__FLOAT ? v->it.f : (double)uint_of(v);
+        break;
+    case F_MODEL_BURST: out->model_burst = uint_of(v); break;
     default: break;
     }
 }

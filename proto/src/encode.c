@@ -101,18 +101,30 @@ static int done(proto_buf_t *b) {
 
 int proto_enc_query(proto_buf_t *b, proto_raw_t id, proto_str_t agent, proto_raw_t input,
                     proto_str_t session, int64_t timeout_ms, bool idempotent) {
+    proto_query_t q = {.id = id, .agent = agent, .input = input, .session = session,
+                       .timeout_ms = timeout_ms, .idempotent = idempotent};
+    return proto_enc_query_msg(b, &q);
+}
+
+int proto_enc_query_msg(proto_buf_t *b, const proto_query_t *q) {
     proto_buf_reset(b);
-    proto_pack_header(b, PROTO_QUERY, 2 + (input.n > 0) + (session.n > 0) + (timeout_ms >= 0) +
-                                          idempotent);
-    pack_key_raw(b, "id", id);
-    pack_key_str(b, "agent", agent);
-    if (input.n) pack_key_raw(b, "input", input);
-    if (session.n) pack_key_str(b, "session", session);
-    if (timeout_ms >= 0) pack_key_u64(b, "timeout_ms", (uint64_t)timeout_ms);
-    if (idempotent) {
+    proto_pack_header(b, PROTO_QUERY, 2 + (q->input.n > 0) + (q->session.n > 0) +
+                                          (q->timeout_ms >= 0) + q->idempotent +
+                                          (q->app.n > 0) + (q->user.n > 0) +
+                                          (q->branch.n > 0) + q->has_parent);
+    pack_key_raw(b, "id", q->id);
+    pack_key_str(b, "agent", q->agent);
+    if (q->input.n) pack_key_raw(b, "input", q->input);
+    if (q->session.n) pack_key_str(b, "session", q->session);
+    if (q->timeout_ms >= 0) pack_key_u64(b, "timeout_ms", (uint64_t)q->timeout_ms);
+    if (q->idempotent) {
         proto_pack_cstr(b, "idempotent");
         msgpack_pack_true(&b->pk);
     }
+    if (q->app.n) pack_key_str(b, "app", q->app);
+    if (q->user.n) pack_key_str(b, "user", q->user);
+    if (q->branch.n) pack_key_str(b, "branch", q->branch);
+    if (q->has_parent) pack_key_u64(b, "parent", q->parent);
     return done(b);
 }
 
@@ -186,14 +198,26 @@ int proto_enc_ready(proto_buf_t *b, proto_str_t name, uint64_t capacity,
 
 int proto_enc_work(proto_buf_t *b, uint64_t job, proto_str_t agent, proto_raw_t input,
                    proto_str_t session, int64_t timeout_ms, uint64_t attempt) {
+    proto_work_t w = {.job = job, .agent = agent, .input = input, .session = session,
+                      .timeout_ms = timeout_ms, .attempt = attempt};
+    return proto_enc_work_msg(b, &w);
+}
+
+int proto_enc_work_msg(proto_buf_t *b, const proto_work_t *w) {
     proto_buf_reset(b);
-    proto_pack_header(b, PROTO_WORK, 4 + (session.n > 0) + (timeout_ms >= 0));
-    pack_key_u64(b, "job", job);
-    pack_key_str(b, "agent", agent);
-    pack_key_raw(b, "input", input);
-    if (session.n) pack_key_str(b, "session", session);
-    if (timeout_ms >= 0) pack_key_u64(b, "timeout_ms", (uint64_t)timeout_ms);
-    pack_key_u64(b, "attempt", attempt);
+    proto_pack_header(b, PROTO_WORK, 4 + (w->session.n > 0) + (w->timeout_ms >= 0) +
+                                         (w->invocation.n > 0) + (w->branch.n > 0) +
+                                         (w->state.n > 0) + (w->history.n > 0));
+    pack_key_u64(b, "job", w->job);
+    pack_key_str(b, "agent", w->agent);
+    pack_key_raw(b, "input", w->input);
+    if (w->session.n) pack_key_str(b, "session", w->session);
+    if (w->timeout_ms >= 0) pack_key_u64(b, "timeout_ms", (uint64_t)w->timeout_ms);
+    pack_key_u64(b, "attempt", w->attempt);
+    if (w->invocation.n) pack_key_str(b, "invocation", w->invocation);
+    if (w->branch.n) pack_key_str(b, "branch", w->branch);
+    if (w->state.n) pack_key_raw(b, "state", w->state);
+    if (w->history.n) pack_key_raw(b, "history", w->history);
     return done(b);
 }
 
@@ -278,6 +302,29 @@ int proto_enc_result_begin(proto_buf_t *b, proto_raw_t id) {
     proto_buf_reset(b);
     proto_pack_header(b, PROTO_RESULT, 2);
     pack_key_raw(b, "id", id);
+    proto_pack_cstr(b, "output");
+    return done(b);
+}
+
+int proto_enc_tasks(proto_buf_t *b, proto_raw_t id, proto_str_t worker) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_TASKS, 1 + (id.n > 0));
+    if (id.n) pack_key_raw(b, "id", id);
+    pack_key_str(b, "worker", worker);
+    return done(b);
+}
+
+int proto_enc_tasks_job(proto_buf_t *b, uint64_t job) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_TASKS, 1);
+    pack_key_u64(b, "job", job);
+    return done(b);
+}
+
+int proto_enc_tasks_reply_begin(proto_buf_t *b, uint64_t job) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_TASKS_REPLY, 2);
+    pack_key_u64(b, "job", job);
     proto_pack_cstr(b, "output");
     return done(b);
 }

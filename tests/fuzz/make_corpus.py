@@ -43,6 +43,12 @@ SEEDS = {
     "status_reply": msg("status", id=None, workers=[{"name": "w1", "capacity": 2,
                         "in_flight": 1, "agents": ["echo"]}], capacity=2, in_flight=1,
                         queued=0, clients=1),
+    "budget": msg("budget", model_concurrency=4, model_rps=2.5, model_burst=2),
+    "budget_acquire": msg("budget.acquire", req=1, backend="default"),
+    "budget_grant": msg("budget.grant", req=1),
+    "budget_deny": msg("budget.deny", req=2, code="overloaded", message="too many waiting"),
+    "budget_release": msg("budget.release", backend="default"),
+    "budget_cancel": msg("budget.cancel", req=3),
     # tricky bytes
     "huge_array32": bytes([0xdd, 0xff, 0xff, 0xff, 0xff]),
     "huge_map32": bytes([0xdf, 0xff, 0xff, 0xff, 0xff]),

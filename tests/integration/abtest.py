@@ -30,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "level=error event=panic")
 ALL_AGENTS = ("echo", "sleep", "events", "fanout", "fail")
+ADK_AGENTS = ALL_AGENTS + ("adk",)  # with the scripted agent-runtime agent (agent_adk below)
 
 
 # ---------------------------------------------------------------- processes
@@ -568,7 +569,7 @@ class _FakeWorkerProcess:
         job = m["job"]
         if len(self.jobs) >= self.o["capacity"]:
             self.stats["over_capacity"] += 1
-        self.jobs[job] = {"agent": m["agent"]}
+        self.jobs[job] = {"agent": m["agent"], "work": m}
         self.stats["works"] += 1
         self.stats["attempts"][str(job)] = m.get("attempt")
         if "timeout_ms" in m:
@@ -622,7 +623,90 @@ class _FakeWorkerProcess:
             self.calls[cid] = (job, i)
             self.send({"type": "query", "id": cid, "agent": input["agent"], "input": x})
 
+    # -- adk: a scripted agent of the agent runtime. Input (all optional): "emit": events
+    # sent at once, "wait_file": a path it waits for (checked every 20 ms, at most 60 s),
+    # "ms": a sleep, "children": sub-invocations {"agent", "input", "branch", "session",
+    # "parent"} it makes (parent = this job unless given) and gathers, "emit_end": events
+    # sent after, "fail": an error code to end with. Each emitted map becomes an ADK event
+    # (id, invocation_id, author = the agent, branch, ts_ms filled in) unless "raw" holds the
+    # payload to send as is. Output: what its work carried and what its children answered.
+    def adk_event(self, job, e):
+        if "raw" in e:
+            return e["raw"]
+        w = self.jobs[job]["work"]
+        self.next_call += 1
+        ev = {"id": "e-%016x" % (self.next_call + (job << 20)),
+              "invocation_id": w.get("invocation", ""), "author": w["agent"],
+              "ts_ms": now_ms()}
+        if w.get("branch"):
+            ev["branch"] = w["branch"]
+        ev.update(e)
+        return ev
+
+    def adk_emit(self, job, events):
+        for e in events or ():
+            self.send({"type": "event", "job": job, "event": self.adk_event(job, e)})
+
+    def agent_adk(self, job, input):
+        input = input if isinstance(input, dict) else {}
+        st = self.jobs[job]
+        st.update(adk=input, children=[None] * len(input.get("children", ())),
+                  left=len(input.get("children", ())), child_events=[])
+        self.adk_emit(job, input.get("emit"))
+        for i, c in enumerate(input.get("children", ())):
+            cid = self.next_call = self.next_call + 1
+            self.calls[cid] = (job, i)
+            q = {"type": "query", "id": cid, "agent": c.get("agent", "adk"),
+                 "input": c.get("input"), "parent": c.get("parent", job)}
+            for k in ("branch", "session"):
+                if k in c:
+                    q[k] = c[k]
+            self.send(q)
+        self.adk_step(job, self.gen, time.monotonic() + 60)
+
+    def adk_step(self, job, gen, give_up):
+        st = self.jobs.get(job) if gen == self.gen else None
+        if st is None:
+            return
+        path = st["adk"].get("wait_file")
+        if (path and not os.path.exists(path)) or st["left"] > 0:
+            if time.monotonic() > give_up:
+                self.finish(job, {"type": "error", "code": "adk_stuck", "message": "gave up"})
+            else:
+                self.later(20, lambda: self.adk_step(job, gen, give_up))
+            return
+        if st["adk"].get("ms"):
+            ms = st["adk"].pop("ms")
+            self.later(ms, lambda: self.adk_step(job, gen, give_up))
+            return
+        self.adk_emit(job, st["adk"].get("emit_end"))
+        if st["adk"].get("fail"):
+            self.finish(job, {"type": "error", "code": st["adk"]["fail"], "message": "asked"})
+            return
+        w = st["work"]
+        out = {k: w[k] for k in ("invocation", "branch", "state", "history", "session",
+                                 "attempt") if k in w}
+        out.update(worker=self.o["name"], job=job, children=st["children"],
+                   child_events=st["child_events"])
+        self.finish(job, {"type": "result", "output": out})
+
+    def adk_reply(self, m):
+        job, i = self.calls.get(m.get("id"), (None, None))
+        st = self.jobs.get(job)
+        if st is None or "adk" not in st:
+            return False
+        if m["type"] == "event":
+            st["child_events"].append(m.get("event"))
+            return True
+        del self.calls[m["id"]]
+        st["children"][i] = (m["output"] if m["type"] == "result" else
+                             {"error": {"code": m["code"], "message": m["message"]}})
+        st["left"] -= 1
+        return True
+
     def on_call_reply(self, m):
+        if self.adk_reply(m):
+            return
         job, i = self.calls.get(m.get("id"), (None, None))
         if job is None or job not in self.jobs or m["type"] == "event":
             return

@@ -13,6 +13,7 @@ Control endpoints, for tests:
   GET  /_stats?model=M      "requests=N aborted=N in_flight=N max_in_flight=N" (requests and
                             aborted for model M; in-flight counts are over all models)
   GET  /_last?model=M       the last request body that model M received (JSON)
+The "agent" model is what the LLM agent tests drive: see Handler.s_agent.
 """
 import argparse
 import email.utils
@@ -200,6 +201,7 @@ class Handler(BaseHTTPRequestHandler):
     def reply(self, model, count, req):
         stream = bool(req.get("stream"))
         usage = bool((req.get("stream_options") or {}).get("include_usage"))
+        self.req_messages = req.get("messages") or []
         script = SCRIPTS.get(model)
         if script is None:
             return self.send_json(404, {"error": {"message": "unknown model " + model}})
@@ -283,7 +285,60 @@ class Handler(BaseHTTPRequestHandler):
         self.write_chunk(b"")
 
 
+    # ---- the agent script: what the LLM agent tests drive ----
+    def s_agent(self, model, count, stream, usage):
+        """Answers as the last message asks. After tool results: "done: " and the results
+        joined by " | ". A user message that is a JSON object {"calls": [{"name", "args"}],
+        "text": str} asks for those tool calls (or that text); any other text is echoed
+        ("echo: <text>"). Streams (text in words, calls in fragments) when asked to."""
+        msgs = self.req_messages
+        last = msgs[-1] if msgs else {}
+        if last.get("role") == "tool":
+            results = []
+            for m in reversed(msgs):
+                if m.get("role") != "tool":
+                    break
+                results.insert(0, str(m.get("content")))
+            return self.agent_text(model, "done: " + " | ".join(results), stream, usage)
+        content = last.get("content") or ""
+        try:
+            ask = json.loads(content)
+        except ValueError:
+            ask = None
+        if not isinstance(ask, dict):
+            return self.agent_text(model, "echo: " + content, stream, usage)
+        calls = [tool_call(i, "call_%d" % i, c["name"], json.dumps(c.get("args", {})))
+                 for i, c in enumerate(ask.get("calls", []))]
+        if not calls:
+            return self.agent_text(model, ask.get("text", ""), stream, usage)
+        if stream:
+            events = [chunk(model, {"role": "assistant", "content": None,
+                                    "tool_calls": [dict(c, function=dict(c["function"],
+                                                                         arguments=""))]})
+                      for c in calls]
+            events += [chunk(model, {"tool_calls": [{"index": c["index"], "function": {
+                "arguments": c["function"]["arguments"]}}]}) for c in calls]
+            events.append(chunk(model, {}, "tool_calls"))
+            return self.stream(events, usage)
+        for c in calls:
+            del c["index"]
+        msg = {"role": "assistant", "content": None, "tool_calls": calls}
+        self.send_json(200, completion(model, msg, "tool_calls"))
+
+    def agent_text(self, model, text, stream, usage):
+        if not stream:
+            return self.send_json(200, completion(model, {"role": "assistant",
+                                                          "content": text}, "stop"))
+        words = text.split(" ")
+        pieces = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+        events = [chunk(model, {"role": "assistant", "content": ""})]
+        events += [chunk(model, {"content": p}) for p in pieces if p]
+        events.append(chunk(model, {}, "stop"))
+        self.stream(events, usage)
+
+
 SCRIPTS = {
+    "agent": Handler.s_agent,
     "text": Handler.s_text,
     "tool": Handler.s_tool,
     "rate-limited": Handler.s_rate_limited,

@@ -47,8 +47,8 @@ def test_cancel_runs_cleanup_on_the_real_worker():
     start_workers(b, ["r1"], real=True)
     bus = Subscriber(b.pub, b"query.sleep.").wait_joined(b, "query.sleep.")
     c = b.client()
-    c.send(query("c", "sleep", {"ms": 10000}))
-    abtest.wait_until(lambda: b.status()["in_flight"] == 1, 5, "the sleep to start")
+    c.send(query("c", "sleep", {"ms": 10000, "announce": True}))
+    assert c.recv()["event"] == {"started": True}  # inside its sleep: cleanup must run
     c.send({"v": 1, "type": "cancel", "id": "c"})
     assert c.recv()["code"] == "cancelled"
     assert c.recv()["output"] == {"cancelled": True}

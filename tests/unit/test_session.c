@@ -558,9 +558,9 @@ static void test_bad_names_are_refused_naming_the_field(void **state) {
     assert_int_equal(brk_store_create(f->st, S("s"), S("a"), (proto_str_t){"u\0v", 3}, no_raw,
                                       1, &err), BRK_SESS_EINVAL);
     assert_string_equal(err.message, "field 'user' holds a NUL byte");
-    assert_int_equal(brk_store_create(f->st, S("s"), S("a"), S(""), no_raw, 1, &err),
+    assert_int_equal(brk_store_create(f->st, S("s"), S(""), S("u"), no_raw, 1, &err),
                      BRK_SESS_EINVAL);
-    assert_string_equal(err.message, "field 'user' must not be empty");
+    assert_string_equal(err.message, "field 'app' must not be empty");
     brk_sess_page_t p;
     brk_sess_page_init(&p);
     brk_sess_filter_t q = {.after = S("\xc0\x80")};

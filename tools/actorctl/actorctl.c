@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "observe.h"
 #include "proto/proto.h"
 
 #include "curve.h"
@@ -26,7 +27,11 @@ static const char usage[] =
     "                        Ctrl-C cancels the query.\n"
     "  publish TOPIC [DATA]  publish DATA (JSON, or a plain string) on the bus under TOPIC\n"
     "  subscribe [PREFIX]    print every bus message whose topic starts with PREFIX\n"
-    "  status                show the broker's workers, capacity and queue\n"
+    "  status                show the broker's workers, capacity, in flight, queue, answers\n"
+    "                        and rates at a glance\n"
+    "  top                   status, redrawn every --interval ms until Ctrl-C (or --count N)\n"
+    "  tasks WORKER          a running worker's tasks: name, state, what each waits on and\n"
+    "                        for how long (the worker does not stop)\n"
     "  cancel ID             cancel the query in flight with id ID, sent by any client (give\n"
     "                        `query` an --id to know it; an id two clients use is refused)\n"
     "  session get ID        show a session: app, user, state and its newest events\n"
@@ -43,7 +48,8 @@ static const char usage[] =
     "  --timeout MS          query: the query's timeout_ms; every command: how long to wait\n"
     "                        for the broker (default 30000; subscribe: forever)\n"
     "  --json                print each message as one line of JSON\n"
-    "  --count N             subscribe: stop after N messages\n"
+    "  --count N             subscribe: stop after N messages; top: after N frames\n"
+    "  --interval MS         top: time between frames (default 1000)\n"
     "  --id ID               query, publish: the request id (default actorctl-<pid>)\n"
     "  --session ID          query: the session\n"
     "  --cancel-after MS     query: cancel the query after MS\n"
@@ -69,6 +75,7 @@ typedef struct ctl {
     const char *app, *user, *after; /* session options */
     int64_t events, limit;     /* session get, list: -1 not given */
     bool all;                  /* session list: every page */
+    int64_t interval;          /* top: ms between frames */
     char default_id[64];
     void *zctx;
     proto_limits_t lim;
@@ -399,72 +406,6 @@ static int cmd_cancel(ctl_t *c, const char *qid) {
     return rc;
 }
 
-static void print_agents(const msgpack_object *agents) {
-    if (!agents || agents->type != MSGPACK_OBJECT_ARRAY) return;
-    for (uint32_t i = 0; i < agents->via.array.size; i++) {
-        const msgpack_object *a = &agents->via.array.ptr[i];
-        if (a->type != MSGPACK_OBJECT_STR) continue;
-        printf("%s%.*s", i ? ", " : "", (int)a->via.str.size, a->via.str.ptr);
-    }
-}
-
-/* A human table of a status reply. */
-static int print_status(const ctl_t *c, proto_raw_t body) {
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    if (!unpack(&u, body)) {
-        fprintf(stderr, "actorctl: the broker sent a status that is not msgpack\n");
-        return 1;
-    }
-    const msgpack_object *st = &u.data, *workers = get(st, "workers");
-    uint32_t nw = workers && workers->type == MSGPACK_OBJECT_ARRAY ? workers->via.array.size : 0;
-    printf("broker %s: %u workers, capacity %lld, in flight %lld, queued %lld, clients %lld\n",
-           c->broker, nw, num(st, "capacity"), num(st, "in_flight"), num(st, "queued"),
-           num(st, "clients"));
-    if (nw) printf("%-32s %9s %9s  %s\n", "WORKER", "CAPACITY", "IN_FLIGHT", "AGENTS");
-    for (uint32_t i = 0; i < nw; i++) {
-        const msgpack_object *w = &workers->via.array.ptr[i], *name = get(w, "name");
-        const char *nm = "?";
-        int len = 1;
-        if (name && name->type == MSGPACK_OBJECT_STR) {
-            nm = name->via.str.ptr;
-            len = (int)name->via.str.size;
-        }
-        printf("%-32.*s %9lld %9lld  ", len, nm, num(w, "capacity"), num(w, "in_flight"));
-        print_agents(get(w, "agents"));
-        printf("\n");
-    }
-    msgpack_unpacked_destroy(&u);
-    return 0;
-}
-
-static int cmd_status(ctl_t *c) {
-    void *s = dealer(c);
-    if (!s) return 1;
-    proto_buf_t id, msg;
-    proto_buf_init(&id);
-    proto_buf_init(&msg);
-    value_of(c->id, &id);
-    zmq_msg_t f;
-    proto_msg_t m;
-    int rc = proto_enc_status_request(&msg, (proto_raw_t){id.p, id.n});
-    rc = rc ? 1 : request(c, s, &msg, &f, &m);
-    if (rc == 0) {
-        if (m.type != PROTO_STATUS) {
-            fprintf(stderr, "actorctl: the broker answered status with '%s'\n",
-                    proto_type_name(m.type));
-            rc = 1;
-        } else if (!c->json) {
-            rc = print_status(c, m.body);
-        }
-        zmq_msg_close(&f);
-    }
-    proto_buf_free(&id);
-    proto_buf_free(&msg);
-    zmq_close(s);
-    return rc;
-}
-
 /* ---- subscribe ---- */
 
 static void print_bus(const ctl_t *c, const zmq_msg_t *topic, const zmq_msg_t *body) {
@@ -734,6 +675,7 @@ static int parse(int argc, char **argv, ctl_t *c) {
         {"session", 1, 0, 's'}, {"cancel-after", 1, 0, 'C'}, {"help", 0, 0, 'h'},
         {"app", 1, 0, 'A'},    {"user", 1, 0, 'U'},    {"events", 1, 0, 'E'},
         {"after", 1, 0, 'a'},  {"limit", 1, 0, 'L'},   {"all", 0, 0, 'l'},
+        {"interval", 1, 0, 'I'},
         {"curve-server-key", 1, 0, 'K'}, {"curve-key", 1, 0, 'k'}, {"out", 1, 0, 'o'},
         {0, 0, 0, 0}};
     int ch, rc = 0;
@@ -754,6 +696,7 @@ static int parse(int argc, char **argv, ctl_t *c) {
         case 'a': c->after = optarg; break;
         case 'L': rc = number("--limit", optarg, 1, &c->limit); break;
         case 'l': c->all = true; break;
+        case 'I': rc = number("--interval", optarg, 10, &c->interval); break;
         case 'K': c->curve.server_arg = optarg; break;
         case 'k': c->curve.key_file = optarg; break;
         case 'o': c->out = optarg; break;
@@ -763,6 +706,17 @@ static int parse(int argc, char **argv, ctl_t *c) {
         }
     }
     return rc;
+}
+
+static void *open_dealer(void *c) { return dealer(c); }
+
+/* What observe.c needs of the options; its socket comes from dealer(), like every command's. */
+static ctl_obs_t observer(ctl_t *c) {
+    ctl_obs_t o = {.broker = c->broker, .json = c->json, .timeout_ms = c->timeout_ms,
+                   .count = c->count, .interval_ms = c->interval, .id = c->id,
+                   .open = open_dealer, .open_ctx = c, .interrupted = &interrupted,
+                   .lim = c->lim};
+    return o;
 }
 
 static int dispatch(ctl_t *c, int n, char **a) {
@@ -780,9 +734,15 @@ static int dispatch(ctl_t *c, int n, char **a) {
         if ((rc = args(cmd, n - 1, 0, 1, "[PREFIX]"))) return rc;
         return cmd_subscribe(c, n > 1 ? a[1] : "");
     }
-    if (strcmp(cmd, "status") == 0) {
+    if (strcmp(cmd, "status") == 0 || strcmp(cmd, "top") == 0) {
         if ((rc = args(cmd, n - 1, 0, 0, ""))) return rc;
-        return cmd_status(c);
+        ctl_obs_t o = observer(c);
+        return cmd[0] == 's' ? ctl_status(&o) : ctl_top(&o);
+    }
+    if (strcmp(cmd, "tasks") == 0) {
+        if ((rc = args(cmd, n - 1, 1, 1, "WORKER"))) return rc;
+        ctl_obs_t o = observer(c);
+        return ctl_tasks(&o, a[1]);
     }
     if (strcmp(cmd, "cancel") == 0) {
         if ((rc = args(cmd, n - 1, 1, 1, "ID"))) return rc;
@@ -798,7 +758,8 @@ static int dispatch(ctl_t *c, int n, char **a) {
 
 int main(int argc, char **argv) {
     ctl_t c = {.broker = "tcp://127.0.0.1:5555", .pub = "tcp://127.0.0.1:5557",
-               .timeout_ms = -1, .count = -1, .cancel_after = -1, .events = -1, .limit = -1};
+               .timeout_ms = -1, .count = -1, .cancel_after = -1, .events = -1, .limit = -1,
+               .interval = 1000};
     snprintf(c.default_id, sizeof c.default_id, "actorctl-%d", (int)getpid());
     c.id = c.default_id;
     int rc = parse(argc, argv, &c);

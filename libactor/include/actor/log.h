@@ -1,5 +1,6 @@
 /* actor/log.h: the one small logger: levels, key=value fields, one line per event, and a
- * replaceable sink (tests capture it; a worker can forward it). */
+ * replaceable sink (tests capture it; a worker can forward it). Lines are key=value, or one
+ * JSON object each (act_log_set_format). */
 #ifndef ACTOR_LOG_H
 #define ACTOR_LOG_H
 
@@ -17,6 +18,16 @@ typedef void (*act_log_sink_fn)(act_log_level_t level, const char *line, void *c
  * set it before starting loops. */
 void act_log_set_sink(act_log_sink_fn sink, void *ctx);
 void act_log_set_level(act_log_level_t level);
+
+typedef enum act_log_format {
+    ACT_LOG_FORMAT_KV,   /* level=info event=x key=value ... (the default) */
+    ACT_LOG_FORMAT_JSON, /* {"ts":"<UTC ISO 8601>","level":"info","event":"x","key":value} */
+} act_log_format_t;
+
+/* Sets the line format. JSON lines are the key=value line rewritten: bare integers stay
+ * numbers, everything else becomes a string ("quoted" values unescaped), text that is not
+ * key=value goes under "msg"; the result is always valid JSON. Not thread-safe. */
+void act_log_set_format(act_log_format_t format);
 
 /* Writes `level=<lvl> event=<event> <fmt...>`; fmt should itself be key=value pairs. */
 void act_log(act_log_level_t level, const char *event, const char *fmt, ...)

@@ -73,8 +73,11 @@ typedef enum proto_type {
     PROTO_READY, PROTO_WORK, PROTO_CREDIT,                  /* worker <-> broker */
     PROTO_HEARTBEAT, PROTO_DISCONNECT,
     PROTO_SESSION_GET, PROTO_SESSION_LIST, PROTO_SESSION_DELETE, /* client -> broker */
+    PROTO_TASKS, PROTO_TASKS_REPLY,  /* a worker's task list: client -> broker -> worker */
+    PROTO_BUDGET, PROTO_BUDGET_ACQUIRE, PROTO_BUDGET_GRANT,      /* the model budget */
+    PROTO_BUDGET_DENY, PROTO_BUDGET_RELEASE, PROTO_BUDGET_CANCEL,
 } proto_type_t;
-#define PROTO_TYPE_LAST PROTO_SESSION_DELETE
+#define PROTO_TYPE_LAST PROTO_BUDGET_CANCEL
 
 /* A decoded message. Which fields are set depends on the type; the decoder checks that the
  * REQUIRED ones of each type are present and well typed (proto/PROTOCOL.md, "Field types").
@@ -106,7 +109,20 @@ typedef struct proto_msg {
     uint64_t events;         /* session.get: how many of the newest events */
     bool has_events;         /* events present */
     uint64_t limit;          /* session.list: sessions per page; 0 if absent */
+    uint64_t parent;         /* query from a worker: the job it is made for (agent runtime) */
+    bool has_parent;         /* parent present */
+    proto_str_t branch;      /* query, work: the ADK branch of a sub-agent (n == 0: root) */
+    proto_str_t invocation;  /* work: the invocation id (agent runtime) */
+    proto_raw_t state;       /* work: the session's state, a map (n == 0 if absent) */
+    proto_raw_t history;     /* work: recent session events, an array (n == 0 if absent) */
     proto_raw_t body;        /* the whole message (status replies keep it as is) */
+    proto_str_t worker;      /* tasks (client -> broker): the worker's name */
+    /* The model budget (PROTOCOL.md "Model budget"): */
+    uint64_t req;            /* budget.acquire, .grant, .deny, .cancel: the worker's number */
+    proto_str_t backend;     /* budget.acquire, budget.release: the model backend's name */
+    uint64_t model_concurrency; /* budget: permits per backend (0: no limit) */
+    double model_rps;        /* budget: grants per second per backend (0: no limit) */
+    uint64_t model_burst;    /* budget: grants at once after a pause (0 if absent) */
 } proto_msg_t;
 
 /* Validates and decodes one message. Unknown fields are ignored (forward compatibility); a
@@ -200,10 +216,34 @@ static inline void proto_pack_cstr(proto_buf_t *b, const char *s) {
 /* Starts a message map of n_fields entries besides v and type (writes v and type). */
 void proto_pack_header(proto_buf_t *b, proto_type_t type, uint32_t n_fields);
 
+/* A query with every field (the agent runtime's included); zero what is absent. */
+typedef struct proto_query {
+    proto_raw_t id, input;
+    proto_str_t agent, session;
+    int64_t timeout_ms;          /* < 0: absent */
+    bool idempotent;
+    proto_str_t app, user;       /* the session's owner, used when it is created */
+    proto_str_t branch;          /* the sub-agent's branch */
+    uint64_t parent;             /* worker queries: the job they are made for */
+    bool has_parent;
+} proto_query_t;
+
+/* A work message with every field; zero what is absent. */
+typedef struct proto_work {
+    uint64_t job, attempt;
+    proto_str_t agent, session;
+    proto_raw_t input;
+    int64_t timeout_ms;          /* < 0: absent */
+    proto_str_t invocation, branch;
+    proto_raw_t state, history;  /* the session's state (a map) and recent events (an array) */
+} proto_work_t;
+
 /* Each encoder resets b, writes one complete message and returns 0, or PROTO_ENOMEM.
  * Absent optional values: a proto_raw_t / proto_str_t with n == 0, timeout_ms < 0. */
 int proto_enc_query(proto_buf_t *b, proto_raw_t id, proto_str_t agent, proto_raw_t input,
                     proto_str_t session, int64_t timeout_ms, bool idempotent);
+int proto_enc_query_msg(proto_buf_t *b, const proto_query_t *q);
+int proto_enc_work_msg(proto_buf_t *b, const proto_work_t *w);
 int proto_enc_cancel_id(proto_buf_t *b, proto_raw_t id);
 int proto_enc_publish(proto_buf_t *b, proto_str_t topic, proto_raw_t data, proto_raw_t id);
 int proto_enc_status_request(proto_buf_t *b, proto_raw_t id);
@@ -227,6 +267,21 @@ int proto_enc_session_get(proto_buf_t *b, proto_raw_t id, proto_str_t session, p
 int proto_enc_session_list(proto_buf_t *b, proto_raw_t id, proto_str_t app, proto_str_t user,
                            proto_str_t after, uint64_t limit);
 int proto_enc_session_delete(proto_buf_t *b, proto_raw_t id, proto_str_t session);
+/* `tasks` (proto/PROTOCOL.md, "Observing workers"): a client asks for worker's task list
+ * (id absent: n == 0); the broker asks a worker with its own reference job; the worker's
+ * `tasks_reply` starts here and the caller packs the output (one value) next on b->pk. */
+int proto_enc_tasks(proto_buf_t *b, proto_raw_t id, proto_str_t worker);
+int proto_enc_tasks_job(proto_buf_t *b, uint64_t job);
+int proto_enc_tasks_reply_begin(proto_buf_t *b, uint64_t job);
+/* The model budget (proto/PROTOCOL.md, "Model budget"): the broker's announcement after
+ * `ready` (rps 0: none), and the permit dialog. deny's code is "overloaded", "cancelled" or
+ * "bad_request". */
+int proto_enc_budget(proto_buf_t *b, uint64_t concurrency, double rps, uint64_t burst);
+int proto_enc_budget_acquire(proto_buf_t *b, uint64_t req, proto_str_t backend);
+int proto_enc_budget_grant(proto_buf_t *b, uint64_t req);
+int proto_enc_budget_deny(proto_buf_t *b, uint64_t req, const char *code, const char *message);
+int proto_enc_budget_release(proto_buf_t *b, proto_str_t backend);
+int proto_enc_budget_cancel(proto_buf_t *b, uint64_t req);
 /* Starts a `result` whose output the caller packs next (exactly one value) with
  * msgpack_pack_* on b->pk: for outputs built in place rather than copied. Resets b.
  * Returns: 0. Errors: PROTO_ENOMEM (also check b->failed after packing the output). */

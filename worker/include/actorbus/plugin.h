@@ -46,7 +46,7 @@ extern "C" {
 
 /* The version of this header. The host passes its own to actorbus_plugin_init; later
  * versions only append to abp_api_t, so a plugin built for version N runs on hosts >= N. */
-#define ABP_API_VERSION 1
+#define ABP_API_VERSION 2 /* 2: ADK agents, tools and callbacks (the block at the end) */
 
 /* Codes returned by the table's functions and by agents (0 is success). They equal the
  * worker's own codes (negative errno values, ours above 4000). */
@@ -70,6 +70,7 @@ typedef struct abp_host abp_host_t; /* the worker, during actorbus_plugin_init *
 typedef struct abp_ctx abp_ctx_t;   /* one job (one query to one agent) */
 typedef struct abp_call abp_call_t; /* one sub-query sent through the broker */
 typedef struct abp_pack abp_pack_t; /* a msgpack builder */
+typedef struct abp_tool_ctx abp_tool_ctx_t; /* one run of a tool */
 
 /* An agent: runs one job. Returns 0 for success: the job's result is what set_output gave
  * (nil if nothing). Any other return is an error: the code and message given to fail, or
@@ -95,6 +96,77 @@ typedef struct abp_value {
     const uint8_t *raw; /* the whole value as msgpack (pass it on: emit, call, pack_raw) */
     size_t raw_n;       /* its size */
 } abp_value_t;
+
+/* ---- ADK agents (API version 2) ----
+ * An event of the agent runtime, as emit_event takes it. The host fills in id, invocation_id,
+ * author (the running agent), branch and ts_ms, sends it to the client and the bus, and (when
+ * the query has a session) the broker appends it to the session and applies its state_delta.
+ * proto/PROTOCOL.md ("Agent events") has the wire form. Every field may be left zero. */
+typedef struct abp_event {
+    const char *text;              /* a text part */
+    const uint8_t *data;           /* a structured part {"data": value}: one msgpack value */
+    size_t data_n;
+    const uint8_t *parts;          /* more parts, verbatim: a msgpack array of part maps */
+    size_t parts_n;
+    const char *role;              /* content role: NULL gives "model" */
+    const uint8_t *state_delta;    /* a msgpack map key -> value; nil deletes the key */
+    size_t state_delta_n;
+    const char *transfer_to_agent; /* hand the rest of the invocation to this agent */
+    bool escalate;                 /* end the enclosing loop agent */
+    bool partial;                  /* a streamed piece (not stored in the session) */
+    bool final;                    /* the agent's final response */
+    const char *error_code;        /* snake_case, e.g. "tool_error" */
+    const char *error_message;
+} abp_event_t;
+
+/* A tool: runs once per call with its arguments (a msgpack map) and writes its result (one
+ * msgpack value) into out. Returns 0, or a negative code (with tool_fail's message) that
+ * becomes a tool_error event; the invocation goes on either way. A tool registered with
+ * ABP_TOOL_BLOCKING runs on a thread of the worker's pool: it may block, but it may use only
+ * the pack_*, value, map_get, array_get, tool_fail and tool_state_set functions. */
+typedef int (*abp_tool_fn)(abp_tool_ctx_t *tc, const uint8_t *args, size_t n, abp_pack_t *out,
+                           void *udata);
+
+enum { ABP_TOOL_BLOCKING = 1 };
+
+typedef struct abp_tool_def {
+    const char *name;            /* at most 64 bytes of [A-Za-z0-9_-] (what models accept) */
+    const char *description;     /* for the model */
+    const char *parameters_json; /* JSON schema of the arguments; NULL: an object, any keys */
+    abp_tool_fn fn;
+    void *udata;
+    unsigned flags;              /* ABP_TOOL_BLOCKING */
+    int64_t timeout_ms;          /* per call; 0: the default (30 s, or the agent's) */
+} abp_tool_def_t;
+
+/* Callbacks, after ADK's: which point of a run they hook. */
+typedef enum abp_cb_kind {
+    ABP_CB_BEFORE_AGENT, /* data: the input. Return 1 with out = the agent's output: the agent
+                            is skipped and a final event with that content is emitted */
+    ABP_CB_AFTER_AGENT,  /* data: the output. Return 1 with out = a replacement output */
+    ABP_CB_BEFORE_MODEL, /* data: the request {"messages":[...],"tools":[...]} (OpenAI shape).
+                            Return 1 with out = a response {"text":..,"tool_calls":[..]}: the
+                            model is not called (a cache); return 2 with out = a replacement
+                            request */
+    ABP_CB_AFTER_MODEL,  /* data: the response. Return 1 with out = a replacement response */
+    ABP_CB_BEFORE_TOOL,  /* data: the arguments. Return 1 with out = the tool's result: the
+                            tool is not run; return 2 with out = replacement arguments */
+    ABP_CB_AFTER_TOOL,   /* data: the result. Return 1 with out = a replacement result */
+} abp_cb_kind_t;
+
+typedef struct abp_cb_args {
+    abp_cb_kind_t kind;
+    const char *agent;    /* the agent running */
+    const char *tool;     /* tool callbacks: the tool; else NULL */
+    const uint8_t *data;  /* see abp_cb_kind_t: one msgpack value */
+    size_t n;
+} abp_cb_args_t;
+
+/* Returns 0 to go on unchanged, 1 or 2 (see abp_cb_kind_t) when out holds a replacement, or a
+ * negative code that fails the agent (agent and model callbacks) or the tool call. Runs in the
+ * agent's task: it may wait (call, sleep). */
+typedef int (*abp_callback_fn)(abp_ctx_t *ctx, const abp_cb_args_t *args, abp_pack_t *out,
+                               void *udata);
 
 typedef struct abp_api {
     uint32_t version; /* ABP_API_VERSION of the host */
@@ -200,6 +272,53 @@ typedef struct abp_api {
     /* emit / set_output / call straight from a builder (what it holds must be one value). */
     int (*emit_pack)(abp_ctx_t *ctx, const abp_pack_t *p);
     int (*set_output_pack)(abp_ctx_t *ctx, const abp_pack_t *p);
+
+    /* ==== version 2: ADK agents, tools and callbacks ==== */
+
+    /* ---- during actorbus_plugin_init only ---- */
+
+    /* Registers a tool (def and its strings are copied). Returns: 0.
+     * Errors: ABP_EEXIST, ABP_EINVAL (bad name or schema JSON, no fn, after init). */
+    int (*register_tool)(abp_host_t *host, const abp_tool_def_t *def);
+    /* Registers a callback for agent (NULL: every agent). Callbacks of one kind run in the
+     * order registered; the first that returns non-zero wins. Returns: 0. Errors: ABP_EINVAL. */
+    int (*register_callback)(abp_host_t *host, const char *agent, abp_cb_kind_t kind,
+                             abp_callback_fn fn, void *udata);
+    /* Declares agents, models and MCP servers in the JSON of a worker's --agents file (see
+     * worker/agent/README.md), so a plugin can compose its C agents and tools.
+     * Returns: 0. Errors: ABP_EINVAL (the JSON or a definition is wrong: logged with where),
+     * ABP_EEXIST, ABP_ENOMEM. */
+    int (*define_agents_json)(abp_host_t *host, const char *json);
+
+    /* ---- inside an agent ---- */
+
+    /* Emits an ADK event (see abp_event_t). Never waits. Its state_delta is applied to the
+     * invocation's state at once (state_get sees it).
+     * Returns: 0. Errors: ABP_EINVAL (a field is not valid msgpack), ABP_ENOMEM, ABP_EAGAIN. */
+    int (*emit_event)(abp_ctx_t *ctx, const abp_event_t *ev);
+    /* The value of key in the session state as this invocation sees it (the broker's state
+     * when the job started, plus the deltas of this invocation's events since).
+     * Returns: 0. Errors: ABP_ENOENT (no such key, or no session). Ownership: valid until the
+     * next emit_event or the agent returns. */
+    int (*state_get)(abp_ctx_t *ctx, const char *key, const uint8_t **value, size_t *n);
+    /* Runs agent (hosted here or anywhere: through the broker) as a sub-agent of this
+     * invocation, on this one's session and branch, and waits for it; its events reach the
+     * client and the session like this agent's own. On 0, *output gets its output (valid until
+     * the agent returns). Returns: 0. Errors: ABP_ECALL (it failed: the message is logged and
+     * in *output as {"code","message"}), ABP_ECANCELED, ABP_ETIMEDOUT, ABP_EINVAL. */
+    int (*run_agent)(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t n,
+                     const uint8_t **output, size_t *output_n);
+
+    /* ---- inside a tool ---- */
+
+    /* Makes the call's tool_error message say what went wrong. Returns: 0 or ABP_ENOMEM. */
+    int (*tool_fail)(abp_tool_ctx_t *tc, const char *message);
+    /* Adds key = value (one msgpack value; nil deletes) to the state delta of the event that
+     * carries this call's response (ADK's tool_context.state). Returns: 0. Errors: ABP_EINVAL,
+     * ABP_ENOMEM. */
+    int (*tool_state_set)(abp_tool_ctx_t *tc, const char *key, const uint8_t *value, size_t n);
+    /* The job of the agent that called the tool; NULL in a blocking tool (another thread). */
+    abp_ctx_t *(*tool_job)(abp_tool_ctx_t *tc);
 } abp_api_t;
 
 /* The entry point every plugin exports. api stays valid while the plugin is loaded; host is

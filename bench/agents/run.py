@@ -1,0 +1,340 @@
+"""bench/agents/run.py: the driver of the agent benchmark (bench/agents/run.sh calls it).
+For each model latency (--latencies, ms) it starts the scripted model server (modelsrv) on a
+free 127.0.0.1 port, then measures, interleaved round by round:
+  ours    actor-broker (sessions in memory) + --workers actor-worker hosting the LLM agent
+          weather_agent (an --agents config written here: two C tools from
+          examples/agents/agents_demo.so), driven by agentload (ZeroMQ DEALER)
+  python  pypeer.py: the same agent on asyncio, standard library only
+and prints one markdown table: invocations/s, CPU per invocation (ours: broker + workers,
+read from /proc/PID/stat around the timed pass; python: its one process) and our ratio to
+python for both. Every process runs in its own process group and is killed at the end.
+"""
+import argparse
+import atexit
+import ctypes
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import msgpack
+import zmq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+PY = "/usr/bin/python3"  # Debian's: the peer uses nothing beyond the standard library
+TICK = os.sysconf("SC_CLK_TCK")
+INSTRUCTION = "You are a helpful assistant. Use the tools to answer about weather and time."
+TARGET = 10.0
+
+_procs = []
+_logdir = tempfile.mkdtemp(prefix="bench-agents-")
+
+
+def _child_setup():
+    os.setpgid(0, 0)  # its own group (killed as one), not its own session (autogroup)
+    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def spawn(argv, name, stdout=None, stdin=None):
+    log = open(os.path.join(_logdir, name + ".log"), "ab")
+    p = subprocess.Popen(argv, stdout=stdout or log, stderr=log,
+                         stdin=stdin or subprocess.DEVNULL, preexec_fn=_child_setup)
+    log.close()
+    p.name = name
+    _procs.append(p)
+    return p
+
+
+def kill(procs):
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for p in procs:
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        if p in _procs:
+            _procs.remove(p)
+
+
+def _cleanup(keep_logs):
+    kill(list(_procs))
+    if not keep_logs:
+        shutil.rmtree(_logdir, True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ep(port):
+    return "tcp://127.0.0.1:%d" % port
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime, all threads
+
+
+def die(msg):
+    raise SystemExit("bench/agents: %s (logs in %s)" % (msg, _logdir))
+
+
+# ---------------------------------------------------------------- the model server
+
+def start_modelsrv(a, latency):
+    p = spawn([os.path.join(a.bin, "modelsrv"), "--port", "0", "--latency-ms", str(latency),
+               "--threads", str(a.model_threads)], "modelsrv-%dms" % latency,
+              stdout=subprocess.PIPE)
+    line = p.stdout.readline().decode()
+    if not line.startswith("PORT "):
+        die("modelsrv did not start")
+    p.port = int(line.split()[1])
+    return p
+
+
+def model_capacity(a, port):
+    out = subprocess.run([os.path.join(a.bin, "httpload"), "--port", str(port),
+                          "--connections", "8", "--seconds", "1" if a.quick else "2"],
+                         capture_output=True, timeout=30)
+    if out.returncode != 0:
+        die("httpload against modelsrv failed: %s" % out.stderr.decode()[:200])
+    return json.loads(out.stdout)
+
+
+# ---------------------------------------------------------------- ours
+
+def agents_config(port):
+    return {
+        "models": {"default": {"base_url": "http://127.0.0.1:%d/v1" % port, "model": "bench",
+                               "max_concurrency": 4096, "max_attempts": 1,
+                               "timeout_ms": 30000}},
+        "agents": [{"name": "weather_agent", "type": "llm", "model": "default",
+                    "description": "Answers about the weather and the time.",
+                    "instruction": INSTRUCTION, "tools": ["get_weather", "get_time"],
+                    "output_key": "last_answer", "stream": False, "history": False}],
+    }
+
+
+class Ours:
+    def __init__(self, a, model_port, latency, inflight):
+        self.a, self.inflight = a, inflight
+        self.ports = {k: free_port() for k in ("clients", "workers", "pub", "sub")}
+        cfg = os.path.join(_logdir, "agents-%dms.json" % latency)
+        with open(cfg, "w") as f:
+            json.dump(agents_config(model_port), f)
+        argv = [a.broker, "--log-level", "warn", "--max-client-inflight",
+                str(max(1000, 2 * inflight))] + a.broker_flag
+        for k in ("clients", "workers", "pub", "sub"):
+            argv += ["--" + k, ep(self.ports[k])]
+        self.broker = spawn(argv, "ours-broker-%dms" % latency)
+        self.workers = [spawn([a.worker, "--broker", ep(self.ports["workers"]), "--name",
+                               "w%d" % i, "--capacity", str(inflight), "--log-level", "warn",
+                               "--plugin", a.plugin, "--agents", cfg],
+                              "ours-worker%d-%dms" % (i, latency))
+                        for i in range(1, a.workers + 1)]
+        self.wait_ready()
+
+    def ready(self):
+        s = zmq.Context.instance().socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(ep(self.ports["clients"]))
+        try:
+            s.send(msgpack.packb({"v": 1, "type": "status", "id": 0}))
+            if not s.poll(500):
+                return False
+            return len(msgpack.unpackb(s.recv()).get("workers", ())) == len(self.workers)
+        finally:
+            s.close()
+
+    def wait_ready(self):
+        deadline = time.monotonic() + 20
+        while not self.ready():
+            if any(p.poll() is not None for p in [self.broker] + self.workers):
+                die("ours: the broker or a worker exited at start")
+            if time.monotonic() > deadline:
+                die("ours: workers did not register in 20 s")
+            time.sleep(0.05)
+
+    def pids(self):
+        return [self.broker.pid] + [w.pid for w in self.workers]
+
+    def argv(self, count, seconds, warmup):
+        return [os.path.join(self.a.bin, "agentload"), "--endpoint", ep(self.ports["clients"]),
+                "--agent", "weather_agent", "--inflight", str(self.inflight), "--count",
+                str(count), "--seconds", str(int(seconds)), "--warmup", str(warmup), "--sync"]
+
+    def stop(self):
+        kill([self.broker] + self.workers)
+
+
+class Python:
+    def __init__(self, a, model_port, inflight):
+        self.a, self.port, self.inflight = a, model_port, inflight
+        self.proc = None
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def argv(self, count, seconds, warmup):
+        return [PY, os.path.join(HERE, "pypeer.py"), "--port", str(self.port), "--concurrency",
+                str(self.inflight), "--count", str(count), "--seconds", str(seconds),
+                "--warmup", str(warmup), "--sync"]
+
+    def stop(self):
+        pass
+
+
+# ---------------------------------------------------------------- one measurement
+
+def measure(system, key, a):
+    """One timed pass: the load program warms up, says so, and we read CPU around the go."""
+    p = spawn(system.argv(a.count, a.seconds, a.warmup), key + "-load", stdout=subprocess.PIPE,
+              stdin=subprocess.PIPE)
+    if isinstance(system, Python):
+        system.proc = p
+    if b"warm" not in p.stdout.readline():
+        p.wait(10)
+        die("%s failed in warm-up" % key)
+    pids = system.pids()
+    c0 = [cpu_ticks(pid) for pid in pids]
+    p.stdin.write(b"go\n")
+    p.stdin.flush()
+    out = p.stdout.readline()
+    c1 = [cpu_ticks(pid) for pid in pids]  # python: read before it exits
+    rc = p.wait(a.seconds + 60)
+    if not out:
+        die("%s printed nothing (exit %s)" % (key, rc))
+    r = json.loads(out)
+    if r.get("errors"):
+        die("%s: %d invocations failed, first: %s" % (key, r["errors"], r.get("first_error")))
+    per = [(b - a) / TICK / max(r["invocations"], 1) * 1e6 for a, b in zip(c0, c1)]
+    r["cpu_s"] = (sum(c1) - sum(c0)) / TICK
+    r["cpu_us"] = sum(per)
+    r["cpu_us_first"] = per[0]  # ours: the broker's share (the rest is the workers')
+    return r
+
+
+def run_latency(a, latency, inflight):
+    srv = start_modelsrv(a, latency)
+    cap = model_capacity(a, srv.port) if latency == 0 else None
+    ours = Ours(a, srv.port, latency, inflight)
+    py = Python(a, srv.port, inflight)
+    best = {}
+    try:
+        for rnd in range(a.rounds):
+            for key, system in (("ours", ours), ("python", py)):
+                r = measure(system, "%s-%dms-r%d" % (key, latency, rnd), a)
+                print("  %4d ms  %-6s round %d: %8.0f inv/s  %7.1f us CPU/inv%s"
+                      % (latency, key, rnd + 1, r["ips"], r["cpu_us"],
+                         " (broker %.1f)" % r["cpu_us_first"] if key == "ours" else ""),
+                      file=sys.stderr)
+                if key not in best or r["ips"] > best[key]["ips"]:
+                    best[key] = r
+    finally:
+        ours.stop()
+        kill([srv])
+    return {"latency": latency, "inflight": inflight, "model_rps": cap and cap["rps"], **best}
+
+
+# ---------------------------------------------------------------- the report
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    return "%s, %d CPUs, Linux %s, Python %s, commit %s" % (
+        cpu, os.cpu_count(), platform.release(), platform.python_version(), commit)
+
+
+def table(rows, a):
+    out = ["| model latency | in flight | ours inv/s | python inv/s | x inv/s | "
+           "ours CPU us/inv (broker + workers) | python CPU us/inv | x CPU | ok (>= %gx inv/s) |"
+           % TARGET, "|---|---|---|---|---|---|---|---|---|"]
+    misses = []
+    for r in rows:
+        o, p = r["ours"], r["python"]
+        x_ips = o["ips"] / p["ips"]
+        x_cpu = p["cpu_us"] / o["cpu_us"] if o["cpu_us"] > 0 else float("inf")
+        ok = x_ips >= TARGET
+        if not ok:
+            misses.append("%d ms: %.1fx" % (r["latency"], x_ips))
+        out.append("| %d ms | %d | %.0f | %.0f | %.1fx | %.1f (%.1f + %.1f) | %.1f | %.1fx | %s |"
+                   % (r["latency"], r["inflight"], o["ips"], p["ips"], x_ips, o["cpu_us"],
+                      o["cpu_us_first"], o["cpu_us"] - o["cpu_us_first"], p["cpu_us"], x_cpu,
+                      "yes" if ok else "no"))
+    cap = [r["model_rps"] for r in rows if r.get("model_rps")]
+    notes = ["", "ours: actor-broker + %d actor-worker (CPU: broker + workers); python: one "
+             "asyncio process (its CPU includes its own load loop). Best of %d rounds, each "
+             "%g s or %d invocations; an invocation = 2 model calls + 2 concurrent tool calls."
+             % (a.workers, a.rounds, a.seconds, a.count)]
+    if cap:
+        notes.append("modelsrv alone (httpload, 8 keep-alive connections): %.0f req/s."
+                     % cap[0])
+    if misses:
+        notes.append("Below target: " + ", ".join(misses))
+    return "\n".join(out + notes)
+
+
+def main():
+    p = argparse.ArgumentParser(description="bench/agents: ours against Python asyncio")
+    p.add_argument("--bin", required=True, help="folder with modelsrv, httpload, agentload")
+    p.add_argument("--broker", required=True)
+    p.add_argument("--worker", required=True)
+    p.add_argument("--plugin", required=True, help="agents_demo.so (the tools)")
+    p.add_argument("--latencies", default="0,5", help="model latencies, ms")
+    p.add_argument("--inflight", default="128,1024",
+                   help="invocations in flight for each latency (both systems alike)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--model-threads", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=5)
+    p.add_argument("--count", type=int, default=1000000)
+    p.add_argument("--warmup", type=int, default=2000)
+    p.add_argument("--quick", action="store_true", help="1 round of 1 s: a smoke test")
+    p.add_argument("--keep-logs", action="store_true")
+    p.add_argument("--broker-flag", action="append", default=[],
+                   help="an extra actor-broker argument (repeat), e.g. "
+                   "--broker-flag=--history-events --broker-flag=0")
+    a = p.parse_args()
+    if a.quick:
+        a.rounds, a.seconds, a.warmup = 1, 1, 200
+    lat = [int(x) for x in a.latencies.split(",")]
+    infl = [int(x) for x in a.inflight.split(",")]
+    infl += [infl[-1]] * (len(lat) - len(infl))
+    atexit.register(_cleanup, a.keep_logs)
+    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
+    rows = [run_latency(a, l, n) for l, n in zip(lat, infl)]
+    report = "# bench/agents, %s\n\n%s\n\n%s\n" % (
+        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), machine(), table(rows, a))
+    print(report)
+    os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
+    path = os.path.join(ROOT, "bench", "out",
+                        "agents-%s.md" % datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    with open(path, "w") as f:
+        f.write(report)
+    print("(written to %s)" % os.path.relpath(path, ROOT))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+/* broker/dedup.c: the answered-query memory of dedup.h. Entries live in a hash index by
+ * (client key, query id) and in one list oldest first: the window is the same for every entry,
+ * so the oldest is also the first to expire, and eviction under the bounds takes it too.
+ * With a SQLite file each entry is also a row of the table `dedup` (wall-clock expiry), read
+ * back at start so that answers outlive a broker restart. */
+#include "dedup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "list.h"
+#include "map.h"
+
+#define DD_KEY_MAX (1 + 255 + 1024) /* client key (socket byte + routing id), query id */
+
+typedef struct dd_entry {
+    brk_node_t node;  /* key: data[0..klen) */
+    brk_list_t link;  /* in d->fifo, oldest first */
+    int64_t expires;  /* monotonic ms */
+    size_t klen, n;   /* key bytes, answer bytes */
+    uint8_t data[];   /* key, then the answer */
+} dd_entry_t;
+
+enum { ST_PUT, ST_DEL, N_ST };
+
+static const char *const SQL[N_ST] = {
+    [ST_PUT] = "INSERT OR REPLACE INTO dedup (key, reply, expires_ms) VALUES (?1, ?2, ?3)",
+    [ST_DEL] = "DELETE FROM dedup WHERE key = ?1",
+};
+
+struct brk_dedup {
+    brk_dedup_limits_t lim;
+    brk_map_t map;
+    brk_list_t fifo;
+    size_t count, bytes;
+    sqlite3 *db;           /* NULL: memory only */
+    sqlite3_stmt *st[N_ST];
+};
+
+static size_t entry_cost(const dd_entry_t *e) { return sizeof *e + e->klen + e->n; }
+
+/* Writes key = ckey ++ id into buf (DD_KEY_MAX bytes); 0 when it does not fit. */
+static size_t make_key(uint8_t *buf, const uint8_t *ckey, size_t cklen, const uint8_t *id,
+                       size_t idlen) {
+    if (cklen + idlen > DD_KEY_MAX || idlen == 0) return 0;
+    memcpy(buf, ckey, cklen);
+    memcpy(buf + cklen, id, idlen);
+    return cklen + idlen;
+}
+
+static void db_delete(brk_dedup_t *d, const uint8_t *key, size_t klen) {
+    if (!d->db) return;
+    sqlite3_stmt *s = d->st[ST_DEL];
+    sqlite3_bind_blob(s, 1, key, (int)klen, SQLITE_STATIC);
+    sqlite3_step(s); /* a failed delete leaves a row that expires anyway */
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+static int db_put(brk_dedup_t *d, const dd_entry_t *e, int64_t expires_unix) {
+    if (!d->db) return 0;
+    sqlite3_stmt *s = d->st[ST_PUT];
+    sqlite3_bind_blob(s, 1, e->data, (int)e->klen, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, e->data + e->klen, (int)e->n, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, expires_unix);
+    int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
+/* Drops e from memory (and from the file when forget_row). */
+static void entry_drop(brk_dedup_t *d, dd_entry_t *e, bool forget_row) {
+    if (forget_row) db_delete(d, e->data, e->klen);
+    brk_map_del(&d->map, &e->node);
+    brk_list_unlink(&e->link);
+    d->count--;
+    d->bytes -= entry_cost(e);
+    free(e);
+}
+
+static dd_entry_t *oldest(brk_dedup_t *d) {
+    return brk_list_empty(&d->fifo) ? NULL : brk_container_of(d->fifo.next, dd_entry_t, link);
+}
+
+static void expire(brk_dedup_t *d, int64_t now_mono) {
+    dd_entry_t *e;
+    while ((e = oldest(d)) && e->expires <= now_mono) entry_drop(d, e, true);
+}
+
+/* Links a new entry, evicting the oldest until it fits. Returns: the entry, or NULL. */
+static dd_entry_t *entry_add(brk_dedup_t *d, const uint8_t *key, size_t klen,
+                             const uint8_t *body, size_t n, int64_t expires) {
+    size_t cost = sizeof(dd_entry_t) + klen + n;
+    if (cost > d->lim.max_bytes || d->lim.max == 0) return NULL;
+    brk_node_t *old = brk_map_get(&d->map, key, klen);
+    if (old) entry_drop(d, brk_container_of(old, dd_entry_t, node), false);
+    dd_entry_t *e;
+    while ((d->count >= d->lim.max || d->bytes + cost > d->lim.max_bytes) && (e = oldest(d)))
+        entry_drop(d, e, true);
+    e = malloc(cost);
+    if (!e) return NULL;
+    e->klen = klen;
+    e->n = n;
+    e->expires = expires;
+    memcpy(e->data, key, klen);
+    memcpy(e->data + klen, body, n);
+    e->node.key = e->data;
+    e->node.klen = klen;
+    brk_map_put(&d->map, &e->node);
+    brk_list_push(&d->fifo, &e->link);
+    d->count++;
+    d->bytes += cost;
+    return e;
+}
+
+/* ---- the file ---- */
+
+static int db_fail(brk_dedup_t *d, const char *what, char *why, size_t cap) {
+    snprintf(why, cap, "%s: %s", what, d->db ? sqlite3_errmsg(d->db) : "out of memory");
+    return -EIO;
+}
+
+/* Loads the rows still inside their window, oldest first, so the bounds keep the newest. */
+static int db_load(brk_dedup_t *d, int64_t now_mono, int64_t now_unix, char *why,
+                   size_t cap) {
+    sqlite3_stmt *s;
+    const char *sql = "SELECT key, reply, expires_ms FROM dedup ORDER BY expires_ms";
+    if (sqlite3_prepare_v2(d->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return db_fail(d, "dedup load", why, cap);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const void *k = sqlite3_column_blob(s, 0), *r = sqlite3_column_blob(s, 1);
+        int kn = sqlite3_column_bytes(s, 0), rn = sqlite3_column_bytes(s, 1);
+        int64_t left = sqlite3_column_int64(s, 2) - now_unix;
+        /* A row is only trusted as far as this process's own bounds go: a file edited by
+         * hand or written with a longer window cannot stretch them. */
+        if (left > (int64_t)d->lim.window_ms) left = (int64_t)d->lim.window_ms;
+        if (!k || !r || kn <= 0 || kn > DD_KEY_MAX || rn <= 0 || left <= 0) continue;
+        entry_add(d, k, (size_t)kn, r, (size_t)rn, now_mono + left);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) return db_fail(d, "dedup load", why, cap);
+    return 0;
+}
+
+static int db_open(brk_dedup_t *d, const char *path, int64_t now_mono, int64_t now_unix,
+                   char *why, size_t cap) {
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &d->db, flags, NULL) != SQLITE_OK)
+        return db_fail(d, path, why, cap);
+    sqlite3_busy_timeout(d->db, 5000);
+    const char *setup = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                        "CREATE TABLE IF NOT EXISTS dedup (key BLOB PRIMARY KEY,"
+                        " reply BLOB NOT NULL, expires_ms INTEGER NOT NULL);";
+    if (sqlite3_exec(d->db, setup, NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(d, "dedup table", why, cap);
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(d->db, "DELETE FROM dedup WHERE expires_ms <= ?1", -1, &s, NULL) !=
+        SQLITE_OK)
+        return db_fail(d, "dedup expire", why, cap);
+    sqlite3_bind_int64(s, 1, now_unix);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) return db_fail(d, "dedup expire", why, cap);
+    for (int i = 0; i < N_ST; i++) {
+        if (sqlite3_prepare_v3(d->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i],
+                               NULL) != SQLITE_OK)
+            return db_fail(d, SQL[i], why, cap);
+    }
+    return db_load(d, now_mono, now_unix, why, cap);
+}
+
+/* ---- the API ---- */
+
+int brk_dedup_open(brk_dedup_t **out, const brk_dedup_limits_t *lim, const char *path,
+                   int64_t now_mono, int64_t now_unix, char *why, size_t why_cap) {
+    *out = NULL;
+    brk_dedup_t *d = calloc(1, sizeof *d);
+    if (!d) return -ENOMEM;
+    d->lim = *lim;
+    brk_list_init(&d->fifo);
+    if (brk_map_init(&d->map) != 0) {
+        free(d);
+        return -ENOMEM;
+    }
+    bool file = path && path[0] && strcmp(path, ":memory:") != 0 && lim->window_ms > 0;
+    if (file) {
+        int rc = db_open(d, path, now_mono, now_unix, why, why_cap);
+        if (rc) {
+            brk_dedup_close(&d);
+            return rc;
+        }
+    }
+    *out = d;
+    return 0;
+}
+
+void brk_dedup_close(brk_dedup_t **pd) {
+    brk_dedup_t *d = *pd;
+    if (!d) return;
+    dd_entry_t *e;
+    while ((e = oldest(d))) entry_drop(d, e, false);
+    brk_map_close(&d->map);
+    for (int i = 0; i < N_ST; i++) sqlite3_finalize(d->st[i]);
+    if (d->db) sqlite3_close(d->db);
+    free(d);
+    *pd = NULL;
+}
+
+bool brk_dedup_eligible(const brk_dedup_t *d, const uint8_t *rid, size_t ridlen) {
+    return d && d->lim.window_ms > 0 && ridlen > 0 && rid[0] != 0;
+}
+
+const uint8_t *brk_dedup_find(brk_dedup_t *d, const uint8_t *ckey, size_t cklen,
+                              const uint8_t *id, size_t idlen, int64_t now_mono, size_t *n) {
+    uint8_t key[DD_KEY_MAX];
+    size_t klen = make_key(key, ckey, cklen, id, idlen);
+    expire(d, now_mono);
+    if (!klen) return NULL;
+    brk_node_t *node = brk_map_get(&d->map, key, klen);
+    if (!node) return NULL;
+    dd_entry_t *e = brk_container_of(node, dd_entry_t, node);
+    *n = e->n;
+    return e->data + e->klen;
+}
+
+int brk_dedup_put(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, const uint8_t *id,
+                  size_t idlen, const uint8_t *body, size_t n, int64_t now_mono,
+                  int64_t now_unix) {
+    uint8_t key[DD_KEY_MAX];
+    size_t klen = make_key(key, ckey, cklen, id, idlen);
+    expire(d, now_mono);
+    if (!klen || d->lim.max == 0 || sizeof(dd_entry_t) + klen + n > d->lim.max_bytes) return 1;
+    dd_entry_t *e = entry_add(d, key, klen, body, n, now_mono + (int64_t)d->lim.window_ms);
+    if (!e) return -ENOMEM;
+    return db_put(d, e, now_unix + (int64_t)d->lim.window_ms);
+}
+
+size_t brk_dedup_count(const brk_dedup_t *d) { return d ? d->count : 0; }
+
+size_t brk_dedup_bytes(const brk_dedup_t *d) { return d ? d->bytes : 0; }

@@ -1,0 +1,50 @@
+/* broker/resend.c: the broker's use of dedup.h. A client with an explicit routing id that
+ * resends a query id gets the answer it was sent before (from memory, or from the --sessions
+ * file after a restart); clients.c calls replay before admission and jobs.c remembers each
+ * terminal message as it goes out. Attaching a resend to a query still running is clients.c's. */
+#include "broker.h"
+
+#include <string.h>
+
+int brk_dedup_start(brk_t *b) {
+    brk_dedup_limits_t lim = {.window_ms = b->cfg.dedup_window_ms, .max = b->cfg.dedup_max,
+                              .max_bytes = b->cfg.dedup_max_bytes};
+    char why[512] = "", q[600];
+    int rc = brk_dedup_open(&b->dedup, &lim, b->cfg.sessions, b->now, brk_unix_ms(), why,
+                            sizeof why);
+    if (rc) {
+        brk_log(BRK_LOG_ERROR, "dedup_failed", "error=%s",
+                brk_log_str(q, sizeof q, why, strlen(why)));
+        return rc;
+    }
+    brk_log(BRK_LOG_INFO, "dedup", "window_ms=%llu max=%llu max_bytes=%llu loaded=%zu",
+            (unsigned long long)lim.window_ms, (unsigned long long)lim.max,
+            (unsigned long long)lim.max_bytes, brk_dedup_count(b->dedup));
+    return 0;
+}
+
+bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id) {
+    if (in->sock != BRK_SOCK_CLIENTS || !brk_dedup_eligible(b->dedup, in->id, in->idlen))
+        return false;
+    uint8_t key[1 + BRK_MAX_IDENTITY];
+    key[0] = (uint8_t)in->sock;
+    memcpy(key + 1, in->id, in->idlen);
+    size_t n;
+    const uint8_t *body = brk_dedup_find(b->dedup, key, in->idlen + 1, id.p, id.n, b->now, &n);
+    if (!body) return false;
+    int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, body, n);
+    char peer[2 * BRK_MAX_IDENTITY + 1];
+    brk_log(BRK_LOG_DEBUG, "query_replayed", "peer=%s bytes=%zu errno=%d",
+            brk_log_hex(peer, sizeof peer, in->id, in->idlen), n, rc < 0 ? -rc : 0);
+    return true;
+}
+
+void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const uint8_t *body,
+                        size_t n) {
+    if (c->sock != BRK_SOCK_CLIENTS || !brk_dedup_eligible(b->dedup, c->key + 1, c->keylen - 1))
+        return;
+    int rc = brk_dedup_put(b->dedup, c->key, c->keylen, id.p, id.n, body, n, b->now,
+                           brk_unix_ms());
+    if (rc < 0)
+        brk_log(BRK_LOG_WARN, "dedup_put_failed", "errno=%d bytes=%zu", -rc, n);
+}

@@ -1,0 +1,247 @@
+"""Chaos soak: clients send `sleep` queries for a bounded time while workers are SIGKILLed and
+restarted at random and the broker is SIGKILLed and restarted once (same ports, same
+--sessions file). Clients have explicit routing ids and resend every unanswered query with the
+same id after the broker restart (and any query silent for --resend-s), so the broker's dedup
+must answer each id once. Ends with a table: sent, answered, errored by code, lost and
+duplicated; exit 1 when lost or duplicated > 0 (or the broker's log shows a crash), 0 else.
+
+  python3 tests/soak/soak.py [--seconds 60] [--clients 4] [--workers 3] [--seed N]
+
+A duplicate is a second terminal reply that differs from the first (the job ran twice: a
+`sleep` answer carries its start time and worker) or one for an id never resent; a resent id
+that gets the very same reply again is the dedup memory at work and is counted as an echo.
+Needs ACTOR_BROKER (and ACTOR_WORKER for real workers; without it the Python fake worker)."""
+import argparse
+import os
+import random
+import signal
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import abtest  # noqa: E402
+import zmq  # noqa: E402
+
+OUTSTANDING = 8        # queries in flight per client
+BACKOFF_CODES = ("unknown_agent", "overloaded")  # a client waits 100 ms before new queries
+GRACE_S = 20.0         # after the sending stops: time for the last answers (bounded)
+
+
+class SoakClient:
+    """A DEALER with an explicit routing id and its book of queries."""
+
+    def __init__(self, endpoint, n, rng):
+        self.name = "soak-client-%d" % n
+        self.sock = abtest.ctx().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.ROUTING_ID, self.name.encode())
+        self.sock.connect(endpoint)
+        self.rng = rng
+        self.next = 0
+        self.open = {}      # id -> (message, last sent, times sent)
+        self.first = {}     # id -> its first terminal
+        self.sent = self.resent = self.echoes = 0
+        self.dups = []
+        self.was_resent = set()  # ids answered after being sent more than once
+        self.pause_until = 0.0   # no new queries before (no agent host, overloaded)
+
+    def send_new(self, now):
+        qid = "%s-%d" % (self.name, self.next)
+        self.next += 1
+        m = abtest.query(qid, "sleep", {"ms": self.rng.randint(5, 40)},
+                         idempotent=self.rng.random() < 0.5)
+        self.sock.send(abtest.pack(m))
+        self.open[qid] = (m, now, 1)
+        self.sent += 1
+
+    def resend(self, qid, now):
+        m, _, times = self.open[qid]
+        self.sock.send(abtest.pack(m))
+        self.open[qid] = (m, now, times + 1)
+        self.resent += 1
+
+    def resend_all(self, now, older_than=None):
+        for qid, (_, last, _) in list(self.open.items()):
+            if older_than is None or now - last >= older_than:
+                self.resend(qid, now)
+
+    def on_reply(self, r):
+        if not abtest.is_terminal(r):
+            return
+        qid = r.get("id")
+        if qid in self.first:
+            if r == self.first[qid] and qid in self.was_resent:
+                self.echoes += 1
+            else:
+                self.dups.append((qid, self.first[qid], r))
+            return
+        if qid not in self.open:
+            self.dups.append((qid, None, r))
+            return
+        if r.get("code") in BACKOFF_CODES:
+            self.pause_until = time.monotonic() + 0.1
+        if self.open[qid][2] > 1:
+            self.was_resent.add(qid)
+        del self.open[qid]
+        self.first[qid] = r
+
+    def pump(self, now, sending):
+        while self.sock.poll(0):
+            self.on_reply(abtest.unpack(self.sock.recv()))
+        while sending and len(self.open) < OUTSTANDING and now >= self.pause_until:
+            self.send_new(now)
+
+
+class Soak:
+    def __init__(self, o):
+        self.o = o
+        self.rng = random.Random(o.seed)
+        self.db = os.path.join(abtest.tmpdir(), "soak-sessions.db")
+        window = str(int(o.seconds * 1000 + GRACE_S * 1000 + 60000))
+        self.broker_args = ("--sessions", self.db, "--dedup-window-ms", window,
+                            "--max-retries", "3")
+        self.real = abtest.real_worker_available()
+        self.workers = []
+        self.kills = self.restarts = 0
+        self.broker_restarted = False
+
+    def start_worker(self, i):
+        name = "soak-w%d" % i
+        if self.real:
+            w = abtest.RealWorker(self.broker, name, capacity=8).start()
+        else:
+            w = abtest.FakeWorker(self.broker, name, capacity=8, agents=("sleep",)).start()
+        return w
+
+    def chaos_worker(self):
+        i = self.rng.randrange(len(self.workers))
+        self.workers[i].kill(signal.SIGKILL)
+        self.kills += 1
+        self.workers[i] = self.start_worker(i)
+        self.restarts += 1
+
+    def restart_broker(self, clients):
+        self.broker.kill()
+        b = abtest.Broker(*self.broker_args, ports=self.broker.ports).start()
+        self.old_brokers.append(self.broker)
+        self.broker = b
+        for w in self.workers:
+            w.broker = b
+        self.broker_restarted = True
+        now = time.monotonic()
+        for c in clients:
+            c.resend_all(now)
+
+    def run(self):
+        o = self.o
+        self.broker = abtest.Broker(*self.broker_args).start()
+        self.old_brokers = []
+        self.workers = [self.start_worker(i) for i in range(o.workers)]
+        self.broker.wait_workers(["soak-w%d" % i for i in range(o.workers)], 20)
+        clients = [SoakClient(self.broker.clients, n, random.Random(self.rng.random()))
+                   for n in range(o.clients)]
+        poller = zmq.Poller()
+        for c in clients:
+            poller.register(c.sock, zmq.POLLIN)
+        t0 = time.monotonic()
+        end = t0 + o.seconds
+        restart_at = t0 + o.seconds * self.rng.uniform(0.4, 0.6)
+        next_kill = t0 + self.rng.uniform(0.5, 2.0)
+        last_resend_scan = t0
+        while True:
+            now = time.monotonic()
+            sending = now < end
+            open_n = sum(len(c.open) for c in clients)
+            if not sending and (open_n == 0 or now > end + GRACE_S):
+                break
+            if sending and now >= next_kill:
+                self.chaos_worker()
+                next_kill = now + self.rng.uniform(0.5, 2.0)
+            if sending and not self.broker_restarted and now >= restart_at:
+                self.restart_broker(clients)
+            if now - last_resend_scan >= 1.0:
+                last_resend_scan = now
+                for c in clients:
+                    c.resend_all(now, older_than=o.resend_s)
+            poller.poll(20)
+            for c in clients:
+                c.pump(time.monotonic(), sending)
+        time.sleep(0.5)  # late duplicates, if any, arrive now
+        for c in clients:
+            c.pump(time.monotonic(), False)
+        return self.report(clients, time.monotonic() - t0)
+
+    def report(self, clients, took):
+        codes = {}
+        answered = errored = 0
+        for c in clients:
+            for r in c.first.values():
+                if r["type"] == "result":
+                    answered += 1
+                else:
+                    errored += 1
+                    codes[r["code"]] = codes.get(r["code"], 0) + 1
+        sent = sum(c.sent for c in clients)
+        lost = sum(len(c.open) for c in clients)
+        dups = [d for c in clients for d in c.dups]
+        rows = [("seconds", "%.1f" % took), ("workers (real)" if self.real else
+                "workers (fake)", self.o.workers), ("worker kills", self.kills),
+                ("broker restarts", 1 if self.broker_restarted else 0),
+                ("sent", sent), ("resent", sum(c.resent for c in clients)),
+                ("answered", answered), ("errored", errored)]
+        rows += [("  error " + k, v) for k, v in sorted(codes.items())]
+        rows += [("resend echoes", sum(c.echoes for c in clients)),
+                 ("lost", lost), ("duplicated", len(dups))]
+        print("\n| soak | count |\n|---|---|")
+        for k, v in rows:
+            print("| %s | %s |" % (k, v))
+        for d in dups[:5]:
+            print("duplicate: %r" % (d,))
+        for c in clients:
+            for qid in list(c.open)[:5]:
+                print("lost: %s (sent %d times)" % (qid, c.open[qid][2]))
+        crashed = False
+        for b in self.old_brokers + [self.broker]:
+            for mark in abtest.SANITIZER_MARKS:
+                if mark in b.log():
+                    print("broker log has %r" % mark)
+                    crashed = True
+        self.broker.stop()
+        ok = lost == 0 and not dups and not crashed and sent > 0
+        print("soak %s" % ("PASSED" if ok else "FAILED"), flush=True)
+        return 0 if ok else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=3)
+    ap.add_argument("--resend-s", type=float, default=5.0,
+                    help="resend a query unanswered this long")
+    ap.add_argument("--seed", type=int, default=None)
+    o = ap.parse_args()
+    if not (1 <= o.seconds <= 86400 and 1 <= o.clients <= 64 and 1 <= o.workers <= 64):
+        ap.error("--seconds 1..86400, --clients 1..64, --workers 1..64")
+    if o.seed is None:
+        o.seed = random.randrange(1 << 30)
+    exe = os.environ.get("ACTOR_BROKER")
+    if not exe or not os.path.isfile(exe):
+        print("SKIP: set ACTOR_BROKER to the actor-broker binary", flush=True)
+        sys.exit(77)
+    print("soak: seed=%d seconds=%g clients=%d workers=%d" %
+          (o.seed, o.seconds, o.clients, o.workers), flush=True)
+    signal.signal(signal.SIGTERM, abtest._on_signal)
+    signal.signal(signal.SIGINT, abtest._on_signal)
+    try:
+        rc = Soak(o).run()
+    finally:
+        abtest.kill_all()
+        if abtest._ctx is not None:
+            abtest._ctx.destroy(0)
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,498 @@
+/* agent/runner.c: the runner. For each job it keeps the invocation (id, branch, state view,
+ * history) and a stack of frames, one per agent running in the job; it runs the job's agent
+ * through its callbacks and type, follows transfer_to_agent, and runs child agents either in
+ * the job (hosted here) or as sub-invocations through the broker. Also the callback registry
+ * and the runtime's registries as a whole. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner.h"
+
+/* ---- callbacks ---- */
+
+typedef struct cb_entry {
+    char *agent; /* NULL: every agent */
+    abp_cb_kind_t kind;
+    abp_callback_fn fn;
+    void *udata;
+} cb_entry;
+
+struct agt_callbacks {
+    cb_entry *v;
+    size_t n, cap;
+};
+
+#define AGT_MAX_CALLBACKS 1024
+
+int agt_callback_register(abp_host_t *h, const char *agent, abp_cb_kind_t kind,
+                          abp_callback_fn fn, void *udata) {
+    if (!h || !h->open || !h->rt || !fn || kind < ABP_CB_BEFORE_AGENT ||
+        kind > ABP_CB_AFTER_TOOL || (agent && (!*agent || strlen(agent) > PROTO_MAX_NAME))) {
+        return ABP_EINVAL;
+    }
+    agt_callbacks_t *cbs = h->rt->callbacks;
+    if (cbs->n == AGT_MAX_CALLBACKS) return ABP_EINVAL;
+    if (cbs->n == cbs->cap) {
+        size_t cap = cbs->cap ? 2 * cbs->cap : 8;
+        cb_entry *v = realloc(cbs->v, cap * sizeof(*v));
+        if (!v) return ABP_ENOMEM;
+        cbs->v = v;
+        cbs->cap = cap;
+    }
+    char *a = agent ? strdup(agent) : NULL;
+    if (agent && !a) return ABP_ENOMEM;
+    cbs->v[cbs->n++] = (cb_entry){a, kind, fn, udata};
+    return 0;
+}
+
+int agt_callbacks_run(abp_ctx_t *ctx, abp_cb_kind_t kind, const char *tool,
+                      const uint8_t *data, size_t n, abp_pack_t *out) {
+    agt_callbacks_t *cbs = ctx->w->host->rt ? ctx->w->host->rt->callbacks : NULL;
+    const agt_def_t *cur = agt_current(ctx);
+    const char *agent = cur ? cur->name : ctx->agent->name;
+    abp_cb_args_t args = {kind, agent, tool, data, n};
+    for (size_t i = 0; cbs && i < cbs->n; i++) {
+        cb_entry *e = &cbs->v[i];
+        if (e->kind != kind || (e->agent && strcmp(e->agent, agent) != 0)) continue;
+        wrk_pack_reset(out);
+        int rc = e->fn(ctx, &args, out, e->udata);
+        if (rc == 0) continue;
+        if (rc > 0 && !wrk_is_one_value(out->buf.p, out->buf.n)) {
+            act_log(ACT_LOG_WARN, "callback_bad_output", "job=%llu agent=%s kind=%d",
+                    (unsigned long long)ctx->id, agent, (int)kind);
+            return ABP_EINVAL;
+        }
+        return rc;
+    }
+    return 0;
+}
+
+/* ---- the registries ---- */
+
+int agt_rt_new(agt_rt_t **out) {
+    agt_rt_t *rt = calloc(1, sizeof(*rt));
+    if (!rt) return ABP_ENOMEM;
+    int rc = (rt->callbacks = calloc(1, sizeof(*rt->callbacks))) ? 0 : ABP_ENOMEM;
+    if (rc == 0) rc = agt_tools_new(&rt->tools);
+    if (rc == 0) rc = agt_models_new(&rt->models);
+    if (rc == 0) rc = agt_toolsets_new(&rt->mcp);
+    if (rc) {
+        agt_rt_destroy(&rt);
+        return rc;
+    }
+    *out = rt;
+    return 0;
+}
+
+void agt_rt_destroy(agt_rt_t **prt) {
+    agt_rt_t *rt = prt ? *prt : NULL;
+    if (!rt) return;
+    agt_toolsets_destroy(&rt->mcp);
+    agt_models_destroy(&rt->models);
+    agt_tools_destroy(&rt->tools);
+    if (rt->callbacks) {
+        for (size_t i = 0; i < rt->callbacks->n; i++) free(rt->callbacks->v[i].agent);
+        free(rt->callbacks->v);
+        free(rt->callbacks);
+    }
+    free(rt);
+    *prt = NULL;
+}
+
+int agt_rt_start(agt_rt_t *rt) { return rt ? agt_toolsets_start(rt) : 0; }
+
+void agt_rt_stop(agt_rt_t *rt) {
+    if (!rt) return;
+    agt_toolsets_stop(rt);
+    agt_models_destroy(&rt->models); /* its HTTP handles live on the loop */
+}
+
+/* ---- a job's runner state ---- */
+
+static char *dup_view(proto_str_t s) {
+    char *p = malloc(s.n + 1);
+    if (p && s.n) memcpy(p, s.p, s.n); /* an absent field has p == NULL */
+    if (p) p[s.n] = 0;
+    return p;
+}
+
+static void job_state_init(struct agt_job *jb, proto_raw_t state) {
+    proto_val_t v;
+    for (int i = 0; i < 2; i++) proto_buf_init(&jb->st[i]);
+    if (state.n && proto_val_read(state.p, state.n, &v) == 0 && v.type == PROTO_V_MAP &&
+        agt__delta_ok(state)) {
+        proto_buf_raw(&jb->st[0], state);
+    } else {
+        msgpack_pack_map(&jb->st[0].pk, 0);
+    }
+}
+
+int agt_job_begin(abp_ctx_t *ctx, const proto_msg_t *m) {
+    struct agt_job *jb = calloc(1, sizeof(*jb));
+    if (!jb) return ABP_ENOMEM;
+    char made[24];
+    if (!m->invocation.n) agt__make_id('i', made);
+    jb->invocation = m->invocation.n ? dup_view(m->invocation) : strdup(made);
+    jb->branch = dup_view(m->branch);
+    job_state_init(jb, m->state);
+    if (m->history.n && (jb->history = malloc(m->history.n))) {
+        memcpy(jb->history, m->history.p, m->history.n);
+        jb->history_n = m->history.n;
+    }
+    ctx->agt = jb;
+    if (!jb->invocation || !jb->branch || jb->st[0].failed ||
+        (m->history.n && !jb->history)) {
+        agt_job_end(ctx);
+        return ABP_ENOMEM;
+    }
+    return 0;
+}
+
+void agt_job_end(abp_ctx_t *ctx) {
+    struct agt_job *jb = ctx->agt;
+    if (!jb) return;
+    while (jb->keep) {
+        agt_keep_t *k = jb->keep;
+        jb->keep = k->next;
+        free(k);
+    }
+    for (int i = 0; i < 2; i++) proto_buf_free(&jb->st[i]);
+    free(jb->history);
+    free(jb->invocation);
+    free(jb->branch);
+    free(jb);
+    ctx->agt = NULL;
+}
+
+/* ---- the runner-side calls of runtime.h ---- */
+
+const agt_def_t *agt_current(abp_ctx_t *ctx) {
+    return ctx && ctx->agt && ctx->agt->top ? ctx->agt->top->def : NULL;
+}
+
+proto_raw_t agt_history(abp_ctx_t *ctx) {
+    struct agt_job *jb = ctx ? ctx->agt : NULL;
+    return jb && jb->history_n ? (proto_raw_t){jb->history, jb->history_n} : (proto_raw_t){0};
+}
+
+const char *agt_invocation_id(abp_ctx_t *ctx) {
+    return ctx && ctx->agt ? ctx->agt->invocation : "";
+}
+
+const char *agt_branch(abp_ctx_t *ctx) {
+    if (!ctx || !ctx->agt) return "";
+    return ctx->agt->top ? ctx->agt->top->branch : ctx->agt->branch;
+}
+
+/* ---- running one agent in the job ---- */
+
+static int fail_rc(abp_ctx_t *ctx, const char *code, const char *fmt, const char *a) {
+    char msg[256];
+    snprintf(msg, sizeof msg, fmt, a);
+    wrk_ctx_fail(ctx, code, msg);
+    return ABP_EINVAL;
+}
+
+static int frame_push(abp_ctx_t *ctx, const agt_def_t *def, const char *branch) {
+    struct agt_job *jb = ctx->agt;
+    if (jb->depth >= AGT_MAX_DEPTH) {
+        return fail_rc(ctx, "too_deep", "agent '%s' is nested too deep (AGT_MAX_DEPTH)",
+                       def->name);
+    }
+    agt_frame_t *f = calloc(1, sizeof(*f));
+    if (!f || !(f->branch = strdup(branch))) {
+        free(f);
+        return ABP_ENOMEM;
+    }
+    f->def = def;
+    f->up = jb->top;
+    jb->top = f;
+    jb->depth++;
+    return 0;
+}
+
+/* Pops the top frame; hands back its transfer; passes escalate up unless a loop took it. */
+static char *frame_pop(abp_ctx_t *ctx) {
+    struct agt_job *jb = ctx->agt;
+    agt_frame_t *f = jb->top;
+    char *transfer = f->transfer;
+    jb->top = f->up;
+    jb->depth--;
+    if (f->escalated && jb->top && f->def->kind != AGT_LOOP) jb->top->escalated = true;
+    free(f->branch);
+    free(f);
+    return transfer;
+}
+
+static int set_output_from(abp_ctx_t *ctx, const abp_pack_t *out) {
+    return wrk_ctx_set_output(ctx, out->buf.p, out->buf.n);
+}
+
+/* before_agent: 1 means the agent is skipped and out is its output (and a final event). */
+static int before_agent(abp_ctx_t *ctx, const uint8_t *in, size_t n, abp_pack_t *out) {
+    int rc = agt_callbacks_run(ctx, ABP_CB_BEFORE_AGENT, NULL, in, n, out);
+    if (rc == 1) {
+        agt__emit_value(ctx, out->buf.p, out->buf.n, true);
+        return set_output_from(ctx, out) ? ABP_ENOMEM : 1;
+    }
+    if (rc < 0 && !ctx->err_code) {
+        fail_rc(ctx, "callback_error", "a before_agent callback of '%s' failed",
+                agt_current(ctx)->name);
+    }
+    return rc < 0 ? rc : 0;
+}
+
+static int after_agent(abp_ctx_t *ctx, abp_pack_t *out) {
+    static const uint8_t nil = 0xc0;
+    const uint8_t *o = ctx->has_output ? ctx->output.p : &nil;
+    size_t on = ctx->has_output ? ctx->output.n : 1;
+    int rc = agt_callbacks_run(ctx, ABP_CB_AFTER_AGENT, NULL, o, on, out);
+    if (rc == 1) return set_output_from(ctx, out);
+    if (rc < 0 && !ctx->err_code) {
+        fail_rc(ctx, "callback_error", "an after_agent callback of '%s' failed",
+                agt_current(ctx)->name);
+    }
+    return rc < 0 ? rc : 0;
+}
+
+static int run_body(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, size_t n) {
+    switch (def->kind) {
+    case AGT_CUSTOM: return def->fn(ctx, def->udata);
+    case AGT_SEQUENTIAL: return agt__run_sequential(ctx, def, in, n);
+    case AGT_LOOP: return agt__run_loop(ctx, def, in, n);
+    case AGT_PARALLEL: return agt__run_parallel(ctx, def, in, n);
+    case AGT_LLM: return agt_llm_run(ctx, def, in, n);
+    }
+    return ABP_EINVAL;
+}
+
+/* One agent as a frame: callbacks around its body, with the job's input and agent name
+ * switched to its own meanwhile. *transfer: the agent it handed over to, if any. */
+static int run_frame(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, size_t n,
+                     const char *branch, char **transfer) {
+    *transfer = NULL;
+    int rc = frame_push(ctx, def, branch);
+    if (rc) return rc;
+    const uint8_t *saved_in = ctx->in;
+    size_t saved_n = ctx->in_n;
+    const char *saved_name = ctx->agent_now;
+    ctx->in = in, ctx->in_n = n, ctx->agent_now = def->name;
+    abp_pack_t *out = wrk_pack_new();
+    rc = out ? before_agent(ctx, in, n, out) : ABP_ENOMEM;
+    if (rc == 0) rc = run_body(ctx, def, in, n);
+    else if (rc == 1) rc = 0;
+    if (rc == 0 && !ctx->err_code && out) rc = after_agent(ctx, out);
+    wrk_pack_free(&out);
+    ctx->in = saved_in, ctx->in_n = saved_n, ctx->agent_now = saved_name;
+    *transfer = frame_pop(ctx);
+    return rc;
+}
+
+static const agt_def_t *local_def(abp_ctx_t *ctx, const char *name) {
+    const wrk_agent_t *a = wrk_agent_find(ctx->w->host, proto_str_of(name));
+    return a ? a->def : NULL;
+}
+
+static int output_from_result(abp_ctx_t *ctx, agt_result_t *r) {
+    if (!r->ok) return wrk_ctx_fail(ctx, r->code, r->message) ? ABP_ENOMEM : ABP_ECALL;
+    return wrk_ctx_set_output(ctx, r->out, r->out_n);
+}
+
+/* The agent handed over to: runs with the same input, its output is the job's. */
+static int run_transfer(abp_ctx_t *ctx, const char *target, const uint8_t *in, size_t n,
+                        const char *branch, char **next) {
+    *next = NULL;
+    if (++ctx->agt->transfers > AGT_MAX_TRANSFERS) {
+        return fail_rc(ctx, "too_many_transfers", "transfer to '%s' is past AGT_MAX_TRANSFERS",
+                       target);
+    }
+    act_log(ACT_LOG_DEBUG, "transfer", "job=%llu to=%s", (unsigned long long)ctx->id, target);
+    ctx->has_output = false;
+    const agt_def_t *def = local_def(ctx, target);
+    if (def) return run_frame(ctx, def, in, n, branch, next);
+    agt_result_t r = {0};
+    int rc = agt__run_child(ctx, target, in, n, branch, &r);
+    if (rc == 0) rc = output_from_result(ctx, &r);
+    agt__result_free(&r);
+    return rc;
+}
+
+/* Runs def in the job as the current agent's child (or the job's own agent): its output
+ * and error become the job's; transfers are followed. */
+static int run_def(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, size_t n,
+                   const char *branch) {
+    char *transfer = NULL;
+    int rc = run_frame(ctx, def, in, n, branch, &transfer);
+    while (rc == 0 && transfer && !ctx->err_code) {
+        char *next = NULL;
+        rc = run_transfer(ctx, transfer, in, n, branch, &next);
+        free(transfer);
+        transfer = next;
+    }
+    free(transfer);
+    return rc;
+}
+
+int agt_job_run(abp_ctx_t *ctx) {
+    ctx->in = ctx->input;
+    ctx->in_n = ctx->input_n;
+    ctx->agent_now = ctx->agent->name;
+    if (!ctx->agt) return ctx->agent->fn ? ctx->agent->fn(ctx, ctx->agent->udata) : ABP_EINVAL;
+    return run_def(ctx, ctx->agent->def, ctx->input, ctx->input_n, ctx->agt->branch);
+}
+
+/* ---- children ---- */
+
+void agt__result_free(agt_result_t *r) {
+    free(r->out);
+    free(r->code);
+    free(r->message);
+    memset(r, 0, sizeof(*r));
+}
+
+static int result_error(agt_result_t *r, const char *code, const char *message) {
+    r->ok = false;
+    r->code = strdup(code ? code : "internal");
+    r->message = strdup(message ? message : "");
+    return r->code && r->message ? 0 : ABP_ENOMEM;
+}
+
+static int result_output(agt_result_t *r, const uint8_t *out, size_t n) {
+    static const uint8_t nil = 0xc0;
+    if (!out || !n) out = &nil, n = 1;
+    if (!(r->out = malloc(n))) return ABP_ENOMEM;
+    memcpy(r->out, out, n);
+    r->out_n = n;
+    r->ok = true;
+    return 0;
+}
+
+/* The job's output and error, put aside while a child runs in the job. */
+typedef struct saved_out {
+    uint8_t *out;
+    size_t n;
+    bool has;
+    char *code, *msg;
+} saved_out;
+
+static int save_out(abp_ctx_t *ctx, saved_out *s) {
+    memset(s, 0, sizeof(*s));
+    s->has = ctx->has_output;
+    if (s->has) {
+        if (!(s->out = malloc(ctx->output.n))) return ABP_ENOMEM;
+        memcpy(s->out, ctx->output.p, ctx->output.n);
+        s->n = ctx->output.n;
+    }
+    s->code = ctx->err_code, s->msg = ctx->err_msg;
+    ctx->err_code = ctx->err_msg = NULL;
+    ctx->has_output = false;
+    return 0;
+}
+
+static void restore_out(abp_ctx_t *ctx, saved_out *s) {
+    free(ctx->err_code);
+    free(ctx->err_msg);
+    ctx->err_code = s->code, ctx->err_msg = s->msg;
+    ctx->has_output = false;
+    if (s->has) wrk_ctx_set_output(ctx, s->out, s->n);
+    free(s->out);
+}
+
+static int run_here(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, size_t n,
+                    const char *branch, agt_result_t *r) {
+    saved_out s;
+    if (save_out(ctx, &s)) return ABP_ENOMEM;
+    int rc = run_def(ctx, def, in, n, branch), erc = 0;
+    char msg[192];
+    if (ctx->err_code) {
+        erc = result_error(r, ctx->err_code, ctx->err_msg);
+    } else if (rc == 0) {
+        erc = result_output(r, ctx->has_output ? ctx->output.p : NULL, ctx->output.n);
+    } else if (rc != ABP_ECANCELED && rc != ABP_ETIMEDOUT) {
+        snprintf(msg, sizeof msg, "agent '%s' returned %s", def->name, act_err_name(rc));
+        erc = result_error(r, "internal", msg);
+    }
+    restore_out(ctx, &s);
+    if (rc == ABP_ECANCELED || rc == ABP_ETIMEDOUT) return rc;
+    return erc;
+}
+
+static int run_remote(abp_ctx_t *ctx, const char *name, const uint8_t *in, size_t n,
+                      const char *branch, agt_result_t *r) {
+    abp_call_t *c = NULL;
+    const uint8_t *out;
+    size_t out_n;
+    const char *code, *message;
+    int rc = wrk_call_sub(ctx, name, in, n, branch, -1, &c);
+    if (rc) return rc;
+    rc = wrk_await(c, &out, &out_n);
+    if (rc == 0) rc = result_output(r, out, out_n);
+    else if (rc == ABP_ECALL && wrk_call_error(c, &code, &message) == 0) {
+        rc = result_error(r, code, message);
+    }
+    wrk_call_free(&c);
+    return rc;
+}
+
+int agt__run_child(abp_ctx_t *ctx, const char *name, const uint8_t *in, size_t n,
+                   const char *branch, agt_result_t *r) {
+    memset(r, 0, sizeof(*r));
+    const agt_def_t *def = local_def(ctx, name);
+    /* The frame stack belongs to the job's task: children asked for from other tasks (tool
+     * calls running concurrently) go through the broker. */
+    int rc = def && ctx->agt && act_current() == ctx->task
+                 ? run_here(ctx, def, in, n, branch, r)
+                 : run_remote(ctx, name, in, n, branch, r);
+    if (rc) agt__result_free(r); /* the job stops: nothing of the child is wanted */
+    return rc;
+}
+
+static int keep(abp_ctx_t *ctx, const uint8_t *p, size_t n, const uint8_t **out,
+                size_t *out_n) {
+    agt_keep_t *k = malloc(sizeof(*k) + n);
+    if (!k) return ABP_ENOMEM;
+    memcpy(k->data, p, n);
+    k->n = n;
+    k->next = ctx->agt->keep;
+    ctx->agt->keep = k;
+    if (out) *out = k->data;
+    if (out_n) *out_n = n;
+    return 0;
+}
+
+static int error_map(abp_ctx_t *ctx, const agt_result_t *r, const uint8_t **out,
+                     size_t *out_n) {
+    proto_buf_t b;
+    proto_buf_init(&b);
+    msgpack_pack_map(&b.pk, 2);
+    proto_pack_cstr(&b, "code");
+    proto_pack_cstr(&b, r->code);
+    proto_pack_cstr(&b, "message");
+    proto_pack_cstr(&b, r->message);
+    int rc = b.failed ? ABP_ENOMEM : keep(ctx, b.p, b.n, out, out_n);
+    proto_buf_free(&b);
+    return rc;
+}
+
+int agt_run_agent(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t n,
+                  const uint8_t **output, size_t *output_n) {
+    static const uint8_t nil = 0xc0;
+    if (!ctx || !ctx->agt || !agent || !*agent || strlen(agent) > PROTO_MAX_NAME) {
+        return ABP_EINVAL;
+    }
+    if (!input || !n) input = &nil, n = 1;
+    if (!wrk_is_one_value(input, n)) return ABP_EINVAL;
+    agt_result_t r;
+    int rc = agt__run_child(ctx, agent, input, n, agt_branch(ctx), &r);
+    if (rc == 0 && r.ok) {
+        rc = keep(ctx, r.out, r.out_n, output, output_n);
+    } else if (rc == 0) {
+        act_log(ACT_LOG_INFO, "run_agent_failed", "job=%llu agent=%s code=%s message=\"%s\"",
+                (unsigned long long)ctx->id, agent, r.code, r.message);
+        rc = error_map(ctx, &r, output, output_n);
+        if (rc == 0) rc = ABP_ECALL;
+    }
+    agt__result_free(&r);
+    return rc;
+}
