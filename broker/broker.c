@@ -151,6 +151,7 @@ size_t brk_recv_frames(void *sock, zmq_msg_t *f, size_t keep, size_t *nf) {
  * connected): a worker is dropped and told to disconnect (its reconnect then fails the
  * handshake); anyone else gets `unauthorized`. ZeroMQ cannot close one peer of a ROUTER. */
 static void refuse_removed_key(brk_t *b, const brk_in_t *in) {
+    brk_zap_count_refused(b);
     brk_node_t *n = in->sock == BRK_SOCK_WORKERS ? brk_map_get(&b->worker_map, in->id, in->idlen)
                                                  : NULL;
     proto_raw_t nil = {NULL, 0};

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "proto/keys.h"
+#include "proto/metrics.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_BATCH 64          /* requests per call, so a handshake storm cannot starve queries */
@@ -25,6 +26,8 @@ struct brk_zap {
     brk_map_t lists[2];       /* z85 -> brk_key_t, per domain (brk_sock_t) */
     brk_list_t all;           /* every key object, removed ones still referenced included */
     uint64_t allowed, denied;
+    uint64_t refused;         /* messages under a removed key */
+    uint64_t reloads[2];      /* SIGHUP rereads: [0] both loaded, [1] a list kept */
     int64_t log_second;       /* the second the denial budget counts in */
     unsigned logged, suppressed;
 };
@@ -432,5 +435,30 @@ int brk_zap_reload(brk_t *b) {
     if (rc1) brk_log(BRK_LOG_ERROR, "keys_kept", "domain=clients why=\"the file did not load\"");
     if (rc2) brk_log(BRK_LOG_ERROR, "keys_kept", "domain=workers why=\"the file did not load\"");
     drop_removed_clients(b);
+    b->zap->reloads[rc1 || rc2 ? 1 : 0]++;
     return rc1 ? rc1 : rc2;
+}
+
+void brk_zap_count_refused(brk_t *b) {
+    if (b->zap) b->zap->refused++;
+}
+
+void brk_zap_metrics(brk_t *b, proto_buf_t *o) {
+    brk_zap_t *z = b->zap;
+    if (!z) return;
+    const char *hs = "actorbus_broker_curve_handshakes_total";
+    const char *keys = "actorbus_broker_curve_keys";
+    const char *rl = "actorbus_broker_curve_reloads_total";
+    proto_prom_family(o, hs, "counter", "CURVE handshakes the ZAP handler answered, by result.");
+    proto_prom_u64(o, hs, "result=\"allowed\"", z->allowed);
+    proto_prom_u64(o, hs, "result=\"denied\"", z->denied);
+    proto_prom_family(o, keys, "gauge", "Keys in each allowlist (ZAP domain).");
+    proto_prom_u64(o, keys, "domain=\"clients\"", z->lists[BRK_SOCK_CLIENTS].n);
+    proto_prom_u64(o, keys, "domain=\"workers\"", z->lists[BRK_SOCK_WORKERS].n);
+    proto_prom_family(o, rl, "counter", "SIGHUP rereads of the allowlists, by result.");
+    proto_prom_u64(o, rl, "result=\"loaded\"", z->reloads[0]);
+    proto_prom_u64(o, rl, "result=\"kept\"", z->reloads[1]);
+    proto_prom_family(o, "actorbus_broker_curve_refused_messages_total", "counter",
+                      "Messages refused because their key left the allowlist after connecting.");
+    proto_prom_u64(o, "actorbus_broker_curve_refused_messages_total", "", z->refused);
 }

@@ -11,6 +11,8 @@
 
 #include <zmq.h>
 
+#include "proto/proto.h"
+
 #include "list.h"
 #include "map.h"
 
@@ -66,6 +68,10 @@ int brk_zap_reload(struct brk *b);
  * sock; NULL when the key is not (or no longer) allowed. Without CURVE: NULL. */
 brk_key_t *brk_zap_key(struct brk *b, int sock, zmq_msg_t *frame);
 bool brk_zap_on(const struct brk *b);
+/* Counts a message refused because its key was removed (refuse_removed_key). */
+void brk_zap_count_refused(struct brk *b);
+/* Appends the actorbus_broker_curve_* families to a /metrics page; nothing without CURVE. */
+void brk_zap_metrics(struct brk *b, proto_buf_t *o);
 
 brk_key_t *brk_key_ref(brk_key_t *k);        /* NULL stays NULL */
 void brk_key_unref(struct brk *b, brk_key_t **k); /* NULLs *k */

@@ -13,6 +13,7 @@ import zmq
 import zmq.utils.monitor
 
 import abtest
+from test_metrics import get as metric, scrape
 from abtest import Broker, Client, RealWorker, Subscriber, query, tmpdir, wait_until
 
 FAILED_HANDSHAKE = (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
@@ -258,7 +259,9 @@ def test_client_key_cannot_register_as_a_worker():
 def test_removed_key_stops_working_after_sighup():
     need_worker()
     ka, kb, w1, w2 = keypair(), keypair(), keypair(), keypair()
-    b = SecureBroker(clients=[ka[0], kb[0]], workers=[w1[0], w2[0]]).start()
+    mport = abtest.free_port()
+    b = SecureBroker(clients=[ka[0], kb[0]], workers=[w1[0], w2[0]],
+                     extra=["--metrics", "tcp://127.0.0.1:%d" % mport]).start()
     b.worker("w1", w1)
     b.worker("w2", w2)
     b.wait_workers(["w1", "w2"])
@@ -285,6 +288,14 @@ def test_removed_key_stops_working_after_sighup():
     b.reload(expect="keys_kept domain=clients")
     _, term = other.call(query("still", "echo", 3))
     assert term["output"] == 3, term
+    m = scrape(mport)  # what the ZAP handler and the reloads did, on /metrics
+    assert metric(m, "actorbus_broker_curve_keys", domain="clients") == 2  # admin and kb
+    assert metric(m, "actorbus_broker_curve_keys", domain="workers") == 1
+    assert metric(m, "actorbus_broker_curve_reloads_total", result="loaded") == 1
+    assert metric(m, "actorbus_broker_curve_reloads_total", result="kept") == 1
+    assert metric(m, "actorbus_broker_curve_handshakes_total", result="denied") >= 1
+    assert metric(m, "actorbus_broker_curve_handshakes_total", result="allowed") >= 4
+    assert metric(m, "actorbus_broker_curve_refused_messages_total") >= 1  # a's "after"
     b.stop()
 
 
