@@ -207,6 +207,7 @@ struct wrk {
     proto_limits_t limits;     /* for decoding broker messages */
     proto_buf_t enc;           /* scratch encoder */
     struct wrk_metrics *mx;    /* counters and /metrics (metrics.c) */
+    void *mon;                 /* PAIR: this connection's failed handshakes, or NULL */
 };
 
 /* Events beyond this many queued messages are refused (ABP_EAGAIN): a broker that stops

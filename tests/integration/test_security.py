@@ -216,6 +216,9 @@ def test_allowed_keys_get_service_and_the_bus():
     r = actorctl("--broker", b.clients, "--curve-server-key", b.pub_path, "--timeout", "500",
                  "status")
     assert r.returncode == 1 and "no reply" in r.stderr, (r.returncode, r.stderr)
+    assert "refused this client's CURVE key" in r.stderr, r.stderr  # and it says why
+    r = actorctl("--broker", b.clients, "--timeout", "500", "status")  # plaintext
+    assert r.returncode == 1 and "may want CURVE" in r.stderr, (r.returncode, r.stderr)
     b.stop()
 
 
@@ -263,7 +266,7 @@ def test_removed_key_stops_working_after_sighup():
     b = SecureBroker(clients=[ka[0], kb[0]], workers=[w1[0], w2[0]],
                      extra=["--metrics", "tcp://127.0.0.1:%d" % mport]).start()
     b.worker("w1", w1)
-    b.worker("w2", w2)
+    rw2 = b.worker("w2", w2)
     b.wait_workers(["w1", "w2"])
     a, other = b.client(pair=ka), b.client(pair=kb)
     _, term = a.call(query("before", "echo", 1))
@@ -280,6 +283,7 @@ def test_removed_key_stops_working_after_sighup():
     # w2's key went: it is dropped at its next message (a heartbeat) and cannot come back
     wait_until(lambda: [w["name"] for w in b.status()["workers"]] == ["w1"], 10,
                "w2 dropped")
+    wait_until(lambda: "event=handshake_refused" in rw2.log(), 10, "w2 to log why")
     for i in range(4):
         _, term = other.call(query(i, "sleep", {"ms": 1}))
         assert term["output"]["worker"] == "w1", term

@@ -147,6 +147,7 @@ static void *dealer(ctl_t *c) {
     void *s = zmq_socket(c->zctx, ZMQ_DEALER);
     int linger = 200;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    ctl_curve_watch(&c->curve, c->zctx, s);
     if (ctl_curve_apply(&c->curve, s) != 0 || zmq_connect(s, c->broker) != 0) {
         fprintf(stderr, "actorctl: cannot connect to --broker '%s': %s\n", c->broker,
                 zmq_strerror(errno));
@@ -182,6 +183,7 @@ static int recv_until(void *s, zmq_msg_t *m, int64_t deadline) {
 static int no_answer(ctl_t *c, const char *what) {
     fprintf(stderr, "actorctl: no %s from the broker at %s within %lld ms\n", what, c->broker,
             (long long)c->timeout_ms);
+    ctl_curve_explain(&c->curve);
     return 1;
 }
 
@@ -709,13 +711,14 @@ static int parse(int argc, char **argv, ctl_t *c) {
 }
 
 static void *open_dealer(void *c) { return dealer(c); }
+static void explain(void *c) { ctl_curve_explain(&((ctl_t *)c)->curve); }
 
 /* What observe.c needs of the options; its socket comes from dealer(), like every command's. */
 static ctl_obs_t observer(ctl_t *c) {
     ctl_obs_t o = {.broker = c->broker, .json = c->json, .timeout_ms = c->timeout_ms,
                    .count = c->count, .interval_ms = c->interval, .id = c->id,
                    .open = open_dealer, .open_ctx = c, .interrupted = &interrupted,
-                   .lim = c->lim};
+                   .lim = c->lim, .no_answer = explain};
     return o;
 }
 
@@ -774,6 +777,7 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     c.zctx = zmq_ctx_new();
     rc = dispatch(&c, argc - optind, argv + optind);
+    ctl_curve_close(&c.curve);
     zmq_ctx_term(c.zctx);
     return rc;
 }

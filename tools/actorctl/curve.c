@@ -55,6 +55,47 @@ int ctl_curve_apply(const ctl_curve_t *cv, void *sock) {
     return 0;
 }
 
+void ctl_curve_close(ctl_curve_t *cv) {
+    if (cv->mon) zmq_close(cv->mon);
+    cv->mon = NULL;
+}
+
+void ctl_curve_watch(ctl_curve_t *cv, void *zctx, void *sock) {
+    char addr[64];
+    ctl_curve_close(cv);
+    snprintf(addr, sizeof addr, "inproc://actorctl-monitor-%u", cv->n_mon++);
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+    if (zmq_socket_monitor(sock, addr, events) != 0) return; /* only the explanation is lost */
+    int zero = 0;
+    cv->mon = zmq_socket(zctx, ZMQ_PAIR);
+    if (!cv->mon) return;
+    zmq_setsockopt(cv->mon, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_connect(cv->mon, addr) != 0) ctl_curve_close(cv);
+}
+
+bool ctl_curve_explain(ctl_curve_t *cv) {
+    uint16_t event = 0;
+    for (int i = 0; cv->mon && i < 64; i++) { /* the latest failure wins */
+        uint8_t head[6];
+        int n = zmq_recv(cv->mon, head, sizeof head, ZMQ_DONTWAIT);
+        if (n < 0) break;
+        if (n == (int)sizeof head) memcpy(&event, head, sizeof event);
+        char ep[256];
+        zmq_recv(cv->mon, ep, sizeof ep, ZMQ_DONTWAIT); /* the endpoint frame */
+    }
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        fprintf(stderr, "actorctl: the broker refused this client's CURVE key (not in its "
+                        "--client-keys); give --curve-key with an allowed key pair\n");
+    else if (event && !cv->on)
+        fprintf(stderr, "actorctl: the handshake with the broker failed: it may want CURVE "
+                        "(give --curve-server-key)\n");
+    else if (event)
+        fprintf(stderr, "actorctl: the CURVE handshake with the broker failed: check "
+                        "--curve-server-key (the broker's public key)\n");
+    return event != 0;
+}
+
 /* Writes text to path, created with mode (O_EXCL when exclusive). Returns 0 or -errno. */
 static int write_file(const char *path, const char *text, mode_t mode, bool exclusive) {
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), mode);
