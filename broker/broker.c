@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -107,6 +108,11 @@ static void client_message(brk_t *b, const brk_in_t *in) {
                         in->n, (unsigned long long)b->cfg.max_msg);
         return;
     }
+    if (in->key && in->key->max_msg && in->n > in->key->max_msg) {
+        brk_reply_error(b, in, nil, "too_large", "message of %zu bytes exceeds its key's "
+                        "max_msg %llu", in->n, (unsigned long long)in->key->max_msg);
+        return;
+    }
     proto_msg_t m;
     proto_error_t err;
     memset(&err, 0, sizeof err);
@@ -141,6 +147,25 @@ size_t brk_recv_frames(void *sock, zmq_msg_t *f, size_t keep, size_t *nf) {
     return total;
 }
 
+/* A message under a key the allowlist no longer has (removed by SIGHUP since the peer
+ * connected): a worker is dropped and told to disconnect (its reconnect then fails the
+ * handshake); anyone else gets `unauthorized`. ZeroMQ cannot close one peer of a ROUTER. */
+static void refuse_removed_key(brk_t *b, const brk_in_t *in) {
+    brk_zap_count_refused(b);
+    brk_node_t *n = in->sock == BRK_SOCK_WORKERS ? brk_map_get(&b->worker_map, in->id, in->idlen)
+                                                 : NULL;
+    proto_raw_t nil = {NULL, 0};
+    if (!n) {
+        brk_reply_error(b, in, nil, "unauthorized", "this connection's key is not allowed "
+                        "any more");
+        return;
+    }
+    brk_worker_t *w = brk_container_of(n, brk_worker_t, node);
+    if (!w->dead && proto_enc_simple(&b->out, PROTO_DISCONNECT) == 0)
+        brk_send(b, BRK_SOCK_WORKERS, w->id, w->idlen, false, b->out.p, b->out.n);
+    brk_worker_mark_dead(b, w, "key removed");
+}
+
 /* Reads one message from a ROUTER; returns false when there was none. */
 static bool recv_router(brk_t *b, brk_sock_t s) {
     zmq_msg_t f[KEEP_FRAMES];
@@ -150,7 +175,11 @@ static bool recv_router(brk_t *b, brk_sock_t s) {
     in.sock = s;
     parse_envelope(&in, f, nf, total);
     brk_mx_in(b, s, in.n);
-    if (s == BRK_SOCK_CLIENTS)
+    /* The identity frame is the ROUTER's own; the peer's metadata is on the frames after it */
+    in.key = nf > 1 ? brk_zap_key(b, s, &f[nf - 1]) : NULL;
+    if (brk_zap_on(b) && !in.key)
+        refuse_removed_key(b, &in);
+    else if (s == BRK_SOCK_CLIENTS)
         client_message(b, &in);
     else
         brk_worker_message(b, &in);
@@ -186,7 +215,12 @@ static void on_one_signal(brk_t *b) {
 static void on_signal(brk_t *b) {
     char buf[64];
     ssize_t n = read(b->sig_fd, buf, sizeof buf);
-    for (ssize_t i = 0; i < n; i++) on_one_signal(b);
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] == SIGHUP)
+            brk_zap_reload(b); /* the allowlists; logs what changed */
+        else
+            on_one_signal(b);
+    }
 }
 
 static void finish_drain(brk_t *b) {
@@ -230,13 +264,21 @@ static bool drain_one(brk_t *b, int i) {
 }
 
 int brk_run(brk_t *b) {
-    zmq_pollitem_t items[6] = {
+    zmq_pollitem_t items[7] = {
         {b->clients, 0, ZMQ_POLLIN, 0}, {b->workers, 0, ZMQ_POLLIN, 0},
         {b->sub, 0, ZMQ_POLLIN, 0},     {b->pub, 0, ZMQ_POLLIN, 0}, /* XPUB: subscriptions */
         {NULL, b->sig_fd, ZMQ_POLLIN, 0},
-        {brk_metrics_socket(b), 0, ZMQ_POLLIN, 0}, /* --metrics; left out when off */
     };
-    int n_items = items[5].socket ? 6 : 5;
+    /* The optional sockets after the fixed five: --metrics, then ZAP (with CURVE) */
+    int n_items = 5, mx_i = -1, zap_i = -1;
+    if (brk_metrics_socket(b)) {
+        mx_i = n_items++;
+        items[mx_i] = (zmq_pollitem_t){brk_metrics_socket(b), 0, ZMQ_POLLIN, 0};
+    }
+    if (brk_zap_on(b)) {
+        zap_i = n_items++;
+        items[zap_i] = (zmq_pollitem_t){brk_zap_socket(b), 0, ZMQ_POLLIN, 0};
+    }
     /* Edge-triggered reading: a socket zmq_poll reported stays `ready` until a read finds it
      * empty. Probing an empty socket costs a poll(2) and a getpid(2) inside libzmq, and so
      * does each socket in zmq_poll, so the loop polls only when nothing is ready (and every
@@ -261,10 +303,12 @@ int brk_run(brk_t *b) {
             b->now = brk_clock_ms();
             for (int i = 0; i < 4; i++) ready[i] |= (items[i].revents & ZMQ_POLLIN) != 0;
             if (items[4].revents & ZMQ_POLLIN) on_signal(b);
-            for (int k = 0; n_items > 5 && (items[5].revents & ZMQ_POLLIN) && k < RECV_BATCH &&
+            for (int k = 0; mx_i > 0 && (items[mx_i].revents & ZMQ_POLLIN) && k < RECV_BATCH &&
                             brk_metrics_read(b);
                  k++) {
             }
+            /* One batch a poll: what is left is reported again by the next zmq_poll */
+            if (zap_i > 0 && (items[zap_i].revents & ZMQ_POLLIN)) brk_zap_serve(b);
         }
         for (int i = 0; i < 4; i++) {
             if (ready[i]) ready[i] = drain_one(b, i);
@@ -273,9 +317,16 @@ int brk_run(brk_t *b) {
     return 0;
 }
 
-static void *open_socket(brk_t *b, int type, const char *ep, const char *what) {
+static void *open_socket(brk_t *b, int type, const char *ep, const char *what,
+                         const char *domain) {
     void *s = zmq_socket(b->ctx, type);
     if (!s) return NULL;
+    if (brk_zap_secure(b, s, domain) != 0) {
+        brk_log(BRK_LOG_ERROR, "curve_failed", "socket=%s error=\"%s\"", what,
+                zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
     int one = 1, hwm = 100000;
     /* A bit above max-msg, so that a message just over the limit is answered with too_large
      * rather than silently costing the sender its connection. */
@@ -296,7 +347,8 @@ static void *open_socket(brk_t *b, int type, const char *ep, const char *what) {
         zmq_close(s);
         return NULL;
     }
-    brk_log(BRK_LOG_INFO, "listening", "socket=%s endpoint=%s", what, ep);
+    brk_log(BRK_LOG_INFO, "listening", "socket=%s endpoint=%s curve=%s", what, ep,
+            brk_zap_on(b) ? domain : "off");
     return s;
 }
 
@@ -325,12 +377,15 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     if (brk_dedup_start(b) != 0) return -EIO;
     b->ctx = zmq_ctx_new();
     if (!b->ctx) return -ENOMEM;
+    zmq_ctx_set(b->ctx, ZMQ_IO_THREADS, (int)cfg->io_threads); /* before the first socket */
     int mrc = brk_metrics_open(b);
     if (mrc != 0) return mrc;
-    b->clients = open_socket(b, ZMQ_ROUTER, cfg->clients_ep, "clients");
-    b->workers = open_socket(b, ZMQ_ROUTER, cfg->workers_ep, "workers");
-    b->pub = open_socket(b, ZMQ_XPUB, cfg->pub_ep, "pub");
-    b->sub = open_socket(b, ZMQ_SUB, cfg->sub_ep, "sub");
+    int rc = brk_zap_open(b); /* the ZAP handler is bound before any CURVE socket */
+    if (rc != 0) return rc;
+    b->clients = open_socket(b, ZMQ_ROUTER, cfg->clients_ep, "clients", "clients");
+    b->workers = open_socket(b, ZMQ_ROUTER, cfg->workers_ep, "workers", "workers");
+    b->pub = open_socket(b, ZMQ_XPUB, cfg->pub_ep, "pub", "clients");
+    b->sub = open_socket(b, ZMQ_SUB, cfg->sub_ep, "sub", "clients");
     if (!b->clients || !b->workers || !b->pub || !b->sub) return -EADDRINUSE;
     return 0;
 }
@@ -383,6 +438,7 @@ void brk_close(brk_t *b) {
         zmq_close(socks[i]);
     }
     brk_metrics_close_socket(b);
+    brk_zap_close(b); /* after the clients that held key references */
     if (b->ctx) term_context(b->ctx, linger + 1000);
     brk_bus_close(b);
     proto_buf_free(&b->out);

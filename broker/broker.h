@@ -21,6 +21,7 @@
 #include "dedup.h"
 #include "session.h"
 #include "utf8.h"
+#include "zap.h"
 #include "budget.h"
 
 #define BRK_MAX_NAME 256          /* agent, worker and session names, bytes */
@@ -49,6 +50,11 @@ typedef struct brk_config {
     int log_level;
     char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */
     uint64_t max_sessions;
+    char curve_secret[BRK_PATH_MAX]; /* the broker's key pair file; "" no CURVE (zap.c) */
+    char client_keys[BRK_PATH_MAX], worker_keys[BRK_PATH_MAX]; /* allowlists */
+    bool insecure;                /* allow non-loopback binds without CURVE */
+    uint64_t max_keys;            /* keys in one allowlist */
+    uint64_t io_threads;          /* libzmq I/O threads (CURVE's crypto runs on them) */
     uint64_t max_session_waiters; /* queries waiting for one session's lock */
     uint64_t history_events, history_bytes; /* the history an invocation's work carries */
     uint64_t dedup_window_ms, dedup_max, dedup_max_bytes; /* dedup.c: resent query ids */
@@ -84,6 +90,7 @@ typedef struct brk_in {
     const uint8_t *body;    /* the one body frame (NULL when the frames were wrong) */
     size_t n;
     char frame_err[96];     /* what was wrong with the frames; "" when nothing */
+    brk_key_t *key;         /* the sender's allowed CURVE key; NULL without CURVE */
 } brk_in_t;
 
 /* A query's terminal message: a result, or an error with a code. */
@@ -127,6 +134,7 @@ struct brk_client {
     brk_sock_t sock;
     size_t keylen;
     uint8_t key[1 + BRK_MAX_IDENTITY];
+    brk_key_t *curve_key;    /* its CURVE key (a reference), for the per-key limits */
 };
 
 struct brk_agent {
@@ -183,6 +191,7 @@ typedef struct brk {
     bool have_dead, draining, stop;
     int64_t drain_until, next_maint;
     brk_store_t *store;       /* sessions (session_requests.c) */
+    brk_zap_t *zap;           /* CURVE keys and the ZAP handler (zap.c); NULL without CURVE */
     brk_invs_t *invs;         /* session locks (invocations.c) */
     brk_dedup_t *dedup;       /* answered queries by (client, id) (dedup.h) */
     struct brk_metrics *mx;   /* counters and the /metrics endpoint (metrics.c) */

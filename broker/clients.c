@@ -40,6 +40,7 @@ static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
     brk_client_t *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->sock = in->sock;
+    c->curve_key = brk_key_ref(in->key);
     c->keylen = client_key(c->key, in->sock, in->id, in->idlen);
     c->node.key = c->key;
     c->node.klen = c->keylen;
@@ -53,6 +54,7 @@ static void client_free_if_idle(brk_t *b, brk_client_t *c) {
     if (c->in_flight) return;
     brk_map_del(&b->client_map, &c->node);
     b->n_clients--;
+    brk_key_unref(b, &c->curve_key);
     free(c);
 }
 
@@ -62,6 +64,7 @@ void brk_client_on_answer(brk_t *b, brk_job_t *j) {
     j->client = NULL;
     BRK_ASSERT(c->in_flight > 0);
     c->in_flight--;
+    if (c->curve_key) c->curve_key->in_flight--;
     client_free_if_idle(b, c);
 }
 
@@ -139,6 +142,12 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
                      "(max-client-inflight)", (unsigned long long)c->in_flight);
         return;
     }
+    if (in->key && in->key->max_inflight && in->key->in_flight >= in->key->max_inflight) {
+        reject_query(b, in, m, "overloaded", "key %s has %llu queries in flight (its "
+                     "max_inflight)", in->key->name[0] ? in->key->name : in->key->z85,
+                     (unsigned long long)in->key->in_flight);
+        return;
+    }
     brk_agent_t *a = brk_agent_find(b, m->agent);
     if (!a) {
         reject_query(b, in, m, "unknown_agent", "no worker hosts agent %s",
@@ -173,7 +182,9 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         reject_query(b, in, m, "internal", "out of memory");
         return;
     }
+    if (c->curve_key) c->curve_key->in_flight++; /* first: accepting may answer it at once */
     if (brk_job_accept(b, c, in, &qm, a, inv) != 0) {
+        if (c->curve_key) c->curve_key->in_flight--;
         brk_inv_discard(b, &inv);
         client_free_if_idle(b, c);
         reject_query(b, in, m, "internal", "out of memory");

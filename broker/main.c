@@ -14,7 +14,7 @@
 
 #define BRK_VERSION "0.1.0"
 
-typedef enum { OPT_STR, OPT_PATH, OPT_U64, OPT_LEVEL, OPT_F64 } opt_kind_t;
+typedef enum { OPT_STR, OPT_PATH, OPT_U64, OPT_LEVEL, OPT_F64, OPT_BOOL } opt_kind_t;
 
 typedef struct opt {
     const char *name;
@@ -45,6 +45,16 @@ static const opt_t opts[] = {
     {"sessions", OPT_PATH, offsetof(brk_config_t, sessions), 0, 0,
      "SQLite session file (default: sessions in memory, lost at exit)"},
     {"max-sessions", U64(max_sessions, 1, UINT32_MAX, "sessions in the store")},
+    {"curve-secret", OPT_PATH, offsetof(brk_config_t, curve_secret), 0, 0,
+     "the broker's CURVE key pair file (actorctl keygen): encrypt and authenticate"},
+    {"client-keys", OPT_PATH, offsetof(brk_config_t, client_keys), 0, 0,
+     "allowlist of client public keys (SIGHUP rereads it)"},
+    {"worker-keys", OPT_PATH, offsetof(brk_config_t, worker_keys), 0, 0,
+     "allowlist of worker public keys (SIGHUP rereads it)"},
+    {"insecure", OPT_BOOL, offsetof(brk_config_t, insecure), 0, 0,
+     "allow binding a non-loopback address without CURVE (takes no value)"},
+    {"max-keys", U64(max_keys, 1, UINT32_MAX, "keys in one allowlist")},
+    {"io-threads", U64(io_threads, 1, 64, "libzmq I/O threads (CURVE encrypts on them)")},
     {"max-session-waiters", U64(max_session_waiters, 0, UINT32_MAX,
                                 "queries waiting for one busy session")},
     {"history-events", U64(history_events, 0, 10000, "session events an invocation's work "
@@ -91,6 +101,8 @@ void brk_config_default(brk_config_t *c) {
     c->drain_ms = 5000;
     c->log_level = BRK_LOG_INFO;
     c->max_sessions = 100000;
+    c->max_keys = 10000;
+    c->io_threads = 1;
     c->max_session_waiters = BRK_INV_DEFAULT_WAITERS;
     c->history_events = BRK_INV_DEFAULT_HISTORY_EVENTS;
     c->history_bytes = BRK_INV_DEFAULT_HISTORY_BYTES;
@@ -127,6 +139,12 @@ static int opt_set(brk_config_t *c, const opt_t *o, const char *v, const char *w
         size_t cap = o->kind == OPT_STR ? BRK_ENDPOINT_MAX : BRK_PATH_MAX;
         if (strlen(v) >= cap) goto bad;
         snprintf(p, cap, "%s", v);
+        return 0;
+    }
+    if (o->kind == OPT_BOOL) {
+        bool yes = !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1");
+        if (!yes && strcmp(v, "false") && strcmp(v, "no") && strcmp(v, "0")) goto bad;
+        *(bool *)(void *)p = yes;
         return 0;
     }
     if (o->kind == OPT_LEVEL) {
@@ -217,8 +235,11 @@ static int parse_args(brk_config_t *c, int argc, char **argv) {
             a += 2;
             eq = strchr(a, '=');
             size_t n = eq ? (size_t)(eq - a) : strlen(a);
+            const opt_t *flag = opt_find(a, n);
             if (eq)
                 v = eq + 1;
+            else if (flag && flag->kind == OPT_BOOL)
+                v = "true"; /* --insecure takes no value */
             else if (i + 1 < argc)
                 v = argv[++i];
             else
@@ -251,7 +272,9 @@ static int signals_init(void) {
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL)) return -1;
+    if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL) ||
+        sigaction(SIGHUP, &sa, NULL)) /* SIGHUP: reload the key allowlists */
+        return -1;
     signal(SIGPIPE, SIG_IGN);
     return 0;
 }
@@ -268,6 +291,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     brk_log_set_format(brk_log_format_parse(cfg.log_format));
+    if (brk_security_check(&cfg) != 0) return 2;
     brk_map_seed();
     if (signals_init() != 0) {
         brk_log(BRK_LOG_ERROR, "signals_failed", "error=\"%s\"", strerror(errno));

@@ -331,6 +331,7 @@ static void render(brk_t *b, proto_buf_t *o) {
     counter(o, "actorbus_broker_query_retries_total",
             "Idempotent queries sent again after their worker was lost.", mx->retries);
     render_traffic(mx, o);
+    brk_zap_metrics(b, o); /* actorbus_broker_curve_*: with --curve-secret only */
     proto_prom_family(o, "actorbus_broker_start_time_seconds", "gauge",
                       "When the broker started, Unix seconds.");
     proto_text_printf(o, "actorbus_broker_start_time_seconds %.3f\n",

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "worker.h"
 #include "agent/runtime.h"
@@ -33,6 +34,9 @@ static const char usage[] =
     "  --metrics-max-conns N    scrapers connected at once (default 16)\n"
     "  --metrics-max-request N  bytes of one HTTP request head (default 8192)\n"
     "  --metrics-max-labels N   error codes with series of their own (default 256)\n"
+    "  --curve-server-key K  the broker's public key (FILE or Z85): connect with CURVE\n"
+    "  --curve-key FILE    this worker's key pair file (actorctl keygen; its public key\n"
+    "                      must be in the broker's --worker-keys)\n"
     "  -h, --help          this text\n";
 
 typedef struct opts {
@@ -42,6 +46,7 @@ typedef struct opts {
     const char *agents;
     act_log_level_t level;
     char name[160];
+    const char *curve_server, *curve_key; /* --curve-server-key, --curve-key */
 } opts;
 
 static int bad(const char *fmt, const char *a, const char *b) {
@@ -78,6 +83,27 @@ static int level_of(const char *s, act_log_level_t *out) {
     return bad("--log-level wants debug, info, warn or error, got '%s'%s", s, "");
 }
 
+/* Loads the CURVE keys the flags name. A worker's key must be in the broker's allowlist, so
+ * unlike actorctl it never makes an ephemeral one. Returns: 0, 1 or 2 (exit status). */
+static int curve_setup(opts *o) {
+    char err[300];
+    if (!o->curve_server && !o->curve_key) return 0;
+    if (!o->curve_server || !o->curve_key)
+        return bad("--curve-server-key and --curve-key go together%s%s", "", "");
+    if (!zmq_has("curve")) {
+        fprintf(stderr, "actor-worker: this libzmq was built without CURVE (zmq_has(\"curve\") "
+                        "is false); install a libzmq with libsodium\n");
+        return 1;
+    }
+    if (proto_key_public_load(o->curve_server, o->cfg.curve_server, err, sizeof err) != 0 ||
+        proto_keypair_load(o->curve_key, &o->cfg.curve_kp, err, sizeof err) != 0) {
+        fprintf(stderr, "actor-worker: %s\n", err);
+        return 1;
+    }
+    o->cfg.curve = true;
+    return 0;
+}
+
 static int parse(int argc, char **argv, opts *o) {
     static const struct option longs[] = {
         {"broker", 1, 0, 'b'},       {"capacity", 1, 0, 'c'}, {"name", 1, 0, 'n'},
@@ -86,6 +112,7 @@ static int parse(int argc, char **argv, opts *o) {
         {"agents", 1, 0, 'a'},
         {"log-format", 1, 0, 'F'},   {"metrics", 1, 0, 'M'},   {"metrics-max-conns", 1, 0, 'C'},
         {"metrics-max-request", 1, 0, 'R'}, {"metrics-max-labels", 1, 0, 'B'},
+        {"curve-server-key", 1, 0, 'K'}, {"curve-key", 1, 0, 'k'},
         {0, 0, 0, 0}};
     int64_t v = 0;
     int c, rc = 0;
@@ -124,12 +151,15 @@ static int parse(int argc, char **argv, opts *o) {
             rc = number("--metrics-max-labels", optarg, 1, 65536, &v);
             o->cfg.metrics_max_labels = (uint64_t)v;
             break;
+        case 'K': o->curve_server = optarg; break;
+        case 'k': o->curve_key = optarg; break;
         case 'h': fputs(usage, stdout); return -1;
         case ':': return bad("%s needs a value%s", argv[optind - 1], "");
         default: return bad("unknown option '%s'%s", argv[optind - 1], "");
         }
     }
     if (rc == 0 && optind < argc) return bad("unexpected argument '%s'%s", argv[optind], "");
+    if (rc == 0) rc = curve_setup(o);
     if (rc == 0 && (!*o->cfg.name || strlen(o->cfg.name) > PROTO_MAX_NAME)) {
         return bad("--name wants 1 to 128 bytes, got '%s'%s", o->cfg.name, "");
     }

@@ -107,19 +107,74 @@ static void send_ready(wrk_t *w) {
 
 /* ---- one connection ---- */
 
+/* Watches s for failed handshakes: a broker that refuses our CURVE key (or wants CURVE) is
+ * otherwise just silent, and the log should say why. Failing to watch loses only that. */
+static void mon_open(wrk_t *w, void *s) {
+    char addr[64];
+    int zero = 0;
+    snprintf(addr, sizeof addr, "inproc://actor-worker-monitor-%llu",
+             (unsigned long long)w->gen + 1);
+    if (zmq_socket_monitor(s, addr, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                        ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                        ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
+        !(w->mon = zmq_socket(w->zctx, ZMQ_PAIR)))
+        return;
+    zmq_setsockopt(w->mon, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_connect(w->mon, addr) != 0) {
+        zmq_close(w->mon);
+        w->mon = NULL;
+    }
+}
+
+static void mon_close(wrk_t *w) {
+    if (w->mon) zmq_close(w->mon);
+    w->mon = NULL;
+}
+
+/* Logs the last failed handshake, if any (read without waiting, bounded). */
+static void mon_explain(wrk_t *w) {
+    uint16_t event = 0;
+    for (int i = 0; w->mon && i < 64; i++) {
+        uint8_t head[6];
+        char ep[256];
+        int n = zmq_recv(w->mon, head, sizeof head, ZMQ_DONTWAIT);
+        if (n < 0) break;
+        if (n == (int)sizeof head) memcpy(&event, head, sizeof event);
+        zmq_recv(w->mon, ep, sizeof ep, ZMQ_DONTWAIT); /* the endpoint frame */
+    }
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        act_log(ACT_LOG_ERROR, "handshake_refused", "broker=%s why=\"the broker refused "
+                "this worker's CURVE key (not in its --worker-keys)\"", w->cfg.broker);
+    else if (event)
+        act_log(ACT_LOG_ERROR, "handshake_failed", "broker=%s curve=%d why=\"%s\"",
+                w->cfg.broker, w->cfg.curve, w->cfg.curve ? "check --curve-server-key"
+                                                          : "the broker may want CURVE");
+}
+
 static int conn_open(wrk_t *w) {
     void *s = zmq_socket(w->zctx, ZMQ_DEALER);
     if (!s) return ACT_ENOMEM;
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (w->cfg.curve && /* a CURVE client of the broker (keys checked at start) */
+        (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, w->cfg.curve_server, PROTO_Z85_KEY_LEN + 1) ||
+         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, w->cfg.curve_kp.public_, PROTO_Z85_KEY_LEN + 1) ||
+         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, w->cfg.curve_kp.secret, PROTO_Z85_KEY_LEN + 1))) {
+        act_log(ACT_LOG_ERROR, "curve_failed", "error=\"%s\"", zmq_strerror(errno));
+        zmq_close(s);
+        return ACT_EINVAL;
+    }
+    mon_open(w, s);
     if (zmq_connect(s, w->cfg.broker) != 0) {
         act_log(ACT_LOG_ERROR, "connect_failed", "broker=%s error=\"%s\"", w->cfg.broker,
                 zmq_strerror(errno));
+        mon_close(w);
         zmq_close(s);
         return ACT_EINVAL;
     }
     int rc = act_zsock_new(&w->z, s);
     if (rc) {
+        mon_close(w);
         zmq_close(s);
         return rc;
     }
@@ -145,6 +200,7 @@ static void conn_close(wrk_t *w, int linger_ms) {
     zmq_setsockopt(w->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
     zmq_close(w->sock);
     w->sock = NULL;
+    mon_close(w);
     out_purge(w);
     wrk_jobs_wait_idle(w, act_deadline_in(IDLE_WAIT_MS));
 }
@@ -203,6 +259,7 @@ static int conn_serve(wrk_t *w) {
         if (now - w->last_heard >= dead) {
             act_log(ACT_LOG_WARN, "broker_silent", "ms=%lld connection=%llu",
                     (long long)(now - w->last_heard), (unsigned long long)w->gen);
+            mon_explain(w);
             return SERVE_RECONNECT;
         }
         if (now - w->last_sent >= hb && !w->out_head) {

@@ -11,6 +11,7 @@
 #include "actor/actor.h"
 #include "actor/zsock.h"
 #include "actorbus/plugin.h"
+#include "proto/keys.h"
 #include "proto/proto.h"
 #include "agent/budget.h"
 
@@ -25,6 +26,9 @@ typedef struct wrk_config {
     int64_t drain_ms;      /* SIGTERM: how long running jobs may take to finish */
     const char *metrics;   /* --metrics endpoint; NULL or "" off (metrics.c) */
     uint64_t metrics_max_conns, metrics_max_request, metrics_max_labels;
+    bool curve;            /* CURVE to the broker: its public key and our key pair below */
+    char curve_server[PROTO_Z85_KEY_LEN + 1];
+    proto_keypair_t curve_kp;
 } wrk_config_t;
 
 /* ---- agents (plugin.c) ---- */
@@ -203,6 +207,7 @@ struct wrk {
     proto_limits_t limits;     /* for decoding broker messages */
     proto_buf_t enc;           /* scratch encoder */
     struct wrk_metrics *mx;    /* counters and /metrics (metrics.c) */
+    void *mon;                 /* PAIR: this connection's failed handshakes, or NULL */
 };
 
 /* Events beyond this many queued messages are refused (ABP_EAGAIN): a broker that stops

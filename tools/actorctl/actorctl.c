@@ -16,6 +16,8 @@
 #include "observe.h"
 #include "proto/proto.h"
 
+#include "curve.h"
+
 static const char usage[] =
     "usage: actorctl [options] COMMAND [ARGS]\n"
     "\n"
@@ -37,6 +39,8 @@ static const char usage[] =
     "  session list          list sessions in id order, a page at a time (--app, --user,\n"
     "                        --after CURSOR, --limit N; --all follows the pages to the end)\n"
     "  session delete ID     delete a session with its events and its own state\n"
+    "  keygen                make a CURVE key pair: print it, or with --out PREFIX write\n"
+    "                        PREFIX.key (secret, mode 0600) and PREFIX.pub (public key)\n"
     "\n"
     "Options:\n"
     "  --broker ENDPOINT     the broker's client endpoint (default tcp://127.0.0.1:5555)\n"
@@ -54,6 +58,9 @@ static const char usage[] =
     "  --after CURSOR        session list: start after this session id (a page's `next`)\n"
     "  --limit N             session list: sessions per page (default 100, at most 1000)\n"
     "  --all                 session list: every page\n"
+    "  --curve-server-key K  the broker's public key (FILE or Z85): talk CURVE to it\n"
+    "  --curve-key FILE      own key pair file (default: a new ephemeral pair)\n"
+    "  --out PREFIX          keygen: write PREFIX.key and PREFIX.pub\n"
     "  -h, --help            this text\n"
     "\n"
     "Exit status: 0 success, 1 an error reply or no answer, 2 bad usage.\n";
@@ -72,6 +79,8 @@ typedef struct ctl {
     char default_id[64];
     void *zctx;
     proto_limits_t lim;
+    ctl_curve_t curve;         /* --curve-server-key, --curve-key */
+    const char *out;           /* keygen --out */
 } ctl_t;
 
 static volatile sig_atomic_t interrupted;
@@ -138,7 +147,8 @@ static void *dealer(ctl_t *c) {
     void *s = zmq_socket(c->zctx, ZMQ_DEALER);
     int linger = 200;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_connect(s, c->broker) != 0) {
+    ctl_curve_watch(&c->curve, c->zctx, s);
+    if (ctl_curve_apply(&c->curve, s) != 0 || zmq_connect(s, c->broker) != 0) {
         fprintf(stderr, "actorctl: cannot connect to --broker '%s': %s\n", c->broker,
                 zmq_strerror(errno));
         zmq_close(s);
@@ -173,6 +183,7 @@ static int recv_until(void *s, zmq_msg_t *m, int64_t deadline) {
 static int no_answer(ctl_t *c, const char *what) {
     fprintf(stderr, "actorctl: no %s from the broker at %s within %lld ms\n", what, c->broker,
             (long long)c->timeout_ms);
+    ctl_curve_explain(&c->curve);
     return 1;
 }
 
@@ -458,7 +469,7 @@ static int cmd_subscribe(ctl_t *c, const char *prefix) {
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
-    if (zmq_connect(s, c->pub) != 0) {
+    if (ctl_curve_apply(&c->curve, s) != 0 || zmq_connect(s, c->pub) != 0) {
         fprintf(stderr, "actorctl: cannot connect to --pub '%s': %s\n", c->pub,
                 zmq_strerror(errno));
         zmq_close(s);
@@ -667,6 +678,7 @@ static int parse(int argc, char **argv, ctl_t *c) {
         {"app", 1, 0, 'A'},    {"user", 1, 0, 'U'},    {"events", 1, 0, 'E'},
         {"after", 1, 0, 'a'},  {"limit", 1, 0, 'L'},   {"all", 0, 0, 'l'},
         {"interval", 1, 0, 'I'},
+        {"curve-server-key", 1, 0, 'K'}, {"curve-key", 1, 0, 'k'}, {"out", 1, 0, 'o'},
         {0, 0, 0, 0}};
     int ch, rc = 0;
     opterr = 0;
@@ -687,6 +699,9 @@ static int parse(int argc, char **argv, ctl_t *c) {
         case 'L': rc = number("--limit", optarg, 1, &c->limit); break;
         case 'l': c->all = true; break;
         case 'I': rc = number("--interval", optarg, 10, &c->interval); break;
+        case 'K': c->curve.server_arg = optarg; break;
+        case 'k': c->curve.key_file = optarg; break;
+        case 'o': c->out = optarg; break;
         case 'h': fputs(usage, stdout); return -1;
         case ':': return usage_error("%s needs a value", argv[optind - 1]);
         default: return usage_error("unknown option '%s'", argv[optind - 1]);
@@ -696,13 +711,14 @@ static int parse(int argc, char **argv, ctl_t *c) {
 }
 
 static void *open_dealer(void *c) { return dealer(c); }
+static void explain(void *c) { ctl_curve_explain(&((ctl_t *)c)->curve); }
 
 /* What observe.c needs of the options; its socket comes from dealer(), like every command's. */
 static ctl_obs_t observer(ctl_t *c) {
     ctl_obs_t o = {.broker = c->broker, .json = c->json, .timeout_ms = c->timeout_ms,
                    .count = c->count, .interval_ms = c->interval, .id = c->id,
                    .open = open_dealer, .open_ctx = c, .interrupted = &interrupted,
-                   .lim = c->lim};
+                   .lim = c->lim, .no_answer = explain};
     return o;
 }
 
@@ -736,6 +752,10 @@ static int dispatch(ctl_t *c, int n, char **a) {
         return cmd_cancel(c, a[1]);
     }
     if (strcmp(cmd, "session") == 0) return cmd_session(c, n - 1, a + 1);
+    if (strcmp(cmd, "keygen") == 0) {
+        if ((rc = args(cmd, n - 1, 0, 0, "[--out PREFIX]"))) return rc;
+        return ctl_keygen(c->out);
+    }
     return usage_error("unknown command '%s'", cmd);
 }
 
@@ -748,6 +768,7 @@ int main(int argc, char **argv) {
     int rc = parse(argc, argv, &c);
     if (rc) return rc < 0 ? 0 : rc;
     if (optind >= argc) return usage_error("no command given%s", "");
+    if (strcmp(argv[optind], "keygen") != 0 && (rc = ctl_curve_setup(&c.curve)) != 0) return rc;
     proto_limits_default(&c.lim);
     c.lim.max_size = (size_t)256 << 20; /* the broker already enforced its limit */
     struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: zmq_poll sees EINTR */
@@ -756,6 +777,7 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     c.zctx = zmq_ctx_new();
     rc = dispatch(&c, argc - optind, argv + optind);
+    ctl_curve_close(&c.curve);
     zmq_ctx_term(c.zctx);
     return rc;
 }

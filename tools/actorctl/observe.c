@@ -44,6 +44,7 @@ static int exchange(const ctl_obs_t *o, void *s, const proto_buf_t *msg, reply_t
             if (!*o->interrupted)
                 fprintf(stderr, "actorctl: no reply from the broker at %s within %lld ms\n",
                         o->broker, (long long)(o->timeout_ms < 0 ? 30000 : o->timeout_ms));
+            if (!*o->interrupted && o->no_answer) o->no_answer(o->open_ctx);
             return 1;
         }
         zmq_msg_init(&r->frame);

@@ -21,6 +21,7 @@ typedef struct ctl_obs {
     void *open_ctx;
     volatile sig_atomic_t *interrupted;  /* set by SIGINT/SIGTERM */
     proto_limits_t lim;
+    void (*no_answer)(void *ctx);        /* after "no reply": says why if it can (open_ctx) */
 } ctl_obs_t;
 
 /* Each returns the exit status: 0, 1 (an error reply or no answer), 2 (bad usage). */
