@@ -11,6 +11,10 @@
 int brk_agents_init(brk_t *b) { return brk_map_init(&b->agent_map); }
 
 static void agent_free(brk_t *b, brk_agent_t *a) {
+    if (!brk_list_empty(&a->held_link)) {
+        brk_list_unlink(&a->held_link);
+        b->n_held--;
+    }
     brk_map_del(&b->agent_map, &a->node);
     free(a->hosts);
     free(a);
@@ -36,8 +40,34 @@ static brk_agent_t *agent_new(brk_t *b, proto_str_t name) {
     a->node.key = a->name;
     a->node.klen = a->len;
     brk_list_init(&a->queue);
+    brk_list_init(&a->held_link);
     brk_map_put(&b->agent_map, &a->node);
     return a;
+}
+
+brk_agent_t *brk_agent_hold(brk_t *b, proto_str_t name) {
+    if (b->now >= b->grace_until || b->n_held >= BRK_MAX_AGENTS) return NULL;
+    brk_agent_t *a = brk_agent_find(b, name);
+    if (a) return a;
+    if (!(a = agent_new(b, name))) return NULL;
+    brk_list_push(&b->held, &a->held_link);
+    b->n_held++;
+    return a;
+}
+
+int64_t brk_agents_tick(brk_t *b) {
+    if (b->n_held == 0) return -1;
+    if (b->now < b->grace_until) return b->grace_until;
+    while (!brk_list_empty(&b->held)) {
+        brk_agent_t *a = brk_container_of(b->held.next, brk_agent_t, held_link);
+        brk_list_unlink(&a->held_link);
+        b->n_held--;
+        brk_list_init(&a->held_link);
+        while (!brk_list_empty(&a->queue))
+            brk_job_unhosted(b, brk_container_of(a->queue.next, brk_job_t, link));
+        agent_free(b, a);
+    }
+    return -1;
 }
 
 int brk_agent_add_host(brk_t *b, proto_str_t name, brk_worker_t *w, bool history,
@@ -64,6 +94,11 @@ int brk_agent_add_host(brk_t *b, proto_str_t name, brk_worker_t *w, bool history
         a->cap_hosts = cap;
     }
     a->hosts[a->n_hosts++] = w;
+    if (!brk_list_empty(&a->held_link)) { /* a held agent: its first worker came in time */
+        brk_list_unlink(&a->held_link);
+        brk_list_init(&a->held_link);
+        b->n_held--;
+    }
     a->n_history += history;
     *out = a;
     return 0;

@@ -247,6 +247,9 @@ static long poll_timeout(brk_t *b) {
     if (b->draining && b->drain_until < next) next = b->drain_until;
     t = brk_metrics_tick(b);
     if (t < next) next = t;
+    t = brk_agents_tick(b);
+    settle(b);
+    if (t >= 0 && t < next) next = t;
     return next <= b->now ? 0 : (long)(next - b->now);
 }
 
@@ -368,6 +371,12 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     proto_buf_init(&b->busbuf);
     brk_list_init(&b->worker_list);
     brk_list_init(&b->pump);
+    brk_list_init(&b->held);
+    /* Workers of a broker that restarts come back within liveness heartbeats: until then a
+     * query for one of their agents waits instead of failing with unknown_agent. */
+    uint64_t grace = cfg->startup_grace_ms != UINT64_MAX ? cfg->startup_grace_ms
+                                                         : cfg->liveness * cfg->heartbeat_ms;
+    b->grace_until = b->now + (int64_t)grace;
     if (brk_budget_open(b) != 0) return -ENOMEM; /* the model budget (budget.c) */
     if (brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) || brk_jobs_init(b)) {
         brk_log(BRK_LOG_ERROR, "init_failed", "error=\"out of memory\"");

@@ -58,6 +58,9 @@ typedef struct brk_config {
     uint64_t max_session_waiters; /* queries waiting for one session's lock */
     uint64_t history_events, history_bytes; /* the history an invocation's work carries */
     uint64_t dedup_window_ms, dedup_max, dedup_max_bytes; /* dedup.c: resent query ids */
+    uint64_t startup_grace_ms;    /* agents.c: after start, queries for agents no worker has
+                                     announced yet wait this long; UINT64_MAX: liveness x
+                                     heartbeat_ms, the time workers take to come back */
     char metrics_ep[BRK_ENDPOINT_MAX]; /* --metrics: the /metrics endpoint; "" off */
     uint64_t metrics_max_conns;   /* scrapers connected at once */
     uint64_t metrics_max_request; /* bytes of one HTTP request head */
@@ -144,6 +147,7 @@ struct brk_agent {
     uint32_t n_hosts, cap_hosts;
     size_t len;
     uint32_t mx_slot;        /* its series in metrics.c, plus one; 0 not looked up yet */
+    brk_list_t held_link;    /* in brk.held while it has no host (startup grace) */
     uint32_t n_history;      /* hosts that asked for history in its work (ready's
                                 history_agents): none, and its work carries no history */
     char name[];
@@ -182,6 +186,9 @@ typedef struct brk {
     proto_buf_t out, busbuf;  /* scratch encoders */
     brk_map_t client_map, worker_map, agent_map, job_map, cid_map;
     brk_list_t worker_list, pump;
+    brk_list_t held;          /* agents with queries and no host yet (startup grace) */
+    uint64_t n_held;          /* how many */
+    int64_t grace_until;      /* b->now before which unknown agents are held, not refused */
     uint64_t n_clients, n_workers, n_jobs, n_live, n_queued;
     uint64_t next_job_id, next_qseq;
     brk_job_t **heap;
@@ -276,6 +283,13 @@ int brk_agent_add_host(brk_t *b, proto_str_t name, brk_worker_t *w, bool history
                        brk_agent_t **out);
 /* Removes w from a's hosts; a with no host left ends its queue and is freed. */
 void brk_agent_remove_host(brk_t *b, brk_agent_t *a, brk_worker_t *w, bool history);
+/* During the startup grace: the agent record for name with no host yet, made if needed,
+ * whose queue holds queries until a worker announces it. NULL when the grace is over, too
+ * many agents are held (BRK_MAX_AGENTS) or out of memory. */
+brk_agent_t *brk_agent_hold(brk_t *b, proto_str_t name);
+/* Ends the startup grace once it is over: held agents that no worker announced answer their
+ * queries unknown_agent and go. Returns the time it wants to run again, or -1. */
+int64_t brk_agents_tick(brk_t *b);
 /* The least-loaded host of a with free credit, or NULL. */
 brk_worker_t *brk_agent_pick(brk_agent_t *a);
 

@@ -149,6 +149,7 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     brk_agent_t *a = brk_agent_find(b, m->agent);
+    if (!a) a = brk_agent_hold(b, m->agent); /* just started: its worker may be on the way */
     if (!a) {
         reject_query(b, in, m, "unknown_agent", "no worker hosts agent %s",
                      brk_log_str(name, sizeof name, m->agent.p, m->agent.n));

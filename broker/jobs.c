@@ -228,11 +228,14 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
     q.message = t->message;
     brk_client_t *c = j->client;
     if (brk_enc_query_msg(&b->out, &q, false) == 0) {
+        /* Remembered before it is sent: a broker killed between the two must still know,
+         * after its restart, that the client may have this answer (else a resend runs the
+         * query again and the client gets two terminal replies). */
+        brk_dedup_remember(b, c, j->id, b->out.p, b->out.n);
         int rc = brk_send(b, c->sock, c->key + 1, c->keylen - 1, j->req, b->out.p, b->out.n);
         if (rc < 0) /* gone (EHOSTUNREACH) is routine; full (EAGAIN) loses an answer */
             brk_log(rc == -EHOSTUNREACH ? BRK_LOG_DEBUG : BRK_LOG_WARN, "answer_undelivered",
                     "job=%llu errno=%d", (unsigned long long)j->job_id, -rc);
-        brk_dedup_remember(b, c, j->id, b->out.p, b->out.n);
     }
     brk_bus_query(b, &q);
     char code[48];
@@ -475,11 +478,15 @@ void brk_job_worker_lost(brk_t *b, brk_job_t *j) {
 }
 
 void brk_job_unhosted(brk_t *b, brk_job_t *j) {
-    if (j->attempt > 0)
+    char msg[BRK_MAX_NAME + 96], name[BRK_MAX_NAME + 8];
+    if (j->attempt > 0) {
         job_finish(b, j, term_error("worker_lost", "the worker running the query was lost "
                                                    "and no other worker hosts its agent"));
-    else
-        job_finish(b, j, term_error("unknown_agent", "no worker hosts the agent any more"));
+        return;
+    }
+    snprintf(msg, sizeof msg, "no worker hosts agent %s",
+             brk_log_str(name, sizeof name, j->agent_name.p, j->agent_name.n));
+    job_finish(b, j, term_error("unknown_agent", msg));
 }
 
 int64_t brk_jobs_tick(brk_t *b) {

@@ -64,6 +64,9 @@ static const opt_t opts[] = {
                             "how long a resent query id gets its answer again (0: off)")},
     {"dedup-max", U64(dedup_max, 1, UINT32_MAX, "answers remembered for resent ids")},
     {"dedup-max-bytes", U64(dedup_max_bytes, 1024, 1ULL << 40, "bytes of those answers")},
+    {"startup-grace-ms", U64(startup_grace_ms, 0, 3600000, "after start, how long queries for "
+                             "agents no worker announced yet wait (default liveness x "
+                             "heartbeat-ms)")},
     {"metrics", OPT_STR, offsetof(brk_config_t, metrics_ep), 0, 0,
      "Prometheus /metrics endpoint, e.g. tcp://127.0.0.1:9464 (default: off)"},
     {"metrics-max-conns", U64(metrics_max_conns, 1, 4096, "scrapers connected at once")},
@@ -109,6 +112,7 @@ void brk_config_default(brk_config_t *c) {
     c->dedup_window_ms = 60000;
     c->dedup_max = 100000;
     c->dedup_max_bytes = 64ULL << 20;
+    c->startup_grace_ms = UINT64_MAX;
     c->metrics_max_conns = 16;
     c->metrics_max_request = 8192;
     c->metrics_max_labels = 256;
