@@ -810,7 +810,9 @@ static void put(char **w, const char *s, size_t n) {
     *w += n;
 }
 
-/* Writes the request: head and body in one uv_write. */
+static int write_bufs(conn_t *c, xfer_t *x, uv_buf_t *b, unsigned nb);
+
+/* Writes the request: head and body in one writev. */
 static int send_req(conn_t *c, xfer_t *x, const char *method) {
     const agt_http_req_t *rq = x->req;
     const url_t *u = x->u;
@@ -842,10 +844,24 @@ static int send_req(conn_t *c, xfer_t *x, const char *method) {
     uv_buf_t b[2] = {uv_buf_init(c->wbuf, (unsigned)(w - c->wbuf)),
                      uv_buf_init((char *)rq->body, (unsigned)rq->body_len)};
     c->uses++;
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, b, rq->body_len ? 2 : 1, on_write);
+    return write_bufs(c, x, b, rq->body_len ? 2 : 1);
+}
+
+/* Writes at once what the socket takes (uv_write's completion would also re-arm the epoll
+ * interest, one epoll_ctl per request); queues the rest with uv_write. */
+static int write_bufs(conn_t *c, xfer_t *x, uv_buf_t *b, unsigned nb) {
+    int rc = c->connected ? uv_try_write((uv_stream_t *)&c->tcp, b, nb) : UV_EAGAIN;
+    size_t done = rc > 0 ? (size_t)rc : 0;
+    if (rc >= 0 || rc == UV_EAGAIN) {
+        while (nb && done >= b->len)
+            done -= b->len, b++, nb--;
+        if (!nb) return 0;
+        b->base += done, b->len -= done;
+        rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, b, nb, on_write);
+    }
     if (rc) {
         x->retry = c->uses > 1;
-        xfail(c, ACT_EIO, "cannot send to %s: %s", u->host, uv_strerror(rc));
+        xfail(c, ACT_EIO, "cannot send to %s: %s", x->u->host, uv_strerror(rc));
         return ACT_EIO;
     }
     c->writing = true;
