@@ -52,8 +52,8 @@ static void sendf(int fd, const char *fmt, ...) {
 }
 
 static void send_len_body(int fd, size_t n, const char *extra) {
-    sendf(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n%sContent-Length: %zu\r\n\r\n",
-          extra, n);
+    sendf(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n%sContent-Length: %zu\r\n\r\n", extra,
+          n);
     char b[4096];
     for (size_t i = 0; i < sizeof(b); i++)
         b[i] = (char)('a' + i % 26);
@@ -435,7 +435,7 @@ static int abort_body(void *arg, void **result) {
     assert_int_equal(get(h, "/cl?n=5", &B, &r, -1), 0);
     assert_int_equal(get(h, "/slow-body", &B, &r, act_deadline_in(200)), ACT_ETIMEDOUT);
     assert_string_equal(B.p, "0123456789"); /* the part that came */
-    await_count(&S.aborted, 1);               /* the connection was dropped... */
+    await_count(&S.aborted, 1);             /* the connection was dropped... */
     act_task_t *t;
     assert_int_equal(act_spawn(slow_task, h, NULL, &t), 0);
     await_count(&S.requests, 3);

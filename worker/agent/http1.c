@@ -14,12 +14,12 @@
 
 #define DEFAULT_MAX_BODY (8u << 20)
 #define DEFAULT_CONNECT_MS 10000
-#define PAUSE_AT (256u << 10)   /* buffered body bytes at which reading stops (backpressure) */
-#define READ_BUF (64u << 10)    /* the client's one read buffer (reads are handled at once) */
-#define MAX_LINE 4096           /* a chunk-size line */
-#define MAX_CHUNK (1ull << 40)  /* a chunk size past this is nonsense, not a body */
-#define MAX_POOLS 64            /* host:port pools per client; past it connections close */
-#define KEEP_BUF (64u << 10)    /* body buffers over this are freed when a connection idles */
+#define PAUSE_AT (256u << 10)  /* buffered body bytes at which reading stops (backpressure) */
+#define READ_BUF (64u << 10)   /* the client's one read buffer (reads are handled at once) */
+#define MAX_LINE 4096          /* a chunk-size line */
+#define MAX_CHUNK (1ull << 40) /* a chunk size past this is nonsense, not a body */
+#define MAX_POOLS 64           /* host:port pools per client; past it connections close */
+#define KEEP_BUF (64u << 10)   /* body buffers over this are freed when a connection idles */
 #define HOST_MAX 256
 
 enum {
@@ -54,12 +54,12 @@ struct conn {
     uv_connect_t creq;
     uv_write_t wreq;
     agt_h1_t *h;
-    pool_t *pool;               /* NULL: never pooled */
-    conn_t *pnext, *pprev;      /* the pool's idle list */
-    conn_t *lnext, *lprev;      /* the client's idle list, most recent first */
-    xfer_t *x;                  /* the transfer using it; NULL while idle */
-    resolve_t *res;             /* name lookup under way */
-    char *head;                 /* response head so far */
+    pool_t *pool;          /* NULL: never pooled */
+    conn_t *pnext, *pprev; /* the pool's idle list */
+    conn_t *lnext, *lprev; /* the client's idle list, most recent first */
+    xfer_t *x;             /* the transfer using it; NULL while idle */
+    resolve_t *res;        /* name lookup under way */
+    char *head;            /* response head so far */
     size_t head_n, head_cap;
     char *wbuf; /* request head */
     size_t wcap;
@@ -89,15 +89,15 @@ struct xfer {
 
 struct agt_h1 {
     uv_loop_t *uv;
-    uv_timer_t *timer;  /* closes idle connections; heap, freed by its close callback */
+    uv_timer_t *timer; /* closes idle connections; heap, freed by its close callback */
     pool_t *pools;
     size_t n_pools;
-    conn_t *lru;        /* idle connections, most recent first */
+    conn_t *lru; /* idle connections, most recent first */
     conn_t *lru_tail;
     size_t n_idle, inflight;
-    size_t max_idle;    /* bound on n_idle */
-    uint64_t idle_ms;   /* idle connections older than this close */
-    char *rbuf;         /* READ_BUF bytes */
+    size_t max_idle;  /* bound on n_idle */
+    uint64_t idle_ms; /* idle connections older than this close */
+    char *rbuf;       /* READ_BUF bytes */
     agt_h1_stats_t st;
 };
 
@@ -134,8 +134,10 @@ static int parse_url(const char *s, url_t *u) {
         }
     } else {
         he = memchr(a, ':', (size_t)(e - a));
-        if (he) port = he + 1;
-        else he = e;
+        if (he)
+            port = he + 1;
+        else
+            he = e;
     }
     if (he == hs || (size_t)(he - hs) >= HOST_MAX) return ACT_EINVAL;
     memcpy(u->host, hs, (size_t)(he - hs));
@@ -216,13 +218,19 @@ static void on_closed(uv_handle_t *hd) {
 static void idle_unlink(agt_h1_t *h, conn_t *c) {
     if (!c->idle) return;
     c->idle = false;
-    if (c->pprev) c->pprev->pnext = c->pnext;
-    else c->pool->idle = c->pnext;
+    if (c->pprev)
+        c->pprev->pnext = c->pnext;
+    else
+        c->pool->idle = c->pnext;
     if (c->pnext) c->pnext->pprev = c->pprev;
-    if (c->lprev) c->lprev->lnext = c->lnext;
-    else h->lru = c->lnext;
-    if (c->lnext) c->lnext->lprev = c->lprev;
-    else h->lru_tail = c->lprev;
+    if (c->lprev)
+        c->lprev->lnext = c->lnext;
+    else
+        h->lru = c->lnext;
+    if (c->lnext)
+        c->lnext->lprev = c->lprev;
+    else
+        h->lru_tail = c->lprev;
     c->pnext = c->pprev = c->lnext = c->lprev = NULL;
     h->n_idle--;
 }
@@ -536,8 +544,10 @@ static void body_feed(conn_t *c, const char *p, size_t n) {
             if (c->state == ST_CLOSE) continue;
             c->left -= k;
             if (c->left) continue;
-            if (c->state == ST_LEN) finish_resp(c);
-            else c->state = ST_CHUNK_END, c->line_n = 0;
+            if (c->state == ST_LEN)
+                finish_resp(c);
+            else
+                c->state = ST_CHUNK_END, c->line_n = 0;
         } else {
             if (chunk_byte(c, *p) != 0) return;
             p++, n--;
@@ -725,8 +735,10 @@ static void conn_release(agt_h1_t *h, conn_t *c, bool ok) {
     if (c->pnext) c->pnext->pprev = c;
     c->pool->idle = c;
     c->lnext = h->lru;
-    if (c->lnext) c->lnext->lprev = c;
-    else h->lru_tail = c;
+    if (c->lnext)
+        c->lnext->lprev = c;
+    else
+        h->lru_tail = c;
     h->lru = c;
     h->n_idle++;
     uv_unref((uv_handle_t *)&c->tcp); /* an idle connection keeps nothing alive */
@@ -763,8 +775,10 @@ static int dial(conn_t *c, const url_t *u) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     rs->c = c;
     rc = uv_getaddrinfo(c->h->uv, &rs->req, on_resolved, u->host, port, &hints);
-    if (rc) free(rs);
-    else c->res = rs;
+    if (rc)
+        free(rs);
+    else
+        c->res = rs;
     return rc;
 }
 
