@@ -269,6 +269,13 @@ static int reuse_body(void *arg, void **result) {
     assert_int_equal(atomic_load(&S.requests), 20);
     assert_int_equal(atomic_load(&S.conns), 1); /* every request on the first connection */
     agt_http_destroy(&h);
+    setenv("ACTORBUS_HTTP_MAX_IDLE", "0", 1); /* no pool: a connection per request */
+    assert_int_equal(agt_http_new(&h), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(get(h, "/cl?n=1", &B, &r, -1), 0);
+    assert_int_equal(atomic_load(&S.conns), 4);
+    unsetenv("ACTORBUS_HTTP_MAX_IDLE");
+    agt_http_destroy(&h);
     return 0;
 }
 

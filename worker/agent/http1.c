@@ -294,7 +294,7 @@ static void finish_resp(conn_t *c) {
  * closed before anything of the response came may be retried (the caller decides). */
 static void conn_lost(conn_t *c, int status, const char *what) {
     xfer_t *x = c->x;
-    if (x->done || x->err) {
+    if (!x || x->done || x->err) {
         c->broken = true;
         return;
     }
