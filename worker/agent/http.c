@@ -1,4 +1,6 @@
-/* http.c: HTTP requests from tasks (see http.h). One curl multi handle per client; its
+/* http.c: HTTP requests from tasks (see http.h). http:// URLs go to the keep-alive client of
+ * http1.c (unless a proxy applies, or ACTORBUS_HTTP_CLIENT=curl); the rest to libcurl here.
+ * One curl multi handle per client; its
  * sockets are watched with uv_poll and its timer is a uv_timer on the loop's libuv, so the
  * loop thread only ever calls curl_multi_socket_action. curl's callbacks run in the
  * scheduler (not in a task): they only buffer bytes and set the transfer's act_event; the
@@ -13,6 +15,7 @@
 
 #include "actor/actor.h"
 #include "http.h"
+#include "http1.h"
 
 #define DEFAULT_MAX_BODY (8u << 20)
 #define DEFAULT_CONNECT_MS 10000
@@ -32,6 +35,8 @@ struct agt_http {
     uv_timer_t *timer; /* curl's timer; heap, freed by its close callback */
     sock_t *socks;     /* watched sockets */
     size_t inflight;   /* transfers attached */
+    agt_h1_t *h1;      /* the http:// client, made on first use */
+    bool curl_only;    /* ACTORBUS_HTTP_CLIENT=curl: everything through libcurl */
 };
 
 typedef struct xfer {
@@ -170,6 +175,8 @@ int agt_http_new(agt_http_t **out) {
      * as transfers end) closed most of them between bursts, and bench/agents saw one new TCP
      * connection per six requests at 128 in flight. The bound keeps idle sockets in check. */
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)AGT_HTTP_MAX_IDLE_CONNS);
+    const char *which = getenv("ACTORBUS_HTTP_CLIENT");
+    h->curl_only = which && strcmp(which, "curl") == 0;
     *out = h;
     return 0;
 }
@@ -196,6 +203,7 @@ void agt_http_destroy(agt_http_t **hp) {
     }
     /* Stop watching while curl's sockets are still open, then let curl close them without
      * calling back into handles that are closing. */
+    agt_h1_destroy(&h->h1);
     while (h->socks)
         sock_close(h, h->socks);
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, NULL);
@@ -379,6 +387,13 @@ int agt_http_perform(agt_http_t *h, const agt_http_req_t *req, agt_http_resp_t *
     resp->retry_after_ms = -1;
     int rc = bind_loop(h);
     if (rc) return rc;
+    if (!h->curl_only && agt_h1_handles(req->url)) {
+        if (!h->h1 && (rc = agt_h1_new(&h->h1, act_loop_uv(h->loop))) != 0) return rc;
+        h->inflight++;
+        rc = agt_h1_perform(h->h1, req, resp, deadline);
+        h->inflight--;
+        return rc;
+    }
     xfer_t x = {.h = h, .req = req, .resp = resp};
     x.max_body = req->max_body ? req->max_body : DEFAULT_MAX_BODY;
     act_event_init(&x.wake);

@@ -1,5 +1,6 @@
-/* agent/http.h: HTTP requests made from tasks, on libcurl's multi interface driven by the
- * libuv loop underneath libactor (curl's sockets on uv_poll, its timer on a uv_timer). The
+/* agent/http.h: HTTP requests made from tasks: http:// on the keep-alive HTTP/1.1 client of
+ * http1.c, the rest on libcurl's multi interface driven by the libuv loop underneath
+ * libactor (curl's sockets on uv_poll, its timer on a uv_timer). The
  * calling task parks on an act_event until body bytes or the end arrive, so the loop never
  * blocks; a deadline or a cancellation removes the transfer, which closes its connection.
  * Internal to agentrt (the model backends and their tests). */
@@ -18,7 +19,7 @@ typedef struct agt_http_resp {
     int64_t retry_after_ms; /* its Retry-After, -1 when absent or unreadable */
     char content_type[96];  /* its Content-Type, "" when absent */
     size_t body_len;        /* body bytes received */
-    char error[256];        /* on a transfer error: libcurl's explanation */
+    char error[256];        /* on a transfer error: what went wrong */
 } agt_http_resp_t;
 
 /* Receives body bytes in order, in the calling task, once resp->status is known. Returns 0,
