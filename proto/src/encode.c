@@ -5,7 +5,7 @@
 
 #include "internal.h"
 
-int proto__buf_reserve(proto_buf_t *b, size_t extra) {
+int proto__buf_grow(proto_buf_t *b, size_t extra) {
     if (b->failed) return -1;
     if (extra <= b->cap - b->n) return 0;
     if (extra > SIZE_MAX / 2 - b->n) goto fail;
@@ -19,12 +19,6 @@ int proto__buf_reserve(proto_buf_t *b, size_t extra) {
 fail:
     b->failed = true;
     return -1;
-}
-
-void proto__buf_put(proto_buf_t *b, const void *p, size_t n) {
-    if (n == 0 || proto__buf_reserve(b, n)) return;
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
 }
 
 static int buf_write(void *data, const char *p, size_t n) {

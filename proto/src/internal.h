@@ -44,9 +44,20 @@ int proto__rd_skip(proto__rd_t *r);
 /* The msgpack name of a format byte ("str32", "fixmap", ...). */
 const char *proto__fmt_name(uint8_t byte);
 
-/* Makes room for extra more bytes; on failure sets b->failed. Returns: 0 or -1. */
-int proto__buf_reserve(proto_buf_t *b, size_t extra);
-void proto__buf_put(proto_buf_t *b, const void *p, size_t n);
+/* Makes room for extra more bytes by growing b; on failure sets b->failed.
+ * Returns: 0 or -1. */
+int proto__buf_grow(proto_buf_t *b, size_t extra);
+/* Room for extra more bytes. Inline: the JSON and msgpack writers call these per token, and
+ * the buffer nearly always has room. Returns: 0, or -1 (b->failed set). */
+static inline int proto__buf_reserve(proto_buf_t *b, size_t extra) {
+    if (!b->failed && extra <= b->cap - b->n) return 0;
+    return proto__buf_grow(b, extra);
+}
+static inline void proto__buf_put(proto_buf_t *b, const void *p, size_t n) {
+    if (n == 0 || proto__buf_reserve(b, n)) return;
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
 
 /* Fills err (if not NULL) with the wire code for rc and a formatted message; returns rc. */
 int proto__fail(proto_error_t *err, int rc, const char *fmt, ...)
