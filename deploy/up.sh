@@ -3,10 +3,10 @@
 # and one worker per core on 127.0.0.1, shows a query fanning out across the workers and its
 # events seen by a bus subscriber, then keeps running until Ctrl-C (which stops everything).
 #   --demo          run the show, stop everything and exit
-# The workers also host examples/agents (agents_demo.so + agents.json): the agents that need no
-# model always; the LLM agents when ACTORBUS_MODEL_BASE_URL and ACTORBUS_MODEL name a server.
 #   --workers N     workers to start (default: one per core)
 #   --port-base P   use ports P..P+3 instead of 5555..5558
+# The workers also host examples/agents (agents_demo.so + agents.json): the agents that need no
+# model always; the LLM agents when ACTORBUS_MODEL_BASE_URL and ACTORBUS_MODEL name a server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 demo=0
@@ -17,7 +17,7 @@ while [ $# -gt 0 ]; do
     --demo) demo=1 ;;
     --workers) workers=${2:?--workers needs a number}; shift ;;
     --port-base) base=${2:?--port-base needs a port}; shift ;;
-    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "up.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift

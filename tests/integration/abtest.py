@@ -433,19 +433,21 @@ class FakeWorker:
 class RealWorker:
     """actor-worker (env ACTOR_WORKER) with its built-in agents."""
 
-    def __init__(self, broker, name, capacity=4, heartbeat_ms=None, extra=()):
+    def __init__(self, broker, name, capacity=4, heartbeat_ms=None, extra=(), env=None):
         self.broker = broker
         self.name = name
         self.capacity = capacity
         self.heartbeat_ms = heartbeat_ms or broker.heartbeat_ms
         self.extra = list(extra)
+        self.env = env  # the worker's whole environment; None: this process's
         self.proc = None
 
     def start(self):
         argv = [os.environ["ACTOR_WORKER"], "--broker", self.broker.workers, "--name", self.name,
                 "--capacity", str(self.capacity), "--heartbeat-ms", str(self.heartbeat_ms)]
         self.proc = spawn(argv + self.extra,
-                          "real-%s-%d.log" % (self.name, self.broker.ports["clients"]))
+                          "real-%s-%d.log" % (self.name, self.broker.ports["clients"]),
+                          env=self.env)
         return self
 
     def kill(self, sig=signal.SIGKILL):

@@ -28,16 +28,8 @@ def config_without_llm():
 def start(config, env=None):
     b = Broker().start()
     extra = ["--plugin", os.environ["ACTOR_PLUGIN_AGENTS"], "--agents", config]
-    ws = []
     for name in ("w1", "w2"):
-        w = abtest.RealWorker(b, name, capacity=8, extra=extra)
-        if env:  # RealWorker has no env: start it the same way with one
-            argv = [os.environ["ACTOR_WORKER"], "--broker", b.workers, "--name", name,
-                    "--capacity", "8", "--heartbeat-ms", str(w.heartbeat_ms)] + extra
-            w.proc = abtest.spawn(argv, "real-%s-%d.log" % (name, b.ports["clients"]), env=env)
-        else:
-            w.start()
-        ws.append(w)
+        abtest.RealWorker(b, name, capacity=8, extra=extra, env=env).start()
     b.wait_workers(["w1", "w2"])
     return b
 

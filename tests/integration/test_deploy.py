@@ -1,9 +1,7 @@
 """The deploy files (deploy/): every YAML file parses, the systemd units, compose services,
 Kubernetes containers and the Dockerfile name binaries the build makes, every flag they pass
 is one that binary's --help lists, and the config files' keys are broker flags. The image is
-built only where `docker info` works (ACTOR_DOCKER_BUILD=1 asks for it; it is slow).
-Flags of the security work (CURVE, --insecure) are checked the same way once the binaries
-have them; until then they are reported as pending, not failed."""
+built only where `docker info` works (ACTOR_DOCKER_BUILD=1 asks for it; it is slow)."""
 import configparser
 import glob
 import os
@@ -15,11 +13,7 @@ import abtest
 
 ROOT = os.path.normpath(os.path.join(abtest.HERE, "..", ".."))
 DEPLOY = os.path.join(ROOT, "deploy")
-# Flags another part of the same issue adds (broker/README.md "Security"); see the docstring.
-PENDING = {"insecure", "curve-secret", "client-keys", "worker-keys", "curve-server-key",
-           "curve-key"}
 _help = {}
-_pending_seen = set()
 
 
 def _bins():
@@ -50,10 +44,7 @@ def check_argv(argv, where):
         if not a.startswith("--"):
             continue
         name = a[2:].split("=", 1)[0]
-        if name in known:
-            continue
-        assert name in PENDING, "%s: %s does not accept --%s" % (where, binary, name)
-        _pending_seen.add(name)
+        assert name in known, "%s: %s does not accept --%s" % (where, binary, name)
     return binary
 
 
@@ -65,9 +56,7 @@ def check_conf_keys(text, where):
             continue
         assert "=" in line, "%s: %r is not key = value" % (where, line)
         key = line.split("=", 1)[0].strip()
-        if key not in keys:
-            assert key in PENDING, "%s: %r is not a broker flag" % (where, key)
-            _pending_seen.add(key)
+        assert key in keys, "%s: %r is not a broker flag" % (where, key)
 
 
 def _yaml():
@@ -217,12 +206,6 @@ def test_dockerfile_builds_debian_12_and_runs_the_broker():
 def _has(cmd):
     return any(os.access(os.path.join(p, cmd), os.X_OK)
                for p in os.environ.get("PATH", "").split(os.pathsep))
-
-
-def test_zz_report_pending_flags():
-    if _pending_seen:
-        print("NOTE: flags not in this build's --help yet (security work): %s" %
-              ", ".join(sorted(_pending_seen)))
 
 
 if __name__ == "__main__":
