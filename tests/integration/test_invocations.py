@@ -378,7 +378,10 @@ def test_child_events_reach_the_root_client_in_order_and_are_stored_must():
     assert texts[-1] == "done", texts
     for i, k in enumerate(out["children"]):
         assert k["invocation"] == out["invocation"] and k["branch"] == "root.k%d" % i, k
-        assert k["session"] == "s1" and k["state"] == {"x": 1} and "history" not in k, k
+        assert k["session"] == "s1" and "history" not in k, k
+        # The root's write before the dispatch is there; its own write comes later, and its
+        # sibling's may or may not have been stored yet (they run at once).
+        assert k["state"].get("x") == 1 and set(k["state"]) <= {"x", "k%d" % (1 - i)}, k
     assert len(out["child_events"]) == 6, out  # the calling worker still gets them
     r = session_get(c, "s1")["output"]
     assert r["state"] == {"x": 1, "k0": 0, "k1": 1}, r
