@@ -1,7 +1,7 @@
 /* demo.c: libactor in one screen. A "planner" fans a query out to six tools at once, each
  * under its own deadline; a tool that overruns becomes a tool_error event instead of a crash;
  * every step is published on the in-process bus and printed by a subscriber task; a task
- * dump shows who waits on what. Run by ./deploy/up.sh until the broker exists. */
+ * dump shows who waits on what. Built as build/examples/actor-demo. */
 #include <stdio.h>
 #include <string.h>
 

@@ -3,13 +3,6 @@
  * dialog between a worker and the broker. Kept apart from encode.c, which holds the core. */
 #include "internal.h"
 
-static void pack_key_u64(proto_buf_t *b, const char *key, uint64_t v) {
-    proto_pack_cstr(b, key);
-    msgpack_pack_uint64(&b->pk, v);
-}
-
-static int done(proto_buf_t *b) { return b->failed ? PROTO_ENOMEM : 0; }
-
 int proto_enc_budget(proto_buf_t *b, uint64_t concurrency, double rps, uint64_t burst) {
     proto_buf_reset(b);
     proto_pack_header(b, PROTO_BUDGET, 3);
@@ -59,8 +52,7 @@ int proto_enc_budget_deny(proto_buf_t *b, uint64_t req, const char *code, const 
 int proto_enc_budget_release(proto_buf_t *b, proto_str_t backend) {
     proto_buf_reset(b);
     proto_pack_header(b, PROTO_BUDGET_RELEASE, 1);
-    proto_pack_cstr(b, "backend");
-    proto_pack_str(b, backend.p, backend.n);
+    pack_key_str(b, "backend", backend);
     return done(b);
 }
 

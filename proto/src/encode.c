@@ -79,20 +79,6 @@ static void pack_key_raw(proto_buf_t *b, const char *key, proto_raw_t raw) {
     pack_raw_or_nil(b, raw);
 }
 
-static void pack_key_str(proto_buf_t *b, const char *key, proto_str_t s) {
-    proto_pack_cstr(b, key);
-    proto_pack_str(b, s.p, s.n);
-}
-
-static void pack_key_u64(proto_buf_t *b, const char *key, uint64_t v) {
-    proto_pack_cstr(b, key);
-    msgpack_pack_uint64(&b->pk, v);
-}
-
-static int done(proto_buf_t *b) {
-    return b->failed ? PROTO_ENOMEM : 0;
-}
-
 int proto_enc_query(proto_buf_t *b, proto_raw_t id, proto_str_t agent, proto_raw_t input,
                     proto_str_t session, int64_t timeout_ms, bool idempotent) {
     proto_query_t q = {.id = id, .agent = agent, .input = input, .session = session,

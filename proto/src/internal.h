@@ -59,6 +59,17 @@ static inline void proto__buf_put(proto_buf_t *b, const void *p, size_t n) {
     b->n += n;
 }
 
+/* The encoders' pieces (encode.c, budget.c): a key and its value; the end of a message. */
+static inline void pack_key_str(proto_buf_t *b, const char *key, proto_str_t s) {
+    proto_pack_cstr(b, key);
+    proto_pack_str(b, s.p, s.n);
+}
+static inline void pack_key_u64(proto_buf_t *b, const char *key, uint64_t v) {
+    proto_pack_cstr(b, key);
+    msgpack_pack_uint64(&b->pk, v);
+}
+static inline int done(proto_buf_t *b) { return b->failed ? PROTO_ENOMEM : 0; }
+
 /* Fills err (if not NULL) with the wire code for rc and a formatted message; returns rc. */
 int proto__fail(proto_error_t *err, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
