@@ -5,6 +5,7 @@
  * Exit: 0 on success, 1 when the broker answered an error or did not answer, 2 bad usage. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "fields.h"
 #include "observe.h"
 #include "proto/proto.h"
 
@@ -106,12 +108,6 @@ static int args(const char *cmd, int n, int lo, int hi, const char *shape) {
     return 2;
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int number(const char *flag, const char *s, int64_t lo, int64_t *out) {
     char *end;
     errno = 0;
@@ -167,7 +163,7 @@ static int send_buf(void *s, const proto_buf_t *b) {
 static int recv_until(void *s, zmq_msg_t *m, int64_t deadline) {
     zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
     for (;;) {
-        long wait = deadline < 0 ? -1 : (long)(deadline - now_ms());
+        long wait = deadline < 0 ? -1 : (long)(deadline - ctl_now_ms());
         if (deadline >= 0 && wait < 0) wait = 0;
         int n = zmq_poll(&it, 1, wait);
         if (n < 0 && errno == EINTR) return -2;
@@ -188,7 +184,7 @@ static int no_answer(ctl_t *c, const char *what) {
 }
 
 static int64_t wait_deadline(const ctl_t *c, int64_t grace) {
-    return now_ms() + (c->timeout_ms < 0 ? 30000 : c->timeout_ms + grace);
+    return ctl_now_ms() + (c->timeout_ms < 0 ? 30000 : c->timeout_ms + grace);
 }
 
 /* Prints an error reply on stderr. */
@@ -254,7 +250,7 @@ static int on_query_reply(ctl_t *c, const proto_msg_t *m, const proto_buf_t *id)
  * a cancel, and the broker's `cancelled` error then ends the wait. */
 static int query_wait(ctl_t *c, void *s, const proto_buf_t *id) {
     int64_t deadline = wait_deadline(c, 2000); /* the broker's own timeout error comes first */
-    int64_t cancel_at = c->cancel_after >= 0 ? now_ms() + c->cancel_after : -1;
+    int64_t cancel_at = c->cancel_after >= 0 ? ctl_now_ms() + c->cancel_after : -1;
     bool cancel_sent = false;
     for (;;) {
         int64_t until = (cancel_at >= 0 && !cancel_sent && cancel_at < deadline) ? cancel_at
@@ -262,13 +258,13 @@ static int query_wait(ctl_t *c, void *s, const proto_buf_t *id) {
         zmq_msg_t f;
         proto_msg_t m;
         int r = next_reply(c, s, until, &f, &m);
-        bool cancel_due = cancel_at >= 0 && now_ms() >= cancel_at;
+        bool cancel_due = cancel_at >= 0 && ctl_now_ms() >= cancel_at;
         if (r == -2 || (r == -1 && cancel_due && !cancel_sent)) {
             if (cancel_sent) return 1; /* a second Ctrl-C: stop waiting */
             interrupted = 0;
             cancel_sent = true;
             if (send_cancel(s, id) != 0) return 1;
-            deadline = now_ms() + 5000;
+            deadline = ctl_now_ms() + 5000;
             continue;
         }
         if (r == -1) return no_answer(c, "answer");
@@ -309,28 +305,6 @@ static int cmd_query(ctl_t *c, const char *agent, const char *input) {
 static bool unpack(msgpack_unpacked *u, proto_raw_t raw) {
     return raw.n && msgpack_unpack_next(u, (const char *)raw.p, raw.n, NULL) ==
                         MSGPACK_UNPACK_SUCCESS;
-}
-
-/* The value under a string key of a map object, or NULL. */
-static const msgpack_object *get(const msgpack_object *map, const char *key) {
-    if (map->type != MSGPACK_OBJECT_MAP) return NULL;
-    size_t n = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-            memcmp(k->via.str.ptr, key, n) == 0) {
-            return &map->via.map.ptr[i].val;
-        }
-    }
-    return NULL;
-}
-
-static long long num(const msgpack_object *map, const char *key) {
-    const msgpack_object *v = get(map, key);
-    if (!v) return 0;
-    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) return (long long)v->via.u64;
-    if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return (long long)v->via.i64;
-    return 0;
 }
 
 /* Sends msg and waits for the reply to it (any type but event). Returns 0 with *f holding the
@@ -392,7 +366,7 @@ static int cmd_cancel(ctl_t *c, const char *qid) {
     if (rc == 0) {
         msgpack_unpacked u;
         msgpack_unpacked_init(&u);
-        const msgpack_object *v = unpack(&u, m.output) ? get(&u.data, "cancelled") : NULL;
+        const msgpack_object *v = unpack(&u, m.output) ? ctl_get(&u.data, "cancelled") : NULL;
         bool yes = v && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
         msgpack_unpacked_destroy(&u);
         if (!c->json) printf(yes ? "cancelled %s\n" : "%s was not in flight\n", qid);
@@ -476,7 +450,7 @@ static int cmd_subscribe(ctl_t *c, const char *prefix) {
         return 1;
     }
     fprintf(stderr, "actorctl: subscribed to '%s' on %s\n", prefix, c->pub);
-    int64_t deadline = c->timeout_ms < 0 ? -1 : now_ms() + c->timeout_ms;
+    int64_t deadline = c->timeout_ms < 0 ? -1 : ctl_now_ms() + c->timeout_ms;
     int64_t got = 0;
     int r = 0;
     while (c->count < 0 || got < c->count) {
@@ -507,14 +481,6 @@ static const char *iso(char *buf, size_t cap, long long ms) {
     return buf;
 }
 
-/* A string field as printf's "%.*s" arguments want it. */
-static int slen(const msgpack_object *o) {
-    return o && o->type == MSGPACK_OBJECT_STR ? (int)o->via.str.size : 1;
-}
-static const char *sptr(const msgpack_object *o) {
-    return o && o->type == MSGPACK_OBJECT_STR ? o->via.str.ptr : "?";
-}
-
 /* Prints a msgpack object as JSON (with a prefix), through the codec's JSON writer. */
 static void print_object(const char *prefix, const msgpack_object *o) {
     proto_buf_t b;
@@ -533,22 +499,24 @@ static int print_session(proto_raw_t output) {
         msgpack_unpacked_destroy(&u);
         return 1;
     }
-    const msgpack_object *s = &u.data, *evs = get(s, "events");
+    const msgpack_object *s = &u.data, *evs = ctl_get(s, "events");
     uint32_t n = evs && evs->type == MSGPACK_OBJECT_ARRAY ? evs->via.array.size : 0;
     char t1[40], t2[40];
     printf("session %.*s  app %.*s  user %.*s  events %lld (showing %u)\n"
-           "created %s  updated %s\n", slen(get(s, "session")), sptr(get(s, "session")),
-           slen(get(s, "app")), sptr(get(s, "app")), slen(get(s, "user")), sptr(get(s, "user")),
-           num(s, "events_total"), n, iso(t1, sizeof t1, num(s, "created_ms")),
-           iso(t2, sizeof t2, num(s, "updated_ms")));
-    print_object("state ", get(s, "state"));
+           "created %s  updated %s\n",
+           ctl_slen(ctl_get(s, "session"), INT_MAX), ctl_sptr(ctl_get(s, "session")),
+           ctl_slen(ctl_get(s, "app"), INT_MAX), ctl_sptr(ctl_get(s, "app")),
+           ctl_slen(ctl_get(s, "user"), INT_MAX), ctl_sptr(ctl_get(s, "user")),
+           ctl_num(s, "events_total"), n, iso(t1, sizeof t1, ctl_num(s, "created_ms")),
+           iso(t2, sizeof t2, ctl_num(s, "updated_ms")));
+    print_object("state ", ctl_get(s, "state"));
     for (uint32_t i = 0; i < n; i++) {
-        const msgpack_object *e = &evs->via.array.ptr[i], *author = get(e, "author");
+        const msgpack_object *e = &evs->via.array.ptr[i], *author = ctl_get(e, "author");
         char prefix[200];
-        snprintf(prefix, sizeof prefix, "#%lld %s %.*s: ", num(e, "seq"),
-                 iso(t1, sizeof t1, num(e, "ts_ms")), slen(author) > 64 ? 64 : slen(author),
-                 sptr(author));
-        print_object(prefix, get(e, "event"));
+        snprintf(prefix, sizeof prefix, "#%lld %s %.*s: ", ctl_num(e, "seq"),
+                 iso(t1, sizeof t1, ctl_num(e, "ts_ms")), ctl_slen(author, 64),
+                 ctl_sptr(author));
+        print_object(prefix, ctl_get(e, "event"));
     }
     msgpack_unpacked_destroy(&u);
     return 0;
@@ -560,7 +528,7 @@ static int print_page(proto_raw_t output, bool first, bool quiet, char *next, si
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     next[0] = '\0';
-    const msgpack_object *rows = unpack(&u, output) ? get(&u.data, "sessions") : NULL;
+    const msgpack_object *rows = unpack(&u, output) ? ctl_get(&u.data, "sessions") : NULL;
     if (!rows || rows->type != MSGPACK_OBJECT_ARRAY) {
         fprintf(stderr, "actorctl: the broker sent a session list without 'sessions'\n");
         msgpack_unpacked_destroy(&u);
@@ -571,12 +539,13 @@ static int print_page(proto_raw_t output, bool first, bool quiet, char *next, si
     for (uint32_t i = 0; i < rows->via.array.size && !quiet; i++) {
         const msgpack_object *r = &rows->via.array.ptr[i];
         char t[40];
-        printf("%-32.*s %-16.*s %-16.*s %8lld  %s\n", slen(get(r, "session")),
-               sptr(get(r, "session")), slen(get(r, "app")), sptr(get(r, "app")),
-               slen(get(r, "user")), sptr(get(r, "user")), num(r, "events"),
-               iso(t, sizeof t, num(r, "updated_ms")));
+        printf("%-32.*s %-16.*s %-16.*s %8lld  %s\n", ctl_slen(ctl_get(r, "session"), INT_MAX),
+               ctl_sptr(ctl_get(r, "session")), ctl_slen(ctl_get(r, "app"), INT_MAX),
+               ctl_sptr(ctl_get(r, "app")), ctl_slen(ctl_get(r, "user"), INT_MAX),
+               ctl_sptr(ctl_get(r, "user")), ctl_num(r, "events"),
+               iso(t, sizeof t, ctl_num(r, "updated_ms")));
     }
-    const msgpack_object *nx = get(&u.data, "next");
+    const msgpack_object *nx = ctl_get(&u.data, "next");
     if (nx && nx->type == MSGPACK_OBJECT_STR && nx->via.str.size < cap)
         snprintf(next, cap, "%.*s", (int)nx->via.str.size, nx->via.str.ptr);
     msgpack_unpacked_destroy(&u);
@@ -634,7 +603,7 @@ static int session_get_delete(ctl_t *c, void *s, proto_raw_t id, bool del, const
     if (rc == 0 && del) {
         msgpack_unpacked u;
         msgpack_unpacked_init(&u);
-        const msgpack_object *v = unpack(&u, m.output) ? get(&u.data, "deleted") : NULL;
+        const msgpack_object *v = unpack(&u, m.output) ? ctl_get(&u.data, "deleted") : NULL;
         bool yes = v && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
         msgpack_unpacked_destroy(&u);
         if (yes && !c->json) printf("deleted %s\n", sid);

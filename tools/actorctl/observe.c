@@ -1,20 +1,14 @@
 /* observe.c: actorctl status, top and tasks (observe.h). Each frame of `top` is one status
  * request drawn from the top of the terminal with plain ANSI (home, clear to end): no curses.
  * Rates come from the difference of the `answered` and `errors` counters of two replies. */
+#include "fields.h"
 #include "observe.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- one request, one reply ---- */
 
@@ -36,10 +30,10 @@ static int exchange(const ctl_obs_t *o, void *s, const proto_buf_t *msg, reply_t
         fprintf(stderr, "actorctl: could not send the request: %s\n", zmq_strerror(errno));
         return 1;
     }
-    int64_t deadline = mono_ms() + (o->timeout_ms < 0 ? 30000 : o->timeout_ms);
+    int64_t deadline = ctl_now_ms() + (o->timeout_ms < 0 ? 30000 : o->timeout_ms);
     zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
     for (;;) {
-        long wait = (long)(deadline - mono_ms());
+        long wait = (long)(deadline - ctl_now_ms());
         if (wait < 0 || zmq_poll(&it, 1, wait) <= 0 || *o->interrupted) {
             if (!*o->interrupted)
                 fprintf(stderr, "actorctl: no reply from the broker at %s within %lld ms\n",
@@ -82,36 +76,6 @@ static void print_body_json(proto_raw_t body) {
     fflush(stdout);
 }
 
-/* ---- reading fields ---- */
-
-static const msgpack_object *get(const msgpack_object *map, const char *key) {
-    if (!map || map->type != MSGPACK_OBJECT_MAP) return NULL;
-    size_t n = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-            memcmp(k->via.str.ptr, key, n) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-static long long num(const msgpack_object *map, const char *key) {
-    const msgpack_object *v = get(map, key);
-    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) return (long long)v->via.u64;
-    if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return (long long)v->via.i64;
-    return 0;
-}
-
-/* A string field as printf's "%.*s" arguments want it (at most max bytes). */
-static int slen(const msgpack_object *o, int max) {
-    int n = o && o->type == MSGPACK_OBJECT_STR ? (int)o->via.str.size : 1;
-    return n > max ? max : n;
-}
-static const char *sptr(const msgpack_object *o) {
-    return o && o->type == MSGPACK_OBJECT_STR ? o->via.str.ptr : "-";
-}
-
 /* ---- status ---- */
 
 typedef struct sample {
@@ -123,38 +87,38 @@ static void print_agents(const msgpack_object *agents) {
     if (!agents || agents->type != MSGPACK_OBJECT_ARRAY) return;
     for (uint32_t i = 0; i < agents->via.array.size; i++) {
         const msgpack_object *a = &agents->via.array.ptr[i];
-        printf("%s%.*s", i ? ", " : "", slen(a, 128), sptr(a));
+        printf("%s%.*s", i ? ", " : "", ctl_slen(a, 128), ctl_sptr(a));
     }
 }
 
 /* Prints a status reply; with prev, the rates since that sample, else since the start. */
 static void print_status(const ctl_obs_t *o, const msgpack_object *st, const sample_t *prev,
                          sample_t *now) {
-    const msgpack_object *ws = get(st, "workers");
+    const msgpack_object *ws = ctl_get(st, "workers");
     uint32_t nw = ws && ws->type == MSGPACK_OBJECT_ARRAY ? ws->via.array.size : 0;
-    now->answered = num(st, "answered");
-    now->errors = num(st, "errors");
-    now->at = mono_ms();
-    double secs = prev ? (double)(now->at - prev->at) / 1000.0 : num(st, "uptime_ms") / 1000.0;
+    now->answered = ctl_num(st, "answered");
+    now->errors = ctl_num(st, "errors");
+    now->at = ctl_now_ms();
+    double secs = prev ? (double)(now->at - prev->at) / 1000.0 : ctl_num(st, "uptime_ms") / 1000.0;
     double ok_rate = 0, err_rate = 0;
     if (secs > 0) {
         ok_rate = (double)(now->answered - (prev ? prev->answered : 0)) / secs;
         err_rate = (double)(now->errors - (prev ? prev->errors : 0)) / secs;
     }
-    const msgpack_object *dr = get(st, "draining");
+    const msgpack_object *dr = ctl_get(st, "draining");
     /* One summary line, then the table (scripts read it from the third line on). */
     printf("broker %s: %u workers, capacity %lld, in flight %lld, queued %lld, clients %lld; "
            "answered %lld (%lld errors), up %.1f s, rate %.1f/s (%.1f/s errors, %s)%s\n",
-           o->broker, nw, num(st, "capacity"), num(st, "in_flight"), num(st, "queued"),
-           num(st, "clients"), now->answered, now->errors, num(st, "uptime_ms") / 1000.0,
+           o->broker, nw, ctl_num(st, "capacity"), ctl_num(st, "in_flight"), ctl_num(st, "queued"),
+           ctl_num(st, "clients"), now->answered, now->errors, ctl_num(st, "uptime_ms") / 1000.0,
            ok_rate, err_rate, prev ? "last interval" : "average",
            dr && dr->type == MSGPACK_OBJECT_BOOLEAN && dr->via.boolean ? " DRAINING" : "");
     if (nw) printf("%-32s %9s %9s  %s\n", "WORKER", "CAPACITY", "IN_FLIGHT", "AGENTS");
     for (uint32_t i = 0; i < nw; i++) {
-        const msgpack_object *w = &ws->via.array.ptr[i], *name = get(w, "name");
-        printf("%-32.*s %9lld %9lld  ", slen(name, 128), sptr(name), num(w, "capacity"),
-               num(w, "in_flight"));
-        print_agents(get(w, "agents"));
+        const msgpack_object *w = &ws->via.array.ptr[i], *name = ctl_get(w, "name");
+        printf("%-32.*s %9lld %9lld  ", ctl_slen(name, 128), ctl_sptr(name), ctl_num(w, "capacity"),
+               ctl_num(w, "in_flight"));
+        print_agents(ctl_get(w, "agents"));
         printf("\n");
     }
     fflush(stdout);
@@ -214,22 +178,23 @@ int ctl_top(const ctl_obs_t *o) {
 /* ---- tasks ---- */
 
 static void print_tasks(const msgpack_object *out) {
-    const msgpack_object *ts = get(out, "tasks"), *w = get(out, "worker");
+    const msgpack_object *ts = ctl_get(out, "tasks"), *w = ctl_get(out, "worker");
     uint32_t n = ts && ts->type == MSGPACK_OBJECT_ARRAY ? ts->via.array.size : 0;
-    printf("worker %.*s: %u tasks, %lld running jobs\n", slen(w, 128), sptr(w), n,
-           num(out, "running_jobs"));
+    printf("worker %.*s: %u tasks, %lld running jobs\n", ctl_slen(w, 128), ctl_sptr(w), n,
+           ctl_num(out, "running_jobs"));
     printf("%8s %-9s %-14s %10s %8s  %s\n", "ID", "STATE", "WAITS_ON", "WAITING_MS", "JOB",
            "NAME");
     for (uint32_t i = 0; i < n; i++) {
-        const msgpack_object *t = &ts->via.array.ptr[i], *job = get(t, "job");
+        const msgpack_object *t = &ts->via.array.ptr[i], *job = ctl_get(t, "job");
         char jobs[24] = "-";
-        if (job) snprintf(jobs, sizeof jobs, "%lld", num(t, "job"));
-        const msgpack_object *cr = get(t, "cancel_requested");
+        if (job) snprintf(jobs, sizeof jobs, "%lld", ctl_num(t, "job"));
+        const msgpack_object *cr = ctl_get(t, "cancel_requested");
         bool cancelling = cr && cr->type == MSGPACK_OBJECT_BOOLEAN && cr->via.boolean;
-        printf("%8lld %-9.*s %-14.*s %10lld %8s  %.*s%s\n", num(t, "id"),
-               slen(get(t, "state"), 9), sptr(get(t, "state")), slen(get(t, "waits_on"), 14),
-               sptr(get(t, "waits_on")), num(t, "waiting_ms"), jobs, slen(get(t, "name"), 48),
-               sptr(get(t, "name")), cancelling ? " (cancelling)" : "");
+        printf("%8lld %-9.*s %-14.*s %10lld %8s  %.*s%s\n", ctl_num(t, "id"),
+               ctl_slen(ctl_get(t, "state"), 9), ctl_sptr(ctl_get(t, "state")),
+               ctl_slen(ctl_get(t, "waits_on"), 14), ctl_sptr(ctl_get(t, "waits_on")),
+               ctl_num(t, "waiting_ms"), jobs, ctl_slen(ctl_get(t, "name"), 48),
+               ctl_sptr(ctl_get(t, "name")), cancelling ? " (cancelling)" : "");
     }
 }
 
@@ -248,7 +213,7 @@ int ctl_tasks(const ctl_obs_t *o, const char *worker) {
         if (o->json) {
             print_body_json(r.m.body);
         } else if (r.m.type == PROTO_RESULT) {
-            print_tasks(get(&r.u.data, "output"));
+            print_tasks(ctl_get(&r.u.data, "output"));
         } else {
             fprintf(stderr, "actorctl: the broker answered tasks with '%s'\n",
                     proto_type_name(r.m.type));
