@@ -690,7 +690,10 @@ int agt_tools_run(abp_ctx_t *ctx, const agt_offers_t *offers, const agt_call_in_
     call_run_t *runs = calloc(n ? n : 1, sizeof(*runs));
     act_task_t **tasks = calloc(n ? n : 1, sizeof(*tasks));
     int rc = runs && tasks ? 0 : ACT_ENOMEM;
-    if (!rc) rc = runs_init(runs, ctx, offers, calls, n, outs);
+    if (runs) { /* even without tasks: the loop below answers every call through runs */
+        int irc = runs_init(runs, ctx, offers, calls, n, outs);
+        if (!rc) rc = irc;
+    }
     size_t spawned = 0;
     for (; !rc && spawned < n; spawned++) {
         act_spawn_opts_t o = {.name = "tool"};
