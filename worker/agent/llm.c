@@ -20,21 +20,30 @@ typedef struct conv {
     bool failed;
 } conv_t;
 
+/* Room for n more owned pointers, so that a run of conv_keep calls cannot fail half-way. */
+static int conv_reserve(conv_t *c, size_t n) {
+    if (c->n_owned + n <= c->cap_owned) return 0;
+    size_t cap = c->cap_owned ? 2 * c->cap_owned : 16;
+    while (cap < c->n_owned + n)
+        cap *= 2;
+    void **v = realloc(c->owned, cap * sizeof(*v));
+    if (!v) {
+        c->failed = true;
+        return ACT_ENOMEM;
+    }
+    c->owned = v;
+    c->cap_owned = cap;
+    return 0;
+}
+
 static void *conv_keep(conv_t *c, void *p) {
     if (!p) {
         c->failed = true;
         return NULL;
     }
-    if (c->n_owned == c->cap_owned) {
-        size_t cap = c->cap_owned ? 2 * c->cap_owned : 16;
-        void **v = realloc(c->owned, cap * sizeof(*v));
-        if (!v) {
-            free(p);
-            c->failed = true;
-            return NULL;
-        }
-        c->owned = v;
-        c->cap_owned = cap;
+    if (conv_reserve(c, 1)) {
+        free(p);
+        return NULL;
     }
     return c->owned[c->n_owned++] = p;
 }
@@ -504,20 +513,25 @@ static int after_model(run_t *r, answer_t *a) {
 
 /* ---- tool calls ---- */
 
-/* The assistant's turn joins the conversation; the conversation takes over its memory. */
-static void keep_turn(run_t *r, answer_t *a) {
+/* The assistant's turn joins the conversation; the conversation takes over its memory (room
+ * is made first: a keep that failed half-way would free what the message still points to).
+ * Returns: 0. Errors: ACT_ENOMEM (a is left as it was). */
+static int keep_turn(run_t *r, answer_t *a) {
     conv_t *c = &r->conv;
+    if (conv_reserve(c, 2 + 4 * a->n)) return ACT_ENOMEM;
     agt_message_t *m = conv_add(c, AGT_ROLE_ASSISTANT, a->text && a->text[0] ? a->text : NULL);
-    conv_keep(c, a->text);
-    for (size_t i = 0; i < a->n; i++) {
-        conv_keep(c, (void *)a->calls[i].id);
-        conv_keep(c, (void *)a->calls[i].name);
-        conv_keep(c, (void *)a->calls[i].arguments);
-        if (a->calls[i].args) conv_keep(c, (void *)a->calls[i].args);
-    }
+    if (!m) return ACT_ENOMEM;
+    if (a->text) conv_keep(c, a->text);
     if (a->n) conv_keep(c, a->calls);
-    if (m) m->tool_calls = a->calls, m->n_tool_calls = a->n;
+    for (size_t i = 0; i < a->n; i++) {
+        void *call[] = {(void *)a->calls[i].id, (void *)a->calls[i].name,
+                        (void *)a->calls[i].arguments, (void *)a->calls[i].args};
+        for (size_t k = 0; k < 4; k++)
+            if (call[k]) conv_keep(c, call[k]);
+    }
+    m->tool_calls = a->calls, m->n_tool_calls = a->n;
     memset(a, 0, sizeof(*a));
+    return 0;
 }
 
 static void add_tool_message(run_t *r, const agt_tool_call_t *t, const agt_call_out_t *o) {
@@ -588,8 +602,9 @@ static int run_calls(run_t *r, answer_t *a) {
                                                               &out[total]);
     if (!rc && !transferred) {
         agt_tool_call_t *calls = a->calls;
-        keep_turn(r, a); /* the assistant's turn, then one tool message per call */
-        for (size_t i = 0; i < total; i++) add_tool_message(r, &calls[i], &out[slot[i]]);
+        rc = keep_turn(r, a); /* the assistant's turn, then one tool message per call */
+        for (size_t i = 0; !rc && i < total; i++) add_tool_message(r, &calls[i], &out[slot[i]]);
+        if (!rc && r->conv.failed) rc = ACT_ENOMEM; /* a message missing: no request to send */
     }
     for (size_t i = 0; out && i < n; i++) agt_call_out_free(&out[i]);
     if (out) agt_call_out_free(&out[total]);
