@@ -340,11 +340,11 @@ static void pack_request(proto_buf_t *b, const conv_t *c, const agt_offers_t *o)
     }
 }
 
-/* A replacement request's messages (role and content; tool_call_id for tool messages).
- * Tool calls of assistant messages are kept only by their text: a callback that rewrites
- * the request rewrites what the model reads. */
+/* A replacement request's messages, by role and content. Tool messages are dropped and
+ * assistant messages keep only their text (a tool result needs its call): a callback that
+ * rewrites the request rewrites what the model reads. */
 static int conv_from(conv_t *c, const uint8_t *mp, size_t n) {
-    proto_val_t r, msgs, m, role, content, id;
+    proto_val_t r, msgs, m, role, content;
     if (proto_val_read(mp, n, &r) || proto_val_map_get(&r, "messages", &msgs) != 1 ||
         msgs.type != PROTO_V_ARRAY || msgs.len == 0)
         return ACT_EINVAL;
@@ -358,7 +358,6 @@ static int conv_from(conv_t *c, const uint8_t *mp, size_t n) {
         const char *text = "";
         if (proto_val_map_get(&m, "content", &content) == 1 && content.type != PROTO_V_NIL)
             text = value_text(c, &content);
-        (void)id;
         conv_add(c, (agt_role_t)k, text ? text : "");
     }
     return c->failed ? ACT_ENOMEM : c->n ? 0 : ACT_EINVAL;
