@@ -158,8 +158,8 @@ const char *agt_branch(abp_ctx_t *ctx) {
     return "";
 }
 
-/* Callbacks: a before_model cache for agent "cached", before_tool replacing weather's result
- * for agent "guarded", after_tool rewriting get_time's. */
+/* Callbacks: a before_model cache for agent "cached" (a bad one for "badcache"), before_tool
+ * replacing weather's result for agent "guarded", after_tool rewriting get_time's. */
 static const char *cb_agent;
 int agt_callbacks_run(abp_ctx_t *ctx, abp_cb_kind_t kind, const char *tool, const uint8_t *data,
                       size_t n, abp_pack_t *out) {
@@ -167,6 +167,8 @@ int agt_callbacks_run(abp_ctx_t *ctx, abp_cb_kind_t kind, const char *tool, cons
     if (!cb_agent) return 0;
     if (kind == ABP_CB_BEFORE_MODEL && !strcmp(cb_agent, "cached"))
         return wrk_pack_json(out, "{\"text\": \"from the cache\"}") ? -1 : 1;
+    if (kind == ABP_CB_BEFORE_MODEL && !strcmp(cb_agent, "badcache"))
+        return wrk_pack_cstr(out, "not an answer") ? -1 : 1;
     if (kind == ABP_CB_BEFORE_TOOL && !strcmp(cb_agent, "guarded") && !strcmp(tool, "weather"))
         return wrk_pack_json(out, "{\"temp\": -1, \"by\": \"callback\"}") ? -1 : 1;
     if (kind == ABP_CB_AFTER_TOOL && !strcmp(cb_agent, "guarded") && !strcmp(tool, "get_time"))
@@ -595,6 +597,11 @@ static int callbacks(void *arg, void **result) {
     agt_def_t d = llm_def("cached", NULL, 0);
     assert_int_equal(run_input(&d, "hi"), 0); /* the model (unreachable) is never called */
     assert_string_equal(output_json, "\"from the cache\"");
+    cb_agent = "badcache"; /* a cached answer that is not one fails as the callback's fault */
+    agt_def_t bad = llm_def("badcache", NULL, 0);
+    assert_int_not_equal(run_input(&bad, "hi"), 0);
+    assert_string_equal(fail_code, "callback_failed");
+    assert_non_null(strstr(fail_msg, "before_model callback gave a bad answer"));
     cb_agent = "guarded";
     char *tools[] = {"weather", "get_time"};
     agt_def_t g = llm_def("guarded", tools, 2);

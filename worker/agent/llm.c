@@ -458,7 +458,10 @@ static int ask_model(run_t *r, answer_t *a) {
     }
     if (rc == 1) { /* answered from a cache: the model is not called */
         rc = answer_from(a, cb->buf.p, cb->buf.n);
-        if (rc) snprintf(r->err, sizeof r->err, "a before_model callback gave a bad answer");
+        if (rc) {
+            snprintf(r->err, sizeof r->err, "a before_model callback gave a bad answer");
+            r->cb_failed = true;
+        }
         goto done;
     }
     if (rc == 2 && (rc = conv_from(&repl, cb->buf.p, cb->buf.n)) == 0) use = &repl;
