@@ -204,7 +204,7 @@ def test_an_agent_used_as_a_tool():
     assert term["output"] == "done: echo: find cats"
 
 
-def test_a_blocking_tool_on_the_pool_does_not_stall_a_concurrent_query():
+def test_a_blocking_tool_on_its_own_thread_does_not_stall_a_concurrent_query():
     _, b, c = start([llm("blocker", tools=["block_read"], stream=False),
                      llm("assistant", stream=False)], capacity=4)
     fifo = os.path.join(tmpdir(), "block.fifo")

@@ -255,7 +255,7 @@ static int tool_time(abp_tool_ctx_t *tc, const uint8_t *args, size_t n, abp_pack
     return wrk_pack_cstr(out, "12:00");
 }
 
-/* Blocking: reads one byte from the pipe the test holds, on a pool thread. */
+/* Blocking: reads one byte from the pipe the test holds, on a thread of its own. */
 static int tool_block(abp_tool_ctx_t *tc, const uint8_t *args, size_t n, abp_pack_t *out,
                       void *udata) {
     (void)args, (void)n, (void)udata;
@@ -488,7 +488,7 @@ static void test_llm_agent_used_as_a_tool(void **state) {
     assert_int_equal(harness_run(agent_tool, NULL, 0), 0);
 }
 
-/* ---- a blocking tool on the pool ---- */
+/* ---- a blocking tool on a thread of its own ---- */
 
 static int blocked_run(void *arg, void **result) {
     (void)result;
@@ -522,7 +522,7 @@ static int blocking(void *arg, void **result) {
     return 0;
 }
 
-static void test_llm_blocking_tool_on_the_pool_stalls_nothing(void **state) {
+static void test_llm_blocking_tool_on_its_own_thread_stalls_nothing(void **state) {
     (void)state;
     assert_int_equal(harness_run(blocking, NULL, 0), 0);
 }
@@ -773,7 +773,7 @@ int main(void) {
         cmocka_unit_test(test_llm_tools_run_at_once_one_times_out_one_fails),
         cmocka_unit_test(test_llm_transfer_to_agent_emits_the_action_and_ends_the_turn),
         cmocka_unit_test(test_llm_agent_used_as_a_tool),
-        cmocka_unit_test(test_llm_blocking_tool_on_the_pool_stalls_nothing),
+        cmocka_unit_test(test_llm_blocking_tool_on_its_own_thread_stalls_nothing),
         cmocka_unit_test(test_llm_429_then_success),
         cmocka_unit_test(test_llm_500s_open_the_breaker_then_fail_fast),
         cmocka_unit_test(test_llm_slow_model_hits_the_query_deadline),
