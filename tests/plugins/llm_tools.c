@@ -1,5 +1,5 @@
 /* llm_tools.c: the test plugin of tests/integration/test_llm.py: C tools for LLM agents
- * (get_weather, get_time, fail_tool, slow_tool, block_read on the pool), model and tool
+ * (get_weather, get_time, fail_tool, slow_tool, block_read on a thread of its own), model and tool
  * callbacks for agents "cached" and "guarded", and a custom agent "billing" to transfer to.
  * It reaches the worker only through the plugin table, like any plugin. */
 #include <fcntl.h>
@@ -51,7 +51,7 @@ static int slow_tool(abp_tool_ctx_t *tc, const uint8_t *args, size_t n, abp_pack
     return rc ? rc : api->pack_cstr(out, "woke");
 }
 
-/* On a pool thread: writes PATH.started, then reads one line from the FIFO at PATH (blocking
+/* On a thread of its own: writes PATH.started, then reads one line from the FIFO at PATH (blocking
  * until the test writes it) and returns it. */
 static int block_read(abp_tool_ctx_t *tc, const uint8_t *args, size_t n, abp_pack_t *out,
                       void *udata) {

@@ -158,8 +158,8 @@ const char *agt_branch(abp_ctx_t *ctx) {
     return "";
 }
 
-/* Callbacks: a before_model cache for agent "cached", before_tool replacing weather's result
- * for agent "guarded", after_tool rewriting get_time's. */
+/* Callbacks: a before_model cache for agent "cached" (a bad one for "badcache"), before_tool
+ * replacing weather's result for agent "guarded", after_tool rewriting get_time's. */
 static const char *cb_agent;
 int agt_callbacks_run(abp_ctx_t *ctx, abp_cb_kind_t kind, const char *tool, const uint8_t *data,
                       size_t n, abp_pack_t *out) {
@@ -167,6 +167,8 @@ int agt_callbacks_run(abp_ctx_t *ctx, abp_cb_kind_t kind, const char *tool, cons
     if (!cb_agent) return 0;
     if (kind == ABP_CB_BEFORE_MODEL && !strcmp(cb_agent, "cached"))
         return wrk_pack_json(out, "{\"text\": \"from the cache\"}") ? -1 : 1;
+    if (kind == ABP_CB_BEFORE_MODEL && !strcmp(cb_agent, "badcache"))
+        return wrk_pack_cstr(out, "not an answer") ? -1 : 1;
     if (kind == ABP_CB_BEFORE_TOOL && !strcmp(cb_agent, "guarded") && !strcmp(tool, "weather"))
         return wrk_pack_json(out, "{\"temp\": -1, \"by\": \"callback\"}") ? -1 : 1;
     if (kind == ABP_CB_AFTER_TOOL && !strcmp(cb_agent, "guarded") && !strcmp(tool, "get_time"))
@@ -253,7 +255,7 @@ static int tool_time(abp_tool_ctx_t *tc, const uint8_t *args, size_t n, abp_pack
     return wrk_pack_cstr(out, "12:00");
 }
 
-/* Blocking: reads one byte from the pipe the test holds, on a pool thread. */
+/* Blocking: reads one byte from the pipe the test holds, on a thread of its own. */
 static int tool_block(abp_tool_ctx_t *tc, const uint8_t *args, size_t n, abp_pack_t *out,
                       void *udata) {
     (void)args, (void)n, (void)udata;
@@ -486,7 +488,7 @@ static void test_llm_agent_used_as_a_tool(void **state) {
     assert_int_equal(harness_run(agent_tool, NULL, 0), 0);
 }
 
-/* ---- a blocking tool on the pool ---- */
+/* ---- a blocking tool on a thread of its own ---- */
 
 static int blocked_run(void *arg, void **result) {
     (void)result;
@@ -520,7 +522,7 @@ static int blocking(void *arg, void **result) {
     return 0;
 }
 
-static void test_llm_blocking_tool_on_the_pool_stalls_nothing(void **state) {
+static void test_llm_blocking_tool_on_its_own_thread_stalls_nothing(void **state) {
     (void)state;
     assert_int_equal(harness_run(blocking, NULL, 0), 0);
 }
@@ -595,6 +597,11 @@ static int callbacks(void *arg, void **result) {
     agt_def_t d = llm_def("cached", NULL, 0);
     assert_int_equal(run_input(&d, "hi"), 0); /* the model (unreachable) is never called */
     assert_string_equal(output_json, "\"from the cache\"");
+    cb_agent = "badcache"; /* a cached answer that is not one fails as the callback's fault */
+    agt_def_t bad = llm_def("badcache", NULL, 0);
+    assert_int_not_equal(run_input(&bad, "hi"), 0);
+    assert_string_equal(fail_code, "callback_failed");
+    assert_non_null(strstr(fail_msg, "before_model callback gave a bad answer"));
     cb_agent = "guarded";
     char *tools[] = {"weather", "get_time"};
     agt_def_t g = llm_def("guarded", tools, 2);
@@ -766,7 +773,7 @@ int main(void) {
         cmocka_unit_test(test_llm_tools_run_at_once_one_times_out_one_fails),
         cmocka_unit_test(test_llm_transfer_to_agent_emits_the_action_and_ends_the_turn),
         cmocka_unit_test(test_llm_agent_used_as_a_tool),
-        cmocka_unit_test(test_llm_blocking_tool_on_the_pool_stalls_nothing),
+        cmocka_unit_test(test_llm_blocking_tool_on_its_own_thread_stalls_nothing),
         cmocka_unit_test(test_llm_429_then_success),
         cmocka_unit_test(test_llm_500s_open_the_breaker_then_fail_fast),
         cmocka_unit_test(test_llm_slow_model_hits_the_query_deadline),

@@ -17,8 +17,6 @@
 #include "http.h"
 #include "http1.h"
 
-#define DEFAULT_MAX_BODY (8u << 20)
-#define DEFAULT_CONNECT_MS 10000
 #define AGT_HTTP_MAX_IDLE_CONNS 1024 /* idle connections one client keeps for reuse */
 #define PAUSE_AT (256u << 10) /* buffered body bytes at which curl is paused (backpressure) */
 
@@ -310,7 +308,8 @@ static int xfer_setup(xfer_t *x, struct curl_slist **hdrs) {
         if (!nl) return ACT_ENOMEM;
         *hdrs = l = nl;
     }
-    int64_t cto = rq->connect_timeout_ms > 0 ? rq->connect_timeout_ms : DEFAULT_CONNECT_MS;
+    int64_t cto =
+        rq->connect_timeout_ms > 0 ? rq->connect_timeout_ms : AGT_HTTP_DEFAULT_CONNECT_MS;
     int bad = curl_easy_setopt(e, CURLOPT_URL, rq->url) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
@@ -395,7 +394,7 @@ int agt_http_perform(agt_http_t *h, const agt_http_req_t *req, agt_http_resp_t *
         return rc;
     }
     xfer_t x = {.h = h, .req = req, .resp = resp};
-    x.max_body = req->max_body ? req->max_body : DEFAULT_MAX_BODY;
+    x.max_body = req->max_body ? req->max_body : AGT_HTTP_DEFAULT_MAX_BODY;
     act_event_init(&x.wake);
     struct curl_slist *hdrs = NULL;
     rc = xfer_setup(&x, &hdrs);

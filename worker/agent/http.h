@@ -14,6 +14,9 @@
 
 typedef struct agt_http agt_http_t;
 
+#define AGT_HTTP_DEFAULT_MAX_BODY (8u << 20) /* agt_http_req_t.max_body 0: both clients */
+#define AGT_HTTP_DEFAULT_CONNECT_MS 10000    /* agt_http_req_t.connect_timeout_ms 0 */
+
 typedef struct agt_http_resp {
     long status;            /* HTTP status of the final response; 0 before headers */
     int64_t retry_after_ms; /* its Retry-After, -1 when absent or unreadable */

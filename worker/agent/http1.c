@@ -12,8 +12,6 @@
 #include "actor/actor.h"
 #include "http1.h"
 
-#define DEFAULT_MAX_BODY (8u << 20)
-#define DEFAULT_CONNECT_MS 10000
 #define PAUSE_AT (256u << 10)  /* buffered body bytes at which reading stops (backpressure) */
 #define READ_BUF (64u << 10)   /* the client's one read buffer (reads are handled at once) */
 #define MAX_LINE 4096          /* a chunk-size line */
@@ -802,7 +800,8 @@ static int conn_open(agt_h1_t *h, pool_t *pool, xfer_t *x, conn_t **out, int64_t
                  x->u->host, x->u->port, uv_strerror(rc));
         return ACT_EIO;
     }
-    int64_t cto = x->req->connect_timeout_ms > 0 ? x->req->connect_timeout_ms : DEFAULT_CONNECT_MS;
+    int64_t cto = x->req->connect_timeout_ms > 0 ? x->req->connect_timeout_ms
+                                                 : AGT_HTTP_DEFAULT_CONNECT_MS;
     int64_t cdl = act_deadline_in(cto), eff = act_effective_deadline();
     if (deadline >= 0 && (eff < 0 || deadline < eff)) eff = deadline;
     int64_t wd = eff >= 0 && eff < cdl ? eff : cdl;
@@ -954,7 +953,7 @@ int agt_h1_perform(agt_h1_t *h, const agt_http_req_t *req, agt_http_resp_t *resp
     }
     const char *method = req->method ? req->method : req->body ? "POST" : "GET";
     xfer_t x = {.req = req, .resp = resp, .u = &u};
-    x.max_body = req->max_body ? req->max_body : DEFAULT_MAX_BODY;
+    x.max_body = req->max_body ? req->max_body : AGT_HTTP_DEFAULT_MAX_BODY;
     x.head_only = strcmp(method, "HEAD") == 0;
     act_event_init(&x.wake);
     h->inflight++;

@@ -20,21 +20,30 @@ typedef struct conv {
     bool failed;
 } conv_t;
 
+/* Room for n more owned pointers, so that a run of conv_keep calls cannot fail half-way. */
+static int conv_reserve(conv_t *c, size_t n) {
+    if (c->n_owned + n <= c->cap_owned) return 0;
+    size_t cap = c->cap_owned ? 2 * c->cap_owned : 16;
+    while (cap < c->n_owned + n)
+        cap *= 2;
+    void **v = realloc(c->owned, cap * sizeof(*v));
+    if (!v) {
+        c->failed = true;
+        return ACT_ENOMEM;
+    }
+    c->owned = v;
+    c->cap_owned = cap;
+    return 0;
+}
+
 static void *conv_keep(conv_t *c, void *p) {
     if (!p) {
         c->failed = true;
         return NULL;
     }
-    if (c->n_owned == c->cap_owned) {
-        size_t cap = c->cap_owned ? 2 * c->cap_owned : 16;
-        void **v = realloc(c->owned, cap * sizeof(*v));
-        if (!v) {
-            free(p);
-            c->failed = true;
-            return NULL;
-        }
-        c->owned = v;
-        c->cap_owned = cap;
+    if (conv_reserve(c, 1)) {
+        free(p);
+        return NULL;
     }
     return c->owned[c->n_owned++] = p;
 }
@@ -331,11 +340,11 @@ static void pack_request(proto_buf_t *b, const conv_t *c, const agt_offers_t *o)
     }
 }
 
-/* A replacement request's messages (role and content; tool_call_id for tool messages).
- * Tool calls of assistant messages are kept only by their text: a callback that rewrites
- * the request rewrites what the model reads. */
+/* A replacement request's messages, by role and content. Tool messages are dropped and
+ * assistant messages keep only their text (a tool result needs its call): a callback that
+ * rewrites the request rewrites what the model reads. */
 static int conv_from(conv_t *c, const uint8_t *mp, size_t n) {
-    proto_val_t r, msgs, m, role, content, id;
+    proto_val_t r, msgs, m, role, content;
     if (proto_val_read(mp, n, &r) || proto_val_map_get(&r, "messages", &msgs) != 1 ||
         msgs.type != PROTO_V_ARRAY || msgs.len == 0)
         return ACT_EINVAL;
@@ -349,7 +358,6 @@ static int conv_from(conv_t *c, const uint8_t *mp, size_t n) {
         const char *text = "";
         if (proto_val_map_get(&m, "content", &content) == 1 && content.type != PROTO_V_NIL)
             text = value_text(c, &content);
-        (void)id;
         conv_add(c, (agt_role_t)k, text ? text : "");
     }
     return c->failed ? ACT_ENOMEM : c->n ? 0 : ACT_EINVAL;
@@ -450,7 +458,10 @@ static int ask_model(run_t *r, answer_t *a) {
     }
     if (rc == 1) { /* answered from a cache: the model is not called */
         rc = answer_from(a, cb->buf.p, cb->buf.n);
-        if (rc) snprintf(r->err, sizeof r->err, "a before_model callback gave a bad answer");
+        if (rc) {
+            snprintf(r->err, sizeof r->err, "a before_model callback gave a bad answer");
+            r->cb_failed = true;
+        }
         goto done;
     }
     if (rc == 2 && (rc = conv_from(&repl, cb->buf.p, cb->buf.n)) == 0) use = &repl;
@@ -504,20 +515,25 @@ static int after_model(run_t *r, answer_t *a) {
 
 /* ---- tool calls ---- */
 
-/* The assistant's turn joins the conversation; the conversation takes over its memory. */
-static void keep_turn(run_t *r, answer_t *a) {
+/* The assistant's turn joins the conversation; the conversation takes over its memory (room
+ * is made first: a keep that failed half-way would free what the message still points to).
+ * Returns: 0. Errors: ACT_ENOMEM (a is left as it was). */
+static int keep_turn(run_t *r, answer_t *a) {
     conv_t *c = &r->conv;
+    if (conv_reserve(c, 2 + 4 * a->n)) return ACT_ENOMEM;
     agt_message_t *m = conv_add(c, AGT_ROLE_ASSISTANT, a->text && a->text[0] ? a->text : NULL);
-    conv_keep(c, a->text);
-    for (size_t i = 0; i < a->n; i++) {
-        conv_keep(c, (void *)a->calls[i].id);
-        conv_keep(c, (void *)a->calls[i].name);
-        conv_keep(c, (void *)a->calls[i].arguments);
-        if (a->calls[i].args) conv_keep(c, (void *)a->calls[i].args);
-    }
+    if (!m) return ACT_ENOMEM;
+    if (a->text) conv_keep(c, a->text);
     if (a->n) conv_keep(c, a->calls);
-    if (m) m->tool_calls = a->calls, m->n_tool_calls = a->n;
+    for (size_t i = 0; i < a->n; i++) {
+        void *call[] = {(void *)a->calls[i].id, (void *)a->calls[i].name,
+                        (void *)a->calls[i].arguments, (void *)a->calls[i].args};
+        for (size_t k = 0; k < 4; k++)
+            if (call[k]) conv_keep(c, call[k]);
+    }
+    m->tool_calls = a->calls, m->n_tool_calls = a->n;
     memset(a, 0, sizeof(*a));
+    return 0;
 }
 
 static void add_tool_message(run_t *r, const agt_tool_call_t *t, const agt_call_out_t *o) {
@@ -588,8 +604,9 @@ static int run_calls(run_t *r, answer_t *a) {
                                                               &out[total]);
     if (!rc && !transferred) {
         agt_tool_call_t *calls = a->calls;
-        keep_turn(r, a); /* the assistant's turn, then one tool message per call */
-        for (size_t i = 0; i < total; i++) add_tool_message(r, &calls[i], &out[slot[i]]);
+        rc = keep_turn(r, a); /* the assistant's turn, then one tool message per call */
+        for (size_t i = 0; !rc && i < total; i++) add_tool_message(r, &calls[i], &out[slot[i]]);
+        if (!rc && r->conv.failed) rc = ACT_ENOMEM; /* a message missing: no request to send */
     }
     for (size_t i = 0; out && i < n; i++) agt_call_out_free(&out[i]);
     if (out) agt_call_out_free(&out[total]);

@@ -275,10 +275,10 @@ int agt_toolset_call(agt_rt_t *rt, const char *server, const char *tool, const u
     rc = mcp_call_tool(s->client, tool, json.n ? (const char *)json.p : NULL, &res, is_error,
                        deadline);
     proto_buf_free(&json);
-    if (rc == 0) rc = result_value(res, result);
-    else if (rc == MCP_ERPC && res)
+    if (rc == 0) rc = result_value(res, result); /* a result that is not JSON fails here */
+    if (rc == MCP_ERPC && res)
         snprintf(err, errcap, "MCP server %s refused the call: %s", server, res);
-    else if (rc != ACT_ETIMEDOUT && rc != ACT_ECANCELED)
+    else if (rc)
         snprintf(err, errcap, "MCP server %s: %s (%s)", server, mcp_strerror(rc),
                  mcp_err_code(rc));
     free(res);

@@ -230,17 +230,32 @@ abp_ctx_t *agt_tool_job(abp_tool_ctx_t *tc) { return tc ? tc->job : NULL; }
 
 /* ---- offers: what one agent's model may call ---- */
 
+static void offer_clear(agt_offer_t *e) {
+    free(e->name), free(e->description), free(e->params_json), free(e->target);
+}
+
+/* Whether every string the offer's kind needs was allocated. */
+static bool offer_complete(const agt_offer_t *e) {
+    bool target = e->kind == AGT_OFFER_AGENT || e->kind == AGT_OFFER_MCP;
+    return e->name && e->description && e->params_json && (!target || e->target);
+}
+
+/* Takes e's strings: into o, or freed (a duplicate name, no memory). */
 static int offer_add(agt_offers_t *o, agt_offer_t *e) {
+    if (!offer_complete(e)) {
+        offer_clear(e);
+        return ACT_ENOMEM;
+    }
     for (size_t i = 0; i < o->n; i++) {
         if (strcmp(o->v[i].name, e->name) == 0) { /* first wins: models need unique names */
             act_log(ACT_LOG_WARN, "tool_duplicate", "name=%s", e->name);
-            free(e->name), free(e->description), free(e->params_json), free(e->target);
+            offer_clear(e);
             return 0;
         }
     }
     agt_offer_t *v = realloc(o->v, (o->n + 1) * sizeof(*v));
     if (!v) {
-        free(e->name), free(e->description), free(e->params_json), free(e->target);
+        offer_clear(e);
         return ACT_ENOMEM;
     }
     o->v = v;
@@ -281,10 +296,6 @@ static int offer_mcp(agt_rt_t *rt, const agt_def_t *def, const char *server, agt
                          .target = strdup(server),
                          .timeout_ms = pick_timeout(conf_timeout(rt->tools, tools[i].name),
                                                     server_timeout, def->llm.tool_timeout_ms)};
-        if (!e.name || !e.description || !e.params_json || !e.target) {
-            free(e.name), free(e.description), free(e.params_json), free(e.target);
-            return ACT_ENOMEM;
-        }
         if ((rc = offer_add(o, &e))) return rc;
     }
     return 0;
@@ -317,10 +328,6 @@ static int offer_one(agt_rt_t *rt, const agt_def_t *def, const char *spec, agt_o
         e.timeout_ms = pick_timeout(conf_timeout(rt->tools, spec), t->timeout_ms,
                                     def->llm.tool_timeout_ms);
     }
-    if (!e.name || !e.description || !e.params_json || (e.kind == AGT_OFFER_AGENT && !e.target)) {
-        free(e.name), free(e.description), free(e.params_json), free(e.target);
-        return ACT_ENOMEM;
-    }
     return offer_add(o, &e);
 }
 
@@ -347,10 +354,6 @@ static int offer_transfer(const agt_def_t *def, agt_offers_t *o) {
         .params_json = j.failed ? NULL : strdup((const char *)j.p),
         .timeout_ms = AGT_DEFAULT_TOOL_TIMEOUT_MS};
     proto_buf_free(&j);
-    if (!e.name || !e.description || !e.params_json) {
-        free(e.name), free(e.description), free(e.params_json);
-        return ACT_ENOMEM;
-    }
     return offer_add(o, &e);
 }
 
@@ -366,12 +369,7 @@ int agt_offers_build(agt_rt_t *rt, const agt_def_t *def, agt_offers_t *out, char
 }
 
 void agt_offers_free(agt_offers_t *o) {
-    for (size_t i = 0; i < o->n; i++) {
-        free(o->v[i].name);
-        free(o->v[i].description);
-        free(o->v[i].params_json);
-        free(o->v[i].target);
-    }
+    for (size_t i = 0; i < o->n; i++) offer_clear(&o->v[i]);
     free(o->v);
     memset(o, 0, sizeof(*o));
 }
@@ -690,7 +688,10 @@ int agt_tools_run(abp_ctx_t *ctx, const agt_offers_t *offers, const agt_call_in_
     call_run_t *runs = calloc(n ? n : 1, sizeof(*runs));
     act_task_t **tasks = calloc(n ? n : 1, sizeof(*tasks));
     int rc = runs && tasks ? 0 : ACT_ENOMEM;
-    if (!rc) rc = runs_init(runs, ctx, offers, calls, n, outs);
+    if (runs) { /* even without tasks: the loop below answers every call through runs */
+        int irc = runs_init(runs, ctx, offers, calls, n, outs);
+        if (!rc) rc = irc;
+    }
     size_t spawned = 0;
     for (; !rc && spawned < n; spawned++) {
         act_spawn_opts_t o = {.name = "tool"};
