@@ -717,6 +717,9 @@ static void test_llm_config_errors_name_the_path(void **state) {
                         "models.m3.fallback names no other model of \"models\"");
     expect_config_error(agt_tools_config, "{\"t\": {\"timeout_ms\": 0}}",
                         "tools.t.timeout_ms must be a positive integer");
+    expect_config_error(agt_tools_config,
+                        "{\"t2\": {\"timeout_ms\": 5}, \"t2\": {\"timeout_ms\": 6}}",
+                        "tools.t2 is given twice");
     expect_config_error(agt_toolsets_config, "{\"s\": {\"command\": []}}",
                         "mcp.s.command must be a non-empty array of strings");
     expect_config_error(agt_toolsets_config, "{\"s2\": {\"timeout_ms\": 5}}",

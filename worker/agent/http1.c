@@ -919,6 +919,7 @@ static int check_req(const agt_http_req_t *rq) {
             return ACT_EINVAL;
     const char *m = rq->method;
     if (m && (!*m || strpbrk(m, " \r\n"))) return ACT_EINVAL;
+    if (rq->body_len > UINT32_MAX / 2) return ACT_EINVAL; /* uv_buf_t lengths are unsigned */
     return rq->body_len && !rq->body ? ACT_EINVAL : 0;
 }
 

@@ -176,6 +176,12 @@ static int tool_conf_one(agt_tools_t *t, const proto_val_t *k, const proto_val_t
         }
         timeout = fv.i;
     }
+    for (size_t i = 0; i < t->n_conf; i++) {
+        if (strlen(t->conf[i].name) == k->len && memcmp(t->conf[i].name, ks, k->len) == 0) {
+            snprintf(err, cap, "tools.%.*s is given twice", kn, ks); /* as models and mcp */
+            return ACT_EINVAL;
+        }
+    }
     tool_conf_t *c = realloc(t->conf, (t->n_conf + 1) * sizeof(*c));
     if (!c) return ACT_ENOMEM;
     t->conf = c;
