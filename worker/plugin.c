@@ -33,7 +33,7 @@ int wrk_agent_add(abp_host_t *h, agt_def_t *def) {
         h->agents = a;
         h->cap = cap;
     }
-    h->agents[h->n_agents++] = (wrk_agent_t){def->name, def->fn, def->udata, def};
+    h->agents[h->n_agents++] = (wrk_agent_t){def->name, def};
     h->n_registered++;
     return 0;
 }

@@ -34,8 +34,6 @@ typedef struct wrk_config {
 /* ---- agents (plugin.c) ---- */
 typedef struct wrk_agent {
     char *name;          /* registered name (def->name) */
-    abp_agent_fn fn;     /* its body (custom agents; NULL for the runtime's types) */
-    void *udata;         /* register_agent's udata */
     struct agt_def *def; /* its definition (agent/runtime.h), owned: what the runner runs */
 } wrk_agent_t;
 

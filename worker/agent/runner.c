@@ -350,10 +350,6 @@ static int run_def(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, size
 }
 
 int agt_job_run(abp_ctx_t *ctx) {
-    ctx->in = ctx->input;
-    ctx->in_n = ctx->input_n;
-    ctx->agent_now = ctx->agent->name;
-    if (!ctx->agt) return ctx->agent->fn ? ctx->agent->fn(ctx, ctx->agent->udata) : ABP_EINVAL;
     return run_def(ctx, ctx->agent->def, ctx->input, ctx->input_n, ctx->agt->branch);
 }
 
