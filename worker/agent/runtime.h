@@ -74,8 +74,9 @@ typedef struct agt_rt {
     agt_models_t *models;
     agt_toolsets_t *mcp;
     agt_callbacks_t *callbacks;
-    /* The broker's model budget, set by budget.c once the broker announces one; NULL: none.
-     * models.c hands it to every guard it builds. */
+    /* The broker's model budget (budget.c), set by worker.c while it runs; it asks nothing
+     * until the broker announces a budget. NULL: none. models.c's guards reach it through a
+     * shim, so guards built before it was set use it too. */
     const agt_model_budget_t *budget;
 } agt_rt_t;
 
