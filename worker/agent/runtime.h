@@ -89,7 +89,8 @@ const agt_def_t *agt_current(abp_ctx_t *ctx);
 /* Emits an event as the current agent (as api->emit_event). */
 int agt_emit(abp_ctx_t *ctx, const abp_event_t *ev);
 /* The state as this invocation sees it: one msgpack map (empty map when no session).
- * Ownership: valid until the next agt_emit. */
+ * Ownership: valid until the next agt_emit or wait (agt_call_event applies sub-invocations'
+ * deltas while the job waits). */
 proto_raw_t agt_state(abp_ctx_t *ctx);
 /* The session's recent events as the broker sent them with the work (an array of stored
  * events {"seq","id","invocation","author","ts_ms","event"}; n == 0 when none), oldest
