@@ -13,7 +13,7 @@
 
 /* ---- agents ---- */
 
-static bool name_ok(const char *name) {
+bool wrk_agent_name_ok(const char *name) {
     size_t n = name ? strlen(name) : 0;
     if (n == 0 || n > PROTO_MAX_NAME) return false;
     for (size_t i = 0; i < n; i++) {
@@ -24,7 +24,7 @@ static bool name_ok(const char *name) {
 }
 
 int wrk_agent_add(abp_host_t *h, agt_def_t *def) {
-    if (!h || !h->open || !def || !name_ok(def->name)) return ABP_EINVAL;
+    if (!h || !h->open || !def || !wrk_agent_name_ok(def->name)) return ABP_EINVAL;
     if (wrk_agent_find(h, proto_str_of(def->name))) return ABP_EEXIST;
     if (h->n_agents == h->cap) {
         size_t cap = h->cap ? 2 * h->cap : 8;
@@ -33,13 +33,13 @@ int wrk_agent_add(abp_host_t *h, agt_def_t *def) {
         h->agents = a;
         h->cap = cap;
     }
-    h->agents[h->n_agents++] = (wrk_agent_t){def->name, def->fn, def->udata, def};
+    h->agents[h->n_agents++] = (wrk_agent_t){def->name, def};
     h->n_registered++;
     return 0;
 }
 
 static int register_agent(abp_host_t *h, const char *name, abp_agent_fn fn, void *udata) {
-    if (!h || !h->open || !fn || !name_ok(name)) return ABP_EINVAL;
+    if (!h || !h->open || !fn || !wrk_agent_name_ok(name)) return ABP_EINVAL;
     if (wrk_agent_find(h, proto_str_of(name))) return ABP_EEXIST;
     agt_def_t *def = agt_def_custom(name, fn, udata);
     if (!def) return ABP_ENOMEM;

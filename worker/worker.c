@@ -229,8 +229,6 @@ static int dispatch(wrk_t *w, zmq_msg_t *parts, size_t n) {
     case PROTO_BUDGET_GRANT:
     case PROTO_BUDGET_DENY:
         agt_budget_on_message(w->budget, &m);
-        if (m.type == PROTO_BUDGET && w->host->rt)
-            w->host->rt->budget = agt_budget_hook(w->budget);
         return 0;
     case PROTO_EVENT:
     case PROTO_RESULT:
@@ -350,6 +348,7 @@ static int run_tasks(wrk_t *w) {
     act_task_t *conn = NULL, *writer = NULL;
     act_spawn_opts_t wo = {.name = "writer"}, co = {.name = "connection"};
     int rc = agt_budget_new(&w->budget, budget_send, w); /* the broker's model budget */
+    if (rc == 0 && w->host->rt) w->host->rt->budget = agt_budget_hook(w->budget);
     if (rc == 0) rc = act_spawn(writer_task, w, &wo, &writer);
     if (rc == 0) rc = act_spawn(conn_task, w, &co, &conn);
     if (rc == 0) {

@@ -34,8 +34,6 @@ typedef struct wrk_config {
 /* ---- agents (plugin.c) ---- */
 typedef struct wrk_agent {
     char *name;          /* registered name (def->name) */
-    abp_agent_fn fn;     /* its body (custom agents; NULL for the runtime's types) */
-    void *udata;         /* register_agent's udata */
     struct agt_def *def; /* its definition (agent/runtime.h), owned: what the runner runs */
 } wrk_agent_t;
 
@@ -61,6 +59,9 @@ int wrk_plugin_load(abp_host_t *host, const char *path);
  * ABP_ENOMEM. */
 int wrk_agent_add(abp_host_t *host, struct agt_def *def);
 const wrk_agent_t *wrk_agent_find(const abp_host_t *host, proto_str_t name);
+/* Whether name may name an agent: 1 to PROTO_MAX_NAME bytes, no spaces or control
+ * characters (names show up in logs and bus topics). */
+bool wrk_agent_name_ok(const char *name);
 void wrk_host_close(abp_host_t *host);
 
 /* ---- msgpack helpers of the table (value.c) ---- */

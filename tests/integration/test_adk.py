@@ -166,8 +166,8 @@ def test_config_agents_are_announced_and_bad_files_refused():
     b = Broker().start()
     ws = workers(b, ["r1"])
     st = b.status()
-    have = set(st["workers"][0].get("agents", []))
-    assert not have or {"seq", "refine", "fan"} <= have, st
+    have = set(st["workers"][0]["agents"])
+    assert {"seq", "refine", "fan", "adk_plugin_seq", "adk_state"} <= have, st
     stop(b, ws)
     bad = [({"agents": [{"name": "x", "type": "loop", "sub_agents": ["a"],
                          "max_iterations": 0}]},

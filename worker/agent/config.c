@@ -147,10 +147,8 @@ static int agent_name(cfg *c, const proto_val_t *m, agt_def_t *d) {
     if (!*d->name || strlen(d->name) > PROTO_MAX_NAME) {
         return bad(c, "%s.name must be 1 to %d bytes", c->path, PROTO_MAX_NAME);
     }
-    for (const char *p = d->name; *p; p++) {
-        if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-            return bad(c, "%s.name must not hold spaces or control characters", c->path);
-        }
+    if (!wrk_agent_name_ok(d->name)) {
+        return bad(c, "%s.name must not hold spaces or control characters", c->path);
     }
     return 0;
 }

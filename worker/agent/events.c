@@ -36,15 +36,21 @@ static bool is_map(proto_raw_t raw, proto_val_t *v) {
            v->type == PROTO_V_MAP;
 }
 
-bool agt__delta_ok(proto_raw_t delta) {
-    proto_val_t m, k, v;
-    if (!is_map(delta, &m)) return false;
+/* Reads delta into *m when it is a map with string keys. */
+static bool delta_read(proto_raw_t delta, proto_val_t *m) {
+    proto_val_t k, v;
+    if (!is_map(delta, m)) return false;
     size_t cur = 0;
     int rc;
-    while ((rc = proto_val_next(&m, &cur, &k)) == 1) {
-        if (k.type != PROTO_V_STR || proto_val_next(&m, &cur, &v) != 1) return false;
+    while ((rc = proto_val_next(m, &cur, &k)) == 1) {
+        if (k.type != PROTO_V_STR || proto_val_next(m, &cur, &v) != 1) return false;
     }
     return rc == 0;
+}
+
+bool agt__delta_ok(proto_raw_t delta) {
+    proto_val_t m;
+    return delta_read(delta, &m);
 }
 
 /* Whether the map holds key (a str value) at an entry after index skip (-1: anywhere). */
@@ -81,7 +87,7 @@ static uint32_t pack_entries(proto_buf_t *b, const proto_val_t *m, const proto_v
 
 int agt__state_apply(struct agt_job *jb, proto_raw_t delta) {
     proto_val_t old, d;
-    if (!agt__delta_ok(delta) || !is_map(delta, &d)) return ABP_EINVAL;
+    if (!delta_read(delta, &d)) return ABP_EINVAL;
     proto_buf_t *from = &jb->st[jb->cur], *to = &jb->st[1 - jb->cur];
     if (proto_val_read(from->p, from->n, &old) != 0) return ABP_EINVAL;
     uint32_t n = pack_entries(NULL, &old, &d, false, false) +

@@ -118,10 +118,8 @@ static char *dup_view(proto_str_t s) {
 }
 
 static void job_state_init(struct agt_job *jb, proto_raw_t state) {
-    proto_val_t v;
     for (int i = 0; i < 2; i++) proto_buf_init(&jb->st[i]);
-    if (state.n && proto_val_read(state.p, state.n, &v) == 0 && v.type == PROTO_V_MAP &&
-        agt__delta_ok(state)) {
+    if (agt__delta_ok(state)) { /* a map with string keys, like a delta */
         proto_buf_raw(&jb->st[0], state);
     } else {
         msgpack_pack_map(&jb->st[0].pk, 0);
@@ -350,10 +348,6 @@ static int run_def(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, size
 }
 
 int agt_job_run(abp_ctx_t *ctx) {
-    ctx->in = ctx->input;
-    ctx->in_n = ctx->input_n;
-    ctx->agent_now = ctx->agent->name;
-    if (!ctx->agt) return ctx->agent->fn ? ctx->agent->fn(ctx, ctx->agent->udata) : ABP_EINVAL;
     return run_def(ctx, ctx->agent->def, ctx->input, ctx->input_n, ctx->agt->branch);
 }
 

@@ -74,8 +74,9 @@ typedef struct agt_rt {
     agt_models_t *models;
     agt_toolsets_t *mcp;
     agt_callbacks_t *callbacks;
-    /* The broker's model budget, set by budget.c once the broker announces one; NULL: none.
-     * models.c hands it to every guard it builds. */
+    /* The broker's model budget (budget.c), set by worker.c while it runs; it asks nothing
+     * until the broker announces a budget. NULL: none. models.c's guards reach it through a
+     * shim, so guards built before it was set use it too. */
     const agt_model_budget_t *budget;
 } agt_rt_t;
 
@@ -88,7 +89,8 @@ const agt_def_t *agt_current(abp_ctx_t *ctx);
 /* Emits an event as the current agent (as api->emit_event). */
 int agt_emit(abp_ctx_t *ctx, const abp_event_t *ev);
 /* The state as this invocation sees it: one msgpack map (empty map when no session).
- * Ownership: valid until the next agt_emit. */
+ * Ownership: valid until the next agt_emit or wait (agt_call_event applies sub-invocations'
+ * deltas while the job waits). */
 proto_raw_t agt_state(abp_ctx_t *ctx);
 /* The session's recent events as the broker sent them with the work (an array of stored
  * events {"seq","id","invocation","author","ts_ms","event"}; n == 0 when none), oldest

@@ -299,7 +299,8 @@ typedef struct abp_api {
     /* The value of key in the session state as this invocation sees it (the broker's state
      * when the job started, plus the deltas of this invocation's events since).
      * Returns: 0. Errors: ABP_ENOENT (no such key, or no session). Ownership: valid until the
-     * next emit_event or the agent returns. */
+     * next emit_event, the next wait (a sub-agent's events change the state too) or the agent
+     * returns. */
     int (*state_get)(abp_ctx_t *ctx, const char *key, const uint8_t **value, size_t *n);
     /* Runs agent (hosted here or anywhere: through the broker) as a sub-agent of this
      * invocation, on this one's session and branch, and waits for it; its events reach the
