@@ -329,6 +329,10 @@ static size_t event_bytes(const brk_sess_event_t *e) {
     return e->body.n + e->id.n + e->invocation.n + e->author.n + 64;
 }
 
+static bool own_event(const brk_sess_event_t *e, const char *inv_id, size_t idn) {
+    return e->invocation.n == idn && memcmp(e->invocation.p, inv_id, idn) == 0;
+}
+
 /* The newest events of s, within --history-bytes, oldest first, without this invocation's
  * own (a retry's): the input is the work's `input`, not history. */
 static proto_raw_t pack_history(brk_t *b, const brk_session_t *s, const char *inv_id) {
@@ -336,7 +340,7 @@ static proto_raw_t pack_history(brk_t *b, const brk_session_t *s, const char *in
     size_t first = s->n_got, bytes = 0, n = 0, idn = strlen(inv_id);
     while (first > 0) {
         const brk_sess_event_t *e = &s->events[first - 1];
-        bool own = e->invocation.n == idn && memcmp(e->invocation.p, inv_id, idn) == 0;
+        bool own = own_event(e, inv_id, idn);
         if (!own && bytes + event_bytes(e) > b->cfg.history_bytes) break;
         if (!own) {
             bytes += event_bytes(e);
@@ -348,8 +352,7 @@ static proto_raw_t pack_history(brk_t *b, const brk_session_t *s, const char *in
     msgpack_pack_array(&o->pk, (uint32_t)n);
     for (size_t i = first; i < s->n_got; i++) {
         const brk_sess_event_t *e = &s->events[i];
-        if (e->invocation.n == idn && memcmp(e->invocation.p, inv_id, idn) == 0) continue;
-        brk_session_pack_event(o, e);
+        if (!own_event(e, inv_id, idn)) brk_session_pack_event(o, e);
     }
     return (proto_raw_t){o->p, o->n};
 }
