@@ -10,11 +10,15 @@
 
 int brk_agents_init(brk_t *b) { return brk_map_init(&b->agent_map); }
 
+/* Takes a off brk.held (startup grace), if it is there. */
+static void unhold(brk_t *b, brk_agent_t *a) {
+    if (!brk_list_linked(&a->held_link)) return;
+    brk_list_unlink(&a->held_link);
+    b->n_held--;
+}
+
 static void agent_free(brk_t *b, brk_agent_t *a) {
-    if (!brk_list_empty(&a->held_link)) {
-        brk_list_unlink(&a->held_link);
-        b->n_held--;
-    }
+    unhold(b, a);
     brk_map_del(&b->agent_map, &a->node);
     free(a->hosts);
     free(a);
@@ -45,6 +49,14 @@ static brk_agent_t *agent_new(brk_t *b, proto_str_t name) {
     return a;
 }
 
+/* Nobody left to run what waits in a's queue: answer it rather than keep it forever, and
+ * free a (its last host went, or the startup grace ended with no host). */
+static void agent_end(brk_t *b, brk_agent_t *a) {
+    while (!brk_list_empty(&a->queue))
+        brk_job_unhosted(b, brk_container_of(a->queue.next, brk_job_t, link));
+    agent_free(b, a);
+}
+
 brk_agent_t *brk_agent_hold(brk_t *b, proto_str_t name) {
     if (b->now >= b->grace_until || b->n_held >= BRK_MAX_AGENTS) return NULL;
     brk_agent_t *a = brk_agent_find(b, name);
@@ -58,15 +70,8 @@ brk_agent_t *brk_agent_hold(brk_t *b, proto_str_t name) {
 int64_t brk_agents_tick(brk_t *b) {
     if (b->n_held == 0) return -1;
     if (b->now < b->grace_until) return b->grace_until;
-    while (!brk_list_empty(&b->held)) {
-        brk_agent_t *a = brk_container_of(b->held.next, brk_agent_t, held_link);
-        brk_list_unlink(&a->held_link);
-        b->n_held--;
-        brk_list_init(&a->held_link);
-        while (!brk_list_empty(&a->queue))
-            brk_job_unhosted(b, brk_container_of(a->queue.next, brk_job_t, link));
-        agent_free(b, a);
-    }
+    while (!brk_list_empty(&b->held))
+        agent_end(b, brk_container_of(b->held.next, brk_agent_t, held_link));
     return -1;
 }
 
@@ -94,11 +99,7 @@ int brk_agent_add_host(brk_t *b, proto_str_t name, brk_worker_t *w, bool history
         a->cap_hosts = cap;
     }
     a->hosts[a->n_hosts++] = w;
-    if (!brk_list_empty(&a->held_link)) { /* a held agent: its first worker came in time */
-        brk_list_unlink(&a->held_link);
-        brk_list_init(&a->held_link);
-        b->n_held--;
-    }
+    unhold(b, a); /* a held agent: its first worker came in time */
     a->n_history += history;
     *out = a;
     return 0;
@@ -112,10 +113,7 @@ void brk_agent_remove_host(brk_t *b, brk_agent_t *a, brk_worker_t *w, bool histo
         break;
     }
     if (a->n_hosts) return;
-    /* Nobody left to run what waits here: answer it rather than keep it forever. */
-    while (!brk_list_empty(&a->queue))
-        brk_job_unhosted(b, brk_container_of(a->queue.next, brk_job_t, link));
-    agent_free(b, a);
+    agent_end(b, a);
 }
 
 /* x is less loaded than y: x.in_flight / x.capacity < y.in_flight / y.capacity. */

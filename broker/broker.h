@@ -312,6 +312,9 @@ brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, size_t *matches);
 /* Ends the query with an error (cancelled, timeout, shutting_down, ...); a job on a worker
  * is cancelled there and kept CANCELLING until the worker answers or the grace ends. */
 void brk_job_abort(brk_t *b, brk_job_t *j, const char *code, const char *message);
+/* Sends event to j's client as the next of j's events (a REQ client takes only the terminal
+ * message), and to the bus when publish. */
+void brk_job_send_event(brk_t *b, brk_job_t *j, proto_raw_t event, bool publish);
 /* A worker's event, result or error for one of its jobs. */
 void brk_job_from_worker(brk_t *b, brk_worker_t *w, const proto_msg_t *m, size_t body_len);
 /* Its worker is gone: retry (idempotent, attempts left, another host) or worker_lost. */

@@ -194,6 +194,12 @@ static int hold_add(brk_worker_t *w, bk_t *k) {
     return 0;
 }
 
+/* Gives one permit of h back; h goes with its last. */
+static void hold_put(struct brk_budget_peer *p, hold_t *h) {
+    h->bk->in_use--;
+    if (--h->n == 0) *h = p->holds[--p->n_holds];
+}
+
 static void hold_drop(struct brk_budget_peer *p, hold_t *h) {
     h->bk->in_use -= h->n;
     *h = p->holds[--p->n_holds];
@@ -219,9 +225,7 @@ static bool grant_head(brk_t *b, bk_t *k) {
     }
     take_rate(g, k, b->now);
     if (proto_enc_budget_grant(&b->out, req) != 0 || brk_worker_send(b, w, b->out.p, b->out.n)) {
-        hold_t *h = hold_find(w->budget, k); /* it never learns of it: take it back */
-        if (--h->n == 0) *h = w->budget->holds[--w->budget->n_holds];
-        k->in_use--;
+        hold_put(w->budget, hold_find(w->budget, k)); /* it never learns of it: take it back */
         return false;
     }
     return true;
@@ -346,8 +350,7 @@ static void on_release(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
                 brk_log_str(be, sizeof be, m->backend.p, m->backend.n));
         return;
     }
-    h->bk->in_use--;
-    if (--h->n == 0) *h = w->budget->holds[--w->budget->n_holds];
+    hold_put(w->budget, h);
     settle_bk(b, k);
 }
 

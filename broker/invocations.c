@@ -329,6 +329,10 @@ static size_t event_bytes(const brk_sess_event_t *e) {
     return e->body.n + e->id.n + e->invocation.n + e->author.n + 64;
 }
 
+static bool own_event(const brk_sess_event_t *e, const char *inv_id, size_t idn) {
+    return e->invocation.n == idn && memcmp(e->invocation.p, inv_id, idn) == 0;
+}
+
 /* The newest events of s, within --history-bytes, oldest first, without this invocation's
  * own (a retry's): the input is the work's `input`, not history. */
 static proto_raw_t pack_history(brk_t *b, const brk_session_t *s, const char *inv_id) {
@@ -336,7 +340,7 @@ static proto_raw_t pack_history(brk_t *b, const brk_session_t *s, const char *in
     size_t first = s->n_got, bytes = 0, n = 0, idn = strlen(inv_id);
     while (first > 0) {
         const brk_sess_event_t *e = &s->events[first - 1];
-        bool own = e->invocation.n == idn && memcmp(e->invocation.p, inv_id, idn) == 0;
+        bool own = own_event(e, inv_id, idn);
         if (!own && bytes + event_bytes(e) > b->cfg.history_bytes) break;
         if (!own) {
             bytes += event_bytes(e);
@@ -348,8 +352,7 @@ static proto_raw_t pack_history(brk_t *b, const brk_session_t *s, const char *in
     msgpack_pack_array(&o->pk, (uint32_t)n);
     for (size_t i = first; i < s->n_got; i++) {
         const brk_sess_event_t *e = &s->events[i];
-        if (e->invocation.n == idn && memcmp(e->invocation.p, inv_id, idn) == 0) continue;
-        brk_session_pack_event(o, e);
+        if (!own_event(e, inv_id, idn)) brk_session_pack_event(o, e);
     }
     return (proto_raw_t){o->p, o->n};
 }
@@ -399,18 +402,6 @@ int brk_inv_enc_work(brk_t *b, brk_job_t *j, bool history, int64_t left, brk_inv
 
 /* ---- events ---- */
 
-/* Sends an event to the root query's client as one of its own (a REQ client takes only the
- * terminal message). */
-static void to_root_client(brk_t *b, brk_job_t *rj, proto_raw_t event, bool publish) {
-    brk_qmsg_t q = {.type = PROTO_EVENT, .id = rj->id, .payload = event,
-                    .agent = rj->agent_name, .session = rj->session};
-    q.seq = ++rj->seq;
-    brk_client_t *c = rj->client;
-    if (c && !rj->req && brk_enc_query_msg(&b->out, &q, false) == 0)
-        brk_send(b, c->sock, c->key + 1, c->keylen - 1, false, b->out.p, b->out.n);
-    if (publish) brk_bus_query(b, &q);
-}
-
 /* The store refused an event (its delta, most often): the root's client hears why. */
 static void rejected(brk_t *b, brk_inv_t *r, const brk_sess_err_t *se) {
     char eid[BRK_INV_ID_LEN + 1], name[80], why[240];
@@ -423,7 +414,7 @@ static void rejected(brk_t *b, brk_inv_t *r, const brk_sess_err_t *se) {
                                  se->message) != 0)
         return;
     proto_raw_t ev = {b->invs->ev.p, b->invs->ev.n};
-    to_root_client(b, r->job, ev, true);
+    brk_job_send_event(b, r->job, ev, true);
 }
 
 static void store_event(brk_t *b, brk_inv_t *r, proto_raw_t event) {
@@ -446,7 +437,7 @@ void brk_inv_on_event(brk_t *b, brk_job_t *j, proto_raw_t event) {
     brk_inv_t *v = j->inv;
     if (!v || !v->root || !v->root->job) return;
     brk_inv_t *r = v->root;
-    if (r != v && !r->job->answered) to_root_client(b, r->job, event, false);
+    if (r != v && !r->job->answered) brk_job_send_event(b, r->job, event, false);
     /* Only a running invocation writes its session: once its query is answered the lock
      * has moved on, and late events are forwarded and published but not stored. */
     if (r->lock && r->lock->holder == r && !r->job->answered) store_event(b, r, event);

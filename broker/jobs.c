@@ -417,15 +417,19 @@ static void job_event(brk_t *b, brk_job_t *j, const proto_msg_t *m, size_t body_
                 (unsigned long long)j->job_id, body_len);
         return;
     }
+    brk_job_send_event(b, j, m->event, true);
+    brk_inv_on_event(b, j, m->event); /* the root's client, the session */
+}
+
+void brk_job_send_event(brk_t *b, brk_job_t *j, proto_raw_t event, bool publish) {
     brk_qmsg_t q = job_qmsg(j, PROTO_EVENT);
     q.seq = ++j->seq;
-    q.payload = m->event;
+    q.payload = event;
     brk_client_t *c = j->client;
     /* A REQ-style client takes exactly one reply: it gets the terminal message only. */
     if (c && !j->req && brk_enc_query_msg(&b->out, &q, false) == 0)
         brk_send(b, c->sock, c->key + 1, c->keylen - 1, false, b->out.p, b->out.n);
-    brk_bus_query(b, &q);
-    brk_inv_on_event(b, j, m->event); /* the root's client, the session */
+    if (publish) brk_bus_query(b, &q);
 }
 
 void brk_job_from_worker(brk_t *b, brk_worker_t *w, const proto_msg_t *m, size_t body_len) {

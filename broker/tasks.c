@@ -53,7 +53,6 @@ void brk_tasks_close(brk_t *b) {
 static void reply(brk_t *b, pending_t *p) {
     int rc = brk_send(b, p->sock, p->peer, p->peerlen, p->req, b->out.p, b->out.n);
     if (rc < 0) brk_log(BRK_LOG_DEBUG, "send_failed", "what=tasks errno=%d", -rc);
-    else brk_mx_out(b, p->sock, b->out.n);
     p->used = false;
 }
 

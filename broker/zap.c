@@ -187,7 +187,11 @@ static int list_load(const char *path, uint64_t max_keys, parsed_t **out, size_t
     *n = 0;
     for (unsigned no = 1; rc == 0 && fgets(line, sizeof line, f); no++) {
         parsed_t e;
-        int r = parse_line(line, &e, &why);
+        int r = -1;
+        /* A longer line would be read as two, its tail taken for a line of its own (a
+         * commented-out key after a long comment would be allowed): refuse it instead. */
+        if (!strchr(line, '\n') && !feof(f)) why = "the line is longer than 1022 bytes";
+        else r = parse_line(line, &e, &why);
         if (r == 1 && parsed_has(v, *n, e.z85)) why = "the key is listed twice", r = -1;
         if (r == 1 && *n >= max_keys) why = "more keys than --max-keys", r = -1;
         if (r < 0) {

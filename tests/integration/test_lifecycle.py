@@ -216,6 +216,12 @@ def test_worker_sigterm_drain_finishes_or_answers_every_query():
     for q in ids:
         c.send(query(q, "sleep", {"ms": 100 if q.startswith("short") else 10000}))
     abtest.wait_until(lambda: b.status()["in_flight"] == 4, 5, "the queries to run")
+    # The broker counts a job once its work is sent; the worker holds it once it has read it
+    # (a SIGTERM before then drains nothing and every query ends worker_lost). `tasks` goes
+    # down the same connection after the work, so its reply counts what the worker read.
+    obs = b.client()
+    abtest.wait_until(lambda: obs.call({"v": 1, "type": "tasks", "id": "t", "worker": "rw"})
+                      [1]["output"]["running_jobs"] == 4, 5, "the worker to hold the queries")
     w.kill(signal.SIGTERM)
     got = c.collect(ids, timeout=15)
     assert got["short1"][-1]["type"] == "result" and got["short2"][-1]["type"] == "result", got

@@ -397,5 +397,19 @@ def test_actorctl_status_and_top():
     b.stop()
 
 
+def test_tasks_reply_counts_once_in_sent_traffic():
+    need_real()
+    b, port = broker_with_metrics()
+    RealWorker(b, "w1").start()
+    b.wait_workers(["w1"])
+    c = b.client()
+    name = "actorbus_broker_sent_messages_total"
+    before = get(scrape(port), name, socket="clients")
+    t = c.call({"v": 1, "type": "tasks", "id": "t1", "worker": "w1"})[1]
+    assert t["type"] == "result", t
+    assert get(scrape(port), name, socket="clients") - before == 1  # the one reply
+    b.stop()
+
+
 if __name__ == "__main__":
     abtest.run_tests(globals())

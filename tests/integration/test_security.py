@@ -385,6 +385,13 @@ def test_security_flag_errors_are_clear():
     r = run_broker("--curve-secret", kp, "--client-keys", bad, "--worker-keys", bad,
                    "--clients", "tcp://127.0.0.1:%d" % abtest.free_port())
     assert r.returncode == 1 and "line=2" in r.stderr and "keys_failed" in r.stderr, r.stderr
+    # a line over the reader's 1022 bytes is refused whole, not read as two lines (its tail,
+    # here a key after a long comment, would have been allowed)
+    long = write(os.path.join(tmpdir(), "long-list.txt"),
+                 "#%s %s\n%s\n" % ("x" * 1021, pair[0], pair[0]))
+    r = run_broker("--curve-secret", kp, "--client-keys", long, "--worker-keys", long,
+                   "--clients", "tcp://127.0.0.1:%d" % abtest.free_port())
+    assert r.returncode == 1 and "line=1" in r.stderr and "longer than" in r.stderr, r.stderr
     if abtest.real_worker_available():
         w = subprocess.run([os.environ["ACTOR_WORKER"], "--curve-server-key", pair[0]],
                            capture_output=True, text=True, timeout=15)
