@@ -96,6 +96,15 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     # ---- plumbing ----
+    def leave(self):
+        """This request stops counting as in flight: called just before the bytes that let
+        the client see the end of the reply, so that a client which starts its next request
+        the moment it has this one (the model budget test) never finds it still counted."""
+        if getattr(self, "counted", False):
+            self.counted = False
+            with lock:
+                state["in_flight"] -= 1
+
     def send_json(self, status, obj, headers=()):
         body = json.dumps(obj).encode() if not isinstance(obj, bytes) else obj
         self.send_response(status)
@@ -104,6 +113,7 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in headers:
             self.send_header(k, v)
         self.end_headers()
+        self.leave()
         self.wfile.write(body)
 
     def send_text(self, text):
@@ -141,6 +151,7 @@ class Handler(BaseHTTPRequestHandler):
                      "usage": {"prompt_tokens": 11, "completion_tokens": 7,
                                "total_tokens": 18}}
             self.write_chunk(b"data: " + json.dumps(usage).encode() + b"\n\n")
+        self.leave()
         self.write_chunk(b"data: [DONE]\n\n")
         self.write_chunk(b"")
 
@@ -192,11 +203,11 @@ class Handler(BaseHTTPRequestHandler):
             state["last"][model] = req
             state["in_flight"] += 1
             state["max_in_flight"] = max(state["max_in_flight"], state["in_flight"])
+        self.counted = True
         try:
             self.reply(model, count, req)
         finally:
-            with lock:
-                state["in_flight"] -= 1
+            self.leave()
 
     def reply(self, model, count, req):
         stream = bool(req.get("stream"))
