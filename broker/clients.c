@@ -121,6 +121,12 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     }
     if (m->id.n && brk_dedup_replay(b, in, m->id)) return; /* answered before: same reply */
     brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
+    if (c && c->curve_key != in->key) {
+        /* Another CURVE key took over this routing id while the queries of the key before
+         * are in flight: it may neither attach to them nor be counted as that client. */
+        reject_query(b, in, m, "unauthorized", "this routing id has queries of another key");
+        return;
+    }
     brk_job_t *dup = c ? brk_job_find_cid(b, c, m->id) : NULL;
     if (dup && brk_dedup_eligible(b->dedup, in->id, in->idlen) && in->sock == BRK_SOCK_CLIENTS) {
         /* A resend of a query in flight (a drain too: refusing it would be a second reply).

@@ -15,7 +15,8 @@
 #include "list.h"
 #include "map.h"
 
-#define DD_KEY_MAX (1 + 255 + 1024) /* client key (socket byte + routing id), query id */
+#define DD_KEY_MAX (2 + 1 + 255 + 40 + 1024) /* its length, the client's key (socket byte,
+                                                  routing id, CURVE key), the query id */
 
 typedef struct dd_entry {
     brk_node_t node;  /* key: data[0..klen) */
@@ -43,13 +44,17 @@ struct brk_dedup {
 
 static size_t entry_cost(const dd_entry_t *e) { return sizeof *e + e->klen + e->n; }
 
-/* Writes key = ckey ++ id into buf (DD_KEY_MAX bytes); 0 when it does not fit. */
+/* Writes key = len(ckey) ++ ckey ++ id into buf (DD_KEY_MAX bytes); 0 when it does not fit.
+ * The length keeps keys apart that would otherwise concatenate alike (routing id "a\xa1"
+ * with the id 98, 0x62, and routing id "a" with the id "b", 0xa1 0x62). */
 static size_t make_key(uint8_t *buf, const uint8_t *ckey, size_t cklen, const uint8_t *id,
                        size_t idlen) {
-    if (cklen + idlen > DD_KEY_MAX || idlen == 0) return 0;
-    memcpy(buf, ckey, cklen);
-    memcpy(buf + cklen, id, idlen);
-    return cklen + idlen;
+    if (2 + cklen + idlen > DD_KEY_MAX || idlen == 0) return 0;
+    buf[0] = (uint8_t)(cklen >> 8);
+    buf[1] = (uint8_t)cklen;
+    memcpy(buf + 2, ckey, cklen);
+    memcpy(buf + 2 + cklen, id, idlen);
+    return 2 + cklen + idlen;
 }
 
 static void db_delete(brk_dedup_t *d, const uint8_t *key, size_t klen) {

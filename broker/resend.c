@@ -23,14 +23,24 @@ int brk_dedup_start(brk_t *b) {
     return 0;
 }
 
+/* What an answer is remembered under: the socket byte and routing id (the client's key in
+ * the client table), then the client's CURVE key when there is one, so that an answer is
+ * replayed only to the key it was meant for. Returns the length. */
+static size_t dedup_key(uint8_t *out, const uint8_t *ckey, size_t ckeylen, const brk_key_t *k) {
+    memcpy(out, ckey, ckeylen);
+    if (!k) return ckeylen;
+    memcpy(out + ckeylen, k->z85, 40);
+    return ckeylen + 40;
+}
+
 bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id) {
     if (in->sock != BRK_SOCK_CLIENTS || !brk_dedup_eligible(b->dedup, in->id, in->idlen))
         return false;
-    uint8_t key[1 + BRK_MAX_IDENTITY];
-    key[0] = (uint8_t)in->sock;
-    memcpy(key + 1, in->id, in->idlen);
-    size_t n;
-    const uint8_t *body = brk_dedup_find(b->dedup, key, in->idlen + 1, id.p, id.n, b->now, &n);
+    uint8_t ckey[1 + BRK_MAX_IDENTITY], key[1 + BRK_MAX_IDENTITY + 40];
+    ckey[0] = (uint8_t)in->sock;
+    memcpy(ckey + 1, in->id, in->idlen);
+    size_t n, kn = dedup_key(key, ckey, in->idlen + 1, in->key);
+    const uint8_t *body = brk_dedup_find(b->dedup, key, kn, id.p, id.n, b->now, &n);
     if (!body) return false;
     int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, body, n);
     char peer[2 * BRK_MAX_IDENTITY + 1];
@@ -43,8 +53,9 @@ void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const u
                         size_t n) {
     if (c->sock != BRK_SOCK_CLIENTS || !brk_dedup_eligible(b->dedup, c->key + 1, c->keylen - 1))
         return;
-    int rc = brk_dedup_put(b->dedup, c->key, c->keylen, id.p, id.n, body, n, b->now,
-                           brk_unix_ms());
+    uint8_t key[1 + BRK_MAX_IDENTITY + 40];
+    size_t kn = dedup_key(key, c->key, c->keylen, c->curve_key);
+    int rc = brk_dedup_put(b->dedup, key, kn, id.p, id.n, body, n, b->now, brk_unix_ms());
     if (rc < 0)
         brk_log(BRK_LOG_WARN, "dedup_put_failed", "errno=%d bytes=%zu", -rc, n);
 }

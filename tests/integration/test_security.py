@@ -335,6 +335,48 @@ def test_per_key_limits_answer_overloaded_and_too_large():
     b.stop()
 
 
+def test_a_routing_id_does_not_carry_answers_across_keys():
+    need_worker()
+    alice, mallory, wk = keypair(), keypair(), keypair()
+    b = SecureBroker(clients=[alice[0], mallory[0]], workers=[wk[0]]).start()
+    b.worker("w1", wk)
+    b.wait_workers(["w1"])
+
+    def dealer(pair):
+        s = curve_socket(zmq.DEALER, b.pair[0], pair)
+        s.setsockopt(zmq.ROUTING_ID, b"shared-id")  # explicit: resends are recognised
+        s.connect(b.clients)
+        return s
+
+    def answer(s, timeout_ms=10000):
+        assert s.poll(timeout_ms), "no answer"
+        return abtest.unpack(s.recv())
+
+    a = dealer(alice)
+    a.send(abtest.pack(query("q1", "echo", {"secret": 1})))
+    assert answer(a)["output"] == {"secret": 1}
+    a.send(abtest.pack(query("q1", "echo", {"secret": 1})))  # alice's resend: replayed
+    assert answer(a)["output"] == {"secret": 1}
+    a.send(abtest.pack(query("slow", "sleep", {"ms": 1000})))
+    wait_until(lambda: b.status()["in_flight"] == 1, 5, "alice's sleep to run")
+    a.close(0)
+    # While alice's query is in flight the routing id is hers: mallory is refused, and can
+    # neither attach to it nor be counted as her.
+    m = dealer(mallory)
+    m.send(abtest.pack(query("slow", "sleep", {"ms": 10})))
+    got = answer(m)
+    assert got["id"] == "slow" and got["code"] == "unauthorized", got
+    m.close(0)
+    wait_until(lambda: b.status()["in_flight"] == 0, 10, "alice's sleep to end")
+    # The remembered answer is alice's only: mallory's "q1" under that routing id runs anew.
+    m = dealer(mallory)
+    m.send(abtest.pack(query("q1", "echo", {"other": 2})))
+    got = answer(m)
+    assert got["id"] == "q1" and got["output"] == {"other": 2}, got
+    m.close(0)
+    b.stop()
+
+
 # ---------------------------------------------------------------- flags and binds
 
 

@@ -54,6 +54,18 @@ static void test_find_returns_the_answer_put_for_that_client_and_id(void **state
     brk_dedup_close(&d); /* safe to repeat */
 }
 
+static void test_client_and_id_that_concatenate_alike_stay_apart(void **state) {
+    (void)state;
+    brk_dedup_t *d = open_mem(1000, 10, 1 << 20);
+    static const uint8_t ck_long[] = {0, 'a', 0xa1}, ck_short[] = {0, 'a'};
+    static const uint8_t id_int[] = {0x62}, id_str[] = {0xa1, 0x62}; /* 98, "b" */
+    assert_int_equal(brk_dedup_put(d, ck_long, 3, id_int, 1, (const uint8_t *)"x", 1, 0, 0), 0);
+    size_t n = 0;
+    assert_null(brk_dedup_find(d, ck_short, 2, id_str, 2, 1, &n)); /* not ck_long's answer */
+    assert_non_null(brk_dedup_find(d, ck_long, 3, id_int, 1, 1, &n));
+    brk_dedup_close(&d);
+}
+
 static void test_answers_expire_after_the_window(void **state) {
     (void)state;
     brk_dedup_t *d = open_mem(100, 10, 1 << 20);
@@ -164,6 +176,7 @@ int main(void) {
     brk_map_seed();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_find_returns_the_answer_put_for_that_client_and_id),
+        cmocka_unit_test(test_client_and_id_that_concatenate_alike_stay_apart),
         cmocka_unit_test(test_answers_expire_after_the_window),
         cmocka_unit_test(test_entry_and_byte_bounds_evict_the_oldest),
         cmocka_unit_test(test_only_explicit_routing_ids_take_part),
