@@ -104,10 +104,20 @@ def read_log(p):
         return f.read().decode("utf-8", "replace")
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port on 127.0.0.1 that this process has not handed out before: the kernel may
+    give the port it just gave back again, and one broker's two endpoints then collide."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise AssertionError("no fresh free port in 100 tries")
 
 
 def wait_until(cond, timeout=10.0, what="condition", every=0.02):
