@@ -84,15 +84,28 @@ typedef struct call {
     int64_t deadline;
     int rc;
     bool done;
+    bool hold;          /* after a grant, wait for `release` and give the permit back */
+    act_event_t release;
 } call_t;
 
+/* Acquires; with hold, keeps the permit until told, then releases it on this task (acquire
+ * and release pair up per task, as in the model guard). */
 static int acquire_task(void *arg, void **result) {
     (void)result;
     call_t *c = arg;
     const agt_model_budget_t *h = agt_budget_hook(c->b);
     c->rc = h->acquire(h->ctx, c->backend, c->deadline);
     c->done = true;
+    if (c->hold && c->rc == 0) {
+        act_event_wait(&c->release, -1);
+        h->release(h->ctx, c->backend);
+    }
     return 0;
+}
+
+static void let_go(call_t *c) {
+    act_event_set(&c->release);
+    act_sleep(0);
 }
 
 static act_task_t *start_acquire(call_t *c) {
@@ -137,7 +150,10 @@ static int grant_body(void *arg, void **result) {
     agt_budget_t *b = new_budget(&f);
     announce(b, 2, 0);
     assert_true(agt_budget_active(b));
-    call_t c1 = {b, "m", -1, 0, false}, c2 = {b, "other", -1, 0, false};
+    call_t c1 = {.b = b, .backend = "m", .deadline = -1, .hold = true};
+    call_t c2 = {.b = b, .backend = "other", .deadline = -1, .hold = true};
+    act_event_init(&c1.release);
+    act_event_init(&c2.release);
     act_task_t *t1 = start_acquire(&c1), *t2 = start_acquire(&c2);
     assert_int_equal(f.n, 2);
     assert_int_equal(f.sent[0].type, PROTO_BUDGET_ACQUIRE);
@@ -152,19 +168,24 @@ static int grant_body(void *arg, void **result) {
     assert_true(c2.done && !c1.done);
     assert_int_equal(c2.rc, 0);
     grant(b, f.sent[0].req);
-    finish(&t1);
-    finish(&t2);
+    act_sleep(0);
     assert_int_equal(c1.rc, 0);
     assert_int_equal(agt_budget_held(b), 2);
     const agt_model_budget_t *h = agt_budget_hook(b);
-    h->release(h->ctx, "other");
+    h->release(h->ctx, "m"); /* this task holds none: another task's permit stays held */
+    assert_int_equal(f.n, 2);
+    assert_int_equal(agt_budget_held(b), 2);
+    let_go(&c2);
     assert_int_equal(f.n, 3);
     assert_int_equal(f.sent[2].type, PROTO_BUDGET_RELEASE);
     assert_string_equal(f.sent[2].backend, "other");
-    h->release(h->ctx, "m");
-    h->release(h->ctx, "m"); /* one too many: nothing held, nothing sent */
+    let_go(&c1);
+    finish(&t1);
+    finish(&t2);
     assert_int_equal(f.n, 4);
     assert_int_equal(agt_budget_held(b), 0);
+    act_event_close(&c1.release);
+    act_event_close(&c2.release);
     done_budget(&b);
     return 0;
 }
@@ -179,7 +200,7 @@ static int deadline_body(void *arg, void **result) {
     fake_t f;
     agt_budget_t *b = new_budget(&f);
     announce(b, 1, 0);
-    call_t c = {b, "m", act_deadline_in(100), 0, false};
+    call_t c = {.b = b, .backend = "m", .deadline = act_deadline_in(100)};
     act_task_t *t = start_acquire(&c);
     act_sleep(99);
     assert_false(c.done);
@@ -211,7 +232,7 @@ static int cancel_body(void *arg, void **result) {
     fake_t f;
     agt_budget_t *b = new_budget(&f);
     announce(b, 1, 0);
-    call_t c = {b, "m", -1, 0, false};
+    call_t c = {.b = b, .backend = "m", .deadline = -1};
     act_task_t *t = start_acquire(&c);
     act_task_cancel(t);
     finish(&t);
@@ -235,7 +256,8 @@ static int deny_body(void *arg, void **result) {
     fake_t f;
     agt_budget_t *b = new_budget(&f);
     announce(b, 1, 0);
-    call_t c = {b, "m", -1, 0, false}, d = {b, "m", -1, 0, false};
+    call_t c = {.b = b, .backend = "m", .deadline = -1};
+    call_t d = {.b = b, .backend = "m", .deadline = -1};
     act_task_t *t = start_acquire(&c), *u = start_acquire(&d);
     deny(b, f.sent[0].req, "overloaded");
     deny(b, f.sent[1].req, "bad_request");
@@ -262,20 +284,25 @@ static int reset_body(void *arg, void **result) {
     agt_budget_t *b = new_budget(&f);
     const agt_model_budget_t *h = agt_budget_hook(b);
     announce(b, 1, 0);
-    call_t held = {b, "m", -1, 0, false}, waiting = {b, "m", -1, 0, false};
-    act_task_t *t = start_acquire(&held);
+    call_t held = {.b = b, .backend = "m", .deadline = -1, .hold = true};
+    call_t waiting = {.b = b, .backend = "m", .deadline = -1};
+    act_event_init(&held.release);
+    act_task_t *h_task = start_acquire(&held);
     grant(b, f.sent[0].req);
-    finish(&t);
-    t = start_acquire(&waiting);
+    act_sleep(0);
+    assert_true(held.done && held.rc == 0);
+    act_task_t *t = start_acquire(&waiting);
     assert_int_equal(f.n, 2);
     agt_budget_reset(b); /* the connection is gone */
     finish(&t);
     assert_int_equal(waiting.rc, ACT_ECLOSED);
     assert_false(agt_budget_active(b));
     announce(b, 1, 0); /* the next connection */
-    h->release(h->ctx, "m"); /* the old connection's permit: the broker took it back */
+    let_go(&held);     /* the old connection's permit: the broker took it back */
+    finish(&h_task);
     assert_int_equal(f.n, 2);
     assert_int_equal(agt_budget_held(b), 0);
+    act_event_close(&held.release);
     agt_budget_reset(b);
     assert_int_equal(h->acquire(h->ctx, "m", -1), 0); /* no budget announced yet */
     assert_int_equal(f.n, 2);

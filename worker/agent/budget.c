@@ -187,24 +187,19 @@ static int acquire(void *ctx, const char *backend, int64_t deadline) {
     return 0;
 }
 
-/* The permit this task took on backend (else any on backend): acquire and release come in
- * pairs on one task, so the epoch checked is that of the right permit. */
+/* The permit this task took on backend, or NULL. Acquire and release come in pairs on one
+ * task (the guard's); matching on the task also means that a task which acquired before the
+ * broker announced a budget (it holds no permit) cannot give back another task's. */
 static rec_t *hold_take(agt_budget_t *b, const char *backend) {
     act_task_t *me = act_current();
-    rec_t **any = NULL;
     for (rec_t **pr = &b->held; *pr; pr = &(*pr)->next) {
-        if (strcmp((*pr)->backend, backend) != 0) continue;
-        if ((*pr)->task == me) {
-            any = pr;
-            break;
-        }
-        if (!any) any = pr;
+        if ((*pr)->task != me || strcmp((*pr)->backend, backend) != 0) continue;
+        rec_t *r = *pr;
+        *pr = r->next;
+        b->n_held--;
+        return r;
     }
-    if (!any) return NULL;
-    rec_t *r = *any;
-    *any = r->next;
-    b->n_held--;
-    return r;
+    return NULL;
 }
 
 static void release(void *ctx, const char *backend) {
