@@ -213,6 +213,10 @@ int wrk_ctx_input(abp_ctx_t *ctx, const uint8_t **bytes, size_t *n) {
 
 int wrk_ctx_emit(abp_ctx_t *ctx, const uint8_t *event, size_t n) {
     if (!event || !wrk_is_one_value(event, n)) return ABP_EINVAL;
+    return wrk_ctx_emit_built(ctx, event, n);
+}
+
+int wrk_ctx_emit_built(abp_ctx_t *ctx, const uint8_t *event, size_t n) {
     if (ctx->w->out_len >= WRK_OUT_MAX) return ABP_EAGAIN;
     proto_buf_t b;
     proto_buf_init(&b);

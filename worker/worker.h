@@ -134,6 +134,9 @@ size_t wrk_jobs_running(const wrk_t *w);
 /* The table's job functions. */
 int wrk_ctx_input(abp_ctx_t *ctx, const uint8_t **bytes, size_t *n);
 int wrk_ctx_emit(abp_ctx_t *ctx, const uint8_t *event, size_t n);
+/* wrk_ctx_emit for an event the worker built itself from checked parts (the agent runtime's
+ * events): one msgpack value by construction, so it is not walked again. */
+int wrk_ctx_emit_built(abp_ctx_t *ctx, const uint8_t *event, size_t n);
 int wrk_ctx_set_output(abp_ctx_t *ctx, const uint8_t *output, size_t n);
 int wrk_ctx_fail(abp_ctx_t *ctx, const char *code, const char *message);
 int wrk_ctx_sleep(abp_ctx_t *ctx, int64_t ms);

@@ -241,7 +241,7 @@ int agt_emit(abp_ctx_t *ctx, const abp_event_t *ev) {
     proto_buf_t b;
     proto_buf_init(&b);
     pack_event(&b, ctx, ev);
-    int rc = b.failed ? ABP_ENOMEM : wrk_ctx_emit(ctx, b.p, b.n);
+    int rc = b.failed ? ABP_ENOMEM : wrk_ctx_emit_built(ctx, b.p, b.n); /* parts checked */
     proto_buf_free(&b);
     return rc ? rc : record_actions(ctx, ev);
 }
