@@ -74,6 +74,14 @@ void brk_invs_close(brk_t *b) {
 
 uint64_t brk_invs_locked(const brk_t *b) { return b->invs ? b->invs->n_locks : 0; }
 
+uint64_t brk_invs_waiting(const brk_t *b) {
+    uint64_t n = 0;
+    const brk_node_t *nd = b->invs ? brk_map_next(&b->invs->locks, NULL) : NULL;
+    for (; nd; nd = brk_map_next(&b->invs->locks, nd))
+        n += brk_container_of(nd, brk_slock_t, node)->n_waiters;
+    return n;
+}
+
 /* A fresh id: splitmix64 of a counter from a random start, so ids never repeat within a
  * broker's life and differ across restarts. */
 static void new_id(brk_t *b, char *out, char prefix) {

@@ -38,6 +38,9 @@ int brk_invs_init(brk_t *b);
 void brk_invs_close(brk_t *b);
 /* Sessions locked or waited for (for tests and status). */
 uint64_t brk_invs_locked(const brk_t *b);
+/* Queries waiting for a busy session, all sessions (status and /metrics: a walk of the
+ * locks, for the rare asker rather than a counter kept on the hot path). */
+uint64_t brk_invs_waiting(const brk_t *b);
 
 /* Looks at a decoded query before it is accepted: an invocation (session, no parent), a
  * sub-invocation (parent), or neither (*out NULL). A sub-invocation that names no session

@@ -209,6 +209,10 @@ void brk_mx_status(brk_t *b, proto_buf_t *o) {
     proto_pack_cstr(o, "draining");
     if (b->draining) msgpack_pack_true(&o->pk);
     else msgpack_pack_false(&o->pk);
+    proto_pack_cstr(o, "sessions_locked");
+    msgpack_pack_uint64(&o->pk, brk_invs_locked(b));
+    proto_pack_cstr(o, "session_waiters");
+    msgpack_pack_uint64(&o->pk, brk_invs_waiting(b));
 }
 
 void brk_mx_worker_lost(brk_t *b) { b->mx->workers_lost++; }
@@ -324,6 +328,10 @@ static void render(brk_t *b, proto_buf_t *o) {
     render_queries(mx, o, &tmp);
     gauge(o, "actorbus_broker_in_flight", "Accepted queries not yet answered.", b->n_live);
     gauge(o, "actorbus_broker_queued", "Queries waiting for a worker's credit.", b->n_queued);
+    gauge(o, "actorbus_broker_sessions_locked", "Sessions with an invocation running or waiting.",
+          brk_invs_locked(b));
+    gauge(o, "actorbus_broker_session_waiters", "Queries waiting for a busy session.",
+          brk_invs_waiting(b));
     gauge(o, "actorbus_broker_jobs", "Jobs in every state, cancelling ones included.",
           b->n_jobs);
     gauge(o, "actorbus_broker_clients", "Clients with queries in flight.", b->n_clients);

@@ -52,7 +52,7 @@ void brk_mx_retry(brk_t *b);
 /* Packs the fields metrics adds to the `status` reply (BRK_MX_STATUS_FIELDS key/value pairs):
  * answered (queries that got their terminal message), errors (of those, errors), uptime_ms,
  * draining. */
-#define BRK_MX_STATUS_FIELDS 4
+#define BRK_MX_STATUS_FIELDS 6
 void brk_mx_status(brk_t *b, proto_buf_t *o);
 
 /* ---- tasks.c: `tasks` requests forwarded to a worker ---- */

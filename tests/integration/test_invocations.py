@@ -250,9 +250,13 @@ def test_waiters_are_bounded_then_overloaded_must():
     assert "max-session-waiters" in r["message"], r
     _, r = c.call(adk("x", "s2"))  # another session is not held up
     assert r["type"] == "result", r
+    st = b.status()  # status (and /metrics) show the busy session and its line
+    assert (st["sessions_locked"], st["session_waiters"]) == (1, 2), st
     open_it()
     got = c.collect(["a", "b", "c"])
     assert all(got[i][-1]["type"] == "result" for i in "abc"), got
+    st = b.status()
+    assert (st["sessions_locked"], st["session_waiters"]) == (0, 0), st
     b.stop()
 
 

@@ -108,10 +108,12 @@ static void print_status(const ctl_obs_t *o, const msgpack_object *st, const sam
     const msgpack_object *dr = ctl_get(st, "draining");
     /* One summary line, then the table (scripts read it from the third line on). */
     printf("broker %s: %u workers, capacity %lld, in flight %lld, queued %lld, clients %lld; "
-           "answered %lld (%lld errors), up %.1f s, rate %.1f/s (%.1f/s errors, %s)%s\n",
+           "answered %lld (%lld errors), up %.1f s, rate %.1f/s (%.1f/s errors, %s); "
+           "sessions %lld busy, %lld queries waiting for one%s\n",
            o->broker, nw, ctl_num(st, "capacity"), ctl_num(st, "in_flight"), ctl_num(st, "queued"),
            ctl_num(st, "clients"), now->answered, now->errors, ctl_num(st, "uptime_ms") / 1000.0,
-           ok_rate, err_rate, prev ? "last interval" : "average",
+           ok_rate, err_rate, prev ? "last interval" : "average", ctl_num(st, "sessions_locked"),
+           ctl_num(st, "session_waiters"),
            dr && dr->type == MSGPACK_OBJECT_BOOLEAN && dr->via.boolean ? " DRAINING" : "");
     if (nw) printf("%-32s %9s %9s  %s\n", "WORKER", "CAPACITY", "IN_FLIGHT", "AGENTS");
     for (uint32_t i = 0; i < nw; i++) {
