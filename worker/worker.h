@@ -13,7 +13,7 @@
 #include "actorbus/plugin.h"
 #include "proto/keys.h"
 #include "proto/proto.h"
-#include "agent/budget.h"
+#include "agent/model/budget.h"
 
 typedef struct wrk wrk_t;
 

@@ -1,4 +1,4 @@
-/* test_http1.c: the keep-alive HTTP/1.1 client (worker/agent/http1.c) through agt_http_perform,
+/* test_http1.c: the keep-alive HTTP/1.1 client (worker/agent/model/http/http1.c) through agt_http_perform,
  * against a scripted server in this process (a thread per connection on 127.0.0.1) that
  * counts connections, requests and aborted replies. Reuse, framings, streaming, the
  * retry-once rule, limits, deadlines, cancellation and bad replies; orders and counts only. */

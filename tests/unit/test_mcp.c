@@ -1,4 +1,4 @@
-/* test_mcp.c: the MCP stdio client (worker/agent/mcp.h) against real processes: a scripted
+/* test_mcp.c: the MCP stdio client (worker/agent/mcp/mcp.h) against real processes: a scripted
  * fake server (tests/integration/fake_mcp.py) that misbehaves on request, and the real npm
  * server @modelcontextprotocol/server-everything (installed into the build tree by npm ci).
  * A child process answers in real time, so these tests run on the real clock; they assert

@@ -1,4 +1,4 @@
-/* test_model_guard.c: the model guard (worker/agent/model_guard.c) around scripted in-process
+/* test_model_guard.c: the model guard (worker/agent/model/model_guard.c) around scripted in-process
  * models, on the virtual clock, so backoff, Retry-After, the requests-per-second spacing and
  * breaker timeouts are checked to the millisecond: the retry schedule, what is never retried
  * (cancellation, timeouts, streamed text, refused requests), breakers, fallback, the
