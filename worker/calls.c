@@ -31,7 +31,7 @@ static abp_call_t *pending_find(wrk_t *w, uint64_t id) {
 /* Reads a reply's id: ours are unsigned integers. Returns false for anything else. */
 static bool id_of(proto_raw_t id, uint64_t *out) {
     abp_value_t v;
-    if (!id.n || wrk_value(id.p, id.n, &v) != 0) return false;
+    if (!id.n || agt_value(id.p, id.n, &v) != 0) return false;
     if (v.type == ABP_UINT || (v.type == ABP_INT && v.i >= 0)) {
         *out = v.u;
         return true;
@@ -140,9 +140,12 @@ static int call_start(abp_ctx_t *ctx, proto_query_t *q, bool sub, abp_call_t **o
     static const uint8_t nil = 0xc0;
     if (!q->agent.n || q->agent.n > PROTO_MAX_NAME || !out) return ABP_EINVAL;
     if (!q->input.p || !q->input.n) q->input = (proto_raw_t){&nil, 1};
-    if (!wrk_is_one_value(q->input.p, q->input.n)) return ABP_EINVAL;
+    if (!agt_is_one_value(q->input.p, q->input.n)) return ABP_EINVAL;
     if (act_task_cancel_requested(act_current()) || ctx->orphaned) return ABP_ECANCELED;
-    int64_t left = ctx->deadline < 0 ? -1 : ctx->deadline - act_now();
+    /* What is left of the calling task's deadline (the job's, or a tool's narrower one) goes
+     * with the query, so the callee stops when the caller would stop waiting. */
+    int64_t deadline = act_effective_deadline();
+    int64_t left = deadline < 0 ? -1 : deadline - act_now();
     if (left >= 0 && (q->timeout_ms < 0 || q->timeout_ms > left)) {
         q->timeout_ms = left > 0 ? left : 1;
     }

@@ -30,7 +30,7 @@ static void job_free(abp_ctx_t *j) {
     if (j->next) j->next->prev = j->prev;
     if (--w->n_jobs == 0) act_event_set(&w->jobs_idle);
     act_task_release(&j->task);
-    agt_job_end(j);
+    agt_job_end(&j->agt);
     proto_buf_free(&j->output);
     free(j->input);
     free(j->session);
@@ -134,7 +134,7 @@ static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) 
     j->in = j->input, j->in_n = j->input_n, j->agent_now = a->name;
     proto_buf_init(&j->output);
     act_event_init(&j->changed);
-    if (agt_job_begin(j, m) != 0) {
+    if (agt_job_begin(m, &j->agt) != 0) {
         proto_buf_free(&j->output), free(j->input), free(j->session), free(j);
         return NULL;
     }
@@ -154,7 +154,7 @@ void wrk_jobs_start(wrk_t *w, const proto_msg_t *m) {
     abp_ctx_t *j = job_new(w, m, a);
     act_spawn_opts_t o = {.name = a->name};
     if (!j || act_spawn(job_body, j, &o, &j->task) != 0) {
-        if (j) agt_job_end(j), proto_buf_free(&j->output), free(j->input), free(j->session);
+        if (j) agt_job_end(&j->agt), proto_buf_free(&j->output), free(j->input), free(j->session);
         free(j);
         send_error(w, w->gen, m->job, "internal", "the worker is out of memory");
         return;
@@ -212,7 +212,7 @@ int wrk_ctx_input(abp_ctx_t *ctx, const uint8_t **bytes, size_t *n) {
 }
 
 int wrk_ctx_emit(abp_ctx_t *ctx, const uint8_t *event, size_t n) {
-    if (!event || !wrk_is_one_value(event, n)) return ABP_EINVAL;
+    if (!event || !agt_is_one_value(event, n)) return ABP_EINVAL;
     return wrk_ctx_emit_built(ctx, event, n);
 }
 
@@ -231,7 +231,7 @@ int wrk_pack_emit(abp_ctx_t *ctx, const abp_pack_t *p) {
 }
 
 int wrk_ctx_set_output(abp_ctx_t *ctx, const uint8_t *output, size_t n) {
-    if (!output || !wrk_is_one_value(output, n)) return ABP_EINVAL;
+    if (!output || !agt_is_one_value(output, n)) return ABP_EINVAL;
     proto_buf_reset(&ctx->output);
     proto_buf_raw(&ctx->output, (proto_raw_t){output, n});
     if (ctx->output.failed) return ABP_ENOMEM;
@@ -270,9 +270,12 @@ const char *wrk_ctx_agent_name(abp_ctx_t *ctx) {
 uint64_t wrk_ctx_job_id(abp_ctx_t *ctx) { return ctx->id; }
 const char *wrk_ctx_session(abp_ctx_t *ctx) { return ctx->session; }
 
+/* The one deadline is the calling task's: the job's scope, narrowed by a tool's timeout. */
 int64_t wrk_ctx_time_left(abp_ctx_t *ctx) {
-    if (ctx->deadline < 0) return -1;
-    int64_t left = ctx->deadline - act_now();
+    (void)ctx;
+    int64_t deadline = act_effective_deadline();
+    if (deadline < 0) return -1;
+    int64_t left = deadline - act_now();
     return left > 0 ? left : 0;
 }
 

@@ -242,7 +242,7 @@ int main(int argc, char **argv) {
     act_log_set_level(o.level);
     signal(SIGPIPE, SIG_IGN);
     abp_host_t host_agents = {0};
-    rc = agt_rt_new(&host_agents.rt);
+    rc = agt_rt_new(&wrk_agent_host, &host_agents.rt);
     if (rc == 0) rc = wrk_plugin_register(&host_agents, wrk_builtin_init, "builtin");
     for (size_t i = 0; rc == 0 && i < o.n_plugins; i++) {
         rc = wrk_plugin_load(&host_agents, o.plugins[i]);

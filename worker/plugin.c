@@ -13,18 +13,8 @@
 
 /* ---- agents ---- */
 
-bool wrk_agent_name_ok(const char *name) {
-    size_t n = name ? strlen(name) : 0;
-    if (n == 0 || n > PROTO_MAX_NAME) return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c <= ' ' || c == 0x7f) return false; /* names show up in logs and topics */
-    }
-    return true;
-}
-
 int wrk_agent_add(abp_host_t *h, agt_def_t *def) {
-    if (!h || !h->open || !def || !wrk_agent_name_ok(def->name)) return ABP_EINVAL;
+    if (!h || !h->open || !def || !agt_name_ok(def->name)) return ABP_EINVAL;
     if (wrk_agent_find(h, proto_str_of(def->name))) return ABP_EEXIST;
     if (h->n_agents == h->cap) {
         size_t cap = h->cap ? 2 * h->cap : 8;
@@ -39,7 +29,7 @@ int wrk_agent_add(abp_host_t *h, agt_def_t *def) {
 }
 
 static int register_agent(abp_host_t *h, const char *name, abp_agent_fn fn, void *udata) {
-    if (!h || !h->open || !fn || !wrk_agent_name_ok(name)) return ABP_EINVAL;
+    if (!h || !h->open || !fn || !agt_name_ok(name)) return ABP_EINVAL;
     if (wrk_agent_find(h, proto_str_of(name))) return ABP_EEXIST;
     agt_def_t *def = agt_def_custom(name, fn, udata);
     if (!def) return ABP_ENOMEM;
@@ -105,25 +95,25 @@ const abp_api_t wrk_api = {
     .call_error = wrk_call_error,
     .call_free = wrk_call_free,
     .log = wrk_ctx_log,
-    .value = wrk_value,
-    .map_get = wrk_map_get,
-    .array_get = wrk_array_get,
-    .pack_new = wrk_pack_new,
-    .pack_free = wrk_pack_free,
-    .pack_reset = wrk_pack_reset,
-    .pack_nil = wrk_pack_nil,
-    .pack_bool = wrk_pack_bool,
-    .pack_int = wrk_pack_int,
-    .pack_uint = wrk_pack_uint,
-    .pack_double = wrk_pack_double,
-    .pack_str = wrk_pack_str,
-    .pack_cstr = wrk_pack_cstr,
-    .pack_bin = wrk_pack_bin,
-    .pack_array = wrk_pack_array,
-    .pack_map = wrk_pack_map,
-    .pack_raw = wrk_pack_raw,
-    .pack_json = wrk_pack_json,
-    .pack_data = wrk_pack_data,
+    .value = agt_value,
+    .map_get = agt_map_get,
+    .array_get = agt_array_get,
+    .pack_new = agt_pack_new,
+    .pack_free = agt_pack_free,
+    .pack_reset = agt_pack_reset,
+    .pack_nil = agt_pack_nil,
+    .pack_bool = agt_pack_bool,
+    .pack_int = agt_pack_int,
+    .pack_uint = agt_pack_uint,
+    .pack_double = agt_pack_double,
+    .pack_str = agt_pack_str,
+    .pack_cstr = agt_pack_cstr,
+    .pack_bin = agt_pack_bin,
+    .pack_array = agt_pack_array,
+    .pack_map = agt_pack_map,
+    .pack_raw = agt_pack_raw,
+    .pack_json = agt_pack_json,
+    .pack_data = agt_pack_data,
     .emit_pack = wrk_pack_emit,
     .set_output_pack = wrk_pack_set_output,
     /* version 2 */

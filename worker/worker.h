@@ -13,7 +13,8 @@
 #include "actorbus/plugin.h"
 #include "proto/keys.h"
 #include "proto/proto.h"
-#include "agent/model/budget.h"
+#include "agent/runtime.h"
+#include "budget.h"
 
 typedef struct wrk wrk_t;
 
@@ -48,6 +49,7 @@ struct abp_host {
 };
 
 extern const abp_api_t wrk_api;
+extern const agt_host_t wrk_agent_host; /* the runtime's view of the worker (host.c) */
 int wrk_builtin_init(const abp_api_t *api, abp_host_t *host, uint32_t version);
 /* Runs init with registration open. Returns: init's code, or ACT_EINVAL if no agent came. */
 int wrk_plugin_register(abp_host_t *host, int (*init)(const abp_api_t *, abp_host_t *, uint32_t),
@@ -59,36 +61,8 @@ int wrk_plugin_load(abp_host_t *host, const char *path);
  * ABP_ENOMEM. */
 int wrk_agent_add(abp_host_t *host, struct agt_def *def);
 const wrk_agent_t *wrk_agent_find(const abp_host_t *host, proto_str_t name);
-/* Whether name may name an agent: 1 to PROTO_MAX_NAME bytes, no spaces or control
- * characters (names show up in logs and bus topics). */
-bool wrk_agent_name_ok(const char *name);
 void wrk_host_close(abp_host_t *host);
 
-/* ---- msgpack helpers of the table (value.c) ---- */
-int wrk_value(const uint8_t *mp, size_t n, abp_value_t *out);
-int wrk_map_get(const abp_value_t *map, const char *key, abp_value_t *out);
-int wrk_array_get(const abp_value_t *array, size_t i, abp_value_t *out);
-/* True when mp[0..n) is exactly one msgpack value. */
-bool wrk_is_one_value(const uint8_t *mp, size_t n);
-struct abp_pack {
-    proto_buf_t buf; /* the bytes and a msgpack-c packer */
-};
-abp_pack_t *wrk_pack_new(void);
-void wrk_pack_free(abp_pack_t **p);
-void wrk_pack_reset(abp_pack_t *p);
-int wrk_pack_nil(abp_pack_t *p);
-int wrk_pack_bool(abp_pack_t *p, bool v);
-int wrk_pack_int(abp_pack_t *p, int64_t v);
-int wrk_pack_uint(abp_pack_t *p, uint64_t v);
-int wrk_pack_double(abp_pack_t *p, double v);
-int wrk_pack_str(abp_pack_t *p, const char *s, size_t n);
-int wrk_pack_cstr(abp_pack_t *p, const char *s);
-int wrk_pack_bin(abp_pack_t *p, const void *b, size_t n);
-int wrk_pack_array(abp_pack_t *p, uint32_t n);
-int wrk_pack_map(abp_pack_t *p, uint32_t n);
-int wrk_pack_raw(abp_pack_t *p, const uint8_t *mp, size_t n);
-int wrk_pack_json(abp_pack_t *p, const char *json);
-int wrk_pack_data(const abp_pack_t *p, const uint8_t **bytes, size_t *n);
 int wrk_pack_emit(abp_ctx_t *ctx, const abp_pack_t *p);
 int wrk_pack_set_output(abp_ctx_t *ctx, const abp_pack_t *p);
 

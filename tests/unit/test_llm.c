@@ -16,7 +16,6 @@
 #include "harness.h"
 #include "http.h"
 #include "modelside.h"
-#include "worker.h"
 
 /* ---- the fake model server ---- */
 
@@ -166,13 +165,13 @@ int agt_callbacks_run(abp_ctx_t *ctx, abp_cb_kind_t kind, const char *tool, cons
     (void)ctx, (void)data, (void)n;
     if (!cb_agent) return 0;
     if (kind == ABP_CB_BEFORE_MODEL && !strcmp(cb_agent, "cached"))
-        return wrk_pack_json(out, "{\"text\": \"from the cache\"}") ? -1 : 1;
+        return agt_pack_json(out, "{\"text\": \"from the cache\"}") ? -1 : 1;
     if (kind == ABP_CB_BEFORE_MODEL && !strcmp(cb_agent, "badcache"))
-        return wrk_pack_cstr(out, "not an answer") ? -1 : 1;
+        return agt_pack_cstr(out, "not an answer") ? -1 : 1;
     if (kind == ABP_CB_BEFORE_TOOL && !strcmp(cb_agent, "guarded") && !strcmp(tool, "weather"))
-        return wrk_pack_json(out, "{\"temp\": -1, \"by\": \"callback\"}") ? -1 : 1;
+        return agt_pack_json(out, "{\"temp\": -1, \"by\": \"callback\"}") ? -1 : 1;
     if (kind == ABP_CB_AFTER_TOOL && !strcmp(cb_agent, "guarded") && !strcmp(tool, "get_time"))
-        return wrk_pack_cstr(out, "time replaced") ? -1 : 1;
+        return agt_pack_cstr(out, "time replaced") ? -1 : 1;
     return 0;
 }
 
@@ -214,8 +213,23 @@ static int64_t t_time_left(abp_ctx_t *ctx) {
     int64_t left = job_deadline - act_now();
     return left > 0 ? left : 0;
 }
-const abp_api_t wrk_api = {.set_output = t_set_output, .fail = t_fail,
-                           .cancelled = t_cancelled, .time_left_ms = t_time_left};
+static const abp_api_t api = {.set_output = t_set_output, .fail = t_fail,
+                              .cancelled = t_cancelled, .time_left_ms = t_time_left};
+
+/* The host the runtime sees (agent/host.h): one job, one registry, no worker, no broker. */
+struct abp_host {
+    bool open;
+    agt_rt_t *rt;
+};
+struct abp_ctx {
+    abp_host_t *host;
+};
+static agt_rt_t *h_rt(abp_host_t *h) { return h->rt; }
+static abp_host_t *h_host_of(abp_ctx_t *ctx) { return ctx->host; }
+static bool h_registering(abp_host_t *h) { return h->open; }
+static const agt_host_t test_host = {.api = &api, .rt = h_rt, .host_of = h_host_of,
+                                     .registering = h_registering};
+const agt_host_t *agt__host = &test_host;
 
 /* ---- tools ---- */
 
@@ -230,7 +244,7 @@ static int tool_weather(abp_tool_ctx_t *tc, const uint8_t *args, size_t n, abp_p
     proto_pack_cstr(&v, "sunny");
     agt_tool_state_set(tc, "last_weather", v.p, v.n);
     proto_buf_free(&v);
-    return wrk_pack_json(out, "{\"temp\": 21}");
+    return agt_pack_json(out, "{\"temp\": 21}");
 }
 
 static int tool_slow(abp_tool_ctx_t *tc, const uint8_t *args, size_t n, abp_pack_t *out,
@@ -252,7 +266,7 @@ static int tool_fails(abp_tool_ctx_t *tc, const uint8_t *args, size_t n, abp_pac
 static int tool_time(abp_tool_ctx_t *tc, const uint8_t *args, size_t n, abp_pack_t *out,
                      void *udata) {
     (void)tc, (void)args, (void)n, (void)udata;
-    return wrk_pack_cstr(out, "12:00");
+    return agt_pack_cstr(out, "12:00");
 }
 
 /* Blocking: reads one byte from the pipe the test holds, on a thread of its own. */
@@ -264,12 +278,11 @@ static int tool_block(abp_tool_ctx_t *tc, const uint8_t *args, size_t n, abp_pac
     char c = 0;
     ssize_t r = read(block_pipe[0], &c, 1);
     atomic_fetch_sub(&blocked, 1);
-    return r == 1 ? wrk_pack_str(out, &c, 1) : ACT_EIO;
+    return r == 1 ? agt_pack_str(out, &c, 1) : ACT_EIO;
 }
 
 /* ---- the fixture: a runtime with tools, models and a job ---- */
 
-static struct wrk w;
 static abp_host_t host;
 static agt_rt_t rt;
 static struct abp_ctx job;
@@ -288,13 +301,11 @@ static void rt_config(const char *models_json) {
 }
 
 static void rt_open(const char *models_json) {
-    memset(&w, 0, sizeof w);
     memset(&host, 0, sizeof host);
     memset(&rt, 0, sizeof rt);
     memset(&job, 0, sizeof job);
-    w.host = &host;
     host.rt = &rt;
-    job.w = &w;
+    job.host = &host;
     assert_int_equal(agt_tools_new(&rt.tools), 0);
     assert_int_equal(agt_models_new(&rt.models), 0);
     assert_int_equal(agt_toolsets_new(&rt.mcp), 0);

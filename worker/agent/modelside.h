@@ -6,8 +6,6 @@
 
 #include "runtime.h"
 
-/* The runtime of the worker a job runs on (host->rt). */
-agt_rt_t *agt_rt_of(abp_ctx_t *ctx);
 
 /* ---- the tools one LLM agent offers (tools.c) ---- */
 

@@ -19,8 +19,35 @@
 #include <stdint.h>
 
 #include "actorbus/plugin.h"
+#include "host.h"
 #include "model.h"
 #include "proto/proto.h"
+
+/* ---- the plugin table's msgpack helpers (runner/value.c), for the host to hand out ---- */
+int agt_value(const uint8_t *mp, size_t n, abp_value_t *out);
+int agt_map_get(const abp_value_t *map, const char *key, abp_value_t *out);
+int agt_array_get(const abp_value_t *array, size_t i, abp_value_t *out);
+/* True when mp[0..n) is exactly one msgpack value. */
+bool agt_is_one_value(const uint8_t *mp, size_t n);
+struct abp_pack {
+    proto_buf_t buf; /* the bytes and a msgpack-c packer */
+};
+abp_pack_t *agt_pack_new(void);
+void agt_pack_free(abp_pack_t **p);
+void agt_pack_reset(abp_pack_t *p);
+int agt_pack_nil(abp_pack_t *p);
+int agt_pack_bool(abp_pack_t *p, bool v);
+int agt_pack_int(abp_pack_t *p, int64_t v);
+int agt_pack_uint(abp_pack_t *p, uint64_t v);
+int agt_pack_double(abp_pack_t *p, double v);
+int agt_pack_str(abp_pack_t *p, const char *s, size_t n);
+int agt_pack_cstr(abp_pack_t *p, const char *s);
+int agt_pack_bin(abp_pack_t *p, const void *b, size_t n);
+int agt_pack_array(abp_pack_t *p, uint32_t n);
+int agt_pack_map(abp_pack_t *p, uint32_t n);
+int agt_pack_raw(abp_pack_t *p, const uint8_t *mp, size_t n);
+int agt_pack_json(abp_pack_t *p, const char *json);
+int agt_pack_data(const abp_pack_t *p, const uint8_t **bytes, size_t *n);
 
 /* ---- agent definitions ---- */
 
@@ -84,6 +111,8 @@ typedef struct agt_rt {
  * Inside a job, ctx is the running agent's job; the agent running now (the author of what
  * it emits, its branch) is the runner's business: these calls use it. */
 
+/* The runtime of the host a job runs on. */
+agt_rt_t *agt_rt_of(abp_ctx_t *ctx);
 /* The definition of the agent running now in ctx. */
 const agt_def_t *agt_current(abp_ctx_t *ctx);
 /* Emits an event as the current agent (as api->emit_event). */
@@ -157,7 +186,7 @@ struct abp_call;
 
 /* The registries (tools, models, MCP, callbacks), made before any plugin loads.
  * Returns: 0. Errors: ABP_ENOMEM. agt_rt_destroy is safe on NULL and NULLs *rt. */
-int agt_rt_new(agt_rt_t **out);
+int agt_rt_new(const agt_host_t *host, agt_rt_t **out);
 void agt_rt_destroy(agt_rt_t **rt);
 /* Inside the loop, around the worker's run: MCP servers start; models and servers stop. */
 int agt_rt_start(agt_rt_t *rt);
@@ -168,11 +197,14 @@ void agt_rt_stop(agt_rt_t *rt);
 agt_def_t *agt_def_custom(const char *name, abp_agent_fn fn, void *udata);
 void agt_def_free(agt_def_t **def);
 const char *agt_kind_name(agt_kind_t kind);
+/* Whether name may name an agent: 1 to PROTO_MAX_NAME bytes, no spaces or control
+ * characters (names show up in logs and bus topics). */
+bool agt_name_ok(const char *name);
 
 /* A job's runner state: made when the work arrives (invocation id, branch, state, history
  * copied from it), freed with the job. Errors: ABP_ENOMEM. */
-int agt_job_begin(abp_ctx_t *ctx, const proto_msg_t *work);
-void agt_job_end(abp_ctx_t *ctx);
+int agt_job_begin(const proto_msg_t *work, struct agt_job **out);
+void agt_job_end(struct agt_job **jb); /* safe on NULL; NULLs *jb */
 /* Runs the job's agent: callbacks, its type, transfers. Returns what the agent returned. */
 int agt_job_run(abp_ctx_t *ctx);
 /* An event of one of the job's sub-invocations (a call made with wrk_call_sub): an ADK event
@@ -182,7 +214,7 @@ void agt_call_event(abp_ctx_t *ctx, proto_raw_t event);
 /* Whether def reads the session's history when it runs here: an LLM agent with history, or
  * an agent whose sub-agents hosted here (run in the job, or transferred to) do. The worker's
  * ready names these, and the broker sends history only with their work. */
-bool agt_wants_history(const abp_host_t *host, const agt_def_t *def);
+bool agt_wants_history(abp_host_t *host, const agt_def_t *def);
 
 /* The table's version 2 functions of the runner side. */
 int agt_callback_register(abp_host_t *host, const char *agent, abp_cb_kind_t kind,

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "modelside.h"
-#include "worker.h"
 
 /* ---- the conversation: messages and the memory they point into ---- */
 
@@ -389,7 +388,7 @@ static int emit_text_delta(void *arg, const char *text, size_t len) {
 static int emit_error(run_t *r, const char *code, const char *message) {
     abp_event_t ev = {.error_code = code, .error_message = message};
     agt_emit(r->ctx, &ev);
-    return wrk_api.fail(r->ctx, code, message);
+    return agt__host->api->fail(r->ctx, code, message);
 }
 
 /* The model's tool calls, as one event of function_call parts (with its text, if any). */
@@ -445,7 +444,7 @@ static int emit_response(run_t *r, const agt_tool_call_t *t, const agt_call_out_
 /* ---- one model call, between its callbacks ---- */
 
 static int ask_model(run_t *r, answer_t *a) {
-    abp_pack_t *cb = wrk_pack_new();
+    abp_pack_t *cb = agt_pack_new();
     proto_buf_t req;
     proto_buf_init(&req);
     conv_t repl = {0};
@@ -485,12 +484,12 @@ static int ask_model(run_t *r, answer_t *a) {
 done:
     conv_free(&repl);
     proto_buf_free(&req);
-    wrk_pack_free(&cb);
+    agt_pack_free(&cb);
     return rc;
 }
 
 static int after_model(run_t *r, answer_t *a) {
-    abp_pack_t *cb = wrk_pack_new();
+    abp_pack_t *cb = agt_pack_new();
     proto_buf_t b;
     proto_buf_init(&b);
     pack_answer(&b, a);
@@ -509,7 +508,7 @@ static int after_model(run_t *r, answer_t *a) {
         r->cb_failed = true;
     }
     proto_buf_free(&b);
-    wrk_pack_free(&cb);
+    agt_pack_free(&cb);
     return rc < 0 ? rc : 0;
 }
 
@@ -632,7 +631,7 @@ static int final_answer(run_t *r, const char *text) {
     proto_pack_cstr(&out, text);
     int rc = delta.failed || out.failed ? ACT_ENOMEM : agt_emit(r->ctx, &ev);
     if (rc == ABP_EAGAIN) rc = 0; /* the output still answers the query */
-    if (!rc) rc = wrk_api.set_output(r->ctx, out.p, out.n);
+    if (!rc) rc = agt__host->api->set_output(r->ctx, out.p, out.n);
     proto_buf_free(&delta);
     proto_buf_free(&out);
     return rc;
@@ -685,8 +684,8 @@ static int setup(run_t *r) {
 /* A failed run: the job ends with the query's own timeout or cancellation when that is what
  * happened, else with the model's code and an error event that says it. */
 static int run_failed(run_t *r, int rc, const char *code) {
-    if (rc == ACT_ECANCELED || wrk_api.cancelled(r->ctx)) return ABP_ECANCELED;
-    if (rc == ACT_ETIMEDOUT && wrk_api.time_left_ms(r->ctx) == 0) return ABP_ETIMEDOUT;
+    if (rc == ACT_ECANCELED || agt__host->api->cancelled(r->ctx)) return ABP_ECANCELED;
+    if (rc == ACT_ETIMEDOUT && agt__host->api->time_left_ms(r->ctx) == 0) return ABP_ETIMEDOUT;
     char msg[384];
     snprintf(msg, sizeof msg, "agent %s: %s", r->def->name, r->err[0] ? r->err : act_strerror(rc));
     act_log(ACT_LOG_WARN, "llm_failed", "agent=%s code=%s reason=\"%s\"", r->def->name, code,

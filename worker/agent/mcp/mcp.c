@@ -795,14 +795,11 @@ const char *mcp_err_code(int code) {
     switch (code) {
     case 0:
         return "ok";
-    case MCP_ESERVER_EXITED:
-        return "mcp_server_exited";
-    case MCP_EBAD_RESPONSE:
-        return "mcp_bad_response";
-    case MCP_ERPC:
-        return "mcp_error";
-    case MCP_EVERSION:
-        return "mcp_unsupported_version";
+#define MCP_ERR_CODE(name, val, code, text) \
+    case val:                               \
+        return code;
+        PROTO_MCP_ERRORS(MCP_ERR_CODE)
+#undef MCP_ERR_CODE
     case ACT_ETIMEDOUT:
         return "timeout";
     case ACT_ECANCELED:
@@ -824,16 +821,6 @@ const char *mcp_err_code(int code) {
 }
 
 const char *mcp_strerror(int code) {
-    switch (code) {
-    case MCP_ESERVER_EXITED:
-        return "MCP server exited";
-    case MCP_EBAD_RESPONSE:
-        return "MCP server sent a malformed response";
-    case MCP_ERPC:
-        return "MCP server returned an error";
-    case MCP_EVERSION:
-        return "MCP server speaks no protocol version we know";
-    default:
-        return act_strerror(code);
-    }
+    const char *text = proto_err_text(code);
+    return text ? text : act_strerror(code);
 }

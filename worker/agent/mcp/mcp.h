@@ -11,13 +11,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Codes of this module, beside libactor's (actor/errors.h); all negative. mcp_err_code gives
- * the snake_case code an agent reports on the wire (proto/PROTOCOL.md, "agent codes"). */
+#include "proto/errors.h"
+
+/* Codes of this module, beside libactor's (actor/errors.h); all negative, from the project's
+ * one table (proto/errors.h). MCP_ESERVER_EXITED: the server died or closed stdout;
+ * MCP_EBAD_RESPONSE: a reply that breaks the protocol; MCP_ERPC: a JSON-RPC error answer;
+ * MCP_EVERSION: no protocol version in common. mcp_err_code gives the snake_case code an
+ * agent reports on the wire (proto/PROTOCOL.md, "Error codes"). */
 enum {
-    MCP_ESERVER_EXITED = -4201, /* "mcp_server_exited": the server died or closed stdout */
-    MCP_EBAD_RESPONSE = -4202,  /* "mcp_bad_response": a reply that breaks the protocol */
-    MCP_ERPC = -4203,           /* "mcp_error": the server answered with a JSON-RPC error */
-    MCP_EVERSION = -4204,       /* "mcp_unsupported_version": no protocol version in common */
+#define MCP_ERR_ENUM(name, val, code, text) MCP_##name = (val),
+    PROTO_MCP_ERRORS(MCP_ERR_ENUM)
+#undef MCP_ERR_ENUM
 };
 
 /* The protocol versions this client speaks, newest first; it offers the first. */

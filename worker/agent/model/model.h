@@ -10,19 +10,13 @@
 #include <stdint.h>
 
 #include "actor/actor.h"
+#include "proto/errors.h"
 
 /* ---- errors ----
  * Model calls return 0 or a negative code: libactor's (ACT_ECANCELED, ACT_ETIMEDOUT,
  * ACT_ECIRCUIT, ACT_EINVAL, ACT_ENOMEM) or one of these. agt_model_err_code gives each a
  * stable snake_case name for error events and the wire. */
-#define AGT_MODEL_ERRORS(X)                                                                        \
-    X(EMODEL_RATE_LIMITED, -4201, "model_rate_limited", "model server is rate limiting")           \
-    X(EMODEL_UNAVAILABLE, -4202, "model_unavailable", "model server failed or unreachable")        \
-    X(EMODEL_BAD_RESPONSE, -4203, "model_bad_response", "model server's answer not understood")    \
-    X(EMODEL_BAD_REQUEST, -4204, "model_bad_request", "model server refused the request")          \
-    X(EMODEL_UNAUTHORIZED, -4205, "model_unauthorized", "model server refused the credentials")  \
-    X(EMODEL_TRUNCATED, -4206, "model_truncated", "model's answer was cut by its token limit")   \
-    X(EMODEL_FILTERED, -4207, "model_filtered", "model's answer was cut by a content filter")
+#define AGT_MODEL_ERRORS(X) PROTO_MODEL_ERRORS(X) /* the project's one table, proto/errors.h */
 
 enum {
 #define AGT_ERR_ENUM(name, val, code, msg) AGT_##name = (val),

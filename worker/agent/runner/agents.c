@@ -44,6 +44,16 @@ void agt_def_free(agt_def_t **pd) {
     *pd = NULL;
 }
 
+bool agt_name_ok(const char *name) {
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > PROTO_MAX_NAME) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c <= ' ' || c == 0x7f) return false; /* names show up in logs and topics */
+    }
+    return true;
+}
+
 const char *agt_kind_name(agt_kind_t kind) {
     switch (kind) {
     case AGT_CUSTOM: return "custom";
@@ -68,7 +78,7 @@ static int step(abp_ctx_t *ctx, const agt_def_t *def, size_t i, const uint8_t *i
         char msg[512];
         snprintf(msg, sizeof msg, "%s (in sub-agent '%s' of '%s')", r.message,
                  def->sub_agents[i], def->name);
-        rc = wrk_ctx_fail(ctx, r.code, msg) ? ABP_ENOMEM : ABP_ECALL;
+        rc = agt__host->api->fail(ctx, r.code, msg) ? ABP_ENOMEM : ABP_ECALL;
         agt__result_free(&r);
         return rc;
     }
@@ -78,7 +88,7 @@ static int step(abp_ctx_t *ctx, const agt_def_t *def, size_t i, const uint8_t *i
 }
 
 static int finish(abp_ctx_t *ctx, int rc, agt_result_t *last) {
-    if (rc == 0 && last->ok) rc = wrk_ctx_set_output(ctx, last->out, last->out_n);
+    if (rc == 0 && last->ok) rc = agt__host->api->set_output(ctx, last->out, last->out_n);
     agt__result_free(last);
     return rc;
 }
@@ -91,7 +101,7 @@ int agt__run_sequential(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in,
 }
 
 int agt__run_loop(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, size_t n) {
-    agt_frame_t *me = ctx->agt->top;
+    agt_frame_t *me = agt__job(ctx)->top;
     agt_result_t last = {0};
     int max = def->max_iterations > 0 ? def->max_iterations : AGT_DEFAULT_MAX_ITERATIONS;
     int rc = 0, it = 0;
@@ -105,7 +115,7 @@ int agt__run_loop(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, size_
     }
     me->escalated = false; /* taken: it ends this loop, not the ones around it */
     act_log(ACT_LOG_DEBUG, "loop_end", "job=%llu agent=%s iterations=%d escalated=%d",
-            (unsigned long long)ctx->id, def->name, it, (int)stop);
+            (unsigned long long)agt__host->api->job_id(ctx), def->name, it, (int)stop);
     return finish(ctx, rc, &last);
 }
 
@@ -115,11 +125,11 @@ static int pack_child(proto_buf_t *b, abp_call_t *c) {
     const uint8_t *out;
     size_t n;
     const char *code, *message;
-    if (wrk_call_output(c, &out, &n) == 0) {
+    if (agt__host->api->call_output(c, &out, &n) == 0) {
         proto_buf_raw(b, (proto_raw_t){out, n});
         return 0;
     }
-    if (wrk_call_error(c, &code, &message) != 0) code = "internal", message = "no answer";
+    if (agt__host->api->call_error(c, &code, &message) != 0) code = "internal", message = "no answer";
     agt_pack_error(b, code, message);
     return 1;
 }
@@ -133,10 +143,10 @@ static int gather_output(abp_ctx_t *ctx, const agt_def_t *def, abp_call_t **call
         proto_pack_cstr(&b, def->sub_agents[i]);
         failed += (size_t)pack_child(&b, calls[i]);
     }
-    int rc = b.failed ? ABP_ENOMEM : wrk_ctx_set_output(ctx, b.p, b.n);
+    int rc = b.failed ? ABP_ENOMEM : agt__host->api->set_output(ctx, b.p, b.n);
     proto_buf_free(&b);
     act_log(ACT_LOG_DEBUG, "parallel_end", "job=%llu agent=%s children=%zu failed=%zu",
-            (unsigned long long)ctx->id, def->name, def->n_sub, failed);
+            (unsigned long long)agt__host->api->job_id(ctx), def->name, def->n_sub, failed);
     return rc;
 }
 
@@ -148,13 +158,13 @@ int agt__run_parallel(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, s
     for (; rc == 0 && sent < def->n_sub; sent++) {
         char branch[2 * PROTO_MAX_NAME + 512];
         snprintf(branch, sizeof branch, "%s.%s", base, def->sub_agents[sent]);
-        rc = wrk_call_sub(ctx, def->sub_agents[sent], in, n, branch, -1, &calls[sent]);
+        rc = agt__host->call_sub(ctx, def->sub_agents[sent], in, n, branch, -1, &calls[sent]);
     }
     if (rc == 0) {
-        rc = wrk_gather(calls, sent);
+        rc = agt__host->api->gather(calls, sent);
         if (rc == ABP_ECALL) rc = 0; /* a failed child is an entry of the output */
     }
     if (rc == 0) rc = gather_output(ctx, def, calls);
-    for (size_t i = 0; i < sent; i++) wrk_call_free(&calls[i]);
+    for (size_t i = 0; i < sent; i++) agt__host->api->call_free(&calls[i]);
     return rc;
 }

@@ -147,7 +147,7 @@ static int agent_name(cfg *c, const proto_val_t *m, agt_def_t *d) {
     if (!*d->name || strlen(d->name) > PROTO_MAX_NAME) {
         return bad(c, "%s.name must be 1 to %d bytes", c->path, PROTO_MAX_NAME);
     }
-    if (!wrk_agent_name_ok(d->name)) {
+    if (!agt_name_ok(d->name)) {
         return bad(c, "%s.name must not hold spaces or control characters", c->path);
     }
     return 0;
@@ -200,7 +200,7 @@ static int load_agents(cfg *c, const proto_val_t *arr) {
         rc = parse_agent(c, &m, &defs[n]);
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (wrk_agent_find(c->h, proto_str_of(defs[i]->name))) {
+        if (agt__host->agent_find(c->h, proto_str_of(defs[i]->name))) {
             rc = bad(c, "agents[%zu].name: an agent '%s' exists already", i, defs[i]->name);
         }
         for (size_t j = 0; rc == 0 && j < i; j++) {
@@ -210,7 +210,7 @@ static int load_agents(cfg *c, const proto_val_t *arr) {
         }
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = wrk_agent_add(c->h, defs[i]);
+        rc = agt__host->agent_add(c->h, defs[i]);
         if (rc == 0) defs[i] = NULL;
         else bad(c, "agents[%zu] could not be added (%s)", i, act_err_name(rc));
     }
@@ -241,7 +241,7 @@ static int load_top(cfg *c, const proto_val_t *top) {
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
         if (proto_val_map_get(top, sections[i].key, &v) != 1) continue;
         if (v.type != PROTO_V_MAP) return bad(c, "%s must be an object", sections[i].key);
-        int rc = sections[i].fn(c->h->rt, &v, c->err, c->errcap);
+        int rc = sections[i].fn(agt__host->rt(c->h), &v, c->err, c->errcap);
         if (rc) return rc;
     }
     return proto_val_map_get(top, "agents", &agents) == 1 ? load_agents(c, &agents) : 0;
@@ -250,7 +250,7 @@ static int load_top(cfg *c, const proto_val_t *top) {
 int agt_config_load(abp_host_t *h, const char *json, size_t n, char *err, size_t errcap) {
     cfg c = {.h = h, .err = err, .errcap = errcap};
     if (errcap) err[0] = 0;
-    if (!h || !h->open || !h->rt || !json) return bad(&c, "agents can not be defined now");
+    if (!h || !agt__host->registering(h) || !agt__host->rt(h) || !json) return bad(&c, "agents can not be defined now");
     if (n > AGT_MAX_CONFIG_BYTES) return bad(&c, "the agents config is over 4 MiB");
     proto_buf_t b;
     proto_error_t perr;

@@ -18,7 +18,7 @@ static uint64_t id_state;
 void agt__make_id(char prefix, char *buf) {
     if (!id_state) {
         if (getrandom(&id_state, sizeof id_state, GRND_NONBLOCK) != sizeof id_state) {
-            id_state = (uint64_t)wrk_unix_ms() * 0x9e3779b97f4a7c15ull;
+            id_state = (uint64_t)agt__host->api->unix_ms() * 0x9e3779b97f4a7c15ull;
         }
         id_state |= 1;
     }
@@ -103,8 +103,8 @@ int agt__state_apply(struct agt_job *jb, proto_raw_t delta) {
 
 proto_raw_t agt_state(abp_ctx_t *ctx) {
     static const uint8_t empty = 0x80;
-    if (!ctx->agt) return (proto_raw_t){&empty, 1};
-    proto_buf_t *b = &ctx->agt->st[ctx->agt->cur];
+    if (!agt__job(ctx)) return (proto_raw_t){&empty, 1};
+    proto_buf_t *b = &agt__job(ctx)->st[agt__job(ctx)->cur];
     return (proto_raw_t){b->p, b->n};
 }
 
@@ -122,7 +122,7 @@ int agt_state_get(abp_ctx_t *ctx, const char *key, const uint8_t **value, size_t
 
 /* ---- building an event ---- */
 
-static bool one_value(const uint8_t *p, size_t n) { return !n || wrk_is_one_value(p, n); }
+static bool one_value(const uint8_t *p, size_t n) { return !n || agt_is_one_value(p, n); }
 
 static bool event_ok(const abp_event_t *ev) {
     proto_val_t v;
@@ -194,10 +194,10 @@ static void pack_event(proto_buf_t *b, abp_ctx_t *ctx, const abp_event_t *ev) {
                                  (ev->error_message ? 1 : 0));
     pack_kv(b, "id", id);
     pack_kv(b, "invocation_id", agt_invocation_id(ctx));
-    pack_kv(b, "author", ctx->agent_now ? ctx->agent_now : ctx->agent->name);
+    pack_kv(b, "author", agt__host->api->agent_name(ctx));
     if (*branch) pack_kv(b, "branch", branch);
     proto_pack_cstr(b, "ts_ms");
-    msgpack_pack_int64(&b->pk, wrk_unix_ms());
+    msgpack_pack_int64(&b->pk, agt__host->api->unix_ms());
     if (has_content(ev)) {
         proto_pack_cstr(b, "content");
         pack_content(b, ev);
@@ -215,7 +215,7 @@ static void pack_event(proto_buf_t *b, abp_ctx_t *ctx, const abp_event_t *ev) {
 /* What the event asks of the runner: the delta now, transfer and escalate when the agent
  * that emitted it returns. */
 static int record_actions(abp_ctx_t *ctx, const abp_event_t *ev) {
-    struct agt_job *jb = ctx->agt;
+    struct agt_job *jb = agt__job(ctx);
     if (!jb) return 0;
     if (ev->state_delta_n && !ev->partial) {
         int rc = agt__state_apply(jb, (proto_raw_t){ev->state_delta, ev->state_delta_n});
@@ -241,7 +241,7 @@ int agt_emit(abp_ctx_t *ctx, const abp_event_t *ev) {
     proto_buf_t b;
     proto_buf_init(&b);
     pack_event(&b, ctx, ev);
-    int rc = b.failed ? ABP_ENOMEM : wrk_ctx_emit_built(ctx, b.p, b.n); /* parts checked */
+    int rc = b.failed ? ABP_ENOMEM : agt__host->emit_built(ctx, b.p, b.n); /* parts checked */
     proto_buf_free(&b);
     return rc ? rc : record_actions(ctx, ev);
 }
@@ -267,7 +267,7 @@ int agt__emit_value(abp_ctx_t *ctx, const uint8_t *value, size_t n, bool final) 
 
 void agt_call_event(abp_ctx_t *ctx, proto_raw_t event) {
     proto_val_t ev, author, partial, actions, delta, esc;
-    if (!ctx->agt || proto_val_read(event.p, event.n, &ev) || ev.type != PROTO_V_MAP) return;
+    if (!agt__job(ctx) || proto_val_read(event.p, event.n, &ev) || ev.type != PROTO_V_MAP) return;
     if (proto_val_map_get(&ev, "author", &author) != 1) return; /* not an ADK event */
     if (proto_val_map_get(&ev, "partial", &partial) == 1 && partial.type == PROTO_V_BOOL &&
         partial.b) {
@@ -275,14 +275,14 @@ void agt_call_event(abp_ctx_t *ctx, proto_raw_t event) {
     }
     if (proto_val_map_get(&ev, "actions", &actions) != 1 || actions.type != PROTO_V_MAP) return;
     if (proto_val_map_get(&actions, "state_delta", &delta) == 1) {
-        int rc = agt__state_apply(ctx->agt, (proto_raw_t){delta.raw, delta.raw_n});
+        int rc = agt__state_apply(agt__job(ctx), (proto_raw_t){delta.raw, delta.raw_n});
         if (rc) {
             act_log(ACT_LOG_WARN, "state_delta_ignored", "job=%llu error=%s",
-                    (unsigned long long)ctx->id, act_err_name(rc));
+                    (unsigned long long)agt__host->api->job_id(ctx), act_err_name(rc));
         }
     }
     if (proto_val_map_get(&actions, "escalate", &esc) == 1 && esc.type == PROTO_V_BOOL &&
-        esc.b && ctx->agt->top) {
-        ctx->agt->top->escalated = true;
+        esc.b && agt__job(ctx)->top) {
+        agt__job(ctx)->top->escalated = true;
     }
 }

@@ -27,11 +27,12 @@ struct agt_callbacks {
 
 int agt_callback_register(abp_host_t *h, const char *agent, abp_cb_kind_t kind,
                           abp_callback_fn fn, void *udata) {
-    if (!h || !h->open || !h->rt || !fn || kind < ABP_CB_BEFORE_AGENT ||
+    agt_rt_t *rt = h && agt__host->registering(h) ? agt__host->rt(h) : NULL;
+    if (!rt || !fn || kind < ABP_CB_BEFORE_AGENT ||
         kind > ABP_CB_AFTER_TOOL || (agent && (!*agent || strlen(agent) > PROTO_MAX_NAME))) {
         return ABP_EINVAL;
     }
-    agt_callbacks_t *cbs = h->rt->callbacks;
+    agt_callbacks_t *cbs = rt->callbacks;
     if (cbs->n == AGT_MAX_CALLBACKS) return ABP_EINVAL;
     if (cbs->n == cbs->cap) {
         size_t cap = cbs->cap ? 2 * cbs->cap : 8;
@@ -48,19 +49,20 @@ int agt_callback_register(abp_host_t *h, const char *agent, abp_cb_kind_t kind,
 
 int agt_callbacks_run(abp_ctx_t *ctx, abp_cb_kind_t kind, const char *tool,
                       const uint8_t *data, size_t n, abp_pack_t *out) {
-    agt_callbacks_t *cbs = ctx->w->host->rt ? ctx->w->host->rt->callbacks : NULL;
+    agt_rt_t *rt = agt_rt_of(ctx);
+    agt_callbacks_t *cbs = rt ? rt->callbacks : NULL;
     const agt_def_t *cur = agt_current(ctx);
-    const char *agent = cur ? cur->name : ctx->agent->name;
+    const char *agent = cur ? cur->name : agt__host->job_agent(ctx)->name;
     abp_cb_args_t args = {kind, agent, tool, data, n};
     for (size_t i = 0; cbs && i < cbs->n; i++) {
         cb_entry *e = &cbs->v[i];
         if (e->kind != kind || (e->agent && strcmp(e->agent, agent) != 0)) continue;
-        wrk_pack_reset(out);
+        agt_pack_reset(out);
         int rc = e->fn(ctx, &args, out, e->udata);
         if (rc == 0) continue;
-        if (rc > 0 && !wrk_is_one_value(out->buf.p, out->buf.n)) {
+        if (rc > 0 && !agt_is_one_value(out->buf.p, out->buf.n)) {
             act_log(ACT_LOG_WARN, "callback_bad_output", "job=%llu agent=%s kind=%d",
-                    (unsigned long long)ctx->id, agent, (int)kind);
+                    (unsigned long long)agt__host->api->job_id(ctx), agent, (int)kind);
             return ABP_EINVAL;
         }
         return rc;
@@ -70,7 +72,10 @@ int agt_callbacks_run(abp_ctx_t *ctx, abp_cb_kind_t kind, const char *tool,
 
 /* ---- the registries ---- */
 
-int agt_rt_new(agt_rt_t **out) {
+const agt_host_t *agt__host;
+
+int agt_rt_new(const agt_host_t *host, agt_rt_t **out) {
+    agt__host = host;
     agt_rt_t *rt = calloc(1, sizeof(*rt));
     if (!rt) return ABP_ENOMEM;
     int rc = (rt->callbacks = calloc(1, sizeof(*rt->callbacks))) ? 0 : ABP_ENOMEM;
@@ -126,7 +131,7 @@ static void job_state_init(struct agt_job *jb, proto_raw_t state) {
     }
 }
 
-int agt_job_begin(abp_ctx_t *ctx, const proto_msg_t *m) {
+int agt_job_begin(const proto_msg_t *m, struct agt_job **out) {
     struct agt_job *jb = calloc(1, sizeof(*jb));
     if (!jb) return ABP_ENOMEM;
     char made[24];
@@ -138,17 +143,17 @@ int agt_job_begin(abp_ctx_t *ctx, const proto_msg_t *m) {
         memcpy(jb->history, m->history.p, m->history.n);
         jb->history_n = m->history.n;
     }
-    ctx->agt = jb;
     if (!jb->invocation || !jb->branch || jb->st[0].failed ||
         (m->history.n && !jb->history)) {
-        agt_job_end(ctx);
+        agt_job_end(&jb);
         return ABP_ENOMEM;
     }
+    *out = jb;
     return 0;
 }
 
-void agt_job_end(abp_ctx_t *ctx) {
-    struct agt_job *jb = ctx->agt;
+void agt_job_end(struct agt_job **jbp) {
+    struct agt_job *jb = jbp ? *jbp : NULL;
     if (!jb) return;
     while (jb->keep) {
         agt_keep_t *k = jb->keep;
@@ -160,27 +165,27 @@ void agt_job_end(abp_ctx_t *ctx) {
     free(jb->invocation);
     free(jb->branch);
     free(jb);
-    ctx->agt = NULL;
+    *jbp = NULL;
 }
 
 /* ---- the runner-side calls of runtime.h ---- */
 
 const agt_def_t *agt_current(abp_ctx_t *ctx) {
-    return ctx && ctx->agt && ctx->agt->top ? ctx->agt->top->def : NULL;
+    return ctx && agt__job(ctx) && agt__job(ctx)->top ? agt__job(ctx)->top->def : NULL;
 }
 
 proto_raw_t agt_history(abp_ctx_t *ctx) {
-    struct agt_job *jb = ctx ? ctx->agt : NULL;
+    struct agt_job *jb = ctx ? agt__job(ctx) : NULL;
     return jb && jb->history_n ? (proto_raw_t){jb->history, jb->history_n} : (proto_raw_t){0};
 }
 
 const char *agt_invocation_id(abp_ctx_t *ctx) {
-    return ctx && ctx->agt ? ctx->agt->invocation : "";
+    return ctx && agt__job(ctx) ? agt__job(ctx)->invocation : "";
 }
 
 const char *agt_branch(abp_ctx_t *ctx) {
-    if (!ctx || !ctx->agt) return "";
-    return ctx->agt->top ? ctx->agt->top->branch : ctx->agt->branch;
+    if (!ctx || !agt__job(ctx)) return "";
+    return agt__job(ctx)->top ? agt__job(ctx)->top->branch : agt__job(ctx)->branch;
 }
 
 /* ---- running one agent in the job ---- */
@@ -188,12 +193,12 @@ const char *agt_branch(abp_ctx_t *ctx) {
 static int fail_rc(abp_ctx_t *ctx, const char *code, const char *fmt, const char *a) {
     char msg[256];
     snprintf(msg, sizeof msg, fmt, a);
-    wrk_ctx_fail(ctx, code, msg);
+    agt__host->api->fail(ctx, code, msg);
     return ABP_EINVAL;
 }
 
 static int frame_push(abp_ctx_t *ctx, const agt_def_t *def, const char *branch) {
-    struct agt_job *jb = ctx->agt;
+    struct agt_job *jb = agt__job(ctx);
     if (jb->depth >= AGT_MAX_DEPTH) {
         return fail_rc(ctx, "too_deep", "agent '%s' is nested too deep (AGT_MAX_DEPTH)",
                        def->name);
@@ -212,7 +217,7 @@ static int frame_push(abp_ctx_t *ctx, const agt_def_t *def, const char *branch) 
 
 /* Pops the top frame; hands back its transfer; passes escalate up unless a loop took it. */
 static char *frame_pop(abp_ctx_t *ctx) {
-    struct agt_job *jb = ctx->agt;
+    struct agt_job *jb = agt__job(ctx);
     agt_frame_t *f = jb->top;
     char *transfer = f->transfer;
     jb->top = f->up;
@@ -224,7 +229,7 @@ static char *frame_pop(abp_ctx_t *ctx) {
 }
 
 static int set_output_from(abp_ctx_t *ctx, const abp_pack_t *out) {
-    return wrk_ctx_set_output(ctx, out->buf.p, out->buf.n);
+    return agt__host->api->set_output(ctx, out->buf.p, out->buf.n);
 }
 
 /* before_agent: 1 means the agent is skipped and out is its output (and a final event). */
@@ -234,7 +239,7 @@ static int before_agent(abp_ctx_t *ctx, const uint8_t *in, size_t n, abp_pack_t 
         agt__emit_value(ctx, out->buf.p, out->buf.n, true);
         return set_output_from(ctx, out) ? ABP_ENOMEM : 1;
     }
-    if (rc < 0 && !ctx->err_code) {
+    if (rc < 0 && !agt__host->failed(ctx)) {
         fail_rc(ctx, "callback_error", "a before_agent callback of '%s' failed",
                 agt_current(ctx)->name);
     }
@@ -243,11 +248,12 @@ static int before_agent(abp_ctx_t *ctx, const uint8_t *in, size_t n, abp_pack_t 
 
 static int after_agent(abp_ctx_t *ctx, abp_pack_t *out) {
     static const uint8_t nil = 0xc0;
-    const uint8_t *o = ctx->has_output ? ctx->output.p : &nil;
-    size_t on = ctx->has_output ? ctx->output.n : 1;
+    const uint8_t *o = &nil;
+    size_t on = 1;
+    agt__host->output(ctx, &o, &on);
     int rc = agt_callbacks_run(ctx, ABP_CB_AFTER_AGENT, NULL, o, on, out);
     if (rc == 1) return set_output_from(ctx, out);
-    if (rc < 0 && !ctx->err_code) {
+    if (rc < 0 && !agt__host->failed(ctx)) {
         fail_rc(ctx, "callback_error", "an after_agent callback of '%s' failed",
                 agt_current(ctx)->name);
     }
@@ -272,56 +278,57 @@ static int run_frame(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, si
     *transfer = NULL;
     int rc = frame_push(ctx, def, branch);
     if (rc) return rc;
-    const uint8_t *saved_in = ctx->in;
-    size_t saved_n = ctx->in_n;
-    const char *saved_name = ctx->agent_now;
-    ctx->in = in, ctx->in_n = n, ctx->agent_now = def->name;
-    abp_pack_t *out = wrk_pack_new();
+    agt_frame_t *f = agt__job(ctx)->top;
+    f->in = in, f->in_n = n;
+    agt__host->set_current(ctx, def->name, in, n);
+    abp_pack_t *out = agt_pack_new();
     rc = out ? before_agent(ctx, in, n, out) : ABP_ENOMEM;
     if (rc == 0) rc = run_body(ctx, def, in, n);
     else if (rc == 1) rc = 0;
-    if (rc == 0 && !ctx->err_code && out) rc = after_agent(ctx, out);
-    wrk_pack_free(&out);
-    ctx->in = saved_in, ctx->in_n = saved_n, ctx->agent_now = saved_name;
+    if (rc == 0 && !agt__host->failed(ctx) && out) rc = after_agent(ctx, out);
+    agt_pack_free(&out);
+    if (f->up) agt__host->set_current(ctx, f->up->def->name, f->up->in, f->up->in_n);
+    else agt__host->set_current(ctx, NULL, NULL, 0); /* the job's own agent again */
     *transfer = frame_pop(ctx);
     return rc;
 }
 
 static const agt_def_t *local_def(abp_ctx_t *ctx, const char *name) {
-    const wrk_agent_t *a = wrk_agent_find(ctx->w->host, proto_str_of(name));
-    return a ? a->def : NULL;
+    return agt__host->agent_find(agt__host->host_of(ctx), proto_str_of(name));
 }
 
-static bool wants_history(const abp_host_t *h, const agt_def_t *def, int depth) {
+static bool wants_history(abp_host_t *h, const agt_def_t *def, int depth) {
     if (!def || depth > AGT_MAX_DEPTH) return false;
     if (def->kind == AGT_LLM && !def->llm.no_history) return true;
     if (def->kind == AGT_PARALLEL) return false; /* its children are sub-invocations */
     for (size_t i = 0; i < def->n_sub; i++) {
-        const wrk_agent_t *a = wrk_agent_find(h, proto_str_of(def->sub_agents[i]));
-        if (a && wants_history(h, a->def, depth + 1)) return true;
+        const agt_def_t *a = agt__host->agent_find(h, proto_str_of(def->sub_agents[i]));
+        if (a && wants_history(h, a, depth + 1)) return true;
     }
     return false;
 }
 
-bool agt_wants_history(const abp_host_t *host, const agt_def_t *def) {
+bool agt_wants_history(abp_host_t *host, const agt_def_t *def) {
     return wants_history(host, def, 0);
 }
 
 static int output_from_result(abp_ctx_t *ctx, agt_result_t *r) {
-    if (!r->ok) return wrk_ctx_fail(ctx, r->code, r->message) ? ABP_ENOMEM : ABP_ECALL;
-    return wrk_ctx_set_output(ctx, r->out, r->out_n);
+    if (!r->ok) return agt__host->api->fail(ctx, r->code, r->message) ? ABP_ENOMEM : ABP_ECALL;
+    return agt__host->api->set_output(ctx, r->out, r->out_n);
 }
 
 /* The agent handed over to: runs with the same input, its output is the job's. */
 static int run_transfer(abp_ctx_t *ctx, const char *target, const uint8_t *in, size_t n,
                         const char *branch, char **next) {
     *next = NULL;
-    if (++ctx->agt->transfers > AGT_MAX_TRANSFERS) {
+    if (++agt__job(ctx)->transfers > AGT_MAX_TRANSFERS) {
         return fail_rc(ctx, "too_many_transfers", "transfer to '%s' is past AGT_MAX_TRANSFERS",
                        target);
     }
-    act_log(ACT_LOG_DEBUG, "transfer", "job=%llu to=%s", (unsigned long long)ctx->id, target);
-    ctx->has_output = false;
+    act_log(ACT_LOG_DEBUG, "transfer", "job=%llu to=%s", (unsigned long long)agt__host->api->job_id(ctx), target);
+    agt_answer_t dropped;
+    agt__host->answer_take(ctx, &dropped); /* the agent handed over to answers afresh */
+    agt__answer_free(&dropped);
     const agt_def_t *def = local_def(ctx, target);
     if (def) return run_frame(ctx, def, in, n, branch, next);
     agt_result_t r = {0};
@@ -337,7 +344,7 @@ static int run_def(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, size
                    const char *branch) {
     char *transfer = NULL;
     int rc = run_frame(ctx, def, in, n, branch, &transfer);
-    while (rc == 0 && transfer && !ctx->err_code) {
+    while (rc == 0 && transfer && !agt__host->failed(ctx)) {
         char *next = NULL;
         rc = run_transfer(ctx, transfer, in, n, branch, &next);
         free(transfer);
@@ -348,7 +355,10 @@ static int run_def(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, size
 }
 
 int agt_job_run(abp_ctx_t *ctx) {
-    return run_def(ctx, ctx->agent->def, ctx->input, ctx->input_n, ctx->agt->branch);
+    const uint8_t *in;
+    size_t n;
+    agt__host->job_input(ctx, &in, &n);
+    return run_def(ctx, agt__host->job_agent(ctx), in, n, agt__job(ctx)->branch);
 }
 
 /* ---- children ---- */
@@ -377,52 +387,31 @@ static int result_output(agt_result_t *r, const uint8_t *out, size_t n) {
     return 0;
 }
 
-/* The job's output and error, put aside while a child runs in the job. */
-typedef struct saved_out {
-    uint8_t *out;
-    size_t n;
-    bool has;
-    char *code, *msg;
-} saved_out;
-
-static int save_out(abp_ctx_t *ctx, saved_out *s) {
-    memset(s, 0, sizeof(*s));
-    s->has = ctx->has_output;
-    if (s->has) {
-        if (!(s->out = malloc(ctx->output.n))) return ABP_ENOMEM;
-        memcpy(s->out, ctx->output.p, ctx->output.n);
-        s->n = ctx->output.n;
-    }
-    s->code = ctx->err_code, s->msg = ctx->err_msg;
-    ctx->err_code = ctx->err_msg = NULL;
-    ctx->has_output = false;
-    return 0;
-}
-
-static void restore_out(abp_ctx_t *ctx, saved_out *s) {
-    free(ctx->err_code);
-    free(ctx->err_msg);
-    ctx->err_code = s->code, ctx->err_msg = s->msg;
-    ctx->has_output = false;
-    if (s->has) wrk_ctx_set_output(ctx, s->out, s->n);
-    free(s->out);
+void agt__answer_free(agt_answer_t *a) {
+    free(a->out);
+    free(a->code);
+    free(a->message);
+    memset(a, 0, sizeof(*a));
 }
 
 static int run_here(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, size_t n,
                     const char *branch, agt_result_t *r) {
-    saved_out s;
-    if (save_out(ctx, &s)) return ABP_ENOMEM;
+    agt_answer_t saved, child;
+    agt__host->answer_take(ctx, &saved); /* the job's answer, put aside while the child runs */
     int rc = run_def(ctx, def, in, n, branch), erc = 0;
     char msg[192];
-    if (ctx->err_code) {
-        erc = result_error(r, ctx->err_code, ctx->err_msg);
+    agt__host->answer_take(ctx, &child);
+    if (child.code) {
+        erc = result_error(r, child.code, child.message);
     } else if (rc == 0) {
-        erc = result_output(r, ctx->has_output ? ctx->output.p : NULL, ctx->output.n);
+        erc = result_output(r, child.has_out ? child.out : NULL, child.out_n);
     } else if (rc != ABP_ECANCELED && rc != ABP_ETIMEDOUT) {
         snprintf(msg, sizeof msg, "agent '%s' returned %s", def->name, act_err_name(rc));
         erc = result_error(r, "internal", msg);
     }
-    restore_out(ctx, &s);
+    agt__answer_free(&child);
+    if (agt__host->answer_put(ctx, &saved) && !erc) erc = ABP_ENOMEM;
+    agt__answer_free(&saved);
     if (rc == ABP_ECANCELED || rc == ABP_ETIMEDOUT) return rc;
     return erc;
 }
@@ -433,14 +422,14 @@ static int run_remote(abp_ctx_t *ctx, const char *name, const uint8_t *in, size_
     const uint8_t *out;
     size_t out_n;
     const char *code, *message;
-    int rc = wrk_call_sub(ctx, name, in, n, branch, -1, &c);
+    int rc = agt__host->call_sub(ctx, name, in, n, branch, -1, &c);
     if (rc) return rc;
-    rc = wrk_await(c, &out, &out_n);
+    rc = agt__host->api->await(c, &out, &out_n);
     if (rc == 0) rc = result_output(r, out, out_n);
-    else if (rc == ABP_ECALL && wrk_call_error(c, &code, &message) == 0) {
+    else if (rc == ABP_ECALL && agt__host->api->call_error(c, &code, &message) == 0) {
         rc = result_error(r, code, message);
     }
-    wrk_call_free(&c);
+    agt__host->api->call_free(&c);
     return rc;
 }
 
@@ -450,7 +439,7 @@ int agt__run_child(abp_ctx_t *ctx, const char *name, const uint8_t *in, size_t n
     const agt_def_t *def = local_def(ctx, name);
     /* The frame stack belongs to the job's task: children asked for from other tasks (tool
      * calls running concurrently) go through the broker. */
-    int rc = def && ctx->agt && act_current() == ctx->task
+    int rc = def && agt__job(ctx) && act_current() == agt__host->job_task(ctx)
                  ? run_here(ctx, def, in, n, branch, r)
                  : run_remote(ctx, name, in, n, branch, r);
     if (rc) agt__result_free(r); /* the job stops: nothing of the child is wanted */
@@ -463,8 +452,8 @@ static int keep(abp_ctx_t *ctx, const uint8_t *p, size_t n, const uint8_t **out,
     if (!k) return ABP_ENOMEM;
     memcpy(k->data, p, n);
     k->n = n;
-    k->next = ctx->agt->keep;
-    ctx->agt->keep = k;
+    k->next = agt__job(ctx)->keep;
+    agt__job(ctx)->keep = k;
     if (out) *out = k->data;
     if (out_n) *out_n = n;
     return 0;
@@ -487,18 +476,18 @@ static int error_map(abp_ctx_t *ctx, const agt_result_t *r, const uint8_t **out,
 int agt_run_agent(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t n,
                   const uint8_t **output, size_t *output_n) {
     static const uint8_t nil = 0xc0;
-    if (!ctx || !ctx->agt || !agent || !*agent || strlen(agent) > PROTO_MAX_NAME) {
+    if (!ctx || !agt__job(ctx) || !agent || !*agent || strlen(agent) > PROTO_MAX_NAME) {
         return ABP_EINVAL;
     }
     if (!input || !n) input = &nil, n = 1;
-    if (!wrk_is_one_value(input, n)) return ABP_EINVAL;
+    if (!agt_is_one_value(input, n)) return ABP_EINVAL;
     agt_result_t r;
     int rc = agt__run_child(ctx, agent, input, n, agt_branch(ctx), &r);
     if (rc == 0 && r.ok) {
         rc = keep(ctx, r.out, r.out_n, output, output_n);
     } else if (rc == 0) {
         act_log(ACT_LOG_INFO, "run_agent_failed", "job=%llu agent=%s code=%s message=\"%s\"",
-                (unsigned long long)ctx->id, agent, r.code, r.message);
+                (unsigned long long)agt__host->api->job_id(ctx), agent, r.code, r.message);
         rc = error_map(ctx, &r, output, output_n);
         if (rc == 0) rc = ABP_ECALL;
     }

@@ -5,12 +5,13 @@
 #define AGT_RUNNER_H
 
 #include "runtime.h"
-#include "worker.h"
 
 /* One agent running in a job; the top one is the author of what the job emits. */
 typedef struct agt_frame {
     struct agt_frame *up;
     const agt_def_t *def;
+    const uint8_t *in;  /* its input, while it runs */
+    size_t in_n;
     char *branch;    /* "" at the root; "a.b" under a parallel agent */
     char *transfer;  /* transfer_to_agent an event of this agent asked for */
     bool escalated;  /* an event of this agent (or of a child, passed up) escalated */
@@ -44,6 +45,9 @@ typedef struct agt_result {
 } agt_result_t;
 
 void agt__result_free(agt_result_t *r);
+void agt__answer_free(agt_answer_t *a);
+/* The runtime's state of the job running ctx (agt_job_begin's). */
+static inline struct agt_job *agt__job(abp_ctx_t *ctx) { return ctx ? agt__host->job(ctx) : NULL; }
 /* Runs agent name as a child of the agent running now, in this job when it is hosted here
  * and the caller is the job's own task, else as a sub-invocation on branch through the
  * broker. Returns: 0 (r says how it ended), or ABP_ECANCELED / ABP_ETIMEDOUT / ABP_ENOMEM

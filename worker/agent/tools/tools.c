@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "modelside.h"
-#include "worker.h"
 
 typedef struct tool {
     char *name, *description, *params_json;
@@ -43,7 +42,7 @@ struct abp_tool_ctx {
 
 static const char DEFAULT_PARAMS[] = "{\"type\":\"object\",\"properties\":{}}";
 
-agt_rt_t *agt_rt_of(abp_ctx_t *ctx) { return ctx->w->host->rt; }
+agt_rt_t *agt_rt_of(abp_ctx_t *ctx) { return agt__host->rt(agt__host->host_of(ctx)); }
 
 int64_t agt_deadline_min(int64_t a, int64_t b) {
     if (a < 0) return b;
@@ -117,13 +116,14 @@ static bool schema_ok(const char *json) {
 }
 
 int agt_tool_register(abp_host_t *host, const abp_tool_def_t *def) {
-    if (!host || !host->open || !host->rt || !host->rt->tools || !def || !def->fn)
+    agt_rt_t *rt = host && agt__host->registering(host) ? agt__host->rt(host) : NULL;
+    if (!rt || !rt->tools || !def || !def->fn)
         return ABP_EINVAL;
     if (!tool_name_ok(def->name) || strcmp(def->name, "transfer_to_agent") == 0)
         return ABP_EINVAL;
     if (def->parameters_json && !schema_ok(def->parameters_json)) return ABP_EINVAL;
     if (def->timeout_ms < 0) return ABP_EINVAL;
-    agt_tools_t *t = host->rt->tools;
+    agt_tools_t *t = rt->tools;
     if (tool_find(t, def->name)) return ABP_EEXIST;
     if (t->n == t->cap) {
         size_t cap = t->cap ? 2 * t->cap : 8;
@@ -224,7 +224,7 @@ int agt_tool_fail(abp_tool_ctx_t *tc, const char *message) {
 }
 
 int agt_tool_state_set(abp_tool_ctx_t *tc, const char *key, const uint8_t *value, size_t n) {
-    if (!tc || !key || !key[0] || !wrk_is_one_value(value, n)) return ABP_EINVAL;
+    if (!tc || !key || !key[0] || !agt_is_one_value(value, n)) return ABP_EINVAL;
     proto_pack_cstr(tc->delta, key);
     proto_buf_raw(tc->delta, (proto_raw_t){value, n});
     if (tc->delta->failed) return ABP_ENOMEM;
@@ -429,7 +429,7 @@ static void bjob_unref(bjob_t *b) {
     pthread_mutex_unlock(&b->mu);
     if (left > 0) return;
     pthread_mutex_destroy(&b->mu);
-    wrk_pack_free(&b->res);
+    agt_pack_free(&b->res);
     proto_buf_free(&b->delta);
     free(b->args);
     free(b);
@@ -484,7 +484,7 @@ static int run_blocking(call_run_t *r, const tool_t *t, const uint8_t *args, siz
     b->tool = t;
     b->args = malloc(n);
     b->args_n = n;
-    b->res = wrk_pack_new();
+    b->res = agt_pack_new();
     proto_buf_init(&b->delta);
     act_event_init(&b->done);
     b->tc = (abp_tool_ctx_t){.job = NULL, .delta = &b->delta, .n_delta = &b->n_delta};
@@ -504,7 +504,7 @@ static int run_blocking(call_run_t *r, const tool_t *t, const uint8_t *args, siz
     if (rc == 0) {
         rc = b->rc;
         snprintf(r->failmsg, sizeof(r->failmsg), "%s", b->tc.fail);
-        if (!rc && b->res->buf.n) wrk_pack_raw(r->res, b->res->buf.p, b->res->buf.n);
+        if (!rc && b->res->buf.n) agt_pack_raw(r->res, b->res->buf.p, b->res->buf.n);
         proto_buf_raw(&r->out->delta, (proto_raw_t){b->delta.p, b->delta.n});
         r->out->n_delta += b->n_delta;
     }
@@ -543,7 +543,7 @@ static int run_agent_tool(call_run_t *r, const uint8_t *args, size_t n, int64_t 
             m.type == PROTO_V_STR)
             snprintf(r->failmsg, sizeof(r->failmsg), "%.*s", (int)m.len, (const char *)m.data);
     }
-    if (!rc && out) wrk_pack_raw(r->res, out, out_n);
+    if (!rc && out) agt_pack_raw(r->res, out, out_n);
     return src ? src : rc;
 }
 
@@ -561,7 +561,7 @@ static int run_mcp(call_run_t *r, const uint8_t *args, size_t n, int64_t deadlin
         proto_buf_free(&j);
         rc = ACT_EIO;
     }
-    if (rc == 0) wrk_pack_raw(r->res, res.p, res.n);
+    if (rc == 0) agt_pack_raw(r->res, res.p, res.n);
     proto_buf_free(&res);
     return rc;
 }
@@ -608,9 +608,9 @@ static int run_offer(call_run_t *r, const uint8_t *args, size_t n) {
 
 /* Runs a tool callback; 1 or 2 leave the replacement in r->cb. */
 static int tool_callback(call_run_t *r, abp_cb_kind_t kind, const uint8_t *data, size_t n) {
-    wrk_pack_reset(r->cb);
+    agt_pack_reset(r->cb);
     int rc = agt_callbacks_run(r->ctx, kind, r->in->name, data, n, r->cb);
-    if (rc > 0 && (r->cb->buf.failed || !wrk_is_one_value(r->cb->buf.p, r->cb->buf.n))) {
+    if (rc > 0 && (r->cb->buf.failed || !agt_is_one_value(r->cb->buf.p, r->cb->buf.n))) {
         fail_call(r, "tool_failed", "a callback of tool %s gave no value%s", "");
         return -1;
     }
@@ -625,7 +625,7 @@ static void call_finish(call_run_t *r) {
     agt_call_out_t *o = r->out;
     if (o->error_code) return;
     proto_buf_reset(&o->response);
-    if (r->res->buf.n && wrk_is_one_value(r->res->buf.p, r->res->buf.n))
+    if (r->res->buf.n && agt_is_one_value(r->res->buf.p, r->res->buf.n))
         proto_buf_raw(&o->response, (proto_raw_t){r->res->buf.p, r->res->buf.n});
     else
         msgpack_pack_nil(&o->response.pk); /* a tool that packed nothing returned nil */
@@ -655,7 +655,7 @@ static int call_task(void *arg, void **result) {
     int rc = tool_callback(r, ABP_CB_BEFORE_TOOL, args, n);
     if (rc < 0) return 0;
     if (rc == 1) { /* answered by the callback: the tool does not run */
-        wrk_pack_raw(r->res, r->cb->buf.p, r->cb->buf.n);
+        agt_pack_raw(r->res, r->cb->buf.p, r->cb->buf.n);
     } else {
         proto_buf_t repl; /* replacement arguments outlive r->cb's reuse */
         proto_buf_init(&repl);
@@ -678,7 +678,7 @@ static int runs_init(call_run_t *runs, abp_ctx_t *ctx, const agt_offers_t *offer
     for (size_t i = 0; i < n; i++) {
         runs[i] = (call_run_t){.ctx = ctx, .offer = agt_offer_find(offers, calls[i].name),
                                .in = &calls[i], .out = &outs[i], .deadline = dl,
-                               .res = wrk_pack_new(), .cb = wrk_pack_new()};
+                               .res = agt_pack_new(), .cb = agt_pack_new()};
         if (!runs[i].res || !runs[i].cb) rc = ACT_ENOMEM;
     }
     return rc;
@@ -712,8 +712,8 @@ int agt_tools_run(abp_ctx_t *ctx, const agt_offers_t *offers, const agt_call_in_
     for (size_t i = 0; runs && i < n; i++) {
         if (!outs[i].error_code && !outs[i].response.n) /* never ran: say so */
             fail_call(&runs[i], "cancelled", "tool %s did not run%s", "");
-        wrk_pack_free(&runs[i].res);
-        wrk_pack_free(&runs[i].cb);
+        agt_pack_free(&runs[i].res);
+        agt_pack_free(&runs[i].cb);
     }
     free(runs);
     free(tasks);

@@ -1,10 +1,10 @@
-/* value.c: the plugin table's msgpack helpers. Reading adapts proto's in-place reader
+/* runner/value.c: the plugin table's msgpack helpers. Reading adapts proto's in-place reader
  * (proto_val_*: every length checked against the bytes that remain, nothing allocated) to
  * abp_value_t. Building wraps proto's buffer and msgpack-c's packer. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker.h"
+#include "runtime.h"
 
 /* abp_value_t is proto_val_t in the plugin ABI's shape; EXT keeps the ABI's view of the
  * bytes: the type byte, then the data. */
@@ -33,7 +33,7 @@ static proto_val_t from_abp(const abp_value_t *v) {
     return (proto_val_t){.raw = v->raw, .raw_n = v->raw_n};
 }
 
-int wrk_value(const uint8_t *mp, size_t n, abp_value_t *out) {
+int agt_value(const uint8_t *mp, size_t n, abp_value_t *out) {
     proto_val_t v;
     if (!mp || !out) return ABP_EINVAL;
     if (proto_val_read(mp, n, &v)) {
@@ -44,7 +44,7 @@ int wrk_value(const uint8_t *mp, size_t n, abp_value_t *out) {
     return 0;
 }
 
-bool wrk_is_one_value(const uint8_t *mp, size_t n) {
+bool agt_is_one_value(const uint8_t *mp, size_t n) {
     proto_val_t v;
     return mp && n && proto_val_read(mp, n, &v) == 0 && v.raw_n == n;
 }
@@ -57,13 +57,13 @@ static int lookup_rc(int rc, const proto_val_t *v, abp_value_t *out) {
     return 0;
 }
 
-int wrk_map_get(const abp_value_t *map, const char *key, abp_value_t *out) {
+int agt_map_get(const abp_value_t *map, const char *key, abp_value_t *out) {
     if (!map || !key || !out || map->type != ABP_MAP) return ABP_EINVAL;
     proto_val_t m = from_abp(map), v;
     return lookup_rc(proto_val_map_get(&m, key, &v), &v, out);
 }
 
-int wrk_array_get(const abp_value_t *array, size_t i, abp_value_t *out) {
+int agt_array_get(const abp_value_t *array, size_t i, abp_value_t *out) {
     if (!array || !out || array->type != ABP_ARRAY) return ABP_EINVAL;
     if (i >= array->len) return ABP_ENOENT;
     proto_val_t a = from_abp(array), v;
@@ -72,59 +72,59 @@ int wrk_array_get(const abp_value_t *array, size_t i, abp_value_t *out) {
 
 /* ---- building ---- */
 
-abp_pack_t *wrk_pack_new(void) {
+abp_pack_t *agt_pack_new(void) {
     abp_pack_t *p = malloc(sizeof(*p));
     if (p) proto_buf_init(&p->buf);
     return p;
 }
 
-void wrk_pack_free(abp_pack_t **p) {
+void agt_pack_free(abp_pack_t **p) {
     if (!p || !*p) return;
     proto_buf_free(&(*p)->buf);
     free(*p);
     *p = NULL;
 }
 
-void wrk_pack_reset(abp_pack_t *p) { proto_buf_reset(&p->buf); }
+void agt_pack_reset(abp_pack_t *p) { proto_buf_reset(&p->buf); }
 static int st(abp_pack_t *p) { return p->buf.failed ? ABP_ENOMEM : 0; }
-int wrk_pack_nil(abp_pack_t *p) { return msgpack_pack_nil(&p->buf.pk), st(p); }
-int wrk_pack_bool(abp_pack_t *p, bool v) {
+int agt_pack_nil(abp_pack_t *p) { return msgpack_pack_nil(&p->buf.pk), st(p); }
+int agt_pack_bool(abp_pack_t *p, bool v) {
     return (v ? msgpack_pack_true(&p->buf.pk) : msgpack_pack_false(&p->buf.pk)), st(p);
 }
-int wrk_pack_int(abp_pack_t *p, int64_t v) { return msgpack_pack_int64(&p->buf.pk, v), st(p); }
-int wrk_pack_uint(abp_pack_t *p, uint64_t v) {
+int agt_pack_int(abp_pack_t *p, int64_t v) { return msgpack_pack_int64(&p->buf.pk, v), st(p); }
+int agt_pack_uint(abp_pack_t *p, uint64_t v) {
     return msgpack_pack_uint64(&p->buf.pk, v), st(p);
 }
-int wrk_pack_double(abp_pack_t *p, double v) {
+int agt_pack_double(abp_pack_t *p, double v) {
     return msgpack_pack_double(&p->buf.pk, v), st(p);
 }
-int wrk_pack_str(abp_pack_t *p, const char *s, size_t n) {
+int agt_pack_str(abp_pack_t *p, const char *s, size_t n) {
     if (!s && n) return ABP_EINVAL;
     return proto_pack_str(&p->buf, s ? s : "", n), st(p);
 }
-int wrk_pack_cstr(abp_pack_t *p, const char *s) { return wrk_pack_str(p, s, s ? strlen(s) : 0); }
-int wrk_pack_bin(abp_pack_t *p, const void *b, size_t n) {
+int agt_pack_cstr(abp_pack_t *p, const char *s) { return agt_pack_str(p, s, s ? strlen(s) : 0); }
+int agt_pack_bin(abp_pack_t *p, const void *b, size_t n) {
     if ((!b && n) || n > UINT32_MAX) return ABP_EINVAL;
     msgpack_pack_bin(&p->buf.pk, n);
     if (n) msgpack_pack_bin_body(&p->buf.pk, b, n);
     return st(p);
 }
-int wrk_pack_array(abp_pack_t *p, uint32_t n) { return msgpack_pack_array(&p->buf.pk, n), st(p); }
-int wrk_pack_map(abp_pack_t *p, uint32_t n) { return msgpack_pack_map(&p->buf.pk, n), st(p); }
+int agt_pack_array(abp_pack_t *p, uint32_t n) { return msgpack_pack_array(&p->buf.pk, n), st(p); }
+int agt_pack_map(abp_pack_t *p, uint32_t n) { return msgpack_pack_map(&p->buf.pk, n), st(p); }
 
-int wrk_pack_raw(abp_pack_t *p, const uint8_t *mp, size_t n) {
-    if (!wrk_is_one_value(mp, n)) return ABP_EINVAL;
+int agt_pack_raw(abp_pack_t *p, const uint8_t *mp, size_t n) {
+    if (!agt_is_one_value(mp, n)) return ABP_EINVAL;
     return proto_buf_raw(&p->buf, (proto_raw_t){mp, n}), st(p);
 }
 
-int wrk_pack_json(abp_pack_t *p, const char *json) {
+int agt_pack_json(abp_pack_t *p, const char *json) {
     if (!json) return ABP_EINVAL;
     int rc = proto_json_to_msgpack(json, strlen(json), &p->buf, NULL);
     if (rc == PROTO_ENOMEM) return ABP_ENOMEM;
     return rc ? ABP_EINVAL : 0;
 }
 
-int wrk_pack_data(const abp_pack_t *p, const uint8_t **bytes, size_t *n) {
+int agt_pack_data(const abp_pack_t *p, const uint8_t **bytes, size_t *n) {
     if (p->buf.failed) return ABP_ENOMEM;
     *bytes = p->buf.p;
     *n = p->buf.n;
