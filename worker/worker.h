@@ -209,6 +209,9 @@ typedef struct wrk_metrics wrk_metrics_t;
 int wrk_metrics_start(wrk_t *w);
 void wrk_metrics_stop(wrk_t *w); /* stops the task, closes the socket, frees w->mx */
 int64_t wrk_mx_now_us(void);     /* the clock of t0_us */
+/* A model call's tokens, by agent and model (agt_host_t.tokens), for /metrics. */
+void wrk_mx_tokens(wrk_t *w, const char *agent, const char *model, uint64_t prompt,
+                   uint64_t completion);
 /* Hooks: a job ended with outcome ("ok" or its error code); a call ended; a message of n
  * bytes came from or went to the broker. Each does nothing before wrk_metrics_start. */
 void wrk_mx_job_end(wrk_t *w, const abp_ctx_t *j, const char *outcome);
