@@ -70,6 +70,7 @@ typedef struct brk_config {
     uint64_t model_concurrency;   /* model budget (budget.c): permits per backend, 0 none */
     double model_rps;             /* grants per second per backend, 0 none */
     uint64_t model_burst;         /* grants at once after a pause */
+    uint64_t model_tpm;           /* tokens per minute per backend, 0 none (budget.c) */
     uint64_t model_max_waiters;   /* waiting acquires per backend */
     uint64_t model_max_backends;  /* backend names the budget tracks at once */
 } brk_config_t;

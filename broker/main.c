@@ -79,6 +79,8 @@ static const opt_t opts[] = {
     {"model-rps", OPT_F64, offsetof(brk_config_t, model_rps), 0, 1000000,
      "model calls started per second per backend, all workers (0: no limit)"},
     {"model-burst", U64(model_burst, 1, 1000000, "model calls that may start at once")},
+    {"model-tpm", U64(model_tpm, 0, UINT64_C(1000000000000),
+                      "model tokens per minute per backend, all workers (0: no limit)")},
     {"model-max-waiters", U64(model_max_waiters, 1, UINT32_MAX,
                               "model calls waiting for the budget per backend")},
     {"model-max-backends", U64(model_max_backends, 1, 1000000,

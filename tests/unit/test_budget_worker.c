@@ -47,7 +47,7 @@ static void deliver(agt_budget_t *b) {
 }
 
 static void announce(agt_budget_t *b, uint64_t concurrency, double rps) {
-    assert_int_equal(proto_enc_budget(&enc, concurrency, rps, 1), 0);
+    assert_int_equal(proto_enc_budget(&enc, concurrency, rps, 1, 0), 0);
     deliver(b);
 }
 
@@ -98,7 +98,7 @@ static int acquire_task(void *arg, void **result) {
     c->done = true;
     if (c->hold && c->rc == 0) {
         act_event_wait(&c->release, -1);
-        h->release(h->ctx, c->backend);
+        h->release(h->ctx, c->backend, -1);
     }
     return 0;
 }
@@ -129,7 +129,7 @@ static int passthrough_body(void *arg, void **result) {
     const agt_model_budget_t *h = agt_budget_hook(b);
     assert_false(agt_budget_active(b));
     assert_int_equal(h->acquire(h->ctx, "m", -1), 0);
-    h->release(h->ctx, "m");
+    h->release(h->ctx, "m", -1);
     assert_int_equal(f.n, 0); /* nothing asked, nothing given back */
     announce(b, 0, 0);        /* no limit in it: still nothing to ask */
     assert_false(agt_budget_active(b));
@@ -172,7 +172,7 @@ static int grant_body(void *arg, void **result) {
     assert_int_equal(c1.rc, 0);
     assert_int_equal(agt_budget_held(b), 2);
     const agt_model_budget_t *h = agt_budget_hook(b);
-    h->release(h->ctx, "m"); /* this task holds none: another task's permit stays held */
+    h->release(h->ctx, "m", -1); /* this task holds none: another task's permit stays held */
     assert_int_equal(f.n, 2);
     assert_int_equal(agt_budget_held(b), 2);
     let_go(&c2);

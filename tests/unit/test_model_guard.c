@@ -495,7 +495,8 @@ static int budget_acquire(void *ctx, const char *backend, int64_t deadline) {
     return 0;
 }
 
-static void budget_release(void *ctx, const char *backend) {
+static void budget_release(void *ctx, const char *backend, int64_t tokens) {
+    (void)tokens;
     (void)backend;
     ((budget_t *)ctx)->released++;
 }

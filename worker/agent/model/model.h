@@ -221,7 +221,8 @@ bool agt_openai_env_configured(void);
  * ACT_ECANCELED); release is called once per successful acquire when the request ends. */
 typedef struct agt_model_budget {
     int (*acquire)(void *ctx, const char *backend, int64_t deadline);
-    void (*release)(void *ctx, const char *backend);
+    void (*release)(void *ctx, const char *backend, int64_t tokens); /* tokens: the request's
+                                    total the server reported (-1: unknown), for a token budget */
     void *ctx;
 } agt_model_budget_t;
 
