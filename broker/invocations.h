@@ -25,6 +25,7 @@ typedef struct brk_invs brk_invs_t;
 #define BRK_INV_DEFAULT_HISTORY_BYTES 262144 /* --history-bytes */
 #define BRK_INV_MAX_BRANCH 1024             /* bytes of a query's `branch` */
 #define BRK_INV_ID_LEN 18                   /* "i-" or "e-" and 16 hex digits */
+#define BRK_INV_MAX_DEPTH 64                /* ancestors an event is passed up to */
 
 /* Why a query was refused or a dispatch failed: the wire code and a message naming what. */
 typedef struct brk_inv_err {
