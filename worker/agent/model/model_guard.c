@@ -184,6 +184,7 @@ static void settle(attempt_t *a, int rc) {
     } else {
         out->http_status = a->cur.http_status;
         out->retry_after_ms = a->cur.retry_after_ms;
+        out->usage = a->cur.usage; /* the last attempt's: a failed call may be billed */
         memcpy(out->error, a->cur.error, sizeof(out->error));
     }
     out->attempts = attempts;
