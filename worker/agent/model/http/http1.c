@@ -21,6 +21,8 @@
 #define MAX_POOLS 64           /* host:port pools per client; past it connections close */
 #define KEEP_BUF (64u << 10)   /* body buffers over this are freed when a connection idles */
 #define HOST_MAX 256
+#define EAGER_CLOSE_MS 1000  /* a server that closes an idle connection this soon closes... */
+#define NO_KEEP_MS 60000     /* ...after every reply: its connections are not kept this long */
 
 enum {
     ST_HEAD,       /* reading the status line and headers */
@@ -41,6 +43,8 @@ typedef struct pool {
     int port;
     conn_t *idle; /* most recently used first */
     struct pool *next;
+    uint64_t no_keep_until; /* uv_now before which its connections are not kept (the server
+                               closes them after each reply: see pool_take) */
 } pool_t;
 
 typedef struct resolve { /* a name lookup; outlives its connection when abandoned */
@@ -735,6 +739,15 @@ static conn_t *pool_take(agt_h1_t *h, pool_t *p) {
         idle_unlink(h, c);
         if (idle_alive(c)) break;
         h->st.stale++;
+        /* Closed this soon after its reply: the server closes after every reply, and the
+         * next FIN may come after the next peek. Keep none of its connections for a while. */
+        uint64_t now = uv_now(h->uv);
+        if (now - c->idle_at < EAGER_CLOSE_MS) {
+            if (p->no_keep_until <= now)
+                act_log(ACT_LOG_INFO, "http_no_keepalive", "host=%s port=%d for_ms=%d",
+                        p->host, p->port, NO_KEEP_MS);
+            p->no_keep_until = now + NO_KEEP_MS;
+        }
         conn_close(c);
     }
     if (!c) return NULL;
@@ -750,7 +763,8 @@ static void conn_release(agt_h1_t *h, conn_t *c, bool ok) {
     if (c->x) c->x->c = NULL;
     c->x = NULL;
     if (!ok || !c->pool || !c->keep || c->broken || c->writing || c->paused ||
-        c->state != ST_DONE || !c->connected || !h->max_idle) {
+        c->state != ST_DONE || !c->connected || !h->max_idle ||
+        c->pool->no_keep_until > uv_now(h->uv)) {
         conn_close(c);
         return;
     }
