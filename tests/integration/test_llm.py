@@ -204,6 +204,10 @@ def test_an_agent_used_as_a_tool():
     events, term = c.call(query("q1", "assistant", q, timeout_ms=20000), 30)
     assert term["type"] == "result", term
     assert term["output"] == "done: echo: find cats"
+    # The sub-invocation's model call counts toward the invocation's sum: the assistant's
+    # two calls and the researcher's one, 18 tokens each.
+    final = [e for e in payloads(events) if e.get("final") and e["author"] == "assistant"]
+    assert final and final[-1]["invocation_usage"]["total_token_count"] == 54, final
 
 
 def test_a_blocking_tool_on_its_own_thread_does_not_stall_a_concurrent_query():
