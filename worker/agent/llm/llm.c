@@ -301,7 +301,8 @@ static void add_history(abp_ctx_t *ctx, conv_t *c, const agt_def_t *def) {
         return;
     }
     size_t cur = 0, n = 0;
-    while (n < arr.len && proto_val_next(&arr, &cur, &e) == 1) hist_read(&h[n++], inv ? inv : "", &e);
+    while (n < arr.len && proto_val_next(&arr, &cur, &e) == 1)
+        hist_read(&h[n++], inv ? inv : "", &e);
     for (size_t i = 0; i < n; i++) history_one(c, def, h, n, i);
     free(h);
 }
