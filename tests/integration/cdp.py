@@ -36,7 +36,7 @@ def install_chromium(repo):
     nothing otherwise. Returns the browser's path or None."""
     if find_chromium() or os.geteuid() != 0 or not shutil.which("apt-get"):
         return find_chromium()
-    script = ('. "%s/deploy/packages.sh" && ACTOR_PACKAGES=chromium actor_install_packages'
+    script = ('. "%s/deploy/packages.sh" && ACTOR_PACKAGES="$ACTOR_BROWSER_PACKAGES" actor_install_packages'
               % repo)
     try:
         subprocess.run(["bash", "-c", script], timeout=600, check=False,
