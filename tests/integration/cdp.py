@@ -162,8 +162,12 @@ class Page:
         """Polls a page expression until it is truthy; returns its value."""
         return abtest.wait_until(lambda: self.eval(expr), timeout, what or expr, every=0.1)
 
-    def screenshot(self, path):
-        data = self.call("Page.captureScreenshot", {"format": "png"})["data"]
+    def screenshot(self, path, height=None):
+        """A PNG of the viewport, or of its top `height` CSS pixels."""
+        params = {"format": "png"}
+        if height:
+            params["clip"] = {"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1}
+        data = self.call("Page.captureScreenshot", params)["data"]
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
             f.write(base64.b64decode(data))

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 
 import abtest
-from abtest import ADK_AGENTS, Broker, skip, start_workers
+from abtest import ADK_AGENTS, Broker, query, skip, start_workers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -27,13 +27,15 @@ SCRIPT = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2
 
 class Web:
     """actor-web on a free port, talking to broker b."""
+    n = 0
 
     def __init__(self, b, *extra, env=None):
+        Web.n += 1
         if not (WEB and os.path.isfile(WEB)):
             skip("set ACTOR_WEB to the actor-web binary")
         self.proc = abtest.spawn([WEB, "--listen", "127.0.0.1:0", "--broker", b.clients,
                                   "--pub", b.pub] + list(extra),
-                                 "web-%d.log" % b.ports["clients"], env=env)
+                                 "web-%d-%d.log" % (b.ports["clients"], Web.n), env=env)
 
         def url():
             for line in abtest.read_log(self.proc).splitlines():
@@ -207,6 +209,27 @@ def test_http_a_query_whose_page_goes_away_is_cancelled():
     b.stop()
 
 
+def test_http_talks_curve_to_a_curve_broker():
+    from test_security import SecureBroker, keypair, write_pair
+    mine = keypair()
+    b = SecureBroker(clients=[mine[0]]).start()
+    key = write_pair("web", mine)
+    web = Web(b, "--curve-server-key", b.pub_path, "--curve-key", key)
+    st, s, _ = web.http("/api/status")
+    assert st == 200 and s["type"] == "status", (st, s)
+    # the bus too: a refused query's error is published, and the console's ring has it
+    lines = web.query_lines({"agent": "nope"})
+    assert lines[-1]["code"] == "unknown_agent", lines
+    abtest.wait_until(lambda: any(m["msg"]["agent"] == "nope" for m in web.http("/api/bus")[1]),
+                      10, "the error on the bus over CURVE")
+    # a key the broker does not know gets nothing: the request times out, or finds no
+    # connection to send on once the handshake was refused
+    other = Web(b, "--curve-server-key", b.pub_path, "--request-timeout", "300")
+    st, e, _ = other.http("/api/status")
+    assert (st, e["code"]) in ((504, "timeout"), (502, "unreachable")), (st, e)
+    b.stop()
+
+
 # ---------------------------------------------------------------- the browser
 
 def shots_dir():
@@ -248,6 +271,11 @@ def test_browser_console():
               " v('q-agent', 'adk'); v('q-session', 'trip-1');"
               " v('q-input', %s); document.getElementById('q-send').click(); })()"
               % json.dumps(json.dumps(fanout_input())))
+    # a second invocation on the same session, from another client, waits for the lock
+    page.wait("document.querySelectorAll('#q-events li').length > 0", what="the first event")
+    other = b.client()
+    other.send(query("second", "adk", {"emit": [{"content": {"role": "model", "parts": [
+        {"text": "second"}]}}]}, session="trip-1"))
     page.wait("document.getElementById('q-result').dataset.type", timeout=30,
               what="the query's result on the page")
     assert page.eval("document.getElementById('q-result').dataset.type") == "result"
@@ -273,7 +301,21 @@ def test_browser_console():
     root = [x for x in bars if not x["branch"]][0]
     assert all(int(root["start"]) <= int(k["start"]) and int(k["end"]) <= int(root["end"])
                for k in kids), bars
-    page.screenshot(os.path.join(shots, "timeline.png"))
+    page.screenshot(os.path.join(shots, "timeline.png"), height=340)
+    # the second invocation waited on the session lock: accepted before the first ended,
+    # started after; its bar shows the wait
+    got = other.collect(["second"])["second"]
+    assert got[-1]["type"] == "result", got
+    inv2 = got[0]["event"]["invocation_id"]
+    page.eval("location.hash = 'timeline/%s'" % inv2)
+    run2 = page.wait("(() => { const b = document.querySelector('#tl .bar.run');"
+                     " return b && document.querySelector('#tl .bar.wait') &&"
+                     " Object.assign({}, b.dataset); })()", what="the waiting invocation")
+    assert int(run2["accepted"]) < int(root["end"]) <= int(run2["start"]), (run2, root)
+    page.screenshot(os.path.join(shots, "timeline-lock.png"), height=340)
+    page.eval("location.hash = 'overview'")
+    page.wait("document.querySelectorAll('#bus-table tbody tr').length >= 8")
+    page.screenshot(os.path.join(shots, "overview-live.png"))
     # 4. the session: in the list, its state as the agent wrote it, its events as text
     page.eval("location.hash = 'session/trip-1'")
     state = page.wait("(() => { const s = document.getElementById('s-state');"

@@ -239,7 +239,8 @@ static void bus_dump(web_t *w, web_conn_t *c, const web_req_t *r) {
 /* Sends the request in w->msg (made for id number req) and parks c until its reply. */
 static void ask(web_t *w, web_conn_t *c, uint64_t req, int enc_rc, web_cstate_t st) {
     if (enc_rc != 0 || send_msg(w, &w->msg) != 0) {
-        web_respond_error(w, c, 502, "internal", "could not send the request to the broker");
+        web_respond_error(w, c, 502, "unreachable", "could not send the request to the broker "
+                                                    "(no connection to it now)");
         return;
     }
     c->req = req;

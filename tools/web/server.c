@@ -28,6 +28,8 @@ static const char usage[] =
     "  --listen HOST:PORT      where to serve HTTP (default 127.0.0.1:8088; port 0: any)\n"
     "  --broker ENDPOINT       the broker's client endpoint (default tcp://127.0.0.1:5555)\n"
     "  --pub ENDPOINT          the broker's bus endpoint (default tcp://127.0.0.1:5557)\n"
+    "  --curve-server-key K    the broker's public key (FILE or Z85): talk CURVE to it\n"
+    "  --curve-key FILE        own key pair file (default: a new ephemeral pair)\n"
     "  --token-file FILE       a token every /api and /events request must carry (header\n"
     "                          X-Actor-Token or ?token=); REQUIRED off loopback. The env\n"
     "                          ACTOR_WEB_TOKEN gives it too.\n"
@@ -313,6 +315,9 @@ static int connect_broker(web_t *w) {
     zmq_setsockopt(w->dealer, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(w->sub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(w->sub, ZMQ_SUBSCRIBE, "", 0);
+    if (ctl_curve_apply(&w->o.curve, w->dealer) || ctl_curve_apply(&w->o.curve, w->sub) ||
+        ctl_curve_apply(&w->o.curve, w->canceller))
+        return -1;
     if (zmq_connect(w->dealer, w->o.broker) != 0 || zmq_connect(w->canceller, w->o.broker)) {
         fprintf(stderr, "actor-web: bad --broker '%s': %s\n", w->o.broker, zmq_strerror(errno));
         return -1;
@@ -384,6 +389,7 @@ static int parse(int argc, char **argv, web_opts_t *o, char *token, size_t tcap)
         {"token-file", 1, 0, 'T'}, {"max-conns", 1, 0, 'c'}, {"max-request", 1, 0, 'r'},
         {"max-sse", 1, 0, 's'}, {"max-buffer", 1, 0, 'B'}, {"ring", 1, 0, 'R'},
         {"ring-bytes", 1, 0, 'Y'}, {"status-ms", 1, 0, 'S'}, {"request-timeout", 1, 0, 't'},
+        {"curve-server-key", 1, 0, 'K'}, {"curve-key", 1, 0, 'k'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch, rc = 0;
     size_t v;
@@ -405,6 +411,8 @@ static int parse(int argc, char **argv, web_opts_t *o, char *token, size_t tcap)
             rc = size_opt("--request-timeout", optarg, 10, &v);
             o->request_ms = (int64_t)v;
             break;
+        case 'K': o->curve.server_arg = optarg; break;
+        case 'k': o->curve.key_file = optarg; break;
         case 'h': fputs(usage, stdout); return -1;
         case ':': fprintf(stderr, "actor-web: %s needs a value\n", argv[optind - 1]); return 2;
         default: fprintf(stderr, "actor-web: unknown option '%s'\n", argv[optind - 1]); return 2;
@@ -431,6 +439,7 @@ int main(int argc, char **argv) {
     }
     int rc = parse(argc, argv, &w.o, token, sizeof token);
     if (rc) return rc < 0 ? 0 : rc;
+    if ((rc = ctl_curve_setup(&w.o.curve)) != 0) return rc;
     if ((rc = listen_on(&w)) != 0) {
         fprintf(stderr, rc == -EPERM ? "actor-web: --listen '%s' is not loopback: give a "
                                        "--token-file (or ACTOR_WEB_TOKEN)\n"
@@ -467,6 +476,7 @@ int main(int argc, char **argv) {
     if (w.dealer) zmq_close(w.dealer);
     if (w.sub) zmq_close(w.sub);
     if (w.canceller) zmq_close(w.canceller);
+    ctl_curve_close(&w.o.curve);
     zmq_ctx_term(w.zctx);
     return rc == 0 ? 0 : 1;
 }

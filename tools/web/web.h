@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "curve.h"
 #include "http.h"
 #include "proto/proto.h"
 
@@ -22,6 +23,7 @@ typedef struct web_opts {
     size_t ring, ring_bytes;    /* bus messages kept for /api/bus */
     int64_t status_ms;          /* how often /events gets the broker's status */
     int64_t request_ms;         /* how long an /api request waits for the broker */
+    ctl_curve_t curve;          /* --curve-server-key, --curve-key (actorctl's) */
 } web_opts_t;
 
 typedef enum {
