@@ -263,10 +263,16 @@ def test_browser_console():
     b = Broker().start()
     # Two slots each: the root holds one, so its three parallel children need both workers.
     start_workers(b, ["w1", "w2"], agents=ADK_AGENTS, capacity=2)
-    real = None
+    real = None  # the real worker, with examples/agents when that plugin is built
+    plugin = os.environ.get("ACTOR_PLUGIN_AGENTS", "")
     if abtest.real_worker_available():
-        real = abtest.RealWorker(b, "w3", capacity=2).start()
+        extra = []
+        if os.path.isfile(plugin):
+            from test_agents_example import config_without_llm
+            extra = ["--plugin", plugin, "--agents", config_without_llm()]
+        real = abtest.RealWorker(b, "w3", capacity=4, extra=extra).start()
         b.wait_workers(["w1", "w2", "w3"])
+        real.trip = bool(extra)
     web = Web(b)
     browser = start_browser()
     shots = shots_dir()
@@ -347,7 +353,30 @@ def test_browser_console():
     c = b.client()
     _, term = c.call({"v": 1, "type": "session.get", "id": "g", "session": "trip-1"})
     assert term["type"] == "error" and term["code"] == "not_found", term
-    # 5. a worker's tasks (the real worker answers `tasks`; the fake ones do not)
+    # 5. the runtime's own parallel agent (examples/agents' trip): its steps inside the root's
+    # run, its two parallel children as runs of their own, the state it wrote
+    if real and real.trip:
+        page.eval("location.hash = 'query'")
+        page.eval("(() => { const v = (id, x) => document.getElementById(id).value = x;"
+                  " v('q-agent', 'trip'); v('q-session', 'trip-real'); v('q-input', 'Tokyo');"
+                  " document.getElementById('q-send').click(); })()")
+        page.wait("document.getElementById('q-result').dataset.type === 'result'", timeout=30,
+                  what="trip's result")
+        inv = page.eval("document.getElementById('q-meta').dataset.inv")
+        page.eval("location.hash = 'timeline/%s'" % inv)
+        got = page.wait("(() => { const r = [...document.querySelectorAll('#tl .bar.run')]"
+                        ".map(e => e.dataset.agent).sort(); const s = [...document."
+                        "querySelectorAll('#tl .seg')].map(e => e.dataset.author);"
+                        " return r.length === 3 && s.length >= 2 && {runs: r, segs: s}; })()",
+                        what="trip's runs and steps")
+        assert got["runs"] == ["time_now", "trip", "weather_now"], got
+        assert "plan_trip" in got["segs"] and "summarize" in got["segs"], got
+        page.screenshot(os.path.join(shots, "timeline-trip.png"), height=340)
+        page.eval("location.hash = 'session/trip-real'")
+        state = json.loads(page.wait("(() => { const s = document.getElementById('s-state');"
+                                     " return s && s.textContent; })()"))
+        assert state["city"] == "Tokyo" and state["weather"]["fact"]["temp_c"] == 24, state
+    # 6. a worker's tasks (the real worker answers `tasks`; the fake ones do not)
     if real:
         page.eval("location.hash = 'workers/w3'")
         meta = page.wait("(() => { const m = document.getElementById('w-meta').textContent;"

@@ -291,7 +291,7 @@ function drawTimeline(inv) {
   for (const r of runs.sort((a, b) => a.accepted - b.accepted)) {
     if (!lanes.has(r.worker)) lanes.set(r.worker, []);
     const tracks = lanes.get(r.worker); // parallel runs on one worker take tracks side by side
-    let t = tracks.find((tr) => tr.free <= r.accepted);
+    let t = tracks.find((tr) => tr.free < r.accepted);
     if (!t) tracks.push(t = {free: 0, runs: []});
     t.free = r.end ? r.last : Infinity;
     t.runs.push(r);
@@ -322,6 +322,7 @@ function drawRun(track, r, pct, wid, now) {
                                 start: r.start, end: end, accepted: r.accepted}}, label);
   bar.style.left = pct(r.start); bar.style.width = wid(r.start, end);
   track.append(bar);
+  drawAgents(track, r, end, pct, wid);
   const calls = new Map();
   for (const {ts, e} of r.events) {
     const parts = (e.content && Array.isArray(e.content.parts)) ? e.content.parts : [];
@@ -337,6 +338,26 @@ function drawRun(track, r, pct, wid, now) {
     tk.style.left = pct(ts);
     track.append(tk);
   }
+}
+
+// The agents inside one run (a sequential agent's steps run in its job): a thin band per
+// author, from its first event to the next author's first event (or the run's end).
+function drawAgents(track, r, end, pct, wid) {
+  const evs = r.events.filter((x) => x.e && x.e.author).sort((a, b) => a.ts - b.ts);
+  const segs = [];
+  for (const x of evs) {
+    const last = segs[segs.length - 1];
+    if (last && last.author === x.e.author) continue;
+    if (last) last.to = x.ts;
+    segs.push({author: x.e.author, from: x.ts, to: end});
+  }
+  if (segs.length < 2) return;
+  segs.forEach((g, i) => {
+    const band = el('div', {className: 'seg s' + (i % 2), title: g.author + ': ' + (g.to - g.from) + ' ms',
+                            data: {author: g.author}});
+    band.style.left = pct(g.from); band.style.width = wid(g.from, g.to);
+    track.append(band);
+  });
 }
 
 let tlShown = null, tlTimer = null;
