@@ -24,6 +24,9 @@ class Unavailable(Exception):
 
 
 def find_chromium():
+    forced = os.environ.get("ACTOR_CHROMIUM")  # a browser to use instead ("" : look)
+    if forced:
+        return forced if os.access(forced, os.X_OK) else None
     for name in ("chromium", "chromium-browser", "google-chrome"):
         p = shutil.which(name)
         if p:
@@ -34,7 +37,8 @@ def find_chromium():
 def install_chromium(repo):
     """Installs Debian's chromium through deploy/packages.sh when we are root; quietly does
     nothing otherwise. Returns the browser's path or None."""
-    if find_chromium() or os.geteuid() != 0 or not shutil.which("apt-get"):
+    if (find_chromium() or os.environ.get("ACTOR_CHROMIUM") or os.geteuid() != 0 or
+            not shutil.which("apt-get")):
         return find_chromium()
     script = ('. "%s/deploy/packages.sh" && ACTOR_PACKAGES="$ACTOR_BROWSER_PACKAGES" actor_install_packages'
               % repo)
