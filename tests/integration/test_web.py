@@ -146,7 +146,7 @@ def test_http_api_answers_from_the_broker_and_streams_a_query():
 
 def test_http_requests_another_site_could_make_are_refused():
     b = Broker().start()
-    web = Web(b, "--max-request", "2048", "--max-sse", "1")
+    web = Web(b, "--max-request", "2048", "--max-sse", "1", "--request-timeout", "500")
     st, body, h = web.http("/")
     assert st == 200 and "<title>actorbus console</title>" in body, st
     assert "script-src 'self'" in h["Content-Security-Policy"], dict(h)
@@ -166,6 +166,10 @@ def test_http_requests_another_site_could_make_are_refused():
     s.close()
     s = web.raw(b"BAD\x01 / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert read_until(s, b"\r\n\r\n").startswith(b"HTTP/1.1 400"), "garbage"
+    s.close()
+    # a request that never ends does not keep its connection
+    s = web.raw(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    assert read_until(s, b"never") == b"", "a stalled request was not closed"
     s.close()
     st, e, _ = web.http("/api/query", b"[1]", {"X-Actor-Web": "1"})
     assert st == 400 and "JSON object" in e["message"], (st, e)

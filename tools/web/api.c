@@ -466,6 +466,10 @@ void web_tick(web_t *w, int64_t now) {
     }
     for (size_t i = 0; i < w->o.max_conns; i++) {
         web_conn_t *c = &w->conns[i];
+        if ((c->st == WEB_C_READ || c->st == WEB_C_WRITE) && now >= c->deadline) {
+            web_close(w, c);
+            continue;
+        }
         if (c->st == WEB_C_WAIT && now >= c->deadline) {
             c->req = 0;
             web_respond_error(w, c, 504, "timeout", "the broker did not answer in time "

@@ -41,7 +41,9 @@ static const char usage[] =
     "  --ring N                bus messages kept for the pages (default 4000)\n"
     "  --ring-bytes BYTES      ... and their bytes as JSON (default 8388608)\n"
     "  --status-ms MS          how often live pages get the broker's status (default 1000)\n"
-    "  --request-timeout MS    how long a request waits for the broker (default 10000)\n"
+    "  --request-timeout MS    how long a request waits for the broker, and how long a\n"
+    "                          connection may take to send its request or read its\n"
+    "                          answer (default 10000)\n"
     "  -h, --help              this text\n";
 
 static volatile sig_atomic_t stop;
@@ -126,6 +128,7 @@ void web_respond(web_t *w, web_conn_t *c, int status, const char *type, const ch
                       "Connection: close\r\n\r\n",
                       status, reason(status), type, n, common_headers);
     c->st = WEB_C_WRITE;
+    c->deadline = web_now_ms() + w->o.request_ms; /* a reader that never reads goes */
     if (web_send(w, c, head, (size_t)hn) == 0) web_send(w, c, body, n);
     c->close_when_sent = true;
 }
@@ -271,6 +274,7 @@ static void on_accept(web_t *w) {
     c->fd = fd;
     c->in = in;
     c->st = WEB_C_READ;
+    c->deadline = web_now_ms() + w->o.request_ms; /* a request trickled in too slowly goes */
 }
 
 /* ---- setup and the loop ---- */

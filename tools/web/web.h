@@ -47,7 +47,7 @@ typedef struct web_conn {
     size_t in_n;
     web_out_t out;
     uint64_t req;        /* WAIT, QUERY: the number in our request id "web-<req>" */
-    int64_t deadline;    /* WAIT: when to answer 504 (ms, monotonic) */
+    int64_t deadline;    /* WAIT: when to answer 504; READ, WRITE: when to give up (ms) */
     bool close_when_sent;
 } web_conn_t;
 
