@@ -40,8 +40,8 @@ def install_chromium(repo):
     if (find_chromium() or os.environ.get("ACTOR_CHROMIUM") or os.geteuid() != 0 or
             not shutil.which("apt-get")):
         return find_chromium()
-    script = ('. "%s/deploy/packages.sh" && ACTOR_PACKAGES="$ACTOR_BROWSER_PACKAGES" actor_install_packages'
-              % repo)
+    script = ('. "%s/deploy/packages.sh" && '
+              'ACTOR_PACKAGES="$ACTOR_BROWSER_PACKAGES" actor_install_packages' % repo)
     try:
         subprocess.run(["bash", "-c", script], timeout=600, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

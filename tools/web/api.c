@@ -1,9 +1,9 @@
 /* tools/web/api.c: what actor-web's paths mean. Each /api/... path turns into a client
  * message to the broker (status, query, cancel, tasks, session.list/get/delete) under ids
- * "web-<n>", and the reply goes back as its JSON; /events streams the bus and a periodic status as server-sent events;
- * /api/bus gives the bus messages kept in a bounded ring, for pages opened later.
- * Every byte from the broker, the bus or a browser goes out as JSON written by proto's
- * encoder (strings escaped); the page builds its DOM from it with textContent only. */
+ * "web-<n>", and the reply goes back as its JSON; /events streams the bus and a periodic
+ * status as server-sent events; /api/bus gives the bus messages kept in a bounded ring, for
+ * pages opened later. Every byte from the broker, the bus or a browser goes out as JSON
+ * written by proto's encoder (strings escaped); the page builds its DOM from it as text. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
