@@ -185,6 +185,28 @@ def test_http_requests_another_site_could_make_are_refused():
     b.stop()
 
 
+def test_http_an_answer_over_max_buffer_is_refused_and_a_slow_stream_cut():
+    b = Broker().start()
+    start_workers(b, ["w1"], agents=ADK_AGENTS)
+    web = Web(b, "--max-buffer", "65536")
+    big = {"emit": [{"content": {"role": "model", "parts": [{"text": "x" * 100000}]}}]}
+    _, term = b.client().call(query("big", "adk", big, session="big"))
+    assert term["type"] == "result", term
+    st, e, _ = web.http("/api/session?id=big")
+    assert st == 502 and e["code"] == "too_large", (st, e)
+    st, one, _ = web.http("/api/session?id=big&events=0")
+    assert st == 200 and one["output"]["events_total"] == 2, one
+    # a live page that cannot take a bus message over its buffer loses its stream
+    s = web.raw(("GET /events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % web.port).encode())
+    assert b"retry:" in read_until(s, b"retry:"), "stream"
+    b.client().call(query("big2", "adk", big, session="big"))
+    got = read_until(s, b"never", limit=1 << 22)
+    assert b"x" * 1000 not in got, "the message was sent past --max-buffer"
+    s.close()
+    web.stop()
+    b.stop()
+
+
 def test_http_off_loopback_needs_a_token():
     b = Broker().start()
     if not (WEB and os.path.isfile(WEB)):

@@ -104,7 +104,11 @@ void web_on_reply(web_t *w) {
         w->status_req = 0;
         on_status(w);
     } else if (c && c->st == WEB_C_WAIT && m.type != PROTO_EVENT) {
-        web_respond(w, c, 200, "application/json", (const char *)w->json.p, w->json.n);
+        if (w->json.n + 1024 > w->o.max_buffer) /* a session's many events, say */
+            web_respond_error(w, c, 502, "too_large", "the broker's answer is larger than "
+                                                      "--max-buffer (ask for fewer events)");
+        else
+            web_respond(w, c, 200, "application/json", (const char *)w->json.p, w->json.n);
     } else if (c && c->st == WEB_C_QUERY) {
         web_send(w, c, (const char *)w->json.p, w->json.n);
         web_send(w, c, "\n", 1);

@@ -457,6 +457,7 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     proto_limits_default(&w.lim);
+    w.lim.max_size = (size_t)256 << 20; /* the broker already enforced its limit */
     proto_buf_init(&w.json);
     proto_buf_init(&w.msg);
     w.zctx = zmq_ctx_new();
