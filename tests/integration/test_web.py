@@ -333,7 +333,7 @@ def test_browser_console():
     assert page.eval("document.querySelectorAll('#q-events img').length") == 0
     page.screenshot(os.path.join(shots, "query.png"))
     # 3. its timeline: the children on two workers, overlapping in time
-    inv = page.eval("document.getElementById('q-meta').dataset.inv")
+    inv = inv1 = page.eval("document.getElementById('q-meta').dataset.inv")
     assert inv and inv.startswith("i-"), inv
     page.eval("location.hash = 'timeline/%s'" % inv)
     bars = page.wait("(() => { const b = [...document.querySelectorAll('#tl .bar.run')]"
@@ -402,14 +402,18 @@ def test_browser_console():
         state = json.loads(page.wait("(() => { const s = document.getElementById('s-state');"
                                      " return s && s.textContent; })()"))
         assert state["city"] == "Tokyo" and state["weather"]["fact"]["temp_c"] == 24, state
-    # 6. a worker's tasks (the real worker answers `tasks`; the fake ones do not)
+    # 6. a page opened later draws the first timeline from what the console kept (/api/bus)
+    later = browser.open(web.url + "/#timeline/" + inv1)
+    later.wait("document.querySelectorAll('#tl .bar.run').length === 4",
+               what="the first timeline in a page opened later")
+    # 7. a worker's tasks (the real worker answers `tasks`; the fake ones do not)
     if real:
         page.eval("location.hash = 'workers/w3'")
         meta = page.wait("(() => { const m = document.getElementById('w-meta').textContent;"
                          " return m.startsWith('w3 ') && m; })()", what="w3's tasks")
         assert "running jobs" in meta, meta
         page.screenshot(os.path.join(shots, "workers.png"))
-    assert page.exceptions() == [], page.exceptions()
+    assert page.exceptions() == [] and later.exceptions() == [], page.exceptions()
     browser.close()
     print("screenshots in " + shots, flush=True)
     web.stop()

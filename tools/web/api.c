@@ -387,7 +387,10 @@ static void events_open(web_t *w, web_conn_t *c) {
     web_stream_head(w, c, "text/event-stream");
     c->st = WEB_C_SSE;
     w->n_sse++;
-    web_send(w, c, "retry: 2000\n\n", 13);
+    char hello[96]; /* bus seqs count from this process's start */
+    int n = snprintf(hello, sizeof hello, "retry: 2000\nevent: hello\ndata: {\"epoch\":%" PRId64
+                     ",\"seq\":%" PRIu64 "}\n\n", w->epoch, w->bus_seq);
+    web_send(w, c, hello, (size_t)n);
     if (w->status_json) {
         web_send(w, c, "event: status\ndata: ", 20);
         web_send(w, c, w->status_json, w->status_n);

@@ -69,6 +69,7 @@ typedef struct web {
     web_ring_entry_t *ring; /* a circular buffer of o.ring entries */
     size_t ring_head, ring_n, ring_bytes;
     uint64_t bus_seq;
+    int64_t epoch;          /* Unix ms at start: a page that sees it change drops its seqs */
     char *status_json;      /* the newest status as JSON, for a new /events stream */
     size_t status_n;
     proto_limits_t lim;

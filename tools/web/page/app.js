@@ -7,7 +7,7 @@
 const TOKEN = new URLSearchParams(location.search).get('token') || '';
 const BUS_KEEP = 4000; // bus messages kept in the page, oldest dropped first
 const bus = [];        // {seq, topic, msg}, oldest first
-let lastSeq = 0;
+let lastSeq = 0, epoch = null;
 let status = null, prevStatus = null, rates = {answered: 0, errors: 0};
 
 // ---- helpers ----
@@ -74,27 +74,35 @@ function summary(ev) {
 
 // ---- the live stream ----
 
+// Live messages may arrive before the history fetched on (re)connecting: seqs dedupe both.
+const seen = new Set();
 function addBus(m) {
-  if (m.seq <= lastSeq) return false;
-  lastSeq = m.seq;
+  if (seen.has(m.seq)) return false;
+  seen.add(m.seq);
+  lastSeq = Math.max(lastSeq, m.seq);
   bus.push(m);
-  if (bus.length > BUS_KEEP) bus.splice(0, bus.length - BUS_KEEP);
+  if (bus.length > BUS_KEEP) for (const old of bus.splice(0, bus.length - BUS_KEEP)) seen.delete(old.seq);
   return true;
 }
 
-async function connect() {
+function connect() {
   const es = new EventSource('/events' + (TOKEN ? '?token=' + encodeURIComponent(TOKEN) : ''));
   es.onopen = () => { $('conn').textContent = 'live'; $('conn').className = 'conn ok'; };
   es.onerror = () => { $('conn').textContent = 'reconnecting…'; $('conn').className = 'conn'; };
+  es.addEventListener('hello', async (e) => { // (re)connected: fetch what we missed
+    const h = parse(e.data);
+    if (h.epoch !== epoch) { epoch = h.epoch; bus.length = 0; lastSeq = 0; seen.clear(); } // new server
+    try {
+      for (const m of await api('/api/bus?after=' + lastSeq)) addBus(m);
+      bus.sort((a, b) => a.seq - b.seq);
+      drawBus();
+      liveTimeline();
+    } catch (err) { /* the stream still runs */ }
+  });
   es.addEventListener('status', (e) => onStatus(parse(e.data)));
   es.addEventListener('bus', (e) => {
     if (addBus(parse(e.data))) { drawBusRow(bus[bus.length - 1], true); liveTimeline(); }
   });
-  try { // what the server kept from before this page opened
-    for (const m of await api('/api/bus?after=' + lastSeq)) addBus(m);
-    bus.sort((a, b) => a.seq - b.seq);
-    drawBus();
-  } catch (e) { /* the stream still runs */ }
 }
 
 function onStatus(s) {
