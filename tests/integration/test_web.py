@@ -75,6 +75,8 @@ class Web:
     def query_lines(self, body):
         st, text, _ = self.http("/api/query", json.dumps(body).encode(), {"X-Actor-Web": "1"})
         assert st == 200, (st, text)
+        if not isinstance(text, str):  # one line only: it parsed as a whole
+            return [text]
         return [json.loads(l) for l in text.splitlines() if l]
 
 
@@ -228,15 +230,18 @@ def test_http_off_loopback_needs_a_token():
     b.stop()
 
 
-def test_http_a_query_whose_page_goes_away_is_cancelled():
+def test_http_a_long_query_streams_to_its_end_and_one_whose_page_goes_away_is_cancelled():
     b = Broker().start()
     w = start_workers(b, ["w1"])[0]
-    web = Web(b)
+    web = Web(b, "--request-timeout", "300")
+    # a query may stream for longer than --request-timeout, to its end
+    lines = web.query_lines({"agent": "sleep", "input": {"ms": 800}})
+    assert lines[-1]["type"] == "result" and lines[-1]["output"]["slept_ms"] == 800, lines
     body = json.dumps({"agent": "sleep", "input": {"ms": 60000}}).encode()
     s = web.raw(b"POST /api/query HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Actor-Web: 1\r\n"
                 b"Content-Length: %d\r\n\r\n%s" % (web.port, len(body), body))
     assert b'"accepted"' in read_until(s, b"accepted"), "accepted"
-    w.wait_stats(lambda st: st["works"] == 1, what="the sleep to start")
+    w.wait_stats(lambda st: st["works"] == 2, what="the sleep to start")
     s.close()
     w.wait_stats(lambda st: len(st["cancels"]) == 1, what="the cancel after the page left")
     st, status, _ = web.http("/api/status")

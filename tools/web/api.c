@@ -91,7 +91,7 @@ void web_on_reply(web_t *w) {
         return;
     }
     proto_msg_t m;
-    proto_error_t err;
+    proto_error_t err = {0};
     if (proto_decode(zmq_msg_data(&f), zmq_msg_size(&f), &w->lim, &m, &err) != 0 ||
         to_json(w, m.body) != 0) {
         fprintf(stderr, "actor-web: a bad reply from the broker (%s)\n", err.message);
@@ -115,6 +115,7 @@ void web_on_reply(web_t *w) {
         if (m.type == PROTO_RESULT || m.type == PROTO_ERROR) {
             c->req = 0;
             c->st = WEB_C_WRITE;
+            c->deadline = web_now_ms() + w->o.request_ms; /* to send the rest */
             c->close_when_sent = true;
         }
     }
