@@ -345,7 +345,9 @@ static void run(web_t *w) {
         for (size_t i = 0; i < w->o.max_conns; i++) {
             web_conn_t *c = &w->conns[i];
             if (c->st == WEB_C_FREE) continue;
-            short ev = ZMQ_POLLIN | (c->out.off < c->out.n ? ZMQ_POLLOUT : 0);
+            /* A response being sent ignores what the client sends (or its half-close). */
+            short ev = (c->st == WEB_C_WRITE ? 0 : ZMQ_POLLIN) |
+                       (c->out.off < c->out.n ? ZMQ_POLLOUT : 0);
             who[n] = c;
             it[n++] = (zmq_pollitem_t){NULL, c->fd, ev, 0};
         }
