@@ -341,6 +341,7 @@ typedef struct brk_qmsg {
     proto_raw_t payload;     /* event's event, result's output (nil when n == 0) */
     proto_str_t code, message; /* error */
     proto_str_t agent, session;
+    const brk_job_t *job;    /* the bus copy adds its job, worker, invocation (NULL: none) */
 } brk_qmsg_t;
 
 /* Encodes q into o; with "agent" (and "session" when set) for the bus. Returns: 0.

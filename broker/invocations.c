@@ -466,3 +466,5 @@ void brk_inv_on_event(brk_t *b, brk_job_t *j, proto_raw_t event) {
      * has moved on, and late events are forwarded and published but not stored. */
     if (r->lock && r->lock->holder == r && !r->job->answered) store_event(b, r, event);
 }
+
+const char *brk_inv_id_of(const brk_job_t *j) { return j->inv ? j->inv->id : ""; }

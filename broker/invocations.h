@@ -73,6 +73,8 @@ void brk_inv_on_event(brk_t *b, brk_job_t *j, proto_raw_t event);
 void brk_inv_on_answer(brk_t *b, brk_job_t *j);
 /* j is being freed: its record goes (a root's sub-invocations lose their root). */
 void brk_inv_on_free(brk_t *b, brk_job_t *j);
+/* The id of the invocation j runs in (its root's), or "" when none. */
+const char *brk_inv_id_of(const brk_job_t *j);
 
 /* ---- helpers without broker state (unit tested) ---- */
 

@@ -201,7 +201,8 @@ static void queue_remove(brk_t *b, brk_job_t *j) {
 }
 
 static brk_qmsg_t job_qmsg(const brk_job_t *j, proto_type_t type) {
-    brk_qmsg_t q = {.type = type, .id = j->id, .agent = j->agent_name, .session = j->session};
+    brk_qmsg_t q = {.type = type, .id = j->id, .agent = j->agent_name, .session = j->session,
+                    .job = j};
     return q;
 }
 

@@ -5,6 +5,7 @@
 #   --demo          run the show, stop everything and exit
 #   --workers N     workers to start (default: one per core)
 #   --port-base P   use ports P..P+3 instead of 5555..5558
+#   --web-port P    serve the web console (tools/web) on 127.0.0.1:P (default 8088; 0: none)
 # The workers also host examples/agents (agents_demo.so + agents.json): the agents that need no
 # model always; the LLM agents when ACTORBUS_MODEL_BASE_URL and ACTORBUS_MODEL name a server.
 set -euo pipefail
@@ -12,12 +13,14 @@ cd "$(dirname "$0")/.."
 demo=0
 workers=$(nproc)
 base=5555
+web_port=8088
 while [ $# -gt 0 ]; do
     case "$1" in
     --demo) demo=1 ;;
     --workers) workers=${2:?--workers needs a number}; shift ;;
     --port-base) base=${2:?--port-base needs a port}; shift ;;
-    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+    --web-port) web_port=${2:?--web-port needs a port}; shift ;;
+    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "up.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -26,7 +29,8 @@ done
 . deploy/packages.sh
 actor_install_packages
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target actor-broker actor-worker actorctl agents_demo >/dev/null
+cmake --build build -j"$(nproc)" --target actor-broker actor-worker actorctl agents_demo actor-web \
+    >/dev/null
 
 broker=build/broker/actor-broker
 worker=build/worker/actor-worker
@@ -83,6 +87,16 @@ done
 [ $ready = 1 ] || { echo "up.sh: workers did not register; see $logs" >&2; exit 1; }
 
 echo "== broker on $clients with $workers workers =="
+if [ "$web_port" != 0 ]; then
+    if (exec 3<>"/dev/tcp/127.0.0.1/$web_port") 2>/dev/null; then
+        echo "up.sh: port $web_port is in use: no web console (pass --web-port)" >&2
+    else
+        build/tools/web/actor-web --listen "127.0.0.1:$web_port" --broker "$clients" \
+            --pub "$pub" >"$logs/web.log" 2>&1 &
+        pids+=($!)
+        echo "== web console: http://127.0.0.1:$web_port/ (workers, queries, timelines, sessions) =="
+    fi
+fi
 "$ctl" --broker "$clients" status
 echo
 n=$((workers * 2))
