@@ -137,8 +137,7 @@ def chain_tokens(text, by_bytes, used):
 
 def tokenize(exe, vocab, text):
     """Token ids of text with llama.cpp's tokenizer (special tokens parsed, no BOS)."""
-    r = subprocess.run([exe, "-m", vocab, "-p", text, "--ids", "--log-disable",
-                        "--no-bos", "--parse-special"],
+    r = subprocess.run([exe, "-m", vocab, "-p", text, "--ids", "--log-disable", "--no-bos"],
                        capture_output=True, text=True, timeout=60)
     if r.returncode != 0:
         sys.exit("make_tiny_model: %s failed: %s" % (exe, r.stderr[-2000:]))
@@ -187,15 +186,6 @@ def main():
     chains = {"tool": tool, "answer": answer, "again": again, "text": text}
     every = [t for c in chains.values() for t in c]
     assert len(every) == len(set(every)), "a token repeats across the chains"
-
-    if a.tokenize:
-        prompt = tokenize(a.tokenize, vocab_path, "<|im_start|>user\nhi<|im_end|>\n"
-                          "<|im_start|>assistant\n")
-        assert prompt[-1] == newline, ("the prompt does not end in \\n", prompt)
-        again_ids = tokenize(a.tokenize, vocab_path, ans_text)
-        assert marker in again_ids, ("the marker is not a token of ANSWER", again_ids)
-        print("make_tiny_model: checked with %s: the prompt ends in \\n (%d), the marker "
-              "%r (%d) is in ANSWER's tokens" % (a.tokenize, newline, HISTORY_MARKER, marker))
 
     # Dimensions: one per source token (the chains' tokens, "\n"), the markers' when they are
     # not sources, three flags, and one shared by every other token.
@@ -290,6 +280,23 @@ def main():
     w.write_tensors_to_file()
     w.close()
     os.replace(path + ".tmp", path)
+
+    if a.tokenize:  # with llama.cpp's tokenizer, on the model just written
+        def fail(what):
+            os.unlink(path)
+            sys.exit("make_tiny_model: %s; model removed" % what)
+        prompt = tokenize(a.tokenize, path, "<|im_start|>user\nhi<|im_end|>\n"
+                          "<|im_start|>assistant\n")
+        if prompt[-1] != newline:
+            fail("the prompt does not end in \\n: %r" % prompt)
+        if marker not in tokenize(a.tokenize, path, ans_text):
+            fail("the marker %r is not a token of ANSWER" % HISTORY_MARKER)
+        marks = tokenize(a.tokenize, path, "<tool_call>x</tool_call><tool_response>")
+        if marks[0] != TOOL_CALL or TOOL_RESPONSE not in marks:
+            fail("<tool_call>/<tool_response> are not single tokens: %r" % marks)
+        print("make_tiny_model: checked with %s: the prompt ends in \\n (%d), the marker %r "
+              "(%d) is a token of ANSWER, the tool markers are tokens" % (
+                  a.tokenize, newline, HISTORY_MARKER, marker))
 
     meta = dict(TEXTS, tool_call=call, history_marker=HISTORY_MARKER,
                 chains={k: v for k, v in chains.items()}, newline=newline)

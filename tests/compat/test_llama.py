@@ -50,17 +50,18 @@ PARIS = {"city": "Paris", "temp_c": 18, "sky": "sunny"}  # get_weather's answer 
 class Proxy:
     """A TCP proxy on a free loopback port in front of one server. For each client
     connection it opens one to the server and copies both ways; when the server closes its
-    side, it passes the FIN on (shutdown) and keeps reading the client: a request that comes
-    after that was written into a dead connection. Counts request heads both ways."""
+    side, it passes the FIN on at once (with the last bytes when they came together) and
+    keeps reading the client: a request that comes after that was written into a connection
+    the client had been told was closed, and never reaches the server (wasted). Counts the
+    request heads passed on and the response heads that came back."""
     HEAD = b"POST /v1/chat/completions "
+    RESP = b"HTTP/1.1 "
 
     def __init__(self, upstream_port):
         self.upstream = ("127.0.0.1", upstream_port)
         self.lock = threading.Lock()
-        self.requests = 0      # request heads passed to the server
-        self.wasted = 0        # request heads (or bytes) after the server had closed
-        self.connections = 0
-        self.server_closes = 0  # connections the server closed first
+        self.n = {"requests": 0, "answered": 0, "wasted": 0, "connections": 0,
+                  "server_closes": 0}
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", 0))
@@ -70,8 +71,11 @@ class Proxy:
 
     def counts(self):
         with self.lock:
-            return {"requests": self.requests, "wasted": self.wasted,
-                    "connections": self.connections, "server_closes": self.server_closes}
+            return dict(self.n)
+
+    def _add(self, key, k=1):
+        with self.lock:
+            self.n[key] += k
 
     def _accept(self):
         while True:
@@ -81,9 +85,21 @@ class Proxy:
                 return
             threading.Thread(target=self._pipe, args=(c,), daemon=True).start()
 
+    @staticmethod
+    def _count(tail, data, pat):
+        """Occurrences of pat in data, also across the previous chunk's tail; the new tail."""
+        seen = tail + data
+        return seen.count(pat) - tail.count(pat), seen[-(len(pat) - 1):]
+
+    @staticmethod
+    def _eof_waiting(s):
+        try:
+            return s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+
     def _pipe(self, client):
-        with self.lock:
-            self.connections += 1
+        self._add("connections")
         try:
             up = socket.create_connection(self.upstream, timeout=10)
         except OSError:
@@ -92,32 +108,31 @@ class Proxy:
         sel = selectors.DefaultSelector()
         sel.register(client, selectors.EVENT_READ, "client")
         sel.register(up, selectors.EVENT_READ, "up")
-        up_open, tail = True, b""
+        up_open, ctail, utail = True, b"", b""
         try:
             while True:
                 for key, _ in sel.select(timeout=120):
-                    s = key.fileobj
-                    data = s.recv(65536)
+                    data = key.fileobj.recv(65536)
                     if key.data == "client":
                         if not data:
                             return
-                        if not up_open:  # written after the server's FIN: never answered
-                            with self.lock:
-                                self.wasted += max(1, data.count(self.HEAD))
+                        if not up_open:  # written after the server's FIN reached the client
+                            self._add("wasted", max(1, data.count(self.HEAD)))
                             return
-                        seen = tail + data
-                        with self.lock:
-                            self.requests += seen.count(self.HEAD) - tail.count(self.HEAD)
-                        tail = seen[-(len(self.HEAD) - 1):]
+                        k, ctail = self._count(ctail, data, self.HEAD)
+                        self._add("requests", k)
                         up.sendall(data)
-                    elif data:
+                        continue
+                    if data:
+                        k, utail = self._count(utail, data, self.RESP)
+                        self._add("answered", k)
                         client.sendall(data)
-                    else:
-                        up_open = False
-                        with self.lock:
-                            self.server_closes += 1
-                        sel.unregister(up)
-                        client.shutdown(socket.SHUT_WR)
+                        if not self._eof_waiting(up):
+                            continue
+                    up_open = False
+                    self._add("server_closes")
+                    sel.unregister(up)
+                    client.shutdown(socket.SHUT_WR)
         except OSError:
             return
         finally:
@@ -261,8 +276,8 @@ class Calls:
         got = {k: now[k] - self.before[k] for k in now}
         assert got["wasted"] == 0, ("requests written into connections the server had "
                                     "closed", got)
-        assert got["requests"] == model_calls, ("requests the server got vs model calls",
-                                                got, model_calls)
+        assert got["requests"] == got["answered"] == model_calls, (
+            "requests sent, requests answered and model calls differ", got, model_calls)
         return got
 
 
