@@ -227,9 +227,6 @@ def config():
 
 
 def start():
-    for k in ("ACTOR_BROKER", "ACTOR_WORKER", "ACTOR_PLUGIN_AGENTS"):
-        if not os.path.isfile(os.environ.get(k, "")):
-            abtest.skip("%s is not set" % k)
     path = config()
     env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     b = Broker().start()
@@ -410,6 +407,9 @@ def test_keep_alive_no_request_into_a_closed_connection():
 
 
 def main():
+    for k in ("ACTOR_BROKER", "ACTOR_WORKER", "ACTOR_PLUGIN_AGENTS"):
+        if not os.path.isfile(os.environ.get(k, "")):
+            abtest.skip("%s is not set to a file" % k)
     missing = [p for p in (SERVER, MODEL, META) if not os.path.isfile(p)]
     if missing and os.environ.get("ACTOR_LLAMA") == "1":
         subprocess.run([os.path.join(HERE, "make_llama_cache.sh")], check=True)
