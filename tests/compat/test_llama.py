@@ -232,7 +232,9 @@ def config():
 def start():
     path = config()
     env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
-    b = Broker().start()
+    # 1 s of silence before a worker counts as lost (abtest's default is 0.3 s): this test is
+    # not about heartbeats, and two llama-servers share the loaded machine with it.
+    b = Broker(heartbeat_ms=200, liveness=5).start()
     extra = ["--plugin", os.environ["ACTOR_PLUGIN_AGENTS"], "--agents", path]
     for name in ("w1", "w2"):
         abtest.RealWorker(b, name, capacity=8, extra=extra, env=env).start()
