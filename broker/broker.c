@@ -203,7 +203,7 @@ static void settle(brk_t *b) {
 static void on_one_signal(brk_t *b) {
     if (!b->draining) {
         b->draining = true;
-        b->drain_until = b->now + (int64_t)b->cfg.drain_ms;
+        b->drain_until = brk_after(b->now, b->cfg.drain_ms);
         brk_log(BRK_LOG_INFO, "draining", "in_flight=%llu queued=%llu drain_ms=%llu",
                 (unsigned long long)b->n_live, (unsigned long long)b->n_queued,
                 (unsigned long long)b->cfg.drain_ms);
@@ -376,7 +376,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
      * query for one of their agents waits instead of failing with unknown_agent. */
     uint64_t grace = cfg->startup_grace_ms != UINT64_MAX ? cfg->startup_grace_ms
                                                          : cfg->liveness * cfg->heartbeat_ms;
-    b->grace_until = b->now + (int64_t)grace;
+    b->grace_until = brk_after(b->now, grace);
     if (brk_budget_open(b) != 0) return -ENOMEM; /* the model budget (budget.c) */
     if (brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) || brk_jobs_init(b)) {
         brk_log(BRK_LOG_ERROR, "init_failed", "error=\"out of memory\"");

@@ -47,6 +47,7 @@ typedef struct brk_config {
     uint64_t max_workers;
     uint64_t max_jobs;            /* jobs of every state, cancelling ones included */
     uint64_t heartbeat_ms, liveness, max_retries, drain_ms;
+    uint64_t poison_after;        /* workers a query may lose before it ends `poisoned` */
     int log_level;
     char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */
     uint64_t max_sessions;
@@ -75,6 +76,14 @@ typedef struct brk_config {
 } brk_config_t;
 
 void brk_config_default(brk_config_t *c);
+
+/* now + ms, for every deadline the broker computes: ms is held to PROTO_TIMEOUT_MAX_MS and
+ * the sum saturates, so no timeout, flag or grace can wrap a deadline into the past. */
+static inline int64_t brk_after(int64_t now, uint64_t ms) {
+    int64_t d = ms > (uint64_t)PROTO_TIMEOUT_MAX_MS ? PROTO_TIMEOUT_MAX_MS : (int64_t)ms;
+    return now > INT64_MAX - d ? INT64_MAX : now + d;
+}
+
 
 typedef struct brk_worker brk_worker_t;
 typedef struct brk_agent brk_agent_t;
@@ -115,6 +124,7 @@ struct brk_job {
     int64_t deadline;        /* heap key: timeout_at, or the cancel grace */
     int64_t timeout_at;      /* the query's deadline (ms, monotonic); -1 none */
     uint64_t job_id, qseq, seq, attempt;
+    uint32_t lost;           /* workers lost while running it (poison_after) */
     brk_job_state_t state;
     bool answered, idempotent, req;
     brk_client_t *client;    /* NULL once answered */

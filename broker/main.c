@@ -39,6 +39,8 @@ static const opt_t opts[] = {
     {"heartbeat-ms", U64(heartbeat_ms, 10, 3600000, "heartbeat interval")},
     {"liveness", U64(liveness, 1, 1000, "heartbeats missed before a worker is lost")},
     {"max-retries", U64(max_retries, 0, 1000, "retries of an idempotent query")},
+    {"poison-after", U64(poison_after, 0, 1000, "workers an idempotent query may lose "
+                         "before it ends poisoned instead of retried (0 never)")},
     {"drain-ms", U64(drain_ms, 0, 3600000, "SIGTERM drain limit and cancel grace")},
     {"log-level", OPT_LEVEL, offsetof(brk_config_t, log_level), 0, 0,
      "debug, info, warn, error or off"},
@@ -101,6 +103,7 @@ void brk_config_default(brk_config_t *c) {
     c->heartbeat_ms = 1000;
     c->liveness = 3;
     c->max_retries = 2;
+    c->poison_after = 2;
     c->drain_ms = 5000;
     c->log_level = BRK_LOG_INFO;
     c->max_sessions = 100000;

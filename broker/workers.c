@@ -294,7 +294,7 @@ int64_t brk_workers_tick(brk_t *b) {
     for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
         brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
         if (w->dead) continue;
-        int64_t lost_at = w->last_seen + (int64_t)(w->hb_ms * b->cfg.liveness);
+        int64_t lost_at = brk_after(w->last_seen, w->hb_ms * b->cfg.liveness);
         if (b->now > lost_at) {
             if (proto_enc_simple(&b->out, PROTO_DISCONNECT) == 0)
                 brk_worker_send(b, w, b->out.p, b->out.n); /* if alive, it starts over */

@@ -1,0 +1,178 @@
+"""Hardening (issue 11, part B) with real broker and actor-worker processes on loopback:
+deadlines that would overflow, nested fanouts on a small worker, the worker's watchdog and
+poisoned queries, systemd's notify protocol, error replies that stay UTF-8, NUL in names and
+escaped /metrics labels, saturating capacity, empty sessions, bad-input logs that are rate
+limited and queries of a client that went away. Env: ACTOR_BROKER, ACTOR_WORKER,
+ACTOR_PLUGIN_HANG (tests/plugins/hang.c)."""
+import os
+import socket
+import time
+
+import msgpack
+import zmq
+
+import abtest
+from abtest import (Broker, Client, RealWorker, pack, query, start_workers, wait_until,
+                    tmpdir)
+
+NEAR_2_63 = 2 ** 63 - 1
+
+
+def need_worker():
+    if not abtest.real_worker_available():
+        abtest.skip("ACTOR_WORKER is not set")
+
+
+def strict(b):
+    """Decodes as a strict client does (Python's default: str must be UTF-8)."""
+    return msgpack.unpackb(b, raw=False)
+
+
+# ---------------------------------------------------------------- 1: deadlines
+
+def test_timeout_near_2_63_neither_crashes_nor_times_out():
+    """A timeout_ms near 2^63 is held to the longest timeout (saturating), not summed into an
+    overflow: the query runs to its result on broker and worker, and both stay up."""
+    need_worker()
+    b = Broker().start()
+    start_workers(b, ["w1"], real=True)
+    c = b.client()
+    for i, t in enumerate((NEAR_2_63, NEAR_2_63 - 1, 2 ** 62, 2 ** 40 + 1)):
+        _, r = c.call(query("t%d" % i, "sleep", {"ms": 5}, timeout_ms=t), timeout=20)
+        assert r["type"] == "result", r
+    # And one that really times out still does.
+    _, r = c.call(query("short", "sleep", {"ms": 5000}, timeout_ms=50), timeout=20)
+    assert r["type"] == "error" and r["code"] == "timeout", r
+    assert b.status()["workers"][0]["name"] == "w1"
+    b.stop()
+
+
+def test_worker_clamps_the_timeout_of_work():
+    """The worker holds work.timeout_ms to the longest timeout itself: a broker (here a fake
+    one) that passes 2^63-1 through does not make it overflow its deadline."""
+    need_worker()
+    sock = abtest.ctx().socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    port = abtest.free_port()
+    sock.bind("tcp://127.0.0.1:%d" % port)
+    w = abtest.spawn([os.environ["ACTOR_WORKER"], "--broker", "tcp://127.0.0.1:%d" % port,
+                      "--name", "wt"], "worker-clamp.log")
+    assert sock.poll(10000), "no ready"
+    ident, body = sock.recv_multipart()
+    assert strict(body)["type"] == "ready"
+    sock.send_multipart([ident, pack({"v": 1, "type": "work", "job": 1, "agent": "sleep",
+                                      "input": {"ms": 5}, "timeout_ms": NEAR_2_63,
+                                      "attempt": 1})])
+    deadline = time.monotonic() + 20
+    got = None
+    while time.monotonic() < deadline and got is None:
+        if not sock.poll(500):
+            continue
+        m = strict(sock.recv_multipart()[1])
+        if m.get("job") == 1 and m["type"] in ("result", "error"):
+            got = m
+    assert got and got["type"] == "result", got
+    assert w.poll() is None, "the worker died: %s" % abtest.read_log(w)[-2000:]
+    sock.close(0)
+
+
+# ---------------------------------------------------------------- 11: nested parallelism
+
+def test_fanout_of_fanouts_of_fanouts_on_one_small_worker_ends_and_a_bystander_runs():
+    """Three levels of fanout on one worker of capacity 16: 16 fanouts of 4 fanouts of 2
+    sleeps. Jobs waiting on their sub-queries lend their slots (worker --max-lent), so the
+    grandchildren run: the top query ends with every leaf's output, and an echo sent while
+    the fanouts hold every slot is answered too."""
+    need_worker()
+    b = Broker().start()
+    start_workers(b, ["w1"], real=True, capacity=16)
+    leaf = {"agent": "sleep", "inputs": [{"ms": 20}, {"ms": 20}]}
+    mid = {"agent": "fanout", "inputs": [leaf] * 4}
+    top = {"agent": "fanout", "inputs": [mid] * 16}
+    c = b.client()
+    c.send(query("top", "fanout", top, timeout_ms=60000))
+    # Wait until the mid level holds the worker (its slots are all taken or lent).
+    wait_until(lambda: b.status()["in_flight"] >= 16, 20, "the fanouts to fill the worker")
+    by = b.client()
+    by.send(query("bystander", "echo", "hi", timeout_ms=60000))
+    r = by.recv(60)
+    assert r["type"] == "result" and r["output"] == "hi", r
+    got = c.collect(["top"], timeout=90)["top"]
+    term = got[-1]
+    assert term["type"] == "result", term
+    out = term["output"]
+    assert len(out) == 16 and all(len(m) == 4 for m in out), out
+    assert all(len(l) == 2 for m in out for l in m), out
+    assert b.status()["in_flight"] == 0
+    b.stop()
+
+
+# ---------------------------------------------------------------- 12: watchdog, poison
+
+def need_hang():
+    need_worker()
+    p = os.environ.get("ACTOR_PLUGIN_HANG")
+    if not p or not os.path.isfile(p):
+        abtest.skip("ACTOR_PLUGIN_HANG is not set")
+    return p
+
+
+def test_watchdog_ends_a_worker_whose_task_never_yields():
+    """A plugin agent that spins holds the loop: after --watchdog-ms the worker logs the task
+    (named after its agent) with its stack and exits 70 for its supervisor to restart."""
+    plugin = need_hang()
+    b = Broker().start()
+    w = start_workers(b, ["w1"], real=True, extra=["--plugin", plugin,
+                                                    "--watchdog-ms", "300"])[0]
+    c = b.client()
+    c.send(query("s", "spin", None))
+    wait_until(lambda: w.proc.poll() is not None, 30, "the watchdog to end the worker")
+    assert w.proc.returncode == 70, w.proc.returncode
+    log = w.log()
+    assert "event=watchdog task=spin" in log, log[-2000:]
+    assert "stack of the task holding the loop" in log, log[-2000:]
+    r = c.recv(20)
+    assert r["id"] == "s" and r["type"] == "error" and r["code"] == "worker_lost", r
+    b.stop()
+
+
+def test_an_idempotent_query_that_kills_its_workers_ends_poisoned():
+    """An idempotent query whose worker is lost --poison-after (2) times ends `poisoned` and
+    is not retried on the third worker, which goes on answering."""
+    plugin = need_hang()
+    b = Broker("--poison-after", "2", "--max-retries", "5").start()
+    ws = start_workers(b, ["w1", "w2", "w3"], real=True,
+                       extra=["--plugin", plugin, "--watchdog-ms", "300", "--capacity", "1"])
+    c = b.client()
+    c.send(query("p", "spin", None, idempotent=True))
+    r = c.recv(60)
+    assert r["id"] == "p" and r["type"] == "error" and r["code"] == "poisoned", r
+    wait_until(lambda: sum(w.proc.poll() is not None for w in ws) >= 2, 10, "two exits")
+    dead = [w for w in ws if w.proc.poll() is not None]
+    assert len(dead) == 2, [w.proc.returncode for w in ws]
+    _, r = c.call(query("e", "echo", "still here"), timeout=20)
+    assert r["type"] == "result" and r["output"] == "still here", r
+    b.stop()
+
+
+def test_worker_speaks_systemds_notify_protocol():
+    """Under systemd (NOTIFY_SOCKET, WATCHDOG_USEC) the worker sends READY=1 and then
+    WATCHDOG=1 again and again from its loop."""
+    need_worker()
+    path = os.path.join(tmpdir(), "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(10)
+    b = Broker().start()
+    env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="200000")
+    RealWorker(b, "w1", env=env).start()
+    got = []
+    while len([g for g in got if g == b"WATCHDOG=1"]) < 3:
+        got.append(s.recv(256))
+    assert b"READY=1" in got, got
+    s.close()
+    b.stop()
+
+
+if __name__ == "__main__":
+    abtest.run_tests(globals())
