@@ -58,11 +58,13 @@ static bool is_input_error(const char *code) {
 
 void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *code,
                      const char *fmt, ...) {
-    char msg[256], peer[2 * BRK_MAX_IDENTITY + 1], q[300];
+    char raw[256], msg[256], peer[2 * BRK_MAX_IDENTITY + 1], q[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    /* It may quote what the peer sent, and the cut above may split a character. */
+    brk_utf8_clean(msg, sizeof msg, raw, strlen(raw));
     brk_mx_error(b, code);
     brk_log(is_input_error(code) ? BRK_LOG_WARN : BRK_LOG_DEBUG, "reply_error",
             "sock=%s peer=%s code=%s message=%s",

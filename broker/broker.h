@@ -77,6 +77,11 @@ typedef struct brk_config {
 
 void brk_config_default(brk_config_t *c);
 
+/* a + b, held at UINT64_MAX: sums of what workers declare (capacity) must not wrap. */
+static inline uint64_t brk_add_sat(uint64_t a, uint64_t b) {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
 /* now + ms, for every deadline the broker computes: ms is held to PROTO_TIMEOUT_MAX_MS and
  * the sum saturates, so no timeout, flag or grace can wrap a deadline into the past. */
 static inline int64_t brk_after(int64_t now, uint64_t ms) {

@@ -174,5 +174,159 @@ def test_worker_speaks_systemds_notify_protocol():
     b.stop()
 
 
+# ---------------------------------------------------------------- raw peers
+
+def spack(m):
+    """Packs str that may hold bytes that are not UTF-8 (written as surrogate escapes)."""
+    return msgpack.packb(m, use_bin_type=True, unicode_errors="surrogateescape")
+
+
+class RawWorker:
+    """A DEALER on the worker socket that sends whatever the test says."""
+
+    def __init__(self, broker):
+        self.sock = abtest.ctx().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(broker.workers)
+
+    def send(self, m):
+        self.sock.send(spack(m))
+
+    def recv(self, timeout=5.0, skip=("heartbeat", "budget")):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0 and self.sock.poll(int(left * 1000)), "nothing from the broker"
+            m = strict(self.sock.recv())
+            if m.get("type") not in skip:
+                return m
+
+
+def ready(name, agents, capacity=1):
+    return {"v": 1, "type": "ready", "name": name, "capacity": capacity, "agents": agents,
+            "heartbeat_ms": 100000}
+
+
+def http_get(port, path="/metrics"):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return body
+
+
+# ---------------------------------------------------------------- 3: UTF-8 in error replies
+
+def test_error_replies_are_utf8_whatever_the_request_held():
+    """An unknown type that is not UTF-8, or long enough that the quote in the message is
+    cut inside a character, still gets an error a strict msgpack decoder reads; so does an
+    agent's error whose code and message are not UTF-8."""
+    b = Broker().start()
+    c = b.client()
+    for t in ("\udcff\udcfe", "a" * 39 + "\u00e9" * 4, "\u20ac" * 30):
+        c.sock.send(spack({"v": 1, "type": t, "id": 1}))
+        r = strict(c.sock.recv()) if c.sock.poll(5000) else None
+        assert r and r["type"] == "error" and r["code"] == "bad_request", r
+    w = RawWorker(b)
+    w.send({"v": 1, "type": "\udcff" * 50})
+    r = w.recv()
+    assert r["type"] == "error" and r["code"] == "bad_request", r
+    b.stop()
+
+
+def test_an_agent_error_that_is_not_utf8_reaches_the_client_cleaned():
+    plugin = need_hang()
+    b = Broker().start()
+    start_workers(b, ["w1"], real=True, extra=["--plugin", plugin])
+    c = b.client()
+    c.send(query("u", "bad_utf8", None))
+    assert c.sock.poll(20000)
+    r = strict(c.sock.recv())
+    assert r["type"] == "error" and r["code"] == "plugin_error", r
+    assert r["message"].startswith("bad ?? bytes"), r
+    b.stop()
+
+
+# ---------------------------------------------------------------- 2: NUL in names, labels
+
+def test_nul_in_names_is_refused_and_metrics_labels_stay_parseable():
+    """A query or a ready naming an agent with a NUL is refused as bad_request; names with
+    quotes, backslashes and newlines are escaped in /metrics, whose every line still parses."""
+    import re
+    port = abtest.free_port()
+    b = Broker("--metrics", "tcp://127.0.0.1:%d" % port).start()
+    c = b.client()
+    _, r = c.call(query("n", "a\x00b", 1))
+    assert r["type"] == "error" and r["code"] == "bad_request" and "NUL" in r["message"], r
+    w = RawWorker(b)
+    w.send(ready("w\x00x", ["echo"]))
+    r = w.recv()
+    assert r["type"] == "error" and r["code"] == "bad_request" and "NUL" in r["message"], r
+    w.send(ready("w1", ["ok", "bad\x00agent"]))
+    r = w.recv()
+    assert r["type"] == "error" and r["code"] == "bad_request" and "NUL" in r["message"], r
+    assert b.status()["workers"] == []
+    odd = 'q"u\\o\nte\u00e9'
+    _, r = c.call(query("o", odd, 1))  # unknown agent: a series with this name
+    assert r["code"] == "unknown_agent", r
+    text = http_get(port).decode("utf-8")
+    sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*'
+                        r'(\{[a-zA-Z_]\w*="(?:[^"\\\n]|\\[\\"n])*"'
+                        r'(,[a-zA-Z_]\w*="(?:[^"\\\n]|\\[\\"n])*")*\})? \S+$')
+    for line in text.splitlines():
+        if line.startswith("# "):
+            continue
+        assert sample.match(line), "unparseable /metrics line %r" % line
+    assert 'agent="q\\"u\\\\o\\nte\u00e9"' in text, text
+    assert "\x00" not in text
+    b.stop()
+
+
+# ---------------------------------------------------------------- 4: sums, sessions, budget
+
+def test_capacity_sum_saturates_instead_of_wrapping():
+    port = abtest.free_port()
+    b = Broker("--metrics", "tcp://127.0.0.1:%d" % port).start()
+    big = 2 ** 64 - 1
+    ws = [RawWorker(b) for _ in range(2)]
+    for i, w in enumerate(ws):
+        w.send(ready("big%d" % i, ["echo"], capacity=big))
+    b.wait_workers(["big0", "big1"])
+    st = b.status()
+    assert st["capacity"] == big, st["capacity"]
+    assert "actorbus_broker_capacity %d" % big in http_get(port).decode()
+    b.stop()
+
+
+def test_an_empty_session_is_a_bad_request():
+    b = Broker().start()
+    w = RawWorker(b)  # kept: its socket must stay open
+    w.send(ready("w1", ["echo"]))
+    b.wait_workers(["w1"])
+    _, r = b.client().call(query("e", "echo", 1, session=""))
+    assert r["type"] == "error" and r["code"] == "bad_request" and "session" in r["message"], r
+    b.stop()
+
+
+def test_budget_acquire_with_a_backend_that_is_not_utf8_is_denied_without_a_budget():
+    b = Broker().start()
+    w = RawWorker(b)
+    w.send(ready("w1", ["echo"]))
+    b.wait_workers(["w1"])
+    w.send({"v": 1, "type": "budget.acquire", "req": 7, "backend": "\udcffx"})
+    r = w.recv(skip=("heartbeat", "budget"))
+    assert r["type"] == "budget.deny" and r["req"] == 7 and r["code"] == "bad_request", r
+    w.send({"v": 1, "type": "budget.acquire", "req": 8, "backend": "fine"})
+    r = w.recv()
+    assert r["type"] == "budget.grant" and r["req"] == 8, r
+    b.stop()
+
+
 if __name__ == "__main__":
     abtest.run_tests(globals())
