@@ -56,6 +56,26 @@ static bool is_input_error(const char *code) {
            strcmp(code, "unsupported_version") == 0;
 }
 
+/* Whether one more bad-input line may be logged now: at most --log-bad-input per second, so
+ * that a flood of bad frames is not a flood of log. The lines left out are counted and
+ * reported, in one line, with the first line of the next second. */
+static bool bad_input_log_ok(brk_t *b) {
+    if (b->now - b->bad_log_start >= 1000) {
+        if (b->bad_log_dropped)
+            brk_log(BRK_LOG_WARN, "reply_error_suppressed", "lines=%llu window_ms=%lld "
+                    "why=\"more than log-bad-input a second\"",
+                    (unsigned long long)b->bad_log_dropped, (long long)(b->now - b->bad_log_start));
+        b->bad_log_start = b->now;
+        b->bad_log_n = b->bad_log_dropped = 0;
+    }
+    if (b->bad_log_n < b->cfg.log_bad_input) {
+        b->bad_log_n++;
+        return true;
+    }
+    b->bad_log_dropped++;
+    return false;
+}
+
 void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *code,
                      const char *fmt, ...) {
     char raw[256], msg[256], peer[2 * BRK_MAX_IDENTITY + 1], q[300];
@@ -65,12 +85,13 @@ void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *c
     va_end(ap);
     /* It may quote what the peer sent, and the cut above may split a character. */
     brk_utf8_clean(msg, sizeof msg, raw, strlen(raw));
-    brk_mx_error(b, code);
-    brk_log(is_input_error(code) ? BRK_LOG_WARN : BRK_LOG_DEBUG, "reply_error",
-            "sock=%s peer=%s code=%s message=%s",
-            in->sock == BRK_SOCK_CLIENTS ? "clients" : "workers",
-            brk_log_hex(peer, sizeof peer, in->id, in->idlen), code,
-            brk_log_str(q, sizeof q, msg, strlen(msg)));
+    brk_mx_error(b, code); /* counted in /metrics whether logged or not */
+    int level = is_input_error(code) ? BRK_LOG_WARN : BRK_LOG_DEBUG;
+    brk_log_hex(peer, sizeof peer, in->id, in->idlen);
+    if (brk_log_on(level) && (level < BRK_LOG_WARN || bad_input_log_ok(b)))
+        brk_log(level, "reply_error", "sock=%s peer=%s code=%s message=%s",
+                in->sock == BRK_SOCK_CLIENTS ? "clients" : "workers", peer, code,
+                brk_log_str(q, sizeof q, msg, strlen(msg)));
     if (proto_enc_error(&b->out, id, code, msg) != 0) return;
     int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, b->out.p, b->out.n);
     if (rc < 0) brk_log(BRK_LOG_DEBUG, "send_failed", "peer=%s errno=%d", peer, -rc);
@@ -175,6 +196,8 @@ static bool recv_router(brk_t *b, brk_sock_t s) {
     if (total == 0) return false;
     brk_in_t in;
     in.sock = s;
+    /* Before acting on it: a disconnect of the connection that had this fd is seen first. */
+    in.fd = s == BRK_SOCK_CLIENTS && nf > 1 ? brk_gone_fd(b, &f[nf - 1]) : -1;
     parse_envelope(&in, f, nf, total);
     brk_mx_in(b, s, in.n);
     /* The identity frame is the ROUTER's own; the peer's metadata is on the frames after it */
@@ -269,7 +292,7 @@ static bool drain_one(brk_t *b, int i) {
 }
 
 int brk_run(brk_t *b) {
-    zmq_pollitem_t items[7] = {
+    zmq_pollitem_t items[8] = {
         {b->clients, 0, ZMQ_POLLIN, 0}, {b->workers, 0, ZMQ_POLLIN, 0},
         {b->sub, 0, ZMQ_POLLIN, 0},     {b->pub, 0, ZMQ_POLLIN, 0}, /* XPUB: subscriptions */
         {NULL, b->sig_fd, ZMQ_POLLIN, 0},
@@ -283,6 +306,11 @@ int brk_run(brk_t *b) {
     if (brk_zap_on(b)) {
         zap_i = n_items++;
         items[zap_i] = (zmq_pollitem_t){brk_zap_socket(b), 0, ZMQ_POLLIN, 0};
+    }
+    int gone_i = -1; /* and the client socket's disconnects (gone.c) */
+    if (brk_gone_socket(b)) {
+        gone_i = n_items++;
+        items[gone_i] = (zmq_pollitem_t){brk_gone_socket(b), 0, ZMQ_POLLIN, 0};
     }
     /* Edge-triggered reading: a socket zmq_poll reported stays `ready` until a read finds it
      * empty. Probing an empty socket costs a poll(2) and a getpid(2) inside libzmq, and so
@@ -314,6 +342,10 @@ int brk_run(brk_t *b) {
             }
             /* One batch a poll: what is left is reported again by the next zmq_poll */
             if (zap_i > 0 && (items[zap_i].revents & ZMQ_POLLIN)) brk_zap_serve(b);
+            if (gone_i > 0 && (items[gone_i].revents & ZMQ_POLLIN)) {
+                brk_gone_read(b);
+                settle(b);
+            }
         }
         for (int i = 0; i < 4; i++) {
             if (ready[i]) ready[i] = drain_one(b, i);
@@ -398,7 +430,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     b->pub = open_socket(b, ZMQ_XPUB, cfg->pub_ep, "pub", "clients");
     b->sub = open_socket(b, ZMQ_SUB, cfg->sub_ep, "sub", "clients");
     if (!b->clients || !b->workers || !b->pub || !b->sub) return -EADDRINUSE;
-    return 0;
+    return brk_gone_open(b);
 }
 
 typedef struct ctx_term {
@@ -448,6 +480,7 @@ void brk_close(brk_t *b) {
         zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(socks[i]);
     }
+    brk_gone_close(b); /* after the clients: it frees only its own records */
     brk_metrics_close_socket(b);
     brk_zap_close(b); /* after the clients that held key references */
     if (b->ctx) term_context(b->ctx, linger + 1000);

@@ -47,8 +47,10 @@ typedef struct brk_config {
     uint64_t max_workers;
     uint64_t max_jobs;            /* jobs of every state, cancelling ones included */
     uint64_t heartbeat_ms, liveness, max_retries, drain_ms;
-    uint64_t poison_after;        /* workers a query may lose before it ends `poisoned` */
+    uint64_t poison_after;
+    uint64_t cancel_gone;         /* 1: a client's disconnect cancels its queries (gone.c) */        /* workers a query may lose before it ends `poisoned` */
     int log_level;
+    uint64_t log_bad_input;       /* bad-input log lines a second, at most */
     char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */
     uint64_t max_sessions;
     char curve_secret[BRK_PATH_MAX]; /* the broker's key pair file; "" no CURVE (zap.c) */
@@ -108,6 +110,7 @@ typedef struct brk_in {
     size_t n;
     char frame_err[96];     /* what was wrong with the frames; "" when nothing */
     brk_key_t *key;         /* the sender's allowed CURVE key; NULL without CURVE */
+    int fd;                 /* the connection's fd (gone.c); -1 unknown */
 } brk_in_t;
 
 /* A query's terminal message: a result, or an error with a code. */
@@ -153,6 +156,8 @@ struct brk_client {
     size_t keylen;
     uint8_t key[1 + BRK_MAX_IDENTITY];
     brk_key_t *curve_key;    /* its CURVE key (a reference), for the per-key limits */
+    int fd;                  /* its connection's fd while gone.c watches it, else -1 */
+    brk_list_t fdlink;       /* in gone.c's list of the clients on that fd */
 };
 
 struct brk_agent {
@@ -212,6 +217,8 @@ typedef struct brk {
     size_t job_cache_n;       /* how many */
     bool have_dead, draining, stop;
     int64_t drain_until, next_maint;
+    int64_t bad_log_start;    /* broker.c: the second bad-input log lines are counted in */
+    uint64_t bad_log_n, bad_log_dropped; /* lines logged and left out in it */
     brk_store_t *store;       /* sessions (session_requests.c) */
     brk_zap_t *zap;           /* CURVE keys and the ZAP handler (zap.c); NULL without CURVE */
     brk_invs_t *invs;         /* session locks (invocations.c) */
@@ -219,6 +226,7 @@ typedef struct brk {
     struct brk_metrics *mx;   /* counters and the /metrics endpoint (metrics.c) */
     struct brk_tasks *tasks;  /* `tasks` requests waiting for their worker (tasks.c) */
     struct brk_budget *budget; /* the model budget (budget.c) */
+    struct brk_gone *gone;    /* clients' connections, to cancel what a gone one sent (gone.c) */
 } brk_t;
 
 /* ---- broker.c: sockets, the loop, sending ---- */
@@ -247,6 +255,22 @@ brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t 
 /* Ends every unanswered query of c with an error (a lost worker's calls, shutdown); the
  * last answer frees c. */
 void brk_client_drop(brk_t *b, brk_client_t *c, const char *code, const char *why);
+
+/* ---- gone.c: clients whose connection closed ---- */
+/* Watches the client socket's disconnects (--cancel-gone). Returns: 0. Errors: -ENOMEM, -EIO
+ * (the monitor could not be set up; logged). */
+int brk_gone_open(brk_t *b);
+void brk_gone_close(brk_t *b);
+void *brk_gone_socket(brk_t *b); /* to poll; NULL when off */
+/* Acts on pending disconnects: the queries of the clients on a closed connection end
+ * `cancelled`. */
+void brk_gone_read(brk_t *b);
+/* The fd a client message came on (its last frame), -1 unknown; reads pending disconnects
+ * first when it differs from the last message's. */
+int brk_gone_fd(brk_t *b, zmq_msg_t *frame);
+/* Links a new client to its connection (anonymous routing ids only); untrack before free. */
+void brk_gone_track(brk_t *b, brk_client_t *c, const brk_in_t *in);
+void brk_gone_untrack(brk_t *b, brk_client_t *c);
 
 /* ---- session_requests.c: the session store and the session.* requests ---- */
 /* Opens the store --sessions names (memory when none). Returns: 0. Errors: as

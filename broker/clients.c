@@ -45,6 +45,7 @@ static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
     c->node.key = c->key;
     c->node.klen = c->keylen;
     brk_list_init(&c->jobs);
+    brk_gone_track(b, c, in);
     brk_map_put(&b->client_map, &c->node);
     b->n_clients++;
     return c;
@@ -52,6 +53,7 @@ static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
 
 static void client_free_if_idle(brk_t *b, brk_client_t *c) {
     if (c->in_flight) return;
+    brk_gone_untrack(b, c);
     brk_map_del(&b->client_map, &c->node);
     b->n_clients--;
     brk_key_unref(b, &c->curve_key);

@@ -41,9 +41,13 @@ static const opt_t opts[] = {
     {"max-retries", U64(max_retries, 0, 1000, "retries of an idempotent query")},
     {"poison-after", U64(poison_after, 0, 1000, "workers an idempotent query may lose "
                          "before it ends poisoned instead of retried (0 never)")},
+    {"cancel-gone", U64(cancel_gone, 0, 1, "1: a client's disconnect cancels its queries in "
+                        "flight (clients with an explicit routing id excepted)")},
     {"drain-ms", U64(drain_ms, 0, 3600000, "SIGTERM drain limit and cancel grace")},
     {"log-level", OPT_LEVEL, offsetof(brk_config_t, log_level), 0, 0,
      "debug, info, warn, error or off"},
+    {"log-bad-input", U64(log_bad_input, 0, 1000000, "log lines a second about bad input "
+                          "(the rest are counted in one line)")},
     {"sessions", OPT_PATH, offsetof(brk_config_t, sessions), 0, 0,
      "SQLite session file (default: sessions in memory, lost at exit)"},
     {"max-sessions", U64(max_sessions, 1, UINT32_MAX, "sessions in the store")},
@@ -103,7 +107,9 @@ void brk_config_default(brk_config_t *c) {
     c->heartbeat_ms = 1000;
     c->liveness = 3;
     c->max_retries = 2;
+    c->log_bad_input = 20;
     c->poison_after = 2;
+    c->cancel_gone = 1;
     c->drain_ms = 5000;
     c->log_level = BRK_LOG_INFO;
     c->max_sessions = 100000;

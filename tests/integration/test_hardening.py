@@ -328,5 +328,54 @@ def test_budget_acquire_with_a_backend_that_is_not_utf8_is_denied_without_a_budg
     b.stop()
 
 
+# ---------------------------------------------------------------- 21: logs, gone clients
+
+def test_bad_input_log_lines_are_rate_limited():
+    """300 bad frames are all answered, but at most --log-bad-input lines a second are
+    logged; the rest are counted in one reply_error_suppressed line."""
+    b = Broker("--log-bad-input", "5").start()
+    c = b.client()
+    t0 = time.monotonic()
+    for _ in range(300):
+        c.sock.send(b"\x92\x01\x02")
+    for _ in range(300):
+        assert strict(c.sock.recv()) if c.sock.poll(10000) else None
+    seconds = time.monotonic() - t0
+    time.sleep(1.1)  # a new second: the next line reports what was left out
+    c.sock.send(b"\x92\x01\x02")
+    assert c.sock.poll(10000)
+    c.sock.recv()
+    log = b.log()
+    lines = log.count("event=reply_error ")
+    assert lines <= 5 * (int(seconds) + 3), (lines, seconds)
+    assert "event=reply_error_suppressed" in log, log[-2000:]
+    b.stop()
+
+
+def test_a_client_that_disconnects_gets_its_queries_cancelled():
+    """A client (generated routing id) that closes its socket has its queries ended
+    `cancelled` and stopped on the worker; one with an explicit routing id keeps its query
+    running, since it may come back and resend."""
+    need_worker()
+    b = Broker("--drain-ms", "300").start()
+    start_workers(b, ["w1"], real=True, capacity=8)
+    keep = abtest.ctx().socket(zmq.DEALER)
+    keep.setsockopt(zmq.LINGER, 0)
+    keep.setsockopt(zmq.ROUTING_ID, b"comes-back")
+    keep.connect(b.clients)
+    keep.send(pack(query("k", "sleep", {"ms": 60000})))
+    c = b.client()
+    for i in range(3):
+        c.send(query(i, "sleep", {"ms": 60000}))
+    wait_until(lambda: b.status()["in_flight"] == 4, 20, "four sleeps running")
+    keep.close(0)
+    c.close()
+    wait_until(lambda: b.status()["in_flight"] == 1, 20, "the gone client's queries to end")
+    st = b.status()
+    assert st["in_flight"] == 1 and st["errors"] >= 3, st
+    assert "event=client_gone" in b.log()
+    b.stop()
+
+
 if __name__ == "__main__":
     abtest.run_tests(globals())
