@@ -110,6 +110,8 @@ def test_systemd_units_run_built_binaries_with_known_flags():
             m = re.fullmatch(r"\$\{?([A-Z_]+)\}?", a)
             words += shlex.split(env.get(m.group(1), "x")) if m else [a]
         assert check_argv(words, unit) == binary, (unit, words)
+        if binary == "actor-worker":  # liveness: it speaks sd_notify (worker/watchdog.c)
+            assert svc["Type"] == "notify" and int(svc["WatchdogSec"]) > 0, dict(svc)
     with open(os.path.join(DEPLOY, "systemd", "broker.conf")) as f:
         check_conf_keys(f.read(), "broker.conf")
 
@@ -176,6 +178,10 @@ def test_k8s_manifests_fit_together():
                    for k, v in sel.items()), d
     (wctr,) = worker["spec"]["template"]["spec"]["containers"]
     assert "tcp://actorbus-broker:5556" in wctr["command"]  # the Service's name
+    for d, port in ((broker, 9464), (worker, 9465)):  # liveness through the loop's /metrics
+        (ctr,) = d["spec"]["template"]["spec"]["containers"]
+        assert ctr["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": port}, ctr
+    assert "tcp://0.0.0.0:9465" in wctr["command"]
     conf = by[("ConfigMap", "actorbus-broker")]["data"]["broker.conf"]
     check_conf_keys(conf, "k8s configmap")
 
