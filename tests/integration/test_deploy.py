@@ -186,6 +186,38 @@ def test_k8s_manifests_fit_together():
     check_conf_keys(conf, "k8s configmap")
 
 
+def test_up_sh_states_the_trust_model_and_runs_with_curve_on_loopback():
+    """./deploy/up.sh says who may connect; with --curve it starts everything with keys on
+    loopback and the show still runs. It builds in ROOT/build: only run when that build is
+    there (the up.sh build is then incremental)."""
+    text = open(os.path.join(DEPLOY, "up.sh")).read()
+    assert "security: none (loopback without CURVE)" in text and "--curve" in text
+    if not os.path.isfile(os.path.join(ROOT, "build", "broker", "actor-broker")):
+        print("NOTE: no %s/build: up.sh --curve not run" % ROOT)
+        return
+    base = abtest.free_port()
+    while any(not _port_free(base + i) for i in range(4)):
+        base = abtest.free_port()
+    r = subprocess.run(["bash", os.path.join(DEPLOY, "up.sh"), "--demo", "--curve",
+                        "--workers", "1", "--port-base", str(base)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "== security: CURVE on loopback ==" in r.stdout, r.stdout[-3000:]
+    assert "children ran on 1 workers" in r.stdout, r.stdout[-3000:]
+
+
+def _port_free(port):
+    import socket
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def test_dockerfile_builds_debian_12_and_runs_the_broker():
     with open(os.path.join(DEPLOY, "Dockerfile")) as f:
         text = f.read()
