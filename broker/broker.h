@@ -53,6 +53,7 @@ typedef struct brk_config {
     uint64_t log_bad_input;       /* bad-input log lines a second, at most */
     char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */
     uint64_t max_sessions;
+    uint64_t sessions_reserve;    /* bytes kept free beside the session file (reserve.c) */
     char curve_secret[BRK_PATH_MAX]; /* the broker's key pair file; "" no CURVE (zap.c) */
     char client_keys[BRK_PATH_MAX], worker_keys[BRK_PATH_MAX]; /* allowlists */
     bool insecure;                /* allow non-loopback binds without CURVE */
@@ -226,6 +227,7 @@ typedef struct brk {
     struct brk_metrics *mx;   /* counters and the /metrics endpoint (metrics.c) */
     struct brk_tasks *tasks;  /* `tasks` requests waiting for their worker (tasks.c) */
     struct brk_budget *budget; /* the model budget (budget.c) */
+    struct brk_reserve *reserve; /* room for session.delete on a full disk (reserve.c) */
     struct brk_gone *gone;    /* clients' connections, to cancel what a gone one sent (gone.c) */
 } brk_t;
 
@@ -255,6 +257,16 @@ brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t 
 /* Ends every unanswered query of c with an error (a lost worker's calls, shutdown); the
  * last answer frees c. */
 void brk_client_drop(brk_t *b, brk_client_t *c, const char *code, const char *why);
+
+/* ---- reserve.c: room on the session file's disk for session.delete ---- */
+/* Allocates FILE-reserve (--sessions-reserve-bytes) beside a --sessions file; a failure is
+ * logged, not fatal. */
+void brk_reserve_open(brk_t *b);
+void brk_reserve_close(brk_t *b);
+/* Frees the reserve (the disk is full), logged; false when there was none to free. */
+bool brk_reserve_release(brk_t *b);
+/* Allocates the reserve again when it was freed and the disk has room. */
+void brk_reserve_refill(brk_t *b);
 
 /* ---- gone.c: clients whose connection closed ---- */
 /* Watches the client socket's disconnects (--cancel-gone). Returns: 0. Errors: -ENOMEM, -EIO

@@ -311,4 +311,8 @@ int brk_dedup_put(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, const uint8
 
 size_t brk_dedup_count(const brk_dedup_t *d) { return d ? d->count : 0; }
 
+const char *brk_dedup_error(const brk_dedup_t *d) {
+    return d && d->db ? sqlite3_errmsg(d->db) : "";
+}
+
 size_t brk_dedup_bytes(const brk_dedup_t *d) { return d ? d->bytes : 0; }

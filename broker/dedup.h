@@ -49,6 +49,8 @@ int brk_dedup_put(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, const uint8
 
 /* Counts, for status and tests. */
 size_t brk_dedup_count(const brk_dedup_t *d);
+/* What the file said about its last failure ("" when there is no file). Ownership: d's. */
+const char *brk_dedup_error(const brk_dedup_t *d);
 size_t brk_dedup_bytes(const brk_dedup_t *d);
 
 #endif

@@ -51,6 +51,8 @@ static const opt_t opts[] = {
     {"sessions", OPT_PATH, offsetof(brk_config_t, sessions), 0, 0,
      "SQLite session file (default: sessions in memory, lost at exit)"},
     {"max-sessions", U64(max_sessions, 1, UINT32_MAX, "sessions in the store")},
+    {"sessions-reserve-bytes", U64(sessions_reserve, 0, 1ULL << 40, "disk space kept beside "
+                                   "the session file for session.delete on a full disk")},
     {"curve-secret", OPT_PATH, offsetof(brk_config_t, curve_secret), 0, 0,
      "the broker's CURVE key pair file (actorctl keygen): encrypt and authenticate"},
     {"client-keys", OPT_PATH, offsetof(brk_config_t, client_keys), 0, 0,
@@ -109,6 +111,7 @@ void brk_config_default(brk_config_t *c) {
     c->max_retries = 2;
     c->log_bad_input = 20;
     c->poison_after = 2;
+    c->sessions_reserve = 8 << 20;
     c->cancel_gone = 1;
     c->drain_ms = 5000;
     c->log_level = BRK_LOG_INFO;
