@@ -196,9 +196,9 @@ static bool recv_router(brk_t *b, brk_sock_t s) {
     if (total == 0) return false;
     brk_in_t in;
     in.sock = s;
-    /* Before acting on it: a disconnect of the connection that had this fd is seen first. */
-    in.fd = s == BRK_SOCK_CLIENTS && nf > 1 ? brk_gone_fd(b, &f[nf - 1]) : -1;
     parse_envelope(&in, f, nf, total);
+    /* Before acting on it: a disconnect of the connection that had this fd is seen first. */
+    in.fd = s == BRK_SOCK_CLIENTS && nf > 1 ? brk_gone_fd(b, &f[nf - 1], in.id, in.idlen) : -1;
     brk_mx_in(b, s, in.n);
     /* The identity frame is the ROUTER's own; the peer's metadata is on the frames after it */
     in.key = nf > 1 ? brk_zap_key(b, s, &f[nf - 1]) : NULL;

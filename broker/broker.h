@@ -278,8 +278,8 @@ void *brk_gone_socket(brk_t *b); /* to poll; NULL when off */
  * `cancelled`. */
 void brk_gone_read(brk_t *b);
 /* The fd a client message came on (its last frame), -1 unknown; reads pending disconnects
- * first when it differs from the last message's. */
-int brk_gone_fd(brk_t *b, zmq_msg_t *frame);
+ * first when the message comes from another peer (fd or routing id) than the last one. */
+int brk_gone_fd(brk_t *b, zmq_msg_t *frame, const uint8_t *id, size_t idlen);
 /* Links a new client to its connection (anonymous routing ids only); untrack before free. */
 void brk_gone_track(brk_t *b, brk_client_t *c, const brk_in_t *in);
 void brk_gone_untrack(brk_t *b, brk_client_t *c);

@@ -5,8 +5,9 @@
  * left to receive the answers. A client with an explicit routing id is left alone: it may
  * come back on a new connection and resend its queries (dedup.h).
  * A closed fd may be reused at once by a new connection, so pending events are read before a
- * message from an fd other than the last one is acted on: libzmq reports the disconnect
- * before it closes the fd, hence before anything can arrive on a connection that reuses it. */
+ * message from another peer (fd or routing id) than the last one is acted on: libzmq reports
+ * the disconnect before it closes the fd, hence before anything can arrive on a connection
+ * that reuses it. */
 #include "broker.h"
 
 #include <errno.h>
@@ -24,6 +25,8 @@ struct brk_gone {
     void *mon;           /* PAIR: the client socket's monitor events */
     brk_map_t by_fd;
     int last_fd;         /* the fd of the last client message */
+    uint8_t last_id[BRK_MAX_IDENTITY]; /* and its routing id */
+    size_t last_idlen;
     uint64_t cancelled;  /* queries ended because their client went away */
 };
 
@@ -115,13 +118,17 @@ void brk_gone_read(brk_t *b) {
     }
 }
 
-int brk_gone_fd(brk_t *b, zmq_msg_t *frame) {
+int brk_gone_fd(brk_t *b, zmq_msg_t *frame, const uint8_t *id, size_t idlen) {
     struct brk_gone *g = b->gone;
     if (!g) return -1;
     int fd = zmq_msg_get(frame, ZMQ_SRCFD);
-    if (fd >= 0 && fd != g->last_fd) {
-        brk_gone_read(b); /* a disconnect of this fd's last user comes first */
+    if (fd < 0) return -1;
+    /* Another peer than the last: a disconnect of this fd's last user comes first. */
+    if (fd != g->last_fd || idlen != g->last_idlen || memcmp(id, g->last_id, idlen) != 0) {
+        brk_gone_read(b);
         g->last_fd = fd;
+        memcpy(g->last_id, id, idlen);
+        g->last_idlen = idlen;
     }
     return fd;
 }
