@@ -275,6 +275,9 @@ static long poll_timeout(brk_t *b) {
     t = brk_agents_tick(b);
     settle(b);
     if (t >= 0 && t < next) next = t;
+    t = brk_gone_tick(b); /* disconnects: not in the poll set, where each socket costs */
+    settle(b);
+    if (t >= 0 && t < next) next = t;
     return next <= b->now ? 0 : (long)(next - b->now);
 }
 
@@ -292,7 +295,7 @@ static bool drain_one(brk_t *b, int i) {
 }
 
 int brk_run(brk_t *b) {
-    zmq_pollitem_t items[8] = {
+    zmq_pollitem_t items[7] = {
         {b->clients, 0, ZMQ_POLLIN, 0}, {b->workers, 0, ZMQ_POLLIN, 0},
         {b->sub, 0, ZMQ_POLLIN, 0},     {b->pub, 0, ZMQ_POLLIN, 0}, /* XPUB: subscriptions */
         {NULL, b->sig_fd, ZMQ_POLLIN, 0},
@@ -306,11 +309,6 @@ int brk_run(brk_t *b) {
     if (brk_zap_on(b)) {
         zap_i = n_items++;
         items[zap_i] = (zmq_pollitem_t){brk_zap_socket(b), 0, ZMQ_POLLIN, 0};
-    }
-    int gone_i = -1; /* and the client socket's disconnects (gone.c) */
-    if (brk_gone_socket(b)) {
-        gone_i = n_items++;
-        items[gone_i] = (zmq_pollitem_t){brk_gone_socket(b), 0, ZMQ_POLLIN, 0};
     }
     /* Edge-triggered reading: a socket zmq_poll reported stays `ready` until a read finds it
      * empty. Probing an empty socket costs a poll(2) and a getpid(2) inside libzmq, and so
@@ -342,10 +340,6 @@ int brk_run(brk_t *b) {
             }
             /* One batch a poll: what is left is reported again by the next zmq_poll */
             if (zap_i > 0 && (items[zap_i].revents & ZMQ_POLLIN)) brk_zap_serve(b);
-            if (gone_i > 0 && (items[gone_i].revents & ZMQ_POLLIN)) {
-                brk_gone_read(b);
-                settle(b);
-            }
         }
         for (int i = 0; i < 4; i++) {
             if (ready[i]) ready[i] = drain_one(b, i);

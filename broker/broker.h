@@ -273,10 +273,13 @@ void brk_reserve_refill(brk_t *b);
  * (the monitor could not be set up; logged). */
 int brk_gone_open(brk_t *b);
 void brk_gone_close(brk_t *b);
-void *brk_gone_socket(brk_t *b); /* to poll; NULL when off */
 /* Acts on pending disconnects: the queries of the clients on a closed connection end
  * `cancelled`. */
 void brk_gone_read(brk_t *b);
+/* Reads pending disconnects every BRK_GONE_EVERY_MS (the monitor is not in the poll set: each
+ * socket there costs every poll). Returns: when it wants to run again, or -1 (off). */
+int64_t brk_gone_tick(brk_t *b);
+#define BRK_GONE_EVERY_MS 100
 /* The fd a client message came on (its last frame), -1 unknown; reads pending disconnects
  * first when the message comes from another peer (fd or routing id) than the last one. */
 int brk_gone_fd(brk_t *b, zmq_msg_t *frame, const uint8_t *id, size_t idlen);

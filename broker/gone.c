@@ -4,6 +4,7 @@
  * the queries in flight of the clients on it end `cancelled` (their workers stop): nobody is
  * left to receive the answers. A client with an explicit routing id is left alone: it may
  * come back on a new connection and resend its queries (dedup.h).
+ * The monitor is read every BRK_GONE_EVERY_MS and whenever a message comes from a new peer.
  * A closed fd may be reused at once by a new connection, so pending events are read before a
  * message from another peer (fd or routing id) than the last one is acted on: libzmq reports
  * the disconnect before it closes the fd, hence before anything can arrive on a connection
@@ -28,6 +29,7 @@ struct brk_gone {
     uint8_t last_id[BRK_MAX_IDENTITY]; /* and its routing id */
     size_t last_idlen;
     uint64_t cancelled;  /* queries ended because their client went away */
+    int64_t next_read;   /* b->now of the next periodic read (brk_gone_tick) */
 };
 
 int brk_gone_open(brk_t *b) {
@@ -73,7 +75,15 @@ void brk_gone_close(brk_t *b) {
     b->gone = NULL;
 }
 
-void *brk_gone_socket(brk_t *b) { return b->gone ? b->gone->mon : NULL; }
+int64_t brk_gone_tick(brk_t *b) {
+    struct brk_gone *g = b->gone;
+    if (!g) return -1;
+    if (b->now >= g->next_read) {
+        brk_gone_read(b);
+        g->next_read = b->now + BRK_GONE_EVERY_MS;
+    }
+    return g->next_read;
+}
 
 static fdb_t *fdb_find(struct brk_gone *g, int fd) {
     brk_node_t *n = brk_map_get(&g->by_fd, &fd, sizeof fd);
