@@ -47,8 +47,8 @@ typedef struct brk_config {
     uint64_t max_workers;
     uint64_t max_jobs;            /* jobs of every state, cancelling ones included */
     uint64_t heartbeat_ms, liveness, max_retries, drain_ms;
-    uint64_t poison_after;
-    uint64_t cancel_gone;         /* 1: a client's disconnect cancels its queries (gone.c) */        /* workers a query may lose before it ends `poisoned` */
+    uint64_t poison_after;        /* workers a query may lose before it ends `poisoned` */
+    uint64_t cancel_gone;         /* 1: a client's disconnect cancels its queries (gone.c) */
     int log_level;
     uint64_t log_bad_input;       /* bad-input log lines a second, at most */
     char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */

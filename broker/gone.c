@@ -17,19 +17,19 @@
 #include <string.h>
 
 typedef struct fdb {
-    brk_node_t node;     /* key: fd */
+    brk_node_t node; /* key: fd */
     int fd;
-    brk_list_t clients;  /* brk_client_t.fdlink */
+    brk_list_t clients; /* brk_client_t.fdlink */
 } fdb_t;
 
 struct brk_gone {
-    void *mon;           /* PAIR: the client socket's monitor events */
+    void *mon; /* PAIR: the client socket's monitor events */
     brk_map_t by_fd;
-    int last_fd;         /* the fd of the last client message */
+    int last_fd;                       /* the fd of the last client message */
     uint8_t last_id[BRK_MAX_IDENTITY]; /* and its routing id */
     size_t last_idlen;
-    uint64_t cancelled;  /* queries ended because their client went away */
-    int64_t next_read;   /* b->now of the next periodic read (brk_gone_tick) */
+    uint64_t cancelled; /* queries ended because their client went away */
+    int64_t next_read;  /* b->now of the next periodic read (brk_gone_tick) */
 };
 
 int brk_gone_open(brk_t *b) {
@@ -124,7 +124,8 @@ void brk_gone_read(brk_t *b) {
             memcpy(&value, (uint8_t *)zmq_msg_data(&f[0]) + 2, sizeof value);
             if (event == ZMQ_EVENT_DISCONNECTED) on_disconnected(b, (int)value);
         }
-        for (size_t i = 0; i < nf; i++) zmq_msg_close(&f[i]);
+        for (size_t i = 0; i < nf; i++)
+            zmq_msg_close(&f[i]);
     }
 }
 
@@ -148,8 +149,7 @@ void brk_gone_track(brk_t *b, brk_client_t *c, const brk_in_t *in) {
     brk_list_init(&c->fdlink);
     c->fd = -1;
     /* Only generated routing ids (they start with a 0 byte) die with their connection. */
-    if (!g || in->sock != BRK_SOCK_CLIENTS || in->fd < 0 || !in->idlen || in->id[0] != 0)
-        return;
+    if (!g || in->sock != BRK_SOCK_CLIENTS || in->fd < 0 || !in->idlen || in->id[0] != 0) return;
     fdb_t *f = fdb_find(g, in->fd);
     if (!f) {
         if (!(f = calloc(1, sizeof *f))) return; /* untracked: runs to its end, as before */

@@ -14,7 +14,7 @@
 
 struct brk_reserve {
     char path[BRK_PATH_MAX + 16];
-    bool held;              /* the file is there, whole */
+    bool held; /* the file is there, whole */
 };
 
 /* Allocates the file; false (and no file left) when the disk has no room for it. */
@@ -46,9 +46,10 @@ void brk_reserve_open(brk_t *b) {
         brk_log(BRK_LOG_INFO, "sessions_reserve", "path=%s bytes=%llu", path,
                 (unsigned long long)b->cfg.sessions_reserve);
     else
-        brk_log(BRK_LOG_WARN, "sessions_reserve_failed", "path=%s bytes=%llu error=\"%s\" "
-                "why=\"on a full disk session.delete will fail too\"", path,
-                (unsigned long long)b->cfg.sessions_reserve, strerror(err));
+        brk_log(BRK_LOG_WARN, "sessions_reserve_failed",
+                "path=%s bytes=%llu error=\"%s\" "
+                "why=\"on a full disk session.delete will fail too\"",
+                path, (unsigned long long)b->cfg.sessions_reserve, strerror(err));
 }
 
 void brk_reserve_close(brk_t *b) {
@@ -61,7 +62,8 @@ bool brk_reserve_release(brk_t *b) {
     if (!r || !r->held) return false;
     unlink(r->path);
     r->held = false;
-    brk_log(BRK_LOG_ERROR, "disk_full", "bytes_freed=%llu why=\"the disk of the session file "
+    brk_log(BRK_LOG_ERROR, "disk_full",
+            "bytes_freed=%llu why=\"the disk of the session file "
             "is full: its reserve is freed so that session.delete can make room; free disk "
             "space (the reserve comes back by itself)\"",
             (unsigned long long)b->cfg.sessions_reserve);

@@ -29,9 +29,9 @@ struct wrk_watchdog {
     bool thread_on;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool stop;                 /* under mu */
-    int64_t every_ms;          /* the ticker's period */
-    int notify_fd;             /* systemd's notify socket, -1 none */
+    bool stop;        /* under mu */
+    int64_t every_ms; /* the ticker's period */
+    int notify_fd;    /* systemd's notify socket, -1 none */
     struct sockaddr_un notify_addr;
     socklen_t notify_len;
 };
@@ -58,7 +58,8 @@ static void on_stuck(int sig) {
     (void)sig;
     act_task_t *t = act_current();
     char line[256];
-    snprintf(line, sizeof line, "level=error event=watchdog task=%s held_ms=%lld "
+    snprintf(line, sizeof line,
+             "level=error event=watchdog task=%s held_ms=%lld "
              "why=\"a task did not yield for --watchdog-ms; exiting %d for a restart\"\n",
              t ? act_task_name(t) : "(loop)", (long long)(mono_ms() - atomic_load(&beat_ms)),
              WRK_WATCHDOG_EXIT);
@@ -78,7 +79,8 @@ static bool wd_sleep(struct wrk_watchdog *wd, int64_t ms) {
     until.tv_nsec += (ms % 1000) * 1000000;
     if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
     pthread_mutex_lock(&wd->mu);
-    while (!wd->stop && pthread_cond_timedwait(&wd->cv, &wd->mu, &until) != ETIMEDOUT) {}
+    while (!wd->stop && pthread_cond_timedwait(&wd->cv, &wd->mu, &until) != ETIMEDOUT) {
+    }
     bool stop = wd->stop;
     pthread_mutex_unlock(&wd->mu);
     return stop;
@@ -109,8 +111,8 @@ static void *watch(void *arg) {
 
 static void notify(struct wrk_watchdog *wd, const char *what) {
     if (wd->notify_fd < 0) return;
-    if (sendto(wd->notify_fd, what, strlen(what), MSG_NOSIGNAL,
-               (struct sockaddr *)&wd->notify_addr, wd->notify_len) < 0)
+    if (sendto(wd->notify_fd, what, strlen(what), MSG_NOSIGNAL, (struct sockaddr *)&wd->notify_addr,
+               wd->notify_len) < 0)
         act_log(ACT_LOG_WARN, "sd_notify_failed", "what=%s error=\"%s\"", what, strerror(errno));
 }
 
@@ -170,8 +172,10 @@ int wrk_watchdog_start(wrk_t *w) {
         sa.sa_flags = SA_ONSTACK;
         sigemptyset(&sa.sa_mask);
         sigaction(WD_SIGNAL, &sa, NULL);
-        if (pthread_create(&wd->thread, NULL, watch, wd) != 0) rc = ACT_EINVAL;
-        else wd->thread_on = true;
+        if (pthread_create(&wd->thread, NULL, watch, wd) != 0)
+            rc = ACT_EINVAL;
+        else
+            wd->thread_on = true;
     }
     w->wd = wd;
     if (rc) {

@@ -9,7 +9,8 @@ static const abp_api_t *api;
 static int spin(abp_ctx_t *ctx, void *udata) {
     (void)ctx;
     (void)udata;
-    for (volatile unsigned long i = 0;; i++) {} /* holds the loop for good */
+    for (volatile unsigned long i = 0;; i++) {
+    } /* holds the loop for good */
     return 0;
 }
 
