@@ -94,18 +94,21 @@ static fdb_t *fdb_find(struct brk_gone *g, int fd) {
 static void on_disconnected(brk_t *b, int fd) {
     struct brk_gone *g = b->gone;
     if (fd == g->last_fd) g->last_fd = -1;
-    fdb_t *f = fdb_find(g, fd);
-    if (!f) return;
     uint64_t n = 0;
-    while (!brk_list_empty(&f->clients)) {
+    fdb_t *f;
+    /* Looked up again each time: dropping one client's queries may touch the others. */
+    while ((f = fdb_find(g, fd))) {
         brk_client_t *c = brk_container_of(f->clients.next, brk_client_t, fdlink);
         brk_list_unlink(&c->fdlink);
         c->fd = -1;
+        if (brk_list_empty(&f->clients)) {
+            brk_map_del(&g->by_fd, &f->node);
+            free(f);
+        }
         n += c->in_flight;
         brk_client_drop(b, c, "cancelled", "the client disconnected"); /* may free c */
     }
-    brk_map_del(&g->by_fd, &f->node);
-    free(f);
+    if (!n) return;
     g->cancelled += n;
     brk_log(BRK_LOG_INFO, "client_gone", "fd=%d cancelled=%llu", fd, (unsigned long long)n);
 }
