@@ -232,7 +232,9 @@ static void hold_drop(struct brk_budget_peer *p, hold_t *h) {
 
 static void send_deny(brk_t *b, brk_worker_t *w, uint64_t req, const char *code,
                       const char *message) {
-    if (proto_enc_budget_deny(&b->out, req, code, message) == 0)
+    char clean[192]; /* a message may quote a backend name, cut at 64 bytes */
+    brk_utf8_clean(clean, sizeof clean, message, strlen(message));
+    if (proto_enc_budget_deny(&b->out, req, code, clean) == 0)
         brk_worker_send(b, w, b->out.p, b->out.n);
 }
 
@@ -339,6 +341,10 @@ static const char *acquire_refused(brk_t *b, brk_worker_t *w, const proto_msg_t 
 static void on_acquire(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
     brk_budget_t *g = b->budget;
     char msg[160];
+    if (!brk_utf8_valid(m->backend.p, m->backend.n)) { /* refused whether or not limited */
+        send_deny(b, w, m->req, "bad_request", "field 'backend' is not valid UTF-8");
+        return;
+    }
     if (!g->on) { /* nothing to limit: every request may start */
         if (proto_enc_budget_grant(&b->out, m->req) == 0)
             brk_worker_send(b, w, b->out.p, b->out.n);

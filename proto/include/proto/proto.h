@@ -79,6 +79,15 @@ typedef enum proto_type {
 } proto_type_t;
 #define PROTO_TYPE_LAST PROTO_BUDGET_CANCEL
 
+/* The longest timeout_ms the broker and the worker honour (2^40 ms, about 34 years): a
+ * larger one is treated as this, so that now + timeout_ms cannot overflow a deadline. */
+#define PROTO_TIMEOUT_MAX_MS (INT64_C(1) << 40)
+
+/* ms held to 0..PROTO_TIMEOUT_MAX_MS; a negative ms (absent) stays as it is. */
+static inline int64_t proto_timeout_clamp(int64_t ms) {
+    return ms > PROTO_TIMEOUT_MAX_MS ? PROTO_TIMEOUT_MAX_MS : ms;
+}
+
 /* A decoded message. Which fields are set depends on the type; the decoder checks that the
  * REQUIRED ones of each type are present and well typed (proto/PROTOCOL.md, "Field types").
  * Fields not used by the type are zero. An OPTIONAL field sent as nil counts as absent. */
