@@ -85,6 +85,18 @@ def ep(port):
     return "tcp://127.0.0.1:%d" % port
 
 
+def rss_kib(pid):
+    """VmRSS of one process, KiB (0 once it is gone)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def cpu_ticks(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -119,10 +131,10 @@ def model_capacity(a, port):
 
 # ---------------------------------------------------------------- ours
 
-def agents_config(port):
+def agents_config(port, inflight):
     return {
         "models": {"default": {"base_url": "http://127.0.0.1:%d/v1" % port, "model": "bench",
-                               "max_concurrency": 4096, "max_attempts": 1,
+                               "max_concurrency": max(4096, inflight), "max_attempts": 1,
                                "timeout_ms": 30000}},
         "agents": [{"name": "weather_agent", "type": "llm", "model": "default",
                     "description": "Answers about the weather and the time.",
@@ -137,7 +149,7 @@ class Ours:
         self.ports = {k: free_port() for k in ("clients", "workers", "pub", "sub")}
         cfg = os.path.join(_logdir, "agents-%dms.json" % latency)
         with open(cfg, "w") as f:
-            json.dump(agents_config(model_port), f)
+            json.dump(agents_config(model_port, inflight), f)
         argv = [a.broker, "--log-level", "warn", "--max-client-inflight",
                 str(max(1000, 2 * inflight))] + a.broker_flag
         for k in ("clients", "workers", "pub", "sub"):
@@ -230,6 +242,71 @@ def measure(system, key, a):
     return r
 
 
+def measure_memory(system, key, a):
+    """Memory per in-flight invocation: the load program warms up with a few invocations and
+    says so; the RSS then is the idle one. Then --memory-inflight invocations are kept in
+    flight for --memory-seconds; VmRSS is sampled every 0.25 s over the second half of the
+    pass (steady state: every lane is past its first model call) and the median, less the idle
+    RSS, over the in-flight count is the figure. Ours: broker + workers; python: its process
+    (which includes its load loop)."""
+    n = a.memory_inflight
+    argv = system.argv(a.count, a.memory_seconds, 16)
+    p = spawn(argv, key + "-load", stdout=subprocess.PIPE, stdin=subprocess.PIPE)
+    if isinstance(system, Python):
+        system.proc = p
+    if b"warm" not in p.stdout.readline():
+        p.wait(10)
+        die("%s failed in warm-up" % key)
+    pids = system.pids()
+    idle_each = [rss_kib(pid) for pid in pids]
+    idle = sum(idle_each)
+    t0 = time.monotonic()
+    p.stdin.write(b"go\n")
+    p.stdin.flush()
+    samples = []
+    while time.monotonic() - t0 < a.memory_seconds - 0.3 and p.poll() is None:
+        time.sleep(0.25)
+        if time.monotonic() - t0 >= a.memory_seconds / 2:
+            each = [rss_kib(pid) for pid in pids]
+            samples.append((sum(each), each))
+    out = p.stdout.readline()
+    rc = p.wait(a.memory_seconds + 60)
+    if not out or not samples:
+        die("%s printed nothing or ended early (exit %s)" % (key, rc))
+    r = json.loads(out)
+    if r.get("errors"):
+        die("%s: %d invocations failed, first: %s" % (key, r["errors"], r.get("first_error")))
+    samples.sort()
+    steady, each = samples[len(samples) // 2]
+    return {"idle_kib": idle, "steady_kib": steady, "inflight": n,
+            "per_inflight_kib": (steady - idle) / n, "ips": r["ips"],
+            "first_kib": (each[0] - idle_each[0]) / n}  # ours: the broker's share
+
+
+def run_memory(a):
+    latency, n = a.memory_latency, a.memory_inflight
+    srv = start_modelsrv(a, latency)
+    res = {"latency": latency, "inflight": n}
+    try:
+        ours = Ours(a, srv.port, latency, n)
+        try:
+            res["ours"] = measure_memory(ours, "ours-mem", a)
+        finally:
+            ours.stop()
+        py = Python(a, srv.port, n)
+        res["python"] = measure_memory(py, "python-mem", a)
+        for key in ("ours", "python"):
+            m = res[key]
+            print("  %4d ms  %-6s memory: idle %.1f MiB, steady %.1f MiB at %d in flight: "
+                  "%.2f KiB per invocation%s (%.0f inv/s)"
+                  % (latency, key, m["idle_kib"] / 1024, m["steady_kib"] / 1024, n,
+                     m["per_inflight_kib"], " (broker %.2f)" % m["first_kib"]
+                     if key == "ours" else "", m["ips"]), file=sys.stderr)
+    finally:
+        kill([srv])
+    return res
+
+
 def run_latency(a, latency, inflight):
     srv = start_modelsrv(a, latency)
     cap = model_capacity(a, srv.port) if latency == 0 else None
@@ -265,6 +342,26 @@ def machine():
                             capture_output=True, text=True).stdout.strip()
     return "%s, %d CPUs, Linux %s, Python %s, commit %s" % (
         cpu, os.cpu_count(), platform.release(), platform.python_version(), commit)
+
+
+def memory_table(m):
+    o, p = m["ours"], m["python"]
+    x = p["per_inflight_kib"] / o["per_inflight_kib"] if o["per_inflight_kib"] > 0 else 0
+    return "\n".join([
+        "| memory at %d in flight, model latency %d ms | idle RSS | steady RSS | KiB per "
+        "invocation in flight | x (> 1: ours smaller) | inv/s in the pass |"
+        % (m["inflight"], m["latency"]),
+        "|---|---:|---:|---:|---:|---:|",
+        "| ours (broker + workers) | %.1f MiB | %.1f MiB | %.2f (%.2f + %.2f) | %.1fx | %.0f |"
+        % (o["idle_kib"] / 1024, o["steady_kib"] / 1024, o["per_inflight_kib"],
+           o["first_kib"], o["per_inflight_kib"] - o["first_kib"], x, o["ips"]),
+        "| python | %.1f MiB | %.1f MiB | %.2f | | %.0f |"
+        % (p["idle_kib"] / 1024, p["steady_kib"] / 1024, p["per_inflight_kib"], p["ips"]),
+        "",
+        "VmRSS (/proc/PID/status): idle after a 16-invocation warm-up, steady the median of "
+        "the samples over the second half of a %g s pass, less idle, over the in-flight count. "
+        "Both sides keep their sessions' stored events in memory; that growth is in the "
+        "figure." % m["seconds"]])
 
 
 def table(rows, a):
@@ -311,6 +408,10 @@ def main():
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--count", type=int, default=1000000)
     p.add_argument("--warmup", type=int, default=2000)
+    p.add_argument("--memory-inflight", type=int, default=10000,
+                   help="invocations in flight for the memory pass (0: no memory pass)")
+    p.add_argument("--memory-latency", type=int, default=1000, help="its model latency, ms")
+    p.add_argument("--memory-seconds", type=float, default=6)
     p.add_argument("--quick", action="store_true", help="1 round of 1 s: a smoke test")
     p.add_argument("--keep-logs", action="store_true")
     p.add_argument("--broker-flag", action="append", default=[],
@@ -319,14 +420,22 @@ def main():
     a = p.parse_args()
     if a.quick:
         a.rounds, a.seconds, a.warmup = 1, 1, 200
-    lat = [int(x) for x in a.latencies.split(",")]
+        a.memory_inflight, a.memory_seconds = min(a.memory_inflight, 1000), 4
+    lat = [int(x) for x in a.latencies.split(",") if x]
     infl = [int(x) for x in a.inflight.split(",")]
     infl += [infl[-1]] * (len(lat) - len(infl))
     atexit.register(_cleanup, a.keep_logs)
     signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
     rows = [run_latency(a, l, n) for l, n in zip(lat, infl)]
-    report = "# bench/agents, %s\n\n%s\n\n%s\n" % (
-        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), machine(), table(rows, a))
+    if not rows and a.memory_inflight <= 0:
+        die("nothing to measure (no --latencies, --memory-inflight 0)")
+    mem = ""
+    if a.memory_inflight > 0:
+        m = run_memory(a)
+        m["seconds"] = a.memory_seconds
+        mem = "\n" + memory_table(m) + "\n"
+    report = "# bench/agents, %s\n\n%s\n\n%s\n%s" % (
+        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), machine(), table(rows, a), mem)
     print(report)
     os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
     path = os.path.join(ROOT, "bench", "out",
