@@ -385,7 +385,7 @@ def memory_table(m):
         "VmRSS (/proc/PID/status): idle after a 16-invocation warm-up, steady the median of "
         "the samples over the last 40%% of a %g s pass, less idle, over the in-flight count. "
         "Open files of the model side at that sample: about one per invocation waiting on "
-        "the model (ours pools at most 256 idle connections). Both sides keep their "
+        "the model (both keep one connection per invocation in flight). Both sides keep their "
         "sessions' stored events in memory; that growth is in the figure." % m["seconds"]])
 
 
@@ -446,7 +446,7 @@ def main():
     p.add_argument("--memory-inflight", type=int, default=10000,
                    help="invocations in flight for the memory pass (0: no memory pass)")
     p.add_argument("--memory-latency", type=int, default=1000, help="its model latency, ms")
-    p.add_argument("--memory-seconds", type=float, default=10)
+    p.add_argument("--memory-seconds", type=float, default=20)
     p.add_argument("--quick", action="store_true", help="1 round of 1 s: a smoke test")
     p.add_argument("--keep-logs", action="store_true")
     p.add_argument("--broker-flag", action="append", default=[],
