@@ -1,7 +1,8 @@
 /* test_proto_json.c: the JSON string scanners of proto/src/json.c, which read plain ASCII
  * eight bytes at a time: a byte that needs an escape (or is not plain ASCII) at every offset
  * of a word, next to bytes that make a word-wide subtraction borrow, both directions; and
- * msgpack headers of every fix form read by proto__rd_next's short path, cut or whole. */
+ * msgpack headers of every fix form read by proto__rd_next's and proto__rd_skip's short
+ * paths, cut or whole. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,11 +108,43 @@ static void test_fix_forms_read_and_checked(void **state) {
     proto_buf_free(&js);
 }
 
+/* proto_val_map_get skips every entry before the one it wants (proto__rd_skip's short path
+ * for fix forms, its long path for the rest), and refuses a map cut anywhere. */
+static void test_skip_over_fix_and_long_forms(void **state) {
+    (void)state;
+    /* {"a": {"x": [1, -1, "s", {}]}, "b": str8 "....40....", "c": uint16 300, "d": 7} */
+    uint8_t m[96];
+    size_t n = 0;
+    const uint8_t head[] = {0x84, 0xa1, 'a', 0x81, 0xa1, 'x', 0x94, 0x01, 0xff, 0xa1, 's',
+                            0x80, 0xa1, 'b', 0xd9, 40};
+    memcpy(m, head, sizeof head);
+    n = sizeof head;
+    memset(m + n, 'z', 40);
+    n += 40;
+    const uint8_t tail[] = {0xa1, 'c', 0xcd, 0x01, 0x2c, 0xa1, 'd', 0x07};
+    memcpy(m + n, tail, sizeof tail);
+    n += sizeof tail;
+    proto_val_t map, v;
+    assert_int_equal(proto_val_read(m, n, &map), 0);
+    assert_int_equal(map.raw_n, n);
+    assert_int_equal(proto_val_map_get(&map, "d", &v), 1);
+    assert_int_equal(v.type, PROTO_V_INT);
+    assert_int_equal(v.i, 7);
+    assert_int_equal(proto_val_map_get(&map, "c", &v), 1);
+    assert_int_equal(v.i, 300);
+    assert_int_equal(proto_val_map_get(&map, "a", &v), 1);
+    assert_int_equal(v.type, PROTO_V_MAP);
+    assert_int_equal(v.raw_n, 9);
+    for (size_t cut = 1; cut < n; cut++)
+        assert_int_equal(proto_val_read(m, cut, &map), PROTO_EBAD);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_specials_at_every_offset),
         cmocka_unit_test(test_raw_bytes_in_json_strings_are_refused_at_every_offset),
         cmocka_unit_test(test_fix_forms_read_and_checked),
+        cmocka_unit_test(test_skip_over_fix_and_long_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
