@@ -140,8 +140,8 @@ static void client_message(brk_t *b, const brk_in_t *in) {
     proto_error_t err;
     memset(&err, 0, sizeof err);
     int rc = proto_decode(in->body, in->n, &b->lim, &m, &err);
-    if (rc != 0) {
-        brk_reply_error(b, in, nil, err.code ? err.code : "bad_request", "%s",
+    if (rc != 0) { /* m.id: the request's id when it could be read */
+        brk_reply_error(b, in, m.id, err.code ? err.code : "bad_request", "%s",
                         err.message[0] ? err.message : "undecodable message");
         return;
     }

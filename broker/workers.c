@@ -268,7 +268,7 @@ void brk_worker_message(brk_t *b, const brk_in_t *in) {
     proto_error_t err;
     memset(&err, 0, sizeof err);
     if (proto_decode(in->body, in->n, &b->wlim, &m, &err) != 0) {
-        brk_reply_error(b, in, nil, err.code ? err.code : "bad_request", "%s",
+        brk_reply_error(b, in, m.id, err.code ? err.code : "bad_request", "%s",
                         err.message[0] ? err.message : "undecodable message");
         return;
     }
@@ -346,12 +346,15 @@ void brk_workers_status(brk_t *b, proto_buf_t *o, proto_raw_t id) {
         in_flight += w->in_flight;
     }
     proto_buf_reset(o);
-    proto_pack_header(o, PROTO_STATUS, 6 + BRK_MX_STATUS_FIELDS);
+    /* A `result` like every other request's answer (PROTOCOL.md "Versioning"). */
+    proto_pack_header(o, PROTO_RESULT, 2);
     proto_pack_cstr(o, "id");
     if (id.n)
         proto_buf_raw(o, id);
     else
         msgpack_pack_nil(&o->pk);
+    proto_pack_cstr(o, "output");
+    msgpack_pack_map(&o->pk, 5 + BRK_MX_STATUS_FIELDS);
     proto_pack_cstr(o, "workers");
     msgpack_pack_array(&o->pk, (uint32_t)n);
     for (l = b->worker_list.next; l != &b->worker_list; l = l->next) {

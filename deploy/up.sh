@@ -106,7 +106,7 @@ done
 ready=0
 for _ in $(seq 1 100); do
     n=$("$ctl" --broker "$clients" --timeout 500 --json status 2>/dev/null |
-        /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["workers"]))' \
+        /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["output"]["workers"]))' \
         2>/dev/null || echo 0)
     [ "$n" = "$workers" ] && { ready=1; break; }
     sleep 0.1

@@ -31,12 +31,37 @@ if [ "${ACTOR_LLAMA:-0}" = 1 ]; then
     tests/compat/make_llama_cache.sh
 fi
 
-# Each failing test gets one more run: the integration tests start real processes on a
-# shared 2-core machine, and a second failure is a real one.
+# Each failing test gets one more run (the integration tests start real processes on a
+# shared machine, and a second failure is a real one), but a test that needed it is named:
+# "FLAKY: name" lines and a summary, so flakes are seen and fixed rather than hidden.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+flaky_all=()
+failed_all=()
+run_suite() { # $1: build dir, $2: its name in the summary
+    local dir=$1 what=$2 rc=0
+    (cd "$dir" && ctest --output-on-failure -j"$jobs") || rc=$?
+    local log="$dir/Testing/Temporary/LastTestsFailed.log"
+    [ "$rc" = 0 ] && return 0
+    [ -s "$log" ] || { failed_all+=("$what: ctest exit $rc"); return 0; }
+    local names=() name
+    while IFS=: read -r _ name; do names+=("$name"); done <"$log"
+    for name in "${names[@]}"; do
+        echo "== $what: running $name again =="
+        if (cd "$dir" && ctest --output-on-failure -R "^${name}\$"); then
+            echo "FLAKY: $name ($what)"
+            flaky_all+=("$name ($what)")
+        else
+            failed_all+=("$name ($what)")
+        fi
+    done
+}
 echo "== ASan+UBSan build =="
-(cd build-asan && ctest --output-on-failure -j"$jobs" --repeat until-pass:2)
+run_suite build-asan asan
 echo "== release build =="
-(cd build && ctest --output-on-failure -j"$jobs" --repeat until-pass:2)
+run_suite build release
+echo "== summary: ${#failed_all[@]} failed, ${#flaky_all[@]} flaky (passed on a second run) =="
+for t in "${flaky_all[@]}"; do echo "FLAKY: $t"; done
+for t in "${failed_all[@]}"; do echo "FAILED: $t"; done
+[ "${#failed_all[@]}" = 0 ]
 

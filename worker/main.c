@@ -24,7 +24,7 @@ static const char usage[] =
     "  --plugin PATH.so    load a plugin (repeatable)\n"
     "  --agents FILE       agents, models, MCP servers and tools as JSON (see\n"
     "                      worker/agent/README.md); a bad file stops the worker\n"
-    "  --heartbeat-ms MS   heartbeat interval (default 1000; match the broker's)\n"
+    "  --heartbeat-ms MS   heartbeat interval, sent in ready: the broker goes by it (default 1000)\n"
     "  --liveness N        heartbeats of silence before reconnecting (default 3)\n"
     "  --drain-ms MS       on SIGTERM, how long running jobs may finish (default 5000)\n"
     "  --max-lent N        slots that jobs waiting on their sub-queries lend to other work\n"

@@ -182,7 +182,9 @@ class Ours:
             s.send(msgpack.packb({"v": 1, "type": "status", "id": 0}))
             if not s.poll(500):
                 return False
-            return len(msgpack.unpackb(s.recv()).get("workers", ())) == len(self.workers)
+            r = msgpack.unpackb(s.recv())
+            st = r.get("output") if r.get("type") == "result" else r
+            return len((st or {}).get("workers", ())) == len(self.workers)
         finally:
             s.close()
 

@@ -263,10 +263,10 @@ class Broker:
     def status(self, id):
         ws = [{"name": w.name, "capacity": w.capacity, "in_flight": w.in_flight,
                "agents": sorted(w.agents)} for w in self.wk.values()]
-        return {"v": 1, "type": "status", "id": id, "workers": ws,
-                "capacity": sum(w.capacity for w in self.wk.values()),
+        return {"v": 1, "type": "result", "id": id, "output": {
+                "workers": ws, "capacity": sum(w.capacity for w in self.wk.values()),
                 "in_flight": sum(w.in_flight for w in self.wk.values()),
-                "queued": len(self.queue), "clients": len({j.client for j in self.jobs.values()})}
+                "queued": len(self.queue), "clients": len({j.client for j in self.jobs.values()})}}
 
     async def run(self):
         await asyncio.gather(self.client_loop(), self.worker_loop(), self.heartbeat_loop(),

@@ -153,7 +153,9 @@ class System:
             s.send(msgpack.packb({"v": 1, "type": "status", "id": 0}))
             if not s.poll(500):
                 return False
-            return len(msgpack.unpackb(s.recv()).get("workers", ())) == 2
+            r = msgpack.unpackb(s.recv())
+            st = r.get("output") if r.get("type") == "result" else r  # pybroker, old brokers
+            return len((st or {}).get("workers", ())) == 2
         finally:
             s.close()
 

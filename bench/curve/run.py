@@ -99,8 +99,10 @@ def wait_worker(ep, curve, k):
     try:
         for _ in range(100):
             s.send(msgpack.packb({"v": 1, "type": "status", "id": 0}))
-            if s.poll(100) and msgpack.unpackb(s.recv(), raw=False).get("workers"):
-                return
+            if s.poll(100):
+                r = msgpack.unpackb(s.recv(), raw=False)
+                if ((r.get("output") if r.get("type") == "result" else r) or {}).get("workers"):
+                    return
             time.sleep(0.1)
         sys.exit("no worker registered within 10 s (see the log in bench-curve-*)")
     finally:

@@ -367,12 +367,14 @@ int proto_decode(const uint8_t *buf, size_t len, const proto_limits_t *lim, prot
     val_t vals[F_COUNT];
     memset(vals, 0, sizeof vals);
     if ((rc = collect(buf, len, vals, err))) return rc;
-    if ((rc = check_version(&vals[F_V], err))) return rc;
     proto_type_t type = PROTO_UNKNOWN;
-    if ((rc = check_type(&vals[F_TYPE], &type, err))) return rc;
-    if ((rc = apply_spec(&specs[type], vals, lim, out, err))) {
+    if ((rc = check_version(&vals[F_V], err)) || (rc = check_type(&vals[F_TYPE], &type, err)) ||
+        (rc = apply_spec(&specs[type], vals, lim, out, err))) {
         memset(out, 0, sizeof *out);
         out->timeout_ms = -1;
+        /* An id that reads as one is kept, so the error can name the request it answers. */
+        if (vals[F_ID].raw.n && check_id(&vals[F_ID], "id", false, lim, NULL) == 0)
+            out->id = vals[F_ID].raw;
         return rc;
     }
     if ((type == PROTO_QUERY || type == PROTO_WORK) && !out->input.n) out->input = raw_nil;

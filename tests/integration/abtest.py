@@ -35,6 +35,29 @@ ADK_AGENTS = ALL_AGENTS + ("adk",)  # with the scripted agent-runtime agent (age
 
 # ---------------------------------------------------------------- processes
 
+_sanitized = None
+
+
+def sanitized():
+    """True when ACTOR_BROKER is an ASan build (its processes run several times slower)."""
+    global _sanitized
+    if _sanitized is None:
+        exe = os.environ.get("ACTOR_BROKER", "")
+        try:
+            with open(exe, "rb") as f:
+                _sanitized = b"__asan_init" in f.read()
+        except OSError:
+            _sanitized = False
+    return _sanitized
+
+
+def default_liveness():
+    """Heartbeats of silence before a peer counts as lost, for tests that do not choose:
+    3 (0.3 s) is too tight for an ASan process on a loaded machine (a worker was dropped so);
+    ABTEST_LIVENESS overrides."""
+    return int(os.environ.get("ABTEST_LIVENESS") or (10 if sanitized() else 3))
+
+
 _procs = []
 _tmp = None
 
@@ -287,14 +310,14 @@ class Subscriber:
 class Broker:
     """actor-broker on four free loopback ports (or the ports of an earlier broker)."""
 
-    def __init__(self, *args, heartbeat_ms=100, liveness=3, ports=None, log_level=None):
+    def __init__(self, *args, heartbeat_ms=100, liveness=None, ports=None, log_level=None):
         exe = os.environ.get("ACTOR_BROKER")
         assert exe and os.path.isfile(exe), "set ACTOR_BROKER to the actor-broker binary"
         self.exe = exe
         self.ports = ports or {k: free_port() for k in ("clients", "workers", "pub", "sub")}
         self.args = list(args)
         self.heartbeat_ms = heartbeat_ms
-        self.liveness = liveness
+        self.liveness = liveness or default_liveness()
         self.log_level = log_level or os.environ.get("ABTEST_LOG_LEVEL", "info")
         self.proc = None
 
@@ -344,12 +367,15 @@ class Broker:
         return Client(self.clients, kind)
 
     def status(self):
+        """The broker's figures: the `output` of its `result` to a `status` request."""
         c = self.client()
         try:
             c.send({"v": 1, "type": "status", "id": "status"})
-            return c.recv(5)
+            r = c.recv(5)
         finally:
             c.close()
+        assert r["type"] == "result" and r["id"] == "status", r
+        return r["output"]
 
     def wait_workers(self, names, timeout=10.0):
         """Waits until status lists every name; returns the status."""
@@ -393,13 +419,13 @@ class FakeWorker:
     once, the cancels it got, how often it sent ready, each sleep's interval."""
 
     def __init__(self, broker, name, capacity=4, agents=ALL_AGENTS, heartbeat_ms=None,
-                 liveness=3, extra=()):
+                 liveness=None, extra=()):
         self.broker = broker
         self.name = name
         self.capacity = capacity
         self.agents = agents
         self.heartbeat_ms = heartbeat_ms or broker.heartbeat_ms
-        self.liveness = liveness
+        self.liveness = liveness or default_liveness()
         self.extra = list(extra)
         self.stats_path = os.path.join(tmpdir(), "stats-%s-%d.json" %
                                        (name, broker.ports["clients"]))
@@ -454,7 +480,8 @@ class RealWorker:
 
     def start(self):
         argv = [os.environ["ACTOR_WORKER"], "--broker", self.broker.workers, "--name", self.name,
-                "--capacity", str(self.capacity), "--heartbeat-ms", str(self.heartbeat_ms)]
+                "--capacity", str(self.capacity), "--heartbeat-ms", str(self.heartbeat_ms),
+                "--liveness", str(default_liveness())]  # extra may choose another
         self.proc = spawn(argv + self.extra,
                           "real-%s-%d.log" % (self.name, self.broker.ports["clients"]),
                           env=self.env)
@@ -485,12 +512,17 @@ def run_tests(namespace):
     tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
     if len(sys.argv) > 1:
         tests = [(n, f) for n, f in tests if n in sys.argv[1:]]
-    failed = []
+    global _in_run
+    _in_run = True
+    failed, skipped = [], []
     for name, fn in tests:
         t0 = time.monotonic()
         try:
             fn()
             print("PASS %s (%.2fs)" % (name, time.monotonic() - t0), flush=True)
+        except Skipped as e:
+            skipped.append(name)
+            print("SKIP %s: %s" % (name, e), flush=True)
         except Exception:
             failed.append(name)
             print("FAIL %s\n%s" % (name, traceback.format_exc()), flush=True)
@@ -500,13 +532,26 @@ def run_tests(namespace):
                     read_log(p)[-3000:]), flush=True)
         finally:
             kill_all()
-    print("%d/%d passed" % (len(tests) - len(failed), len(tests)), flush=True)
+    print("%d/%d passed, %d skipped" % (len(tests) - len(failed) - len(skipped), len(tests),
+                                        len(skipped)), flush=True)
     if _ctx is not None:
         _ctx.destroy(0)
-    sys.exit(1 if failed or not tests else 0)
+    # A part that could not run is not a pass: ctest shows the script skipped (77).
+    sys.exit(1 if failed or not tests else 77 if skipped else 0)
+
+
+class Skipped(Exception):
+    """Raised by skip() inside a test function: that test could not run."""
+
+
+_in_run = False
 
 
 def skip(why):
+    """Skips the running test function (the script then exits 77 unless another failed), or,
+    outside run_tests, the whole script."""
+    if _in_run:
+        raise Skipped(why)
     print("SKIP: " + why, flush=True)
     sys.exit(77)
 

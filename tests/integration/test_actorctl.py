@@ -132,7 +132,7 @@ def test_actorctl_status_lists_workers():
     assert set(rows) == {"wa", "wb"} and rows["wa"][1] == "3" and "echo," in rows["wa"], out
     rc, out, err = ctl(b, "--json", "status")
     st = json.loads(out)
-    assert st["type"] == "status" and {w["name"] for w in st["workers"]} == {"wa", "wb"}, st
+    assert st["type"] == "result" and {w["name"] for w in st["output"]["workers"]} == {"wa", "wb"}, st
     b.stop()
     check_clean(*ws)
 

@@ -57,6 +57,24 @@ CASES = [
      "twice"),
 ]
 
+# Cases whose id could be read before the message failed: the error names the request.
+KEEP_ID = {what: "x" for what in ("wrong type of agent", "wrong type of timeout",
+                                  "negative timeout", "missing agent", "missing v", "missing type",
+                                  "unknown type", "unknown version", "agent name too long")}
+
+
+def test_an_error_after_the_id_was_read_carries_the_id():
+    b = Broker().start()
+    c = b.client()
+    c.send({"v": 1, "type": "session.list", "id": "page-0", "limit": 0})
+    r = c.recv()
+    assert r["type"] == "error" and r["code"] == "bad_request" and "limit" in r["message"], r
+    assert r["id"] == "page-0", r
+    c.send({"v": 1, "type": "query", "id": 7, "agent": "echo", "timeout_ms": "soon"})
+    r = c.recv()
+    assert r["type"] == "error" and r["id"] == 7 and "timeout_ms" in r["message"], r
+    b.stop()
+
 
 def _good_query_works(c, n):
     _, term = c.call(query("good%d" % n, "echo", n))
@@ -74,7 +92,8 @@ def test_every_malformed_kind_gets_an_error_and_the_broker_keeps_serving():
         assert len(frames_back) == 1, (what, frames_back)
         r = abtest.unpack(frames_back[0])
         assert r["type"] == "error", (what, r)
-        assert r["id"] is None, (what, r)  # unknown or untrusted: nil
+        # the request's id once the message was a map with a readable id; else nil
+        assert r["id"] == KEEP_ID.get(what), (what, r)
         if code:
             assert r["code"] == code, (what, r)
         else:

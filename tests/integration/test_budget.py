@@ -61,7 +61,7 @@ class Peer:
         while True:
             m = self._recv_one(max(0.0, deadline - time.monotonic()))
             assert m is not None, "%s: no status reply" % self.name
-            if m["type"] == "status" and m.get("id") == sid:
+            if m["type"] == "result" and m.get("id") == sid:
                 return
             if m["type"] != "heartbeat":
                 self.pending.append(m)
@@ -330,8 +330,7 @@ def test_backends_are_bounded():
 
 def test_real_worker_hears_the_budget_again_after_a_broker_restart():
     if not abtest.real_worker_available():
-        print("(no actor-worker: skipped)")
-        return
+        abtest.skip("no actor-worker (ACTOR_WORKER)")
     b = Broker("--model-concurrency", "3", "--model-rps", "0.5").start()
     (w,) = abtest.start_workers(b, ["r1"], real=True)
     wait_until(lambda: "event=model_budget concurrency=3 rps=0.5" in w.log(), 10,
@@ -378,8 +377,7 @@ def _fake_stats(port, model):
 
 def test_two_real_workers_never_exceed_the_budget_at_the_model_server():
     if not _worker_has_agents_flag():
-        print("(actor-worker has no --agents yet: skipped)")
-        return
+        abtest.skip("actor-worker not built, or it has no --agents")
     _, port = _start_fake_openai()
     conf = os.path.join(abtest.tmpdir(), "budget-agents.json")
     with open(conf, "w") as f:

@@ -69,7 +69,6 @@ def test_status_shows_workers_capacity_in_flight_queued():
         c.send(query(i, "sleep", {"ms": 1500}))
     st = abtest.wait_until(lambda: (lambda s: s if s["queued"] == 2 else None)(b.status()),
                            5, "two queued")
-    assert st["type"] == "status" and st["id"] == "status", st
     assert st["capacity"] == 6 and st["in_flight"] == 6 and st["clients"] == 1, st
     ws = sorted(st["workers"], key=lambda w: w["name"])
     assert [w["name"] for w in ws] == ["w1", "w2"], ws

@@ -109,8 +109,8 @@ def test_http_api_answers_from_the_broker_and_streams_a_query():
     start_workers(b, ["w1", "w2"], agents=ADK_AGENTS)
     web = Web(b)
     st, s, _ = web.http("/api/status")
-    assert st == 200 and s["type"] == "status", s
-    assert sorted(w["name"] for w in s["workers"]) == ["w1", "w2"], s
+    assert st == 200 and s["type"] == "result" and s["id"], s
+    assert sorted(w["name"] for w in s["output"]["workers"]) == ["w1", "w2"], s
     lines = web.query_lines({"agent": "adk", "session": "s1", "input": fanout_input(2, 50)})
     assert lines[0]["type"] == "accepted" and lines[0]["id"].startswith("web-"), lines
     types = [m["type"] for m in lines[1:]]
@@ -224,9 +224,9 @@ def test_http_off_loopback_needs_a_token():
     st, e, _ = web.http("/api/status", headers={"X-Actor-Token": "s3cret-tokeN"})
     assert st == 401, (st, e)
     st, s, _ = web.http("/api/status", headers={"X-Actor-Token": "s3cret-token"})
-    assert st == 200 and s["type"] == "status", (st, s)
+    assert st == 200 and s["type"] == "result", (st, s)
     st, s, _ = web.http("/api/status?token=s3cret-token")  # EventSource cannot send headers
-    assert st == 200 and s["type"] == "status", (st, s)
+    assert st == 200 and s["type"] == "result", (st, s)
     b.stop()
 
 
@@ -245,7 +245,7 @@ def test_http_a_long_query_streams_to_its_end_and_one_whose_page_goes_away_is_ca
     s.close()
     w.wait_stats(lambda st: len(st["cancels"]) == 1, what="the cancel after the page left")
     st, status, _ = web.http("/api/status")
-    assert status["in_flight"] == 0, status
+    assert status["output"]["in_flight"] == 0, status
     web.stop()
     b.stop()
 
@@ -257,7 +257,7 @@ def test_http_talks_curve_to_a_curve_broker():
     key = write_pair("web", mine)
     web = Web(b, "--curve-server-key", b.pub_path, "--curve-key", key)
     st, s, _ = web.http("/api/status")
-    assert st == 200 and s["type"] == "status", (st, s)
+    assert st == 200 and s["type"] == "result", (st, s)
     # the bus too: a refused query's error is published, and the console's ring has it
     # (again until the SUB's subscription has reached the broker)
     def on_bus():

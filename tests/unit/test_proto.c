@@ -264,6 +264,23 @@ static void test_decode_rejects_unknown_version_must(void **state) {
     assert_int_equal(DECODE(T(3, 'n', 'e', 'w'), KV("v", 9)), PROTO_EVERSION);
 }
 
+/* An error must name the request it answers: a readable id survives a failed decode. */
+static void test_decode_keeps_a_readable_id_when_it_fails(void **state) {
+    (void)state;
+    assert_int_equal(DECODE(V1, TQUERY, KV("id", 0xa1, 'x'), KV("agent", 5)), PROTO_EBAD);
+    assert_int_equal(msg.id.n, 2);
+    assert_int_equal(msg.id.p[0], 0xa1);
+    assert_int_equal(msg.id.p[1], 'x');
+    assert_int_equal(DECODE(KV("v", 2), TQUERY, KV("id", 7), AGENT_ECHO), PROTO_EVERSION);
+    assert_int_equal(msg.id.n, 1);
+    assert_int_equal(msg.id.p[0], 7);
+    /* an id that is not one is not kept */
+    assert_int_equal(DECODE(V1, TQUERY, KV("id", 0x91, 1), AGENT_ECHO), PROTO_EBAD);
+    assert_int_equal(msg.id.n, 0);
+    assert_int_equal(DECODE(V1, TQUERY, AGENT_ECHO), PROTO_EBAD);
+    assert_int_equal(msg.id.n, 0);
+}
+
 static void test_decode_requires_integer_version(void **state) {
     (void)state;
     assert_int_equal(DECODE(TQUERY, KV("id", 1), AGENT_ECHO), PROTO_EBAD);
@@ -1022,6 +1039,7 @@ int main(void) {
         PT(test_decode_reads_a_query),
         PT(test_decode_gives_defaults_for_absent_optional_fields),
         PT(test_decode_rejects_unknown_version_must),
+        PT(test_decode_keeps_a_readable_id_when_it_fails),
         PT(test_decode_requires_integer_version),
         PT(test_decode_requires_known_type),
         PT(test_decode_rejects_non_map_message),

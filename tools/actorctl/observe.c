@@ -136,14 +136,19 @@ static int status_once(const ctl_obs_t *o, void *s, const sample_t *prev, sample
     int rc = proto_enc_status_request(&msg, (proto_raw_t){id.p, id.n}) ? 1
                                                                        : exchange(o, s, &msg, &r);
     if (rc == 0) {
-        if (r.m.type != PROTO_STATUS) {
+        /* `result` with the figures in `output`; a broker before that answered `status`
+         * with them beside `id` (PROTOCOL.md "Versioning"). */
+        const msgpack_object *st = r.m.type == PROTO_RESULT ? ctl_get(&r.u.data, "output")
+                                   : r.m.type == PROTO_STATUS ? &r.u.data
+                                                              : NULL;
+        if (!st || st->type != MSGPACK_OBJECT_MAP) {
             fprintf(stderr, "actorctl: the broker answered status with '%s'\n",
                     proto_type_name(r.m.type));
             rc = 1;
         } else if (o->json) {
             print_body_json(r.m.body);
         } else {
-            print_status(o, &r.u.data, prev, now);
+            print_status(o, st, prev, now);
         }
         reply_free(&r);
     }

@@ -142,7 +142,9 @@ typedef struct proto_msg {
  * known field given twice, an unknown type and a missing or ill-typed REQUIRED field are
  * bad requests. lim NULL: defaults; err may be NULL.
  * Returns: 0. Errors: PROTO_EBAD, PROTO_ETOOBIG, PROTO_EVERSION (err says what and where:
- * "field 'agent' is missing"). Ownership: out points into buf. */
+ * "field 'agent' is missing"); once the bytes are one well-formed map, out->id still holds
+ * its `id` when that is a string or an integer within max_id (n == 0 otherwise), so the
+ * error can carry it. Ownership: out points into buf. */
 int proto_decode(const uint8_t *buf, size_t len, const proto_limits_t *lim, proto_msg_t *out,
                  proto_error_t *err);
 

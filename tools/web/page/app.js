@@ -106,7 +106,10 @@ function connect() {
 }
 
 function onStatus(s) {
-  if (s.type !== 'status') return;
+  // `result` with the figures in `output`; a broker before that answered `status` with them
+  // beside `id` (PROTOCOL.md "Versioning").
+  if (s && s.type === 'result' && s.output && typeof s.output === 'object') s = s.output;
+  else if (!s || s.type !== 'status') return;
   if (status && s.uptime_ms > status.uptime_ms) {
     const dt = (s.uptime_ms - status.uptime_ms) / 1000;
     rates = {answered: (s.answered - status.answered) / dt, errors: (s.errors - status.errors) / dt};
