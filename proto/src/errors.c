@@ -2,6 +2,7 @@
  * a number given two meanings is a compile error. */
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "proto/errors.h"
 
@@ -19,6 +20,19 @@ const char *proto_err_code(int rc) {
     case -EAGAIN: return "overloaded";
     default: return "internal";
     }
+}
+
+int proto_err_known(const char *code) {
+    static const char *const codes[] = {
+#define PROTO_ERR_NAME(name, val, code, text) code,
+#define PROTO_WIRE_NAME(code, text) code,
+        PROTO_ERRORS(PROTO_ERR_NAME) PROTO_WIRE_ERRORS(PROTO_WIRE_NAME)
+#undef PROTO_ERR_NAME
+#undef PROTO_WIRE_NAME
+    };
+    for (size_t i = 0; code && i < sizeof codes / sizeof codes[0]; i++)
+        if (strcmp(codes[i], code) == 0) return 1;
+    return 0;
 }
 
 const char *proto_err_text(int rc) {

@@ -59,12 +59,38 @@ static void test_errno_codes_get_the_generic_wire_names(void **state) {
     assert_null(proto_err_text(ACT_EIO));
 }
 
+/* Every code either table names is known, once; an agent's own code is not; and every code
+ * proto_err_code gives for an errno value is a wire code of the table. */
+static void test_wire_codes_are_known_once_and_cover_the_generic_ones(void **state) {
+    (void)state;
+    static const char *const wire[] = {
+#define W(code, text) code,
+        PROTO_WIRE_ERRORS(W)
+#undef W
+    };
+    size_t n = sizeof wire / sizeof wire[0];
+    for (size_t i = 0; i < n; i++) {
+        assert_true(proto_err_known(wire[i]));
+        for (size_t j = 0; j < N_TABLE; j++) assert_string_not_equal(wire[i], table[j].code);
+        for (size_t j = i + 1; j < n; j++) assert_string_not_equal(wire[i], wire[j]);
+    }
+    for (size_t i = 0; i < N_TABLE; i++) assert_true(proto_err_known(table[i].code));
+    const int generic[] = {ACT_ETIMEDOUT, ACT_ECANCELED, ACT_EINVAL, ACT_EMSGSIZE, ACT_EAGAIN,
+                           ACT_EIO};
+    for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
+        assert_true(proto_err_known(proto_err_code(generic[i])));
+    assert_false(proto_err_known("tool_error"));
+    assert_false(proto_err_known(""));
+    assert_false(proto_err_known(NULL));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_code_is_also_a_libactor_code),
         cmocka_unit_test(test_every_code_has_its_own_wire_name_and_text),
         cmocka_unit_test(test_plugin_abi_copies_agree_with_the_table),
         cmocka_unit_test(test_errno_codes_get_the_generic_wire_names),
+        cmocka_unit_test(test_wire_codes_are_known_once_and_cover_the_generic_ones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

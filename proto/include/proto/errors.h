@@ -30,11 +30,37 @@
 
 #define PROTO_ERRORS(X) PROTO_ABP_ERRORS(X) PROTO_MODEL_ERRORS(X) PROTO_MCP_ERRORS(X)
 
+/* The codes that exist only on the wire (no C value of their own: the broker's, and those the
+ * agent runtime derives from a libactor code). With the table above they are every code
+ * PROTOCOL.md "Error codes" lists, and the ctest error_codes checks that the two agree.
+ * W("wire_code", "human text") */
+#define PROTO_WIRE_ERRORS(W)                                                                  \
+    W("bad_request", "the message is not a valid request")                                   \
+    W("unsupported_version", "the message's version is not 1")                               \
+    W("too_large", "the message exceeds the size limit")                                     \
+    W("unknown_agent", "no connected worker hosts the agent")                                \
+    W("timeout", "the query's deadline passed")                                              \
+    W("cancelled", "the query was cancelled")                                                \
+    W("worker_lost", "the worker died or went quiet")                                        \
+    W("poisoned", "the query's workers were lost too often")                                 \
+    W("overloaded", "a queue or in-flight limit is full")                                    \
+    W("duplicate_id", "the client has a query in flight with this id")                       \
+    W("shutting_down", "the broker is draining")                                             \
+    W("unauthorized", "the peer is not allowed to do this")                                  \
+    W("not_found", "no such session or worker")                                              \
+    W("internal", "a bug, or the session store failed")                                      \
+    W("model_timeout", "the model call's timeout passed")                                    \
+    W("model_circuit_open", "every model backend's breaker is open")                         \
+    W("state_rejected", "the session store refused an agent event")
+
 /* The wire code of rc: a code of the table above; for errno values the generic ones
  * ("timeout", "cancelled", "bad_request", "too_large", "overloaded"); 0 gives "ok";
  * anything else "internal". */
 const char *proto_err_code(int rc);
 /* The human text of a code of the table; NULL for any other code. */
 const char *proto_err_text(int rc);
+/* Whether code (NUL-terminated) is one of actorbus's own wire codes, of either table.
+ * Agents may send codes of their own (e.g. "tool_error"): those are not. */
+int proto_err_known(const char *code);
 
 #endif
