@@ -260,7 +260,7 @@ static int dispatch(wrk_t *w, zmq_msg_t *parts, size_t n) {
     case PROTO_CANCEL:
         if (m.has_job) wrk_jobs_cancel(w, m.job);
         return 0;
-    case PROTO_BUDGET: /* the broker's model budget (agent/budget.h) */
+    case PROTO_BUDGET: /* the broker's model budget (agent/model/budget_client.h) */
     case PROTO_BUDGET_GRANT:
     case PROTO_BUDGET_DENY:
         agt_budget_on_message(w->budget, &m);

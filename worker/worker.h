@@ -14,7 +14,7 @@
 #include "proto/keys.h"
 #include "proto/proto.h"
 #include "agent/runtime.h"
-#include "budget.h"
+#include "budget_client.h"
 
 typedef struct wrk wrk_t;
 
@@ -179,7 +179,7 @@ struct wrk {
     act_event_t jobs_idle;     /* set while n_jobs == 0 */
     abp_call_t *calls;         /* pending sub-queries (for replies) */
     uint64_t next_call_id;
-    agt_budget_t *budget;      /* the broker's model budget (agent/budget.h) */
+    agt_budget_t *budget;      /* the broker's model budget (agent/model/budget_client.h) */
     bool draining;             /* SIGTERM seen: finishing up */
     act_event_t stop;          /* set by a signal: main starts the drain */
     int signals;               /* signals seen */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "budget.h"
+#include "budget_client.h"
 #include "harness.h"
 
 /* ---- the fake broker: records what is sent, answers through the real codec ---- */

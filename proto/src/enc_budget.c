@@ -1,4 +1,4 @@
-/* proto/src/budget.c: the encoders of the model budget's messages (proto/PROTOCOL.md, "Model
+/* proto/src/enc_budget.c: the encoders of the model budget's messages (proto/PROTOCOL.md, "Model
  * budget"): the broker's announcement and the acquire / grant / deny / release / cancel
  * dialog between a worker and the broker. Kept apart from encode.c, which holds the core. */
 #include "internal.h"

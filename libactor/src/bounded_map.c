@@ -1,4 +1,4 @@
-/* map.c: bounded-concurrency map and batches. `limit` worker tasks in one task group pull
+/* bounded_map.c: bounded-concurrency map and batches. `limit` worker tasks in one task group pull
  * the next index from a shared counter, so the cost is O(limit) tasks and stacks however
  * large n is; results land in input order because each item writes its own slot. */
 #include "internal.h"

@@ -1,10 +1,10 @@
-/* agent/budget.h: the worker's side of the broker's cross-worker model budget (agt_ names;
+/* agent/model/budget_client.h: the worker's side of the broker's cross-worker model budget (agt_ names;
  * proto/PROTOCOL.md, "Model budget"). An agt_model_budget_t whose acquire asks the broker for
  * a permit (budget.acquire) and waits for its grant on the loop, bounded by the deadline and
  * the task's scopes and cancellable (then budget.cancel); release gives it back. Until the
  * broker announces a budget (and after the connection is lost) permits are granted at once. */
-#ifndef AGT_BUDGET_H
-#define AGT_BUDGET_H
+#ifndef AGT_BUDGET_CLIENT_H
+#define AGT_BUDGET_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>

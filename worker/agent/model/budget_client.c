@@ -1,4 +1,4 @@
-/* agent/budget.c: the worker's client of the broker's model budget (budget.h). Waiting
+/* agent/model/budget_client.c: the worker's client of the broker's model budget (budget_client.h). Waiting
  * acquires are on a list with their request numbers; a grant or deny from the broker wakes
  * the one it names. Permits held are remembered with the connection (epoch) they came on and
  * the task that took them, so release goes back on that connection only: after a reconnect
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "actor/actor.h"
-#include "budget.h"
+#include "budget_client.h"
 
 typedef struct waiter {
     struct waiter *next, *prev;
