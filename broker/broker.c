@@ -253,15 +253,22 @@ static long poll_timeout(brk_t *b) {
     return next <= b->now ? 0 : (long)(next - b->now);
 }
 
-/* Reads up to RECV_BATCH messages from socket i; false once it has none left. */
+/* Reads up to RECV_BATCH messages from socket i, within --loop-slice-ms, so that deadlines,
+ * heartbeats and the other sockets get their turn whatever one peer sends; false once it has
+ * none left. The worker socket read empty is what lets liveness call a worker silent. */
 static bool drain_one(brk_t *b, int i) {
+    int64_t t0 = brk_clock_ms();
     for (int k = 0; k < RECV_BATCH; k++) {
         bool got = i == 0   ? recv_router(b, BRK_SOCK_CLIENTS)
                    : i == 1 ? recv_router(b, BRK_SOCK_WORKERS)
                    : i == 2 ? brk_bus_forward(b)
                             : brk_bus_subscription(b);
-        if (!got) return false;
+        if (!got) {
+            if (i == 1) b->wdrained_at = brk_clock_ms();
+            return false;
+        }
         if (i < 2) settle(b);
+        if (brk_clock_ms() - t0 >= (int64_t)b->cfg.loop_slice_ms) break;
     }
     return true;
 }
@@ -304,6 +311,7 @@ int brk_run(brk_t *b) {
                 return 1;
             }
             b->now = brk_clock_ms();
+            if (!ready[1] && !(items[1].revents & ZMQ_POLLIN)) b->wdrained_at = b->now;
             for (int i = 0; i < 4; i++) ready[i] |= (items[i].revents & ZMQ_POLLIN) != 0;
             if (items[4].revents & ZMQ_POLLIN) on_signal(b);
             for (int k = 0; mx_i > 0 && (items[mx_i].revents & ZMQ_POLLIN) && k < RECV_BATCH &&
@@ -360,6 +368,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     b->cfg = *cfg;
     b->sig_fd = sig_fd;
     b->now = brk_clock_ms();
+    b->wdrained_at = b->now;
     /* Job ids start from the wall clock, not 1: a worker still running a job of the broker
      * before a restart must not have its late answer taken for a new job with that id. */
     b->next_job_id = ((uint64_t)brk_unix_ms() << 16) + 1;

@@ -47,6 +47,7 @@ typedef struct brk_config {
     uint64_t max_workers;
     uint64_t max_jobs;            /* jobs of every state, cancelling ones included */
     uint64_t heartbeat_ms, liveness, max_retries, drain_ms;
+    uint64_t loop_slice_ms;       /* one socket's reads per loop pass stop after this */
     int log_level;
     char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */
     uint64_t max_sessions;
@@ -125,6 +126,8 @@ struct brk_job {
     uint8_t *ckey;
     size_t ckey_len;
     brk_inv_t *inv;          /* its invocation record (invocations.c); NULL: none */
+    brk_list_t ilink;        /* in its id's bucket (jobindex.c), until answered */
+    struct brk_idb *idb;     /* that bucket; NULL once answered */
     int64_t t0_us;           /* when it was accepted, for the latency histogram (metrics.c) */
     uint32_t mx_slot;        /* its agent's series in metrics.c */
     uint8_t buf[];
@@ -185,6 +188,9 @@ typedef struct brk {
     int64_t now;              /* ms, monotonic, refreshed each loop pass */
     proto_buf_t out, busbuf;  /* scratch encoders */
     brk_map_t client_map, worker_map, agent_map, job_map, cid_map;
+    brk_map_t id_map;         /* unanswered jobs by query id, any client (jobindex.c) */
+    int64_t wdrained_at;      /* when the worker socket was last read empty: liveness judges
+                                 a worker silent only on what was read (broker.c) */
     brk_list_t worker_list, pump;
     brk_list_t held;          /* agents with queries and no host yet (startup grace) */
     uint64_t n_held;          /* how many */
@@ -307,8 +313,17 @@ brk_job_t *brk_job_find(brk_t *b, uint64_t job_id);
  * settle. Returns: 0. Errors: -ENOENT (no worker hosts its agent; the job is unchanged). */
 int brk_job_enqueue(brk_t *b, brk_job_t *j);
 brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id);
-/* The unanswered job with this id, whichever client sent it (*matches counts them all). */
-brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, size_t *matches);
+
+/* ---- jobindex.c: unanswered jobs by query id, across clients ---- */
+int brk_jobindex_init(brk_t *b);  /* Returns: 0. Errors: -ENOMEM. */
+void brk_jobindex_close(brk_t *b);
+/* Indexes j under j->id (at accept). Returns: 0. Errors: -ENOMEM (j is not indexed). */
+int brk_jobindex_add(brk_t *b, brk_job_t *j);
+void brk_jobindex_del(brk_t *b, brk_job_t *j); /* at its answer; safe to repeat */
+/* The unanswered job with this id, whichever client sent it; with owner, only jobs whose
+ * client has that CURVE key. *matches counts them, stopping at 2 (ambiguous). */
+brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, const brk_key_t *owner,
+                            size_t *matches);
 /* Ends the query with an error (cancelled, timeout, shutting_down, ...); a job on a worker
  * is cancelled there and kept CANCELLING until the worker answers or the grace ends. */
 void brk_job_abort(brk_t *b, brk_job_t *j, const char *code, const char *message);

@@ -198,6 +198,26 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     }
 }
 
+/* Which query a cancel names. The sender's own query with that id first; then (an operator
+ * cancelling from another connection: actorctl cancel ID) any client's, where the id names
+ * exactly one. Under CURVE a key reaches only its own queries, over all its connections,
+ * unless its allowlist line says role=operator. Returns NULL with *err set when refused. */
+static brk_job_t *cancel_target(brk_t *b, const brk_in_t *in, proto_raw_t id,
+                                const char **err, size_t *matches) {
+    brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
+    brk_job_t *j = c && c->curve_key == in->key ? brk_job_find_cid(b, c, id) : NULL;
+    *err = NULL;
+    *matches = 0;
+    if (j || in->sock != BRK_SOCK_CLIENTS) return j;
+    const brk_key_t *owner = in->key && !in->key->is_operator ? in->key : NULL;
+    j = brk_job_find_any(b, id, owner, matches);
+    if (*matches > 1) {
+        *err = "ambiguous";
+        return NULL;
+    }
+    return j;
+}
+
 static void on_cancel(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     /* {"cancelled": true} and {"cancelled": false}, as msgpack */
     static const uint8_t yes[] = {0x81, 0xa9, 'c', 'a', 'n', 'c', 'e', 'l', 'l', 'e', 'd', 0xc3};
@@ -206,19 +226,14 @@ static void on_cancel(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         brk_reply_error(b, in, m->id, "bad_request", "field 'id' is required in cancel");
         return;
     }
-    brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
-    brk_job_t *j = c ? brk_job_find_cid(b, c, m->id) : NULL;
-    if (!j && in->sock == BRK_SOCK_CLIENTS) {
-        /* Not the sender's: an operator cancelling from another connection (actorctl cancel
-         * ID). Only an id that names exactly one query in flight is cancelled. */
-        size_t matches;
-        j = brk_job_find_any(b, m->id, &matches);
-        if (matches > 1) {
-            brk_reply_error(b, in, m->id, "bad_request",
-                            "id names %zu queries of different clients; cancel it from the "
-                            "connection that sent it", matches);
-            return;
-        }
+    const char *err;
+    size_t matches;
+    brk_job_t *j = cancel_target(b, in, m->id, &err, &matches);
+    if (err) {
+        brk_reply_error(b, in, m->id, "bad_request",
+                        "id names several queries of different clients; cancel it from the "
+                        "connection that sent it");
+        return;
     }
     if (j) brk_job_abort(b, j, "cancelled", "cancelled by the client");
     proto_raw_t out = {j ? yes : no, sizeof yes};

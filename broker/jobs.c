@@ -126,6 +126,7 @@ bool brk_jobs_room(brk_t *b) {
 int brk_jobs_init(brk_t *b) {
     if (brk_map_init(&b->job_map) || brk_map_init(&b->cid_map)) return -ENOMEM;
     if (brk_invs_init(b)) return -ENOMEM; /* the session locks live beside the jobs */
+    if (brk_jobindex_init(b)) return -ENOMEM;
     return brk_jobs_room(b) ? 0 : -ENOMEM;
 }
 
@@ -140,6 +141,7 @@ void brk_jobs_close(brk_t *b) {
         job_release(b, j, job_size(j));
     }
     brk_invs_close(b);
+    brk_jobindex_close(b);
     while (b->job_cache) {
         void *p = b->job_cache;
         memcpy(&b->job_cache, p, sizeof p);
@@ -161,19 +163,6 @@ brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id) {
     if (id.n) memcpy(key + sizeof c, id.p, id.n);
     brk_node_t *n = brk_map_get(&b->cid_map, key, sizeof c + id.n);
     return n ? brk_container_of(n, brk_job_t, by_cid) : NULL;
-}
-
-brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, size_t *matches) {
-    brk_job_t *found = NULL;
-    *matches = 0;
-    for (brk_node_t *n = brk_map_next(&b->cid_map, NULL); n; n = brk_map_next(&b->cid_map, n)) {
-        brk_job_t *j = brk_container_of(n, brk_job_t, by_cid);
-        if (j->id.n == id.n && memcmp(j->id.p, id.p, id.n) == 0) {
-            found = j;
-            (*matches)++;
-        }
-    }
-    return found;
 }
 
 static brk_job_t *job_find(brk_t *b, uint64_t job_id) {
@@ -244,6 +233,7 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
             t->ok ? "-" : brk_log_str(code, sizeof code, t->code.p, t->code.n),
             (unsigned long long)j->attempt);
     brk_map_del(&b->cid_map, &j->by_cid);
+    brk_jobindex_del(b, j);
     brk_client_on_answer(b, j);
     brk_inv_on_answer(b, j); /* a session's next invocation may start */
 }
@@ -336,6 +326,10 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     memcpy(p + sizeof c, m->id.p, m->id.n);
     j->id.p = p + sizeof c;
     j->id.n = m->id.n;
+    if (brk_jobindex_add(b, j) != 0) {
+        job_release(b, j, sizeof *j + need);
+        return -ENOMEM;
+    }
     p += j->ckey_len;
     if (m->agent.n) memcpy(p, m->agent.p, m->agent.n);
     j->agent_name.p = (const char *)p;

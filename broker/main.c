@@ -40,6 +40,8 @@ static const opt_t opts[] = {
     {"liveness", U64(liveness, 1, 1000, "heartbeats missed before a worker is lost")},
     {"max-retries", U64(max_retries, 0, 1000, "retries of an idempotent query")},
     {"drain-ms", U64(drain_ms, 0, 3600000, "SIGTERM drain limit and cancel grace")},
+    {"loop-slice-ms", U64(loop_slice_ms, 1, 1000, "time one socket's reads may take in one "
+                          "loop pass before timers and heartbeats run")},
     {"log-level", OPT_LEVEL, offsetof(brk_config_t, log_level), 0, 0,
      "debug, info, warn, error or off"},
     {"sessions", OPT_PATH, offsetof(brk_config_t, sessions), 0, 0,
@@ -102,6 +104,7 @@ void brk_config_default(brk_config_t *c) {
     c->liveness = 3;
     c->max_retries = 2;
     c->drain_ms = 5000;
+    c->loop_slice_ms = 20;
     c->log_level = BRK_LOG_INFO;
     c->max_sessions = 100000;
     c->max_keys = 10000;

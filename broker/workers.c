@@ -294,8 +294,12 @@ int64_t brk_workers_tick(brk_t *b) {
     for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
         brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
         if (w->dead) continue;
-        int64_t lost_at = w->last_seen + (int64_t)(w->hb_ms * b->cfg.liveness);
-        if (b->now > lost_at) {
+        int64_t window = (int64_t)(w->hb_ms * b->cfg.liveness);
+        int64_t lost_at = w->last_seen + window;
+        /* Silent only if the socket was read empty after its deadline: a heartbeat still
+         * queued behind a busy loop is the broker's delay, not the worker's. A socket that
+         * never runs empty (sustained traffic) gets one more window, then liveness holds. */
+        if (b->now > lost_at && (b->wdrained_at > lost_at || b->now > lost_at + window)) {
             if (proto_enc_simple(&b->out, PROTO_DISCONNECT) == 0)
                 brk_worker_send(b, w, b->out.p, b->out.n); /* if alive, it starts over */
             brk_worker_mark_dead(b, w, "silent");
