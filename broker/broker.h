@@ -41,7 +41,9 @@ typedef struct brk_config {
     char clients_ep[BRK_ENDPOINT_MAX], workers_ep[BRK_ENDPOINT_MAX];
     char pub_ep[BRK_ENDPOINT_MAX], sub_ep[BRK_ENDPOINT_MAX];
     uint64_t max_msg;             /* bytes of one message */
-    uint64_t max_queue;           /* queued queries, all agents */
+    uint64_t max_queue;           /* queued queries, all agents, and those waiting for a
+                                     session */
+    uint64_t fair_share_from;     /* percent of max_queue past which fair shares hold */
     uint64_t max_client_inflight; /* unanswered queries of one client */
     uint64_t max_clients;         /* clients with queries in flight */
     uint64_t max_workers;
@@ -118,6 +120,7 @@ struct brk_job {
     uint64_t job_id, qseq, seq, attempt;
     brk_job_state_t state;
     bool answered, idempotent, req;
+    bool pending;            /* counted in its client's n_pending (queued or waiting) */
     brk_client_t *client;    /* NULL once answered */
     brk_worker_t *worker;    /* RUNNING and CANCELLING */
     brk_agent_t *agent;      /* QUEUED only: whose queue */
@@ -137,6 +140,7 @@ struct brk_client {
     brk_node_t node;         /* key: key[0..keylen) = socket byte + routing id */
     brk_list_t jobs;         /* unanswered jobs */
     uint64_t in_flight;
+    uint64_t n_pending;      /* of those, queued or waiting for a session (fair shares) */
     brk_sock_t sock;
     size_t keylen;
     uint8_t key[1 + BRK_MAX_IDENTITY];
@@ -196,6 +200,9 @@ typedef struct brk {
     uint64_t n_held;          /* how many */
     int64_t grace_until;      /* b->now before which unknown agents are held, not refused */
     uint64_t n_clients, n_workers, n_jobs, n_live, n_queued;
+    uint64_t n_waiting;       /* JOB_WAITING jobs: they count against --max-queue too */
+    uint64_t n_pend_clients, n_pend_keys; /* clients and CURVE keys with queries queued or
+                                             waiting (fair shares, brk_client_pending) */
     uint64_t next_job_id, next_qseq;
     brk_job_t **heap;
     size_t heap_n, heap_cap;
@@ -234,6 +241,9 @@ void brk_clients_close(brk_t *b);
  * socket: a worker's own queries come through here too. */
 void brk_client_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m);
 void brk_client_on_answer(brk_t *b, brk_job_t *j);
+/* Counts j in (on) or out of its client's and key's queued-or-waiting queries, once each way;
+ * an answered job (no client) is not counted in. */
+void brk_client_pending(brk_t *b, brk_job_t *j, bool on);
 brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen);
 /* Ends every unanswered query of c with an error (a lost worker's calls, shutdown); the
  * last answer frees c. */

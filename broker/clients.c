@@ -4,6 +4,7 @@
  * --max-client-inflight and lists them, so that a duplicate id or a cancel finds its job.
  * Workers calling other agents are clients too, keyed by their worker socket. */
 #include "broker.h"
+#include "fair.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -58,6 +59,19 @@ static void client_free_if_idle(brk_t *b, brk_client_t *c) {
     free(c);
 }
 
+void brk_client_pending(brk_t *b, brk_job_t *j, bool on) {
+    brk_client_t *c = j->client;
+    if (on == j->pending || (on && !c)) return;
+    j->pending = on;
+    if (on) {
+        if (c->n_pending++ == 0) b->n_pend_clients++;
+        if (c->curve_key && c->curve_key->n_pending++ == 0) b->n_pend_keys++;
+    } else {
+        if (--c->n_pending == 0) b->n_pend_clients--;
+        if (c->curve_key && --c->curve_key->n_pending == 0) b->n_pend_keys--;
+    }
+}
+
 void brk_client_on_answer(brk_t *b, brk_job_t *j) {
     brk_client_t *c = j->client;
     brk_list_unlink(&j->clink);
@@ -109,6 +123,32 @@ static const char *query_invalid(const proto_msg_t *m) {
     if (!brk_utf8_valid(m->agent.p, m->agent.n)) return "field 'agent' is not valid UTF-8";
     if (!brk_utf8_valid(m->session.p, m->session.n)) return "field 'session' is not valid UTF-8";
     return NULL;
+}
+
+/* A query that cannot start now (no free worker, or its session is busy) takes a place in
+ * the queue: within --max-queue, counting queries waiting for a session, and within its
+ * owner's fair share (fair.h). The owner is the CURVE key, over all its connections, else
+ * the connection. Workers' own sub-queries have only the hard bound: refusing them would
+ * fail a running parent. False when refused (answered). */
+static bool queue_admits(brk_t *b, const brk_in_t *in, const proto_msg_t *m,
+                         const brk_client_t *c, brk_agent_t *a, const brk_inv_t *inv) {
+    if (brk_agent_pick(a) && !(inv && brk_inv_will_wait(inv))) return true;
+    uint64_t pending = b->n_queued + b->n_waiting, max = b->cfg.max_queue;
+    if (pending >= max) {
+        reject_query(b, in, m, "overloaded", "no free worker and the queue is full "
+                     "(max-queue %llu)", (unsigned long long)max);
+        return false;
+    }
+    if (in->sock == BRK_SOCK_WORKERS) return true;
+    uint64_t mine = in->key ? in->key->n_pending : c ? c->n_pending : 0;
+    uint64_t owners = in->key ? b->n_pend_keys : b->n_pend_clients;
+    if (brk_fair_admit(pending, max, b->cfg.fair_share_from, mine, owners)) return true;
+    reject_query(b, in, m, "overloaded", "the queue is %llu%% full and this %s has "
+                 "%llu queries waiting, past its fair share (max-queue %llu over %llu owners)",
+                 (unsigned long long)(pending * 100 / max), in->key ? "key" : "client",
+                 (unsigned long long)mine, (unsigned long long)max,
+                 (unsigned long long)(owners + (mine == 0)));
+    return false;
 }
 
 /* The checks a query passes before it is accepted, cheapest and most specific first. */
@@ -166,11 +206,6 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
                      (unsigned long long)b->cfg.max_jobs);
         return;
     }
-    if (!brk_agent_pick(a) && b->n_queued >= b->cfg.max_queue) {
-        reject_query(b, in, m, "overloaded", "no free worker and the queue is full "
-                     "(max-queue %llu)", (unsigned long long)b->cfg.max_queue);
-        return;
-    }
     if (!c && b->n_clients >= b->cfg.max_clients) {
         reject_query(b, in, m, "overloaded", "client table full (max-clients %llu)",
                      (unsigned long long)b->cfg.max_clients);
@@ -182,6 +217,10 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     brk_inv_err_t ierr;
     if (brk_inv_prepare(b, in, &qm, &inv, &ierr) != 0) {
         reject_query(b, in, m, ierr.code, "%s", ierr.message);
+        return;
+    }
+    if (!queue_admits(b, in, m, c, a, inv)) {
+        brk_inv_discard(b, &inv);
         return;
     }
     if (!c && !(c = client_new(b, in))) {

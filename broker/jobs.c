@@ -153,7 +153,7 @@ void brk_jobs_close(brk_t *b) {
     free(b->heap);
     b->heap = NULL;
     b->heap_n = b->heap_cap = 0;
-    b->n_jobs = b->n_live = b->n_queued = 0;
+    b->n_jobs = b->n_live = b->n_queued = b->n_waiting = 0;
 }
 
 brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id) {
@@ -175,6 +175,7 @@ brk_job_t *brk_job_find(brk_t *b, uint64_t job_id) { return job_find(b, job_id);
 static void queue_push(brk_t *b, brk_agent_t *a, brk_job_t *j, bool front) {
     j->state = JOB_QUEUED;
     j->agent = a;
+    brk_client_pending(b, j, true);
     if (front)
         brk_list_push_front(&a->queue, &j->link);
     else
@@ -187,6 +188,7 @@ static void queue_remove(brk_t *b, brk_job_t *j) {
     brk_list_unlink(&j->link);
     j->agent = NULL;
     b->n_queued--;
+    brk_client_pending(b, j, false);
 }
 
 static brk_qmsg_t job_qmsg(const brk_job_t *j, proto_type_t type) {
@@ -234,6 +236,7 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
             (unsigned long long)j->attempt);
     brk_map_del(&b->cid_map, &j->by_cid);
     brk_jobindex_del(b, j);
+    brk_client_pending(b, j, false);
     brk_client_on_answer(b, j);
     brk_inv_on_answer(b, j); /* a session's next invocation may start */
 }
@@ -242,6 +245,7 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
 static void job_free(brk_t *b, brk_job_t *j) {
     BRK_ASSERT(j->answered);
     heap_remove(b, j);
+    if (j->state == JOB_WAITING) b->n_waiting--;
     if (j->agent) queue_remove(b, j);
     if (j->worker) {
         brk_list_unlink(&j->link);
@@ -371,6 +375,8 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     }
     if (inv && brk_inv_bind(b, inv, j)) {
         j->state = JOB_WAITING; /* its session is busy: queued when the lock comes to it */
+        b->n_waiting++;
+        brk_client_pending(b, j, true);
         return 0;
     }
     queue_push(b, a, j, false);
@@ -382,6 +388,7 @@ int brk_job_enqueue(brk_t *b, brk_job_t *j) {
     BRK_ASSERT(j->state == JOB_WAITING);
     brk_agent_t *a = brk_agent_find(b, j->agent_name);
     if (!a) return -ENOENT;
+    b->n_waiting--;
     queue_push(b, a, j, false);
     /* Not dispatched here: this runs inside another job's answer, so the hosts are only
      * marked, and settle() offers them the work. */

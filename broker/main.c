@@ -31,7 +31,10 @@ static const opt_t opts[] = {
     {"pub", OPT_STR, offsetof(brk_config_t, pub_ep), 0, 0, "bus PUB endpoint"},
     {"sub", OPT_STR, offsetof(brk_config_t, sub_ep), 0, 0, "bus SUB endpoint (publishers)"},
     {"max-msg", U64(max_msg, 256, 1ULL << 30, "bytes in one message")},
-    {"max-queue", U64(max_queue, 0, UINT32_MAX, "queued queries, all agents")},
+    {"max-queue", U64(max_queue, 0, UINT32_MAX, "queued queries, all agents, with those "
+                      "waiting for a busy session")},
+    {"fair-share-from", U64(fair_share_from, 0, 100, "percent of max-queue past which one "
+                            "client (or CURVE key) may hold only its fair share (100: off)")},
     {"max-client-inflight", U64(max_client_inflight, 1, UINT32_MAX, "queries per client")},
     {"max-clients", U64(max_clients, 1, UINT32_MAX, "clients with queries in flight")},
     {"max-workers", U64(max_workers, 1, UINT32_MAX, "connected workers")},
@@ -96,6 +99,7 @@ void brk_config_default(brk_config_t *c) {
     snprintf(c->sub_ep, sizeof c->sub_ep, "tcp://127.0.0.1:5558");
     c->max_msg = 1 << 20;
     c->max_queue = 10000;
+    c->fair_share_from = 50;
     c->max_client_inflight = 1000;
     c->max_clients = 10000;
     c->max_workers = 1024;

@@ -52,5 +52,38 @@ def test_cancel_flood_does_not_starve_worker_heartbeats():
     b.stop()
 
 
+def test_one_client_cannot_fill_the_queue_with_waiting_invocations():
+    """Issue 11 point 10: invocations waiting for their session's lock did not count against
+    --max-queue, so one client filled the job table and everyone else got `overloaded`. Now
+    they count, and past half the queue a client holds only its fair share."""
+    b = Broker("--max-queue", "100", "--max-jobs", "500").start()
+    FakeWorker(b, "w1", capacity=1).start()
+    b.wait_workers(["w1"])
+    hog = b.client()
+    ids = []
+    for s in range(10):
+        for k in range(60):
+            i = "h%d-%d" % (s, k)
+            ids.append(i)
+            hog.send(query(i, "sleep", {"ms": 60000}, session="s%d" % s))
+    refused = []
+    while len(refused) < 450 and hog.sock.poll(3000):  # 1 runs, at most 100 wait: 499 refused
+        r = abtest.unpack(hog.sock.recv())
+        if r.get("code") == "overloaded":
+            refused.append(r)
+    assert len(refused) >= 450, "the hog had only %d of 600 refused" % len(refused)
+    assert any("fair share" in r["message"] for r in refused), refused[:3]
+    st = b.status()
+    assert st["queued"] + st["session_waiters"] <= 100, st
+    other = b.client()
+    _, r = other.call(query("mine", "echo", "hi", timeout_ms=300), timeout=30)
+    assert r["type"] == "error" and r["code"] == "timeout", r  # queued, not refused
+    _, r = other.call(query("mine2", "echo", "hi", session="other", timeout_ms=300), timeout=30)
+    assert r["type"] == "error" and r["code"] == "timeout", r
+    other.close()
+    hog.close()
+    b.stop()
+
+
 if __name__ == "__main__":
     abtest.run_tests(dict(globals()))
