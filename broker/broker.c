@@ -348,8 +348,10 @@ static void *open_socket(brk_t *b, int type, const char *ep, const char *what,
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     if (type == ZMQ_ROUTER) zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     /* A client that reconnects under its explicit routing id (to resend a query, dedup.h)
-     * takes the id over from its old connection instead of being refused. */
-    if (type == ZMQ_ROUTER && strcmp(what, "clients") == 0)
+     * takes the id over from its old connection instead of being refused. Not under CURVE:
+     * there a connection of another key could take the id and receive the answers still in
+     * flight for the first key; a live connection keeps its id (issue 11). */
+    if (type == ZMQ_ROUTER && strcmp(what, "clients") == 0 && !brk_zap_on(b))
         zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     if (type == ZMQ_SUB) zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
     if (zmq_bind(s, ep) != 0) {

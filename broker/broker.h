@@ -379,6 +379,10 @@ bool brk_bus_forward(brk_t *b);  /* one message from SUB to PUB; false when none
 bool brk_bus_subscription(brk_t *b); /* one (un)subscription from XPUB; false when none */
 void brk_bus_close(brk_t *b);
 void brk_bus_send(brk_t *b, const char *topic, size_t tlen, const uint8_t *body, size_t n);
+/* The broker's own topics (query.<agent>.<session>): only the broker publishes under them;
+ * a client `publish` there is refused and a publisher's message there dropped. */
+#define BRK_BUS_RESERVED "query."
+bool brk_bus_reserved(const char *topic, size_t n);
 /* A client `publish`: [topic][{v, type:"event", topic, data}]. Returns: 0 or -ENOMEM. */
 int brk_bus_publish(brk_t *b, proto_str_t topic, proto_raw_t data);
 

@@ -281,6 +281,12 @@ static void on_cancel(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
 
 static void on_publish(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     proto_raw_t nil = {NULL, 0};
+    if (brk_bus_reserved(m->topic.p, m->topic.n)) {
+        brk_mx_bus_refused(b);
+        brk_reply_error(b, in, m->id, "unauthorized", "topics starting '%s' are the broker's "
+                        "own", BRK_BUS_RESERVED);
+        return;
+    }
     if (brk_bus_publish(b, m->topic, m->data) != 0) {
         brk_reply_error(b, in, m->id, "internal", "out of memory");
         return;

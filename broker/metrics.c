@@ -45,6 +45,7 @@ struct brk_metrics {
     uint64_t *errors;       /* error replies, per code */
     uint64_t in_msgs[2], in_bytes[2], out_msgs[2], out_bytes[2];
     uint64_t workers_lost, retries, scrapes[6];
+    uint64_t bus_refused; /* publications into the broker's own topics */
     uint64_t answered, answered_err; /* every query's terminal message, refusals included */
     int64_t start_unix_ms;
     proto_buf_t body, resp;
@@ -217,6 +218,7 @@ void brk_mx_status(brk_t *b, proto_buf_t *o) {
 
 void brk_mx_worker_lost(brk_t *b) { b->mx->workers_lost++; }
 void brk_mx_retry(brk_t *b) { b->mx->retries++; }
+void brk_mx_bus_refused(brk_t *b) { b->mx->bus_refused++; }
 
 /* ---- the text ---- */
 
@@ -338,6 +340,9 @@ static void render(brk_t *b, proto_buf_t *o) {
     render_workers(b, o, &tmp);
     counter(o, "actorbus_broker_query_retries_total",
             "Idempotent queries sent again after their worker was lost.", mx->retries);
+    counter(o, "actorbus_broker_bus_refused_total",
+            "Publications refused or dropped: the topic is the broker's own (query.).",
+            mx->bus_refused);
     render_traffic(mx, o);
     brk_zap_metrics(b, o); /* actorbus_broker_curve_*: with --curve-secret only */
     proto_prom_family(o, "actorbus_broker_start_time_seconds", "gauge",

@@ -92,6 +92,19 @@ int brk_security_check(const brk_config_t *cfg) {
         brk_log(BRK_LOG_WARN, "insecure_bind", "endpoint=%s why=\"--insecure: plaintext and "
                 "no authentication on a non-loopback address\"", eps[i]);
     }
+    /* /metrics is plain HTTP whatever CURVE does for the other sockets: off loopback it
+     * always needs --insecure. */
+    if (cfg->metrics_ep[0] && !brk_endpoint_is_local(cfg->metrics_ep)) {
+        if (!cfg->insecure) {
+            fprintf(stderr, "actor-broker: refusing to bind --metrics %s: it is not a loopback "
+                            "address and /metrics is plain HTTP without authentication (CURVE "
+                            "does not cover it). Give --insecure to allow it\n",
+                    cfg->metrics_ep);
+            return -EINVAL;
+        }
+        brk_log(BRK_LOG_WARN, "insecure_bind", "endpoint=%s why=\"--insecure: /metrics is "
+                "plain HTTP on a non-loopback address\"", cfg->metrics_ep);
+    }
     return 0;
 }
 
