@@ -42,11 +42,20 @@ void *brk_sock(brk_t *b, brk_sock_t s) { return s == BRK_SOCK_CLIENTS ? b->clien
 int brk_send(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen, bool req,
              const uint8_t *body, size_t n) {
     void *sock = brk_sock(b, s);
+    int err = 0;
+    /* A client's bytes not yet written out are bounded (outq.c): checked before the first
+     * frame, since a message once begun must be finished. */
+    struct brk_outq *q = s == BRK_SOCK_CLIENTS ? brk_outq_admit(b, id, idlen, n, &err) : NULL;
+    if (err) return err;
     /* With ROUTER_MANDATORY the identity frame fails (EHOSTUNREACH, EAGAIN) when the peer is
      * gone or full; once it is taken the rest of the message always is. */
     if (zmq_send(sock, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -errno;
     if (req && zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -errno;
-    if (zmq_send(sock, body, n, ZMQ_DONTWAIT) < 0) return -errno;
+    if (q)
+        err = brk_outq_send(b, q, sock, body, n);
+    else if (zmq_send(sock, body, n, ZMQ_DONTWAIT) < 0)
+        err = -errno;
+    if (err) return err;
     brk_mx_out(b, s, n);
     return 0;
 }
@@ -250,6 +259,10 @@ static long poll_timeout(brk_t *b) {
     t = brk_agents_tick(b);
     settle(b);
     if (t >= 0 && t < next) next = t;
+    if (b->now >= b->next_maint) { /* once a second: client queues that emptied */
+        brk_outq_sweep(b);
+        b->next_maint = b->now + 1000;
+    }
     return next <= b->now ? 0 : (long)(next - b->now);
 }
 
@@ -389,7 +402,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
                                                          : cfg->liveness * cfg->heartbeat_ms;
     b->grace_until = b->now + (int64_t)grace;
     if (brk_budget_open(b) != 0) return -ENOMEM; /* the model budget (budget.c) */
-    if (brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) || brk_jobs_init(b)) {
+    if (brk_outq_init(b) || brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) || brk_jobs_init(b)) {
         brk_log(BRK_LOG_ERROR, "init_failed", "error=\"out of memory\"");
         return -ENOMEM;
     }
@@ -460,6 +473,7 @@ void brk_close(brk_t *b) {
     brk_metrics_close_socket(b);
     brk_zap_close(b); /* after the clients that held key references */
     if (b->ctx) term_context(b->ctx, linger + 1000);
+    brk_outq_close(b); /* after the context: its I/O threads give the last bytes back */
     brk_bus_close(b);
     proto_buf_free(&b->out);
     proto_buf_free(&b->busbuf);

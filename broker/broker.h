@@ -5,6 +5,7 @@
 #ifndef BRK_BROKER_H
 #define BRK_BROKER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,9 +48,14 @@ typedef struct brk_config {
     uint64_t max_client_inflight; /* unanswered queries of one client */
     uint64_t max_clients;         /* clients with queries in flight */
     uint64_t max_workers;
+    uint64_t max_agent_hosts;     /* agents announced, summed over workers */
     uint64_t max_jobs;            /* jobs of every state, cancelling ones included */
     uint64_t heartbeat_ms, liveness, max_retries, drain_ms;
     uint64_t loop_slice_ms;       /* one socket's reads per loop pass stop after this */
+    uint64_t client_queue_bytes;  /* bytes queued to one client connection (outq.c) */
+    uint64_t clients_queue_bytes; /* bytes queued to all client connections */
+    uint64_t max_reply;           /* bytes of one reply the broker makes (session.get,
+                                     status): bigger ones are paged */
     int log_level;
     char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */
     uint64_t max_sessions;
@@ -170,6 +176,7 @@ struct brk_worker {
     char name[BRK_MAX_NAME + 1];
     size_t name_len;
     uint64_t capacity, in_flight, done;
+    uint64_t seq;            /* registration number: status pages by it */
     uint64_t hb_ms;          /* its heartbeat interval (its own, or ours) */
     int64_t last_seen, last_sent;
     bool dead;               /* a send failed or it said goodbye: reaped at a safe point */
@@ -193,6 +200,9 @@ typedef struct brk {
     proto_buf_t out, busbuf;  /* scratch encoders */
     brk_map_t client_map, worker_map, agent_map, job_map, cid_map;
     brk_map_t id_map;         /* unanswered jobs by query id, any client (jobindex.c) */
+    brk_map_t outq_map;       /* client connections with bytes in libzmq's queue (outq.c) */
+    atomic_size_t outq_total; /* those bytes, all clients */
+    uint64_t outq_refused;    /* messages not sent: their peer's bytes were over the bound */
     int64_t wdrained_at;      /* when the worker socket was last read empty: liveness judges
                                  a worker silent only on what was read (broker.c) */
     brk_list_t worker_list, pump;
@@ -204,6 +214,8 @@ typedef struct brk {
     uint64_t n_pend_clients, n_pend_keys; /* clients and CURVE keys with queries queued or
                                              waiting (fair shares, brk_client_pending) */
     uint64_t next_job_id, next_qseq;
+    uint64_t next_worker_seq; /* brk_worker_t.seq */
+    uint64_t n_hostings;      /* agents hosted, summed over workers (--max-agent-hosts) */
     brk_job_t **heap;
     size_t heap_n, heap_cap;
     void *job_cache;          /* free BRK_JOB_BLOCK-byte job blocks, chained (jobs.c) */
@@ -233,6 +245,22 @@ int brk_send(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen, bool req,
 /* Answers a request with an `error` (id may be absent) and logs why. */
 void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *code,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ---- outq.c: bytes queued to each client connection, bounded ---- */
+struct brk_outq;
+int brk_outq_init(brk_t *b);  /* Returns: 0. Errors: -ENOMEM. */
+void brk_outq_close(brk_t *b); /* after the context is terminated */
+/* Whether n more bytes may be queued to client id: its queue (held by the caller for one
+ * brk_outq_send), or NULL with *err -ENOBUFS (over --client-queue-bytes or
+ * --clients-queue-bytes; counted) or -ENOMEM. */
+struct brk_outq *brk_outq_admit(brk_t *b, const uint8_t *id, size_t idlen, size_t n,
+                                int *err);
+/* Sends body as the last frame of a message begun on sock, counted in q until libzmq has
+ * written it. Returns: 0. Errors: -errno of zmq_msg_send. */
+int brk_outq_send(brk_t *b, struct brk_outq *q, void *sock, const uint8_t *body, size_t n);
+/* Bytes queued to client id and not yet written out. */
+size_t brk_outq_bytes(brk_t *b, const uint8_t *id, size_t idlen);
+void brk_outq_sweep(brk_t *b); /* drops idle entries; from a tick */
 
 /* ---- clients.c: client requests and the client table ---- */
 int brk_clients_init(brk_t *b);
@@ -288,7 +316,8 @@ bool brk_worker_has_credit(const brk_worker_t *w);
 /* Queues w to be offered queued work at the next pump (its credit may have grown). */
 void brk_worker_want_pump(brk_t *b, brk_worker_t *w);
 void brk_workers_disconnect_all(brk_t *b);
-void brk_workers_status(brk_t *b, proto_buf_t *o, proto_raw_t id);
+/* Answers `status`: one page of workers (after, limit; within --max-reply) and the totals. */
+void brk_workers_status(brk_t *b, const brk_in_t *in, const proto_msg_t *m);
 
 /* ---- agents.c: which workers host which agent, and each agent's queue ---- */
 int brk_agents_init(brk_t *b);

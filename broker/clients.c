@@ -306,8 +306,7 @@ void brk_client_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         on_publish(b, in, m);
         break;
     case PROTO_STATUS:
-        brk_workers_status(b, &b->out, m->id);
-        if (!b->out.failed) send_reply(b, in);
+        brk_workers_status(b, in, m);
         break;
     case PROTO_TASKS:
         brk_tasks_request(b, in, m);

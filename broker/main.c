@@ -38,11 +38,20 @@ static const opt_t opts[] = {
     {"max-client-inflight", U64(max_client_inflight, 1, UINT32_MAX, "queries per client")},
     {"max-clients", U64(max_clients, 1, UINT32_MAX, "clients with queries in flight")},
     {"max-workers", U64(max_workers, 1, UINT32_MAX, "connected workers")},
+    {"max-agent-hosts", U64(max_agent_hosts, 1, UINT32_MAX, "agents announced, summed over "
+                            "workers (a worker past it is refused)")},
     {"max-jobs", U64(max_jobs, 1, UINT32_MAX, "jobs in every state, cancelling included")},
     {"heartbeat-ms", U64(heartbeat_ms, 10, 3600000, "heartbeat interval")},
     {"liveness", U64(liveness, 1, 1000, "heartbeats missed before a worker is lost")},
     {"max-retries", U64(max_retries, 0, 1000, "retries of an idempotent query")},
     {"drain-ms", U64(drain_ms, 0, 3600000, "SIGTERM drain limit and cancel grace")},
+    {"client-queue-bytes", U64(client_queue_bytes, 4096, 1ULL << 40, "bytes queued to one "
+                               "client connection that reads too slowly; past it, messages "
+                               "to it are dropped")},
+    {"clients-queue-bytes", U64(clients_queue_bytes, 4096, 1ULL << 40, "bytes queued to all "
+                                "client connections together")},
+    {"max-reply", U64(max_reply, 4096, 1ULL << 30, "bytes of one session.get or status "
+                      "reply; bigger ones are paged")},
     {"loop-slice-ms", U64(loop_slice_ms, 1, 1000, "time one socket's reads may take in one "
                           "loop pass before timers and heartbeats run")},
     {"log-level", OPT_LEVEL, offsetof(brk_config_t, log_level), 0, 0,
@@ -104,11 +113,15 @@ void brk_config_default(brk_config_t *c) {
     c->max_clients = 10000;
     c->max_workers = 1024;
     c->max_jobs = 100000;
+    c->max_agent_hosts = 65536;
     c->heartbeat_ms = 1000;
     c->liveness = 3;
     c->max_retries = 2;
     c->drain_ms = 5000;
     c->loop_slice_ms = 20;
+    c->client_queue_bytes = 16ULL << 20;
+    c->clients_queue_bytes = 1ULL << 30;
+    c->max_reply = 4ULL << 20;
     c->log_level = BRK_LOG_INFO;
     c->max_sessions = 100000;
     c->max_keys = 10000;

@@ -340,6 +340,12 @@ static void render(brk_t *b, proto_buf_t *o) {
     render_workers(b, o, &tmp);
     counter(o, "actorbus_broker_query_retries_total",
             "Idempotent queries sent again after their worker was lost.", mx->retries);
+    counter(o, "actorbus_broker_client_sends_dropped_total",
+            "Messages to a client not sent: its bytes not yet read passed --client-queue-bytes "
+            "(or all clients' --clients-queue-bytes).", b->outq_refused);
+    gauge(o, "actorbus_broker_client_queued_bytes",
+          "Bytes handed to libzmq for client connections and not yet written out.",
+          atomic_load(&b->outq_total));
     counter(o, "actorbus_broker_bus_refused_total",
             "Publications refused or dropped: the topic is the broker's own (query.).",
             mx->bus_refused);

@@ -213,5 +213,108 @@ def test_metrics_off_loopback_needs_insecure():
     b.stop()
 
 
+def raw_worker(b, name, agents, capacity=1):
+    """A worker socket that announces agents and then only stays connected."""
+    import zmq
+    s = abtest.ctx().socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(b.workers)
+    s.send(abtest.pack({"v": 1, "type": "ready", "name": name, "capacity": capacity,
+                        "agents": agents}))
+    return s
+
+
+def vmrss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_status_is_paged_within_max_reply():
+    """Issue 11 point 5: a 16-byte status answered 12.7 MiB with 100 workers (130 MiB with
+    1024). A status reply holds the workers that fit --max-reply; `next` pages the rest and
+    the walk sees every worker once."""
+    b = Broker("--max-reply", "65536", heartbeat_ms=5000).start()
+    names = ["w%d" % i for i in range(8)]
+    socks = [raw_worker(b, n, ["%s-agent-%03d-%s" % (n, k, "x" * 100) for k in range(200)])
+             for n in names]
+    seen, after, pages = [], None, 0
+    c = b.client()
+    wait_until(lambda: b.status()["workers_total"] == 8, 10, "8 workers")
+    while True:
+        m = {"v": 1, "type": "status", "id": pages}
+        if after is not None:
+            m["after"] = after
+        c.send(m)
+        frames = c.recv_frames(10)
+        assert len(frames[0]) <= 65536 + 32 * 1024, len(frames[0])  # one worker past the bound
+        r = abtest.unpack(frames[0])
+        assert r["workers_total"] == 8, r["workers_total"]
+        seen += [w["name"] for w in r["workers"]]
+        pages += 1
+        after = r["next"]
+        if after is None:
+            break
+    assert sorted(seen) == names and pages >= 3, (seen, pages)
+    c.send({"v": 1, "type": "status", "id": "lim", "limit": 3})
+    r = c.recv(10)
+    assert len(r["workers"]) == 3 and r["next"] is not None, r["next"]
+    for s in socks:
+        s.close(0)
+    c.close()
+    b.stop()
+
+
+def test_a_client_that_never_reads_pins_bounded_memory():
+    """Issue 11 point 5: replies queued up to 100000 messages per peer with no byte bound (40
+    session.get pinned +296 MiB). Bytes not yet written to one client connection stay within
+    --client-queue-bytes; past it the broker drops messages to it (counted)."""
+    import zmq
+    from test_metrics import get as metric, scrape
+    port = abtest.free_port()
+    b = Broker("--metrics", "tcp://127.0.0.1:%d" % port, "--client-queue-bytes", "1048576",
+               heartbeat_ms=5000).start()
+    socks = [raw_worker(b, "w%d" % i, ["w%d-agent-%03d-%s" % (i, k, "y" * 100)
+                                        for k in range(1000)]) for i in range(2)]
+    wait_until(lambda: b.status()["workers_total"] == 2, 10, "2 workers")
+    before = vmrss_kib(b.proc.pid)
+    lazy = abtest.ctx().socket(zmq.DEALER)
+    lazy.setsockopt(zmq.LINGER, 0)
+    lazy.setsockopt(zmq.RCVHWM, 1)
+    lazy.setsockopt(zmq.RCVBUF, 4096)
+    lazy.connect(b.clients)
+    for i in range(400):  # each reply ~230 KiB: 90 MiB if all were queued
+        lazy.send(abtest.pack({"v": 1, "type": "status", "id": i}))
+    wait_until(lambda: metric(scrape(port), "actorbus_broker_client_sends_dropped_total") > 300,
+               30, "the broker to drop replies to the peer that does not read")
+    grown = vmrss_kib(b.proc.pid) - before
+    assert grown < 24 * 1024, "broker grew %d KiB for a peer that never reads" % grown
+    assert b.status()["workers_total"] == 2  # and serves everyone else
+    lazy.close(0)
+    for s in socks:
+        s.close(0)
+    b.stop()
+
+
+def test_agent_announcements_are_bounded():
+    """Issue 11 point 8: 1024 workers announcing 1024 agents each took 434 MiB. The agents
+    announced, summed over workers, stay within --max-agent-hosts: a worker past it is
+    refused `overloaded`."""
+    b = Broker("--max-agent-hosts", "100", heartbeat_ms=5000).start()
+    a = raw_worker(b, "a", ["a%d" % k for k in range(60)])
+    wait_until(lambda: b.status()["workers_total"] == 1, 10, "worker a")
+    s = raw_worker(b, "b", ["b%d" % k for k in range(60)])
+    assert s.poll(5000), "no answer to the second ready"
+    r = abtest.unpack(s.recv())
+    assert r["type"] == "error" and r["code"] == "overloaded", r
+    assert "max-agent-hosts" in r["message"], r
+    assert [w["name"] for w in b.status()["workers"]] == ["a"]
+    a.close(0)
+    s.close(0)
+    b.stop()
+
+
 if __name__ == "__main__":
     abtest.run_tests(dict(globals()))
