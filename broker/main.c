@@ -83,7 +83,10 @@ static const opt_t opts[] = {
                              "heartbeat-ms)")},
     {"metrics", OPT_STR, offsetof(brk_config_t, metrics_ep), 0, 0,
      "Prometheus /metrics endpoint, e.g. tcp://127.0.0.1:9464 (default: off)"},
-    {"metrics-max-conns", U64(metrics_max_conns, 1, 4096, "scrapers connected at once")},
+    {"metrics-max-conns", U64(metrics_max_conns, 1, 4096, "scrapers connected at once (past "
+                              "it the one waiting longest without a request is closed)")},
+    {"metrics-idle-ms", U64(metrics_idle_ms, 10, 3600000, "a scraper that has not sent its "
+                            "whole request by then is closed")},
     {"metrics-max-request", U64(metrics_max_request, 64, 1 << 20, "bytes of an HTTP head")},
     {"metrics-max-labels", U64(metrics_max_labels, 1, 65536, "agents and codes with series")},
     {"max-tasks-requests", U64(max_tasks_requests, 1, 65536, "tasks requests pending")},
@@ -134,6 +137,7 @@ void brk_config_default(brk_config_t *c) {
     c->dedup_max_bytes = 64ULL << 20;
     c->startup_grace_ms = UINT64_MAX;
     c->metrics_max_conns = 16;
+    c->metrics_idle_ms = 5000;
     c->metrics_max_request = 8192;
     c->metrics_max_labels = 256;
     c->max_tasks_requests = 64;

@@ -13,7 +13,6 @@
 
 #include "proto/metrics.h"
 
-#define IDLE_MS 10000   /* a scraper that has not sent a whole request by then is closed */
 #define OTHER "_other"  /* the label of whatever overflowed a table */
 
 typedef struct series {
@@ -424,21 +423,27 @@ static void on_notify(brk_t *b, const uint8_t *id, size_t idlen) {
         memset(c, 0, sizeof *c);
         return;
     }
+    conn_t *oldest = NULL;
     for (size_t i = 0; i < mx->max_conns; i++) {
         c = &mx->conns[i];
-        if (c->used) continue;
-        c->used = true;
-        memcpy(c->id, id, idlen);
-        c->idlen = idlen;
-        c->since = b->now;
-        return;
+        if (!c->used) break;
+        if (!oldest || c->since < oldest->since) oldest = c;
+        c = NULL;
     }
-    conn_t tmp = {.used = true, .idlen = idlen}; /* table full: refuse it */
-    memcpy(tmp.id, id, idlen);
-    mx->scrapes[5]++;
-    brk_log(BRK_LOG_WARN, "metrics_refused", "why=\"too many connections\" max=%zu",
-            mx->max_conns);
-    conn_close(mx, &tmp);
+    if (!c) {
+        /* Table full: the connection that has waited longest without a whole request goes,
+         * not the newcomer. Connections that never send (slowloris) cannot keep a scraper
+         * out: its request comes right after its connect, theirs never does. */
+        mx->scrapes[5]++;
+        brk_log(BRK_LOG_WARN, "metrics_evicted", "why=\"too many connections\" max=%zu "
+                "idle_ms=%lld", mx->max_conns, (long long)(b->now - oldest->since));
+        conn_close(mx, oldest);
+        c = oldest;
+    }
+    c->used = true;
+    memcpy(c->id, id, idlen);
+    c->idlen = idlen;
+    c->since = b->now;
 }
 
 static void on_data(brk_t *b, const uint8_t *id, size_t idlen, const uint8_t *p, size_t n) {
@@ -481,11 +486,12 @@ int64_t brk_metrics_tick(brk_t *b) {
     for (size_t i = 0; mx && mx->sock && i < mx->max_conns; i++) {
         conn_t *c = &mx->conns[i];
         if (!c->used) continue;
-        if (b->now - c->since >= IDLE_MS) {
+        int64_t idle_ms = (int64_t)b->cfg.metrics_idle_ms;
+        if (b->now - c->since >= idle_ms) {
             brk_log(BRK_LOG_INFO, "metrics_idle_closed", "bytes=%zu", c->n);
             conn_close(mx, c);
-        } else if (c->since + IDLE_MS < next) {
-            next = c->since + IDLE_MS;
+        } else if (c->since + idle_ms < next) {
+            next = c->since + idle_ms;
         }
     }
     return next;
