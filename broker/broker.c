@@ -357,6 +357,10 @@ static void *open_socket(brk_t *b, int type, const char *ep, const char *what,
     int64_t maxmsg = b->cfg.max_msg > (uint64_t)INT64_MAX - BRK_MSG_SLACK
                          ? -1
                          : (int64_t)(b->cfg.max_msg + BRK_MSG_SLACK);
+    /* On the XPUB the messages in are subscriptions: a long one costs libzmq a trie node per
+     * byte (20 of 1 MB took 631 MiB), so they get a bound of their own; a subscriber past it
+     * is disconnected by libzmq. */
+    if (type == ZMQ_XPUB) maxmsg = (int64_t)b->cfg.max_sub_bytes + 1;
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     if (type == ZMQ_ROUTER) zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);

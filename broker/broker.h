@@ -71,6 +71,7 @@ typedef struct brk_config {
                                      announced yet wait this long; UINT64_MAX: liveness x
                                      heartbeat_ms, the time workers take to come back */
     char metrics_ep[BRK_ENDPOINT_MAX]; /* --metrics: the /metrics endpoint; "" off */
+    uint64_t max_sub_bytes;       /* bytes of one bus subscription prefix */
     uint64_t metrics_max_conns;   /* scrapers connected at once; past it the oldest goes */
     uint64_t metrics_idle_ms;     /* a scraper without a whole request by then is closed */
     uint64_t metrics_max_request; /* bytes of one HTTP request head */

@@ -81,6 +81,8 @@ static const opt_t opts[] = {
     {"startup-grace-ms", U64(startup_grace_ms, 0, 3600000, "after start, how long queries for "
                              "agents no worker announced yet wait (default liveness x "
                              "heartbeat-ms)")},
+    {"max-sub-bytes", U64(max_sub_bytes, 16, 1 << 20, "bytes of one bus subscription prefix "
+                          "(a subscriber sending a longer one is disconnected)")},
     {"metrics", OPT_STR, offsetof(brk_config_t, metrics_ep), 0, 0,
      "Prometheus /metrics endpoint, e.g. tcp://127.0.0.1:9464 (default: off)"},
     {"metrics-max-conns", U64(metrics_max_conns, 1, 4096, "scrapers connected at once (past "
@@ -137,6 +139,7 @@ void brk_config_default(brk_config_t *c) {
     c->dedup_max_bytes = 64ULL << 20;
     c->startup_grace_ms = UINT64_MAX;
     c->metrics_max_conns = 16;
+    c->max_sub_bytes = 1024;
     c->metrics_idle_ms = 5000;
     c->metrics_max_request = 8192;
     c->metrics_max_labels = 256;
