@@ -59,6 +59,8 @@ typedef struct brk_config {
     int log_level;
     char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */
     uint64_t max_sessions;
+    uint64_t session_max_events, session_max_bytes; /* one session's log: past either bound
+                                                       its oldest events are dropped */
     char curve_secret[BRK_PATH_MAX]; /* the broker's key pair file; "" no CURVE (zap.c) */
     char client_keys[BRK_PATH_MAX], worker_keys[BRK_PATH_MAX]; /* allowlists */
     bool insecure;                /* allow non-loopback binds without CURVE */

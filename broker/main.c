@@ -59,6 +59,10 @@ static const opt_t opts[] = {
     {"sessions", OPT_PATH, offsetof(brk_config_t, sessions), 0, 0,
      "SQLite session file (default: sessions in memory, lost at exit)"},
     {"max-sessions", U64(max_sessions, 1, UINT32_MAX, "sessions in the store")},
+    {"session-max-events", U64(session_max_events, 1, UINT32_MAX, "events one session keeps "
+                               "(past it its oldest are dropped)")},
+    {"session-max-bytes", U64(session_max_bytes, 1 << 20, 1ULL << 40, "bytes of the events "
+                              "one session keeps (past it its oldest are dropped)")},
     {"curve-secret", OPT_PATH, offsetof(brk_config_t, curve_secret), 0, 0,
      "the broker's CURVE key pair file (actorctl keygen): encrypt and authenticate"},
     {"client-keys", OPT_PATH, offsetof(brk_config_t, client_keys), 0, 0,
@@ -129,6 +133,8 @@ void brk_config_default(brk_config_t *c) {
     c->max_reply = 4ULL << 20;
     c->log_level = BRK_LOG_INFO;
     c->max_sessions = 100000;
+    c->session_max_events = 10000;
+    c->session_max_bytes = 64ULL << 20;
     c->max_keys = 10000;
     c->io_threads = 1;
     c->max_session_waiters = BRK_INV_DEFAULT_WAITERS;
