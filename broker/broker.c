@@ -406,7 +406,8 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
                                                          : cfg->liveness * cfg->heartbeat_ms;
     b->grace_until = b->now + (int64_t)grace;
     if (brk_budget_open(b) != 0) return -ENOMEM; /* the model budget (budget.c) */
-    if (brk_outq_init(b) || brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) || brk_jobs_init(b)) {
+    if (brk_outq_init(b) || brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) ||
+        brk_jobs_init(b)) {
         brk_log(BRK_LOG_ERROR, "init_failed", "error=\"out of memory\"");
         return -ENOMEM;
     }
