@@ -106,7 +106,7 @@ def test_under_curve_only_the_sending_key_or_an_operator_may_cancel():
     a = b.client(pair=alice)
     a.send(query("job-1", "sleep", {"ms": 30000}))
     a.send(query("job-2", "sleep", {"ms": 30000}))
-    wait_until(lambda: b.status()["in_flight"] == 2, 10, "alice's two sleeps to run")
+    wait_until(lambda: b.status()["in_flight"] == 2, 30, "alice's two sleeps to run")
     m = b.client(pair=mallory)
     _, r = m.call({"v": 1, "type": "cancel", "id": "job-1"})
     assert r["type"] == "result" and r["output"] == {"cancelled": False}, r
