@@ -42,11 +42,20 @@ void *brk_sock(brk_t *b, brk_sock_t s) { return s == BRK_SOCK_CLIENTS ? b->clien
 int brk_send(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen, bool req,
              const uint8_t *body, size_t n) {
     void *sock = brk_sock(b, s);
+    int err = 0;
+    /* A client's bytes not yet written out are bounded (outq.c): checked before the first
+     * frame, since a message once begun must be finished. */
+    struct brk_outq *q = s == BRK_SOCK_CLIENTS ? brk_outq_admit(b, id, idlen, n, &err) : NULL;
+    if (err) return err;
     /* With ROUTER_MANDATORY the identity frame fails (EHOSTUNREACH, EAGAIN) when the peer is
      * gone or full; once it is taken the rest of the message always is. */
     if (zmq_send(sock, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -errno;
     if (req && zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -errno;
-    if (zmq_send(sock, body, n, ZMQ_DONTWAIT) < 0) return -errno;
+    if (q)
+        err = brk_outq_send(b, q, sock, body, n);
+    else if (zmq_send(sock, body, n, ZMQ_DONTWAIT) < 0)
+        err = -errno;
+    if (err) return err;
     brk_mx_out(b, s, n);
     return 0;
 }
@@ -278,18 +287,30 @@ static long poll_timeout(brk_t *b) {
     t = brk_gone_tick(b); /* disconnects: not in the poll set, where each socket costs */
     settle(b);
     if (t >= 0 && t < next) next = t;
+    if (b->now >= b->next_maint) { /* once a second: client queues that emptied */
+        brk_outq_sweep(b);
+        b->next_maint = b->now + 1000;
+    }
     return next <= b->now ? 0 : (long)(next - b->now);
 }
 
-/* Reads up to RECV_BATCH messages from socket i; false once it has none left. */
+/* Reads up to RECV_BATCH messages from socket i, within --loop-slice-ms (looked at every 16
+ * messages: each is handled in bounded time), so that deadlines, heartbeats and the other
+ * sockets get their turn whatever one peer sends; false once it has none left. The worker
+ * socket read empty is what lets liveness call a worker silent. */
 static bool drain_one(brk_t *b, int i) {
+    int64_t t0 = brk_clock_ms();
     for (int k = 0; k < RECV_BATCH; k++) {
         bool got = i == 0   ? recv_router(b, BRK_SOCK_CLIENTS)
                    : i == 1 ? recv_router(b, BRK_SOCK_WORKERS)
                    : i == 2 ? brk_bus_forward(b)
                             : brk_bus_subscription(b);
-        if (!got) return false;
+        if (!got) {
+            if (i == 1) b->wdrained_at = brk_clock_ms();
+            return false;
+        }
         if (i < 2) settle(b);
+        if (k % 16 == 15 && brk_clock_ms() - t0 >= (int64_t)b->cfg.loop_slice_ms) break;
     }
     return true;
 }
@@ -332,6 +353,7 @@ int brk_run(brk_t *b) {
                 return 1;
             }
             b->now = brk_clock_ms();
+            if (!ready[1] && !(items[1].revents & ZMQ_POLLIN)) b->wdrained_at = b->now;
             for (int i = 0; i < 4; i++) ready[i] |= (items[i].revents & ZMQ_POLLIN) != 0;
             if (items[4].revents & ZMQ_POLLIN) on_signal(b);
             for (int k = 0; mx_i > 0 && (items[mx_i].revents & ZMQ_POLLIN) && k < RECV_BATCH &&
@@ -364,12 +386,18 @@ static void *open_socket(brk_t *b, int type, const char *ep, const char *what,
     int64_t maxmsg = b->cfg.max_msg > (uint64_t)INT64_MAX - BRK_MSG_SLACK
                          ? -1
                          : (int64_t)(b->cfg.max_msg + BRK_MSG_SLACK);
+    /* On the XPUB the messages in are subscriptions: a long one costs libzmq a trie node per
+     * byte (20 of 1 MB took 631 MiB), so they get a bound of their own; a subscriber past it
+     * is disconnected by libzmq. */
+    if (type == ZMQ_XPUB) maxmsg = (int64_t)b->cfg.max_sub_bytes + 1;
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     if (type == ZMQ_ROUTER) zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     /* A client that reconnects under its explicit routing id (to resend a query, dedup.h)
-     * takes the id over from its old connection instead of being refused. */
-    if (type == ZMQ_ROUTER && strcmp(what, "clients") == 0)
+     * takes the id over from its old connection instead of being refused. Not under CURVE:
+     * there a connection of another key could take the id and receive the answers still in
+     * flight for the first key; a live connection keeps its id (issue 11). */
+    if (type == ZMQ_ROUTER && strcmp(what, "clients") == 0 && !brk_zap_on(b))
         zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     if (type == ZMQ_SUB) zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
     if (zmq_bind(s, ep) != 0) {
@@ -388,6 +416,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     b->cfg = *cfg;
     b->sig_fd = sig_fd;
     b->now = brk_clock_ms();
+    b->wdrained_at = b->now;
     /* Job ids start from the wall clock, not 1: a worker still running a job of the broker
      * before a restart must not have its late answer taken for a new job with that id. */
     b->next_job_id = ((uint64_t)brk_unix_ms() << 16) + 1;
@@ -406,7 +435,8 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
                                                          : cfg->liveness * cfg->heartbeat_ms;
     b->grace_until = brk_after(b->now, grace);
     if (brk_budget_open(b) != 0) return -ENOMEM; /* the model budget (budget.c) */
-    if (brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) || brk_jobs_init(b)) {
+    if (brk_outq_init(b) || brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) ||
+        brk_jobs_init(b)) {
         brk_log(BRK_LOG_ERROR, "init_failed", "error=\"out of memory\"");
         return -ENOMEM;
     }
@@ -478,6 +508,7 @@ void brk_close(brk_t *b) {
     brk_metrics_close_socket(b);
     brk_zap_close(b); /* after the clients that held key references */
     if (b->ctx) term_context(b->ctx, linger + 1000);
+    brk_outq_close(b); /* after the context: its I/O threads give the last bytes back */
     brk_bus_close(b);
     proto_buf_free(&b->out);
     proto_buf_free(&b->busbuf);

@@ -5,6 +5,7 @@
 #ifndef BRK_BROKER_H
 #define BRK_BROKER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,19 +42,29 @@ typedef struct brk_config {
     char clients_ep[BRK_ENDPOINT_MAX], workers_ep[BRK_ENDPOINT_MAX];
     char pub_ep[BRK_ENDPOINT_MAX], sub_ep[BRK_ENDPOINT_MAX];
     uint64_t max_msg;             /* bytes of one message */
-    uint64_t max_queue;           /* queued queries, all agents */
+    uint64_t max_queue;           /* queued queries, all agents, and those waiting for a
+                                     session */
+    uint64_t fair_share_from;     /* percent of max_queue past which fair shares hold */
     uint64_t max_client_inflight; /* unanswered queries of one client */
     uint64_t max_clients;         /* clients with queries in flight */
     uint64_t max_workers;
+    uint64_t max_agent_hosts;     /* agents announced, summed over workers */
     uint64_t max_jobs;            /* jobs of every state, cancelling ones included */
     uint64_t heartbeat_ms, liveness, max_retries, drain_ms;
     uint64_t poison_after;        /* workers a query may lose before it ends `poisoned` */
     uint64_t cancel_gone;         /* 1: a client's disconnect cancels its queries (gone.c) */
+    uint64_t loop_slice_ms;       /* one socket's reads per loop pass stop after this */
+    uint64_t client_queue_bytes;  /* bytes queued to one client connection (outq.c) */
+    uint64_t clients_queue_bytes; /* bytes queued to all client connections */
+    uint64_t max_reply;           /* bytes of one reply the broker makes (session.get,
+                                     status): bigger ones are paged */
     int log_level;
     uint64_t log_bad_input;       /* bad-input log lines a second, at most */
     char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */
     uint64_t max_sessions;
     uint64_t sessions_reserve;    /* bytes kept free beside the session file (reserve.c) */
+    uint64_t session_max_events, session_max_bytes; /* one session's log: past either bound
+                                                       its oldest events are dropped */
     char curve_secret[BRK_PATH_MAX]; /* the broker's key pair file; "" no CURVE (zap.c) */
     char client_keys[BRK_PATH_MAX], worker_keys[BRK_PATH_MAX]; /* allowlists */
     bool insecure;                /* allow non-loopback binds without CURVE */
@@ -66,7 +77,9 @@ typedef struct brk_config {
                                      announced yet wait this long; UINT64_MAX: liveness x
                                      heartbeat_ms, the time workers take to come back */
     char metrics_ep[BRK_ENDPOINT_MAX]; /* --metrics: the /metrics endpoint; "" off */
-    uint64_t metrics_max_conns;   /* scrapers connected at once */
+    uint64_t max_sub_bytes;       /* bytes of one bus subscription prefix */
+    uint64_t metrics_max_conns;   /* scrapers connected at once; past it the oldest goes */
+    uint64_t metrics_idle_ms;     /* a scraper without a whole request by then is closed */
     uint64_t metrics_max_request; /* bytes of one HTTP request head */
     uint64_t metrics_max_labels;  /* agents, and error codes, with series of their own */
     uint64_t max_tasks_requests;  /* `tasks` requests waiting for their worker */
@@ -137,6 +150,7 @@ struct brk_job {
     uint32_t lost;           /* workers lost while running it (poison_after) */
     brk_job_state_t state;
     bool answered, idempotent, req;
+    bool pending;            /* counted in its client's n_pending (queued or waiting) */
     brk_client_t *client;    /* NULL once answered */
     brk_worker_t *worker;    /* RUNNING and CANCELLING */
     brk_agent_t *agent;      /* QUEUED only: whose queue */
@@ -145,6 +159,8 @@ struct brk_job {
     uint8_t *ckey;
     size_t ckey_len;
     brk_inv_t *inv;          /* its invocation record (invocations.c); NULL: none */
+    brk_list_t ilink;        /* in its id's bucket (jobindex.c), until answered */
+    struct brk_idb *idb;     /* that bucket; NULL once answered */
     int64_t t0_us;           /* when it was accepted, for the latency histogram (metrics.c) */
     uint32_t mx_slot;        /* its agent's series in metrics.c */
     uint8_t buf[];
@@ -154,6 +170,7 @@ struct brk_client {
     brk_node_t node;         /* key: key[0..keylen) = socket byte + routing id */
     brk_list_t jobs;         /* unanswered jobs */
     uint64_t in_flight;
+    uint64_t n_pending;      /* of those, queued or waiting for a session (fair shares) */
     brk_sock_t sock;
     size_t keylen;
     uint8_t key[1 + BRK_MAX_IDENTITY];
@@ -185,6 +202,7 @@ struct brk_worker {
     char name[BRK_MAX_NAME + 1];
     size_t name_len;
     uint64_t capacity, in_flight, done;
+    uint64_t seq;            /* registration number: status pages by it */
     uint64_t hb_ms;          /* its heartbeat interval (its own, or ours) */
     int64_t last_seen, last_sent;
     bool dead;               /* a send failed or it said goodbye: reaped at a safe point */
@@ -207,12 +225,23 @@ typedef struct brk {
     int64_t now;              /* ms, monotonic, refreshed each loop pass */
     proto_buf_t out, busbuf;  /* scratch encoders */
     brk_map_t client_map, worker_map, agent_map, job_map, cid_map;
+    brk_map_t id_map;         /* unanswered jobs by query id, any client (jobindex.c) */
+    brk_map_t outq_map;       /* client connections with bytes in libzmq's queue (outq.c) */
+    atomic_size_t outq_total; /* those bytes, all clients */
+    uint64_t outq_refused;    /* messages not sent: their peer's bytes were over the bound */
+    int64_t wdrained_at;      /* when the worker socket was last read empty: liveness judges
+                                 a worker silent only on what was read (broker.c) */
     brk_list_t worker_list, pump;
     brk_list_t held;          /* agents with queries and no host yet (startup grace) */
     uint64_t n_held;          /* how many */
     int64_t grace_until;      /* b->now before which unknown agents are held, not refused */
     uint64_t n_clients, n_workers, n_jobs, n_live, n_queued;
+    uint64_t n_waiting;       /* JOB_WAITING jobs: they count against --max-queue too */
+    uint64_t n_pend_clients, n_pend_keys; /* clients and CURVE keys with queries queued or
+                                             waiting (fair shares, brk_client_pending) */
     uint64_t next_job_id, next_qseq;
+    uint64_t next_worker_seq; /* brk_worker_t.seq */
+    uint64_t n_hostings;      /* agents hosted, summed over workers (--max-agent-hosts) */
     brk_job_t **heap;
     size_t heap_n, heap_cap;
     void *job_cache;          /* free BRK_JOB_BLOCK-byte job blocks, chained (jobs.c) */
@@ -247,6 +276,22 @@ int brk_send(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen, bool req,
 void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *code,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* ---- outq.c: bytes queued to each client connection, bounded ---- */
+struct brk_outq;
+int brk_outq_init(brk_t *b);  /* Returns: 0. Errors: -ENOMEM. */
+void brk_outq_close(brk_t *b); /* after the context is terminated */
+/* Whether n more bytes may be queued to client id: its queue (held by the caller for one
+ * brk_outq_send), or NULL with *err -ENOBUFS (over --client-queue-bytes or
+ * --clients-queue-bytes; counted) or -ENOMEM. */
+struct brk_outq *brk_outq_admit(brk_t *b, const uint8_t *id, size_t idlen, size_t n,
+                                int *err);
+/* Sends body as the last frame of a message begun on sock, counted in q until libzmq has
+ * written it. Returns: 0. Errors: -errno of zmq_msg_send. */
+int brk_outq_send(brk_t *b, struct brk_outq *q, void *sock, const uint8_t *body, size_t n);
+/* Bytes queued to client id and not yet written out. */
+size_t brk_outq_bytes(brk_t *b, const uint8_t *id, size_t idlen);
+void brk_outq_sweep(brk_t *b); /* drops idle entries; from a tick */
+
 /* ---- clients.c: client requests and the client table ---- */
 int brk_clients_init(brk_t *b);
 void brk_clients_close(brk_t *b);
@@ -254,6 +299,9 @@ void brk_clients_close(brk_t *b);
  * socket: a worker's own queries come through here too. */
 void brk_client_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m);
 void brk_client_on_answer(brk_t *b, brk_job_t *j);
+/* Counts j in (on) or out of its client's and key's queued-or-waiting queries, once each way;
+ * an answered job (no client) is not counted in. */
+void brk_client_pending(brk_t *b, brk_job_t *j, bool on);
 brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen);
 /* Ends every unanswered query of c with an error (a lost worker's calls, shutdown); the
  * last answer frees c. */
@@ -327,7 +375,8 @@ bool brk_worker_has_credit(const brk_worker_t *w);
 /* Queues w to be offered queued work at the next pump (its credit may have grown). */
 void brk_worker_want_pump(brk_t *b, brk_worker_t *w);
 void brk_workers_disconnect_all(brk_t *b);
-void brk_workers_status(brk_t *b, proto_buf_t *o, proto_raw_t id);
+/* Answers `status`: one page of workers (after, limit; within --max-reply) and the totals. */
+void brk_workers_status(brk_t *b, const brk_in_t *in, const proto_msg_t *m);
 
 /* ---- agents.c: which workers host which agent, and each agent's queue ---- */
 int brk_agents_init(brk_t *b);
@@ -362,8 +411,17 @@ brk_job_t *brk_job_find(brk_t *b, uint64_t job_id);
  * settle. Returns: 0. Errors: -ENOENT (no worker hosts its agent; the job is unchanged). */
 int brk_job_enqueue(brk_t *b, brk_job_t *j);
 brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id);
-/* The unanswered job with this id, whichever client sent it (*matches counts them all). */
-brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, size_t *matches);
+
+/* ---- jobindex.c: unanswered jobs by query id, across clients ---- */
+int brk_jobindex_init(brk_t *b);  /* Returns: 0. Errors: -ENOMEM. */
+void brk_jobindex_close(brk_t *b);
+/* Indexes j under j->id (at accept). Returns: 0. Errors: -ENOMEM (j is not indexed). */
+int brk_jobindex_add(brk_t *b, brk_job_t *j);
+void brk_jobindex_del(brk_t *b, brk_job_t *j); /* at its answer; safe to repeat */
+/* The unanswered job with this id, whichever client sent it; with owner, only jobs whose
+ * client has that CURVE key. *matches counts them, stopping at 2 (ambiguous). */
+brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, const brk_key_t *owner,
+                            size_t *matches);
 /* Ends the query with an error (cancelled, timeout, shutting_down, ...); a job on a worker
  * is cancelled there and kept CANCELLING until the worker answers or the grace ends. */
 void brk_job_abort(brk_t *b, brk_job_t *j, const char *code, const char *message);
@@ -410,6 +468,10 @@ bool brk_bus_forward(brk_t *b);  /* one message from SUB to PUB; false when none
 bool brk_bus_subscription(brk_t *b); /* one (un)subscription from XPUB; false when none */
 void brk_bus_close(brk_t *b);
 void brk_bus_send(brk_t *b, const char *topic, size_t tlen, const uint8_t *body, size_t n);
+/* The broker's own topics (query.<agent>.<session>): only the broker publishes under them;
+ * a client `publish` there is refused and a publisher's message there dropped. */
+#define BRK_BUS_RESERVED "query."
+bool brk_bus_reserved(const char *topic, size_t n);
 /* A client `publish`: [topic][{v, type:"event", topic, data}]. Returns: 0 or -ENOMEM. */
 int brk_bus_publish(brk_t *b, proto_str_t topic, proto_raw_t data);
 

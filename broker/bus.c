@@ -16,6 +16,11 @@
 
 #define BRK_MAX_SUBS 1024 /* distinct prefixes tracked; past it everything is published */
 
+bool brk_bus_reserved(const char *topic, size_t n) {
+    static const char pfx[] = BRK_BUS_RESERVED;
+    return n >= sizeof pfx - 1 && memcmp(topic, pfx, sizeof pfx - 1) == 0;
+}
+
 static bool wanted(const brk_t *b, const char *topic, size_t n) {
     if (b->subs_overflow) return true;
     for (size_t i = 0; i < b->n_subs; i++) {
@@ -71,7 +76,9 @@ bool brk_bus_forward(brk_t *b) {
     zmq_msg_t f[2];
     size_t nf, total = brk_recv_frames(b->sub, f, 2, &nf);
     if (total == 0) return false;
-    if (total == 2)
+    if (total == 2 && brk_bus_reserved(zmq_msg_data(&f[0]), zmq_msg_size(&f[0])))
+        brk_mx_bus_refused(b); /* the broker's own topics: a publisher may not forge them */
+    else if (total == 2)
         brk_bus_send(b, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), zmq_msg_data(&f[1]),
                      zmq_msg_size(&f[1]));
     else

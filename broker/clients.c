@@ -4,6 +4,7 @@
  * --max-client-inflight and lists them, so that a duplicate id or a cancel finds its job.
  * Workers calling other agents are clients too, keyed by their worker socket. */
 #include "broker.h"
+#include "fair.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -58,6 +59,19 @@ static void client_free_if_idle(brk_t *b, brk_client_t *c) {
     b->n_clients--;
     brk_key_unref(b, &c->curve_key);
     free(c);
+}
+
+void brk_client_pending(brk_t *b, brk_job_t *j, bool on) {
+    brk_client_t *c = j->client;
+    if (on == j->pending || (on && !c)) return;
+    j->pending = on;
+    if (on) {
+        if (c->n_pending++ == 0) b->n_pend_clients++;
+        if (c->curve_key && c->curve_key->n_pending++ == 0) b->n_pend_keys++;
+    } else {
+        if (--c->n_pending == 0) b->n_pend_clients--;
+        if (c->curve_key && --c->curve_key->n_pending == 0) b->n_pend_keys--;
+    }
 }
 
 void brk_client_on_answer(brk_t *b, brk_job_t *j) {
@@ -120,6 +134,32 @@ static const char *query_invalid(const proto_msg_t *m) {
     return NULL;
 }
 
+/* A query that cannot start now (no free worker, or its session is busy) takes a place in
+ * the queue: within --max-queue, counting queries waiting for a session, and within its
+ * owner's fair share (fair.h). The owner is the CURVE key, over all its connections, else
+ * the connection. Workers' own sub-queries have only the hard bound: refusing them would
+ * fail a running parent. False when refused (answered). */
+static bool queue_admits(brk_t *b, const brk_in_t *in, const proto_msg_t *m,
+                         const brk_client_t *c, brk_agent_t *a, const brk_inv_t *inv) {
+    if (brk_agent_pick(a) && !(inv && brk_inv_will_wait(inv))) return true;
+    uint64_t pending = b->n_queued + b->n_waiting, max = b->cfg.max_queue;
+    if (pending >= max) {
+        reject_query(b, in, m, "overloaded", "no free worker and the queue is full "
+                     "(max-queue %llu)", (unsigned long long)max);
+        return false;
+    }
+    if (in->sock == BRK_SOCK_WORKERS) return true;
+    uint64_t mine = in->key ? in->key->n_pending : c ? c->n_pending : 0;
+    uint64_t owners = in->key ? b->n_pend_keys : b->n_pend_clients;
+    if (brk_fair_admit(pending, max, b->cfg.fair_share_from, mine, owners)) return true;
+    reject_query(b, in, m, "overloaded", "the queue is %llu%% full and this %s has "
+                 "%llu queries waiting, past its fair share (max-queue %llu over %llu owners)",
+                 (unsigned long long)(pending * 100 / max), in->key ? "key" : "client",
+                 (unsigned long long)mine, (unsigned long long)max,
+                 (unsigned long long)(owners + (mine == 0)));
+    return false;
+}
+
 /* The checks a query passes before it is accepted, cheapest and most specific first. */
 static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     char name[80];
@@ -175,11 +215,6 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
                      (unsigned long long)b->cfg.max_jobs);
         return;
     }
-    if (!brk_agent_pick(a) && b->n_queued >= b->cfg.max_queue) {
-        reject_query(b, in, m, "overloaded", "no free worker and the queue is full "
-                     "(max-queue %llu)", (unsigned long long)b->cfg.max_queue);
-        return;
-    }
     if (!c && b->n_clients >= b->cfg.max_clients) {
         reject_query(b, in, m, "overloaded", "client table full (max-clients %llu)",
                      (unsigned long long)b->cfg.max_clients);
@@ -191,6 +226,10 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     brk_inv_err_t ierr;
     if (brk_inv_prepare(b, in, &qm, &inv, &ierr) != 0) {
         reject_query(b, in, m, ierr.code, "%s", ierr.message);
+        return;
+    }
+    if (!queue_admits(b, in, m, c, a, inv)) {
+        brk_inv_discard(b, &inv);
         return;
     }
     if (!c && !(c = client_new(b, in))) {
@@ -207,6 +246,26 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     }
 }
 
+/* Which query a cancel names. The sender's own query with that id first; then (an operator
+ * cancelling from another connection: actorctl cancel ID) any client's, where the id names
+ * exactly one. Under CURVE a key reaches only its own queries, over all its connections,
+ * unless its allowlist line says role=operator. Returns NULL with *err set when refused. */
+static brk_job_t *cancel_target(brk_t *b, const brk_in_t *in, proto_raw_t id,
+                                const char **err, size_t *matches) {
+    brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
+    brk_job_t *j = c && c->curve_key == in->key ? brk_job_find_cid(b, c, id) : NULL;
+    *err = NULL;
+    *matches = 0;
+    if (j || in->sock != BRK_SOCK_CLIENTS) return j;
+    const brk_key_t *owner = in->key && !in->key->is_operator ? in->key : NULL;
+    j = brk_job_find_any(b, id, owner, matches);
+    if (*matches > 1) {
+        *err = "ambiguous";
+        return NULL;
+    }
+    return j;
+}
+
 static void on_cancel(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     /* {"cancelled": true} and {"cancelled": false}, as msgpack */
     static const uint8_t yes[] = {0x81, 0xa9, 'c', 'a', 'n', 'c', 'e', 'l', 'l', 'e', 'd', 0xc3};
@@ -215,19 +274,14 @@ static void on_cancel(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         brk_reply_error(b, in, m->id, "bad_request", "field 'id' is required in cancel");
         return;
     }
-    brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
-    brk_job_t *j = c ? brk_job_find_cid(b, c, m->id) : NULL;
-    if (!j && in->sock == BRK_SOCK_CLIENTS) {
-        /* Not the sender's: an operator cancelling from another connection (actorctl cancel
-         * ID). Only an id that names exactly one query in flight is cancelled. */
-        size_t matches;
-        j = brk_job_find_any(b, m->id, &matches);
-        if (matches > 1) {
-            brk_reply_error(b, in, m->id, "bad_request",
-                            "id names %zu queries of different clients; cancel it from the "
-                            "connection that sent it", matches);
-            return;
-        }
+    const char *err;
+    size_t matches;
+    brk_job_t *j = cancel_target(b, in, m->id, &err, &matches);
+    if (err) {
+        brk_reply_error(b, in, m->id, "bad_request",
+                        "id names several queries of different clients; cancel it from the "
+                        "connection that sent it");
+        return;
     }
     if (j) brk_job_abort(b, j, "cancelled", "cancelled by the client");
     proto_raw_t out = {j ? yes : no, sizeof yes};
@@ -236,6 +290,12 @@ static void on_cancel(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
 
 static void on_publish(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     proto_raw_t nil = {NULL, 0};
+    if (brk_bus_reserved(m->topic.p, m->topic.n)) {
+        brk_mx_bus_refused(b);
+        brk_reply_error(b, in, m->id, "unauthorized", "topics starting '%s' are the broker's "
+                        "own", BRK_BUS_RESERVED);
+        return;
+    }
     if (brk_bus_publish(b, m->topic, m->data) != 0) {
         brk_reply_error(b, in, m->id, "internal", "out of memory");
         return;
@@ -255,8 +315,7 @@ void brk_client_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         on_publish(b, in, m);
         break;
     case PROTO_STATUS:
-        brk_workers_status(b, &b->out, m->id);
-        if (!b->out.failed) send_reply(b, in);
+        brk_workers_status(b, in, m);
         break;
     case PROTO_TASKS:
         brk_tasks_request(b, in, m);

@@ -261,6 +261,8 @@ void brk_inv_discard(brk_t *b, brk_inv_t **inv) {
     free(v);
 }
 
+bool brk_inv_will_wait(const brk_inv_t *v) { return v->lock && v->lock->holder; }
+
 bool brk_inv_bind(brk_t *b, brk_inv_t *v, brk_job_t *j) {
     (void)b;
     v->job = j;

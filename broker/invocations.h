@@ -55,6 +55,8 @@ int brk_inv_prepare(brk_t *b, const brk_in_t *in, proto_msg_t *m, brk_inv_t **ou
                     brk_inv_err_t *err);
 /* Frees a prepared record whose query was not accepted after all; NULLs *inv. */
 void brk_inv_discard(brk_t *b, brk_inv_t **inv);
+/* Whether a prepared record would wait for its session's lock if bound now. */
+bool brk_inv_will_wait(const brk_inv_t *v);
 /* Ties a prepared record to its new job (j->inv). Returns: true when j must wait for its
  * session's lock (the caller keeps it JOB_WAITING), false when it may be queued now. */
 bool brk_inv_bind(brk_t *b, brk_inv_t *inv, brk_job_t *j);

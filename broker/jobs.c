@@ -126,6 +126,7 @@ bool brk_jobs_room(brk_t *b) {
 int brk_jobs_init(brk_t *b) {
     if (brk_map_init(&b->job_map) || brk_map_init(&b->cid_map)) return -ENOMEM;
     if (brk_invs_init(b)) return -ENOMEM; /* the session locks live beside the jobs */
+    if (brk_jobindex_init(b)) return -ENOMEM;
     return brk_jobs_room(b) ? 0 : -ENOMEM;
 }
 
@@ -140,6 +141,7 @@ void brk_jobs_close(brk_t *b) {
         job_release(b, j, job_size(j));
     }
     brk_invs_close(b);
+    brk_jobindex_close(b);
     while (b->job_cache) {
         void *p = b->job_cache;
         memcpy(&b->job_cache, p, sizeof p);
@@ -151,7 +153,7 @@ void brk_jobs_close(brk_t *b) {
     free(b->heap);
     b->heap = NULL;
     b->heap_n = b->heap_cap = 0;
-    b->n_jobs = b->n_live = b->n_queued = 0;
+    b->n_jobs = b->n_live = b->n_queued = b->n_waiting = 0;
 }
 
 brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id) {
@@ -161,19 +163,6 @@ brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id) {
     if (id.n) memcpy(key + sizeof c, id.p, id.n);
     brk_node_t *n = brk_map_get(&b->cid_map, key, sizeof c + id.n);
     return n ? brk_container_of(n, brk_job_t, by_cid) : NULL;
-}
-
-brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, size_t *matches) {
-    brk_job_t *found = NULL;
-    *matches = 0;
-    for (brk_node_t *n = brk_map_next(&b->cid_map, NULL); n; n = brk_map_next(&b->cid_map, n)) {
-        brk_job_t *j = brk_container_of(n, brk_job_t, by_cid);
-        if (j->id.n == id.n && memcmp(j->id.p, id.p, id.n) == 0) {
-            found = j;
-            (*matches)++;
-        }
-    }
-    return found;
 }
 
 static brk_job_t *job_find(brk_t *b, uint64_t job_id) {
@@ -186,6 +175,7 @@ brk_job_t *brk_job_find(brk_t *b, uint64_t job_id) { return job_find(b, job_id);
 static void queue_push(brk_t *b, brk_agent_t *a, brk_job_t *j, bool front) {
     j->state = JOB_QUEUED;
     j->agent = a;
+    brk_client_pending(b, j, true);
     if (front)
         brk_list_push_front(&a->queue, &j->link);
     else
@@ -198,6 +188,7 @@ static void queue_remove(brk_t *b, brk_job_t *j) {
     brk_list_unlink(&j->link);
     j->agent = NULL;
     b->n_queued--;
+    brk_client_pending(b, j, false);
 }
 
 static brk_qmsg_t job_qmsg(const brk_job_t *j, proto_type_t type) {
@@ -245,6 +236,8 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
             t->ok ? "-" : brk_log_str(code, sizeof code, t->code.p, t->code.n),
             (unsigned long long)j->attempt);
     brk_map_del(&b->cid_map, &j->by_cid);
+    brk_jobindex_del(b, j);
+    brk_client_pending(b, j, false);
     brk_client_on_answer(b, j);
     brk_inv_on_answer(b, j); /* a session's next invocation may start */
 }
@@ -253,6 +246,7 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
 static void job_free(brk_t *b, brk_job_t *j) {
     BRK_ASSERT(j->answered);
     heap_remove(b, j);
+    if (j->state == JOB_WAITING) b->n_waiting--;
     if (j->agent) queue_remove(b, j);
     if (j->worker) {
         brk_list_unlink(&j->link);
@@ -337,6 +331,10 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     memcpy(p + sizeof c, m->id.p, m->id.n);
     j->id.p = p + sizeof c;
     j->id.n = m->id.n;
+    if (brk_jobindex_add(b, j) != 0) {
+        job_release(b, j, sizeof *j + need);
+        return -ENOMEM;
+    }
     p += j->ckey_len;
     if (m->agent.n) memcpy(p, m->agent.p, m->agent.n);
     j->agent_name.p = (const char *)p;
@@ -378,6 +376,8 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     }
     if (inv && brk_inv_bind(b, inv, j)) {
         j->state = JOB_WAITING; /* its session is busy: queued when the lock comes to it */
+        b->n_waiting++;
+        brk_client_pending(b, j, true);
         return 0;
     }
     queue_push(b, a, j, false);
@@ -389,6 +389,7 @@ int brk_job_enqueue(brk_t *b, brk_job_t *j) {
     BRK_ASSERT(j->state == JOB_WAITING);
     brk_agent_t *a = brk_agent_find(b, j->agent_name);
     if (!a) return -ENOENT;
+    b->n_waiting--;
     queue_push(b, a, j, false);
     /* Not dispatched here: this runs inside another job's answer, so the hosts are only
      * marked, and settle() offers them the work. */

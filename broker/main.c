@@ -31,10 +31,15 @@ static const opt_t opts[] = {
     {"pub", OPT_STR, offsetof(brk_config_t, pub_ep), 0, 0, "bus PUB endpoint"},
     {"sub", OPT_STR, offsetof(brk_config_t, sub_ep), 0, 0, "bus SUB endpoint (publishers)"},
     {"max-msg", U64(max_msg, 256, 1ULL << 30, "bytes in one message")},
-    {"max-queue", U64(max_queue, 0, UINT32_MAX, "queued queries, all agents")},
+    {"max-queue", U64(max_queue, 0, UINT32_MAX, "queued queries, all agents, with those "
+                      "waiting for a busy session")},
+    {"fair-share-from", U64(fair_share_from, 0, 100, "percent of max-queue past which one "
+                            "client (or CURVE key) may hold only its fair share (100: off)")},
     {"max-client-inflight", U64(max_client_inflight, 1, UINT32_MAX, "queries per client")},
     {"max-clients", U64(max_clients, 1, UINT32_MAX, "clients with queries in flight")},
     {"max-workers", U64(max_workers, 1, UINT32_MAX, "connected workers")},
+    {"max-agent-hosts", U64(max_agent_hosts, 1, UINT32_MAX, "agents announced, summed over "
+                            "workers (a worker past it is refused)")},
     {"max-jobs", U64(max_jobs, 1, UINT32_MAX, "jobs in every state, cancelling included")},
     {"heartbeat-ms", U64(heartbeat_ms, 10, 3600000, "heartbeat interval")},
     {"liveness", U64(liveness, 1, 1000, "heartbeats missed before a worker is lost")},
@@ -44,6 +49,15 @@ static const opt_t opts[] = {
     {"cancel-gone", U64(cancel_gone, 0, 1, "1: a client's disconnect cancels its queries in "
                         "flight (clients with an explicit routing id excepted)")},
     {"drain-ms", U64(drain_ms, 0, 3600000, "SIGTERM drain limit and cancel grace")},
+    {"client-queue-bytes", U64(client_queue_bytes, 4096, 1ULL << 40, "bytes queued to one "
+                               "client connection that reads too slowly; past it, messages "
+                               "to it are dropped")},
+    {"clients-queue-bytes", U64(clients_queue_bytes, 4096, 1ULL << 40, "bytes queued to all "
+                                "client connections together")},
+    {"max-reply", U64(max_reply, 4096, 1ULL << 30, "bytes of one session.get or status "
+                      "reply; bigger ones are paged")},
+    {"loop-slice-ms", U64(loop_slice_ms, 1, 1000, "time one socket's reads may take in one "
+                          "loop pass before timers and heartbeats run")},
     {"log-level", OPT_LEVEL, offsetof(brk_config_t, log_level), 0, 0,
      "debug, info, warn, error or off"},
     {"log-bad-input", U64(log_bad_input, 0, 1000000, "log lines a second about bad input "
@@ -53,6 +67,10 @@ static const opt_t opts[] = {
     {"max-sessions", U64(max_sessions, 1, UINT32_MAX, "sessions in the store")},
     {"sessions-reserve-bytes", U64(sessions_reserve, 0, 1ULL << 40, "disk space kept beside "
                                    "the session file for session.delete on a full disk")},
+    {"session-max-events", U64(session_max_events, 1, UINT32_MAX, "events one session keeps "
+                               "(past it its oldest are dropped)")},
+    {"session-max-bytes", U64(session_max_bytes, 1 << 20, 1ULL << 40, "bytes of the events "
+                              "one session keeps (past it its oldest are dropped)")},
     {"curve-secret", OPT_PATH, offsetof(brk_config_t, curve_secret), 0, 0,
      "the broker's CURVE key pair file (actorctl keygen): encrypt and authenticate"},
     {"client-keys", OPT_PATH, offsetof(brk_config_t, client_keys), 0, 0,
@@ -75,9 +93,14 @@ static const opt_t opts[] = {
     {"startup-grace-ms", U64(startup_grace_ms, 0, 3600000, "after start, how long queries for "
                              "agents no worker announced yet wait (default liveness x "
                              "heartbeat-ms)")},
+    {"max-sub-bytes", U64(max_sub_bytes, 16, 1 << 20, "bytes of one bus subscription prefix "
+                          "(a subscriber sending a longer one is disconnected)")},
     {"metrics", OPT_STR, offsetof(brk_config_t, metrics_ep), 0, 0,
      "Prometheus /metrics endpoint, e.g. tcp://127.0.0.1:9464 (default: off)"},
-    {"metrics-max-conns", U64(metrics_max_conns, 1, 4096, "scrapers connected at once")},
+    {"metrics-max-conns", U64(metrics_max_conns, 1, 4096, "scrapers connected at once (past "
+                              "it the one waiting longest without a request is closed)")},
+    {"metrics-idle-ms", U64(metrics_idle_ms, 10, 3600000, "a scraper that has not sent its "
+                            "whole request by then is closed")},
     {"metrics-max-request", U64(metrics_max_request, 64, 1 << 20, "bytes of an HTTP head")},
     {"metrics-max-labels", U64(metrics_max_labels, 1, 65536, "agents and codes with series")},
     {"max-tasks-requests", U64(max_tasks_requests, 1, 65536, "tasks requests pending")},
@@ -104,10 +127,12 @@ void brk_config_default(brk_config_t *c) {
     snprintf(c->sub_ep, sizeof c->sub_ep, "tcp://127.0.0.1:5558");
     c->max_msg = 1 << 20;
     c->max_queue = 10000;
+    c->fair_share_from = 50;
     c->max_client_inflight = 1000;
     c->max_clients = 10000;
     c->max_workers = 1024;
     c->max_jobs = 100000;
+    c->max_agent_hosts = 65536;
     c->heartbeat_ms = 1000;
     c->liveness = 3;
     c->max_retries = 2;
@@ -116,8 +141,14 @@ void brk_config_default(brk_config_t *c) {
     c->sessions_reserve = 8 << 20;
     c->cancel_gone = 1;
     c->drain_ms = 5000;
+    c->loop_slice_ms = 20;
+    c->client_queue_bytes = 16ULL << 20;
+    c->clients_queue_bytes = 1ULL << 30;
+    c->max_reply = 4ULL << 20;
     c->log_level = BRK_LOG_INFO;
     c->max_sessions = 100000;
+    c->session_max_events = 10000;
+    c->session_max_bytes = 64ULL << 20;
     c->max_keys = 10000;
     c->io_threads = 1;
     c->max_session_waiters = BRK_INV_DEFAULT_WAITERS;
@@ -128,6 +159,8 @@ void brk_config_default(brk_config_t *c) {
     c->dedup_max_bytes = 64ULL << 20;
     c->startup_grace_ms = UINT64_MAX;
     c->metrics_max_conns = 16;
+    c->max_sub_bytes = 1024;
+    c->metrics_idle_ms = 5000;
     c->metrics_max_request = 8192;
     c->metrics_max_labels = 256;
     c->max_tasks_requests = 64;

@@ -13,7 +13,6 @@
 
 #include "proto/metrics.h"
 
-#define IDLE_MS 10000   /* a scraper that has not sent a whole request by then is closed */
 #define OTHER "_other"  /* the label of whatever overflowed a table */
 
 typedef struct series {
@@ -45,6 +44,7 @@ struct brk_metrics {
     uint64_t *errors;       /* error replies, per code */
     uint64_t in_msgs[2], in_bytes[2], out_msgs[2], out_bytes[2];
     uint64_t workers_lost, retries, scrapes[6];
+    uint64_t bus_refused; /* publications into the broker's own topics */
     uint64_t answered, answered_err; /* every query's terminal message, refusals included */
     int64_t start_unix_ms;
     proto_buf_t body, resp;
@@ -217,6 +217,7 @@ void brk_mx_status(brk_t *b, proto_buf_t *o) {
 
 void brk_mx_worker_lost(brk_t *b) { b->mx->workers_lost++; }
 void brk_mx_retry(brk_t *b) { b->mx->retries++; }
+void brk_mx_bus_refused(brk_t *b) { b->mx->bus_refused++; }
 
 /* ---- the text ---- */
 
@@ -338,6 +339,15 @@ static void render(brk_t *b, proto_buf_t *o) {
     render_workers(b, o, &tmp);
     counter(o, "actorbus_broker_query_retries_total",
             "Idempotent queries sent again after their worker was lost.", mx->retries);
+    counter(o, "actorbus_broker_client_sends_dropped_total",
+            "Messages to a client not sent: its bytes not yet read passed --client-queue-bytes "
+            "(or all clients' --clients-queue-bytes).", b->outq_refused);
+    gauge(o, "actorbus_broker_client_queued_bytes",
+          "Bytes handed to libzmq for client connections and not yet written out.",
+          atomic_load(&b->outq_total));
+    counter(o, "actorbus_broker_bus_refused_total",
+            "Publications refused or dropped: the topic is the broker's own (query.).",
+            mx->bus_refused);
     render_traffic(mx, o);
     brk_zap_metrics(b, o); /* actorbus_broker_curve_*: with --curve-secret only */
     proto_prom_family(o, "actorbus_broker_start_time_seconds", "gauge",
@@ -413,21 +423,27 @@ static void on_notify(brk_t *b, const uint8_t *id, size_t idlen) {
         memset(c, 0, sizeof *c);
         return;
     }
+    conn_t *oldest = NULL;
     for (size_t i = 0; i < mx->max_conns; i++) {
         c = &mx->conns[i];
-        if (c->used) continue;
-        c->used = true;
-        memcpy(c->id, id, idlen);
-        c->idlen = idlen;
-        c->since = b->now;
-        return;
+        if (!c->used) break;
+        if (!oldest || c->since < oldest->since) oldest = c;
+        c = NULL;
     }
-    conn_t tmp = {.used = true, .idlen = idlen}; /* table full: refuse it */
-    memcpy(tmp.id, id, idlen);
-    mx->scrapes[5]++;
-    brk_log(BRK_LOG_WARN, "metrics_refused", "why=\"too many connections\" max=%zu",
-            mx->max_conns);
-    conn_close(mx, &tmp);
+    if (!c) {
+        /* Table full: the connection that has waited longest without a whole request goes,
+         * not the newcomer. Connections that never send (slowloris) cannot keep a scraper
+         * out: its request comes right after its connect, theirs never does. */
+        mx->scrapes[5]++;
+        brk_log(BRK_LOG_WARN, "metrics_evicted", "why=\"too many connections\" max=%zu "
+                "idle_ms=%lld", mx->max_conns, (long long)(b->now - oldest->since));
+        conn_close(mx, oldest);
+        c = oldest;
+    }
+    c->used = true;
+    memcpy(c->id, id, idlen);
+    c->idlen = idlen;
+    c->since = b->now;
 }
 
 static void on_data(brk_t *b, const uint8_t *id, size_t idlen, const uint8_t *p, size_t n) {
@@ -470,11 +486,12 @@ int64_t brk_metrics_tick(brk_t *b) {
     for (size_t i = 0; mx && mx->sock && i < mx->max_conns; i++) {
         conn_t *c = &mx->conns[i];
         if (!c->used) continue;
-        if (b->now - c->since >= IDLE_MS) {
+        int64_t idle_ms = (int64_t)b->cfg.metrics_idle_ms;
+        if (b->now - c->since >= idle_ms) {
             brk_log(BRK_LOG_INFO, "metrics_idle_closed", "bytes=%zu", c->n);
             conn_close(mx, c);
-        } else if (c->since + IDLE_MS < next) {
-            next = c->since + IDLE_MS;
+        } else if (c->since + idle_ms < next) {
+            next = c->since + idle_ms;
         }
     }
     return next;

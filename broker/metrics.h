@@ -49,6 +49,7 @@ void brk_mx_in(brk_t *b, int s, size_t n);
 void brk_mx_out(brk_t *b, int s, size_t n);
 void brk_mx_worker_lost(brk_t *b);
 void brk_mx_retry(brk_t *b);
+void brk_mx_bus_refused(brk_t *b); /* a publication into the broker's topics */
 /* Packs the fields metrics adds to the `status` reply (BRK_MX_STATUS_FIELDS key/value pairs):
  * answered (queries that got their terminal message), errors (of those, errors), uptime_ms,
  * draining. */

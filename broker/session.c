@@ -22,6 +22,8 @@ void brk_sess_limits_default(brk_sess_limits_t *l) {
     l->max_get_bytes = 32 << 20;
     l->max_page = 1000;
     l->max_sessions = 100000;
+    l->max_log_events = 10000;
+    l->max_log_bytes = 64 << 20;
 }
 
 static const char *code_of(int rc) {

@@ -67,6 +67,8 @@ typedef struct brk_sess_limits {
     size_t max_get_bytes;    /* event bytes one get returns: older ones are left out (32 MiB) */
     uint32_t max_page;       /* sessions one list page may ask for (1000) */
     uint64_t max_sessions;   /* sessions in the store (100000) */
+    uint32_t max_log_events; /* events one session keeps: past it the oldest go (10000) */
+    size_t max_log_bytes;    /* bytes of those events' bodies: past it the oldest go (64 MiB) */
 } brk_sess_limits_t;
 
 /* Not bounded here: the events in one session's log and the keys in one state (each write

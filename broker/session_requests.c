@@ -15,6 +15,11 @@ int brk_sessions_open(brk_t *b) {
     brk_sess_err_t err = {0};
     brk_sess_limits_default(&lim);
     lim.max_sessions = b->cfg.max_sessions;
+    lim.max_log_events = (uint32_t)b->cfg.session_max_events;
+    lim.max_log_bytes = (size_t)b->cfg.session_max_bytes;
+    /* Events one session.get returns stay within --max-reply (the newest first): one small
+     * request cannot make the broker build and queue tens of MiB. */
+    if (lim.max_get_bytes > b->cfg.max_reply) lim.max_get_bytes = (size_t)b->cfg.max_reply;
     bool mem = in_memory(b->cfg.sessions);
     int rc = brk_store_open(&b->store, mem ? &brk_store_mem : &brk_store_sqlite,
                             b->cfg.sessions, &lim, &err);

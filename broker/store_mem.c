@@ -50,6 +50,7 @@ typedef struct mem_sess {
     int64_t created_ms, updated_ms;
     mem_event_t **ev;
     size_t n_ev, cap_ev;
+    size_t ev_bytes;         /* bodies of those events (max_log_bytes) */
     size_t order_idx;        /* position in the store's order array */
     struct mem_scope *scope[2]; /* its user and app scopes, once looked up and found */
 } mem_sess_t;
@@ -420,6 +421,20 @@ static mem_event_t *event_new(const brk_sess_event_t *ev, uint64_t seq) {
     return e;
 }
 
+/* A full log drops its oldest events (the newest one always stays): a session is bounded
+ * in events and bytes however long it lives (issue 11: 300 inputs of 1 MiB, +307 MiB). */
+static void trim_log(mem_sess_t *s, const brk_sess_limits_t *l) {
+    size_t drop = 0;
+    while (s->n_ev - drop > 1 &&
+           (s->n_ev - drop > l->max_log_events || s->ev_bytes > l->max_log_bytes)) {
+        s->ev_bytes -= s->ev[drop]->n[3];
+        free(s->ev[drop++]);
+    }
+    if (!drop) return;
+    memmove(s->ev, s->ev + drop, (s->n_ev - drop) * sizeof *s->ev);
+    s->n_ev -= drop;
+}
+
 static int mem_append(brk_store_t *st, proto_str_t id, const brk_sess_event_t *ev,
                       const brk_sess_kv_t *kv, size_t n_kv, int64_t now_ms, uint64_t *seq,
                       brk_sess_err_t *err) {
@@ -440,8 +455,10 @@ static int mem_append(brk_store_t *st, proto_str_t id, const brk_sess_event_t *e
         return brk_sess_fail(err, BRK_SESS_ENOMEM, "out of memory");
     }
     s->ev[s->n_ev++] = e;
+    s->ev_bytes += ev->body.n;
     if (now_ms > s->updated_ms) s->updated_ms = now_ms; /* a wall clock set back: not before */
     *seq = next;
+    trim_log(s, brk_store_limits(st));
     return 0;
 }
 

@@ -43,7 +43,7 @@ enum {
     S_INS_SESS, S_SEL_SESS, S_DEL_SESS, S_DEL_EVENTS, S_DEL_SSTATE, S_TOUCH, S_INS_EVENT,
     S_SET_S, S_DEL_S, S_SET_U, S_DEL_U, S_SET_A, S_DEL_A,
     S_SEL_SSTATE, S_SEL_USTATE, S_SEL_ASTATE, S_SEL_EVENTS,
-    S_LIST, S_LIST_APP, S_LIST_USER, S_LIST_APP_USER, N_STMT
+    S_LIST, S_LIST_APP, S_LIST_USER, S_LIST_APP_USER, S_TRIM, S_UNCOUNT, N_STMT
 };
 
 #define LIST_COLS "SELECT id, app_name, user_id, created_ms, updated_ms, n_events FROM sessions"
@@ -67,6 +67,13 @@ static const char *const SQL[N_STMT] = {
     /* MAX: a wall clock set back must not put updated_ms before created_ms */
     [S_TOUCH] = "UPDATE sessions SET updated_ms = MAX(updated_ms, ?2), n_events = n_events + 1,"
                 " last_seq = ?3 WHERE id = ?1",
+    /* A full log drops its oldest events: those older than the newest ?2 events whose
+     * bodies fit ?3 bytes (the newest one always stays). */
+    [S_TRIM] = "DELETE FROM events WHERE session = ?1 AND seq < (SELECT coalesce(min(seq), 0) "
+               "FROM (SELECT seq, count(*) OVER w AS k, sum(length(body)) OVER w AS cum "
+               "FROM events WHERE session = ?1 WINDOW w AS (ORDER BY seq DESC ROWS UNBOUNDED "
+               "PRECEDING)) WHERE k = 1 OR (k <= ?2 AND cum <= ?3))",
+    [S_UNCOUNT] = "UPDATE sessions SET n_events = n_events - ?2 WHERE id = ?1",
     [S_INS_EVENT] = "INSERT INTO events (session, seq, id, invocation, author, ts_ms, body) "
                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [S_SET_S] = UPSERT("session_state", "session", "?1, ?4, ?5", "session, key"),
@@ -298,8 +305,9 @@ static int read_owner(sql_store_t *q, proto_str_t id, char **owner, proto_str_t 
     return rc;
 }
 
-static int insert_event(sql_store_t *q, proto_str_t id, uint64_t seq, const brk_sess_event_t *ev,
-                        int64_t now_ms, brk_sess_err_t *err) {
+static int insert_event(sql_store_t *q, const brk_sess_limits_t *lim, proto_str_t id,
+                        uint64_t seq, const brk_sess_event_t *ev, int64_t now_ms,
+                        brk_sess_err_t *err) {
     sqlite3_stmt *s = q->st[S_INS_EVENT];
     bind_str(s, 1, id);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
@@ -314,7 +322,19 @@ static int insert_event(sql_store_t *q, proto_str_t id, uint64_t seq, const brk_
     bind_str(s, 1, id);
     sqlite3_bind_int64(s, 2, now_ms);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)seq);
-    return run(q, S_TOUCH, "append", err);
+    rc = run(q, S_TOUCH, "append", err);
+    if (rc) return rc;
+    s = q->st[S_TRIM];
+    bind_str(s, 1, id);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)lim->max_log_events);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)lim->max_log_bytes);
+    rc = run(q, S_TRIM, "append", err);
+    int dropped = sqlite3_changes(q->db);
+    if (rc || dropped == 0) return rc;
+    s = q->st[S_UNCOUNT];
+    bind_str(s, 1, id);
+    sqlite3_bind_int64(s, 2, dropped);
+    return run(q, S_UNCOUNT, "append", err);
 }
 
 static int sql_append(brk_store_t *st, proto_str_t id, const brk_sess_event_t *ev,
@@ -327,7 +347,7 @@ static int sql_append(brk_store_t *st, proto_str_t id, const brk_sess_event_t *e
     int rc = begin(q, true, err);
     if (rc) return rc;
     rc = read_owner(q, id, &owner, &app, &user, &last, err);
-    if (rc == 0) rc = insert_event(q, id, last + 1, ev, now_ms, err);
+    if (rc == 0) rc = insert_event(q, brk_store_limits(st), id, last + 1, ev, now_ms, err);
     if (rc == 0) rc = apply_delta(q, id, app, user, kv, n_kv, err);
     rc = end(q, rc, err);
     free(owner);

@@ -72,6 +72,7 @@ static void worker_remove(brk_t *b, brk_worker_t *w) {
         brk_job_worker_lost(b, brk_container_of(w->jobs.next, brk_job_t, link));
     for (uint32_t i = 0; i < w->n_agents; i++)
         brk_agent_remove_host(b, w->agents[i], w, w->agent_history[i]);
+    b->n_hostings -= w->n_agents;
     brk_budget_worker_lost(b, w);
     brk_client_t *c = brk_client_find(b, BRK_SOCK_WORKERS, w->id, w->idlen);
     if (c) brk_client_drop(b, c, "cancelled", "the calling worker was lost");
@@ -137,6 +138,7 @@ static int worker_add_agents(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
         if (!a) continue;
         w->agent_history[w->n_agents] = history;
         w->agents[w->n_agents++] = a;
+        b->n_hostings++;
     }
     return 0;
 }
@@ -153,6 +155,7 @@ static brk_worker_t *worker_new(brk_t *b, const brk_in_t *in, const proto_msg_t 
     }
     memcpy(w->id, in->id, in->idlen);
     w->idlen = in->idlen;
+    w->seq = ++b->next_worker_seq;
     memcpy(w->name, m->name.p, m->name.n);
     w->name_len = m->name.n;
     w->capacity = m->capacity;
@@ -176,6 +179,16 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     const char *bad = ready_invalid(m, &n_agents);
     if (bad) {
         brk_reply_error(b, in, nil, "bad_request", "%s", bad);
+        return;
+    }
+    if (b->n_hostings + n_agents > b->cfg.max_agent_hosts) {
+        char name[80];
+        brk_log(BRK_LOG_WARN, "worker_refused", "name=%s agents=%u why=\"max-agent-hosts\"",
+                brk_log_str(name, sizeof name, m->name.p, m->name.n), n_agents);
+        brk_reply_error(b, in, nil, "overloaded", "workers announce %llu agents in all, and "
+                        "%u more would pass max-agent-hosts %llu",
+                        (unsigned long long)b->n_hostings, n_agents,
+                        (unsigned long long)b->cfg.max_agent_hosts);
         return;
     }
     if (b->n_workers >= b->cfg.max_workers) {
@@ -296,8 +309,13 @@ int64_t brk_workers_tick(brk_t *b) {
     for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
         brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
         if (w->dead) continue;
+        int64_t window = (int64_t)(w->hb_ms * b->cfg.liveness);
         int64_t lost_at = brk_after(w->last_seen, w->hb_ms * b->cfg.liveness);
-        if (b->now > lost_at) {
+        /* Silent only if the socket was read empty after its deadline: a heartbeat still
+         * queued behind a busy loop is the broker's delay, not the worker's. A socket that
+         * never runs empty (sustained traffic) gets one more window, then liveness holds. */
+        if (b->now > lost_at &&
+            (b->wdrained_at > lost_at || b->now > brk_after(lost_at, (uint64_t)window))) {
             if (proto_enc_simple(&b->out, PROTO_DISCONNECT) == 0)
                 brk_worker_send(b, w, b->out.p, b->out.n); /* if alive, it starts over */
             brk_worker_mark_dead(b, w, "silent");
@@ -335,7 +353,50 @@ static void status_worker(proto_buf_t *o, const brk_worker_t *w) {
         proto_pack_str(o, w->agents[i]->name, w->agents[i]->len);
 }
 
-void brk_workers_status(brk_t *b, proto_buf_t *o, proto_raw_t id) {
+/* The worker after which a status page starts: its registration number, as decimal text;
+ * 0 (the first page) when absent. -1 when the cursor is not a number. */
+static int64_t status_cursor(proto_str_t after) {
+    uint64_t v = 0;
+    if (after.n == 0) return 0;
+    if (after.n > 19) return -1;
+    for (size_t i = 0; i < after.n; i++) {
+        if (after.p[i] < '0' || after.p[i] > '9') return -1;
+        v = v * 10 + (uint64_t)(after.p[i] - '0');
+    }
+    return (int64_t)v;
+}
+
+/* One page of workers, in registration order from after: at most limit of them and, past the
+ * first, within --max-reply bytes, so that one 16-byte request cannot make the broker build
+ * and queue a reply of every worker's agents (130 MiB with 1024 workers of 1024 agents).
+ * *next: the cursor of the next page, 0 on the last. Returns how many it packed. */
+static uint32_t status_page(brk_t *b, proto_buf_t *o, uint64_t after, uint64_t limit,
+                            uint64_t *next) {
+    size_t start = o->n;
+    uint32_t n = 0;
+    *next = 0;
+    for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+        if (w->dead || w->seq <= after) continue;
+        if (n == limit || (n && o->n - start >= b->cfg.max_reply)) {
+            *next = w->seq;
+            break;
+        }
+        status_worker(o, w);
+        n++;
+        *next = 0;
+    }
+    return n;
+}
+
+void brk_workers_status(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
+    proto_buf_t *o = &b->out;
+    int64_t after = status_cursor(m->after);
+    if (after < 0) {
+        brk_reply_error(b, in, m->id, "bad_request", "field 'after' must be the 'next' of an "
+                        "earlier status");
+        return;
+    }
     uint64_t n = 0, capacity = 0, in_flight = 0;
     brk_list_t *l;
     for (l = b->worker_list.next; l != &b->worker_list; l = l->next) {
@@ -345,22 +406,35 @@ void brk_workers_status(brk_t *b, proto_buf_t *o, proto_raw_t id) {
         capacity = brk_add_sat(capacity, w->capacity);
         in_flight += w->in_flight;
     }
+    /* The workers go into a scratch buffer first: their count heads the array. */
+    proto_buf_t *page = &b->busbuf;
+    proto_buf_reset(page);
+    uint64_t next;
+    uint32_t k = status_page(b, page, (uint64_t)after, m->limit ? m->limit : UINT32_MAX, &next);
     proto_buf_reset(o);
     /* A `result` like every other request's answer (PROTOCOL.md "Versioning"). */
     proto_pack_header(o, PROTO_RESULT, 2);
     proto_pack_cstr(o, "id");
-    if (id.n)
-        proto_buf_raw(o, id);
+    if (m->id.n)
+        proto_buf_raw(o, m->id);
     else
         msgpack_pack_nil(&o->pk);
     proto_pack_cstr(o, "output");
-    msgpack_pack_map(&o->pk, 5 + BRK_MX_STATUS_FIELDS);
+    msgpack_pack_map(&o->pk, 7 + BRK_MX_STATUS_FIELDS);
     proto_pack_cstr(o, "workers");
-    msgpack_pack_array(&o->pk, (uint32_t)n);
-    for (l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
-        if (!w->dead) status_worker(o, w);
+    msgpack_pack_array(&o->pk, k);
+    proto_raw_t pr = {(const uint8_t *)page->p, page->n};
+    if (page->n) proto_buf_raw(o, pr);
+    proto_pack_cstr(o, "next");
+    if (next) {
+        char cur[24];
+        int cn = snprintf(cur, sizeof cur, "%llu", (unsigned long long)(next - 1));
+        proto_pack_str(o, cur, (size_t)cn);
+    } else {
+        msgpack_pack_nil(&o->pk);
     }
+    proto_pack_cstr(o, "workers_total");
+    msgpack_pack_uint64(&o->pk, n);
     proto_pack_cstr(o, "capacity");
     msgpack_pack_uint64(&o->pk, capacity);
     proto_pack_cstr(o, "in_flight");
@@ -370,4 +444,10 @@ void brk_workers_status(brk_t *b, proto_buf_t *o, proto_raw_t id) {
     proto_pack_cstr(o, "clients");
     msgpack_pack_uint64(&o->pk, b->n_clients);
     brk_mx_status(b, o);
+    if (page->failed || o->failed) {
+        brk_reply_error(b, in, m->id, "internal", "out of memory");
+        return;
+    }
+    int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, o->p, o->n);
+    if (rc < 0) brk_log(BRK_LOG_DEBUG, "send_failed", "what=status errno=%d", -rc);
 }

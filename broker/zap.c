@@ -92,6 +92,19 @@ int brk_security_check(const brk_config_t *cfg) {
         brk_log(BRK_LOG_WARN, "insecure_bind", "endpoint=%s why=\"--insecure: plaintext and "
                 "no authentication on a non-loopback address\"", eps[i]);
     }
+    /* /metrics is plain HTTP whatever CURVE does for the other sockets: off loopback it
+     * always needs --insecure. */
+    if (cfg->metrics_ep[0] && !brk_endpoint_is_local(cfg->metrics_ep)) {
+        if (!cfg->insecure) {
+            fprintf(stderr, "actor-broker: refusing to bind --metrics %s: it is not a loopback "
+                            "address and /metrics is plain HTTP without authentication (CURVE "
+                            "does not cover it). Give --insecure to allow it\n",
+                    cfg->metrics_ep);
+            return -EINVAL;
+        }
+        brk_log(BRK_LOG_WARN, "insecure_bind", "endpoint=%s why=\"--insecure: /metrics is "
+                "plain HTTP on a non-loopback address\"", cfg->metrics_ep);
+    }
     return 0;
 }
 
@@ -118,13 +131,20 @@ void brk_key_unref(brk_t *b, brk_key_t **kp) {
 typedef struct parsed {
     char z85[41], name[BRK_KEY_NAME_MAX + 1];
     uint64_t max_inflight, max_msg;
+    bool is_operator;
 } parsed_t;
 
-/* `max_inflight=N` or `max_msg=N` into e; -1 when w is neither (or N is not a number). */
+/* `max_inflight=N`, `max_msg=N` or `role=operator` into e; -1 when w is none of them (or N
+ * is not a number). */
 static int limit_word(char *w, parsed_t *e) {
     char *eq = strchr(w, '='), *end;
     if (!eq) return -1;
     *eq = '\0';
+    if (!strcmp(w, "role")) {
+        if (strcmp(eq + 1, "operator") != 0) return -1;
+        e->is_operator = true;
+        return 0;
+    }
     uint64_t *dst = !strcmp(w, "max_inflight") ? &e->max_inflight
                     : !strcmp(w, "max_msg")    ? &e->max_msg
                                                : NULL;
@@ -136,8 +156,8 @@ static int limit_word(char *w, parsed_t *e) {
     return 0;
 }
 
-/* One line: KEY [NAME] [max_inflight=N] [max_msg=N]. Returns 1 with *e set, 0 for a blank
- * line, or -1 with why set. */
+/* One line: KEY [NAME] [max_inflight=N] [max_msg=N] [role=operator]. Returns 1 with *e set,
+ * 0 for a blank line, or -1 with why set. */
 static int parse_line(char *line, parsed_t *e, const char **why) {
     char *save = NULL;
     proto_key_strip_comment(line);
@@ -152,7 +172,8 @@ static int parse_line(char *line, parsed_t *e, const char **why) {
     while ((w = strtok_r(NULL, " \t\r\n", &save))) {
         if (strchr(w, '=')) {
             if (limit_word(w, e) == 0) continue;
-            *why = "expected max_inflight=N or max_msg=N (N from 1 to 4294967295)";
+            *why = "expected max_inflight=N or max_msg=N (N from 1 to 4294967295) or "
+                   "role=operator";
             return -1;
         }
         if (e->name[0] || strlen(w) > BRK_KEY_NAME_MAX) {
@@ -241,6 +262,7 @@ static int list_install(brk_zap_t *z, int d, const parsed_t *v, size_t n, size_t
         memcpy(k->name, v[i].name, sizeof k->name);
         k->max_inflight = v[i].max_inflight;
         k->max_msg = v[i].max_msg;
+        k->is_operator = v[i].is_operator;
         brk_map_put(&fresh, &k->node);
     }
     brk_node_t *node;

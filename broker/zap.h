@@ -31,6 +31,8 @@ typedef struct brk_key {
     uint64_t max_inflight;  /* queries in flight over all its connections; 0: no own limit */
     uint64_t max_msg;       /* bytes of one message; 0: no own limit */
     uint64_t in_flight;
+    uint64_t n_pending;     /* of those, queued or waiting (fair shares) */
+    bool is_operator;       /* role=operator: may cancel any key's query by id */
     unsigned refs;
     bool removed;           /* dropped by a reload: its peers are refused */
     int domain;             /* brk_sock_t of its list */

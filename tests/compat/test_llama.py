@@ -108,6 +108,10 @@ class Proxy:
         except OSError:
             client.close()
             return
+        # Blocking mode, driven by select: a socket with a timeout waits for readability
+        # before a recv, MSG_DONTWAIT or not, so _eof_waiting would sit out the server's
+        # keep-alive timeout and see the close it caused as the server's own.
+        up.settimeout(None)
         sel = selectors.DefaultSelector()
         sel.register(client, selectors.EVENT_READ, "client")
         sel.register(up, selectors.EVENT_READ, "up")

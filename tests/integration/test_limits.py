@@ -6,7 +6,7 @@ from abtest import Broker, FakeWorker, query, start_workers
 
 
 def test_overloaded_past_max_queue():
-    b = Broker("--max-queue", "3").start()
+    b = Broker("--max-queue", "3", "--fair-share-from", "100").start()  # one client fills it
     (w,) = start_workers(b, ["w1"], capacity=2)
     c = b.client()
     for i in range(5):  # two run, three wait

@@ -352,6 +352,39 @@ static void test_get_stops_at_max_get_bytes_keeping_the_newest(void **state) {
     brk_session_free(&s);
 }
 
+/* A full log drops its oldest events: by count, then by bytes; the newest always stays, the
+ * state stays whole, and seq goes on counting (issue 11 point 7). */
+static void test_full_session_drops_its_oldest_events(void **state) {
+    fx_t *f = *state;
+    brk_sess_limits_t lim;
+    brk_sess_limits_default(&lim);
+    lim.max_log_events = 4;
+    lim.max_log_bytes = 70; /* bodies of 21 bytes: three fit */
+    open_store(f, &lim);
+    create(f, "s", "a", "u", NULL);
+    append(f, "s", "agent", "{\"k\":1}");
+    for (int i = 0; i < 9; i++) {
+        brk_sess_event_t ev = event("e", "user", "\"0123456789abcdefghij\"");
+        assert_int_equal(brk_store_append(f->st, S("s"), &ev, no_raw, 1, NULL, &err), 0);
+    }
+    brk_session_t *s = get(f, "s", 100);
+    assert_int_equal(s->n_events, 3);
+    assert_int_equal(s->n_got, 3);
+    assert_int_equal(s->events[0].seq, 8);
+    assert_int_equal(s->events[2].seq, 10);
+    assert_string_equal(state_of(s, "k"), "1");
+    brk_session_free(&s);
+    lim.max_log_bytes = 1; /* smaller than any event: the newest still stays */
+    open_store(f, &lim);   /* (the memory store starts empty again) */
+    create(f, "t", "a", "u", NULL);
+    append(f, "t", "agent", NULL);
+    append(f, "t", "agent", NULL);
+    s = get(f, "t", 100);
+    assert_int_equal(s->n_events, 1);
+    assert_int_equal(s->events[0].seq, 2);
+    brk_session_free(&s);
+}
+
 /* ---- state deltas ---- */
 
 static void test_delta_sets_keys_and_nil_deletes(void **state) {
@@ -882,6 +915,7 @@ int main(void) {
         BOTH(test_append_to_unknown_session_is_not_found),
         BOTH(test_updated_ms_never_goes_before_created_ms),
         BOTH(test_get_stops_at_max_get_bytes_keeping_the_newest),
+        BOTH(test_full_session_drops_its_oldest_events),
         BOTH(test_delta_sets_keys_and_nil_deletes),
         BOTH(test_delta_applies_keys_in_map_order),
         BOTH(test_app_and_user_keys_are_shared_by_their_sessions),

@@ -114,10 +114,10 @@ typedef struct proto_msg {
     uint64_t heartbeat_ms;   /* ready (0 if absent) */
     uint64_t attempt;        /* work */
     proto_str_t app, user;   /* session.get, session.list (n == 0 if absent) */
-    proto_str_t after;       /* session.list: the cursor (n == 0 if absent) */
+    proto_str_t after;       /* session.list, status: the cursor (n == 0 if absent) */
     uint64_t events;         /* session.get: how many of the newest events */
     bool has_events;         /* events present */
-    uint64_t limit;          /* session.list: sessions per page; 0 if absent */
+    uint64_t limit;          /* session.list, status: items per page; 0 if absent */
     uint64_t parent;         /* query from a worker: the job it is made for (agent runtime) */
     bool has_parent;         /* parent present */
     proto_str_t branch;      /* query, work: the ADK branch of a sub-agent (n == 0: root) */

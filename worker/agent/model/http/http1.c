@@ -23,6 +23,8 @@
 #define HOST_MAX 256
 #define EAGER_CLOSE_MS 1000  /* a server that closes an idle connection this soon closes... */
 #define NO_KEEP_MS 60000     /* ...after every reply: its connections are not kept this long */
+#define PROVE_MS 20 /* an idle connection is reused once it stayed open this long, until the
+                        server has shown it keeps connections after that kind of reply */
 
 enum {
     ST_HEAD,       /* reading the status line and headers */
@@ -45,6 +47,9 @@ typedef struct pool {
     struct pool *next;
     uint64_t no_keep_until; /* uv_now before which its connections are not kept (the server
                                closes them after each reply: see pool_take) */
+    int habit[2]; /* after a reply framed by length [0] or chunked (a stream) [1], the server:
+                     0 not seen yet, 1 keeps the connection open, -1 closes it (llama.cpp's
+                     server closes after streams whatever its head says) */
 } pool_t;
 
 typedef struct resolve { /* a name lookup; outlives its connection when abandoned */
@@ -75,6 +80,8 @@ struct conn {
     unsigned digits; /* hex digits of the chunk size read */
     bool in_ext;     /* past the chunk size, in its extensions */
     bool keep;       /* the response allows reuse */
+    bool chunked;    /* the last response was chunked (a stream) */
+    bool unproven;   /* idle, and the server's habit after such a reply not known yet */
     bool connected, writing, paused, broken, idle;
     unsigned uses;    /* requests sent on it */
     uint64_t idle_at; /* uv_now when it went idle */
@@ -389,6 +396,7 @@ static int header_line(conn_t *c, head_info_t *hi, const char *l, size_t n) {
 
 /* Sets up reading the body the head announces. */
 static void body_mode(conn_t *c, const head_info_t *hi, long status) {
+    c->chunked = hi->chunked;
     if (c->x->head_only || status == 204 || status == 304) {
         finish_resp(c);
     } else if (hi->chunked) {
@@ -580,6 +588,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
     conn_t *c = (conn_t *)s;
     if (nread == 0) return;
     if (!c->x) { /* idle: the server closed it, or sent what nobody asked for */
+        if (c->unproven && c->pool) c->pool->habit[c->chunked] = -1; /* it closes after those */
         conn_close(c);
         return;
     }
@@ -733,12 +742,36 @@ static bool idle_alive(conn_t *c) {
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK); /* 0: EOF; > 0: unasked bytes */
 }
 
+/* The idle connection to try next: the most recent one, passing over those idle for less
+ * than PROVE_MS while the server's habit after such a reply is not known: a server that
+ * closes after replies (its FIN may not be here yet) must not get a request written into
+ * such a connection even once. run() waits for the proof rather than open another. */
+static conn_t *pool_next(agt_h1_t *h, pool_t *p) {
+    uint64_t now = uv_now(h->uv);
+    for (conn_t *c = p ? p->idle : NULL; c; c = c->pnext)
+        if (!c->unproven || now - c->idle_at >= PROVE_MS) return c;
+    return NULL;
+}
+
+/* Milliseconds until the most recent unproven idle connection may be tried; 0: none. */
+static uint64_t proof_wait_ms(agt_h1_t *h, const pool_t *p) {
+    uint64_t now = uv_now(h->uv);
+    for (const conn_t *c = p ? p->idle : NULL; c; c = c->pnext)
+        if (c->unproven && now - c->idle_at < PROVE_MS) return c->idle_at + PROVE_MS - now;
+    return 0;
+}
+
 static conn_t *pool_take(agt_h1_t *h, pool_t *p) {
     conn_t *c;
-    while ((c = p ? p->idle : NULL)) {
+    while ((c = pool_next(h, p))) {
         idle_unlink(h, c);
-        if (idle_alive(c)) break;
+        if (idle_alive(c)) {
+            if (c->unproven) p->habit[c->chunked] = 1; /* open PROVE_MS after: it keeps */
+            c->unproven = false;
+            break;
+        }
         h->st.stale++;
+        if (c->unproven) p->habit[c->chunked] = -1;
         /* Closed this soon after its reply: the server closes after every reply, and the
          * next FIN may come after the next peek. Keep none of its connections for a while. */
         uint64_t now = uv_now(h->uv);
@@ -764,10 +797,11 @@ static void conn_release(agt_h1_t *h, conn_t *c, bool ok) {
     c->x = NULL;
     if (!ok || !c->pool || !c->keep || c->broken || c->writing || c->paused ||
         c->state != ST_DONE || !c->connected || !h->max_idle ||
-        c->pool->no_keep_until > uv_now(h->uv)) {
+        c->pool->no_keep_until > uv_now(h->uv) || c->pool->habit[c->chunked] < 0) {
         conn_close(c);
         return;
     }
+    c->unproven = c->pool->habit[c->chunked] == 0; /* chunked stays: the habit it tests */
     c->state = ST_HEAD;
     c->head_n = c->pend_n = 0;
     c->left = c->line_n = c->digits = 0;
@@ -977,6 +1011,13 @@ static int run(agt_h1_t *h, xfer_t *x, pool_t *pool, const char *method, int64_t
     int rc;
     for (int attempt = 0;; attempt++) {
         conn_t *c = attempt == 0 ? pool_take(h, pool) : NULL;
+        uint64_t wait = !c && attempt == 0 ? proof_wait_ms(h, pool) : 0;
+        if (wait && deadline >= 0 && (int64_t)wait > deadline - act_now())
+            wait = 0; /* no time to wait for the proof: a fresh connection instead */
+        if (wait) { /* once per server and kind of reply: does it keep the connection? */
+            if ((rc = act_sleep((int64_t)wait)) != 0) return rc;
+            c = pool_take(h, pool);
+        }
         rc = c ? 0 : conn_open(h, pool, x, &c, deadline);
         if (!rc) rc = exchange(c, x, method, deadline);
         conn_release(h, c, rc == 0);
