@@ -87,23 +87,9 @@ bool brk_bus_forward(brk_t *b) {
     return true;
 }
 
-static void pack_raw_or_nil(proto_buf_t *o, proto_raw_t r) {
-    if (r.n)
-        proto_buf_raw(o, r);
-    else
-        msgpack_pack_nil(&o->pk);
-}
-
 int brk_bus_publish(brk_t *b, proto_str_t topic, proto_raw_t data) {
-    proto_buf_t *o = &b->busbuf;
-    proto_buf_reset(o);
-    proto_pack_header(o, PROTO_EVENT, 2);
-    proto_pack_cstr(o, "topic");
-    proto_pack_str(o, topic.p, topic.n);
-    proto_pack_cstr(o, "data");
-    pack_raw_or_nil(o, data);
-    if (o->failed) return PROTO_ENOMEM;
-    brk_bus_send(b, topic.p, topic.n, o->p, o->n);
+    if (proto_enc_bus_publish(&b->busbuf, topic, data) != 0) return PROTO_ENOMEM;
+    brk_bus_send(b, topic.p, topic.n, b->busbuf.p, b->busbuf.n);
     return 0;
 }
 
@@ -139,28 +125,13 @@ static void pack_watch(proto_buf_t *o, const brk_job_t *j, const char *inv) {
     }
 }
 
+/* proto encodes the message as the client gets it; the bus copy's fields follow in the map. */
 int brk_enc_query_msg(proto_buf_t *o, const brk_qmsg_t *q, bool for_bus) {
-    uint32_t fields = q->type == PROTO_EVENT ? 3 : q->type == PROTO_RESULT ? 2 : 3;
     const char *inv = "";
-    if (for_bus) fields += (q->session.n ? 2 : 1) + watch_fields(q->job, &inv);
-    proto_buf_reset(o);
-    proto_pack_header(o, q->type, fields);
-    proto_pack_cstr(o, "id");
-    pack_raw_or_nil(o, q->id);
-    if (q->type == PROTO_EVENT) {
-        proto_pack_cstr(o, "seq");
-        msgpack_pack_uint64(&o->pk, q->seq);
-        proto_pack_cstr(o, "event");
-        pack_raw_or_nil(o, q->payload);
-    } else if (q->type == PROTO_RESULT) {
-        proto_pack_cstr(o, "output");
-        pack_raw_or_nil(o, q->payload);
-    } else {
-        proto_pack_cstr(o, "code");
-        proto_pack_str(o, q->code.p, q->code.n);
-        proto_pack_cstr(o, "message");
-        proto_pack_str(o, q->message.p, q->message.n);
-    }
+    uint32_t extra = for_bus ? (q->session.n ? 2 : 1) + watch_fields(q->job, &inv) : 0;
+    proto_reply_t r = {.type = q->type, .id = q->id, .seq = q->seq, .payload = q->payload,
+                       .code = q->code, .message = q->message};
+    if (proto_enc_reply(o, &r, extra) != 0) return PROTO_ENOMEM;
     if (for_bus) {
         proto_pack_cstr(o, "agent");
         proto_pack_str(o, q->agent.p, q->agent.n);

@@ -131,23 +131,6 @@ int proto_enc_status_request(proto_buf_t *b, proto_raw_t id) {
     return done(b);
 }
 
-int proto_enc_event(proto_buf_t *b, proto_raw_t id, uint64_t seq, proto_raw_t event) {
-    proto_buf_reset(b);
-    proto_pack_header(b, PROTO_EVENT, 3);
-    pack_key_raw(b, "id", id);
-    pack_key_u64(b, "seq", seq);
-    pack_key_raw(b, "event", event);
-    return done(b);
-}
-
-int proto_enc_result(proto_buf_t *b, proto_raw_t id, proto_raw_t output) {
-    proto_buf_reset(b);
-    proto_pack_header(b, PROTO_RESULT, 2);
-    pack_key_raw(b, "id", id);
-    pack_key_raw(b, "output", output);
-    return done(b);
-}
-
 static void pack_code_message(proto_buf_t *b, const char *code, const char *message) {
     proto_pack_cstr(b, "code");
     proto_pack_cstr(b, code ? code : "internal");
@@ -155,11 +138,47 @@ static void pack_code_message(proto_buf_t *b, const char *code, const char *mess
     proto_pack_cstr(b, message);
 }
 
-int proto_enc_error(proto_buf_t *b, proto_raw_t id, const char *code, const char *message) {
+int proto_enc_reply(proto_buf_t *b, const proto_reply_t *r, uint32_t extra) {
     proto_buf_reset(b);
-    proto_pack_header(b, PROTO_ERROR, 3);
-    pack_key_raw(b, "id", id);
-    pack_code_message(b, code, message);
+    proto_pack_header(b, r->type, (r->type == PROTO_RESULT ? 2 : 3) + extra);
+    pack_key_raw(b, "id", r->id);
+    if (r->type == PROTO_EVENT) {
+        pack_key_u64(b, "seq", r->seq);
+        pack_key_raw(b, "event", r->payload);
+    } else if (r->type == PROTO_RESULT) {
+        pack_key_raw(b, "output", r->payload);
+    } else {
+        proto_pack_cstr(b, "code");
+        if (r->code.n) proto_pack_str(b, r->code.p, r->code.n);
+        else proto_pack_cstr(b, "internal");
+        proto_pack_cstr(b, "message");
+        proto_pack_str(b, r->message.p, r->message.n);
+    }
+    return done(b);
+}
+
+int proto_enc_event(proto_buf_t *b, proto_raw_t id, uint64_t seq, proto_raw_t event) {
+    proto_reply_t r = {.type = PROTO_EVENT, .id = id, .seq = seq, .payload = event};
+    return proto_enc_reply(b, &r, 0);
+}
+
+int proto_enc_result(proto_buf_t *b, proto_raw_t id, proto_raw_t output) {
+    proto_reply_t r = {.type = PROTO_RESULT, .id = id, .payload = output};
+    return proto_enc_reply(b, &r, 0);
+}
+
+int proto_enc_error(proto_buf_t *b, proto_raw_t id, const char *code, const char *message) {
+    proto_reply_t r = {.type = PROTO_ERROR, .id = id, .code = proto_str_of(code ? code : ""),
+                       .message = proto_str_of(message ? message : "")};
+    return proto_enc_reply(b, &r, 0);
+}
+
+int proto_enc_bus_publish(proto_buf_t *b, proto_str_t topic, proto_raw_t data) {
+    proto_buf_reset(b);
+    proto_pack_header(b, PROTO_EVENT, 2);
+    proto_pack_cstr(b, "topic");
+    proto_pack_str(b, topic.p, topic.n);
+    pack_key_raw(b, "data", data);
     return done(b);
 }
 

@@ -532,6 +532,20 @@ static void test_every_encoder_round_trips(void **state) {
     assert_true(proto_str_eq(msg.message, "too slow"));
     assert_int_equal(msg.id.p[0], 0xc0);
 
+    /* The bus copy: the same reply with more entries packed after it by the caller. */
+    proto_reply_t r = {.type = PROTO_EVENT, .id = id, .seq = 4, .payload = in};
+    assert_int_equal(proto_enc_reply(&b, &r, 1), 0);
+    proto_pack_cstr(&b, "agent");
+    proto_pack_cstr(&b, "echo");
+    decode_ok(&b, PROTO_EVENT);
+    assert_int_equal(msg.seq, 4);
+    assert_int_equal(msg.body.n, b.n); /* one map of 4 entries, all read */
+    /* a publish on the bus is an event without `event`: one valid map, {v, type, topic, data} */
+    assert_int_equal(proto_enc_bus_publish(&b, proto_str_of("news"), (proto_raw_t){0}), 0);
+    assert_int_equal(proto_validate(b.p, b.n, NULL, NULL), 0);
+    assert_int_equal(b.p[0], 0x84);
+    assert_int_equal(b.p[b.n - 1], 0xc0); /* data: nil */
+
     proto_buf_free(&b);
 }
 

@@ -262,9 +262,22 @@ int proto_enc_work_msg(proto_buf_t *b, const proto_work_t *w);
 int proto_enc_cancel_id(proto_buf_t *b, proto_raw_t id);
 int proto_enc_publish(proto_buf_t *b, proto_str_t topic, proto_raw_t data, proto_raw_t id);
 int proto_enc_status_request(proto_buf_t *b, proto_raw_t id);
+/* One message about a query, as its client gets it: an event, its result or its error. */
+typedef struct proto_reply {
+    proto_type_t type;       /* PROTO_EVENT, PROTO_RESULT or PROTO_ERROR */
+    proto_raw_t id;          /* nil when n == 0 */
+    uint64_t seq;            /* event */
+    proto_raw_t payload;     /* event's event, result's output (nil when n == 0) */
+    proto_str_t code, message; /* error (code "internal" when n == 0) */
+} proto_reply_t;
+/* The one encoder of event, result and error: r, with room for `extra` more map entries that
+ * the caller packs after it (the bus copy's agent, session, job...: PROTOCOL.md "Bus"). */
+int proto_enc_reply(proto_buf_t *b, const proto_reply_t *r, uint32_t extra);
 int proto_enc_event(proto_buf_t *b, proto_raw_t id, uint64_t seq, proto_raw_t event);
 int proto_enc_result(proto_buf_t *b, proto_raw_t id, proto_raw_t output);
 int proto_enc_error(proto_buf_t *b, proto_raw_t id, const char *code, const char *message);
+/* The bus body of a client `publish`: {v, type:"event", topic, data}. */
+int proto_enc_bus_publish(proto_buf_t *b, proto_str_t topic, proto_raw_t data);
 int proto_enc_ready(proto_buf_t *b, proto_str_t name, uint64_t capacity,
                     const char *const *agents, size_t n_agents, uint64_t heartbeat_ms);
 /* A ready that also names the agents whose work should carry the session's history
