@@ -411,15 +411,8 @@ void brk_workers_status(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     proto_buf_reset(page);
     uint64_t next;
     uint32_t k = status_page(b, page, (uint64_t)after, m->limit ? m->limit : UINT32_MAX, &next);
-    proto_buf_reset(o);
     /* A `result` like every other request's answer (PROTOCOL.md "Versioning"). */
-    proto_pack_header(o, PROTO_RESULT, 2);
-    proto_pack_cstr(o, "id");
-    if (m->id.n)
-        proto_buf_raw(o, m->id);
-    else
-        msgpack_pack_nil(&o->pk);
-    proto_pack_cstr(o, "output");
+    proto_enc_result_begin(o, m->id);
     msgpack_pack_map(&o->pk, 7 + BRK_MX_STATUS_FIELDS);
     proto_pack_cstr(o, "workers");
     msgpack_pack_array(&o->pk, k);
