@@ -10,7 +10,8 @@ from abtest import Broker, Subscriber, pack, query, start_workers
 
 
 def test_subscriber_sees_query_events_and_result():
-    b = Broker().start()
+    # no startup grace: the query for an unknown agent below is refused, not held as a job
+    b = Broker("--startup-grace-ms", "0").start()
     start_workers(b, ["w1"])
     sub = Subscriber(b.pub, b"query.").wait_joined(b, "query.")
     c = b.client()
