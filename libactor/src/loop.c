@@ -159,7 +159,12 @@ int64_t act_now(void) {
     return (int64_t)uv_now(&L->uv);
 }
 
-int64_t act_deadline_in(int64_t ms) { return ms < 0 ? -1 : act_now() + ms; }
+int64_t act_deadline_in(int64_t ms) {
+    int64_t now = act_now();
+    if (ms <= 0) return now; /* asyncio: a negative delay has already passed */
+    /* Saturate: a deadline past the clock's range can never be reached. */
+    return ms > INT64_MAX - now ? ACT_NO_DEADLINE : now + ms;
+}
 
 /* One turn: fire due timers, run the ready tasks, then poll libuv, blocking only when no
  * task is ready. */

@@ -209,7 +209,7 @@ int act_sleep_until(int64_t deadline) {
     act__waiter w;
     int rc = act__wait_enter(&w, "sleep", NULL);
     if (rc) return rc;
-    if (deadline >= 0 && deadline <= act_now()) {
+    if (deadline != ACT_NO_DEADLINE && deadline <= act_now()) {
         act__task_ready(w.task); /* like asyncio.sleep(0): let the others run */
         act__park(w.task->loop);
         return 0;
@@ -219,4 +219,4 @@ int act_sleep_until(int64_t deadline) {
     return (rc == ACT_ETIMEDOUT && !w.timer_scope) ? 0 : rc;
 }
 
-int act_sleep(int64_t ms) { return act_sleep_until(ms < 0 ? -1 : act_now() + ms); }
+int act_sleep(int64_t ms) { return act_sleep_until(act_deadline_in(ms)); }

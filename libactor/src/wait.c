@@ -20,14 +20,14 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
  * next blocking call must fail with (0 if none), and the effective deadline and its owner. */
 static int scope_state(act_task_t *t, int64_t now, int64_t *deadline, act_scope_t **owner,
                        bool *shielded) {
-    *deadline = -1;
+    *deadline = ACT_NO_DEADLINE;
     *owner = NULL;
     *shielded = false;
     for (act_scope_t *s = t->scope; s; s = s->parent) {
         if (s->state) return s->state;
-        if (s->deadline >= 0) {
+        if (s->deadline != ACT_NO_DEADLINE) {
             if (now >= s->deadline) return s->state = ACT_ETIMEDOUT;
-            if (*deadline < 0 || s->deadline < *deadline) {
+            if (*deadline == ACT_NO_DEADLINE || s->deadline < *deadline) {
                 *deadline = s->deadline;
                 *owner = s;
             }
@@ -79,12 +79,13 @@ static int arm_deadline(act__waiter *w) {
     int rc = scope_state(w->task, act_now(), &d, &owner, &shielded);
     if (rc) return rc;
     w->shielded = shielded;
-    if (w->call_deadline >= 0 && (d < 0 || w->call_deadline <= d)) {
+    if (w->call_deadline != ACT_NO_DEADLINE &&
+        (d == ACT_NO_DEADLINE || w->call_deadline <= d)) {
         d = w->call_deadline;
         owner = NULL;
     }
     w->timer_scope = owner;
-    if (d < 0) {
+    if (d == ACT_NO_DEADLINE) {
         act__timer_disarm(L, &w->timer);
         return 0;
     }
@@ -173,7 +174,9 @@ int act_scope_enter(act_scope_t *s, int64_t deadline, unsigned flags) {
 int act_scope_leave(act_scope_t *s) {
     ACT_ASSERT(s->task && s->task->scope == s); /* scopes must nest */
     s->task->scope = s->parent;
-    if (!s->state && s->deadline >= 0 && act_now() >= s->deadline) s->state = ACT_ETIMEDOUT;
+    if (!s->state && s->deadline != ACT_NO_DEADLINE && act_now() >= s->deadline) {
+        s->state = ACT_ETIMEDOUT;
+    }
     return s->state;
 }
 
