@@ -11,21 +11,28 @@
 #include "actor/task.h"
 
 enum {
-    ACT_GATHER_COLLECT = 1 << 0, /* return_exceptions=True: wait for all, codes per task */
+    ACT_GATHER_COLLECT = 1 << 0,       /* return_exceptions=True: wait for all, codes per task */
+    ACT_GATHER_LEAVE_RUNNING = 1 << 1, /* asyncio's fail-fast: the others keep running */
 };
 
-/* Waits for every task; results[i] and codes[i] (either may be NULL) are in spawn order.
- * Default fail-fast: the first failure cancels the others, waits for their cleanup, and is
- * returned. With ACT_GATHER_COLLECT every task runs to its end and this returns 0.
- * If the deadline passes or the caller is cancelled, the unfinished tasks are cancelled and
- * waited for. Returns: 0. Errors: the first task error (fail-fast), ACT_ETIMEDOUT,
+/* asyncio.gather: waits for every task; results[i] and codes[i] (either may be NULL) are in
+ * spawn order. A task that was cancelled counts as failed with ACT_ECANCELED (as in asyncio).
+ * Default fail-fast, as Trio's nursery and asyncio's TaskGroup do: the first failure cancels
+ * the others, waits for their cleanup, and is returned. With ACT_GATHER_LEAVE_RUNNING, as
+ * asyncio.gather does, the first failure is returned at once and the other tasks are left
+ * running (codes[i] reads 0 and results[i] NULL for those not done: check act_task_done;
+ * join or cancel them later). With ACT_GATHER_COLLECT every task runs to its end and this
+ * returns 0. If the deadline passes or the caller is cancelled, the unfinished tasks are
+ * cancelled and waited for, whatever the flags (asyncio cancels a cancelled gather's
+ * children too). Returns: 0. Errors: the first task error (fail-fast), ACT_ETIMEDOUT,
  * ACT_ECANCELED, ACT_ENOMEM, ACT_EINVAL. Ownership: the tasks stay the caller's. */
 int act_gather(act_task_t **tasks, size_t n, void **results, int *codes, unsigned flags,
                int64_t deadline);
 
 typedef enum act_wait_mode {
     ACT_FIRST_COMPLETED, /* any task ended */
-    ACT_FIRST_EXCEPTION, /* any task failed, or all ended */
+    ACT_FIRST_EXCEPTION, /* any task failed with an error (ACT_ECANCELED is not one, as in
+                            asyncio), or all ended */
     ACT_ALL_COMPLETED,   /* all ended */
 } act_wait_mode_t;
 
