@@ -215,6 +215,7 @@ struct act_task {
     act__list glink;       /* in the group's list */
     act_sem_t *limit;      /* admission semaphore, if any */
     char *message;         /* act_fail message, heap */
+    uint32_t interrupts;   /* groups it owns whose failure cancels its body (until it waits) */
 };
 
 void act__task_ready(act_task_t *t); /* push on the run queue */
@@ -230,6 +231,10 @@ void act__sem_ungate(act_sem_t *s, act_task_t *t);   /* drop a gated task */
 void act__sem_release_permit(act_sem_t *s);
 /* A group child ended (defined in group.c). */
 void act__group_child_done(act_task_t *t);
+/* End of a scheduler pass: groups whose child failed during it cancel the other children
+ * and interrupt their owner (asyncio reacts from a call_soon callback, after the tasks
+ * already scheduled have run a step). */
+void act__groups_react(act_loop_t *L);
 
 /* ---- the loop ---- */
 typedef struct act__tscall act__tscall;
@@ -244,6 +249,7 @@ struct act_loop {
     size_t runq_len;          /* entries in runq */
     size_t budget;            /* direct task-to-task switches left in this pass */
     act__list tasks;          /* every live task */
+    act__list groups_due;     /* groups with a child failure to react to (group.c) */
     size_t ntasks;            /* live tasks */
     size_t nundone;           /* live tasks that have not ended */
     size_t nstarted;          /* tasks holding a stack */

@@ -103,6 +103,7 @@ int act_loop_new(act_loop_t **out, const act_loop_opts_t *opts) {
     pthread_mutex_init(&L->ts_mu, NULL);
     act__list_init(&L->runq);
     act__list_init(&L->tasks);
+    act__list_init(&L->groups_due);
     L->flags = o.flags;
     L->slow_ms = o.slow_ms;
     L->rng = o.seed ? o.seed : 0x9E3779B97F4A7C15ull;

@@ -37,7 +37,7 @@ static int scope_state(act_task_t *t, int64_t now, int64_t *deadline, act_scope_
             return 0;
         }
     }
-    return (t->flags & ACT__T_CANCEL) ? ACT_ECANCELED : 0;
+    return ((t->flags & ACT__T_CANCEL) || t->interrupts) ? ACT_ECANCELED : 0;
 }
 
 int act__wait_enter(act__waiter *w, const char *what, const void *obj) {
@@ -339,5 +339,6 @@ size_t act__run_ready(act_loop_t *L) {
         ran++;
     }
     L->budget = 0;
+    if (!act__list_empty(&L->groups_due)) act__groups_react(L);
     return ran;
 }

@@ -365,6 +365,72 @@ static void test_gather_leave_running_is_asyncio_gather(void **state) {
     assert_int_equal(harness_run(gather_leave_running, NULL, VCLOCK), 0);
 }
 
+/* Issue 12.5: a child's failure interrupts the owner's body at its next wait (asyncio's
+ * TaskGroup cancels the parent task), and act_group_wait undoes it. */
+static int group_owner_interrupted(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    sibling_cleanup = 0;
+    act_group_t g;
+    act_group_init(&g);
+    act_group_spawn(&g, long_sibling, NULL, NULL, NULL);
+    act_group_spawn(&g, sleep_then_fail, FAIL_AFTER(10, ACT_EIO), NULL, NULL);
+    int64_t t0 = act_now();
+    assert_int_equal(act_sleep(1000), ACT_ECANCELED); /* the owner's own work between */
+    assert_int_equal(act_now() - t0, 10);
+    assert_int_equal(act_yield(), ACT_ECANCELED); /* level-triggered until the wait */
+    act_scope_t shield;
+    act_scope_enter(&shield, -1, ACT_SCOPE_SHIELD);
+    assert_int_equal(act_yield(), 0); /* a shield hides it */
+    act_scope_leave(&shield);
+    assert_int_equal(act_group_wait(&g, -1), ACT_EGROUP);
+    assert_int_equal(sibling_cleanup, 1);
+    assert_int_equal(act_group_error_count(&g), 1);
+    assert_int_equal(act_sleep(5), 0); /* uncancelled */
+    assert_int_equal(act_group_close(&g), 0);
+    return 0;
+}
+
+static void test_group_failure_interrupts_owner_at_next_wait(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(group_owner_interrupted, NULL, VCLOCK), 0);
+}
+
+static int fail_now(void *arg, void **result) {
+    (void)result;
+    return act_fail((int)(intptr_t)arg, "failed on its first step");
+}
+
+/* Two children that fail on their first step are both reported (asyncio runs both before
+ * the group sees the first failure). */
+static int group_two_fail_at_once(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    act_group_t g;
+    act_group_init(&g);
+    act_group_spawn(&g, fail_now, (void *)(intptr_t)ACT_EIO, NULL, NULL);
+    act_group_spawn(&g, fail_now, (void *)(intptr_t)ACT_ENOENT, NULL, NULL);
+    assert_int_equal(act_group_wait(&g, -1), ACT_EGROUP);
+    assert_int_equal(act_group_error_count(&g), 2);
+    assert_int_equal(act_group_count(&g, ACT_EIO), 1);
+    assert_int_equal(act_group_count(&g, ACT_ENOENT), 1);
+    assert_int_equal(act_group_close(&g), 0);
+    /* The same when the owner yields instead of waiting: both run, it is interrupted. */
+    act_group_init(&g);
+    act_group_spawn(&g, fail_now, (void *)(intptr_t)ACT_EIO, NULL, NULL);
+    act_group_spawn(&g, fail_now, (void *)(intptr_t)ACT_EIO, NULL, NULL);
+    assert_int_equal(act_sleep(10), ACT_ECANCELED);
+    assert_int_equal(act_group_wait(&g, -1), ACT_EGROUP);
+    assert_int_equal(act_group_error_count(&g), 2);
+    assert_int_equal(act_group_close(&g), 0);
+    return 0;
+}
+
+static void test_group_reports_two_children_failing_on_first_step(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(group_two_fail_at_once, NULL, VCLOCK), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gather_returns_results_in_spawn_order),
@@ -379,6 +445,8 @@ int main(void) {
         cmocka_unit_test(test_group_all_succeed),
         cmocka_unit_test(test_wait_first_exception_ignores_cancellations),
         cmocka_unit_test(test_gather_leave_running_is_asyncio_gather),
+        cmocka_unit_test(test_group_failure_interrupts_owner_at_next_wait),
+        cmocka_unit_test(test_group_reports_two_children_failing_on_first_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -612,7 +612,7 @@ static void test_batch_runs_batches_one_after_another(void **state) {
 typedef struct child {
     int runs;       /* times started */
     int fail_runs;  /* the first this many runs fail (-1: all) */
-    int64_t run_ms; /* how long a run lasts (-1: forever) */
+    int64_t run_ms; /* how long a run lasts (ACT_FOREVER: until cancelled) */
     int ok_code;    /* code of a run that does not fail */
     int cleanup;    /* runs that saw their cancellation */
 } child;
@@ -716,7 +716,7 @@ static int sup_gives_up(void *arg, void **result) {
     (void)arg;
     (void)result;
     child bad = {.fail_runs = -1, .run_ms = 10};
-    child steady = {.run_ms = -1};
+    child steady = {.run_ms = ACT_FOREVER};
     act_child_spec_t specs[] = {
         {"bad", child_fn, &bad, ACT_RESTART_PERMANENT},
         {"steady", child_fn, &steady, ACT_RESTART_PERMANENT},
@@ -778,7 +778,7 @@ static int sup_task(void *arg, void **result) {
 static int sup_cancelled(void *arg, void **result) {
     (void)arg;
     (void)result;
-    child c = {.run_ms = -1};
+    child c = {.run_ms = ACT_FOREVER};
     act_child_spec_t spec = {"forever", child_fn, &c, ACT_RESTART_PERMANENT};
     act_task_t *t;
     assert_int_equal(act_spawn(sup_task, &spec, NULL, &t), 0);

@@ -61,6 +61,10 @@ struct act_group {
     size_t live;          /* children not yet ended */
     size_t nfailed;       /* failures recorded */
     bool cancelling;      /* a failure or cancel is tearing the group down */
+    act_task_t *owner;    /* the task that called act_group_init (holds a reference) */
+    bool owner_interrupted; /* a failure cancelled the owner's body: undone by the wait */
+    bool owner_waiting;   /* the owner is inside act_group_wait */
+    act_waitq_t due;      /* in the loop's list of groups with a failure to react to */
 };
 typedef struct act_group act_group_t;
 
@@ -71,6 +75,16 @@ typedef struct act_group_error {
     const char *message; /* its act_fail message, or the code's text */
 } act_group_error_t;
 
+/* asyncio.TaskGroup. The calling task (if any) becomes the group's owner. When a child fails
+ * with an error other than ACT_ECANCELED, at the end of the scheduler pass (asyncio reacts in
+ * a done callback, so tasks already scheduled, siblings that have not started included, run
+ * one step first and may fail too: every failure is reported) the other children are
+ * cancelled and the owner's body is interrupted: its current or next blocking call fails with
+ * ACT_ECANCELED, and so does every later one (libactor's cancellation is level-triggered,
+ * asyncio's is one-shot) until it calls act_group_wait, which undoes this (asyncio's
+ * uncancel) and reports the failures. A shielded scope hides the interruption, as it hides
+ * a cancellation. Returns: 0. Ownership: the group holds a reference to its owner until
+ * act_group_close, which must be called. */
 int act_group_init(act_group_t *g);
 /* Spawns a child. Returns: 0. Errors: ACT_ECLOSED (the group is shutting down), as act_spawn.
  * Ownership: as act_spawn; the group keeps its own reference until the child ends. */
