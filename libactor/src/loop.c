@@ -247,6 +247,9 @@ int act_run(act_loop_t *L, act_task_fn fn, void *arg, void **result) {
         turn(L);
     }
     act_task_release(&main);
+    /* Thread jobs whose callers left (act_to_thread_detached): wait for them, as asyncio.run
+     * shuts the default executor down, so their discard runs and nothing is left behind. */
+    while (L->external) uv_run(&L->uv, UV_RUN_ONCE);
     uv_unref((uv_handle_t *)&L->async);
     uv_run(&L->uv, UV_RUN_NOWAIT);
     L->running = false;
