@@ -644,7 +644,7 @@ static void on_event(act_supervisor_t *sup, const char *name, act_sup_event_t ev
 
 static int supervise(act_child_spec_t *specs, size_t n, int max_restarts, int64_t period,
                      evlog *log, int64_t deadline, act_supervisor_t **keep) {
-    act_supervisor_opts_t o = {max_restarts, period, on_event, log};
+    act_supervisor_opts_t o = {max_restarts, period, on_event, log, ACT_SUP_ONE_FOR_ONE};
     act_supervisor_t *sup;
     assert_int_equal(act_supervisor_new(&sup, specs, n, &o), 0);
     int rc = act_supervisor_run(sup, deadline);
@@ -767,7 +767,7 @@ static void test_supervisor_restarts_spread_over_time_do_not_give_up(void **stat
 static int sup_task(void *arg, void **result) {
     (void)result;
     act_child_spec_t *spec = arg;
-    act_supervisor_opts_t o = {3, 1000, NULL, NULL};
+    act_supervisor_opts_t o = {3, 1000, NULL, NULL, ACT_SUP_ONE_FOR_ONE};
     act_supervisor_t *sup;
     assert_int_equal(act_supervisor_new(&sup, spec, 1, &o), 0);
     int rc = act_supervisor_run(sup, -1);
@@ -796,6 +796,61 @@ static void test_supervisor_caller_cancel_stops_children(void **state) {
     assert_int_equal(harness_run(sup_cancelled, NULL, VCLOCK), 0);
 }
 
+/* Issue 12.7: one_for_all restarts every child with the failing one; rest_for_one the
+ * failing one and those after it. b fails once at 10 ms, then ends fine at 20 ms. */
+static int sup_strategy(act_sup_strategy_t strategy, child *a, child *b, child *c) {
+    act_child_spec_t specs[] = {
+        {"a", child_fn, a, ACT_RESTART_PERMANENT},
+        {"b", child_fn, b, ACT_RESTART_TRANSIENT},
+        {"c", child_fn, c, ACT_RESTART_PERMANENT},
+    };
+    evlog log = {0};
+    act_supervisor_opts_t o = {5, 1000, on_event, &log, strategy};
+    act_supervisor_t *sup;
+    assert_int_equal(act_supervisor_new(&sup, specs, 3, &o), 0);
+    assert_int_equal(act_supervisor_run(sup, act_deadline_in(50)), ACT_ETIMEDOUT);
+    size_t restarts = act_supervisor_restarts(sup);
+    assert_int_equal(log.counts[ACT_SUP_RESTARTED], (int)restarts);
+    assert_int_equal(act_supervisor_destroy(&sup), 0);
+    return (int)restarts;
+}
+
+static int sup_strategies(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    child a = {.run_ms = ACT_FOREVER}, b = {.fail_runs = 1, .run_ms = 10},
+          c = {.run_ms = ACT_FOREVER};
+    assert_int_equal(sup_strategy(ACT_SUP_ONE_FOR_ALL, &a, &b, &c), 3);
+    assert_int_equal(a.runs, 2);
+    assert_int_equal(a.cleanup, 2); /* stopped by b's failure, then by the deadline */
+    assert_int_equal(b.runs, 2);    /* its clean end at 20 ms restarts nobody */
+    assert_int_equal(c.runs, 2);
+    a = (child){.run_ms = ACT_FOREVER};
+    b = (child){.fail_runs = 1, .run_ms = 10};
+    c = (child){.run_ms = ACT_FOREVER};
+    assert_int_equal(sup_strategy(ACT_SUP_REST_FOR_ONE, &a, &b, &c), 2);
+    assert_int_equal(a.runs, 1); /* before b: untouched */
+    assert_int_equal(b.runs, 2);
+    assert_int_equal(c.runs, 2);
+    assert_int_equal(c.cleanup, 2);
+    a = (child){.run_ms = ACT_FOREVER};
+    b = (child){.fail_runs = 1, .run_ms = 10};
+    c = (child){.run_ms = ACT_FOREVER};
+    assert_int_equal(sup_strategy(ACT_SUP_ONE_FOR_ONE, &a, &b, &c), 1);
+    assert_int_equal(a.runs, 1);
+    assert_int_equal(c.runs, 1);
+    act_child_spec_t spec = {"a", child_fn, &a, ACT_RESTART_PERMANENT};
+    act_supervisor_opts_t bad = {1, 1000, NULL, NULL, (act_sup_strategy_t)7};
+    act_supervisor_t *sup;
+    assert_int_equal(act_supervisor_new(&sup, &spec, 1, &bad), ACT_EINVAL);
+    return 0;
+}
+
+static void test_supervisor_one_for_all_and_rest_for_one(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(sup_strategies, NULL, VCLOCK), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_succeeds_on_third_attempt),
@@ -821,6 +876,7 @@ int main(void) {
         cmocka_unit_test(test_supervisor_gives_up_past_restart_intensity),
         cmocka_unit_test(test_supervisor_restarts_spread_over_time_do_not_give_up),
         cmocka_unit_test(test_supervisor_caller_cancel_stops_children),
+        cmocka_unit_test(test_supervisor_one_for_all_and_rest_for_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* actor/resilience.h: patterns for calling things that fail: retry with exponential backoff,
  * a circuit breaker, a timeout with fallback, bounded-concurrency map and batches, and an
- * Erlang/OTP-style one_for_one supervisor. None of them ever turns a cancellation into a
+ * Erlang/OTP-style supervisor (one_for_one, one_for_all, rest_for_one). None of them ever
+ * turns a cancellation into a
  * retry, a fallback or a restart: a cancelled caller gets ACT_ECANCELED promptly. */
 #ifndef ACTOR_RESILIENCE_H
 #define ACTOR_RESILIENCE_H
@@ -143,7 +144,16 @@ int act_map(act_map_fn fn, void *ctx, size_t n, size_t limit, void **results, in
 int act_batch(act_map_fn fn, void *ctx, size_t n, size_t batch_size, void **results, int *codes,
               unsigned flags);
 
-/* ---- supervisor (one_for_one) ---- */
+/* ---- supervisor (one_for_one, one_for_all, rest_for_one) ---- */
+
+/* Erlang/OTP restart strategies: which children restart when one must be restarted. */
+typedef enum act_sup_strategy {
+    ACT_SUP_ONE_FOR_ONE,  /* only the child that ended */
+    ACT_SUP_ONE_FOR_ALL,  /* every child: the others are cancelled and awaited, then all start
+                             again in spec order (children that depend on each other) */
+    ACT_SUP_REST_FOR_ONE, /* the child that ended and those after it in spec order (each
+                             depends on the ones before it) */
+} act_sup_strategy_t;
 
 typedef enum act_restart {
     ACT_RESTART_PERMANENT, /* always restarted, whatever its code */
@@ -175,6 +185,7 @@ typedef struct act_supervisor_opts {
     int64_t period_ms;         /* ...within any window of this length (> 0), on act_now() */
     act_sup_event_fn on_event; /* may be NULL; called on the supervising task */
     void *ctx;                 /* for on_event */
+    act_sup_strategy_t strategy; /* 0: ACT_SUP_ONE_FOR_ONE */
 } act_supervisor_opts_t;
 
 /* Creates a supervisor for n children (the specs are copied, their names are not).
@@ -188,9 +199,13 @@ int act_supervisor_new(act_supervisor_t **out, const act_child_spec_t *children,
 int act_supervisor_destroy(act_supervisor_t **sup);
 
 /* Starts every child as a task and supervises them in the calling task: a child that ends is
- * restarted according to its policy, unless that restart would be the (max_restarts+1)-th
- * within period_ms (a sliding window over restart times): then every child is cancelled and
- * awaited and the supervisor gives up. Also on the deadline or the caller's cancellation the
+ * restarted according to its policy, with the siblings its strategy names, unless that
+ * restart would be the (max_restarts+1)-th within period_ms (a sliding window over restart
+ * times; a one_for_all or rest_for_one restart counts once): then every child is cancelled
+ * and awaited and the supervisor gives up. Siblings stopped by a strategy report
+ * ACT_SUP_EXITED (ACT_ECANCELED) and ACT_SUP_RESTARTED, except temporary ones, which are
+ * not started again (as in Erlang). A child whose policy does not restart it (temporary, or
+ * transient ending with 0) touches no sibling. Also on the deadline or the caller's cancellation the
  * children are cancelled and awaited before this returns.
  * Returns: 0 once every child has ended for good.
  * Errors: ACT_EGAVEUP (see act_supervisor_last_error), ACT_ETIMEDOUT, ACT_ECANCELED,
