@@ -851,6 +851,48 @@ static void test_supervisor_one_for_all_and_rest_for_one(void **state) {
     assert_int_equal(harness_run(sup_strategies, NULL, VCLOCK), 0);
 }
 
+/* Issue 12.8: a windowed breaker counts failures within its window, successes in between
+ * or not (the seed's breaker counts every failure since it last closed). */
+static int breaker_windowed(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    act_breaker_t b;
+    svc ok = {.code = 0}, bad = {.code = ACT_EIO};
+    assert_int_equal(act_breaker_init_windowed(&b, 3, 0, 1000, 1), ACT_EINVAL);
+    assert_int_equal(act_breaker_init_windowed(&b, 3, 100, 1000, 1), 0);
+    assert_int_equal(act_breaker_call(&b, svc_fn, &bad, NULL), ACT_EIO);
+    assert_int_equal(act_breaker_call(&b, svc_fn, &ok, NULL), 0); /* does not reset */
+    assert_int_equal(act_breaker_call(&b, svc_fn, &bad, NULL), ACT_EIO);
+    assert_int_equal(act_breaker_call(&b, svc_fn, &ok, NULL), 0);
+    assert_int_equal(act_breaker_call(&b, svc_fn, &bad, NULL), ACT_EIO);
+    assert_int_equal(act_breaker_state(&b), ACT_BREAKER_OPEN);
+    /* Failures further apart than the window never add up. */
+    assert_int_equal(act_breaker_init_windowed(&b, 2, 100, 1000, 1), 0);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(act_breaker_call(&b, svc_fn, &bad, NULL), ACT_EIO);
+        assert_int_equal(act_sleep(100), 0);
+    }
+    assert_int_equal(act_breaker_state(&b), ACT_BREAKER_CLOSED);
+    /* ACT_FOREVER: every failure since it last closed, however far apart. */
+    assert_int_equal(act_breaker_init_windowed(&b, 3, ACT_FOREVER, 1000, 1), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(act_breaker_state(&b), ACT_BREAKER_CLOSED);
+        assert_int_equal(act_breaker_call(&b, svc_fn, &bad, NULL), ACT_EIO);
+        assert_int_equal(act_breaker_call(&b, svc_fn, &ok, NULL), i < 2 ? 0 : ACT_ECIRCUIT);
+        assert_int_equal(act_sleep(10000), 0);
+    }
+    /* Half-open probe succeeds: closed again, the count starts from zero. */
+    assert_int_equal(act_breaker_call(&b, svc_fn, &ok, NULL), 0);
+    assert_int_equal(act_breaker_state(&b), ACT_BREAKER_CLOSED);
+    assert_int_equal(b.failures, 0);
+    return 0;
+}
+
+static void test_breaker_windowed_counts_failures_between_successes(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(breaker_windowed, NULL, VCLOCK), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_succeeds_on_third_attempt),
@@ -863,6 +905,7 @@ int main(void) {
         cmocka_unit_test(test_breaker_half_open_admits_limited_probes_then_closes),
         cmocka_unit_test(test_breaker_probe_failure_reopens),
         cmocka_unit_test(test_breaker_ignores_stale_and_cancelled_outcomes),
+        cmocka_unit_test(test_breaker_windowed_counts_failures_between_successes),
         cmocka_unit_test(test_fallback_on_timeout_only_unless_asked),
         cmocka_unit_test(test_no_fallback_when_caller_cancelled_or_outer_scope_expires),
         cmocka_unit_test(test_map_bounds_concurrency_and_keeps_input_order),

@@ -49,16 +49,27 @@ int act_retry(const act_retry_policy_t *p, act_task_fn fn, void *arg, void **res
 /* ---- circuit breaker ---- */
 
 typedef enum act_breaker_state {
-    ACT_BREAKER_CLOSED,    /* calls pass; consecutive failures are counted */
+    ACT_BREAKER_CLOSED,    /* calls pass; failures are counted (see act_breaker_counting_t) */
     ACT_BREAKER_OPEN,      /* calls are refused until reset_timeout_ms has passed */
     ACT_BREAKER_HALF_OPEN, /* up to half_open_max probe calls pass; their outcome decides */
 } act_breaker_state_t;
+
+/* How a closed breaker counts failures towards its threshold. */
+typedef enum act_breaker_counting {
+    ACT_BREAKER_CONSECUTIVE, /* failures in a row: a success starts the count again */
+    ACT_BREAKER_WINDOWED,    /* failures within window_ms of the first one counted, successes
+                                or not; a failure after the window starts a new one. With
+                                window_ms ACT_FOREVER: every failure since it last closed */
+} act_breaker_counting_t;
 
 /* Shared by any number of tasks of one loop (not by threads: it takes no lock). Holds no
  * resources: there is no close. Fields are for reading. */
 typedef struct act_breaker {
     act_breaker_state_t state; /* stored state (act_breaker_state also sees the timeout) */
-    int failures;              /* consecutive failures while closed */
+    int failures;              /* failures counted while closed (see counting) */
+    act_breaker_counting_t counting; /* consecutive (act_breaker_init) or windowed */
+    int64_t window_ms;         /* windowed: the window's length */
+    int64_t window_start;      /* windowed: act_now() of the window's first failure */
     int threshold;             /* failures that open it */
     int64_t reset_timeout_ms;  /* how long it stays open */
     int half_open_max;         /* probes allowed in flight while half-open */
@@ -74,9 +85,19 @@ typedef struct act_breaker_permit {
     bool probe;     /* admitted as a half-open probe */
 } act_breaker_permit_t;
 
-/* Returns: 0. Errors: ACT_EINVAL (threshold < 1, reset_timeout_ms < 0, half_open_max < 1). */
+/* A breaker that opens after failure_threshold consecutive failures (pybreaker's and
+ * resilience4j's count-based breaker with a window of 1 success).
+ * Returns: 0. Errors: ACT_EINVAL (threshold < 1, reset_timeout_ms < 0, half_open_max < 1). */
 int act_breaker_init(act_breaker_t *b, int failure_threshold, int64_t reset_timeout_ms,
                      int half_open_max);
+
+/* A breaker that opens after failure_threshold failures within window_ms, successes in
+ * between or not (a fixed window that opens at its first failure, not a sliding one: the
+ * breaker holds no memory). window_ms ACT_FOREVER counts every failure since the breaker last
+ * closed, as the seed's breaker does.
+ * Returns: 0. Errors: ACT_EINVAL (window_ms <= 0, and as act_breaker_init). */
+int act_breaker_init_windowed(act_breaker_t *b, int failure_threshold, int64_t window_ms,
+                              int64_t reset_timeout_ms, int half_open_max);
 
 /* Asks to make one call. Open: refused until reset_timeout_ms after it opened; then the
  * breaker turns half-open and admits up to half_open_max concurrent probes, refusing the
@@ -85,8 +106,8 @@ int act_breaker_init(act_breaker_t *b, int failure_threshold, int64_t reset_time
 int act_breaker_enter(act_breaker_t *b, act_breaker_permit_t *permit);
 
 /* Reports the outcome of an admitted call. code 0 is success; ACT_ECANCELED is no verdict
- * (a probe's slot is freed); any other code is a failure. Closed: threshold consecutive
- * failures open it. Half-open: a probe's success closes it (failures reset to 0), a probe's
+ * (a probe's slot is freed); any other code is a failure. Closed: threshold failures,
+ * counted as the breaker's counting says, open it. Half-open: a probe's success closes it (failures reset to 0), a probe's
  * failure re-opens it (the reset timer restarts). Outcomes of calls admitted before the last
  * state change are ignored. */
 void act_breaker_leave(act_breaker_t *b, const act_breaker_permit_t *permit, int code);
