@@ -68,8 +68,7 @@ static int park(act__waiter *w, act_choice_t *choices, size_t n, int64_t deadlin
     }
     int rc = act__wait(w, cl, (int)n, deadline);
     if (rc >= 0 && choices[rc].kind == ACT_CHOICE_GET) {
-        int r = act__queue_woken_get(choices[rc].obj, &choices[rc].item, &choices[rc].prio,
-                                     &cl[rc]);
+        int r = act__queue_woken_get(&choices[rc].item, &choices[rc].prio, &cl[rc]);
         if (r) rc = r; /* ACT_EAGAIN: taken by another task first; choose again */
     }
     if (cl != stack) free(cl);

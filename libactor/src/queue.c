@@ -196,8 +196,9 @@ int act__queue_try_put(act_queue_t *q, void *item, int64_t prio) {
     return 0;
 }
 
-int act__queue_woken_get(act_queue_t *q, void **item, int64_t *prio, const act__clause *c) {
-    if (q->kind == ACT_QUEUE_FIFO) { /* handed over */
+int act__queue_woken_get(void **item, int64_t *prio, const act__clause *c) {
+    act_queue_t *q = c->ctx;
+    if (!q) { /* FIFO: handed over with the wake-up; the queue may be gone by now */
         *item = c->data;
         *prio = c->prio;
         return 0;
@@ -226,7 +227,12 @@ int act__queue_try_get(act_queue_t *q, void **item, int64_t *prio) {
     return 0;
 }
 
-void act__queue_link_get(act_queue_t *q, act__clause *c) { act__list_push(&q->getters, &c->link); }
+void act__queue_link_get(act_queue_t *q, act__clause *c) {
+    /* LIFO/PRIORITY getters take their item from the queue when they run, so they need it
+     * (it stays: it counts them as woken); a FIFO getter never touches it again. */
+    c->ctx = q->kind == ACT_QUEUE_FIFO ? NULL : q;
+    act__list_push(&q->getters, &c->link);
+}
 
 void act__queue_link_put(act_queue_t *q, act__clause *c, void *item, int64_t prio) {
     c->data = item;
@@ -273,7 +279,7 @@ int act_queue_get_prio(act_queue_t *q, void **item, int64_t *prio, int64_t deadl
          * LIFO/PRIORITY: the queue counts this getter as woken, so it stays. */
         rc = act__wait(&w, &c, 1, deadline);
         if (rc < 0) break;
-        if ((rc = act__queue_woken_get(q, item, &p, &c)) != ACT_EAGAIN) break;
+        if ((rc = act__queue_woken_get(item, &p, &c)) != ACT_EAGAIN) break;
         if ((rc = act__wait_enter(&w, "queue get", q)) != 0) break;
     }
     if (rc == 0 && prio) *prio = p;
