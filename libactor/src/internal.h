@@ -107,11 +107,17 @@ typedef struct act__stack {
     unsigned vg_id;          /* valgrind stack id */
     size_t colour;           /* bytes left unused at the top (see stack.c) */
     bool small;              /* small class: canary-checked, no guard page */
+    bool slab;               /* default size, carved from a slab; descriptor off-stack */
 } act__stack;
 
+typedef struct act__dslab act__dslab; /* a mapping carved into default stacks (stack.c) */
+
 typedef struct act__stackpool {
-    act__stack *free_default; /* pooled default-size stacks */
+    act__stack *free_default; /* pooled default-size stacks, memory kept */
     size_t n_free_default;
+    act__stack *cold_default; /* pooled beyond cache_max: memory given back (MADV_FREE) */
+    size_t n_cold_default;
+    act__dslab *dslabs;       /* default-stack slabs, a list */
     act__stack *free_small; /* pooled small stacks */
     size_t n_free_small;
     char **slabs; /* slab mappings carved into small stacks */
@@ -120,6 +126,7 @@ typedef struct act__stackpool {
     size_t cache_max;                      /* pooled default stacks kept */
     size_t in_use, peak;                   /* stacks owned by tasks */
     size_t mapped;                         /* default stacks mapped so far (colouring) */
+    size_t n_dslabs;                       /* default-stack slabs mapped */
 } act__stackpool;
 
 #define ACT__CANARY 0x5AC7C0DE5AC7C0DEull
@@ -162,6 +169,9 @@ struct act__waiter {
     int64_t since;         /* when it parked */
 };
 
+/* What t's next blocking call must fail with (cancellation, an expired or cancelled scope),
+ * or 0. Cheap when t has no scope. */
+int act__task_check(act_task_t *t);
 /* Starts a blocking call: checks cancellation and expired scopes. Returns 0 or a code. */
 int act__wait_enter(act__waiter *w, const char *what, const void *obj);
 void act__clause_init(act__clause *c, act__waiter *w, int id);

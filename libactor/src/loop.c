@@ -146,7 +146,8 @@ void act_loop_stats(const act_loop_t *L, act_loop_stats_t *out) {
     out->tasks_live = L->ntasks;
     out->tasks_started = L->nstarted;
     out->stacks_in_use = L->stacks.in_use;
-    out->stacks_cached = L->stacks.n_free_default + L->stacks.n_free_small;
+    out->stacks_cached =
+        L->stacks.n_free_default + L->stacks.n_cold_default + L->stacks.n_free_small;
     out->stacks_peak = L->stacks.peak;
     out->timers = L->timers.n;
     out->switches = L->switches;

@@ -1,6 +1,10 @@
-/* stack.c: task stacks. Default stacks are mmap'd with a guard page below them (a guard
- * region via MADV_GUARD_INSTALL where the kernel has it, so a stack costs one VMA; else
- * mprotect) and pooled for reuse. The small class is carved from slabs without guard pages
+/* stack.c: task stacks. Default stacks are carved 16 at a time from one mapping (a slab),
+ * each with a guard page below it (MADV_GUARD_INSTALL where the kernel has it, else
+ * mprotect), and pooled for reuse: up to cache_max keep their memory; beyond that their pages
+ * are given back with MADV_FREE (lazily: reusing one that was not reclaimed costs no fault)
+ * but the address range stays for reuse, so a burst of tasks costs no mmap/munmap pair each.
+ * Their descriptors live in the slab's header, off the stack, so no stack page is pinned.
+ * Other sizes get a mapping each. The small class is carved from slabs without guard pages
  * and checked with a canary at every switch. Overflow into a guard page is reported by a
  * SIGSEGV handler that names the task. The descriptor sits at the top of each stack. */
 #include <signal.h>
@@ -26,6 +30,14 @@
 #endif
 
 #define SLAB_STACKS 64 /* small stacks carved per slab */
+#define DSLAB_STACKS 16 /* default stacks per mapping */
+
+struct act__dslab {
+    act__dslab *next;                /* the pool's list */
+    char *map;                       /* the mapping */
+    size_t len;                      /* its length */
+    act__stack stacks[DSLAB_STACKS]; /* descriptors */
+};
 
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
@@ -49,9 +61,20 @@ static act__stack *describe(char *lo, size_t bytes, char *map, size_t map_len, b
     s->map = map;
     s->map_len = map_len;
     s->small = small;
+    s->slab = false;
     s->colour = 0;
     s->vg_id = VALGRIND_STACK_REGISTER(lo, lo + s->size);
     return s;
+}
+
+/* Colouring: every stack's hot top would sit at the same page offset, so thousands of parked
+ * tasks would fight over the same cache sets; shift each top by up to 2 KiB (still within
+ * the first page a parked task touches). */
+static size_t next_colour(act__stackpool *p) { return (p->mapped++ % 16) * 128; }
+
+static int install_guard(act__stackpool *p, char *at) {
+    if (madvise(at, p->page, MADV_GUARD_INSTALL) == 0) return 0;
+    return mprotect(at, p->page, PROT_NONE) == 0 ? 0 : ACT_ENOMEM;
 }
 
 static int map_stack(act__stackpool *p, size_t size, act__stack **out) {
@@ -59,18 +82,53 @@ static int map_stack(act__stackpool *p, size_t size, act__stack **out) {
     char *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED) return ACT_ENOMEM;
-    if (madvise(map, p->page, MADV_GUARD_INSTALL) != 0 &&
-        mprotect(map, p->page, PROT_NONE) != 0) {
+    if (install_guard(p, map) != 0) {
         munmap(map, len);
         return ACT_ENOMEM;
     }
     act__stack *s = describe(map + p->page, size, map, len, false);
-    /* Colouring: every stack's hot top would sit at the same page offset, so thousands of
-     * parked tasks would fight over the same cache sets; shift each top by up to 2 KiB
-     * (still within the first page a parked task touches). */
-    s->colour = (p->mapped++ % 16) * 128;
+    s->colour = next_colour(p);
     s->size -= s->colour;
     *out = s;
+    return 0;
+}
+
+/* Maps a slab of default stacks and puts them on the free list. */
+static int grow_default(act__stackpool *p) {
+    act__dslab *d = malloc(sizeof(*d));
+    if (!d) return ACT_ENOMEM;
+    size_t one = p->default_size + p->page;
+    d->len = one * DSLAB_STACKS;
+    d->map = mmap(NULL, d->len, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (d->map == MAP_FAILED) {
+        free(d);
+        return ACT_ENOMEM;
+    }
+    for (size_t i = 0; i < DSLAB_STACKS; i++) {
+        if (install_guard(p, d->map + i * one) != 0) {
+            munmap(d->map, d->len);
+            free(d);
+            return ACT_ENOMEM;
+        }
+    }
+    for (size_t i = DSLAB_STACKS; i-- > 0;) {
+        act__stack *s = &d->stacks[i];
+        s->lo = d->map + i * one + p->page;
+        s->map = d->map + i * one;
+        s->map_len = one;
+        s->small = false;
+        s->slab = true;
+        s->colour = next_colour(p);
+        s->size = p->default_size - s->colour;
+        s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->lo + s->size);
+        s->next = p->free_default;
+        p->free_default = s;
+        p->n_free_default++;
+    }
+    d->next = p->dslabs;
+    p->dslabs = d;
+    p->n_dslabs++;
     return 0;
 }
 
@@ -106,13 +164,18 @@ int act__stack_get(act__stackpool *p, size_t size, bool small, act__stack **out)
         p->n_free_small--;
         *(uint64_t *)s->lo = ACT__CANARY;
     } else if (size == 0 || round_up(size, p->page) == p->default_size) {
-        if (p->free_default) {
-            s = p->free_default;
-            p->free_default = s->next;
-            p->n_free_default--;
-        } else if ((rc = map_stack(p, p->default_size, &s)) != 0) {
-            return rc;
+        if (!p->free_default && p->cold_default) { /* warm one up: its range is still ours */
+            s = p->cold_default;
+            p->cold_default = s->next;
+            p->n_cold_default--;
+            s->next = p->free_default;
+            p->free_default = s;
+            p->n_free_default++;
         }
+        if (!p->free_default && (rc = grow_default(p)) != 0) return rc;
+        s = p->free_default;
+        p->free_default = s->next;
+        p->n_free_default--;
     } else if ((rc = map_stack(p, round_up(size, p->page), &s)) != 0) {
         return rc;
     }
@@ -132,11 +195,18 @@ void act__stack_put(act__stackpool *p, act__stack *s) {
         s->next = p->free_small;
         p->free_small = s;
         p->n_free_small++;
-    } else if (s->size + s->colour + sizeof(act__stack) == p->default_size &&
-               p->n_free_default < p->cache_max) {
+    } else if (s->slab && p->n_free_default < p->cache_max) {
         s->next = p->free_default;
         p->free_default = s;
         p->n_free_default++;
+    } else if (s->slab) {
+        /* Beyond the cache: give the memory back, keep the range. MADV_FREE is lazy (the
+         * kernel takes the pages only when it needs them); kernels without it drop them. */
+        if (madvise(s->lo, p->default_size, MADV_FREE) != 0)
+            madvise(s->lo, p->default_size, MADV_DONTNEED);
+        s->next = p->cold_default;
+        p->cold_default = s;
+        p->n_cold_default++;
     } else {
         unmap_stack(s);
     }
@@ -147,10 +217,14 @@ bool act__stack_canary_ok(const act__stack *s) {
 }
 
 void act__stackpool_close(act__stackpool *p) {
-    while (p->free_default) {
-        act__stack *s = p->free_default;
-        p->free_default = s->next;
-        unmap_stack(s);
+    /* Every stack is back (the loop has no live task): slab stacks are on the two lists. */
+    for (act__stack *s = p->free_default; s; s = s->next) VALGRIND_STACK_DEREGISTER(s->vg_id);
+    for (act__stack *s = p->cold_default; s; s = s->next) VALGRIND_STACK_DEREGISTER(s->vg_id);
+    while (p->dslabs) {
+        act__dslab *d = p->dslabs;
+        p->dslabs = d->next;
+        munmap(d->map, d->len);
+        free(d);
     }
     size_t len = round_up(p->small_size * SLAB_STACKS, p->page);
     for (act__stack *s = p->free_small; s; s = s->next) VALGRIND_STACK_DEREGISTER(s->vg_id);

@@ -196,12 +196,14 @@ int act_fail(int code, const char *fmt, ...) {
 }
 
 int act_yield(void) {
-    act__waiter w;
-    int rc = act__wait_enter(&w, "yield", NULL);
+    /* The hottest blocking call: no wait record, only the checks a wait would make. */
+    act_loop_t *L = act__tls_loop;
+    act_task_t *t = L ? L->current : NULL;
+    if (!t) return ACT_EINVAL;
+    int rc = act__task_check(t);
     if (rc) return rc;
-    act_task_t *t = w.task;
     act__task_ready(t);
-    act__park(t->loop);
+    act__park(L);
     return 0;
 }
 

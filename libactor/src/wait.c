@@ -40,6 +40,14 @@ static int scope_state(act_task_t *t, int64_t now, int64_t *deadline, act_scope_
     return ((t->flags & ACT__T_CANCEL) || t->interrupts) ? ACT_ECANCELED : 0;
 }
 
+int act__task_check(act_task_t *t) {
+    if (!t->scope) return ((t->flags & ACT__T_CANCEL) || t->interrupts) ? ACT_ECANCELED : 0;
+    int64_t d;
+    act_scope_t *owner;
+    bool shielded;
+    return scope_state(t, act_now(), &d, &owner, &shielded);
+}
+
 int act__wait_enter(act__waiter *w, const char *what, const void *obj) {
     act_loop_t *L = act__tls_loop;
     act_task_t *t = L ? L->current : NULL;

@@ -32,7 +32,8 @@ typedef struct act_loop_opts {
     int64_t slow_ms;           /* debug: report slices longer than this (default 100) */
     size_t stack_size;         /* default task stack (default 256 KiB, rounded to pages) */
     size_t small_stack_size;   /* small-stack class (default 896 B; more unoptimised/ASan) */
-    size_t stack_cache;        /* pooled free stacks kept for reuse (default 1024) */
+    size_t stack_cache;        /* free default stacks that keep their memory (default 1024);
+                                  beyond that their pages go back (MADV_FREE), the range stays */
     uint64_t seed;             /* seed for jitter and other randomness (0: fixed default) */
 } act_loop_opts_t;
 
