@@ -100,12 +100,10 @@ void act__ctx_switch(act__ctx *from, act__ctx *to);
 /* ---- stacks: mmap'd with a guard page, pooled; a small class carved from slabs ---- */
 typedef struct act__stack {
     struct act__stack *next; /* free-list link */
-    char *lo;                /* lowest usable byte */
-    size_t size;             /* usable bytes (descriptor excluded) */
-    char *map;               /* mapping start incl. guard page; NULL for slab stacks */
-    size_t map_len;          /* mapping length */
+    char *lo;                /* lowest usable byte; a guard page lies below default ones */
+    size_t size;             /* usable bytes (descriptor and colour excluded) */
     unsigned vg_id;          /* valgrind stack id */
-    size_t colour;           /* bytes left unused at the top (see stack.c) */
+    uint16_t colour;         /* bytes left unused at the top (see stack.c) */
     bool small;              /* small class: canary-checked, no guard page */
     bool slab;               /* default size, carved from a slab; descriptor off-stack */
 } act__stack;

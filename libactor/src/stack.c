@@ -30,6 +30,8 @@
 #endif
 
 #define SLAB_STACKS 64 /* small stacks carved per slab */
+
+static size_t guard_len; /* the page size, for the fault handler */
 #define DSLAB_STACKS 16 /* default stacks per mapping */
 
 struct act__dslab {
@@ -45,6 +47,7 @@ int act__stackpool_init(act__stackpool *p, size_t default_size, size_t small_siz
                         size_t cache_max) {
     memset(p, 0, sizeof(*p));
     p->page = (size_t)sysconf(_SC_PAGESIZE);
+    guard_len = p->page;
     p->default_size = round_up(default_size, p->page);
     p->small_size = round_up(small_size, 64);
     p->cache_max = cache_max;
@@ -53,13 +56,11 @@ int act__stackpool_init(act__stackpool *p, size_t default_size, size_t small_siz
 }
 
 /* Places the descriptor at the top of [lo, lo+bytes) and registers the stack. */
-static act__stack *describe(char *lo, size_t bytes, char *map, size_t map_len, bool small) {
+static act__stack *describe(char *lo, size_t bytes, bool small) {
     act__stack *s = (act__stack *)(lo + bytes - sizeof(act__stack));
     s->next = NULL;
     s->lo = lo;
     s->size = bytes - sizeof(act__stack);
-    s->map = map;
-    s->map_len = map_len;
     s->small = small;
     s->slab = false;
     s->colour = 0;
@@ -86,8 +87,8 @@ static int map_stack(act__stackpool *p, size_t size, act__stack **out) {
         munmap(map, len);
         return ACT_ENOMEM;
     }
-    act__stack *s = describe(map + p->page, size, map, len, false);
-    s->colour = next_colour(p);
+    act__stack *s = describe(map + p->page, size, false);
+    s->colour = (uint16_t)next_colour(p);
     s->size -= s->colour;
     *out = s;
     return 0;
@@ -115,11 +116,9 @@ static int grow_default(act__stackpool *p) {
     for (size_t i = DSLAB_STACKS; i-- > 0;) {
         act__stack *s = &d->stacks[i];
         s->lo = d->map + i * one + p->page;
-        s->map = d->map + i * one;
-        s->map_len = one;
         s->small = false;
         s->slab = true;
-        s->colour = next_colour(p);
+        s->colour = (uint16_t)next_colour(p);
         s->size = p->default_size - s->colour;
         s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->lo + s->size);
         s->next = p->free_default;
@@ -146,7 +145,7 @@ static int grow_small(act__stackpool *p) {
     if (slab == MAP_FAILED) return ACT_ENOMEM;
     p->slabs[p->nslabs++] = slab;
     for (size_t i = 0; i < len / p->small_size; i++) {
-        act__stack *s = describe(slab + i * p->small_size, p->small_size, NULL, 0, true);
+        act__stack *s = describe(slab + i * p->small_size, p->small_size, true);
         s->next = p->free_small;
         p->free_small = s;
         p->n_free_small++;
@@ -186,7 +185,8 @@ int act__stack_get(act__stackpool *p, size_t size, bool small, act__stack **out)
 
 static void unmap_stack(act__stack *s) {
     VALGRIND_STACK_DEREGISTER(s->vg_id);
-    munmap(s->map, s->map_len);
+    /* Its own mapping: the guard page below lo, the stack, the colour, the descriptor. */
+    munmap(s->lo - guard_len, guard_len + s->size + s->colour + sizeof(act__stack));
 }
 
 void act__stack_put(act__stackpool *p, act__stack *s) {
@@ -257,7 +257,8 @@ static void on_fault(int sig, siginfo_t *si, void *uc) {
     act_loop_t *L = act__tls_loop;
     act_task_t *t = L ? L->current : NULL;
     char *addr = si->si_addr;
-    if (t && t->stack && !t->stack->small && addr >= t->stack->map && addr < t->stack->lo) {
+    if (t && t->stack && !t->stack->small && addr >= t->stack->lo - guard_len &&
+        addr < t->stack->lo) {
         char msg[256];
         size_t n = 0;
         put_str(msg, &n, sizeof msg, "actor: stack overflow in task '");
