@@ -134,6 +134,7 @@ int act__stackpool_init(act__stackpool *p, size_t default_size, size_t small_siz
 void act__stackpool_close(act__stackpool *p);
 int act__stack_get(act__stackpool *p, size_t size, bool small, act__stack **out);
 void act__stack_put(act__stackpool *p, act__stack *s);
+void act__stackpool_trim(act__stackpool *p); /* free default stacks past cache_max: MADV_FREE */
 bool act__stack_canary_ok(const act__stack *s);
 void act__stack_guard_install(void); /* SIGSEGV reporter on an alternate stack */
 
@@ -226,6 +227,12 @@ struct act_task {
     uint32_t interrupts;   /* groups it owns whose failure cancels its body (until it waits) */
 };
 
+/* Task records (taskmem.c): from the loop's slabs; NULL when out of memory. */
+act_task_t *act__task_alloc(act_loop_t *L);
+void act__task_free(act_loop_t *L, act_task_t *t);
+void act__task_slabs_close(act_loop_t *L); /* no task may be left */
+void act__task_slabs_trim(act_loop_t *L);  /* empty slabs past a few: MADV_FREE */
+
 void act__task_ready(act_task_t *t); /* push on the run queue */
 void act__task_unref(act_task_t *t);
 void act__task_finish(act_task_t *t, int code, void *result); /* end, wake joiners */
@@ -258,6 +265,10 @@ struct act_loop {
     size_t budget;            /* direct task-to-task switches left in this pass */
     act__list tasks;          /* every live task */
     act__list groups_due;     /* groups with a child failure to react to (group.c) */
+    act__list tslabs;         /* every task slab (taskmem.c) */
+    act__list tslabs_open;    /* task slabs with a free slot */
+    size_t tslab_idle;        /* empty task slabs keeping their pages */
+    uint64_t trimmed_at;      /* uv_hrtime() of the last pool trim */
     size_t ntasks;            /* live tasks */
     size_t nundone;           /* live tasks that have not ended */
     size_t nstarted;          /* tasks holding a stack */

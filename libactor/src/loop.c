@@ -104,6 +104,8 @@ int act_loop_new(act_loop_t **out, const act_loop_opts_t *opts) {
     act__list_init(&L->runq);
     act__list_init(&L->tasks);
     act__list_init(&L->groups_due);
+    act__list_init(&L->tslabs);
+    act__list_init(&L->tslabs_open);
     L->flags = o.flags;
     L->slow_ms = o.slow_ms;
     L->rng = o.seed ? o.seed : 0x9E3779B97F4A7C15ull;
@@ -133,6 +135,7 @@ int act_loop_destroy(act_loop_t **lp) {
     pthread_mutex_destroy(&L->ts_mu);
     act__heap_free(&L->timers);
     act__stackpool_close(&L->stacks);
+    act__task_slabs_close(L);
     free(L);
     *lp = NULL;
     return 0;
@@ -170,8 +173,19 @@ int64_t act_deadline_in(int64_t ms) {
 
 /* One turn: fire due timers, run the ready tasks, then poll libuv, blocking only when no
  * task is ready. */
+/* Memory freed in a burst (stacks past the cache, empty task slabs) is given back at most
+ * once a second of real time, never on the hot path: each madvise is a TLB shootdown. */
+static void trim_pools(act_loop_t *L) {
+    uint64_t now = uv_hrtime();
+    if (now - L->trimmed_at < 1000000000ull) return;
+    L->trimmed_at = now;
+    act__stackpool_trim(&L->stacks);
+    act__task_slabs_trim(L);
+}
+
 static void turn(act_loop_t *L) {
     bool virt = (L->flags & ACT_LOOP_VIRTUAL_CLOCK) != 0;
+    trim_pools(L);
     if (!virt) uv_update_time(&L->uv);
     act__timers_run(L, act_now());
     size_t ran = act__run_ready(L);

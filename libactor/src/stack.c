@@ -1,8 +1,9 @@
 /* stack.c: task stacks. Default stacks are carved 16 at a time from one mapping (a slab),
  * each with a guard page below it (MADV_GUARD_INSTALL where the kernel has it, else
- * mprotect), and pooled for reuse: up to cache_max keep their memory; beyond that their pages
- * are given back with MADV_FREE (lazily: reusing one that was not reclaimed costs no fault)
- * but the address range stays for reuse, so a burst of tasks costs no mmap/munmap pair each.
+ * mprotect), and pooled for reuse. The loop's periodic trim (at most once a second, never on
+ * the hot path: each madvise is a TLB shootdown) gives the pages of the free ones beyond
+ * cache_max back with MADV_FREE (lazily: reuse costs no fault unless the kernel took them);
+ * their address range stays for reuse, so a burst of tasks costs no mmap/munmap pair each.
  * Their descriptors live in the slab's header, off the stack, so no stack page is pinned.
  * Other sizes get a mapping each. The small class is carved from slabs without guard pages
  * and checked with a canary at every switch. Overflow into a guard page is reported by a
@@ -195,20 +196,27 @@ void act__stack_put(act__stackpool *p, act__stack *s) {
         s->next = p->free_small;
         p->free_small = s;
         p->n_free_small++;
-    } else if (s->slab && p->n_free_default < p->cache_max) {
+    } else if (s->slab) { /* the excess past cache_max goes back in act__stackpool_trim */
         s->next = p->free_default;
         p->free_default = s;
         p->n_free_default++;
-    } else if (s->slab) {
-        /* Beyond the cache: give the memory back, keep the range. MADV_FREE is lazy (the
-         * kernel takes the pages only when it needs them); kernels without it drop them. */
+    } else {
+        unmap_stack(s);
+    }
+}
+
+void act__stackpool_trim(act__stackpool *p) {
+    while (p->n_free_default > p->cache_max) {
+        act__stack *s = p->free_default;
+        p->free_default = s->next;
+        p->n_free_default--;
+        /* Give the memory back, keep the range. MADV_FREE is lazy (the kernel takes the
+         * pages only when it needs them); kernels without it drop them at once. */
         if (madvise(s->lo, p->default_size, MADV_FREE) != 0)
             madvise(s->lo, p->default_size, MADV_DONTNEED);
         s->next = p->cold_default;
         p->cold_default = s;
         p->n_cold_default++;
-    } else {
-        unmap_stack(s);
     }
 }
 

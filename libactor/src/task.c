@@ -22,7 +22,7 @@ void act__task_unref(act_task_t *t) {
     act__list_remove(&t->all);
     L->ntasks--;
     free(t->message);
-    free(t);
+    act__task_free(L, t);
 }
 
 void act__task_admit(act_task_t *t) {
@@ -34,7 +34,7 @@ int act_spawn(act_task_fn fn, void *arg, const act_spawn_opts_t *opts, act_task_
     act_loop_t *L = act__tls_loop;
     if (!L || !fn) return ACT_EINVAL;
     if (opts && opts->stack_size > UINT32_MAX) return ACT_EINVAL;
-    act_task_t *t = calloc(1, sizeof(*t));
+    act_task_t *t = act__task_alloc(L);
     if (!t) return ACT_ENOMEM;
     t->loop = L;
     t->fn = fn;

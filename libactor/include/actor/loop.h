@@ -33,7 +33,8 @@ typedef struct act_loop_opts {
     size_t stack_size;         /* default task stack (default 256 KiB, rounded to pages) */
     size_t small_stack_size;   /* small-stack class (default 896 B; more unoptimised/ASan) */
     size_t stack_cache;        /* free default stacks that keep their memory (default 1024);
-                                  beyond that their pages go back (MADV_FREE), the range stays */
+                                  the pages of the others go back (MADV_FREE) at the loop's
+                                  trim, at most once a second; their range stays pooled */
     uint64_t seed;             /* seed for jitter and other randomness (0: fixed default) */
 } act_loop_opts_t;
 
