@@ -27,6 +27,7 @@ typedef struct act__tslab {
 #define FIRST ((sizeof(act__tslab) + SLOT - 1) / SLOT) /* slots the header takes */
 #define NSLOTS (TSLAB_SIZE / SLOT)
 
+#ifndef ACT_ASAN
 static act__tslab *slab_of(const act_task_t *t) {
     return (act__tslab *)((uintptr_t)t & ~(uintptr_t)(TSLAB_SIZE - 1));
 }
@@ -48,6 +49,7 @@ static act__tslab *slab_new(act_loop_t *L) {
     act__list_push_front(&L->tslabs_open, &s->open);
     return s;
 }
+#endif
 
 act_task_t *act__task_alloc(act_loop_t *L) {
 #ifdef ACT_ASAN
