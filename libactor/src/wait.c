@@ -287,12 +287,14 @@ static void switch_to(act_loop_t *L, act_task_t *from, act_task_t *to) {
     L->current = to;
     if (to) to->state = ACT_TASK_RUNNING;
     L->switches++;
-    /* Warm the stack tops of the two tasks after this one: with thousands of parked tasks
+    /* Warm the stack tops of the two tasks after this one: with thousands of ready tasks
      * each resume is a cache (and TLB) miss, and this overlaps it with the slices before. */
-    act__list *n = L->runq.next;
-    for (int ahead = 0; ahead < 2 && n != &L->runq; ahead++, n = n->next) {
-        act_task_t *after = act__container_of(n, act_task_t, qlink);
-        if (after->stack) __builtin_prefetch(after->ctx.sp);
+    if (L->runq_len > 16) { /* a few tasks stay in cache: do not pay for the walk */
+        act__list *n = L->runq.next;
+        for (int ahead = 0; ahead < 2; ahead++, n = n->next) {
+            act_task_t *after = act__container_of(n, act_task_t, qlink);
+            if (after->stack) __builtin_prefetch(after->ctx.sp);
+        }
     }
     if (act__debug(L)) L->slice_start = uv_hrtime();
 #ifdef ACT_ASAN
