@@ -12,8 +12,32 @@ int act_breaker_init(act_breaker_t *b, int failure_threshold, int64_t reset_time
         .threshold = failure_threshold,
         .reset_timeout_ms = reset_timeout_ms,
         .half_open_max = half_open_max,
+        .counting = ACT_BREAKER_CONSECUTIVE,
     };
     return 0;
+}
+
+int act_breaker_init_windowed(act_breaker_t *b, int failure_threshold, int64_t window_ms,
+                              int64_t reset_timeout_ms, int half_open_max) {
+    if (window_ms <= 0) return ACT_EINVAL;
+    int rc = act_breaker_init(b, failure_threshold, reset_timeout_ms, half_open_max);
+    if (rc) return rc;
+    b->counting = ACT_BREAKER_WINDOWED;
+    b->window_ms = window_ms;
+    return 0;
+}
+
+/* Counts one failure while closed. Returns: true when it reaches the threshold. */
+static bool count_failure(act_breaker_t *b) {
+    if (b->counting == ACT_BREAKER_WINDOWED) {
+        int64_t now = act_now();
+        /* A new window opens at the first failure after the last one ended. */
+        if (b->failures == 0 || now - b->window_start >= b->window_ms) {
+            b->window_start = now;
+            b->failures = 0;
+        }
+    }
+    return ++b->failures >= b->threshold;
 }
 
 static void set_state(act_breaker_t *b, act_breaker_state_t s) {
@@ -65,8 +89,8 @@ void act_breaker_leave(act_breaker_t *b, const act_breaker_permit_t *permit, int
     }
     if (b->state != ACT_BREAKER_CLOSED || code == ACT_ECANCELED) return;
     if (code == 0) {
-        b->failures = 0;
-    } else if (++b->failures >= b->threshold) {
+        if (b->counting == ACT_BREAKER_CONSECUTIVE) b->failures = 0;
+    } else if (count_failure(b)) {
         set_state(b, ACT_BREAKER_OPEN);
     }
 }

@@ -68,8 +68,8 @@ static int park(act__waiter *w, act_choice_t *choices, size_t n, int64_t deadlin
     }
     int rc = act__wait(w, cl, (int)n, deadline);
     if (rc >= 0 && choices[rc].kind == ACT_CHOICE_GET) {
-        choices[rc].item = cl[rc].data;
-        choices[rc].prio = cl[rc].prio;
+        int r = act__queue_woken_get(&choices[rc].item, &choices[rc].prio, &cl[rc]);
+        if (r) rc = r; /* ACT_EAGAIN: taken by another task first; choose again */
     }
     if (cl != stack) free(cl);
     return rc;
@@ -83,9 +83,12 @@ int act_choose(act_choice_t *choices, size_t n, int64_t deadline) {
     for (size_t i = 0; i < n; i++) {
         if ((rc = check(&choices[i], w.task)) != 0) return rc;
     }
-    for (size_t i = 0; i < n; i++) {
-        rc = try_now(&choices[i]);
-        if (rc != ACT_EAGAIN) return rc ? rc : (int)i;
-    }
-    return park(&w, choices, n, deadline);
+    do {
+        for (size_t i = 0; i < n; i++) {
+            rc = try_now(&choices[i]);
+            if (rc != ACT_EAGAIN) return rc ? rc : (int)i;
+        }
+        rc = park(&w, choices, n, deadline);
+    } while (rc == ACT_EAGAIN && (rc = act__wait_enter(&w, "choose", choices)) == 0);
+    return rc;
 }

@@ -12,7 +12,9 @@ typedef struct watch {
     act__waiter *w;      /* the parked caller, NULL when not parked */
     act_wait_mode_t mode;/* when to wake the caller */
     size_t done;         /* tasks ended */
-    bool failed;         /* some task failed */
+    bool failed;         /* some task failed (cancelled included) */
+    bool raised;         /* some task failed with an error other than ACT_ECANCELED */
+    bool gather;         /* gather: a cancelled task counts as a failure, as in asyncio */
     int first_err;       /* the first failure's code, in completion order */
     bool own_deadline;   /* the call's own deadline (not a scope's) cut the wait short */
     size_t *order;       /* as_completed: indices in completion order (ring of n) */
@@ -22,8 +24,15 @@ typedef struct watch {
 static bool satisfied(const watch *k) {
     if (k->done == k->n) return true;
     if (k->mode == ACT_FIRST_COMPLETED) return k->done > 0;
-    if (k->mode == ACT_FIRST_EXCEPTION) return k->failed;
+    if (k->mode == ACT_FIRST_EXCEPTION) return k->gather ? k->failed : k->raised;
     return false;
+}
+
+static void note_end(watch *k, const act_task_t *t, size_t i) {
+    if (t->code && !k->failed) k->first_err = t->code;
+    if (t->code) k->failed = true;
+    if (t->code && t->code != ACT_ECANCELED) k->raised = true;
+    if (k->order) k->order[k->tail++] = i;
 }
 
 static void on_task_done(act__clause *c, int code) {
@@ -31,9 +40,7 @@ static void on_task_done(act__clause *c, int code) {
     watch *k = c->ctx;
     act_task_t *t = k->tasks[c->id];
     k->done++;
-    if (t->code && !k->failed) k->first_err = t->code;
-    if (t->code) k->failed = true;
-    if (k->order) k->order[k->tail++] = (size_t)c->id;
+    note_end(k, t, (size_t)c->id);
     if (k->w && (k->order || satisfied(k))) act__waiter_fire(k->w, 0);
 }
 
@@ -56,9 +63,7 @@ static int watch_open(watch *k, act_task_t **tasks, size_t n, act_wait_mode_t mo
         c->ctx = k;
         if (tasks[i]->state == ACT_TASK_DONE) {
             k->done++;
-            if (tasks[i]->code && !k->failed) k->first_err = tasks[i]->code;
-            if (tasks[i]->code) k->failed = true;
-            if (k->order) k->order[k->tail++] = i;
+            note_end(k, tasks[i], i);
         } else {
             act__list_push(&tasks[i]->done, &c->link);
         }
@@ -112,9 +117,10 @@ int act_gather(act_task_t **tasks, size_t n, void **results, int *codes, unsigne
     bool collect = (flags & ACT_GATHER_COLLECT) != 0;
     int rc = watch_open(&k, tasks, n, collect ? ACT_ALL_COMPLETED : ACT_FIRST_EXCEPTION, false);
     if (rc) return rc;
+    k.gather = true;
     rc = watch_until(&k, deadline);
     int first = (rc == 0 && !collect) ? k.first_err : 0; /* fail fast */
-    if (rc || first) {
+    if (rc || (first && !(flags & ACT_GATHER_LEAVE_RUNNING))) {
         cancel_pending(tasks, n);
         drain(&k);
     }

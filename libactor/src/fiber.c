@@ -1,6 +1,6 @@
-/* fiber.c: builds and switches machine contexts. x86_64 uses fiber_x86_64.S; every other
- * target (or -DACT_FIBER_UCONTEXT) falls back to ucontext, which is slower because
- * swapcontext saves the signal mask with a system call. */
+/* fiber.c: builds and switches machine contexts. x86_64 uses fiber_x86_64.S and aarch64
+ * fiber_aarch64.S; every other target (or -DACT_FIBER_UCONTEXT) falls back to ucontext, which
+ * is slower because swapcontext saves the signal mask with a system call. */
 #include <string.h>
 
 #include "internal.h"
@@ -19,6 +19,29 @@ void act__ctx_make(act__ctx *ctx, char *lo, size_t size, void (*entry)(void *), 
     sp[2] = (void *)entry; /* r13 */
     sp[3] = arg;           /* r12 */
     sp[6] = (void *)act__fiber_trampoline;
+    ctx->sp = sp;
+}
+
+void act__ctx_switch(act__ctx *from, act__ctx *to) { act__fiber_switch(&from->sp, to->sp); }
+
+#elif defined(__aarch64__) && !defined(ACT_FIBER_UCONTEXT)
+
+void act__fiber_switch(void **save_sp, void *load_sp);
+void act__fiber_trampoline(void);
+
+/* The frame fiber_aarch64.S pops, in 8-byte slots: x19..x28 (0-9), x29 (10), x30 (11),
+ * d8..d15 (12-19). */
+enum { A64_X19 = 0, A64_X20 = 1, A64_FP = 10, A64_LR = 11, A64_SLOTS = 20 };
+
+void act__ctx_make(act__ctx *ctx, char *lo, size_t size, void (*entry)(void *), void *arg) {
+    uintptr_t top = ((uintptr_t)(lo + size)) & ~(uintptr_t)15;
+    /* The frame sits 16 bytes below the top; once popped, sp is 16-aligned as AAPCS64 wants. */
+    void **sp = (void **)(top - 16 - A64_SLOTS * sizeof(void *));
+    memset(sp, 0, A64_SLOTS * sizeof(void *));
+    sp[A64_X19] = arg;
+    sp[A64_X20] = (void *)entry;
+    sp[A64_FP] = NULL; /* ends frame-pointer walks */
+    sp[A64_LR] = (void *)act__fiber_trampoline;
     ctx->sp = sp;
 }
 

@@ -1,15 +1,47 @@
 /* group.c: task groups. Children link into the group; a child that fails is kept (with its
- * message) in the failed list and cancels its siblings; a child that succeeds is freed at
- * once, so a group of a million short tasks holds only the ones still pending. */
+ * message) in the failed list; a child that succeeds is freed at once, so a group of a
+ * million short tasks holds only the ones still pending. A failure is reacted to at the end
+ * of the scheduler pass (as asyncio's done callback runs after the steps already scheduled):
+ * the siblings are cancelled and the owner's body is interrupted until it waits. */
 #include "internal.h"
 
 int act_group_init(act_group_t *g) {
     act__list_init(&g->children);
     act__list_init(&g->failed);
     act__list_init(&g->waiters);
+    act__list_init(&g->due);
     g->live = g->nfailed = 0;
     g->cancelling = false;
+    g->owner_interrupted = g->owner_waiting = false;
+    g->owner = act_current();
+    if (g->owner) g->owner->refs++; /* it may end before the group is closed */
     return 0;
+}
+
+/* Undoes the owner's interruption (asyncio's uncancel in TaskGroup.__aexit__). */
+static void owner_resume(act_group_t *g) {
+    if (!g->owner_interrupted) return;
+    g->owner_interrupted = false;
+    g->owner->interrupts--;
+}
+
+/* A child failed: cancel the owner's body at its next wait, unless it is already waiting
+ * for the group (the wait reports the failure). */
+static void owner_interrupt(act_group_t *g) {
+    act_task_t *o = g->owner;
+    if (!o || g->owner_interrupted || g->owner_waiting || o->state == ACT_TASK_DONE) return;
+    g->owner_interrupted = true;
+    o->interrupts++;
+    if (o->waiter && !o->waiter->shielded) act__waiter_fire(o->waiter, ACT_ECANCELED);
+}
+
+void act__groups_react(act_loop_t *L) {
+    act__list *n;
+    while ((n = act__list_pop(&L->groups_due)) != NULL) {
+        act_group_t *g = act__container_of(n, act_group_t, due);
+        if (!g->cancelling) act_group_cancel(g);
+        owner_interrupt(g);
+    }
 }
 
 int act_group_spawn(act_group_t *g, act_task_fn fn, void *arg, const act_spawn_opts_t *opts,
@@ -58,7 +90,7 @@ void act__group_child_done(act_task_t *t) {
         t->flags |= ACT__T_RETRIEVED;
         act__list_push(&g->failed, &t->glink); /* the group's reference keeps it */
         g->nfailed++;
-        if (!g->cancelling) act_group_cancel(g);
+        if (!act__list_linked(&g->due)) act__list_push(&t->loop->groups_due, &g->due);
     } else {
         t->group = NULL;
         act__task_unref(t);
@@ -81,6 +113,11 @@ static int wait_children(act_group_t *g, int64_t deadline) {
 }
 
 int act_group_wait(act_group_t *g, int64_t deadline) {
+    bool owner = g->owner && g->owner == act_current();
+    if (owner) {
+        owner_resume(g);
+        g->owner_waiting = true;
+    }
     int rc = wait_children(g, deadline);
     if (rc) {
         /* Cut short: cancel the children and wait for their cleanup, shielded. */
@@ -90,6 +127,8 @@ int act_group_wait(act_group_t *g, int64_t deadline) {
         wait_children(g, -1);
         act_scope_leave(&shield);
     }
+    if (owner) g->owner_waiting = false;
+    if (act__list_linked(&g->due)) act__list_remove(&g->due); /* no child left to cancel */
     return g->nfailed ? ACT_EGROUP : rc;
 }
 
@@ -125,5 +164,11 @@ int act_group_close(act_group_t *g) {
     }
     g->nfailed = 0;
     g->cancelling = false;
+    if (act__list_linked(&g->due)) act__list_remove(&g->due);
+    if (g->owner) {
+        owner_resume(g);
+        act__task_unref(g->owner);
+        g->owner = NULL;
+    }
     return 0;
 }

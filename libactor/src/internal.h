@@ -100,18 +100,22 @@ void act__ctx_switch(act__ctx *from, act__ctx *to);
 /* ---- stacks: mmap'd with a guard page, pooled; a small class carved from slabs ---- */
 typedef struct act__stack {
     struct act__stack *next; /* free-list link */
-    char *lo;                /* lowest usable byte */
-    size_t size;             /* usable bytes (descriptor excluded) */
-    char *map;               /* mapping start incl. guard page; NULL for slab stacks */
-    size_t map_len;          /* mapping length */
+    char *lo;                /* lowest usable byte; a guard page lies below default ones */
+    size_t size;             /* usable bytes (descriptor and colour excluded) */
     unsigned vg_id;          /* valgrind stack id */
-    size_t colour;           /* bytes left unused at the top (see stack.c) */
+    uint16_t colour;         /* bytes left unused at the top (see stack.c) */
     bool small;              /* small class: canary-checked, no guard page */
+    bool slab;               /* default size, carved from a slab; descriptor off-stack */
 } act__stack;
 
+typedef struct act__dslab act__dslab; /* a mapping carved into default stacks (stack.c) */
+
 typedef struct act__stackpool {
-    act__stack *free_default; /* pooled default-size stacks */
+    act__stack *free_default; /* pooled default-size stacks, memory kept */
     size_t n_free_default;
+    act__stack *cold_default; /* pooled beyond cache_max: memory given back (MADV_FREE) */
+    size_t n_cold_default;
+    act__dslab *dslabs;       /* default-stack slabs, a list */
     act__stack *free_small; /* pooled small stacks */
     size_t n_free_small;
     char **slabs; /* slab mappings carved into small stacks */
@@ -120,6 +124,7 @@ typedef struct act__stackpool {
     size_t cache_max;                      /* pooled default stacks kept */
     size_t in_use, peak;                   /* stacks owned by tasks */
     size_t mapped;                         /* default stacks mapped so far (colouring) */
+    size_t n_dslabs;                       /* default-stack slabs mapped */
 } act__stackpool;
 
 #define ACT__CANARY 0x5AC7C0DE5AC7C0DEull
@@ -129,6 +134,7 @@ int act__stackpool_init(act__stackpool *p, size_t default_size, size_t small_siz
 void act__stackpool_close(act__stackpool *p);
 int act__stack_get(act__stackpool *p, size_t size, bool small, act__stack **out);
 void act__stack_put(act__stackpool *p, act__stack *s);
+void act__stackpool_trim(act__stackpool *p); /* free default stacks past cache_max: MADV_FREE */
 bool act__stack_canary_ok(const act__stack *s);
 void act__stack_guard_install(void); /* SIGSEGV reporter on an alternate stack */
 
@@ -162,6 +168,9 @@ struct act__waiter {
     int64_t since;         /* when it parked */
 };
 
+/* What t's next blocking call must fail with (cancellation, an expired or cancelled scope),
+ * or 0. Cheap when t has no scope. */
+int act__task_check(act_task_t *t);
 /* Starts a blocking call: checks cancellation and expired scopes. Returns 0 or a code. */
 int act__wait_enter(act__waiter *w, const char *what, const void *obj);
 void act__clause_init(act__clause *c, act__waiter *w, int id);
@@ -215,7 +224,14 @@ struct act_task {
     act__list glink;       /* in the group's list */
     act_sem_t *limit;      /* admission semaphore, if any */
     char *message;         /* act_fail message, heap */
+    uint32_t interrupts;   /* groups it owns whose failure cancels its body (until it waits) */
 };
+
+/* Task records (taskmem.c): from the loop's slabs; NULL when out of memory. */
+act_task_t *act__task_alloc(act_loop_t *L);
+void act__task_free(act_loop_t *L, act_task_t *t);
+void act__task_slabs_close(act_loop_t *L); /* no task may be left */
+void act__task_slabs_trim(act_loop_t *L);  /* empty slabs past a few: MADV_FREE */
 
 void act__task_ready(act_task_t *t); /* push on the run queue */
 void act__task_unref(act_task_t *t);
@@ -230,6 +246,10 @@ void act__sem_ungate(act_sem_t *s, act_task_t *t);   /* drop a gated task */
 void act__sem_release_permit(act_sem_t *s);
 /* A group child ended (defined in group.c). */
 void act__group_child_done(act_task_t *t);
+/* End of a scheduler pass: groups whose child failed during it cancel the other children
+ * and interrupt their owner (asyncio reacts from a call_soon callback, after the tasks
+ * already scheduled have run a step). */
+void act__groups_react(act_loop_t *L);
 
 /* ---- the loop ---- */
 typedef struct act__tscall act__tscall;
@@ -244,6 +264,11 @@ struct act_loop {
     size_t runq_len;          /* entries in runq */
     size_t budget;            /* direct task-to-task switches left in this pass */
     act__list tasks;          /* every live task */
+    act__list groups_due;     /* groups with a child failure to react to (group.c) */
+    act__list tslabs;         /* every task slab (taskmem.c) */
+    act__list tslabs_open;    /* task slabs with a free slot */
+    size_t tslab_idle;        /* empty task slabs keeping their pages */
+    uint64_t trimmed_at;      /* uv_hrtime() of the last pool trim */
     size_t ntasks;            /* live tasks */
     size_t nundone;           /* live tasks that have not ended */
     size_t nstarted;          /* tasks holding a stack */

@@ -103,6 +103,9 @@ int act_loop_new(act_loop_t **out, const act_loop_opts_t *opts) {
     pthread_mutex_init(&L->ts_mu, NULL);
     act__list_init(&L->runq);
     act__list_init(&L->tasks);
+    act__list_init(&L->groups_due);
+    act__list_init(&L->tslabs);
+    act__list_init(&L->tslabs_open);
     L->flags = o.flags;
     L->slow_ms = o.slow_ms;
     L->rng = o.seed ? o.seed : 0x9E3779B97F4A7C15ull;
@@ -132,6 +135,7 @@ int act_loop_destroy(act_loop_t **lp) {
     pthread_mutex_destroy(&L->ts_mu);
     act__heap_free(&L->timers);
     act__stackpool_close(&L->stacks);
+    act__task_slabs_close(L);
     free(L);
     *lp = NULL;
     return 0;
@@ -145,7 +149,8 @@ void act_loop_stats(const act_loop_t *L, act_loop_stats_t *out) {
     out->tasks_live = L->ntasks;
     out->tasks_started = L->nstarted;
     out->stacks_in_use = L->stacks.in_use;
-    out->stacks_cached = L->stacks.n_free_default + L->stacks.n_free_small;
+    out->stacks_cached =
+        L->stacks.n_free_default + L->stacks.n_cold_default + L->stacks.n_free_small;
     out->stacks_peak = L->stacks.peak;
     out->timers = L->timers.n;
     out->switches = L->switches;
@@ -159,12 +164,28 @@ int64_t act_now(void) {
     return (int64_t)uv_now(&L->uv);
 }
 
-int64_t act_deadline_in(int64_t ms) { return ms < 0 ? -1 : act_now() + ms; }
+int64_t act_deadline_in(int64_t ms) {
+    int64_t now = act_now();
+    if (ms <= 0) return now; /* asyncio: a negative delay has already passed */
+    /* Saturate: a deadline past the clock's range can never be reached. */
+    return ms > INT64_MAX - now ? ACT_NO_DEADLINE : now + ms;
+}
 
 /* One turn: fire due timers, run the ready tasks, then poll libuv, blocking only when no
  * task is ready. */
+/* Memory freed in a burst (stacks past the cache, empty task slabs) is given back at most
+ * once a second of real time, never on the hot path: each madvise is a TLB shootdown. */
+static void trim_pools(act_loop_t *L) {
+    uint64_t now = uv_hrtime();
+    if (now - L->trimmed_at < 1000000000ull) return;
+    L->trimmed_at = now;
+    act__stackpool_trim(&L->stacks);
+    act__task_slabs_trim(L);
+}
+
 static void turn(act_loop_t *L) {
     bool virt = (L->flags & ACT_LOOP_VIRTUAL_CLOCK) != 0;
+    trim_pools(L);
     if (!virt) uv_update_time(&L->uv);
     act__timers_run(L, act_now());
     size_t ran = act__run_ready(L);
@@ -241,6 +262,9 @@ int act_run(act_loop_t *L, act_task_fn fn, void *arg, void **result) {
         turn(L);
     }
     act_task_release(&main);
+    /* Thread jobs whose callers left (act_to_thread_detached): wait for them, as asyncio.run
+     * shuts the default executor down, so their discard runs and nothing is left behind. */
+    while (L->external) uv_run(&L->uv, UV_RUN_ONCE);
     uv_unref((uv_handle_t *)&L->async);
     uv_run(&L->uv, UV_RUN_NOWAIT);
     L->running = false;

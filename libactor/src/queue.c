@@ -26,6 +26,7 @@ struct act_queue {
     uint64_t seq;          /* next insertion sequence */
     size_t outstanding;    /* items got and not yet task_done */
     bool shutdown;         /* puts refused, gets drain */
+    size_t nwoken;         /* LIFO/PRIORITY getters woken to take an item, not yet run */
     act__list getters;     /* parked getters (queue empty) */
     act__list putters;     /* parked putters (queue full), clause data/prio: their item */
     act__list joiners;     /* parked in join */
@@ -53,7 +54,7 @@ int act_queue_destroy(act_queue_t **qp) {
     if (!qp || !*qp) return 0;
     act_queue_t *q = *qp;
     if (!act__list_empty(&q->getters) || !act__list_empty(&q->putters) ||
-        !act__list_empty(&q->joiners)) {
+        !act__list_empty(&q->joiners) || q->nwoken) {
         return ACT_EBUSY;
     }
     free(q->items);
@@ -161,11 +162,24 @@ static void wake_joiners_if_done(act_queue_t *q) {
     if (q->n + q->outstanding == 0) act__list_fire_all(&q->joiners, 0);
 }
 
+/* LIFO and PRIORITY: an item was stored; wake the first live getter to take one. It takes
+ * what is best when it runs (asyncio's getter does the same), not this item. */
+static void wake_getter(act_queue_t *q) {
+    act__list *n;
+    while ((n = act__list_pop(&q->getters)) != NULL) {
+        if (act__clause_fire(act__container_of(n, act__clause, link), 0)) {
+            q->nwoken++;
+            return;
+        }
+    }
+}
+
 int act__queue_try_put(act_queue_t *q, void *item, int64_t prio) {
     if (q->shutdown) return ACT_ECLOSED;
     if (q->kind != ACT_QUEUE_PRIORITY) prio = 0;
     act__list *n;
-    while ((n = act__list_pop(&q->getters)) != NULL) { /* only while empty: hand it over */
+    /* FIFO: the first parked getter would take this very item anyway: hand it over. */
+    while (q->kind == ACT_QUEUE_FIFO && (n = act__list_pop(&q->getters)) != NULL) {
         act__clause *c = act__container_of(n, act__clause, link);
         c->data = item;
         c->prio = prio;
@@ -178,7 +192,19 @@ int act__queue_try_put(act_queue_t *q, void *item, int64_t prio) {
     int rc = grow(q);
     if (rc) return rc;
     store(q, item, prio);
+    if (q->kind != ACT_QUEUE_FIFO) wake_getter(q);
     return 0;
+}
+
+int act__queue_woken_get(void **item, int64_t *prio, const act__clause *c) {
+    act_queue_t *q = c->ctx;
+    if (!q) { /* FIFO: handed over with the wake-up; the queue may be gone by now */
+        *item = c->data;
+        *prio = c->prio;
+        return 0;
+    }
+    q->nwoken--;
+    return act__queue_try_get(q, item, prio); /* ACT_EAGAIN: someone took it first */
 }
 
 /* A slot just came free: move the first parked putter's item in and wake it. */
@@ -201,7 +227,12 @@ int act__queue_try_get(act_queue_t *q, void **item, int64_t *prio) {
     return 0;
 }
 
-void act__queue_link_get(act_queue_t *q, act__clause *c) { act__list_push(&q->getters, &c->link); }
+void act__queue_link_get(act_queue_t *q, act__clause *c) {
+    /* LIFO/PRIORITY getters take their item from the queue when they run, so they need it
+     * (it stays: it counts them as woken); a FIFO getter never touches it again. */
+    c->ctx = q->kind == ACT_QUEUE_FIFO ? NULL : q;
+    act__list_push(&q->getters, &c->link);
+}
 
 void act__queue_link_put(act_queue_t *q, act__clause *c, void *item, int64_t prio) {
     c->data = item;
@@ -241,16 +272,15 @@ int act_queue_get_prio(act_queue_t *q, void **item, int64_t *prio, int64_t deadl
     if (!q || !item) return ACT_EINVAL;
     int rc = act__wait_enter(&w, "queue get", q);
     if (rc) return rc;
-    rc = act__queue_try_get(q, item, &p);
-    if (rc == ACT_EAGAIN) {
+    while ((rc = act__queue_try_get(q, item, &p)) == ACT_EAGAIN) {
         act__clause_init(&c, &w, 0);
         act__queue_link_get(q, &c);
-        rc = act__wait(&w, &c, 1, deadline); /* q may be gone once woken: do not touch it */
-        if (rc >= 0) {
-            *item = c.data;
-            p = c.prio;
-            rc = 0;
-        }
+        /* FIFO: q may be gone once woken (the item came with the wake-up): do not touch it.
+         * LIFO/PRIORITY: the queue counts this getter as woken, so it stays. */
+        rc = act__wait(&w, &c, 1, deadline);
+        if (rc < 0) break;
+        if ((rc = act__queue_woken_get(item, &p, &c)) != ACT_EAGAIN) break;
+        if ((rc = act__wait_enter(&w, "queue get", q)) != 0) break;
     }
     if (rc == 0 && prio) *prio = p;
     return rc;

@@ -1,6 +1,11 @@
-/* stack.c: task stacks. Default stacks are mmap'd with a guard page below them (a guard
- * region via MADV_GUARD_INSTALL where the kernel has it, so a stack costs one VMA; else
- * mprotect) and pooled for reuse. The small class is carved from slabs without guard pages
+/* stack.c: task stacks. Default stacks are carved 16 at a time from one mapping (a slab),
+ * each with a guard page below it (MADV_GUARD_INSTALL where the kernel has it, else
+ * mprotect), and pooled for reuse. The loop's periodic trim (at most once a second, never on
+ * the hot path: each madvise is a TLB shootdown) gives the pages of the free ones beyond
+ * cache_max back with MADV_FREE (lazily: reuse costs no fault unless the kernel took them);
+ * their address range stays for reuse, so a burst of tasks costs no mmap/munmap pair each.
+ * Their descriptors live in the slab's header, off the stack, so no stack page is pinned.
+ * Other sizes get a mapping each. The small class is carved from slabs without guard pages
  * and checked with a canary at every switch. Overflow into a guard page is reported by a
  * SIGSEGV handler that names the task. The descriptor sits at the top of each stack. */
 #include <signal.h>
@@ -27,12 +32,23 @@
 
 #define SLAB_STACKS 64 /* small stacks carved per slab */
 
+static size_t guard_len; /* the page size, for the fault handler */
+#define DSLAB_STACKS 16 /* default stacks per mapping */
+
+struct act__dslab {
+    act__dslab *next;                /* the pool's list */
+    char *map;                       /* the mapping */
+    size_t len;                      /* its length */
+    act__stack stacks[DSLAB_STACKS]; /* descriptors */
+};
+
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 int act__stackpool_init(act__stackpool *p, size_t default_size, size_t small_size,
                         size_t cache_max) {
     memset(p, 0, sizeof(*p));
     p->page = (size_t)sysconf(_SC_PAGESIZE);
+    guard_len = p->page;
     p->default_size = round_up(default_size, p->page);
     p->small_size = round_up(small_size, 64);
     p->cache_max = cache_max;
@@ -41,17 +57,26 @@ int act__stackpool_init(act__stackpool *p, size_t default_size, size_t small_siz
 }
 
 /* Places the descriptor at the top of [lo, lo+bytes) and registers the stack. */
-static act__stack *describe(char *lo, size_t bytes, char *map, size_t map_len, bool small) {
+static act__stack *describe(char *lo, size_t bytes, bool small) {
     act__stack *s = (act__stack *)(lo + bytes - sizeof(act__stack));
     s->next = NULL;
     s->lo = lo;
     s->size = bytes - sizeof(act__stack);
-    s->map = map;
-    s->map_len = map_len;
     s->small = small;
+    s->slab = false;
     s->colour = 0;
     s->vg_id = VALGRIND_STACK_REGISTER(lo, lo + s->size);
     return s;
+}
+
+/* Colouring: every stack's hot top would sit at the same page offset, so thousands of parked
+ * tasks would fight over the same cache sets; shift each top by up to 2 KiB (still within
+ * the first page a parked task touches). */
+static size_t next_colour(act__stackpool *p) { return (p->mapped++ % 16) * 128; }
+
+static int install_guard(act__stackpool *p, char *at) {
+    if (madvise(at, p->page, MADV_GUARD_INSTALL) == 0) return 0;
+    return mprotect(at, p->page, PROT_NONE) == 0 ? 0 : ACT_ENOMEM;
 }
 
 static int map_stack(act__stackpool *p, size_t size, act__stack **out) {
@@ -59,18 +84,51 @@ static int map_stack(act__stackpool *p, size_t size, act__stack **out) {
     char *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED) return ACT_ENOMEM;
-    if (madvise(map, p->page, MADV_GUARD_INSTALL) != 0 &&
-        mprotect(map, p->page, PROT_NONE) != 0) {
+    if (install_guard(p, map) != 0) {
         munmap(map, len);
         return ACT_ENOMEM;
     }
-    act__stack *s = describe(map + p->page, size, map, len, false);
-    /* Colouring: every stack's hot top would sit at the same page offset, so thousands of
-     * parked tasks would fight over the same cache sets; shift each top by up to 2 KiB
-     * (still within the first page a parked task touches). */
-    s->colour = (p->mapped++ % 16) * 128;
+    act__stack *s = describe(map + p->page, size, false);
+    s->colour = (uint16_t)next_colour(p);
     s->size -= s->colour;
     *out = s;
+    return 0;
+}
+
+/* Maps a slab of default stacks and puts them on the free list. */
+static int grow_default(act__stackpool *p) {
+    act__dslab *d = malloc(sizeof(*d));
+    if (!d) return ACT_ENOMEM;
+    size_t one = p->default_size + p->page;
+    d->len = one * DSLAB_STACKS;
+    d->map = mmap(NULL, d->len, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (d->map == MAP_FAILED) {
+        free(d);
+        return ACT_ENOMEM;
+    }
+    for (size_t i = 0; i < DSLAB_STACKS; i++) {
+        if (install_guard(p, d->map + i * one) != 0) {
+            munmap(d->map, d->len);
+            free(d);
+            return ACT_ENOMEM;
+        }
+    }
+    for (size_t i = DSLAB_STACKS; i-- > 0;) {
+        act__stack *s = &d->stacks[i];
+        s->lo = d->map + i * one + p->page;
+        s->small = false;
+        s->slab = true;
+        s->colour = (uint16_t)next_colour(p);
+        s->size = p->default_size - s->colour;
+        s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->lo + s->size);
+        s->next = p->free_default;
+        p->free_default = s;
+        p->n_free_default++;
+    }
+    d->next = p->dslabs;
+    p->dslabs = d;
+    p->n_dslabs++;
     return 0;
 }
 
@@ -88,7 +146,7 @@ static int grow_small(act__stackpool *p) {
     if (slab == MAP_FAILED) return ACT_ENOMEM;
     p->slabs[p->nslabs++] = slab;
     for (size_t i = 0; i < len / p->small_size; i++) {
-        act__stack *s = describe(slab + i * p->small_size, p->small_size, NULL, 0, true);
+        act__stack *s = describe(slab + i * p->small_size, p->small_size, true);
         s->next = p->free_small;
         p->free_small = s;
         p->n_free_small++;
@@ -106,13 +164,18 @@ int act__stack_get(act__stackpool *p, size_t size, bool small, act__stack **out)
         p->n_free_small--;
         *(uint64_t *)s->lo = ACT__CANARY;
     } else if (size == 0 || round_up(size, p->page) == p->default_size) {
-        if (p->free_default) {
-            s = p->free_default;
-            p->free_default = s->next;
-            p->n_free_default--;
-        } else if ((rc = map_stack(p, p->default_size, &s)) != 0) {
-            return rc;
+        if (!p->free_default && p->cold_default) { /* warm one up: its range is still ours */
+            s = p->cold_default;
+            p->cold_default = s->next;
+            p->n_cold_default--;
+            s->next = p->free_default;
+            p->free_default = s;
+            p->n_free_default++;
         }
+        if (!p->free_default && (rc = grow_default(p)) != 0) return rc;
+        s = p->free_default;
+        p->free_default = s->next;
+        p->n_free_default--;
     } else if ((rc = map_stack(p, round_up(size, p->page), &s)) != 0) {
         return rc;
     }
@@ -123,7 +186,8 @@ int act__stack_get(act__stackpool *p, size_t size, bool small, act__stack **out)
 
 static void unmap_stack(act__stack *s) {
     VALGRIND_STACK_DEREGISTER(s->vg_id);
-    munmap(s->map, s->map_len);
+    /* Its own mapping: the guard page below lo, the stack, the colour, the descriptor. */
+    munmap(s->lo - guard_len, guard_len + s->size + s->colour + sizeof(act__stack));
 }
 
 void act__stack_put(act__stackpool *p, act__stack *s) {
@@ -132,8 +196,7 @@ void act__stack_put(act__stackpool *p, act__stack *s) {
         s->next = p->free_small;
         p->free_small = s;
         p->n_free_small++;
-    } else if (s->size + s->colour + sizeof(act__stack) == p->default_size &&
-               p->n_free_default < p->cache_max) {
+    } else if (s->slab) { /* the excess past cache_max goes back in act__stackpool_trim */
         s->next = p->free_default;
         p->free_default = s;
         p->n_free_default++;
@@ -142,15 +205,34 @@ void act__stack_put(act__stackpool *p, act__stack *s) {
     }
 }
 
+void act__stackpool_trim(act__stackpool *p) {
+    while (p->n_free_default > p->cache_max) {
+        act__stack *s = p->free_default;
+        p->free_default = s->next;
+        p->n_free_default--;
+        /* Give the memory back, keep the range. MADV_FREE is lazy (the kernel takes the
+         * pages only when it needs them); kernels without it drop them at once. */
+        if (madvise(s->lo, p->default_size, MADV_FREE) != 0)
+            madvise(s->lo, p->default_size, MADV_DONTNEED);
+        s->next = p->cold_default;
+        p->cold_default = s;
+        p->n_cold_default++;
+    }
+}
+
 bool act__stack_canary_ok(const act__stack *s) {
     return !s->small || *(const uint64_t *)s->lo == ACT__CANARY;
 }
 
 void act__stackpool_close(act__stackpool *p) {
-    while (p->free_default) {
-        act__stack *s = p->free_default;
-        p->free_default = s->next;
-        unmap_stack(s);
+    /* Every stack is back (the loop has no live task): slab stacks are on the two lists. */
+    for (act__stack *s = p->free_default; s; s = s->next) VALGRIND_STACK_DEREGISTER(s->vg_id);
+    for (act__stack *s = p->cold_default; s; s = s->next) VALGRIND_STACK_DEREGISTER(s->vg_id);
+    while (p->dslabs) {
+        act__dslab *d = p->dslabs;
+        p->dslabs = d->next;
+        munmap(d->map, d->len);
+        free(d);
     }
     size_t len = round_up(p->small_size * SLAB_STACKS, p->page);
     for (act__stack *s = p->free_small; s; s = s->next) VALGRIND_STACK_DEREGISTER(s->vg_id);
@@ -183,7 +265,8 @@ static void on_fault(int sig, siginfo_t *si, void *uc) {
     act_loop_t *L = act__tls_loop;
     act_task_t *t = L ? L->current : NULL;
     char *addr = si->si_addr;
-    if (t && t->stack && !t->stack->small && addr >= t->stack->map && addr < t->stack->lo) {
+    if (t && t->stack && !t->stack->small && addr >= t->stack->lo - guard_len &&
+        addr < t->stack->lo) {
         char msg[256];
         size_t n = 0;
         put_str(msg, &n, sizeof msg, "actor: stack overflow in task '");

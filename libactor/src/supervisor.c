@@ -1,6 +1,6 @@
-/* supervisor.c: an Erlang/OTP one_for_one supervisor. Children run as tasks; the supervising
- * task waits for the first to end (act_wait, ACT_FIRST_COMPLETED) and restarts it by its
- * policy. Restart intensity is a ring of the last max_restarts restart times: one more
+/* supervisor.c: an Erlang/OTP supervisor (one_for_one, one_for_all, rest_for_one). Children
+ * run as tasks; the supervising task waits for the first to end (act_wait,
+ * ACT_FIRST_COMPLETED) and restarts it by its policy, with the siblings its strategy names. Restart intensity is a ring of the last max_restarts restart times: one more
  * restart while the oldest of them is still inside the window means giving up. */
 #include <string.h>
 
@@ -11,6 +11,7 @@ struct act_supervisor {
     size_t n;                /* children */
     act_task_t **tasks;      /* live task per child, NULL when not running */
     act_task_t **live;       /* scratch: the live tasks, compacted, for act_wait */
+    bool *again;             /* scratch: children to start again after a group restart */
     int64_t *stamps;         /* ring of the last max_restarts restart times */
     size_t nstamps, head;    /* filled, next slot */
     act_supervisor_opts_t o; /* intensity and callback */
@@ -24,6 +25,7 @@ int act_supervisor_new(act_supervisor_t **out, const act_child_spec_t *children,
                        const act_supervisor_opts_t *opts) {
     if (!out || !children || !opts || n == 0) return ACT_EINVAL;
     if (opts->max_restarts < 0 || opts->period_ms <= 0) return ACT_EINVAL;
+    if ((unsigned)opts->strategy > ACT_SUP_REST_FOR_ONE) return ACT_EINVAL;
     for (size_t i = 0; i < n; i++) {
         if (!children[i].fn || (unsigned)children[i].restart > ACT_RESTART_TEMPORARY) {
             return ACT_EINVAL;
@@ -34,8 +36,9 @@ int act_supervisor_new(act_supervisor_t **out, const act_child_spec_t *children,
     s->specs = malloc(n * sizeof(*s->specs));
     s->tasks = calloc(n, sizeof(*s->tasks));
     s->live = calloc(n, sizeof(*s->live));
+    s->again = calloc(n, sizeof(*s->again));
     s->stamps = calloc(opts->max_restarts ? (size_t)opts->max_restarts : 1, sizeof(int64_t));
-    if (!s->specs || !s->tasks || !s->live || !s->stamps) {
+    if (!s->specs || !s->tasks || !s->live || !s->again || !s->stamps) {
         s->n = 0;
         act_supervisor_destroy(&s);
         return ACT_ENOMEM;
@@ -54,6 +57,7 @@ int act_supervisor_destroy(act_supervisor_t **sp) {
     free(s->specs);
     free(s->tasks);
     free(s->live);
+    free(s->again);
     free(s->stamps);
     free(s);
     *sp = NULL;
@@ -88,11 +92,12 @@ static int reap_child(act_supervisor_t *s, size_t i) {
     return code;
 }
 
-/* Cancels every live child and waits for all of them, shielded. */
-static void stop_all(act_supervisor_t *s) {
+/* Cancels every live child in [from, n) but `except` and waits for them, shielded; marks
+ * in restart[] those to start again (all but temporary ones) when restart is not NULL. */
+static void stop_range(act_supervisor_t *s, size_t from, size_t except, bool *restart) {
     size_t k = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        if (s->tasks[i]) {
+    for (size_t i = from; i < s->n; i++) {
+        if (s->tasks[i] && i != except) {
             act_task_cancel(s->tasks[i]);
             s->live[k++] = s->tasks[i];
         }
@@ -101,10 +106,16 @@ static void stop_all(act_supervisor_t *s) {
     act_scope_enter(&shield, -1, ACT_SCOPE_SHIELD);
     act_wait(s->live, k, ACT_ALL_COMPLETED, -1);
     act_scope_leave(&shield);
-    for (size_t i = 0; i < s->n; i++) {
-        if (s->tasks[i]) reap_child(s, i);
+    for (size_t i = from; i < s->n; i++) {
+        if (!s->tasks[i] || i == except) continue;
+        int code = reap_child(s, i);
+        if (restart) restart[i] = s->specs[i].restart != ACT_RESTART_TEMPORARY;
+        (void)code;
     }
 }
+
+/* Cancels every live child and waits for all of them, shielded. */
+static void stop_all(act_supervisor_t *s) { stop_range(s, 0, SIZE_MAX, NULL); }
 
 static bool wants_restart(act_restart_t policy, int code) {
     switch (policy) {
@@ -129,18 +140,34 @@ static bool admit_restart(act_supervisor_t *s, int64_t now) {
     return true;
 }
 
-/* Handles child i, which has ended. Returns: 0, ACT_EGAVEUP or a spawn error. */
-static int on_child_end(act_supervisor_t *s, size_t i) {
-    int code = reap_child(s, i);
-    if (!wants_restart(s->specs[i].restart, code)) return 0;
-    if (!admit_restart(s, act_now())) {
-        emit(s, i, ACT_SUP_GAVE_UP, code);
-        return ACT_EGAVEUP;
-    }
+static int restart_child(act_supervisor_t *s, size_t i, int code) {
     int rc = start_child(s, i);
     if (rc) return rc;
     s->restarts++;
     emit(s, i, ACT_SUP_RESTARTED, code);
+    return 0;
+}
+
+/* Handles child i, which has ended. Returns: 0, ACT_EGAVEUP or a spawn error. */
+static int on_child_end(act_supervisor_t *s, size_t i) {
+    int code = reap_child(s, i);
+    if (!wants_restart(s->specs[i].restart, code)) return 0;
+    if (!admit_restart(s, act_now())) { /* one restart operation, however many children */
+        emit(s, i, ACT_SUP_GAVE_UP, code);
+        return ACT_EGAVEUP;
+    }
+    if (s->o.strategy == ACT_SUP_ONE_FOR_ONE) return restart_child(s, i, code);
+    /* one_for_all: every sibling; rest_for_one: those started after i. Stopped, then all
+     * started again in start order. */
+    size_t from = s->o.strategy == ACT_SUP_ONE_FOR_ALL ? 0 : i + 1;
+    memset(s->again, 0, s->n * sizeof(*s->again));
+    stop_range(s, from, i, s->again);
+    s->again[i] = true;
+    for (size_t k = from < i ? from : i; k < s->n; k++) {
+        if (!s->again[k]) continue;
+        int rc = restart_child(s, k, k == i ? code : ACT_ECANCELED);
+        if (rc) return rc;
+    }
     return 0;
 }
 

@@ -61,7 +61,7 @@ bool act_lock_locked(const act_lock_t *l) { return l->owner != NULL; }
 int act_sem_init(act_sem_t *s, long value) {
     if (value < 0) return ACT_EINVAL;
     s->value = value;
-    s->bound = 0;
+    s->bound = -1;
     act__list_init(&s->waiters);
     act__list_init(&s->gated);
     return 0;
@@ -102,7 +102,7 @@ int act_sem_release(act_sem_t *s) {
         act__task_admit(act__container_of(n, act_task_t, qlink));
         return 0;
     }
-    if (s->bound && s->value >= s->bound) return ACT_EOVERRELEASE;
+    if (s->bound >= 0 && s->value >= s->bound) return ACT_EOVERRELEASE;
     s->value++;
     return 0;
 }

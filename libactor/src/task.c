@@ -22,7 +22,7 @@ void act__task_unref(act_task_t *t) {
     act__list_remove(&t->all);
     L->ntasks--;
     free(t->message);
-    free(t);
+    act__task_free(L, t);
 }
 
 void act__task_admit(act_task_t *t) {
@@ -34,7 +34,7 @@ int act_spawn(act_task_fn fn, void *arg, const act_spawn_opts_t *opts, act_task_
     act_loop_t *L = act__tls_loop;
     if (!L || !fn) return ACT_EINVAL;
     if (opts && opts->stack_size > UINT32_MAX) return ACT_EINVAL;
-    act_task_t *t = calloc(1, sizeof(*t));
+    act_task_t *t = act__task_alloc(L);
     if (!t) return ACT_ENOMEM;
     t->loop = L;
     t->fn = fn;
@@ -196,12 +196,14 @@ int act_fail(int code, const char *fmt, ...) {
 }
 
 int act_yield(void) {
-    act__waiter w;
-    int rc = act__wait_enter(&w, "yield", NULL);
+    /* The hottest blocking call: no wait record, only the checks a wait would make. */
+    act_loop_t *L = act__tls_loop;
+    act_task_t *t = L ? L->current : NULL;
+    if (!t) return ACT_EINVAL;
+    int rc = act__task_check(t);
     if (rc) return rc;
-    act_task_t *t = w.task;
     act__task_ready(t);
-    act__park(t->loop);
+    act__park(L);
     return 0;
 }
 
@@ -209,7 +211,7 @@ int act_sleep_until(int64_t deadline) {
     act__waiter w;
     int rc = act__wait_enter(&w, "sleep", NULL);
     if (rc) return rc;
-    if (deadline >= 0 && deadline <= act_now()) {
+    if (deadline != ACT_NO_DEADLINE && deadline <= act_now()) {
         act__task_ready(w.task); /* like asyncio.sleep(0): let the others run */
         act__park(w.task->loop);
         return 0;
@@ -219,4 +221,4 @@ int act_sleep_until(int64_t deadline) {
     return (rc == ACT_ETIMEDOUT && !w.timer_scope) ? 0 : rc;
 }
 
-int act_sleep(int64_t ms) { return act_sleep_until(ms < 0 ? -1 : act_now() + ms); }
+int act_sleep(int64_t ms) { return act_sleep_until(act_deadline_in(ms)); }

@@ -32,6 +32,7 @@ typedef struct uvjob {
     int code;         /* its code */
     bool done;        /* after_work ran (the job ended or was withdrawn) */
     act__waiter *w;   /* the parked caller; NULL once it stopped waiting */
+    act_discard_fn discard; /* detached: gets arg and the outcome once the job is over */
 } uvjob;
 
 static void uvjob_work(uv_work_t *req) {
@@ -45,10 +46,13 @@ static void uvjob_after(uv_work_t *req, int status) {
     j->loop->external--;
     j->done = true;
     if (status == UV_ECANCELED) j->code = ACT_ECANCELED;
-    if (j->w)
+    if (j->w) {
         act__waiter_fire(j->w, 0);
-    else
-        free(j); /* withdrawn: its caller has left */
+        return;
+    }
+    /* Its caller has left: withdrawn, or (detached) cut short while it ran. */
+    if (j->discard) j->discard(j->arg, status == UV_ECANCELED ? NULL : j->result, j->code);
+    free(j);
 }
 
 /* The wait was cut short with `why`: withdraw the job or sit out its run. */
@@ -59,31 +63,61 @@ static int uvjob_abandon(uvjob *j, int why) {
     return why;
 }
 
-int act_to_thread(act_task_fn fn, void *arg, void **result, int64_t deadline) {
+static int to_thread(act_task_fn fn, void *arg, act_discard_fn discard, void **result,
+                     int64_t deadline) {
     act__waiter w;
     if (!fn) return ACT_EINVAL;
     int rc = act__wait_enter(&w, "to_thread", fn);
-    if (rc) return rc;
-    if (deadline == 0) return ACT_ETIMEDOUT;
+    if (rc == 0 && deadline == 0) rc = ACT_ETIMEDOUT;
+    if (rc) goto fail_not_queued;
     act_loop_t *L = w.task->loop;
     uvjob *j = calloc(1, sizeof(*j));
-    if (!j) return ACT_ENOMEM;
+    if (!j) {
+        rc = ACT_ENOMEM;
+        goto fail_not_queued;
+    }
     j->loop = L;
     j->fn = fn;
     j->arg = arg;
     j->w = &w;
+    j->discard = discard;
     if (uv_queue_work(&L->uv, &j->req, uvjob_work, uvjob_after) != 0) {
         free(j);
-        return ACT_EINVAL;
+        rc = ACT_EINVAL;
+        goto fail_not_queued;
     }
     L->external++;
     rc = act__wait(&w, NULL, 0, deadline);
     j->w = NULL;
-    if (!j->done) return uvjob_abandon(j, rc < 0 ? rc : ACT_ECANCELED);
+    if (!j->done) {
+        int why = rc < 0 ? rc : ACT_ECANCELED;
+        if (discard) { /* asyncio: return now; after_work hands the outcome to discard */
+            uv_cancel((uv_req_t *)&j->req);
+            return why;
+        }
+        return uvjob_abandon(j, why);
+    }
     rc = j->code;
-    if (result) *result = j->result;
+    if (discard && (rc == ACT_ECANCELED || rc == ACT_ETIMEDOUT)) {
+        discard(arg, j->result, rc); /* the rule: these codes always mean discard has it */
+    } else if (result) {
+        *result = j->result;
+    }
     free(j);
     return rc;
+fail_not_queued:
+    if (discard && (rc == ACT_ECANCELED || rc == ACT_ETIMEDOUT)) discard(arg, NULL, rc);
+    return rc;
+}
+
+int act_to_thread(act_task_fn fn, void *arg, void **result, int64_t deadline) {
+    return to_thread(fn, arg, NULL, result, deadline);
+}
+
+int act_to_thread_detached(act_task_fn fn, void *arg, act_discard_fn discard, void **result,
+                           int64_t deadline) {
+    if (!discard) return ACT_EINVAL;
+    return to_thread(fn, arg, discard, result, deadline);
 }
 
 /* ---- executors ---- */

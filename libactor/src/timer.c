@@ -53,7 +53,9 @@ int act__timer_arm(act_loop_t *L, act__timer *t, int64_t deadline) {
         h->v = v;
         h->cap = cap;
     }
-    t->deadline = deadline;
+    /* A deadline before the clock's start (a past time computed on a virtual clock that
+     * starts at 0) is due at once; the heap reads negative as "none". */
+    t->deadline = deadline < 0 ? 0 : deadline;
     t->seq = h->seq++;
     place(h, h->n++, t);
     sift_up(h, t->idx);

@@ -20,14 +20,14 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
  * next blocking call must fail with (0 if none), and the effective deadline and its owner. */
 static int scope_state(act_task_t *t, int64_t now, int64_t *deadline, act_scope_t **owner,
                        bool *shielded) {
-    *deadline = -1;
+    *deadline = ACT_NO_DEADLINE;
     *owner = NULL;
     *shielded = false;
     for (act_scope_t *s = t->scope; s; s = s->parent) {
         if (s->state) return s->state;
-        if (s->deadline >= 0) {
+        if (s->deadline != ACT_NO_DEADLINE) {
             if (now >= s->deadline) return s->state = ACT_ETIMEDOUT;
-            if (*deadline < 0 || s->deadline < *deadline) {
+            if (*deadline == ACT_NO_DEADLINE || s->deadline < *deadline) {
                 *deadline = s->deadline;
                 *owner = s;
             }
@@ -37,7 +37,15 @@ static int scope_state(act_task_t *t, int64_t now, int64_t *deadline, act_scope_
             return 0;
         }
     }
-    return (t->flags & ACT__T_CANCEL) ? ACT_ECANCELED : 0;
+    return ((t->flags & ACT__T_CANCEL) || t->interrupts) ? ACT_ECANCELED : 0;
+}
+
+int act__task_check(act_task_t *t) {
+    if (!t->scope) return ((t->flags & ACT__T_CANCEL) || t->interrupts) ? ACT_ECANCELED : 0;
+    int64_t d;
+    act_scope_t *owner;
+    bool shielded;
+    return scope_state(t, act_now(), &d, &owner, &shielded);
 }
 
 int act__wait_enter(act__waiter *w, const char *what, const void *obj) {
@@ -79,12 +87,13 @@ static int arm_deadline(act__waiter *w) {
     int rc = scope_state(w->task, act_now(), &d, &owner, &shielded);
     if (rc) return rc;
     w->shielded = shielded;
-    if (w->call_deadline >= 0 && (d < 0 || w->call_deadline <= d)) {
+    if (w->call_deadline != ACT_NO_DEADLINE &&
+        (d == ACT_NO_DEADLINE || w->call_deadline <= d)) {
         d = w->call_deadline;
         owner = NULL;
     }
     w->timer_scope = owner;
-    if (d < 0) {
+    if (d == ACT_NO_DEADLINE) {
         act__timer_disarm(L, &w->timer);
         return 0;
     }
@@ -129,7 +138,13 @@ act__clause *act__list_fire_first(act__list *h, int code) {
 
 size_t act__list_fire_all(act__list *h, int code) {
     size_t n = 0;
-    while (act__list_fire_first(h, code)) n++;
+    act__list *x;
+    while ((x = act__list_pop(h)) != NULL) {
+        /* Waking many parked tasks touches each one's stack (its clause and wait record):
+         * start loading the next one while this one is handled. */
+        if (h->next != h) __builtin_prefetch(h->next, 1);
+        if (act__clause_fire(act__container_of(x, act__clause, link), code)) n++;
+    }
     return n;
 }
 
@@ -173,7 +188,9 @@ int act_scope_enter(act_scope_t *s, int64_t deadline, unsigned flags) {
 int act_scope_leave(act_scope_t *s) {
     ACT_ASSERT(s->task && s->task->scope == s); /* scopes must nest */
     s->task->scope = s->parent;
-    if (!s->state && s->deadline >= 0 && act_now() >= s->deadline) s->state = ACT_ETIMEDOUT;
+    if (!s->state && s->deadline != ACT_NO_DEADLINE && act_now() >= s->deadline) {
+        s->state = ACT_ETIMEDOUT;
+    }
     return s->state;
 }
 
@@ -270,11 +287,14 @@ static void switch_to(act_loop_t *L, act_task_t *from, act_task_t *to) {
     L->current = to;
     if (to) to->state = ACT_TASK_RUNNING;
     L->switches++;
-    /* Warm the stack top of the task after this one: with thousands of parked tasks each
-     * resume is a cache (and TLB) miss, and this overlaps it with the current slice. */
-    if (L->runq.next != &L->runq) {
-        act_task_t *after = act__container_of(L->runq.next, act_task_t, qlink);
-        if (after->stack) __builtin_prefetch(after->ctx.sp);
+    /* Warm the stack tops of the two tasks after this one: with thousands of ready tasks
+     * each resume is a cache (and TLB) miss, and this overlaps it with the slices before. */
+    if (L->runq_len > 16) { /* a few tasks stay in cache: do not pay for the walk */
+        act__list *n = L->runq.next;
+        for (int ahead = 0; ahead < 2; ahead++, n = n->next) {
+            act_task_t *after = act__container_of(n, act_task_t, qlink);
+            if (after->stack) __builtin_prefetch(after->ctx.sp);
+        }
     }
     if (act__debug(L)) L->slice_start = uv_hrtime();
 #ifdef ACT_ASAN
@@ -336,5 +356,6 @@ size_t act__run_ready(act_loop_t *L) {
         ran++;
     }
     L->budget = 0;
+    if (!act__list_empty(&L->groups_due)) act__groups_react(L);
     return ran;
 }

@@ -284,6 +284,153 @@ static void test_group_all_succeed(void **state) {
     assert_int_equal(harness_run(group_ok, NULL, VCLOCK), 0);
 }
 
+/* Issue 12.4: wait(FIRST_EXCEPTION) counts errors, not cancellations (asyncio). */
+static int canceller(void *arg, void **result) {
+    (void)result;
+    act_sleep(10);
+    act_task_cancel(arg);
+    return 0;
+}
+
+static int wait_first_exception_ignores_cancel(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    act_task_t *t[3], *c;
+    act_spawn(harness_sleeper, (void *)100, NULL, &t[0]);
+    act_spawn(sleep_then_fail, FAIL_AFTER(30, ACT_EIO), NULL, &t[1]);
+    act_spawn(harness_sleeper, (void *)200, NULL, &t[2]);
+    act_spawn(canceller, t[0], NULL, &c);
+    int64_t t0 = act_now();
+    assert_int_equal(act_wait(t, 3, ACT_FIRST_EXCEPTION, -1), 2);
+    assert_int_equal(act_now() - t0, 30); /* not 10, when t[0] was cancelled */
+    assert_true(act_task_cancelled(t[0]));
+    assert_int_equal(act_task_error(t[1], NULL), ACT_EIO);
+    assert_false(act_task_done(t[2]));
+    act_task_cancel(t[2]); /* only cancellations left: it waits for all */
+    assert_int_equal(act_wait(&t[2], 1, ACT_FIRST_EXCEPTION, -1), 1);
+    act_task_t *pre[2];
+    act_spawn(harness_sleeper, (void *)50, NULL, &pre[0]);
+    act_spawn(harness_sleeper, (void *)50, NULL, &pre[1]);
+    act_task_cancel(pre[0]); /* ended before the wait starts */
+    t0 = act_now();
+    assert_int_equal(act_wait(pre, 2, ACT_FIRST_EXCEPTION, -1), 2);
+    assert_int_equal(act_now() - t0, 50);
+    assert_int_equal(act_join(c, NULL, -1), 0);
+    act_task_release(&c);
+    release_all(pre, 2);
+    release_all(t, 3);
+    return 0;
+}
+
+static void test_wait_first_exception_ignores_cancellations(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(wait_first_exception_ignores_cancel, NULL, VCLOCK), 0);
+}
+
+/* Issue 12.9: ACT_GATHER_LEAVE_RUNNING is asyncio.gather: the first error comes back at
+ * once and the others keep running. */
+static int gather_leave_running(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    act_task_t *t[3];
+    act_spawn(harness_sleeper, (void *)100, NULL, &t[0]);
+    act_spawn(sleep_then_fail, FAIL_AFTER(10, ACT_EIO), NULL, &t[1]);
+    act_spawn(harness_sleeper, (void *)5, NULL, &t[2]);
+    int64_t t0 = act_now();
+    int codes[3];
+    void *res[3];
+    assert_int_equal(act_gather(t, 3, res, codes, ACT_GATHER_LEAVE_RUNNING, -1), ACT_EIO);
+    assert_int_equal(act_now() - t0, 10);
+    assert_false(act_task_done(t[0])); /* left running, not cancelled */
+    assert_int_equal(codes[0], 0);
+    assert_null(res[0]);
+    assert_int_equal(codes[1], ACT_EIO);
+    assert_int_equal((intptr_t)res[2], 5);
+    void *r;
+    assert_int_equal(act_join(t[0], &r, -1), 0);
+    assert_int_equal((intptr_t)r, 100);
+    assert_int_equal(act_now() - t0, 100);
+    release_all(t, 3);
+    /* A deadline still cancels the unfinished ones. */
+    act_spawn(harness_sleeper, (void *)100, NULL, &t[0]);
+    assert_int_equal(act_gather(t, 1, NULL, codes, ACT_GATHER_LEAVE_RUNNING,
+                                act_deadline_in(10)), ACT_ETIMEDOUT);
+    assert_int_equal(codes[0], ACT_ECANCELED);
+    act_task_release(&t[0]);
+    return 0;
+}
+
+static void test_gather_leave_running_is_asyncio_gather(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(gather_leave_running, NULL, VCLOCK), 0);
+}
+
+/* Issue 12.5: a child's failure interrupts the owner's body at its next wait (asyncio's
+ * TaskGroup cancels the parent task), and act_group_wait undoes it. */
+static int group_owner_interrupted(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    sibling_cleanup = 0;
+    act_group_t g;
+    act_group_init(&g);
+    act_group_spawn(&g, long_sibling, NULL, NULL, NULL);
+    act_group_spawn(&g, sleep_then_fail, FAIL_AFTER(10, ACT_EIO), NULL, NULL);
+    int64_t t0 = act_now();
+    assert_int_equal(act_sleep(1000), ACT_ECANCELED); /* the owner's own work between */
+    assert_int_equal(act_now() - t0, 10);
+    assert_int_equal(act_yield(), ACT_ECANCELED); /* level-triggered until the wait */
+    act_scope_t shield;
+    act_scope_enter(&shield, -1, ACT_SCOPE_SHIELD);
+    assert_int_equal(act_yield(), 0); /* a shield hides it */
+    act_scope_leave(&shield);
+    assert_int_equal(act_group_wait(&g, -1), ACT_EGROUP);
+    assert_int_equal(sibling_cleanup, 1);
+    assert_int_equal(act_group_error_count(&g), 1);
+    assert_int_equal(act_sleep(5), 0); /* uncancelled */
+    assert_int_equal(act_group_close(&g), 0);
+    return 0;
+}
+
+static void test_group_failure_interrupts_owner_at_next_wait(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(group_owner_interrupted, NULL, VCLOCK), 0);
+}
+
+static int fail_now(void *arg, void **result) {
+    (void)result;
+    return act_fail((int)(intptr_t)arg, "failed on its first step");
+}
+
+/* Two children that fail on their first step are both reported (asyncio runs both before
+ * the group sees the first failure). */
+static int group_two_fail_at_once(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    act_group_t g;
+    act_group_init(&g);
+    act_group_spawn(&g, fail_now, (void *)(intptr_t)ACT_EIO, NULL, NULL);
+    act_group_spawn(&g, fail_now, (void *)(intptr_t)ACT_ENOENT, NULL, NULL);
+    assert_int_equal(act_group_wait(&g, -1), ACT_EGROUP);
+    assert_int_equal(act_group_error_count(&g), 2);
+    assert_int_equal(act_group_count(&g, ACT_EIO), 1);
+    assert_int_equal(act_group_count(&g, ACT_ENOENT), 1);
+    assert_int_equal(act_group_close(&g), 0);
+    /* The same when the owner yields instead of waiting: both run, it is interrupted. */
+    act_group_init(&g);
+    act_group_spawn(&g, fail_now, (void *)(intptr_t)ACT_EIO, NULL, NULL);
+    act_group_spawn(&g, fail_now, (void *)(intptr_t)ACT_EIO, NULL, NULL);
+    assert_int_equal(act_sleep(10), ACT_ECANCELED);
+    assert_int_equal(act_group_wait(&g, -1), ACT_EGROUP);
+    assert_int_equal(act_group_error_count(&g), 2);
+    assert_int_equal(act_group_close(&g), 0);
+    return 0;
+}
+
+static void test_group_reports_two_children_failing_on_first_step(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(group_two_fail_at_once, NULL, VCLOCK), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gather_returns_results_in_spawn_order),
@@ -296,6 +443,10 @@ int main(void) {
         cmocka_unit_test(test_group_reports_every_failure),
         cmocka_unit_test(test_cancelling_group_owner_cancels_children_but_not_shielded),
         cmocka_unit_test(test_group_all_succeed),
+        cmocka_unit_test(test_wait_first_exception_ignores_cancellations),
+        cmocka_unit_test(test_gather_leave_running_is_asyncio_gather),
+        cmocka_unit_test(test_group_failure_interrupts_owner_at_next_wait),
+        cmocka_unit_test(test_group_reports_two_children_failing_on_first_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -715,6 +715,95 @@ static void test_cancelled_task_cannot_get_or_put(void **state) {
     assert_int_equal(harness_run(cancelled_caller, NULL, VCLOCK), 0);
 }
 
+/* Issue 12.2: a getter already parked takes its item when it runs, as asyncio's does: the
+ * most urgent of the items put in the same tick (PRIORITY), the last one (LIFO). */
+typedef struct waiting_getter {
+    act_queue_t *q;
+    void *got;
+    int64_t prio;
+    int rc;
+} waiting_getter;
+
+static int parked_get(void *arg, void **result) {
+    (void)result;
+    waiting_getter *g = arg;
+    g->rc = act_queue_get_prio(g->q, &g->got, &g->prio, -1);
+    return 0;
+}
+
+static int choose_get(void *arg, void **result) {
+    (void)result;
+    waiting_getter *g = arg;
+    act_choice_t ch = {.kind = ACT_CHOICE_GET, .obj = g->q};
+    g->rc = act_choose(&ch, 1, -1);
+    g->got = ch.item;
+    g->prio = ch.prio;
+    return 0;
+}
+
+static void waiter_takes_best(act_queue_kind_t kind, act_task_fn getter, int expect) {
+    waiting_getter g = {.q = new_queue(kind, 8), .rc = -1};
+    act_task_t *t;
+    act_spawn(getter, &g, NULL, &t);
+    assert_int_equal(act_yield(), 0); /* it parks on the empty queue */
+    assert_int_equal(act_task_state(t), ACT_TASK_WAITING);
+    assert_int_equal(act_queue_put_prio(g.q, ITEM(1), 5, 0), 0);
+    assert_int_equal(act_queue_put_prio(g.q, ITEM(2), 1, 0), 0);
+    assert_int_equal(act_queue_put_prio(g.q, ITEM(3), 9, 0), 0);
+    assert_int_equal(act_join(t, NULL, -1), 0);
+    assert_int_equal(g.rc, 0);
+    assert_int_equal(VAL(g.got), expect);
+    assert_int_equal(act_queue_size(g.q), 2);
+    void *item;
+    while (act_queue_get_nowait(g.q, &item) == 0) act_queue_task_done(g.q);
+    act_task_release(&t);
+    destroy_queue(&g.q);
+}
+
+static int parked_getter_takes_best(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    waiter_takes_best(ACT_QUEUE_PRIORITY, parked_get, 2);
+    waiter_takes_best(ACT_QUEUE_LIFO, parked_get, 3);
+    waiter_takes_best(ACT_QUEUE_FIFO, parked_get, 1);
+    waiter_takes_best(ACT_QUEUE_PRIORITY, choose_get, 2);
+    waiter_takes_best(ACT_QUEUE_LIFO, choose_get, 3);
+    return 0;
+}
+
+static void test_parked_getter_takes_its_item_when_it_runs(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(parked_getter_takes_best, NULL, VCLOCK), 0);
+}
+
+/* A woken getter whose item another task took first parks again: nothing is lost. */
+static int barged_getter(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    waiting_getter g = {.q = new_queue(ACT_QUEUE_PRIORITY, 4), .rc = -1};
+    act_task_t *t;
+    act_spawn(parked_get, &g, NULL, &t);
+    assert_int_equal(act_yield(), 0);
+    assert_int_equal(act_queue_put_prio(g.q, ITEM(7), 0, 0), 0);
+    void *item;
+    assert_int_equal(act_queue_get_nowait(g.q, &item), 0); /* barges in first */
+    assert_int_equal(VAL(item), 7);
+    assert_int_equal(act_queue_destroy(&g.q), ACT_EBUSY); /* the woken getter still counts */
+    assert_int_equal(act_yield(), 0);
+    assert_int_equal(act_task_state(t), ACT_TASK_WAITING); /* parked again */
+    assert_int_equal(act_queue_put_prio(g.q, ITEM(8), 0, 0), 0);
+    assert_int_equal(act_join(t, NULL, -1), 0);
+    assert_int_equal(VAL(g.got), 8);
+    act_task_release(&t);
+    destroy_queue(&g.q);
+    return 0;
+}
+
+static void test_woken_getter_parks_again_when_item_taken_first(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(barged_getter, NULL, VCLOCK), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_gives_items_in_put_order),
@@ -736,6 +825,8 @@ int main(void) {
         cmocka_unit_test(test_cancelled_putter_neither_loses_nor_duplicates),
         cmocka_unit_test(test_timed_out_putter_neither_loses_nor_duplicates),
         cmocka_unit_test(test_cancelled_task_cannot_get_or_put),
+        cmocka_unit_test(test_parked_getter_takes_its_item_when_it_runs),
+        cmocka_unit_test(test_woken_getter_parks_again_when_item_taken_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

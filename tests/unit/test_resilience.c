@@ -612,7 +612,7 @@ static void test_batch_runs_batches_one_after_another(void **state) {
 typedef struct child {
     int runs;       /* times started */
     int fail_runs;  /* the first this many runs fail (-1: all) */
-    int64_t run_ms; /* how long a run lasts (-1: forever) */
+    int64_t run_ms; /* how long a run lasts (ACT_FOREVER: until cancelled) */
     int ok_code;    /* code of a run that does not fail */
     int cleanup;    /* runs that saw their cancellation */
 } child;
@@ -644,7 +644,7 @@ static void on_event(act_supervisor_t *sup, const char *name, act_sup_event_t ev
 
 static int supervise(act_child_spec_t *specs, size_t n, int max_restarts, int64_t period,
                      evlog *log, int64_t deadline, act_supervisor_t **keep) {
-    act_supervisor_opts_t o = {max_restarts, period, on_event, log};
+    act_supervisor_opts_t o = {max_restarts, period, on_event, log, ACT_SUP_ONE_FOR_ONE};
     act_supervisor_t *sup;
     assert_int_equal(act_supervisor_new(&sup, specs, n, &o), 0);
     int rc = act_supervisor_run(sup, deadline);
@@ -716,7 +716,7 @@ static int sup_gives_up(void *arg, void **result) {
     (void)arg;
     (void)result;
     child bad = {.fail_runs = -1, .run_ms = 10};
-    child steady = {.run_ms = -1};
+    child steady = {.run_ms = ACT_FOREVER};
     act_child_spec_t specs[] = {
         {"bad", child_fn, &bad, ACT_RESTART_PERMANENT},
         {"steady", child_fn, &steady, ACT_RESTART_PERMANENT},
@@ -767,7 +767,7 @@ static void test_supervisor_restarts_spread_over_time_do_not_give_up(void **stat
 static int sup_task(void *arg, void **result) {
     (void)result;
     act_child_spec_t *spec = arg;
-    act_supervisor_opts_t o = {3, 1000, NULL, NULL};
+    act_supervisor_opts_t o = {3, 1000, NULL, NULL, ACT_SUP_ONE_FOR_ONE};
     act_supervisor_t *sup;
     assert_int_equal(act_supervisor_new(&sup, spec, 1, &o), 0);
     int rc = act_supervisor_run(sup, -1);
@@ -778,7 +778,7 @@ static int sup_task(void *arg, void **result) {
 static int sup_cancelled(void *arg, void **result) {
     (void)arg;
     (void)result;
-    child c = {.run_ms = -1};
+    child c = {.run_ms = ACT_FOREVER};
     act_child_spec_t spec = {"forever", child_fn, &c, ACT_RESTART_PERMANENT};
     act_task_t *t;
     assert_int_equal(act_spawn(sup_task, &spec, NULL, &t), 0);
@@ -796,6 +796,103 @@ static void test_supervisor_caller_cancel_stops_children(void **state) {
     assert_int_equal(harness_run(sup_cancelled, NULL, VCLOCK), 0);
 }
 
+/* Issue 12.7: one_for_all restarts every child with the failing one; rest_for_one the
+ * failing one and those after it. b fails once at 10 ms, then ends fine at 20 ms. */
+static int sup_strategy(act_sup_strategy_t strategy, child *a, child *b, child *c) {
+    act_child_spec_t specs[] = {
+        {"a", child_fn, a, ACT_RESTART_PERMANENT},
+        {"b", child_fn, b, ACT_RESTART_TRANSIENT},
+        {"c", child_fn, c, ACT_RESTART_PERMANENT},
+    };
+    evlog log = {0};
+    act_supervisor_opts_t o = {5, 1000, on_event, &log, strategy};
+    act_supervisor_t *sup;
+    assert_int_equal(act_supervisor_new(&sup, specs, 3, &o), 0);
+    assert_int_equal(act_supervisor_run(sup, act_deadline_in(50)), ACT_ETIMEDOUT);
+    size_t restarts = act_supervisor_restarts(sup);
+    assert_int_equal(log.counts[ACT_SUP_RESTARTED], (int)restarts);
+    assert_int_equal(act_supervisor_destroy(&sup), 0);
+    return (int)restarts;
+}
+
+static int sup_strategies(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    child a = {.run_ms = ACT_FOREVER}, b = {.fail_runs = 1, .run_ms = 10},
+          c = {.run_ms = ACT_FOREVER};
+    assert_int_equal(sup_strategy(ACT_SUP_ONE_FOR_ALL, &a, &b, &c), 3);
+    assert_int_equal(a.runs, 2);
+    assert_int_equal(a.cleanup, 2); /* stopped by b's failure, then by the deadline */
+    assert_int_equal(b.runs, 2);    /* its clean end at 20 ms restarts nobody */
+    assert_int_equal(c.runs, 2);
+    a = (child){.run_ms = ACT_FOREVER};
+    b = (child){.fail_runs = 1, .run_ms = 10};
+    c = (child){.run_ms = ACT_FOREVER};
+    assert_int_equal(sup_strategy(ACT_SUP_REST_FOR_ONE, &a, &b, &c), 2);
+    assert_int_equal(a.runs, 1); /* before b: untouched */
+    assert_int_equal(b.runs, 2);
+    assert_int_equal(c.runs, 2);
+    assert_int_equal(c.cleanup, 2);
+    a = (child){.run_ms = ACT_FOREVER};
+    b = (child){.fail_runs = 1, .run_ms = 10};
+    c = (child){.run_ms = ACT_FOREVER};
+    assert_int_equal(sup_strategy(ACT_SUP_ONE_FOR_ONE, &a, &b, &c), 1);
+    assert_int_equal(a.runs, 1);
+    assert_int_equal(c.runs, 1);
+    act_child_spec_t spec = {"a", child_fn, &a, ACT_RESTART_PERMANENT};
+    act_supervisor_opts_t bad = {1, 1000, NULL, NULL, (act_sup_strategy_t)7};
+    act_supervisor_t *sup;
+    assert_int_equal(act_supervisor_new(&sup, &spec, 1, &bad), ACT_EINVAL);
+    return 0;
+}
+
+static void test_supervisor_one_for_all_and_rest_for_one(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(sup_strategies, NULL, VCLOCK), 0);
+}
+
+/* Issue 12.8: a windowed breaker counts failures within its window, successes in between
+ * or not (the seed's breaker counts every failure since it last closed). */
+static int breaker_windowed(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    act_breaker_t b;
+    svc ok = {.code = 0}, bad = {.code = ACT_EIO};
+    assert_int_equal(act_breaker_init_windowed(&b, 3, 0, 1000, 1), ACT_EINVAL);
+    assert_int_equal(act_breaker_init_windowed(&b, 3, 100, 1000, 1), 0);
+    assert_int_equal(act_breaker_call(&b, svc_fn, &bad, NULL), ACT_EIO);
+    assert_int_equal(act_breaker_call(&b, svc_fn, &ok, NULL), 0); /* does not reset */
+    assert_int_equal(act_breaker_call(&b, svc_fn, &bad, NULL), ACT_EIO);
+    assert_int_equal(act_breaker_call(&b, svc_fn, &ok, NULL), 0);
+    assert_int_equal(act_breaker_call(&b, svc_fn, &bad, NULL), ACT_EIO);
+    assert_int_equal(act_breaker_state(&b), ACT_BREAKER_OPEN);
+    /* Failures further apart than the window never add up. */
+    assert_int_equal(act_breaker_init_windowed(&b, 2, 100, 1000, 1), 0);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(act_breaker_call(&b, svc_fn, &bad, NULL), ACT_EIO);
+        assert_int_equal(act_sleep(100), 0);
+    }
+    assert_int_equal(act_breaker_state(&b), ACT_BREAKER_CLOSED);
+    /* ACT_FOREVER: every failure since it last closed, however far apart. */
+    assert_int_equal(act_breaker_init_windowed(&b, 3, ACT_FOREVER, 1000, 1), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(act_breaker_state(&b), ACT_BREAKER_CLOSED);
+        assert_int_equal(act_breaker_call(&b, svc_fn, &bad, NULL), ACT_EIO);
+        assert_int_equal(act_breaker_call(&b, svc_fn, &ok, NULL), i < 2 ? 0 : ACT_ECIRCUIT);
+        assert_int_equal(act_sleep(10000), 0);
+    }
+    /* Half-open probe succeeds: closed again, the count starts from zero. */
+    assert_int_equal(act_breaker_call(&b, svc_fn, &ok, NULL), 0);
+    assert_int_equal(act_breaker_state(&b), ACT_BREAKER_CLOSED);
+    assert_int_equal(b.failures, 0);
+    return 0;
+}
+
+static void test_breaker_windowed_counts_failures_between_successes(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(breaker_windowed, NULL, VCLOCK), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_succeeds_on_third_attempt),
@@ -808,6 +905,7 @@ int main(void) {
         cmocka_unit_test(test_breaker_half_open_admits_limited_probes_then_closes),
         cmocka_unit_test(test_breaker_probe_failure_reopens),
         cmocka_unit_test(test_breaker_ignores_stale_and_cancelled_outcomes),
+        cmocka_unit_test(test_breaker_windowed_counts_failures_between_successes),
         cmocka_unit_test(test_fallback_on_timeout_only_unless_asked),
         cmocka_unit_test(test_no_fallback_when_caller_cancelled_or_outer_scope_expires),
         cmocka_unit_test(test_map_bounds_concurrency_and_keeps_input_order),
@@ -821,6 +919,7 @@ int main(void) {
         cmocka_unit_test(test_supervisor_gives_up_past_restart_intensity),
         cmocka_unit_test(test_supervisor_restarts_spread_over_time_do_not_give_up),
         cmocka_unit_test(test_supervisor_caller_cancel_stops_children),
+        cmocka_unit_test(test_supervisor_one_for_all_and_rest_for_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

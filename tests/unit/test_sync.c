@@ -986,6 +986,30 @@ static int level_triggered(void *arg, void **result) {
 
 RUN_TEST(test_cancelled_task_gets_ecanceled_again_from_every_primitive, level_triggered, NULL)
 
+/* Issue 12.3: BoundedSemaphore(0) is bounded at 0 (bound 0 used to read as "none"). */
+static int bounded_zero(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    act_sem_t s;
+    assert_int_equal(act_sem_init_bounded(&s, 0), 0);
+    assert_int_equal(act_sem_release(&s), ACT_EOVERRELEASE);
+    assert_int_equal(act_sem_value(&s), 0);
+    assert_int_equal(act_sem_try(&s), ACT_EAGAIN);
+    assert_int_equal(act_sem_close(&s), 0);
+    assert_int_equal(act_sem_init_bounded(&s, 1), 0);
+    assert_int_equal(act_sem_release(&s), ACT_EOVERRELEASE);
+    assert_int_equal(act_sem_init(&s, 0), 0); /* plain: unbounded */
+    assert_int_equal(act_sem_release(&s), 0);
+    assert_int_equal(act_sem_release(&s), 0);
+    assert_int_equal(act_sem_value(&s), 2);
+    return 0;
+}
+
+static void test_bounded_semaphore_of_zero_refuses_release(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(bounded_zero, NULL, VCLOCK), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lock_is_fifo_fair),
@@ -1019,6 +1043,7 @@ int main(void) {
         cmocka_unit_test(test_barrier_timed_out_waiter_leaves_count_consistent),
         cmocka_unit_test(test_barrier_cancelled_waiter_is_replaced_before_it_resumes),
         cmocka_unit_test(test_cancelled_task_gets_ecanceled_again_from_every_primitive),
+        cmocka_unit_test(test_bounded_semaphore_of_zero_refuses_release),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

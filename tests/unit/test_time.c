@@ -212,6 +212,74 @@ static void test_real_clock_sleep_is_never_early(void **state) {
     assert_int_equal(harness_run(real_clock_sleep, NULL, 0), 0);
 }
 
+/* Issue 12.1: a negative time is "now", never "no deadline" (asyncio: sleep(-1) returns at
+ * once, timeout(-1) and wait_for(x, -1) time out at once). */
+static int negative_times(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    act_scope_t guard; /* without the fix the calls below would park until this one */
+    act_scope_enter(&guard, act_deadline_in(1000), 0);
+    int64_t t0 = act_now();
+    assert_int_equal(act_sleep(-5), 0);
+    assert_int_equal(act_sleep(-1), 0);
+    assert_int_equal(act_now(), t0);
+    assert_int_equal(act_deadline_in(-10), t0);
+    act_scope_t s;
+    act_scope_enter(&s, act_deadline_in(-10), 0);
+    assert_int_equal(act_sleep(100), ACT_ETIMEDOUT);
+    assert_int_equal(act_scope_leave(&s), ACT_ETIMEDOUT);
+    act_scope_enter(&s, t0 - 7, 0); /* an absolute time in the past, below 0 here */
+    assert_int_equal(act_sleep(100), ACT_ETIMEDOUT);
+    assert_int_equal(act_scope_leave(&s), ACT_ETIMEDOUT);
+    act_task_t *t;
+    act_spawn(harness_sleeper, (void *)100, NULL, &t);
+    assert_int_equal(act_wait_for(t, NULL, act_deadline_in(-1)), ACT_ETIMEDOUT);
+    assert_true(act_task_cancelled(t));
+    act_task_release(&t);
+    assert_int_equal(act_now(), t0);
+    assert_int_equal(act_scope_leave(&guard), 0);
+    return 0;
+}
+
+static void test_negative_times_are_now_not_forever(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(negative_times, NULL, VCLOCK), 0);
+}
+
+static int forever_sleeper(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    return act_sleep(ACT_FOREVER);
+}
+
+/* Issue 11.1 / 12.1: huge durations saturate to "no deadline" instead of overflowing. */
+static int saturating_deadlines(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    assert_int_equal(act_sleep(3), 0); /* the clock is past 0: now + INT64_MAX overflows */
+    assert_int_equal(act_deadline_in(INT64_MAX), ACT_NO_DEADLINE);
+    assert_int_equal(act_deadline_in(ACT_FOREVER), ACT_NO_DEADLINE);
+    assert_int_equal(act_deadline_in(INT64_MAX - 2), ACT_NO_DEADLINE);
+    assert_int_equal(act_deadline_in(5), act_now() + 5);
+    act_scope_t s;
+    act_scope_enter(&s, act_deadline_in(INT64_MAX - 1), 0);
+    assert_int_equal(act_sleep(10), 0); /* not expired: the scope has no deadline */
+    assert_int_equal(act_scope_leave(&s), 0);
+    act_task_t *t;
+    act_spawn(forever_sleeper, NULL, NULL, &t);
+    assert_int_equal(act_sleep(1000), 0);
+    assert_false(act_task_done(t)); /* ACT_FOREVER sleeps until cancelled */
+    act_task_cancel(t);
+    assert_int_equal(act_join(t, NULL, ACT_NO_DEADLINE), ACT_ECANCELED);
+    act_task_release(&t);
+    return 0;
+}
+
+static void test_huge_durations_saturate_to_no_deadline(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(saturating_deadlines, NULL, VCLOCK), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_virtual_clock_jumps_to_each_deadline),
@@ -222,6 +290,8 @@ int main(void) {
         cmocka_unit_test(test_cancelled_scope_fails_calls_until_left),
         cmocka_unit_test(test_zero_deadline_polls),
         cmocka_unit_test(test_real_clock_sleep_is_never_early),
+        cmocka_unit_test(test_negative_times_are_now_not_forever),
+        cmocka_unit_test(test_huge_durations_saturate_to_no_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

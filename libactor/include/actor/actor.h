@@ -11,6 +11,7 @@
 #include "actor/compose.h"
 #include "actor/sync.h"
 #include "actor/queue.h"
+#include "actor/chan.h"
 #include "actor/bus.h"
 #include "actor/thread.h"
 #include "actor/resilience.h"

@@ -32,7 +32,9 @@ typedef struct act_loop_opts {
     int64_t slow_ms;           /* debug: report slices longer than this (default 100) */
     size_t stack_size;         /* default task stack (default 256 KiB, rounded to pages) */
     size_t small_stack_size;   /* small-stack class (default 896 B; more unoptimised/ASan) */
-    size_t stack_cache;        /* pooled free stacks kept for reuse (default 1024) */
+    size_t stack_cache;        /* free default stacks that keep their memory (default 1024);
+                                  the pages of the others go back (MADV_FREE) at the loop's
+                                  trim, at most once a second; their range stays pooled */
     uint64_t seed;             /* seed for jitter and other randomness (0: fixed default) */
 } act_loop_opts_t;
 
@@ -75,7 +77,17 @@ void act_loop_stats(const act_loop_t *loop, act_loop_stats_t *out);
  * thread: the monotonic clock. Deadlines everywhere are absolute values of this clock. */
 int64_t act_now(void);
 
-/* act_now() + ms; a negative ms gives -1 (no deadline). */
+/* Deadlines are absolute act_now() values. ACT_NO_DEADLINE (-1) is the one value that means
+ * "none"; every other value, negative ones included, is a time: one in the past expires at
+ * once (asyncio's timeout_at with a past `when`). Durations are milliseconds from now; a
+ * negative duration has already passed (asyncio: sleep(-1) and wait_for(x, -1) act at once),
+ * and ACT_FOREVER (or any duration past the clock's range) means none. */
+#define ACT_NO_DEADLINE ((int64_t)-1)
+#define ACT_FOREVER INT64_MAX
+
+/* The deadline ms from now: act_now() + ms. A negative ms gives act_now() (already passed,
+ * never "none"); a sum past INT64_MAX saturates to ACT_NO_DEADLINE (ACT_FOREVER included).
+ * Returns: the deadline; never fails. */
 int64_t act_deadline_in(int64_t ms);
 
 /* Runs fn(arg) on the loop thread soon; callable from any thread (call_soon_threadsafe).

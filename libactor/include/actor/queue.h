@@ -1,8 +1,13 @@
 /* actor/queue.h: bounded queues between tasks of one loop (FIFO, LIFO, priority), with
  * task_done/join and asyncio 3.13 shutdown; and act_choose, which waits on several queues,
- * events and tasks at once (Go select, libdill choose). Items are handed straight to a parked
- * getter (or moved in from a parked putter), so a cancelled or timed-out call never loses or
- * duplicates an item: it either completed (returns 0) or it did not (returns an error). */
+ * events and tasks at once (Go select, libdill choose). A cancelled or timed-out call never
+ * loses or duplicates an item: it either completed (returns 0) or it did not (an error).
+ * A getter parked on an empty queue takes its item when it runs, as in asyncio: on a LIFO
+ * queue the last item put by then, on a PRIORITY queue the most urgent, even when several
+ * were put in the same tick. (On a FIFO queue that is the first item put, so it is handed
+ * over at the put; a parked putter's item is moved in when a slot frees.) Like asyncio, a
+ * task that gets without parking may take an item before a woken getter runs; that getter
+ * then parks again at the back. */
 #ifndef ACTOR_QUEUE_H
 #define ACTOR_QUEUE_H
 
@@ -29,12 +34,12 @@ int act_queue_new(act_queue_t **out, act_queue_kind_t kind, size_t maxsize);
 
 /* Frees the queue and sets *q to NULL. Safe on NULL and on *q NULL. Items still queued are
  * the caller's concern: the queue never owns what the pointers point to.
- * Returns: 0. Errors: ACT_EBUSY while a task waits on it (get, put, join or a choose clause);
- * the queue is then left intact. */
+ * Returns: 0. Errors: ACT_EBUSY while a task waits on it (get, put, join or a choose clause,
+ * or a LIFO/PRIORITY getter woken and not yet run); the queue is then left intact. */
 int act_queue_destroy(act_queue_t **q);
 
 /* Puts item at the back (FIFO), on top (LIFO) or by priority 0 (PRIORITY). Waits while the
- * queue is full. A parked getter gets the item directly.
+ * queue is full. Wakes the first parked getter (FIFO: with this item).
  * Returns: 0 once the item is in (or handed over). Errors: ACT_ECLOSED (shut down, now or
  * while waiting), ACT_ETIMEDOUT, ACT_ECANCELED, ACT_ENOMEM (growing the storage failed),
  * ACT_EINVAL (q NULL, outside a task).

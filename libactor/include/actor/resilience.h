@@ -1,6 +1,7 @@
 /* actor/resilience.h: patterns for calling things that fail: retry with exponential backoff,
  * a circuit breaker, a timeout with fallback, bounded-concurrency map and batches, and an
- * Erlang/OTP-style one_for_one supervisor. None of them ever turns a cancellation into a
+ * Erlang/OTP-style supervisor (one_for_one, one_for_all, rest_for_one). None of them ever
+ * turns a cancellation into a
  * retry, a fallback or a restart: a cancelled caller gets ACT_ECANCELED promptly. */
 #ifndef ACTOR_RESILIENCE_H
 #define ACTOR_RESILIENCE_H
@@ -48,16 +49,27 @@ int act_retry(const act_retry_policy_t *p, act_task_fn fn, void *arg, void **res
 /* ---- circuit breaker ---- */
 
 typedef enum act_breaker_state {
-    ACT_BREAKER_CLOSED,    /* calls pass; consecutive failures are counted */
+    ACT_BREAKER_CLOSED,    /* calls pass; failures are counted (see act_breaker_counting_t) */
     ACT_BREAKER_OPEN,      /* calls are refused until reset_timeout_ms has passed */
     ACT_BREAKER_HALF_OPEN, /* up to half_open_max probe calls pass; their outcome decides */
 } act_breaker_state_t;
+
+/* How a closed breaker counts failures towards its threshold. */
+typedef enum act_breaker_counting {
+    ACT_BREAKER_CONSECUTIVE, /* failures in a row: a success starts the count again */
+    ACT_BREAKER_WINDOWED,    /* failures within window_ms of the first one counted, successes
+                                or not; a failure after the window starts a new one. With
+                                window_ms ACT_FOREVER: every failure since it last closed */
+} act_breaker_counting_t;
 
 /* Shared by any number of tasks of one loop (not by threads: it takes no lock). Holds no
  * resources: there is no close. Fields are for reading. */
 typedef struct act_breaker {
     act_breaker_state_t state; /* stored state (act_breaker_state also sees the timeout) */
-    int failures;              /* consecutive failures while closed */
+    int failures;              /* failures counted while closed (see counting) */
+    act_breaker_counting_t counting; /* consecutive (act_breaker_init) or windowed */
+    int64_t window_ms;         /* windowed: the window's length */
+    int64_t window_start;      /* windowed: act_now() of the window's first failure */
     int threshold;             /* failures that open it */
     int64_t reset_timeout_ms;  /* how long it stays open */
     int half_open_max;         /* probes allowed in flight while half-open */
@@ -73,9 +85,19 @@ typedef struct act_breaker_permit {
     bool probe;     /* admitted as a half-open probe */
 } act_breaker_permit_t;
 
-/* Returns: 0. Errors: ACT_EINVAL (threshold < 1, reset_timeout_ms < 0, half_open_max < 1). */
+/* A breaker that opens after failure_threshold consecutive failures (pybreaker's and
+ * resilience4j's count-based breaker with a window of 1 success).
+ * Returns: 0. Errors: ACT_EINVAL (threshold < 1, reset_timeout_ms < 0, half_open_max < 1). */
 int act_breaker_init(act_breaker_t *b, int failure_threshold, int64_t reset_timeout_ms,
                      int half_open_max);
+
+/* A breaker that opens after failure_threshold failures within window_ms, successes in
+ * between or not (a fixed window that opens at its first failure, not a sliding one: the
+ * breaker holds no memory). window_ms ACT_FOREVER counts every failure since the breaker last
+ * closed, as the seed's breaker does.
+ * Returns: 0. Errors: ACT_EINVAL (window_ms <= 0, and as act_breaker_init). */
+int act_breaker_init_windowed(act_breaker_t *b, int failure_threshold, int64_t window_ms,
+                              int64_t reset_timeout_ms, int half_open_max);
 
 /* Asks to make one call. Open: refused until reset_timeout_ms after it opened; then the
  * breaker turns half-open and admits up to half_open_max concurrent probes, refusing the
@@ -84,8 +106,8 @@ int act_breaker_init(act_breaker_t *b, int failure_threshold, int64_t reset_time
 int act_breaker_enter(act_breaker_t *b, act_breaker_permit_t *permit);
 
 /* Reports the outcome of an admitted call. code 0 is success; ACT_ECANCELED is no verdict
- * (a probe's slot is freed); any other code is a failure. Closed: threshold consecutive
- * failures open it. Half-open: a probe's success closes it (failures reset to 0), a probe's
+ * (a probe's slot is freed); any other code is a failure. Closed: threshold failures,
+ * counted as the breaker's counting says, open it. Half-open: a probe's success closes it (failures reset to 0), a probe's
  * failure re-opens it (the reset timer restarts). Outcomes of calls admitted before the last
  * state change are ignored. */
 void act_breaker_leave(act_breaker_t *b, const act_breaker_permit_t *permit, int code);
@@ -143,7 +165,16 @@ int act_map(act_map_fn fn, void *ctx, size_t n, size_t limit, void **results, in
 int act_batch(act_map_fn fn, void *ctx, size_t n, size_t batch_size, void **results, int *codes,
               unsigned flags);
 
-/* ---- supervisor (one_for_one) ---- */
+/* ---- supervisor (one_for_one, one_for_all, rest_for_one) ---- */
+
+/* Erlang/OTP restart strategies: which children restart when one must be restarted. */
+typedef enum act_sup_strategy {
+    ACT_SUP_ONE_FOR_ONE,  /* only the child that ended */
+    ACT_SUP_ONE_FOR_ALL,  /* every child: the others are cancelled and awaited, then all start
+                             again in spec order (children that depend on each other) */
+    ACT_SUP_REST_FOR_ONE, /* the child that ended and those after it in spec order (each
+                             depends on the ones before it) */
+} act_sup_strategy_t;
 
 typedef enum act_restart {
     ACT_RESTART_PERMANENT, /* always restarted, whatever its code */
@@ -175,6 +206,7 @@ typedef struct act_supervisor_opts {
     int64_t period_ms;         /* ...within any window of this length (> 0), on act_now() */
     act_sup_event_fn on_event; /* may be NULL; called on the supervising task */
     void *ctx;                 /* for on_event */
+    act_sup_strategy_t strategy; /* 0: ACT_SUP_ONE_FOR_ONE */
 } act_supervisor_opts_t;
 
 /* Creates a supervisor for n children (the specs are copied, their names are not).
@@ -188,9 +220,13 @@ int act_supervisor_new(act_supervisor_t **out, const act_child_spec_t *children,
 int act_supervisor_destroy(act_supervisor_t **sup);
 
 /* Starts every child as a task and supervises them in the calling task: a child that ends is
- * restarted according to its policy, unless that restart would be the (max_restarts+1)-th
- * within period_ms (a sliding window over restart times): then every child is cancelled and
- * awaited and the supervisor gives up. Also on the deadline or the caller's cancellation the
+ * restarted according to its policy, with the siblings its strategy names, unless that
+ * restart would be the (max_restarts+1)-th within period_ms (a sliding window over restart
+ * times; a one_for_all or rest_for_one restart counts once): then every child is cancelled
+ * and awaited and the supervisor gives up. Siblings stopped by a strategy report
+ * ACT_SUP_EXITED (ACT_ECANCELED) and ACT_SUP_RESTARTED, except temporary ones, which are
+ * not started again (as in Erlang). A child whose policy does not restart it (temporary, or
+ * transient ending with 0) touches no sibling. Also on the deadline or the caller's cancellation the
  * children are cancelled and awaited before this returns.
  * Returns: 0 once every child has ended for good.
  * Errors: ACT_EGAVEUP (see act_supervisor_last_error), ACT_ETIMEDOUT, ACT_ECANCELED,

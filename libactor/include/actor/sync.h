@@ -30,14 +30,16 @@ bool act_lock_locked(const act_lock_t *l);
 /* ---- Semaphore and BoundedSemaphore ---- */
 struct act_sem {
     long value;          /* permits free */
-    long bound;          /* BoundedSemaphore: the most permits there can be; 0 unbounded */
+    long bound;          /* BoundedSemaphore: the most permits there can be; -1 unbounded */
     act_waitq_t waiters; /* parked acquirers, FIFO */
     act_waitq_t gated;   /* spawned tasks waiting for a permit to start (no stack yet) */
 };
 
 /* Returns: 0. Errors: ACT_EINVAL (value < 0). */
 int act_sem_init(act_sem_t *s, long value);
-/* A semaphore whose release past `value` permits fails with ACT_EOVERRELEASE. */
+/* asyncio.BoundedSemaphore: a release past `value` permits fails with ACT_EOVERRELEASE
+ * (asyncio raises ValueError). A bound of 0 is a bound: every release fails until a permit
+ * is taken, and none can be. Returns: 0. Errors: ACT_EINVAL (value < 0). */
 int act_sem_init_bounded(act_sem_t *s, long value);
 /* Returns: 0. Errors: ACT_EBUSY while tasks wait on it. */
 int act_sem_close(act_sem_t *s);

@@ -86,8 +86,11 @@ int act_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)
  * (an enclosing scope expired). */
 int act_yield(void);
 
-/* Sleeps until the deadline. Returns: 0 when it passes. Errors: ACT_ECANCELED, ACT_ETIMEDOUT
- * (an enclosing scope ended earlier). */
+/* Sleeps until the deadline (asyncio.sleep). A deadline already passed (and act_sleep with
+ * ms <= 0, negative included) yields once, like asyncio.sleep(0); ACT_NO_DEADLINE (and
+ * act_sleep(ACT_FOREVER)) sleeps until cancelled.
+ * Returns: 0 when it passes. Errors: ACT_ECANCELED, ACT_ETIMEDOUT (an enclosing scope ended
+ * earlier). */
 int act_sleep_until(int64_t deadline);
 int act_sleep(int64_t ms);
 
@@ -100,7 +103,7 @@ enum { ACT_SCOPE_SHIELD = 1 << 0 };
 typedef struct act_scope {
     struct act_scope *parent; /* enclosing scope of the same task */
     act_task_t *task;         /* owner */
-    int64_t deadline;         /* absolute, -1 none */
+    int64_t deadline;         /* absolute, ACT_NO_DEADLINE none; a past one expires at once */
     unsigned flags;           /* ACT_SCOPE_* */
     int state;                /* 0 active, ACT_ETIMEDOUT expired, ACT_ECANCELED cancelled */
 } act_scope_t;

@@ -18,7 +18,8 @@
  *   interrupted, so if the job is already running the call waits for it to finish (shielded:
  *   further cancellation is ignored) and then returns ACT_ECANCELED or ACT_ETIMEDOUT; the
  *   job's code and result are dropped. This is Trio's to_thread with cancellable=False: when
- *   the call returns, the job is no longer touching arg.
+ *   the call returns, the job is no longer touching arg. asyncio returns at once instead:
+ *   act_to_thread_detached does that.
  * - Under ACT_LOOP_VIRTUAL_CLOCK the clock does not move while a job is in flight, so a
  *   deadline cannot pass "before" real work that is still running. */
 
@@ -31,6 +32,25 @@
  * is dropped (cancelled while running) nothing frees r: a job that allocates should hand
  * results over through arg, where the caller finds them either way. */
 int act_to_thread(act_task_fn fn, void *arg, void **result, int64_t deadline);
+
+/* Receives a detached job's argument and outcome once nobody waits for them any more:
+ * free arg and result here. Called on the loop thread, exactly once. */
+typedef void (*act_discard_fn)(void *arg, void *result, int code);
+
+/* asyncio.to_thread as asyncio behaves: a deadline or a cancellation returns at once, even
+ * while the job runs; the thread finishes on its own and its outcome is discarded. Because
+ * C has no garbage collector, arg (and whatever the job allocates as its result) then
+ * belongs to discard, which runs on the loop thread when the job is over (act_run waits for
+ * such jobs before it returns, as asyncio.run waits for the default executor).
+ * The rule is by return code: ACT_ECANCELED or ACT_ETIMEDOUT (from the wait, or returned by
+ * fn itself) means discard has, or will get, arg and the result (NULL if the job never ran),
+ * exactly once; any other return means arg is the caller's and *result gets the job's r.
+ * So arg must be heap memory the job may use after this returns; it must not point into the
+ * calling task's stack.
+ * Returns: fn's code. Errors: fn's own error; ACT_ECANCELED, ACT_ETIMEDOUT (see above);
+ * ACT_EINVAL (outside a task, fn or discard NULL: discard is not called); ACT_ENOMEM. */
+int act_to_thread_detached(act_task_fn fn, void *arg, act_discard_fn discard, void **result,
+                           int64_t deadline);
 
 /* ---- executors: a pool of own threads with a bounded queue ---- */
 typedef struct act_executor act_executor_t;

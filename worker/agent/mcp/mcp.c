@@ -82,6 +82,8 @@ static int64_t earlier(int64_t a, int64_t b) {
 }
 
 int64_t mcp__call_deadline(const mcp_client_t *c, int64_t deadline) {
+    /* -1 is "none" here; act_deadline_in reads a negative duration as "now". */
+    if (c->o.call_timeout_ms < 0) return deadline;
     return earlier(deadline, act_deadline_in(c->o.call_timeout_ms));
 }
 
