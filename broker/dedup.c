@@ -12,6 +12,7 @@
 
 #include <sqlite3.h>
 
+#include "dedup_pg.h"
 #include "list.h"
 #include "map.h"
 
@@ -40,6 +41,8 @@ struct brk_dedup {
     size_t count, bytes;
     sqlite3 *db;           /* NULL: memory only */
     sqlite3_stmt *st[N_ST];
+    brk_pg_t *pg;          /* --sessions postgresql://: the table in PostgreSQL instead */
+    int64_t now_mono, now_unix; /* the clocks of the open, while the rows load */
 };
 
 static size_t entry_cost(const dd_entry_t *e) { return sizeof *e + e->klen + e->n; }
@@ -58,6 +61,7 @@ static size_t make_key(uint8_t *buf, const uint8_t *ckey, size_t cklen, const ui
 }
 
 static void db_delete(brk_dedup_t *d, const uint8_t *key, size_t klen) {
+    if (d->pg) brk_dedup_pg_del(d->pg, key, klen);
     if (!d->db) return;
     sqlite3_stmt *s = d->st[ST_DEL];
     sqlite3_bind_blob(s, 1, key, (int)klen, SQLITE_STATIC);
@@ -67,6 +71,8 @@ static void db_delete(brk_dedup_t *d, const uint8_t *key, size_t klen) {
 }
 
 static int db_put(brk_dedup_t *d, const dd_entry_t *e, int64_t expires_unix) {
+    if (d->pg)
+        return brk_dedup_pg_put(d->pg, e->data, e->klen, e->data + e->klen, e->n, expires_unix);
     if (!d->db) return 0;
     sqlite3_stmt *s = d->st[ST_PUT];
     sqlite3_bind_blob(s, 1, e->data, (int)e->klen, SQLITE_STATIC);
@@ -180,6 +186,16 @@ static int db_open(brk_dedup_t *d, const char *path, int64_t now_mono, int64_t n
     return db_load(d, now_mono, now_unix, why, cap);
 }
 
+/* One row of PostgreSQL's table, as db_load takes SQLite's. */
+static void pg_row(void *ctx, const uint8_t *k, size_t kn, const uint8_t *r, size_t rn,
+                   int64_t expires_unix) {
+    brk_dedup_t *d = ctx;
+    int64_t left = expires_unix - d->now_unix;
+    if (left > (int64_t)d->lim.window_ms) left = (int64_t)d->lim.window_ms;
+    if (kn == 0 || kn > DD_KEY_MAX || rn == 0 || left <= 0) return;
+    entry_add(d, k, kn, r, rn, d->now_mono + left);
+}
+
 /* ---- the API ---- */
 
 int brk_dedup_open(brk_dedup_t **out, const brk_dedup_limits_t *lim, const char *path,
@@ -195,7 +211,11 @@ int brk_dedup_open(brk_dedup_t **out, const brk_dedup_limits_t *lim, const char 
     }
     bool file = path && path[0] && strcmp(path, ":memory:") != 0 && lim->window_ms > 0;
     if (file) {
-        int rc = db_open(d, path, now_mono, now_unix, why, why_cap);
+        d->now_mono = now_mono;
+        d->now_unix = now_unix;
+        int rc = brk_pg_is_url(path)
+                     ? brk_dedup_pg_open(&d->pg, path, now_unix, pg_row, d, why, why_cap)
+                     : db_open(d, path, now_mono, now_unix, why, why_cap);
         if (rc) {
             brk_dedup_close(&d);
             return rc;
@@ -213,6 +233,7 @@ void brk_dedup_close(brk_dedup_t **pd) {
     brk_map_close(&d->map);
     for (int i = 0; i < N_ST; i++) sqlite3_finalize(d->st[i]);
     if (d->db) sqlite3_close(d->db);
+    brk_dedup_pg_close(&d->pg);
     free(d);
     *pd = NULL;
 }

@@ -17,8 +17,8 @@ typedef struct brk_dedup_limits {
     uint64_t max_bytes;  /* keys and answers together */
 } brk_dedup_limits_t;
 
-/* Opens the memory, and with path (a SQLite file; NULL, "" or ":memory:" for none) the table
- * `dedup` in it, loading the answers whose window has not passed. now_mono and now_unix are
+/* Opens the memory, and with path (a SQLite file, or a postgresql:// URL: dedup_pg.h; NULL,
+ * "" or ":memory:" for none) the table `dedup` in it, loading the answers whose window has not passed. now_mono and now_unix are
  * the monotonic and wall clocks in ms (the file keeps wall time: it outlives the process).
  * Returns: 0. Errors: -ENOMEM; -EIO (the file could not be opened or read; *why says why).
  * Ownership: *out is the caller's, freed with brk_dedup_close. */

@@ -43,7 +43,8 @@ static const opt_t opts[] = {
     {"log-level", OPT_LEVEL, offsetof(brk_config_t, log_level), 0, 0,
      "debug, info, warn, error or off"},
     {"sessions", OPT_PATH, offsetof(brk_config_t, sessions), 0, 0,
-     "SQLite session file (default: sessions in memory, lost at exit)"},
+     "SQLite session file, or a postgresql:// URL (default: sessions in memory, lost at "
+     "exit)"},
     {"max-sessions", U64(max_sessions, 1, UINT32_MAX, "sessions in the store")},
     {"curve-secret", OPT_PATH, offsetof(brk_config_t, curve_secret), 0, 0,
      "the broker's CURVE key pair file (actorctl keygen): encrypt and authenticate"},

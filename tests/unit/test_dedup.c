@@ -1,7 +1,8 @@
 /* test_dedup.c: the broker's memory of answered queries (broker/dedup.h): find what was put,
  * per client and id; the window, the entry and byte bounds evict oldest first; an answer too
  * big is not kept; anonymous routing ids take no part; with a SQLite file the answers come
- * back after close and reopen, expired rows do not, and the reopened window stays bounded. */
+ * back after close and reopen, expired rows do not, and the reopened window stays bounded; the
+ * same with PostgreSQL (a server tests/pg_server.sh starts; skipped, saying why, without). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "pgserver.h"
 #include "dedup.h"
 #include "map.h"
 
@@ -172,6 +174,45 @@ static void test_unopenable_file_is_an_error_naming_it(void **state) {
     assert_non_null(strstr(why, "/nonexistent-dir/x/d.db"));
 }
 
+/* What test_sqlite_file_keeps_answers_across_reopen proves, in PostgreSQL's table: what a
+ * broker that takes over from another finds there. */
+static void test_postgresql_keeps_answers_across_reopen(void **state) {
+    (void)state;
+    if (!pg_url[0]) {
+        print_message("skipped: %s\n", pg_skip);
+        skip();
+    }
+    pg_admin("DROP TABLE IF EXISTS dedup");
+    brk_dedup_limits_t lim = {1000, 10, 1 << 20};
+    brk_dedup_t *d = NULL;
+    assert_int_equal(brk_dedup_open(&d, &lim, pg_url, 0, 5000, why, sizeof why), 0);
+    assert_int_equal(brk_dedup_put(d, CK_A, 2, (const uint8_t *)"k", 1,
+                                   (const uint8_t *)"kept", 4, 0, 5000), 0);
+    assert_int_equal(brk_dedup_put(d, CK_A, 2, (const uint8_t *)"e", 1,
+                                   (const uint8_t *)"expires", 7, 0, 4000), 0);
+    brk_dedup_close(&d);
+    assert_int_equal(brk_dedup_open(&d, &lim, pg_url, 77, 5600, why, sizeof why), 0);
+    assert_int_equal(brk_dedup_count(d), 1);
+    assert_string_equal(get(d, CK_A, "k", 78), "kept");
+    assert_string_equal(get(d, CK_A, "e", 78), "");
+    assert_string_equal(get(d, CK_A, "k", 77 + 400), "");
+    brk_dedup_close(&d);
+    brk_dedup_limits_t shorter = {10, 10, 1 << 20};
+    assert_int_equal(brk_dedup_open(&d, &lim, pg_url, 0, 5000, why, sizeof why), 0);
+    assert_int_equal(brk_dedup_put(d, CK_A, 2, (const uint8_t *)"k", 1,
+                                   (const uint8_t *)"kept", 4, 0, 5000), 0);
+    brk_dedup_close(&d);
+    assert_int_equal(brk_dedup_open(&d, &shorter, pg_url, 0, 5000, why, sizeof why), 0);
+    assert_string_equal(get(d, CK_A, "k", 9), "kept");
+    assert_string_equal(get(d, CK_A, "k", 10), "");
+    brk_dedup_close(&d);
+    char bad[300];
+    snprintf(bad, sizeof bad, "postgresql://actorbus@/postgres?host=%s/none", pg_dir);
+    assert_int_equal(brk_dedup_open(&d, &lim, bad, 0, 0, why, sizeof why), -EIO);
+    assert_null(d);
+    assert_non_null(strstr(why, "connect"));
+}
+
 int main(void) {
     brk_map_seed();
     const struct CMUnitTest tests[] = {
@@ -182,6 +223,7 @@ int main(void) {
         cmocka_unit_test(test_only_explicit_routing_ids_take_part),
         cmocka_unit_test(test_sqlite_file_keeps_answers_across_reopen),
         cmocka_unit_test(test_unopenable_file_is_an_error_naming_it),
+        cmocka_unit_test(test_postgresql_keeps_answers_across_reopen),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, pg_server_start, pg_server_stop);
 }
