@@ -52,6 +52,11 @@ static const opt_t opts[] = {
      "allowlist of client public keys (SIGHUP rereads it)"},
     {"worker-keys", OPT_PATH, offsetof(brk_config_t, worker_keys), 0, 0,
      "allowlist of worker public keys (SIGHUP rereads it)"},
+    {"pair", OPT_BOOL, offsetof(brk_config_t, pair), 0, 0,
+     "one of an active/standby pair on --sessions postgresql://... (takes no value)"},
+    {"lease-poll-ms", U64(lease_poll_ms, 10, 60000, "how often a standby tries for the lease")},
+    {"fence-ms", U64(fence_ms, 100, 600000, "an active whose store is unreachable this long "
+                     "exits")},
     {"insecure", OPT_BOOL, offsetof(brk_config_t, insecure), 0, 0,
      "allow binding a non-loopback address without CURVE (takes no value)"},
     {"max-keys", U64(max_keys, 1, UINT32_MAX, "keys in one allowlist")},
@@ -105,6 +110,8 @@ void brk_config_default(brk_config_t *c) {
     c->drain_ms = 5000;
     c->log_level = BRK_LOG_INFO;
     c->max_sessions = 100000;
+    c->lease_poll_ms = 200;
+    c->fence_ms = 2000;
     c->max_keys = 10000;
     c->io_threads = 1;
     c->max_session_waiters = BRK_INV_DEFAULT_WAITERS;
@@ -311,7 +318,7 @@ int main(int argc, char **argv) {
                 (unsigned long long)cfg.heartbeat_ms, (unsigned long long)cfg.liveness);
         rc = brk_run(&b);
     } else {
-        rc = 1;
+        rc = rc == -EINTR ? 0 : 1; /* -EINTR: a standby told to stop */
     }
     brk_close(&b);
     close(sig_pipe[0]);

@@ -542,7 +542,11 @@ class _FakeWorkerProcess:
         self.gen += 1  # timers of the jobs dropped here must not touch new ones
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(self.o["broker"])
+        endpoints = self.o["broker"].split(",")  # a broker pair: whichever is active answers
+        if len(endpoints) > 1:
+            self.sock.setsockopt(zmq.IMMEDIATE, 1)
+        for ep in endpoints:
+            self.sock.connect(ep)
         ready = {"type": "ready", "name": self.o["name"], "capacity": self.o["capacity"],
                  "agents": self.o["agents"], "heartbeat_ms": self.o["heartbeat_ms"]}
         if "adk" in self.o["agents"] and not self.o["no_history"]:  # it reads history
