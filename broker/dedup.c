@@ -267,6 +267,24 @@ int brk_dedup_put(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, const uint8
     return db_put(d, e, now_unix + (int64_t)d->lim.window_ms);
 }
 
+int brk_dedup_put_durable(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, const uint8_t *id,
+                          size_t idlen, const uint8_t *body, size_t n, int64_t now_unix) {
+    uint8_t key[DD_KEY_MAX];
+    size_t klen = make_key(key, ckey, cklen, id, idlen);
+    if (!klen || (!d->db && !d->pg) || d->lim.max == 0 ||
+        sizeof(dd_entry_t) + klen + n > d->lim.max_bytes)
+        return 1;
+    dd_entry_t *e = malloc(sizeof *e + klen + n); /* the row's bytes, never linked */
+    if (!e) return -ENOMEM;
+    e->klen = klen;
+    e->n = n;
+    memcpy(e->data, key, klen);
+    memcpy(e->data + klen, body, n);
+    int rc = db_put(d, e, now_unix + (int64_t)d->lim.window_ms);
+    free(e);
+    return rc;
+}
+
 size_t brk_dedup_count(const brk_dedup_t *d) { return d ? d->count : 0; }
 
 size_t brk_dedup_bytes(const brk_dedup_t *d) { return d ? d->bytes : 0; }

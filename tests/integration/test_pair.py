@@ -2,8 +2,8 @@
 (abtest.PgServer; skipped, 77, where none can start): the standby binds nothing until it holds
 the lease; a kill -9 of the active mid-query hands the lease over, the workers and the client
 (given both endpoints) follow the new active, and the client that resends its ids gets one
-answer each (the answered one replayed from PostgreSQL, the one that was running run again:
-it is idempotent); an active whose store connection is cut stops serving (exit 3) and the
+answer each (the answered one replayed from PostgreSQL, the idempotent one that was running
+run again, the one that is not idempotent answered worker_lost, never run twice); an active whose store connection is cut stops serving (exit 3) and the
 standby takes over; actorctl status names the active broker. Assertions are on states,
 counts and order, never on time. Env: ACTOR_BROKER, ACTORCTL, ACTOR_WORKER (optional)."""
 import os
@@ -89,19 +89,22 @@ def test_kill_9_mid_query_the_resend_gets_one_answer():
     _, done = c.call(query("done", "echo", {"n": 1}))
     assert done["type"] == "result", done
     c.send(query("running", "sleep", {"ms": 400}, idempotent=True))
-    w.wait_stats(lambda s: s["works"] == 2, 5, "the second query to run")
-    p.a.kill()  # SIGKILL mid-query: its answer never leaves
+    c.send(query("once", "sleep", {"ms": 400}))  # not idempotent
+    w.wait_stats(lambda s: s["works"] == 3, 5, "both sleeps to run")
+    p.a.kill()  # SIGKILL mid-query: their answers never leave
     wait_until(lambda: "event=active" in p.b.log(), 10, "the standby to take over")
     p.b.wait_workers(["w1"], timeout=15)  # the worker followed the active broker
     # The client resends what it had not been answered and what it is unsure of.
     c.send(query("done", "echo", {"n": 1}))
     c.send(query("running", "sleep", {"ms": 400}, idempotent=True))
-    got = c.collect(["done", "running"], timeout=15)
+    c.send(query("once", "sleep", {"ms": 400}))
+    got = c.collect(["done", "running", "once"], timeout=15)
     assert _terminals(got["done"]) == [done], got  # replayed from PostgreSQL, not rerun
     assert [m["type"] for m in _terminals(got["running"])] == ["result"], got
+    assert [m.get("code") for m in _terminals(got["once"])] == ["worker_lost"], got
     c.expect_quiet(0.5)  # nothing more: one answer each
-    st = w.wait_stats(lambda s: s["works"] >= 3, 5, "the rerun")
-    assert st["works"] == 3, st  # done ran once in all; running once on each broker
+    st = w.wait_stats(lambda s: s["works"] >= 4, 5, "the rerun")
+    assert st["works"] == 4, st  # done and once ran once in all; running once on each
     p.b.stop()
 
 
