@@ -276,7 +276,7 @@ int brk_dedup_start(brk_t *b);
 bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id);
 /* A query that is not idempotent was accepted: its durable answer, until the real one
  * replaces it, is `worker_lost`, so that a broker that takes over (or restarts) answers its
- * resend with that instead of running it twice. Only with --sessions (file or PostgreSQL). */
+ * resend with that instead of running it twice. Only with --sessions postgresql://. */
 void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id);
 /* Remembers the terminal message body just sent to c for query id. */
 void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const uint8_t *body,

@@ -271,7 +271,9 @@ int brk_dedup_put_durable(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, con
                           size_t idlen, const uint8_t *body, size_t n, int64_t now_unix) {
     uint8_t key[DD_KEY_MAX];
     size_t klen = make_key(key, ckey, cklen, id, idlen);
-    if (!klen || (!d->db && !d->pg) || d->lim.max == 0 ||
+    /* PostgreSQL only: posted, it costs the loop nothing; a SQLite row per query would halve
+     * the broker's throughput for clients that resend (measured: 17k -> 7.6k q/s). */
+    if (!klen || !d->pg || d->lim.max == 0 ||
         sizeof(dd_entry_t) + klen + n > d->lim.max_bytes)
         return 1;
     dd_entry_t *e = malloc(sizeof *e + klen + n); /* the row's bytes, never linked */

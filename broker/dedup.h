@@ -43,10 +43,10 @@ int brk_dedup_put(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, const uint8
                   size_t idlen, const uint8_t *body, size_t n, int64_t now_mono,
                   int64_t now_unix);
 
-/* Writes body as the answer of (client key, query id) to the file or PostgreSQL only, not to
- * the memory: what a broker that starts (or takes over) after this one will replay, unless
- * brk_dedup_put replaces it first. Without a file it does nothing.
- * Returns: 0 or 1 (not kept: no file, dedup off, too big). Errors: -EIO. */
+/* Writes body as the answer of (client key, query id) to PostgreSQL only, not to the memory:
+ * what a broker that starts (or takes over) after this one will replay, unless brk_dedup_put
+ * replaces it first. Without PostgreSQL (memory, a SQLite file) it does nothing.
+ * Returns: 0 or 1 (not kept: no PostgreSQL, dedup off, too big). Errors: -EIO. */
 int brk_dedup_put_durable(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, const uint8_t *id,
                           size_t idlen, const uint8_t *body, size_t n, int64_t now_unix);
 

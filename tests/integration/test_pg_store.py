@@ -1,8 +1,9 @@
 """The PostgreSQL session store through a REAL actor-broker (--sessions postgresql://...), on a
 server this script starts in a temp folder (abtest.PgServer; skipped, 77, where none can
 start): test_sessions.py's request tests run again with each "file" a fresh database; an
-invocation's session outlives a broker killed with -9; an answered query id is answered once
-from PostgreSQL's dedup table after a kill -9; a store that cannot be reached stops the broker
+invocation's session outlives a broker killed with -9; after a kill -9 an answered query id is
+answered once from PostgreSQL's dedup table, a non-idempotent one that was running is
+answered worker_lost (not run twice) and an idempotent one runs once more; a store that cannot be reached stops the broker
 at start, naming it. Env: ACTOR_BROKER, ACTOR_SESSION_FILL, ACTORCTL."""
 import itertools
 import os
@@ -65,15 +66,23 @@ def test_answered_id_is_answered_once_after_kill_9():
     c = IdClient(b.clients, b"client-PG")
     _, done = c.call(query("done", "sleep", {"ms": 10}))
     assert done["type"] == "result", done
+    c.send(query("once", "sleep", {"ms": 800}))  # not idempotent
+    c.send(query("idem", "sleep", {"ms": 800}, idempotent=True))
+    w.wait_stats(lambda s: s["works"] == 3, 5, "both sleeps to run")
     b.kill()
-    assert PG.sql("SELECT count(*) FROM dedup", url) == "1"  # the answer, in PostgreSQL
+    # done's answer and once's worker_lost (written when it was accepted), in PostgreSQL
+    assert PG.sql("SELECT count(*) FROM dedup", url) == "2"
     b2 = Broker("--sessions", url, ports=b.ports).start()
     b2.wait_workers(["w1"])
-    assert "loaded=1" in b2.log(), b2.log()
-    c.send(query("done", "sleep", {"ms": 10}))
-    got = c.collect(["done"], timeout=10)
+    assert "loaded=2" in b2.log(), b2.log()
+    for qid in ("done", "once", "idem"):
+        c.send(query(qid, "sleep", {"ms": 10}, idempotent=qid == "idem"))
+    got = c.collect(["done", "once", "idem"], timeout=10)
     assert _terminals(got["done"]) == [done], got
-    _works_exactly(c, w, 1)  # not run again
+    assert [t.get("code") for t in _terminals(got["once"])] == ["worker_lost"], got
+    assert [t["type"] for t in _terminals(got["idem"])] == ["result"], got
+    c.expect_quiet(0.5)
+    _works_exactly(c, w, 4)  # done and once ran once; idem once on each broker
     b2.stop()
 
 
