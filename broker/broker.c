@@ -56,19 +56,42 @@ static bool is_input_error(const char *code) {
            strcmp(code, "unsupported_version") == 0;
 }
 
+/* Whether one more bad-input line may be logged now: at most --log-bad-input per second, so
+ * that a flood of bad frames is not a flood of log. The lines left out are counted and
+ * reported, in one line, with the first line of the next second. */
+static bool bad_input_log_ok(brk_t *b) {
+    if (b->now - b->bad_log_start >= 1000) {
+        if (b->bad_log_dropped)
+            brk_log(BRK_LOG_WARN, "reply_error_suppressed", "lines=%llu window_ms=%lld "
+                    "why=\"more than log-bad-input a second\"",
+                    (unsigned long long)b->bad_log_dropped, (long long)(b->now - b->bad_log_start));
+        b->bad_log_start = b->now;
+        b->bad_log_n = b->bad_log_dropped = 0;
+    }
+    if (b->bad_log_n < b->cfg.log_bad_input) {
+        b->bad_log_n++;
+        return true;
+    }
+    b->bad_log_dropped++;
+    return false;
+}
+
 void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *code,
                      const char *fmt, ...) {
-    char msg[256], peer[2 * BRK_MAX_IDENTITY + 1], q[300];
+    char raw[256], msg[256], peer[2 * BRK_MAX_IDENTITY + 1], q[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    brk_mx_error(b, code);
-    brk_log(is_input_error(code) ? BRK_LOG_WARN : BRK_LOG_DEBUG, "reply_error",
-            "sock=%s peer=%s code=%s message=%s",
-            in->sock == BRK_SOCK_CLIENTS ? "clients" : "workers",
-            brk_log_hex(peer, sizeof peer, in->id, in->idlen), code,
-            brk_log_str(q, sizeof q, msg, strlen(msg)));
+    /* It may quote what the peer sent, and the cut above may split a character. */
+    brk_utf8_clean(msg, sizeof msg, raw, strlen(raw));
+    brk_mx_error(b, code); /* counted in /metrics whether logged or not */
+    int level = is_input_error(code) ? BRK_LOG_WARN : BRK_LOG_DEBUG;
+    brk_log_hex(peer, sizeof peer, in->id, in->idlen);
+    if (brk_log_on(level) && (level < BRK_LOG_WARN || bad_input_log_ok(b)))
+        brk_log(level, "reply_error", "sock=%s peer=%s code=%s message=%s",
+                in->sock == BRK_SOCK_CLIENTS ? "clients" : "workers", peer, code,
+                brk_log_str(q, sizeof q, msg, strlen(msg)));
     if (proto_enc_error(&b->out, id, code, msg) != 0) return;
     int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, b->out.p, b->out.n);
     if (rc < 0) brk_log(BRK_LOG_DEBUG, "send_failed", "peer=%s errno=%d", peer, -rc);
@@ -174,6 +197,8 @@ static bool recv_router(brk_t *b, brk_sock_t s) {
     brk_in_t in;
     in.sock = s;
     parse_envelope(&in, f, nf, total);
+    /* Before acting on it: a disconnect of the connection that had this fd is seen first. */
+    in.fd = s == BRK_SOCK_CLIENTS && nf > 1 ? brk_gone_fd(b, &f[nf - 1], in.id, in.idlen) : -1;
     brk_mx_in(b, s, in.n);
     /* The identity frame is the ROUTER's own; the peer's metadata is on the frames after it */
     in.key = nf > 1 ? brk_zap_key(b, s, &f[nf - 1]) : NULL;
@@ -203,7 +228,7 @@ static void settle(brk_t *b) {
 static void on_one_signal(brk_t *b) {
     if (!b->draining) {
         b->draining = true;
-        b->drain_until = b->now + (int64_t)b->cfg.drain_ms;
+        b->drain_until = brk_after(b->now, b->cfg.drain_ms);
         brk_log(BRK_LOG_INFO, "draining", "in_flight=%llu queued=%llu drain_ms=%llu",
                 (unsigned long long)b->n_live, (unsigned long long)b->n_queued,
                 (unsigned long long)b->cfg.drain_ms);
@@ -248,6 +273,9 @@ static long poll_timeout(brk_t *b) {
     t = brk_metrics_tick(b);
     if (t < next) next = t;
     t = brk_agents_tick(b);
+    settle(b);
+    if (t >= 0 && t < next) next = t;
+    t = brk_gone_tick(b); /* disconnects: not in the poll set, where each socket costs */
     settle(b);
     if (t >= 0 && t < next) next = t;
     return next <= b->now ? 0 : (long)(next - b->now);
@@ -377,7 +405,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
      * query for one of their agents waits instead of failing with unknown_agent. */
     uint64_t grace = cfg->startup_grace_ms != UINT64_MAX ? cfg->startup_grace_ms
                                                          : cfg->liveness * cfg->heartbeat_ms;
-    b->grace_until = b->now + (int64_t)grace;
+    b->grace_until = brk_after(b->now, grace);
     if (brk_budget_open(b) != 0) return -ENOMEM; /* the model budget (budget.c) */
     if (brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) || brk_jobs_init(b)) {
         brk_log(BRK_LOG_ERROR, "init_failed", "error=\"out of memory\"");
@@ -401,7 +429,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     b->pub = open_socket(b, ZMQ_XPUB, cfg->pub_ep, "pub", "clients");
     b->sub = open_socket(b, ZMQ_SUB, cfg->sub_ep, "sub", "clients");
     if (!b->clients || !b->workers || !b->pub || !b->sub) return -EADDRINUSE;
-    return 0;
+    return brk_gone_open(b);
 }
 
 typedef struct ctx_term {
@@ -451,6 +479,7 @@ void brk_close(brk_t *b) {
         zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(socks[i]);
     }
+    brk_gone_close(b); /* after the clients: it frees only its own records */
     brk_metrics_close_socket(b);
     brk_zap_close(b); /* after the clients that held key references */
     if (b->ctx) term_context(b->ctx, linger + 1000);

@@ -47,9 +47,13 @@ typedef struct brk_config {
     uint64_t max_workers;
     uint64_t max_jobs;            /* jobs of every state, cancelling ones included */
     uint64_t heartbeat_ms, liveness, max_retries, drain_ms;
+    uint64_t poison_after;        /* workers a query may lose before it ends `poisoned` */
+    uint64_t cancel_gone;         /* 1: a client's disconnect cancels its queries (gone.c) */
     int log_level;
+    uint64_t log_bad_input;       /* bad-input log lines a second, at most */
     char sessions[BRK_PATH_MAX];  /* the SQLite session file; "" or ":memory:": in memory */
     uint64_t max_sessions;
+    uint64_t sessions_reserve;    /* bytes kept free beside the session file (reserve.c) */
     char curve_secret[BRK_PATH_MAX]; /* the broker's key pair file; "" no CURVE (zap.c) */
     char client_keys[BRK_PATH_MAX], worker_keys[BRK_PATH_MAX]; /* allowlists */
     bool insecure;                /* allow non-loopback binds without CURVE */
@@ -70,6 +74,7 @@ typedef struct brk_config {
     uint64_t model_concurrency;   /* model budget (budget.c): permits per backend, 0 none */
     double model_rps;             /* grants per second per backend, 0 none */
     uint64_t model_burst;         /* grants at once after a pause */
+    uint64_t model_tpm;           /* tokens per minute per backend, 0 none (budget.c) */
     uint64_t model_max_waiters;   /* waiting acquires per backend */
     uint64_t model_max_backends;  /* backend names the budget tracks at once */
     bool pair;                    /* --pair: active/standby on the PostgreSQL store (lease.c) */
@@ -78,6 +83,19 @@ typedef struct brk_config {
 } brk_config_t;
 
 void brk_config_default(brk_config_t *c);
+
+/* a + b, held at UINT64_MAX: sums of what workers declare (capacity) must not wrap. */
+static inline uint64_t brk_add_sat(uint64_t a, uint64_t b) {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* now + ms, for every deadline the broker computes: ms is held to PROTO_TIMEOUT_MAX_MS and
+ * the sum saturates, so no timeout, flag or grace can wrap a deadline into the past. */
+static inline int64_t brk_after(int64_t now, uint64_t ms) {
+    int64_t d = ms > (uint64_t)PROTO_TIMEOUT_MAX_MS ? PROTO_TIMEOUT_MAX_MS : (int64_t)ms;
+    return now > INT64_MAX - d ? INT64_MAX : now + d;
+}
+
 
 typedef struct brk_worker brk_worker_t;
 typedef struct brk_lease brk_lease_t;
@@ -98,6 +116,7 @@ typedef struct brk_in {
     size_t n;
     char frame_err[96];     /* what was wrong with the frames; "" when nothing */
     brk_key_t *key;         /* the sender's allowed CURVE key; NULL without CURVE */
+    int fd;                 /* the connection's fd (gone.c); -1 unknown */
 } brk_in_t;
 
 /* A query's terminal message: a result, or an error with a code. */
@@ -119,6 +138,7 @@ struct brk_job {
     int64_t deadline;        /* heap key: timeout_at, or the cancel grace */
     int64_t timeout_at;      /* the query's deadline (ms, monotonic); -1 none */
     uint64_t job_id, qseq, seq, attempt;
+    uint32_t lost;           /* workers lost while running it (poison_after) */
     brk_job_state_t state;
     bool answered, idempotent, req;
     brk_client_t *client;    /* NULL once answered */
@@ -142,6 +162,8 @@ struct brk_client {
     size_t keylen;
     uint8_t key[1 + BRK_MAX_IDENTITY];
     brk_key_t *curve_key;    /* its CURVE key (a reference), for the per-key limits */
+    int fd;                  /* its connection's fd while gone.c watches it, else -1 */
+    brk_list_t fdlink;       /* in gone.c's list of the clients on that fd */
 };
 
 struct brk_agent {
@@ -201,6 +223,8 @@ typedef struct brk {
     size_t job_cache_n;       /* how many */
     bool have_dead, draining, stop;
     int64_t drain_until, next_maint;
+    int64_t bad_log_start;    /* broker.c: the second bad-input log lines are counted in */
+    uint64_t bad_log_n, bad_log_dropped; /* lines logged and left out in it */
     brk_store_t *store;       /* sessions (session_requests.c) */
     brk_lease_t *lease;       /* --pair: the active's lease (lease.c); NULL without --pair */
     brk_zap_t *zap;           /* CURVE keys and the ZAP handler (zap.c); NULL without CURVE */
@@ -209,6 +233,8 @@ typedef struct brk {
     struct brk_metrics *mx;   /* counters and the /metrics endpoint (metrics.c) */
     struct brk_tasks *tasks;  /* `tasks` requests waiting for their worker (tasks.c) */
     struct brk_budget *budget; /* the model budget (budget.c) */
+    struct brk_reserve *reserve; /* room for session.delete on a full disk (reserve.c) */
+    struct brk_gone *gone;    /* clients' connections, to cancel what a gone one sent (gone.c) */
 } brk_t;
 
 /* ---- broker.c: sockets, the loop, sending ---- */
@@ -237,6 +263,35 @@ brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t 
 /* Ends every unanswered query of c with an error (a lost worker's calls, shutdown); the
  * last answer frees c. */
 void brk_client_drop(brk_t *b, brk_client_t *c, const char *code, const char *why);
+
+/* ---- reserve.c: room on the session file's disk for session.delete ---- */
+/* Allocates FILE-reserve (--sessions-reserve-bytes) beside a --sessions file; a failure is
+ * logged, not fatal. */
+void brk_reserve_open(brk_t *b);
+void brk_reserve_close(brk_t *b);
+/* Frees the reserve (the disk is full), logged; false when there was none to free. */
+bool brk_reserve_release(brk_t *b);
+/* Allocates the reserve again when it was freed and the disk has room. */
+void brk_reserve_refill(brk_t *b);
+
+/* ---- gone.c: clients whose connection closed ---- */
+/* Watches the client socket's disconnects (--cancel-gone). Returns: 0. Errors: -ENOMEM, -EIO
+ * (the monitor could not be set up; logged). */
+int brk_gone_open(brk_t *b);
+void brk_gone_close(brk_t *b);
+/* Acts on pending disconnects: the queries of the clients on a closed connection end
+ * `cancelled`. */
+void brk_gone_read(brk_t *b);
+/* Reads pending disconnects every BRK_GONE_EVERY_MS (the monitor is not in the poll set: each
+ * socket there costs every poll). Returns: when it wants to run again, or -1 (off). */
+int64_t brk_gone_tick(brk_t *b);
+#define BRK_GONE_EVERY_MS 100
+/* The fd a client message came on (its last frame), -1 unknown; reads pending disconnects
+ * first when the message comes from another peer (fd or routing id) than the last one. */
+int brk_gone_fd(brk_t *b, zmq_msg_t *frame, const uint8_t *id, size_t idlen);
+/* Links a new client to its connection (anonymous routing ids only); untrack before free. */
+void brk_gone_track(brk_t *b, brk_client_t *c, const brk_in_t *in);
+void brk_gone_untrack(brk_t *b, brk_client_t *c);
 
 /* ---- session_requests.c: the session store and the session.* requests ---- */
 /* Opens the store --sessions names (memory when none). Returns: 0. Errors: as
@@ -364,6 +419,7 @@ typedef struct brk_qmsg {
     proto_raw_t payload;     /* event's event, result's output (nil when n == 0) */
     proto_str_t code, message; /* error */
     proto_str_t agent, session;
+    const brk_job_t *job;    /* the bus copy adds its job, worker, invocation (NULL: none) */
 } brk_qmsg_t;
 
 /* Encodes q into o; with "agent" (and "session" when set) for the bus. Returns: 0.

@@ -19,6 +19,8 @@ typedef struct bk {
     int64_t wake;       /* when (timed) */
     uint64_t in_use, n_waiting;
     double tat;         /* GCRA: the theoretical arrival time of the next grant, ms */
+    double tokens;      /* --model-tpm: tokens left in the minute's bucket (< 0: in debt) */
+    int64_t tokens_at;  /* when tokens was last refilled, ms */
     size_t len;
     char name[];
 } bk_t;
@@ -50,6 +52,7 @@ typedef struct brk_budget {
     uint64_t n_backends;
     bool on;
     double step, tolerance; /* ms between grants, and the burst's allowance (0: no rate) */
+    double tpm;             /* tokens per minute (0: no token limit) */
 } brk_budget_t;
 
 static void waiter_key(uint8_t *key, const brk_worker_t *w, uint64_t req) {
@@ -68,7 +71,8 @@ int brk_budget_open(brk_t *b) {
     brk_list_init(&g->all);
     brk_list_init(&g->timed);
     const brk_config_t *c = &b->cfg;
-    g->on = c->model_concurrency > 0 || c->model_rps > 0;
+    g->on = c->model_concurrency > 0 || c->model_rps > 0 || c->model_tpm > 0;
+    g->tpm = (double)c->model_tpm;
     if (c->model_rps > 0) {
         g->step = 1000.0 / c->model_rps;
         g->tolerance = (double)(c->model_burst ? c->model_burst - 1 : 0) * g->step;
@@ -119,7 +123,8 @@ void brk_budget_close(brk_t *b) {
 void brk_budget_worker_ready(brk_t *b, brk_worker_t *w) {
     if (!brk_budget_on(b)) return;
     const brk_config_t *c = &b->cfg;
-    if (proto_enc_budget(&b->out, c->model_concurrency, c->model_rps, c->model_burst) == 0)
+    if (proto_enc_budget(&b->out, c->model_concurrency, c->model_rps, c->model_burst,
+                         c->model_tpm) == 0)
         brk_worker_send(b, w, b->out.p, b->out.n);
 }
 
@@ -137,6 +142,7 @@ static bk_t *bk_new(brk_budget_t *g, proto_str_t name) {
     k->node.klen = k->len;
     brk_list_init(&k->queue);
     brk_list_init(&k->timed);
+    k->tokens = g->tpm; /* a new backend starts with a full minute */
     brk_list_push(&g->all, &k->link);
     brk_map_put(&g->backends, &k->node);
     g->n_backends++;
@@ -152,6 +158,25 @@ static bool rate_allows(brk_budget_t *g, bk_t *k, int64_t now, int64_t *when) {
     double at = tat - g->tolerance;
     if (at <= t) return true;
     *when = (int64_t)ceil(at);
+    return false;
+}
+
+/* --model-tpm: a bucket of one minute's tokens, refilled continuously. Tokens are known only
+ * when a request ends (budget.release's tokens), so they are charged then and may put the
+ * bucket in debt; grants wait while it is empty or in debt. */
+static void refill_tokens(brk_budget_t *g, bk_t *k, int64_t now) {
+    if (g->tpm <= 0) return;
+    if (now > k->tokens_at) k->tokens += (double)(now - k->tokens_at) * g->tpm / 60000.0;
+    if (k->tokens > g->tpm) k->tokens = g->tpm;
+    k->tokens_at = now;
+}
+
+static bool tokens_allow(brk_budget_t *g, bk_t *k, int64_t now, int64_t *when) {
+    if (g->tpm <= 0) return true;
+    refill_tokens(g, k, now);
+    if (k->tokens > 0) return true;
+    int64_t w = now + (int64_t)ceil((1.0 - k->tokens) * 60000.0 / g->tpm);
+    if (*when < 0 || w > *when) *when = w;
     return false;
 }
 
@@ -207,7 +232,9 @@ static void hold_drop(struct brk_budget_peer *p, hold_t *h) {
 
 static void send_deny(brk_t *b, brk_worker_t *w, uint64_t req, const char *code,
                       const char *message) {
-    if (proto_enc_budget_deny(&b->out, req, code, message) == 0)
+    char clean[192]; /* a message may quote a backend name, cut at 64 bytes */
+    brk_utf8_clean(clean, sizeof clean, message, strlen(message));
+    if (proto_enc_budget_deny(&b->out, req, code, clean) == 0)
         brk_worker_send(b, w, b->out.p, b->out.n);
 }
 
@@ -241,15 +268,22 @@ static bool settle_bk(brk_t *b, bk_t *k) {
     while (!brk_list_empty(&k->queue)) {
         if (cap && k->in_use >= cap) break;
         if (!rate_allows(g, k, b->now, &when)) break;
+        if (!tokens_allow(g, k, b->now, &when)) break;
         grant_head(b, k);
         when = -1;
     }
     bool idle = brk_list_empty(&k->queue) && k->in_use == 0;
-    if (idle && k->tat <= (double)b->now) {
+    refill_tokens(g, k, b->now);
+    bool full = g->tpm <= 0 || k->tokens >= g->tpm;
+    if (idle && k->tat <= (double)b->now && full) {
         bk_free(g, k);
         return false;
     }
-    if (idle) when = (int64_t)ceil(k->tat); /* keep its bucket until it has drained */
+    if (idle && k->tat > (double)b->now) when = (int64_t)ceil(k->tat); /* keep its buckets */
+    if (idle && !full) { /* until the token bucket is full again (a debt is remembered) */
+        int64_t w = b->now + (int64_t)ceil((g->tpm - k->tokens) * 60000.0 / g->tpm);
+        if (when < 0 || w > when) when = w;
+    }
     if (when >= 0) {
         k->wake = when;
         brk_list_push(&g->timed, &k->timed);
@@ -307,6 +341,10 @@ static const char *acquire_refused(brk_t *b, brk_worker_t *w, const proto_msg_t 
 static void on_acquire(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
     brk_budget_t *g = b->budget;
     char msg[160];
+    if (!brk_utf8_valid(m->backend.p, m->backend.n)) { /* refused whether or not limited */
+        send_deny(b, w, m->req, "bad_request", "field 'backend' is not valid UTF-8");
+        return;
+    }
     if (!g->on) { /* nothing to limit: every request may start */
         if (proto_enc_budget_grant(&b->out, m->req) == 0)
             brk_worker_send(b, w, b->out.p, b->out.n);
@@ -351,6 +389,10 @@ static void on_release(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
         return;
     }
     hold_put(w->budget, h);
+    if (g->tpm > 0 && m->tokens) {
+        refill_tokens(g, k, b->now);
+        k->tokens -= (double)m->tokens;
+    }
     settle_bk(b, k);
 }
 

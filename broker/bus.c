@@ -1,13 +1,16 @@
 /* broker/bus.c: the bus. What publishers send to the SUB socket goes out on PUB unchanged;
  * a client `publish` becomes [topic][{v, type:"event", topic, data}]; and every event, result
  * and error of a query is published under query.<agent>.<session or -> as the client's map
- * plus "agent" and "session". Bus messages are fire-and-forget: PUB drops at its HWM.
- * The PUB socket is an XPUB so the broker knows which prefixes anyone subscribes to, and
+ * plus "agent", "session" and what a watcher needs to draw it (job, worker, invocation,
+ * accepted_ms, ts_ms: tools/web's timeline). Bus messages are fire-and-forget: PUB drops at
+ * its HWM. The PUB socket is an XPUB so the broker knows which prefixes anyone subscribes to, and
  * does not even encode a query's bus message when nobody would receive it. */
 #include "broker.h"
+#include "invocations.h"
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include <zmq.h>
 
@@ -97,9 +100,42 @@ int brk_bus_publish(brk_t *b, proto_str_t topic, proto_raw_t data) {
     return 0;
 }
 
+static int64_t mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The bus copy's fields for watchers: ts_ms (now), and for a job's messages its job id,
+ * accepted_ms (Unix ms, from the monotonic acceptance time), worker and invocation when set. */
+static uint32_t watch_fields(const brk_job_t *j, const char **inv) {
+    *inv = j ? brk_inv_id_of(j) : "";
+    return 1 + (j ? 2 + (j->worker != NULL) + (**inv != '\0') : 0);
+}
+
+static void pack_watch(proto_buf_t *o, const brk_job_t *j, const char *inv) {
+    int64_t now = brk_unix_ms();
+    proto_pack_cstr(o, "ts_ms");
+    msgpack_pack_int64(&o->pk, now);
+    if (!j) return;
+    proto_pack_cstr(o, "job");
+    msgpack_pack_uint64(&o->pk, j->job_id);
+    proto_pack_cstr(o, "accepted_ms");
+    msgpack_pack_int64(&o->pk, now - (mono_us() - j->t0_us) / 1000);
+    if (j->worker) {
+        proto_pack_cstr(o, "worker");
+        proto_pack_str(o, j->worker->name, j->worker->name_len);
+    }
+    if (*inv) {
+        proto_pack_cstr(o, "invocation");
+        proto_pack_cstr(o, inv);
+    }
+}
+
 int brk_enc_query_msg(proto_buf_t *o, const brk_qmsg_t *q, bool for_bus) {
     uint32_t fields = q->type == PROTO_EVENT ? 3 : q->type == PROTO_RESULT ? 2 : 3;
-    if (for_bus) fields += q->session.n ? 2 : 1;
+    const char *inv = "";
+    if (for_bus) fields += (q->session.n ? 2 : 1) + watch_fields(q->job, &inv);
     proto_buf_reset(o);
     proto_pack_header(o, q->type, fields);
     proto_pack_cstr(o, "id");
@@ -125,6 +161,7 @@ int brk_enc_query_msg(proto_buf_t *o, const brk_qmsg_t *q, bool for_bus) {
             proto_pack_cstr(o, "session");
             proto_pack_str(o, q->session.p, q->session.n);
         }
+        pack_watch(o, q->job, inv);
     }
     return o->failed ? PROTO_ENOMEM : 0;
 }

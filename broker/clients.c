@@ -45,6 +45,7 @@ static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
     c->node.key = c->key;
     c->node.klen = c->keylen;
     brk_list_init(&c->jobs);
+    brk_gone_track(b, c, in);
     brk_map_put(&b->client_map, &c->node);
     b->n_clients++;
     return c;
@@ -52,6 +53,7 @@ static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
 
 static void client_free_if_idle(brk_t *b, brk_client_t *c) {
     if (c->in_flight) return;
+    brk_gone_untrack(b, c);
     brk_map_del(&b->client_map, &c->node);
     b->n_clients--;
     brk_key_unref(b, &c->curve_key);
@@ -87,11 +89,12 @@ static void reject_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m, con
                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static void reject_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m, const char *code,
                          const char *fmt, ...) {
-    char msg[256];
+    char raw[256], msg[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    brk_utf8_clean(msg, sizeof msg, raw, strlen(raw)); /* the cut may split a character */
     brk_reply_error(b, in, m->id, code, "%s", msg);
     brk_mx_reject(b, m->agent, code);
     brk_qmsg_t q = {.type = PROTO_ERROR, .id = m->id, .agent = m->agent, .session = m->session};
@@ -108,6 +111,12 @@ static const char *query_invalid(const proto_msg_t *m) {
     if (m->session.n > BRK_MAX_NAME) return "field 'session' is longer than 256 bytes";
     if (!brk_utf8_valid(m->agent.p, m->agent.n)) return "field 'agent' is not valid UTF-8";
     if (!brk_utf8_valid(m->session.p, m->session.n)) return "field 'session' is not valid UTF-8";
+    if (m->session.p && m->session.n == 0) /* present but empty: not the same as absent */
+        return "field 'session' must not be empty (leave it out for no session)";
+    /* A NUL would cut the name wherever it becomes a C string (logs, /metrics labels). */
+    if (memchr(m->agent.p, 0, m->agent.n)) return "field 'agent' holds a NUL byte";
+    if (m->session.n && memchr(m->session.p, 0, m->session.n))
+        return "field 'session' holds a NUL byte";
     return NULL;
 }
 

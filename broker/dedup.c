@@ -1,8 +1,10 @@
 /* broker/dedup.c: the answered-query memory of dedup.h. Entries live in a hash index by
  * (client key, query id) and in one list oldest first: the window is the same for every entry,
  * so the oldest is also the first to expire, and eviction under the bounds takes it too.
- * With a SQLite file each entry is also a row of the table `dedup` (wall-clock expiry), read
- * back at start so that answers outlive a broker restart. */
+ * With a SQLite file each entry is also a row of the table `dedup`, read back at start so that
+ * answers outlive a broker restart. A row holds its expiry on both clocks: the monotonic one
+ * (CLOCK_MONOTONIC counts from boot, so it holds across restarts of the process on one boot,
+ * whose id the table dedup_boot keeps) and the wall one, for after a reboot. */
 #include "dedup.h"
 
 #include <errno.h>
@@ -30,7 +32,8 @@ typedef struct dd_entry {
 enum { ST_PUT, ST_DEL, N_ST };
 
 static const char *const SQL[N_ST] = {
-    [ST_PUT] = "INSERT OR REPLACE INTO dedup (key, reply, expires_ms) VALUES (?1, ?2, ?3)",
+    [ST_PUT] = "INSERT OR REPLACE INTO dedup (key, reply, expires_ms, expires_mono) "
+               "VALUES (?1, ?2, ?3, ?4)",
     [ST_DEL] = "DELETE FROM dedup WHERE key = ?1",
 };
 
@@ -40,6 +43,7 @@ struct brk_dedup {
     brk_list_t fifo;
     size_t count, bytes;
     sqlite3 *db;           /* NULL: memory only */
+    char boot[64];         /* this boot's id; "" unknown (then the wall clock counts) */
     sqlite3_stmt *st[N_ST];
     brk_pg_t *pg;          /* --sessions postgresql://: the table in PostgreSQL instead */
     int64_t now_mono, now_unix; /* the clocks of the open, while the rows load */
@@ -78,6 +82,7 @@ static int db_put(brk_dedup_t *d, const dd_entry_t *e, int64_t expires_unix) {
     sqlite3_bind_blob(s, 1, e->data, (int)e->klen, SQLITE_STATIC);
     sqlite3_bind_blob(s, 2, e->data + e->klen, (int)e->n, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, expires_unix);
+    sqlite3_bind_int64(s, 4, e->expires);
     int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
@@ -136,18 +141,69 @@ static int db_fail(brk_dedup_t *d, const char *what, char *why, size_t cap) {
     return -EIO;
 }
 
-/* Loads the rows still inside their window, oldest first, so the bounds keep the newest. */
+/* This boot's id into d->boot (lim.boot_id, else the kernel's); "" when unknown. */
+static void boot_read(brk_dedup_t *d) {
+    d->boot[0] = 0;
+    if (d->lim.boot_id) {
+        snprintf(d->boot, sizeof d->boot, "%s", d->lim.boot_id);
+        return;
+    }
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (!f) return;
+    if (!fgets(d->boot, sizeof d->boot, f)) d->boot[0] = 0;
+    fclose(f);
+    d->boot[strcspn(d->boot, "\n")] = 0;
+}
+
+/* Whether the file's monotonic expiries were written on this boot; then records this boot as
+ * the one they count from, clearing them when it was another. Returns: 0/1, or -EIO. */
+static int boot_same(brk_dedup_t *d, char *why, size_t cap) {
+    sqlite3_stmt *s;
+    int same = 0;
+    if (sqlite3_prepare_v2(d->db, "SELECT boot_id FROM dedup_boot", -1, &s, NULL) != SQLITE_OK)
+        return db_fail(d, "dedup boot", why, cap);
+    if (sqlite3_step(s) == SQLITE_ROW && d->boot[0]) {
+        const unsigned char *id = sqlite3_column_text(s, 0);
+        same = id && strcmp((const char *)id, d->boot) == 0;
+    }
+    sqlite3_finalize(s);
+    if (same) return 1;
+    /* Another boot (or none recorded): its monotonic expiries mean nothing now. */
+    if (sqlite3_exec(d->db, "UPDATE dedup SET expires_mono = NULL; DELETE FROM dedup_boot;",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(d->db, "INSERT INTO dedup_boot (boot_id) VALUES (?1)", -1, &s,
+                           NULL) != SQLITE_OK)
+        return db_fail(d, "dedup boot", why, cap);
+    sqlite3_bind_text(s, 1, d->boot, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : db_fail(d, "dedup boot", why, cap);
+}
+
+/* How long a row has left: by the monotonic clock when it was written on this boot, else by
+ * the wall clock. */
+static int64_t row_left(sqlite3_stmt *s, bool same_boot, int64_t now_mono, int64_t now_unix) {
+    if (same_boot && sqlite3_column_type(s, 3) == SQLITE_INTEGER)
+        return sqlite3_column_int64(s, 3) - now_mono;
+    return sqlite3_column_int64(s, 2) - now_unix;
+}
+
+/* Loads the rows still inside their window, oldest first, so the bounds keep the newest, and
+ * deletes the others. */
 static int db_load(brk_dedup_t *d, int64_t now_mono, int64_t now_unix, char *why,
                    size_t cap) {
+    int same = boot_same(d, why, cap);
+    if (same < 0) return same;
     sqlite3_stmt *s;
-    const char *sql = "SELECT key, reply, expires_ms FROM dedup ORDER BY expires_ms";
+    const char *sql = "SELECT key, reply, expires_ms, expires_mono FROM dedup "
+                      "ORDER BY expires_ms";
     if (sqlite3_prepare_v2(d->db, sql, -1, &s, NULL) != SQLITE_OK)
         return db_fail(d, "dedup load", why, cap);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const void *k = sqlite3_column_blob(s, 0), *r = sqlite3_column_blob(s, 1);
         int kn = sqlite3_column_bytes(s, 0), rn = sqlite3_column_bytes(s, 1);
-        int64_t left = sqlite3_column_int64(s, 2) - now_unix;
+        int64_t left = row_left(s, same, now_mono, now_unix);
         /* A row is only trusted as far as this process's own bounds go: a file edited by
          * hand or written with a longer window cannot stretch them. */
         if (left > (int64_t)d->lim.window_ms) left = (int64_t)d->lim.window_ms;
@@ -156,7 +212,17 @@ static int db_load(brk_dedup_t *d, int64_t now_mono, int64_t now_unix, char *why
     }
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE) return db_fail(d, "dedup load", why, cap);
-    return 0;
+    /* The rows not loaded: expired by the clock that counts for them. */
+    const char *del = same ? "DELETE FROM dedup WHERE CASE WHEN expires_mono IS NULL"
+                             " THEN expires_ms <= ?2 ELSE expires_mono <= ?1 END"
+                           : "DELETE FROM dedup WHERE expires_ms <= ?2";
+    if (sqlite3_prepare_v2(d->db, del, -1, &s, NULL) != SQLITE_OK)
+        return db_fail(d, "dedup expire", why, cap);
+    sqlite3_bind_int64(s, 1, now_mono);
+    sqlite3_bind_int64(s, 2, now_unix);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : db_fail(d, "dedup expire", why, cap);
 }
 
 static int db_open(brk_dedup_t *d, const char *path, int64_t now_mono, int64_t now_unix,
@@ -167,17 +233,14 @@ static int db_open(brk_dedup_t *d, const char *path, int64_t now_mono, int64_t n
     sqlite3_busy_timeout(d->db, 5000);
     const char *setup = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
                         "CREATE TABLE IF NOT EXISTS dedup (key BLOB PRIMARY KEY,"
-                        " reply BLOB NOT NULL, expires_ms INTEGER NOT NULL);";
+                        " reply BLOB NOT NULL, expires_ms INTEGER NOT NULL,"
+                        " expires_mono INTEGER);"
+                        "CREATE TABLE IF NOT EXISTS dedup_boot (boot_id TEXT NOT NULL);";
     if (sqlite3_exec(d->db, setup, NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(d, "dedup table", why, cap);
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(d->db, "DELETE FROM dedup WHERE expires_ms <= ?1", -1, &s, NULL) !=
-        SQLITE_OK)
-        return db_fail(d, "dedup expire", why, cap);
-    sqlite3_bind_int64(s, 1, now_unix);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) return db_fail(d, "dedup expire", why, cap);
+    /* A file of an older broker has no expires_mono: add it (an error says it is there). */
+    sqlite3_exec(d->db, "ALTER TABLE dedup ADD COLUMN expires_mono INTEGER", NULL, NULL, NULL);
+    boot_read(d);
     for (int i = 0; i < N_ST; i++) {
         if (sqlite3_prepare_v3(d->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i],
                                NULL) != SQLITE_OK)
@@ -278,6 +341,7 @@ int brk_dedup_put_durable(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, con
         return 1;
     dd_entry_t *e = malloc(sizeof *e + klen + n); /* the row's bytes, never linked */
     if (!e) return -ENOMEM;
+    e->expires = 0; /* PostgreSQL keeps the wall clock only: the pair's hosts share no other */
     e->klen = klen;
     e->n = n;
     memcpy(e->data, key, klen);
@@ -288,5 +352,9 @@ int brk_dedup_put_durable(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, con
 }
 
 size_t brk_dedup_count(const brk_dedup_t *d) { return d ? d->count : 0; }
+
+const char *brk_dedup_error(const brk_dedup_t *d) {
+    return d && d->db ? sqlite3_errmsg(d->db) : "";
+}
 
 size_t brk_dedup_bytes(const brk_dedup_t *d) { return d ? d->bytes : 0; }

@@ -15,11 +15,16 @@ typedef struct brk_dedup_limits {
     uint64_t window_ms;  /* how long an answer is remembered; 0 turns dedup off */
     uint64_t max;        /* entries */
     uint64_t max_bytes;  /* keys and answers together */
+    const char *boot_id; /* the boot now_mono counts from; NULL: the kernel's boot_id */
 } brk_dedup_limits_t;
 
 /* Opens the memory, and with path (a SQLite file, or a postgresql:// URL: dedup_pg.h; NULL,
- * "" or ":memory:" for none) the table `dedup` in it, loading the answers whose window has not passed. now_mono and now_unix are
- * the monotonic and wall clocks in ms (the file keeps wall time: it outlives the process).
+ * "" or ":memory:" for none) the table
+ * `dedup` in it, loading the answers whose window has not passed. now_mono and now_unix are
+ * the monotonic and wall clocks in ms. The file keeps both expiries: on the boot that wrote
+ * them (same boot_id) the monotonic one counts, so a wall clock that jumped while the broker
+ * was down neither drops answers nor keeps them longer; after a reboot the wall one does,
+ * never for longer than the window.
  * Returns: 0. Errors: -ENOMEM; -EIO (the file could not be opened or read; *why says why).
  * Ownership: *out is the caller's, freed with brk_dedup_close. */
 int brk_dedup_open(brk_dedup_t **out, const brk_dedup_limits_t *lim, const char *path,
@@ -52,6 +57,8 @@ int brk_dedup_put_durable(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, con
 
 /* Counts, for status and tests. */
 size_t brk_dedup_count(const brk_dedup_t *d);
+/* What the file said about its last failure ("" when there is no file). Ownership: d's. */
+const char *brk_dedup_error(const brk_dedup_t *d);
 size_t brk_dedup_bytes(const brk_dedup_t *d);
 
 #endif

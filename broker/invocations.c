@@ -29,6 +29,8 @@ struct brk_inv {
     brk_slock_t *lock;        /* a root with a session, until it is answered */
     brk_list_t wait_link;     /* in lock->waiters while waiting */
     bool started;             /* the user's event is in the session */
+    uint64_t parent_job;      /* a sub-invocation's parent job (0: none), to pass its events
+                                 up to every ancestor's worker */
     char id[BRK_INV_ID_LEN + 1]; /* "" when the root has no session */
     proto_str_t app, user, branch; /* point into buf */
     char buf[];
@@ -235,6 +237,7 @@ static int prepare_child(brk_t *b, const brk_in_t *in, proto_msg_t *m, brk_inv_t
     brk_inv_t *v = inv_new(none, none, m->branch);
     if (!v) return fail(err, -ENOMEM, "internal", "out of memory");
     v->root = r;
+    v->parent_job = pj->job_id;
     memcpy(v->id, r->id, sizeof v->id);
     brk_list_push(&r->kids, &v->kid_link);
     *out = v;
@@ -441,12 +444,27 @@ static void store_event(brk_t *b, brk_inv_t *r, proto_raw_t event) {
         rejected(b, r, &se);
 }
 
+/* A sub-invocation's event also goes to the worker of every ancestor between it and the
+ * root, as an event of that ancestor's own call: the parent's worker has it already (it is
+ * the job's client), the root's client below; the workers in between keep state views that
+ * must see a grandchild's writes (a parallel agent's child that runs a parallel agent). */
+static void pass_up(brk_t *b, brk_inv_t *v, brk_inv_t *r, proto_raw_t event) {
+    brk_job_t *pj = v->parent_job ? brk_job_find(b, v->parent_job) : NULL;
+    for (int depth = 0; pj && pj->inv && pj->inv != r && depth < BRK_INV_MAX_DEPTH; depth++) {
+        if (!pj->answered) brk_job_send_event(b, pj, event, false);
+        pj = pj->inv->parent_job ? brk_job_find(b, pj->inv->parent_job) : NULL;
+    }
+}
+
 void brk_inv_on_event(brk_t *b, brk_job_t *j, proto_raw_t event) {
     brk_inv_t *v = j->inv;
     if (!v || !v->root || !v->root->job) return;
     brk_inv_t *r = v->root;
+    if (r != v) pass_up(b, v, r, event);
     if (r != v && !r->job->answered) brk_job_send_event(b, r->job, event, false);
     /* Only a running invocation writes its session: once its query is answered the lock
      * has moved on, and late events are forwarded and published but not stored. */
     if (r->lock && r->lock->holder == r && !r->job->answered) store_event(b, r, event);
 }
+
+const char *brk_inv_id_of(const brk_job_t *j) { return j->inv ? j->inv->id : ""; }

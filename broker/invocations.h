@@ -25,6 +25,7 @@ typedef struct brk_invs brk_invs_t;
 #define BRK_INV_DEFAULT_HISTORY_BYTES 262144 /* --history-bytes */
 #define BRK_INV_MAX_BRANCH 1024             /* bytes of a query's `branch` */
 #define BRK_INV_ID_LEN 18                   /* "i-" or "e-" and 16 hex digits */
+#define BRK_INV_MAX_DEPTH 64                /* ancestors an event is passed up to */
 
 /* Why a query was refused or a dispatch failed: the wire code and a message naming what. */
 typedef struct brk_inv_err {
@@ -72,6 +73,8 @@ void brk_inv_on_event(brk_t *b, brk_job_t *j, proto_raw_t event);
 void brk_inv_on_answer(brk_t *b, brk_job_t *j);
 /* j is being freed: its record goes (a root's sub-invocations lose their root). */
 void brk_inv_on_free(brk_t *b, brk_job_t *j);
+/* The id of the invocation j runs in (its root's), or "" when none. */
+const char *brk_inv_id_of(const brk_job_t *j);
 
 /* ---- helpers without broker state (unit tested) ---- */
 

@@ -201,7 +201,8 @@ static void queue_remove(brk_t *b, brk_job_t *j) {
 }
 
 static brk_qmsg_t job_qmsg(const brk_job_t *j, proto_type_t type) {
-    brk_qmsg_t q = {.type = type, .id = j->id, .agent = j->agent_name, .session = j->session};
+    brk_qmsg_t q = {.type = type, .id = j->id, .agent = j->agent_name, .session = j->session,
+                    .job = j};
     return q;
 }
 
@@ -354,7 +355,7 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     j->req = in->req;
     j->client = c;
     j->heap_idx = SIZE_MAX;
-    j->timeout_at = m->timeout_ms >= 0 ? b->now + m->timeout_ms : -1;
+    j->timeout_at = m->timeout_ms >= 0 ? brk_after(b->now, (uint64_t)m->timeout_ms) : -1;
     j->by_job.key = &j->job_id;
     j->by_job.klen = sizeof j->job_id;
     j->by_cid.key = j->ckey;
@@ -406,7 +407,7 @@ void brk_job_abort(brk_t *b, brk_job_t *j, const char *code, const char *message
     /* RUNNING: the worker must stop and give the credit back; until it does (or the grace
      * ends) the job stays, so that its events still reach the bus. */
     j->state = JOB_CANCELLING;
-    heap_set(b, j, b->now + (int64_t)b->cfg.drain_ms);
+    heap_set(b, j, brk_after(b->now, b->cfg.drain_ms));
     if (proto_enc_cancel_job(&b->out, j->job_id) == 0)
         brk_worker_send(b, j->worker, b->out.p, b->out.n);
 }
@@ -449,6 +450,17 @@ void brk_job_from_worker(brk_t *b, brk_worker_t *w, const proto_msg_t *m, size_t
     }
     brk_term_t t = {.ok = m->type == PROTO_RESULT, .output = m->output, .code = m->code,
                     .message = m->message};
+    /* A worker's (a plugin's) code and message go to clients whose decoders may refuse a
+     * str that is not UTF-8: such a one is passed on cleaned, and cut. */
+    char code[64], message[1024];
+    if (!t.ok && !brk_utf8_valid(t.code.p, t.code.n)) {
+        t.code.n = brk_utf8_clean(code, sizeof code, t.code.p, t.code.n);
+        t.code.p = code;
+    }
+    if (!t.ok && !brk_utf8_valid(t.message.p, t.message.n)) {
+        t.message.n = brk_utf8_clean(message, sizeof message, t.message.p, t.message.n);
+        t.message.p = message;
+    }
     if (body_len > b->cfg.max_msg)
         t = term_error("too_large", "the agent's answer exceeds the broker's max-msg");
     job_finish(b, j, t);
@@ -470,6 +482,18 @@ void brk_job_worker_lost(brk_t *b, brk_job_t *j) {
     j->worker->in_flight--;
     j->worker = NULL;
     brk_agent_t *a = brk_agent_find(b, j->agent_name);
+    if (j->lost < UINT32_MAX) j->lost++;
+    if (j->idempotent && b->cfg.poison_after && j->lost >= b->cfg.poison_after) {
+        /* The query itself is the likeliest cause (a hang the watchdog ended, a crash):
+         * retrying it would take down every worker in turn. */
+        char msg[128];
+        snprintf(msg, sizeof msg, "the query's worker was lost %u times (poison-after): it "
+                 "is not retried", j->lost);
+        brk_log(BRK_LOG_WARN, "query_poisoned", "job=%llu lost=%u",
+                (unsigned long long)j->job_id, j->lost);
+        job_finish(b, j, term_error("poisoned", msg));
+        return;
+    }
     if (j->idempotent && j->attempt <= b->cfg.max_retries && a && has_live_host(a)) {
         brk_mx_retry(b);
         brk_log(BRK_LOG_INFO, "query_retry", "job=%llu attempt=%llu",

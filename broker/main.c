@@ -39,13 +39,21 @@ static const opt_t opts[] = {
     {"heartbeat-ms", U64(heartbeat_ms, 10, 3600000, "heartbeat interval")},
     {"liveness", U64(liveness, 1, 1000, "heartbeats missed before a worker is lost")},
     {"max-retries", U64(max_retries, 0, 1000, "retries of an idempotent query")},
+    {"poison-after", U64(poison_after, 0, 1000, "workers an idempotent query may lose "
+                         "before it ends poisoned instead of retried (0 never)")},
+    {"cancel-gone", U64(cancel_gone, 0, 1, "1: a client's disconnect cancels its queries in "
+                        "flight (clients with an explicit routing id excepted)")},
     {"drain-ms", U64(drain_ms, 0, 3600000, "SIGTERM drain limit and cancel grace")},
     {"log-level", OPT_LEVEL, offsetof(brk_config_t, log_level), 0, 0,
      "debug, info, warn, error or off"},
+    {"log-bad-input", U64(log_bad_input, 0, 1000000, "log lines a second about bad input "
+                          "(the rest are counted in one line)")},
     {"sessions", OPT_PATH, offsetof(brk_config_t, sessions), 0, 0,
      "SQLite session file, or a postgresql:// URL (default: sessions in memory, lost at "
      "exit)"},
     {"max-sessions", U64(max_sessions, 1, UINT32_MAX, "sessions in the store")},
+    {"sessions-reserve-bytes", U64(sessions_reserve, 0, 1ULL << 40, "disk space kept beside "
+                                   "the session file for session.delete on a full disk")},
     {"curve-secret", OPT_PATH, offsetof(brk_config_t, curve_secret), 0, 0,
      "the broker's CURVE key pair file (actorctl keygen): encrypt and authenticate"},
     {"client-keys", OPT_PATH, offsetof(brk_config_t, client_keys), 0, 0,
@@ -85,6 +93,8 @@ static const opt_t opts[] = {
     {"model-rps", OPT_F64, offsetof(brk_config_t, model_rps), 0, 1000000,
      "model calls started per second per backend, all workers (0: no limit)"},
     {"model-burst", U64(model_burst, 1, 1000000, "model calls that may start at once")},
+    {"model-tpm", U64(model_tpm, 0, UINT64_C(1000000000000),
+                      "model tokens per minute per backend, all workers (0: no limit)")},
     {"model-max-waiters", U64(model_max_waiters, 1, UINT32_MAX,
                               "model calls waiting for the budget per backend")},
     {"model-max-backends", U64(model_max_backends, 1, 1000000,
@@ -107,6 +117,10 @@ void brk_config_default(brk_config_t *c) {
     c->heartbeat_ms = 1000;
     c->liveness = 3;
     c->max_retries = 2;
+    c->log_bad_input = 20;
+    c->poison_after = 2;
+    c->sessions_reserve = 8 << 20;
+    c->cancel_gone = 1;
     c->drain_ms = 5000;
     c->log_level = BRK_LOG_INFO;
     c->max_sessions = 100000;

@@ -285,7 +285,7 @@ static void render_workers(brk_t *b, proto_buf_t *o, proto_buf_t *tmp) {
     brk_list_t *l;
     for (l = b->worker_list.next; l != &b->worker_list; l = l->next) {
         brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
-        if (!w->dead) capacity += w->capacity, busy += w->in_flight;
+        if (!w->dead) capacity = brk_add_sat(capacity, w->capacity), busy += w->in_flight;
     }
     gauge(o, "actorbus_broker_workers", "Registered workers.", b->n_workers);
     gauge(o, "actorbus_broker_capacity", "Jobs all workers together declared they take.",

@@ -71,6 +71,14 @@ void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const u
     uint8_t key[1 + BRK_MAX_IDENTITY + 40];
     size_t kn = dedup_key(key, c->key, c->keylen, c->curve_key);
     int rc = brk_dedup_put(b->dedup, key, kn, id.p, id.n, body, n, b->now, brk_unix_ms());
-    if (rc < 0)
-        brk_log(BRK_LOG_WARN, "dedup_put_failed", "errno=%d bytes=%zu", -rc, n);
+    static uint64_t failed; /* logged at the 1st, 2nd, 4th, 8th... failure: a full disk
+                               fails every answer, and the log must not fill it further */
+    if (rc < 0) failed++;
+    if (rc < 0 && (failed & (failed - 1)) == 0) {
+        char q[300];
+        const char *e = brk_dedup_error(b->dedup);
+        brk_log(BRK_LOG_ERROR, "answer_not_saved", "errno=%d bytes=%zu failed=%llu error=%s "
+                "why=\"kept in memory only: after a restart a resend of its id runs again\"",
+                -rc, n, (unsigned long long)failed, brk_log_str(q, sizeof q, e, strlen(e)));
+    }
 }

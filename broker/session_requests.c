@@ -45,10 +45,14 @@ int brk_sessions_open(brk_t *b) {
             brk_store_name(b->store), mem ? "-" : path,
             (unsigned long long)brk_store_count(b->store),
             (unsigned long long)lim.max_sessions);
+    brk_reserve_open(b);
     return 0;
 }
 
-void brk_sessions_close(brk_t *b) { brk_store_close(&b->store); }
+void brk_sessions_close(brk_t *b) {
+    brk_store_close(&b->store);
+    brk_reserve_close(b);
+}
 
 int brk_session_append(brk_t *b, proto_str_t session, const brk_sess_event_t *ev,
                        proto_raw_t delta, uint64_t *seq, brk_sess_err_t *err) {
@@ -160,6 +164,10 @@ static void on_list(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
 static void on_delete(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     brk_sess_err_t err = {0};
     int rc = brk_store_delete(b->store, m->session, &err);
+    /* A full disk ("database or disk is full"): the reserve makes room for this one. */
+    if (rc == BRK_SESS_EIO && strstr(err.message, "is full") && brk_reserve_release(b))
+        rc = brk_store_delete(b->store, m->session, &err);
+    if (rc >= 0) brk_reserve_refill(b);
     if (rc < 0) {
         store_error(b, in, m, &err);
         return;

@@ -440,7 +440,7 @@ static int mem_append(brk_store_t *st, proto_str_t id, const brk_sess_event_t *e
         return brk_sess_fail(err, BRK_SESS_ENOMEM, "out of memory");
     }
     s->ev[s->n_ev++] = e;
-    s->updated_ms = now_ms;
+    if (now_ms > s->updated_ms) s->updated_ms = now_ms; /* a wall clock set back: not before */
     *seq = next;
     return 0;
 }

@@ -75,7 +75,9 @@ static const struct {
     [S_DEL_SESS] = {"DELETE FROM sessions WHERE id = $1", 1, {T}},
     [S_DEL_EVENTS] = {"DELETE FROM events WHERE session = $1", 1, {T}},
     [S_DEL_SSTATE] = {"DELETE FROM session_state WHERE session = $1", 1, {T}},
-    [S_TOUCH] = {"UPDATE sessions SET updated_ms = $2, n_events = n_events + 1,"
+    /* a wall clock set back does not make updated_ms go back */
+    [S_TOUCH] = {"UPDATE sessions SET updated_ms = GREATEST(updated_ms, $2),"
+                 " n_events = n_events + 1,"
                  " last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq", 2, {T, I}},
     /* after S_TOUCH in the same batch: its seq is the session's new last_seq */
     [S_INS_EVENT] = {"INSERT INTO events (session, seq, id, invocation, author, ts_ms, body) "

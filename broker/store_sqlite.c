@@ -64,8 +64,9 @@ static const char *const SQL[N_STMT] = {
     [S_DEL_SESS] = "DELETE FROM sessions WHERE id = ?1",
     [S_DEL_EVENTS] = "DELETE FROM events WHERE session = ?1",
     [S_DEL_SSTATE] = "DELETE FROM session_state WHERE session = ?1",
-    [S_TOUCH] = "UPDATE sessions SET updated_ms = ?2, n_events = n_events + 1, last_seq = ?3 "
-                "WHERE id = ?1",
+    /* MAX: a wall clock set back must not put updated_ms before created_ms */
+    [S_TOUCH] = "UPDATE sessions SET updated_ms = MAX(updated_ms, ?2), n_events = n_events + 1,"
+                " last_seq = ?3 WHERE id = ?1",
     [S_INS_EVENT] = "INSERT INTO events (session, seq, id, invocation, author, ts_ms, body) "
                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [S_SET_S] = UPSERT("session_state", "session", "?1, ?4, ?5", "session, key"),

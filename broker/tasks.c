@@ -102,7 +102,7 @@ void brk_tasks_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     p->used = true;
     p->ref = t->next_ref++;
     p->worker = w;
-    p->deadline = b->now + (int64_t)(w->hb_ms * b->cfg.liveness);
+    p->deadline = brk_after(b->now, w->hb_ms * b->cfg.liveness);
     p->sock = in->sock;
     memcpy(p->peer, in->id, in->idlen);
     p->peerlen = in->idlen;

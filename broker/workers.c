@@ -101,11 +101,13 @@ static const char *ready_invalid(const proto_msg_t *m, uint32_t *n_agents) {
     int rc;
     if (m->name.n == 0 || m->name.n > BRK_MAX_NAME) return "field 'name' must be 1-256 bytes";
     if (!brk_utf8_valid(m->name.p, m->name.n)) return "field 'name' is not valid UTF-8";
+    if (memchr(m->name.p, 0, m->name.n)) return "field 'name' holds a NUL byte";
     if (m->capacity < 1) return "field 'capacity' must be at least 1";
     *n_agents = 0;
     while ((rc = proto_agents_next(m->agents, &cur, &s)) == 1) {
         if (s.n == 0 || s.n > BRK_MAX_NAME) return "agent names must be 1-256 bytes";
         if (!brk_utf8_valid(s.p, s.n)) return "agent names must be valid UTF-8";
+        if (memchr(s.p, 0, s.n)) return "agent names must not hold a NUL byte";
         if (++*n_agents > BRK_MAX_AGENTS) return "too many agents (at most 1024)";
     }
     if (rc < 0) return "field 'agents' must be an array of strings";
@@ -294,7 +296,7 @@ int64_t brk_workers_tick(brk_t *b) {
     for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
         brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
         if (w->dead) continue;
-        int64_t lost_at = w->last_seen + (int64_t)(w->hb_ms * b->cfg.liveness);
+        int64_t lost_at = brk_after(w->last_seen, w->hb_ms * b->cfg.liveness);
         if (b->now > lost_at) {
             if (proto_enc_simple(&b->out, PROTO_DISCONNECT) == 0)
                 brk_worker_send(b, w, b->out.p, b->out.n); /* if alive, it starts over */
@@ -340,7 +342,7 @@ void brk_workers_status(brk_t *b, proto_buf_t *o, proto_raw_t id) {
         brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
         if (w->dead) continue;
         n++;
-        capacity += w->capacity;
+        capacity = brk_add_sat(capacity, w->capacity);
         in_flight += w->in_flight;
     }
     proto_buf_reset(o);

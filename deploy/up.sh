@@ -5,19 +5,26 @@
 #   --demo          run the show, stop everything and exit
 #   --workers N     workers to start (default: one per core)
 #   --port-base P   use ports P..P+3 instead of 5555..5558
+#   --web-port P    serve the web console (tools/web) on 127.0.0.1:P (default 8088; 0: none)
+#   --curve         require keys on loopback too: CURVE with fresh keys for the broker, the
+#                   workers and actorctl (without it any local process may be a worker)
 # The workers also host examples/agents (agents_demo.so + agents.json): the agents that need no
 # model always; the LLM agents when ACTORBUS_MODEL_BASE_URL and ACTORBUS_MODEL name a server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 demo=0
+curve=0
 workers=$(nproc)
 base=5555
+web_port=8088
 while [ $# -gt 0 ]; do
     case "$1" in
     --demo) demo=1 ;;
+    --curve) curve=1 ;;
     --workers) workers=${2:?--workers needs a number}; shift ;;
     --port-base) base=${2:?--port-base needs a port}; shift ;;
-    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+    --web-port) web_port=${2:?--web-port needs a port}; shift ;;
+    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "up.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -26,7 +33,8 @@ done
 . deploy/packages.sh
 actor_install_packages
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target actor-broker actor-worker actorctl agents_demo >/dev/null
+cmake --build build -j"$(nproc)" --target actor-broker actor-worker actorctl agents_demo actor-web \
+    >/dev/null
 
 broker=build/broker/actor-broker
 worker=build/worker/actor-worker
@@ -63,10 +71,33 @@ for port in $base $((base + 1)) $((base + 2)) $((base + 3)); do
     fi
 done
 
-"$broker" --clients "$clients" --workers "$wk" --pub "$pub" --sub "$sub" 2>"$logs/broker.log" &
+# Keys (--curve): the broker's pair, one for the workers and one for actorctl, and the two
+# allowlists. $ctl becomes a wrapper that passes actorctl's keys, so every command below (and
+# the ones printed for you) works as it does without CURVE.
+broker_keys=()
+worker_keys=()
+web_keys=()
+if [ $curve = 1 ]; then
+    for k in broker worker client; do "$ctl" keygen --out "$logs/$k" >/dev/null; done
+    cp "$logs/worker.pub" "$logs/worker-keys"
+    cp "$logs/client.pub" "$logs/client-keys"
+    broker_keys=(--curve-secret "$logs/broker.key" --client-keys "$logs/client-keys"
+                 --worker-keys "$logs/worker-keys")
+    worker_keys=(--curve-server-key "$logs/broker.pub" --curve-key "$logs/worker.key")
+    printf '#!/bin/sh\nexec "%s" --curve-server-key "%s" --curve-key "%s" "$@"\n' \
+        "$PWD/$ctl" "$logs/broker.pub" "$logs/client.key" >"$logs/actorctl"
+    chmod +x "$logs/actorctl"
+    ctl=$logs/actorctl
+    web_keys=(--curve-server-key "$logs/broker.pub" --curve-key "$logs/client.key")
+fi
+
+"$broker" --clients "$clients" --workers "$wk" --pub "$pub" --sub "$sub" \
+    ${broker_keys[@]+"${broker_keys[@]}"} \
+    2>"$logs/broker.log" &
 pids+=($!)
 for i in $(seq 1 "$workers"); do
     "$worker" --broker "$wk" --name "worker-$i" --capacity 16 \
+        ${worker_keys[@]+"${worker_keys[@]}"} \
         --plugin build/examples/agents/agents_demo.so --agents "$logs/agents.json" \
         2>"$logs/worker-$i.log" &
     pids+=($!)
@@ -83,7 +114,28 @@ done
 [ $ready = 1 ] || { echo "up.sh: workers did not register; see $logs" >&2; exit 1; }
 
 echo "== broker on $clients with $workers workers =="
+if [ "$web_port" != 0 ]; then
+    if (exec 3<>"/dev/tcp/127.0.0.1/$web_port") 2>/dev/null; then
+        echo "up.sh: port $web_port is in use: no web console (pass --web-port)" >&2
+    else
+        build/tools/web/actor-web --listen "127.0.0.1:$web_port" --broker "$clients" \
+            --pub "$pub" ${web_keys[@]+"${web_keys[@]}"} >"$logs/web.log" 2>&1 &
+        pids+=($!)
+        echo "== web console: http://127.0.0.1:$web_port/ (workers, queries, timelines, sessions) =="
+    fi
+fi
 "$ctl" --broker "$clients" status
+echo
+if [ $curve = 1 ]; then
+    echo "== security: CURVE on loopback =="
+    echo "Only keys in $logs/client-keys (clients, bus) and $logs/worker-keys (workers) get in;"
+    echo "a process without one cannot register as a worker, send queries or read the bus."
+else
+    echo "== security: none (loopback without CURVE) =="
+    echo "Every process on this host may send queries, read the bus, or register as a worker and"
+    echo "receive queries with their input (and answer them). To require keys here too:"
+    echo "  ./deploy/up.sh --curve       (README.md, \"Trust model\")"
+fi
 echo
 n=$((workers * 2))
 inputs=$(/usr/bin/python3 -c "import json; print(json.dumps([{'ms': 300}] * $n))")
@@ -113,9 +165,9 @@ cat <<EOF2
 Send your own query (any ZeroMQ client works; see examples/):
   $ctl --broker $clients query echo '"hello"'
   $ctl --broker $clients query sleep '{"ms": 500}'
-  /usr/bin/python3 examples/python/client.py --broker $clients echo '{"hi": 1}'
   $ctl --pub $pub subscribe query.
 EOF2
+[ $curve = 1 ] || echo "  /usr/bin/python3 examples/python/client.py --broker $clients echo '{\"hi\": 1}'"
 echo
 agents_demo
 if [ $demo = 1 ]; then

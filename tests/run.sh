@@ -24,6 +24,13 @@ cp -r tests/fuzz/corpus/decode build-fuzz/corpus-decode
 build-fuzz/tests/fuzz/fuzz_decode -max_total_time="${ACTOR_FUZZ_SECONDS:-20}" -max_len=4096 \
     -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ build-fuzz/corpus-decode
 
+# The compatibility test against llama.cpp's llama-server (tests/compat, ctest compat_llama)
+# runs when its cache exists and reports skipped otherwise; ACTOR_LLAMA=1 makes the cache
+# first (20+ minutes the first time, nothing after).
+if [ "${ACTOR_LLAMA:-0}" = 1 ]; then
+    tests/compat/make_llama_cache.sh
+fi
+
 # Each failing test gets one more run: the integration tests start real processes on a
 # shared 2-core machine, and a second failure is a real one.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0

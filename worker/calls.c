@@ -190,12 +190,17 @@ int wrk_call_sub(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t
 typedef bool calls_pred(abp_call_t *const *calls, size_t n);
 
 static int wait_calls(abp_ctx_t *job, calls_pred *pred, abp_call_t *const *calls, size_t n) {
-    while (!pred(calls, n)) {
+    if (pred(calls, n)) return 0;
+    /* Blocked on sub-queries: the job lends its slot while it waits (wrk_lend); however the
+     * wait ends (answers, a cancel, the deadline) the slot comes back. */
+    wrk_lend(job->w, +1);
+    int rc = 0;
+    while (rc == 0 && !pred(calls, n)) {
         act_event_clear(&job->changed);
-        int rc = act_event_wait(&job->changed, -1);
-        if (rc) return rc;
+        rc = act_event_wait(&job->changed, -1);
     }
-    return 0;
+    wrk_lend(job->w, -1);
+    return rc;
 }
 
 static bool all_done(abp_call_t *const *calls, size_t n) {

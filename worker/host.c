@@ -60,6 +60,10 @@ static int answer_put(abp_ctx_t *ctx, agt_answer_t *a) {
     return a->has_out ? wrk_ctx_set_output(ctx, a->out, a->out_n) : 0;
 }
 
+static void tokens(abp_ctx_t *ctx, const char *model, uint64_t prompt, uint64_t completion) {
+    wrk_mx_tokens(ctx->w, wrk_ctx_agent_name(ctx), model, prompt, completion);
+}
+
 const agt_host_t wrk_agent_host = {
     .api = &wrk_api,
     .rt = host_rt,
@@ -78,5 +82,5 @@ const agt_host_t wrk_agent_host = {
     .output = output,
     .answer_take = answer_take,
     .answer_put = answer_put,
-    .tokens = NULL,
+    .tokens = tokens,
 };

@@ -130,7 +130,7 @@ static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) 
     j->id = m->job;
     j->gen = w->gen;
     j->agent = a;
-    j->deadline = m->timeout_ms >= 0 ? act_deadline_in(m->timeout_ms) : -1;
+    j->deadline = m->timeout_ms >= 0 ? act_deadline_in(proto_timeout_clamp(m->timeout_ms)) : -1;
     j->in = j->input, j->in_n = j->input_n, j->agent_now = a->name;
     proto_buf_init(&j->output);
     act_event_init(&j->changed);
@@ -260,7 +260,8 @@ int wrk_ctx_fail(abp_ctx_t *ctx, const char *code, const char *message) {
 
 int wrk_ctx_sleep(abp_ctx_t *ctx, int64_t ms) {
     (void)ctx;
-    return act_sleep(ms < 0 ? 0 : ms); /* act_sleep(-1) would never end */
+    /* act_sleep(-1) would never end; a huge ms must not overflow its deadline */
+    return act_sleep(ms < 0 ? 0 : proto_timeout_clamp(ms));
 }
 
 const char *wrk_ctx_worker_name(abp_ctx_t *ctx) { return ctx->w->cfg.name; }

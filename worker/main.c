@@ -29,6 +29,13 @@ static const char usage[] =
     "  --heartbeat-ms MS   heartbeat interval (default 1000; match the broker's)\n"
     "  --liveness N        heartbeats of silence before reconnecting (default 3)\n"
     "  --drain-ms MS       on SIGTERM, how long running jobs may finish (default 5000)\n"
+    "  --max-lent N        slots that jobs waiting on their sub-queries lend to other work\n"
+    "                      (the broker sees capacity + waiting jobs, at most N more), so\n"
+    "                      nested agents cannot hold every slot (default 1024; 0 off)\n"
+    "  --watchdog-ms MS    a task that holds the loop this long (never yields) is logged\n"
+    "                      with its stack and the process exits 70 for its supervisor to\n"
+    "                      restart it (default 60000; 0 off). With systemd's\n"
+    "                      WatchdogSec (NOTIFY_SOCKET) it also sends READY=1 and WATCHDOG=1\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
     "  --log-format FMT    kv (key=value lines, the default) or json (one object a line)\n"
     "  --metrics ENDPOINT  serve Prometheus text at GET /metrics, e.g.\n"
@@ -117,6 +124,7 @@ static int parse(int argc, char **argv, opts *o) {
         {"log-format", 1, 0, 'F'},   {"metrics", 1, 0, 'M'},   {"metrics-max-conns", 1, 0, 'C'},
         {"metrics-max-request", 1, 0, 'R'}, {"metrics-max-labels", 1, 0, 'B'},
         {"curve-server-key", 1, 0, 'K'}, {"curve-key", 1, 0, 'k'},
+        {"max-lent", 1, 0, 'm'},     {"watchdog-ms", 1, 0, 'W'},
         {0, 0, 0, 0}};
     int64_t v = 0;
     int c, rc = 0;
@@ -142,6 +150,11 @@ static int parse(int argc, char **argv, opts *o) {
         case 'H': rc = number("--heartbeat-ms", optarg, 10, 3600000, &o->cfg.heartbeat_ms); break;
         case 'L': rc = number("--liveness", optarg, 1, 1000, &o->cfg.liveness); break;
         case 'd': rc = number("--drain-ms", optarg, 0, 86400000, &o->cfg.drain_ms); break;
+        case 'm':
+            rc = number("--max-lent", optarg, 0, 1000000, &v);
+            o->cfg.max_lent = (uint64_t)(rc ? 0 : v);
+            break;
+        case 'W': rc = number("--watchdog-ms", optarg, 0, 86400000, &o->cfg.watchdog_ms); break;
         case 'l': rc = level_of(optarg, &o->level); break;
         case 'F':
             if (strcmp(optarg, "kv") && strcmp(optarg, "json"))
@@ -238,7 +251,8 @@ static int run(opts *o, abp_host_t *host) {
 int main(int argc, char **argv) {
     opts o = {.cfg = {.broker = "tcp://127.0.0.1:5556", .capacity = 16, .heartbeat_ms = 1000,
                       .liveness = 3, .drain_ms = 5000, .metrics_max_conns = 16,
-                      .metrics_max_request = 8192, .metrics_max_labels = 256},
+                      .metrics_max_request = 8192, .metrics_max_labels = 256,
+                      .max_lent = 1024, .watchdog_ms = 60000},
               .level = ACT_LOG_INFO};
     char host[64] = "localhost";
     gethostname(host, sizeof host - 1);

@@ -23,6 +23,13 @@ typedef struct agent_mx {
     uint64_t *by_code;  /* max_labels + 1 outcomes; [0] ok, the last _other */
 } agent_mx_t;
 
+/* Tokens of model calls, by agent and model (both bounded: a registered agent, a configured
+ * model; past max_labels pairs they count under _other). */
+typedef struct tok_mx {
+    char *agent, *model;
+    uint64_t prompt, completion;
+} tok_mx_t;
+
 typedef struct conn {
     bool used;
     uint8_t id[256];
@@ -37,6 +44,8 @@ struct wrk_metrics {
     char **codes;               /* max_labels + 1 */
     size_t n_codes, max_labels;
     uint64_t calls[2];          /* sub-queries ended: ok, error */
+    tok_mx_t *tok;              /* max_labels + 1; the last is _other */
+    size_t n_tok;
     uint64_t in_msgs, in_bytes, out_msgs, out_bytes, scrapes[6];
     void *sock;
     act_zsock_t *z;
@@ -68,6 +77,27 @@ void wrk_mx_job_end(wrk_t *w, const abp_ctx_t *j, const char *outcome) {
     int64_t us = clock_us() - j->t0_us;
     proto_hist_observe(&a->hist, us > 0 ? (uint64_t)us : 0);
     a->by_code[code_slot(mx, outcome)]++;
+}
+
+void wrk_mx_tokens(wrk_t *w, const char *agent, const char *model, uint64_t prompt,
+                   uint64_t completion) {
+    wrk_metrics_t *mx = w->mx;
+    if (!mx || !mx->tok || !agent || !model) return;
+    size_t i = 0;
+    while (i < mx->n_tok && (strcmp(mx->tok[i].agent, agent) || strcmp(mx->tok[i].model, model)))
+        i++;
+    if (i == mx->n_tok) {
+        char *a = mx->n_tok < mx->max_labels ? strdup(agent) : NULL;
+        char *m = a ? strdup(model) : NULL;
+        if (m) {
+            mx->tok[mx->n_tok++] = (tok_mx_t){.agent = a, .model = m};
+        } else {
+            free(a);
+            i = mx->max_labels; /* _other */
+        }
+    }
+    mx->tok[i].prompt += prompt;
+    mx->tok[i].completion += completion;
 }
 
 void wrk_mx_call_end(wrk_t *w, bool ok) {
@@ -127,6 +157,25 @@ static void render_jobs(wrk_t *w, proto_buf_t *o, proto_buf_t *tmp) {
                       "Calls to other agents through the broker, by outcome.");
     proto_prom_u64(o, "actorbus_worker_calls_total", "outcome=\"ok\"", mx->calls[0]);
     proto_prom_u64(o, "actorbus_worker_calls_total", "outcome=\"error\"", mx->calls[1]);
+    static const char tk[] = "actorbus_worker_model_tokens_total";
+    proto_prom_family(o, tk, "counter",
+                      "Tokens of model calls as the model server reported them, by agent, "
+                      "model and kind (prompt or completion).");
+    for (size_t i = 0; i <= mx->max_labels; i++) {
+        const tok_mx_t *t = &mx->tok[i];
+        if (!t->prompt && !t->completion) continue;
+        for (int k = 0; k < 2; k++) {
+            proto_buf_reset(tmp);
+            proto_text_printf(tmp, "agent=\"");
+            proto_prom_label(tmp, t->agent, strlen(t->agent));
+            proto_text_printf(tmp, "\",model=\"");
+            proto_prom_label(tmp, t->model, strlen(t->model));
+            proto_text_printf(tmp, "\",kind=\"%s\"", k ? "completion" : "prompt");
+            proto_buf_raw(tmp, (proto_raw_t){(const uint8_t *)"", 1});
+            proto_prom_u64(o, tk, tmp->failed ? "" : (const char *)tmp->p,
+                           k ? t->completion : t->prompt);
+        }
+    }
 }
 
 static void render(wrk_t *w, proto_buf_t *o) {
@@ -297,7 +346,11 @@ int wrk_metrics_start(wrk_t *w) {
     proto_buf_init(&mx->resp);
     mx->agents = calloc(w->host->n_agents ? w->host->n_agents : 1, sizeof *mx->agents);
     mx->codes = calloc(mx->max_labels + 1, sizeof *mx->codes);
-    if (!mx->agents || !mx->codes) return ACT_ENOMEM;
+    mx->tok = calloc(mx->max_labels + 1, sizeof *mx->tok);
+    if (!mx->agents || !mx->codes || !mx->tok) return ACT_ENOMEM;
+    if (!(mx->tok[mx->max_labels].agent = strdup(OTHER)) ||
+        !(mx->tok[mx->max_labels].model = strdup(OTHER)))
+        return ACT_ENOMEM;
     for (size_t i = 0; i < w->host->n_agents; i++)
         if (!(mx->agents[i].by_code = calloc(mx->max_labels + 1, sizeof(uint64_t))))
             return ACT_ENOMEM;
@@ -320,6 +373,9 @@ void wrk_metrics_stop(wrk_t *w) {
     for (size_t i = 0; mx->conns && i < w->cfg.metrics_max_conns; i++) free(mx->conns[i].buf);
     for (size_t i = 0; mx->agents && i < w->host->n_agents; i++) free(mx->agents[i].by_code);
     for (size_t i = 0; mx->codes && i <= mx->max_labels; i++) free(mx->codes[i]);
+    for (size_t i = 0; mx->tok && i <= mx->max_labels; i++)
+        free(mx->tok[i].agent), free(mx->tok[i].model);
+    free(mx->tok);
     free(mx->conns);
     free(mx->agents);
     free(mx->codes);

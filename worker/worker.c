@@ -62,15 +62,48 @@ static void out_purge(wrk_t *w) {
     act_event_set(&w->flushed);
 }
 
+/* The capacity to announce: ours, plus the slots lent by jobs waiting on sub-queries; none
+ * while draining (the drain said 0). */
+static uint64_t credit_now(const wrk_t *w) {
+    if (w->draining) return 0;
+    uint64_t lent = w->lent < w->cfg.max_lent ? w->lent : w->cfg.max_lent;
+    return w->cfg.capacity + lent;
+}
+
+void wrk_lend(wrk_t *w, int delta) {
+    if (delta < 0 && w->lent == 0) return; /* unbalanced: a bug, but never wrap */
+    w->lent += delta > 0 ? 1 : (uint64_t)-1;
+    if (w->cfg.max_lent == 0) return;
+    w->credit_dirty = true;
+    act_event_set(&w->out_ready);
+}
+
+/* Queues a `credit` when what the broker knows differs from credit_now. Runs in the writer,
+ * after the task that changed `lent` yielded: a wait that ends at once costs nothing. */
+static void credit_flush(wrk_t *w) {
+    w->credit_dirty = false;
+    uint64_t cap = credit_now(w);
+    if (cap == w->credit_sent || !w->sock || w->draining) return;
+    proto_buf_t b;
+    proto_buf_init(&b);
+    if (proto_enc_credit(&b, cap) == 0) {
+        wrk_send(w, w->gen, &b);
+        w->credit_sent = cap;
+    }
+    proto_buf_free(&b);
+}
+
 static int writer_task(void *arg, void **result) {
     (void)result;
     wrk_t *w = arg;
     for (;;) {
-        while (!w->out_head || !w->z) {
+        while ((!w->out_head && !w->credit_dirty) || !w->z) {
             act_event_clear(&w->out_ready);
             int rc = act_event_wait(&w->out_ready, -1);
             if (rc) return rc;
         }
+        if (w->credit_dirty) credit_flush(w);
+        if (!w->out_head) continue;
         wrk_out *o = out_pop(w);
         act_zframe_t f = {o->data, o->n};
         int rc = act_zsock_send_frames(w->z, &f, 1, -1);
@@ -205,6 +238,8 @@ static int conn_open(wrk_t *w) {
     w->gen++;
     w->last_heard = w->last_sent = act_now();
     send_ready(w);
+    w->credit_sent = w->cfg.capacity; /* what ready declared: jobs lend from here on */
+    w->credit_dirty = w->lent > 0;     /* jobs of the last connection still ending */
     act_log(ACT_LOG_INFO, "connect", "broker=%s connection=%llu name=%s capacity=%llu",
             w->cfg.broker, (unsigned long long)w->gen, w->cfg.name,
             (unsigned long long)w->cfg.capacity);
@@ -344,6 +379,7 @@ static void drain(wrk_t *w) {
     w->draining = true;
     if (!w->drain_deadline) w->drain_deadline = act_deadline_in(w->cfg.drain_ms);
     if (proto_enc_credit(&w->enc, 0) == 0) wrk_send(w, w->gen, &w->enc);
+    w->credit_sent = 0;
     act_log(ACT_LOG_INFO, "drain", "running=%zu drain_ms=%lld", w->n_jobs,
             (long long)w->cfg.drain_ms);
     if (wrk_jobs_wait_idle(w, w->drain_deadline) != 0) {
@@ -404,12 +440,14 @@ int wrk_run(wrk_t *w) {
     w->zctx = zmq_ctx_new();
     if (!w->zctx) return ACT_ENOMEM;
     int rc = wrk_metrics_start(w);
+    if (rc == 0) rc = wrk_watchdog_start(w);
     if (rc == 0) {
         rc = agt_rt_start(w->host->rt); /* MCP servers: up before the first job */
         if (rc) act_log(ACT_LOG_ERROR, "runtime_start_failed", "error=%s", act_err_name(rc));
         if (rc == 0) rc = run_tasks(w);
         agt_rt_stop(w->host->rt);
     }
+    wrk_watchdog_stop(w);
     wrk_metrics_stop(w);
     out_purge(w);
     proto_buf_free(&w->enc);

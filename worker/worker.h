@@ -27,6 +27,8 @@ typedef struct wrk_config {
     int64_t drain_ms;      /* SIGTERM: how long running jobs may take to finish */
     const char *metrics;   /* --metrics endpoint; NULL or "" off (metrics.c) */
     uint64_t metrics_max_conns, metrics_max_request, metrics_max_labels;
+    uint64_t max_lent;     /* credit lent by jobs waiting on sub-queries, at most (calls.c) */
+    int64_t watchdog_ms;   /* a task holding the loop this long ends the process; 0 off */
     bool curve;            /* CURVE to the broker: its public key and our key pair below */
     char curve_server[PROTO_Z85_KEY_LEN + 1];
     proto_keypair_t curve_kp;
@@ -186,7 +188,18 @@ struct wrk {
     proto_buf_t enc;           /* scratch encoder */
     struct wrk_metrics *mx;    /* counters and /metrics (metrics.c) */
     void *mon;                 /* PAIR: this connection's failed handshakes, or NULL */
+    uint64_t lent;             /* jobs now waiting on their sub-queries (wrk_lend) */
+    uint64_t credit_sent;      /* the capacity the broker last heard from us */
+    bool credit_dirty;         /* lent changed: the writer sends `credit` if it must */
+    struct wrk_watchdog *wd;   /* watchdog.c; NULL when off */
 };
+
+/* A job starts (+1) or stops (-1) waiting on its own sub-queries. While it waits it lends
+ * its slot: the capacity announced to the broker is --capacity plus the jobs waiting (at most
+ * --max-lent more), so that the sub-queries of nested agents always find a slot (a fanout of
+ * fanouts on one worker would otherwise hold every credit while its children queue). The
+ * writer sends one `credit` per change that survives to its next turn. */
+void wrk_lend(wrk_t *w, int delta);
 
 /* Events beyond this many queued messages are refused (ABP_EAGAIN): a broker that stops
  * reading must not make the worker grow without bound. Answers are always queued. */
@@ -201,6 +214,15 @@ int wrk_run(wrk_t *w);
 /* SIGTERM/SIGINT: the first starts the drain, the next cancels the jobs still running. */
 void wrk_signal(wrk_t *w, int signum);
 
+/* ---- the watchdog and service-manager liveness (watchdog.c) ---- */
+#define WRK_WATCHDOG_EXIT 70 /* the exit status when the watchdog ends the process */
+/* Starts the ticker task and, with --watchdog-ms, the thread that watches it; with systemd's
+ * NOTIFY_SOCKET, sends READY=1 and then WATCHDOG=1 from the ticker. Call in a task on the
+ * loop's thread. Returns: 0. Errors: ACT_ENOMEM, or act_spawn's / pthread_create's (as
+ * ACT_EINVAL); nothing is left running on failure. */
+int wrk_watchdog_start(wrk_t *w);
+void wrk_watchdog_stop(wrk_t *w); /* stops both; safe when never started */
+
 /* ---- metrics and tasks (metrics.c) ---- */
 typedef struct wrk_metrics wrk_metrics_t;
 /* Creates w->mx and, with --metrics, binds the endpoint and spawns the task serving it (in a
@@ -209,6 +231,9 @@ typedef struct wrk_metrics wrk_metrics_t;
 int wrk_metrics_start(wrk_t *w);
 void wrk_metrics_stop(wrk_t *w); /* stops the task, closes the socket, frees w->mx */
 int64_t wrk_mx_now_us(void);     /* the clock of t0_us */
+/* A model call's tokens, by agent and model (agt_host_t.tokens), for /metrics. */
+void wrk_mx_tokens(wrk_t *w, const char *agent, const char *model, uint64_t prompt,
+                   uint64_t completion);
 /* Hooks: a job ended with outcome ("ok" or its error code); a call ended; a message of n
  * bytes came from or went to the broker. Each does nothing before wrk_metrics_start. */
 void wrk_mx_job_end(wrk_t *w, const abp_ctx_t *j, const char *outcome);

@@ -3,9 +3,10 @@
  * dialog between a worker and the broker. Kept apart from encode.c, which holds the core. */
 #include "internal.h"
 
-int proto_enc_budget(proto_buf_t *b, uint64_t concurrency, double rps, uint64_t burst) {
+int proto_enc_budget(proto_buf_t *b, uint64_t concurrency, double rps, uint64_t burst,
+                     uint64_t tpm) {
     proto_buf_reset(b);
-    proto_pack_header(b, PROTO_BUDGET, 3);
+    proto_pack_header(b, PROTO_BUDGET, 3 + (tpm > 0));
     pack_key_u64(b, "model_concurrency", concurrency);
     proto_pack_cstr(b, "model_rps");
     /* An integral rate goes as an integer, so that simple peers need not read floats. */
@@ -14,6 +15,7 @@ int proto_enc_budget(proto_buf_t *b, uint64_t concurrency, double rps, uint64_t 
     else
         msgpack_pack_double(&b->pk, rps);
     pack_key_u64(b, "model_burst", burst);
+    if (tpm) pack_key_u64(b, "model_tpm", tpm); /* absent when off: older peers see no change */
     return done(b);
 }
 
@@ -49,10 +51,11 @@ int proto_enc_budget_deny(proto_buf_t *b, uint64_t req, const char *code, const 
     return done(b);
 }
 
-int proto_enc_budget_release(proto_buf_t *b, proto_str_t backend) {
+int proto_enc_budget_release(proto_buf_t *b, proto_str_t backend, uint64_t tokens) {
     proto_buf_reset(b);
-    proto_pack_header(b, PROTO_BUDGET_RELEASE, 1);
+    proto_pack_header(b, PROTO_BUDGET_RELEASE, 1 + (tokens > 0));
     pack_key_str(b, "backend", backend);
+    if (tokens) pack_key_u64(b, "tokens", tokens);
     return done(b);
 }
 

@@ -12,6 +12,7 @@ enum field {
     F_HEARTBEAT_MS, F_ATTEMPT, F_APP, F_USER, F_EVENTS, F_AFTER, F_LIMIT, F_PARENT, F_BRANCH,
     F_INVOCATION, F_STATE, F_HISTORY, F_WORKER, F_HISTORY_AGENTS,
     F_REQ, F_BACKEND, F_MODEL_CONCURRENCY, F_MODEL_RPS, F_MODEL_BURST, /* the model budget */
+    F_MODEL_TPM, F_TOKENS,
     F_COUNT
 };
 
@@ -21,6 +22,7 @@ static const char *const field_names[F_COUNT] = {
     "heartbeat_ms", "attempt", "app", "user", "events", "after", "limit", "parent", "branch",
     "invocation", "state", "history", "worker", "history_agents",
     "req", "backend", "model_concurrency", "model_rps", "model_burst",
+    "model_tpm", "tokens",
 };
 
 static const char *const type_names[] = {
@@ -92,12 +94,12 @@ static const spec_t specs[] = {
     [PROTO_TASKS] = {{R(F_ID, K_ID, 0), R(F_WORKER, K_NAME, 0), R(F_JOB, K_UINT, 0)}, 3, false},
     [PROTO_TASKS_REPLY] = {{R(F_JOB, K_UINT, 1), R(F_OUTPUT, K_ANY, 1)}, 2, false},
     [PROTO_BUDGET] = {{R(F_MODEL_CONCURRENCY, K_UINT, 0), R(F_MODEL_RPS, K_NUM, 0),
-                       R(F_MODEL_BURST, K_UINT, 0)}, 3, false},
+                       R(F_MODEL_BURST, K_UINT, 0), R(F_MODEL_TPM, K_UINT, 0)}, 4, false},
     [PROTO_BUDGET_ACQUIRE] = {{R(F_REQ, K_UINT, 1), R(F_BACKEND, K_NAME, 1)}, 2, false},
     [PROTO_BUDGET_GRANT] = {{R(F_REQ, K_UINT, 1)}, 1, false},
     [PROTO_BUDGET_DENY] = {{R(F_REQ, K_UINT, 1), R(F_CODE, K_STR, 1), R(F_MESSAGE, K_STR, 1)},
                            3, false},
-    [PROTO_BUDGET_RELEASE] = {{R(F_BACKEND, K_NAME, 1)}, 1, false},
+    [PROTO_BUDGET_RELEASE] = {{R(F_BACKEND, K_NAME, 1), R(F_TOKENS, K_UINT, 0)}, 2, false},
     [PROTO_BUDGET_CANCEL] = {{R(F_REQ, K_UINT, 1)}, 1, false},
 };
 
@@ -321,6 +323,8 @@ static void store(proto_msg_t *out, int f, const val_t *v) {
         out->model_rps = v->it.kind == PROTO__FLOAT ? v->it.f : (double)uint_of(v);
         break;
     case F_MODEL_BURST: out->model_burst = uint_of(v); break;
+    case F_MODEL_TPM: out->model_tpm = uint_of(v); break;
+    case F_TOKENS: out->tokens = uint_of(v); break;
     default: break;
     }
 }

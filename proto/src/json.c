@@ -16,9 +16,7 @@ static void put_str(proto_buf_t *b, const char *s) {
     proto__buf_put(b, s, strlen(s));
 }
 
-/* Length of the valid UTF-8 sequence at p (strict: no overlongs, surrogates or > U+10FFFF),
- * or 0 if there is none. */
-static size_t utf8_len(const uint8_t *p, size_t n) {
+size_t proto__utf8_len(const uint8_t *p, size_t n) {
     uint8_t c = p[0];
     size_t len;
     uint32_t min, cp;
@@ -50,7 +48,7 @@ static void put_json_string(proto_buf_t *b, const uint8_t *s, size_t n) {
             continue;
         }
         uint8_t c = s[i];
-        size_t run = utf8_len(s + i, n - i);
+        size_t run = proto__utf8_len(s + i, n - i);
         if (run == 0) { /* not UTF-8: say so rather than pass it on */
             put_str(b, "\\ufffd");
             i++;
@@ -299,7 +297,7 @@ static int scan_string(parser_t *ps, uint8_t *dst, size_t *len) {
             }
             if (dst) memcpy(dst + n, o, k);
         } else {
-            k = utf8_len((const uint8_t *)ps->s + ps->off, ps->n - ps->off);
+            k = proto__utf8_len((const uint8_t *)ps->s + ps->off, ps->n - ps->off);
             if (k == 0) return perr(ps, "invalid UTF-8");
             if (dst) memcpy(dst + n, ps->s + ps->off, k);
             ps->off += k;

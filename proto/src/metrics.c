@@ -138,16 +138,22 @@ void proto_text_printf(proto_buf_t *o, const char *fmt, ...) {
 }
 
 void proto_prom_label(proto_buf_t *o, const char *s, size_t n) {
+    static const char fffd[] = "\xef\xbf\xbd"; /* U+FFFD, the replacement character */
+    const uint8_t *u = (const uint8_t *)s;
     size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *esc = s[i] == '\\' ? "\\\\" : s[i] == '"' ? "\\\"" : s[i] == '\n' ? "\\n"
-                                                                                      : NULL;
-        if (!esc) continue;
-        proto_buf_raw(o, (proto_raw_t){(const uint8_t *)s + run, i - run});
-        proto_buf_raw(o, (proto_raw_t){(const uint8_t *)esc, 2});
-        run = i + 1;
+    for (size_t i = 0; i < n;) {
+        size_t len = u[i] ? proto__utf8_len(u + i, n - i) : 0;
+        const char *esc = !len ? fffd : s[i] == '\\' ? "\\\\" : s[i] == '"' ? "\\\""
+                        : s[i] == '\n' ? "\\n" : NULL;
+        if (!esc) {
+            i += len;
+            continue;
+        }
+        proto_buf_raw(o, (proto_raw_t){u + run, i - run});
+        proto_buf_raw(o, (proto_raw_t){(const uint8_t *)esc, strlen(esc)});
+        run = i = i + (len ? len : 1);
     }
-    proto_buf_raw(o, (proto_raw_t){(const uint8_t *)s + run, n - run});
+    proto_buf_raw(o, (proto_raw_t){u + run, n - run});
 }
 
 void proto_prom_family(proto_buf_t *o, const char *name, const char *type, const char *help) {

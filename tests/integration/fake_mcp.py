@@ -45,6 +45,8 @@ TOOLS = [
     ("grandchild", "Returns the pid of the child process (--grandchild)", {}),
     ("received", "Returns every message received so far", {}),
     ("cancelled", "Returns the ids of held requests the client cancelled", {}),
+    ("structured", "Answers with structuredContent and text: the text is its JSON (mode "
+     "json), a sentence (prose), or absent (only)", {"mode": {"type": "string"}}),
 ]
 PAGE = 3  # tools on the first page
 
@@ -132,6 +134,13 @@ def call_tool(rid, name, a):
                        lambda: text_result(rid, "slept")))
     elif name == "crash":
         os._exit(a.get("code", 3))
+    elif name == "structured":
+        data = {"city": "Paris", "temp": 21}
+        mode = a.get("mode", "json")
+        content = {"json": [{"type": "text", "text": json.dumps(data)}],
+                   "prose": [{"type": "text", "text": "It is 21 C in Paris."}],
+                   "only": []}[mode]
+        result(rid, {"content": content, "structuredContent": data})
     elif name == "garbage":
         garbage(rid, a.get("text", "after garbage"))
     elif name == "bad_result":

@@ -10,8 +10,11 @@ places (mid-line, mid-JSON, CRLF endings, comments) to exercise incremental pars
 
 Control endpoints, for tests:
   POST /_reset              forget counters and recorded requests
-  GET  /_stats?model=M      "requests=N aborted=N in_flight=N max_in_flight=N" (requests and
-                            aborted for model M; in-flight counts are over all models)
+  GET  /_stats?model=M      "requests=N aborted=N in_flight=N max_in_flight=N connections=N
+                            wasted=N" (requests and aborted for model M; the others are over
+                            all models: connections accepted, and requests that came on a
+                            connection the server had already closed its side of, which
+                            get no answer: a client wrote them into a dead connection)
   GET  /_last?model=M       the last request body that model M received (JSON)
 The "agent" model is what the LLM agent tests drive: see Handler.s_agent.
 """
@@ -33,7 +36,8 @@ WEATHER_ARGS = '{"city":"Paris","unit":"c"}'
 TIME_ARGS = '{"tz":"Europe/Paris"}'
 
 lock = threading.Lock()
-state = {"requests": {}, "aborted": {}, "last": {}, "in_flight": 0, "max_in_flight": 0}
+state = {"requests": {}, "aborted": {}, "last": {}, "in_flight": 0, "max_in_flight": 0,
+         "connections": 0, "wasted": 0}
 
 
 def reset():
@@ -42,6 +46,8 @@ def reset():
         state["aborted"].clear()
         state["last"].clear()
         state["max_in_flight"] = state["in_flight"]
+        state["connections"] = 0
+        state["wasted"] = 0
 
 
 def completion(model, message, finish):
@@ -94,6 +100,22 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # quiet: the C test prints what matters
         pass
+
+    def setup(self):
+        super().setup()
+        self.half_closed = False
+        with lock:
+            state["connections"] += 1
+
+    def half_close(self):
+        """Ends the reply and closes our side at once, though the head promised keep-alive
+        (as llama.cpp's server does after a streamed reply): the last chunk and the FIN
+        leave together (TCP_CORK), and we keep reading to count what a client still sends."""
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        self.write_chunk(b"data: [DONE]\n\n")
+        self.write_chunk(b"")
+        self.connection.shutdown(socket.SHUT_WR)
+        self.half_closed = True
 
     # ---- plumbing ----
     def leave(self):
@@ -175,9 +197,11 @@ class Handler(BaseHTTPRequestHandler):
         model = parse_qs(url.query).get("model", [""])[0]
         with lock:
             if url.path == "/_stats":
-                text = "requests=%d aborted=%d in_flight=%d max_in_flight=%d" % (
+                text = ("requests=%d aborted=%d in_flight=%d max_in_flight=%d "
+                        "connections=%d wasted=%d") % (
                     state["requests"].get(model, 0), state["aborted"].get(model, 0),
-                    state["in_flight"], state["max_in_flight"])
+                    state["in_flight"], state["max_in_flight"], state["connections"],
+                    state["wasted"])
                 return self.send_text(text)
             if url.path == "/_last":
                 return self.send_json(200, state["last"].get(model, {}))
@@ -186,6 +210,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(n)
+        if self.half_closed:  # written into a connection we had closed: lost
+            with lock:
+                state["wasted"] += 1
+            self.close_connection = True
+            return
         if self.path == "/_reset":
             reset()
             return self.send_text("ok")
@@ -288,6 +317,68 @@ class Handler(BaseHTTPRequestHandler):
         self.write_chunk(b"".join(out) + b"data: [DONE]\n\n")
         self.write_chunk(b"")
 
+    def s_close_after(self, model, count, stream, usage):
+        """Streams a short text, then closes the connection with the last chunk."""
+        self.start_stream()
+        for ev in [chunk(model, {"content": "ok"}), chunk(model, {}, "stop")]:
+            self.write_chunk(b"data: " + json.dumps(ev).encode() + b"\n\n")
+        self.leave()
+        self.half_close()
+
+    def s_stream_error_kind(self, model, count, stream, usage):
+        """The first request of each model gets an in-stream error object whose type comes
+        from the model's name (stream-err-<type>); later ones get the text."""
+        if count > 1:
+            return self.s_text(model, count, stream, usage)
+        etype = model[len("stream-err-"):]
+        code = {"rate_limit_error": "rate_limit_exceeded", "authentication_error":
+                "invalid_api_key", "invalid_request_error": None, "server_error": 500}[etype]
+        self.start_stream()
+        err = {"error": {"message": "in-stream " + etype, "type": etype, "code": code}}
+        self.write_chunk(b"data: " + json.dumps(err).encode() + b"\n\n")
+        self.write_chunk(b"")
+
+    def s_gzip(self, model, count, stream, usage):
+        """Answers compressed whatever the request asked (a client must refuse it), and
+        says in the text whether the request asked for identity."""
+        import gzip
+        asked = self.headers.get("Accept-Encoding", "")
+        body = gzip.compress(json.dumps(completion(model, {
+            "role": "assistant", "content": "asked " + asked}, "stop")).encode())
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.leave()
+        self.wfile.write(body)
+
+    def s_identity(self, model, count, stream, usage):
+        """Echoes the request's Accept-Encoding as the answer."""
+        text = "asked " + self.headers.get("Accept-Encoding", "")
+        self.send_json(200, completion(model, {"role": "assistant", "content": text}, "stop"))
+
+    def s_cut(self, model, count, stream, usage):
+        """An answer cut by the token limit ("length") or a filter ("filtered" models):
+        text, or with "tool" in the model's name a tool call cut mid-arguments (streamed), or
+        raw <tool_call> markup as text (not streamed)."""
+        finish = "content_filter" if "filtered" in model else "length"
+        if "tool" in model:
+            if not stream:
+                text = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Pa'
+                return self.send_json(200, completion(model, {"role": "assistant",
+                                                              "content": text}, finish))
+            events = [chunk(model, {"role": "assistant", "content": None, "tool_calls": [
+                tool_call(0, "call_cut", "get_weather", '{"city": "Pa')]}),
+                chunk(model, {}, finish)]
+            return self.stream(events, usage)
+        if not stream:
+            return self.send_json(200, completion(model, {"role": "assistant",
+                                                          "content": "The answer is"}, finish))
+        events = [chunk(model, {"content": p}) for p in ["The ", "answer ", "is"]]
+        events.append(chunk(model, {}, finish))
+        self.stream(events, usage)
+
     def s_stream_error(self, model, count, stream, usage):
         self.start_stream()
         self.write_chunk(b"data: " + json.dumps(chunk(model, {"content": "par"})).encode()
@@ -361,6 +452,16 @@ SCRIPTS = {
     "big": Handler.s_big,
     "stream-error": Handler.s_stream_error,
     "long-stream": Handler.s_long_stream,
+    "close-after": Handler.s_close_after,
+    "stream-err-rate_limit_error": Handler.s_stream_error_kind,
+    "stream-err-authentication_error": Handler.s_stream_error_kind,
+    "stream-err-invalid_request_error": Handler.s_stream_error_kind,
+    "stream-err-server_error": Handler.s_stream_error_kind,
+    "gzip": Handler.s_gzip,
+    "identity": Handler.s_identity,
+    "cut": Handler.s_cut,
+    "cut-tool": Handler.s_cut,
+    "cut-filtered": Handler.s_cut,
 }
 
 

@@ -25,6 +25,8 @@ CONFIG = {"agents": [
     {"name": "fan", "type": "parallel", "sub_agents": ["adk_where", "adk_where2"]},
     {"name": "fan_then_read", "type": "sequential", "sub_agents": ["fan", "adk_state"]},
     {"name": "fan_fail", "type": "parallel", "sub_agents": ["adk_where", "adk_fail"]},
+    {"name": "fanfan", "type": "parallel", "sub_agents": ["fan"]},
+    {"name": "fanfan_then_read", "type": "sequential", "sub_agents": ["fanfan", "adk_state"]},
     {"name": "bounce", "type": "sequential", "sub_agents": ["adk_transfer"]},
 ]}
 
@@ -213,6 +215,25 @@ def test_parallel_children_land_on_different_workers():
     out = ok(term)
     assert out["adk_where"]["agent"] == "adk_where", out
     assert out["adk_where2"]["agent"] == "adk_where2", out
+    stop(b, ws)
+
+
+def test_grandchild_state_writes_are_seen_by_the_root_job():
+    # fanfan (parallel) -> fan (parallel) -> adk_where, adk_where2: the grandchildren's
+    # writes reach the root job's state view, so the next step (adk_state, in the root job)
+    # reads them.
+    b = Broker().start()
+    ws = workers(b, ["g1", "g2"], capacity=4)
+    c = b.client()
+    get = ["where.adk_where", "where.adk_where2"]
+    _, term = c.call(query("ff", "fanfan_then_read", {"ms": 0, "get": get}, session="ff"),
+                     timeout=20)
+    seen = ok(term)
+    assert set(seen) == set(get) and all(seen[k] in ("g1", "g2") for k in get), seen
+    _, term = c.call({"v": 1, "type": "session.get", "id": "g", "session": "ff"})
+    stored = ok(term)  # stored once each, as before
+    authors = [e["author"] for e in stored["events"]]
+    assert authors.count("adk_where") == 1 and authors.count("adk_where2") == 1, authors
     stop(b, ws)
 
 

@@ -69,8 +69,11 @@ class Peer:
     def acquire(self, req, backend="default"):
         self.send({"type": "budget.acquire", "req": req, "backend": backend})
 
-    def release(self, backend="default"):
-        self.send({"type": "budget.release", "backend": backend})
+    def release(self, backend="default", tokens=None):
+        m = {"type": "budget.release", "backend": backend}
+        if tokens is not None:
+            m["tokens"] = tokens
+        self.send(m)
 
     def cancel(self, req):
         self.send({"type": "budget.cancel", "req": req})
@@ -164,6 +167,30 @@ def test_rps_gives_a_burst_at_once_and_the_rest_one_per_interval():
     # Lower bounds only (a slow machine makes them later, never earlier): 4 cannot start
     # before 1 s after the burst, 5 before 2 s.
     assert times[0] >= 0.99 and times[1] >= 1.99, times
+    b.stop()
+
+
+def test_tokens_per_minute_hold_grants_until_the_bucket_refills():
+    # 6000 tokens a minute: 100 a second. A backend starts with a full minute; the tokens a
+    # request used are charged when it ends (budget.release's tokens) and may put the bucket
+    # in debt: grants wait until it refills, other backends do not.
+    b = Broker("--model-tpm", "6000").start()
+    p = Peer(b, "w1")
+    m = announcement(p)
+    assert m["model_tpm"] == 6000 and m["model_concurrency"] == 0 and m["model_rps"] == 0, m
+    p.acquire(1)
+    p.acquire(2)
+    assert p.grants() == [1, 2]  # no request limit, tokens left
+    p.release(tokens=3000)
+    p.release(tokens=3100)  # 6100 of 6000: 100 in debt, a second to pay back
+    t0 = time.monotonic()
+    p.acquire(3)
+    p.acquire(4, "other")
+    assert p.grants() == [4]  # 3 waits for the bucket; the other backend does not
+    m = p.recv(10)
+    assert m["type"] == "budget.grant" and m["req"] == 3, m
+    # A lower bound only (a slow machine makes it later, never earlier).
+    assert time.monotonic() - t0 >= 0.99
     b.stop()
 
 

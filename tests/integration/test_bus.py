@@ -1,5 +1,6 @@
 """The bus of actor-broker: a subscriber sees a query's events and result under
-query.<agent>.<session or -> (the client's maps plus agent and session), rejected queries'
+query.<agent>.<session or -> (the client's maps plus agent, session, job, worker,
+invocation, accepted_ms and ts_ms), rejected queries'
 errors too; a client `publish` reaches subscribers as [topic][{v, type:"event", topic,
 data}]; what a publisher sends to the SUB endpoint comes out of PUB unchanged."""
 import zmq
@@ -16,8 +17,15 @@ def test_subscriber_sees_query_events_and_result():
     events, term = c.call(query("q", "events", {"n": 2}, session="s1"))
     got = [sub.recv() for _ in range(3)]
     assert [t for t, _ in got] == ["query.events.s1"] * 3, got
+    watch = ("job", "worker", "invocation", "accepted_ms", "ts_ms")
     for mine, (_, theirs) in zip(events + [term], got):
-        assert theirs == dict(mine, agent="events", session="s1"), (mine, theirs)
+        seen = {k: v for k, v in theirs.items() if k not in watch}
+        assert seen == dict(mine, agent="events", session="s1"), (mine, theirs)
+        # what a watcher needs to draw the query (tools/web): one job, its worker, its
+        # invocation, accepted before it was published
+        assert theirs["worker"] == "w1" and theirs["job"] == got[0][1]["job"], theirs
+        assert theirs["invocation"].startswith("i-"), theirs
+        assert 0 < theirs["accepted_ms"] <= theirs["ts_ms"], theirs
     # no session: "-"; REQ clients' events are published too
     r = b.client("req")
     r.send(query("r", "events", {"n": 1}))
@@ -31,6 +39,7 @@ def test_subscriber_sees_query_events_and_result():
     c.call(query("u", "nope", session="s2"))
     t, m = sub.recv()
     assert t == "query.nope.s2" and m["code"] == "unknown_agent" and m["agent"] == "nope", m
+    assert "ts_ms" in m and "job" not in m and "worker" not in m, m  # no job was made
     sub.close()
     b.stop()
 

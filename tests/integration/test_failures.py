@@ -43,7 +43,7 @@ def test_worker_killed_mid_query_every_query_answered_once():
 
 
 def test_retries_stop_after_max_retries():
-    b = Broker("--max-retries", "1").start()
+    b = Broker("--max-retries", "1", "--poison-after", "0").start()  # max-retries alone
     ws = [FakeWorker(b, "v%d" % i, capacity=1).start() for i in range(3)]
     b.wait_workers(["v0", "v1", "v2"])
     c = b.client()

@@ -43,9 +43,9 @@ class ModelServer:
             return dict(kv.split("=") for kv in r.read().decode().split())
 
 
-def start(agents, models=None, tools=None, mcp=None, workers=1, capacity=4):
+def start(agents, models=None, tools=None, mcp=None, workers=1, capacity=4, metrics=None):
     """A model server, a broker and workers whose --agents file defines agents; returns
-    (model server, broker, client)."""
+    (model server, broker, client). metrics: a port for the first worker's /metrics."""
     for k in ("ACTOR_BROKER", "ACTOR_WORKER", "ACTOR_PLUGIN_LLM"):
         if not os.path.isfile(os.environ.get(k, "")):
             abtest.skip("%s not set" % k)
@@ -64,9 +64,11 @@ def start(agents, models=None, tools=None, mcp=None, workers=1, capacity=4):
         json.dump(conf, f)
     b = Broker().start()
     names = ["w%d" % i for i in range(workers)]
-    for n in names:
-        RealWorker(b, n, capacity=capacity,
-                   extra=["--plugin", os.environ["ACTOR_PLUGIN_LLM"], "--agents", path]).start()
+    for i, n in enumerate(names):
+        extra = ["--plugin", os.environ["ACTOR_PLUGIN_LLM"], "--agents", path]
+        if metrics and i == 0:
+            extra += ["--metrics", "tcp://127.0.0.1:%d" % metrics]
+        RealWorker(b, n, capacity=capacity, extra=extra).start()
     b.wait_workers(names, timeout=60)
     return ms, b, b.client()
 
@@ -202,6 +204,10 @@ def test_an_agent_used_as_a_tool():
     events, term = c.call(query("q1", "assistant", q, timeout_ms=20000), 30)
     assert term["type"] == "result", term
     assert term["output"] == "done: echo: find cats"
+    # The sub-invocation's model call counts toward the invocation's sum: the assistant's
+    # two calls and the researcher's one, 18 tokens each.
+    final = [e for e in payloads(events) if e.get("final") and e["author"] == "assistant"]
+    assert final and final[-1]["invocation_usage"]["total_token_count"] == 54, final
 
 
 def test_a_blocking_tool_on_its_own_thread_does_not_stall_a_concurrent_query():
@@ -277,6 +283,60 @@ def test_mcp_toolset_of_server_everything():
     events, term = c.call(query("q1", "assistant", q, timeout_ms=30000), 40)
     assert term["type"] == "result", term
     assert term["output"] == "done: Echo: hi from an agent"
+
+
+def scrape_tokens(port):
+    """actorbus_worker_model_tokens_total as {(agent, model, kind): n}."""
+    import re
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sk:
+        sk.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while True:
+            chunk = sk.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    out = {}
+    for m in re.finditer(r'^actorbus_worker_model_tokens_total\{agent="([^"]*)",'
+                         r'model="([^"]*)",kind="([^"]*)"\} (\d+)$', data.decode(), re.M):
+        out[(m.group(1), m.group(2), m.group(3))] = int(m.group(4))
+    return out
+
+
+def test_usage_is_on_events_summed_and_counted_in_metrics():
+    port = abtest.free_port()
+    _, b, c = start([llm("assistant", tools=["get_weather"])], metrics=port)
+    q = calls(("get_weather", {"city": "Paris"}))
+    events, term = c.call(query("q1", "assistant", q, timeout_ms=20000), 30)
+    assert term["type"] == "result", term
+    evs = payloads(events)
+    used = [e for e in evs if "usage_metadata" in e]
+    assert len(used) == 2, evs  # the function_call event and the final one
+    for e in used:
+        assert e["usage_metadata"] == {"prompt_token_count": 11, "candidates_token_count": 7,
+                                       "total_token_count": 18}, e
+        assert not e.get("partial")
+    assert evs[-1].get("final") and evs[-1]["invocation_usage"] == {
+        "prompt_token_count": 22, "candidates_token_count": 14, "total_token_count": 36}
+    assert scrape_tokens(port) == {("assistant", "default", "prompt"): 22,
+                                   ("assistant", "default", "completion"): 14}
+    b.stop()
+
+
+def test_answer_cut_by_the_token_limit_is_an_error_not_a_result():
+    models = {"default": {"model": "cut"}, "tool": {"model": "cut-tool"}}
+    _, b, c = start([llm("assistant"), llm("caller", model="tool", stream=False,
+                                           tools=["get_weather"])], models=models)
+    events, term = c.call(query("q1", "assistant", "go", timeout_ms=20000), 30)
+    assert term["type"] == "error" and term["code"] == "model_truncated", term
+    last = payloads(events)[-1]
+    assert last["error_code"] == "model_truncated"
+    assert last["content"]["parts"][0]["text"] == "The answer is"  # the partial text kept
+    events, term = c.call(query("q2", "caller", "go", timeout_ms=20000), 30)
+    assert term["type"] == "error" and term["code"] == "model_truncated", term
+    assert not any("function_response" in json.dumps(e) for e in payloads(events))
+    b.stop()
 
 
 if __name__ == "__main__":

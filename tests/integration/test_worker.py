@@ -27,6 +27,7 @@ class FakeBroker:
         self.sock.bind("tcp://127.0.0.1:%d" % self.port)
         self.endpoint = "tcp://127.0.0.1:%d" % self.port
         self.ident = None
+        self.lent = []  # capacities of the credits a job waiting on sub-queries sent
 
     def recv(self, timeout=5.0, skip_heartbeats=True):
         """The next message from a worker (heartbeats skipped); remembers its identity."""
@@ -46,6 +47,9 @@ class FakeBroker:
                 except zmq.ZMQError:  # EHOSTUNREACH: it has just left
                     pass
             if skip_heartbeats and m["type"] == "heartbeat":
+                continue
+            if m["type"] == "credit" and m.get("capacity"):  # lending (worker --max-lent):
+                self.lent.append(m["capacity"])              # the drain's credit is 0
                 continue
             return m
 
@@ -83,12 +87,23 @@ class FakeBroker:
                 return events, m
 
     def expect_quiet(self, seconds=0.3):
+        """Asserts nothing but heartbeats and lending credits comes for a while."""
         end = time.monotonic() + seconds
-        while self.sock.poll(max(1, int((end - time.monotonic()) * 1000))):
-            m = self.recv(1.0, skip_heartbeats=False)
-            assert m["type"] == "heartbeat", "unexpected message: %r" % (m,)
-            if time.monotonic() >= end:
+        while True:
+            left = end - time.monotonic()
+            if left <= 0 or not self.sock.poll(max(1, int(left * 1000))):
                 break
+            frames = self.sock.recv_multipart()
+            self.ident = frames[0]
+            m = unpack(frames[1])
+            if m["type"] == "heartbeat":
+                if self.heartbeats:
+                    self.send({"type": "heartbeat"})
+                continue
+            if m["type"] == "credit" and m.get("capacity"):
+                self.lent.append(m["capacity"])
+                continue
+            raise AssertionError("unexpected message: %r" % (m,))
 
     def close(self):
         self.sock.close(0)
@@ -334,6 +349,39 @@ def test_worker_fanout_calls_through_the_broker():
     assert t["type"] == "result" and t["output"] == ["A", "B", "C"], t
     assert events == [{"done": 2}, {"done": 0}, {"done": 1}], events
     fb.expect_quiet()
+    stop(p, fb)
+
+
+def test_worker_lends_the_slot_of_a_job_waiting_on_sub_queries():
+    """While a fanout waits on its children the worker announces capacity + 1 (the job lends
+    its slot, so nested agents cannot hold every slot), and capacity again once it ends."""
+    fb = FakeBroker()
+    p = start_worker(fb)
+    fb.expect("ready")
+    fb.work(1, "fanout", {"agent": "echo", "inputs": ["a", "b"]})
+    qs = fanout_queries(fb, 2)
+    wait_until(lambda: fb.expect_quiet(0.05) or fb.lent, 10, "a lending credit")
+    assert fb.lent == [5], fb.lent
+    for q, inp in qs.items():
+        fb.send({"type": "result", "id": q, "output": inp})
+    _, t = fb.until_terminal(1)
+    assert t["type"] == "result", t
+    wait_until(lambda: fb.expect_quiet(0.05) or len(fb.lent) >= 2, 10, "the slot back")
+    assert fb.lent == [5, 4], fb.lent
+    stop(p, fb)
+
+
+def test_worker_max_lent_0_lends_nothing():
+    fb = FakeBroker()
+    p = start_worker(fb, "--max-lent", "0")
+    fb.expect("ready")
+    fb.work(1, "fanout", {"agent": "echo", "inputs": ["a"]})
+    for q, inp in fanout_queries(fb, 1).items():
+        fb.send({"type": "result", "id": q, "output": inp})
+    _, t = fb.until_terminal(1)
+    assert t["type"] == "result", t
+    fb.expect_quiet()
+    assert fb.lent == [], fb.lent
     stop(p, fb)
 
 

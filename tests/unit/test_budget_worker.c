@@ -17,6 +17,7 @@ typedef struct sent {
     proto_type_t type;
     uint64_t req;
     char backend[64];
+    uint64_t tokens; /* budget.release: tokens reported (0: none) */
 } sent_t;
 
 typedef struct fake {
@@ -33,6 +34,7 @@ static void fake_send(void *ctx, const proto_buf_t *msg) {
     sent_t *s = &f->sent[f->n++];
     s->type = m.type;
     s->req = m.req;
+    s->tokens = m.tokens;
     snprintf(s->backend, sizeof s->backend, "%.*s", (int)m.backend.n, m.backend.p);
     act_event_set(&f->got);
 }
@@ -47,7 +49,7 @@ static void deliver(agt_budget_t *b) {
 }
 
 static void announce(agt_budget_t *b, uint64_t concurrency, double rps) {
-    assert_int_equal(proto_enc_budget(&enc, concurrency, rps, 1), 0);
+    assert_int_equal(proto_enc_budget(&enc, concurrency, rps, 1, 0), 0);
     deliver(b);
 }
 
@@ -86,6 +88,7 @@ typedef struct call {
     bool done;
     bool hold;          /* after a grant, wait for `release` and give the permit back */
     act_event_t release;
+    int64_t tokens;     /* what the release reports (-1: unknown) */
 } call_t;
 
 /* Acquires; with hold, keeps the permit until told, then releases it on this task (acquire
@@ -98,7 +101,7 @@ static int acquire_task(void *arg, void **result) {
     c->done = true;
     if (c->hold && c->rc == 0) {
         act_event_wait(&c->release, -1);
-        h->release(h->ctx, c->backend);
+        h->release(h->ctx, c->backend, c->tokens ? c->tokens : -1);
     }
     return 0;
 }
@@ -129,7 +132,7 @@ static int passthrough_body(void *arg, void **result) {
     const agt_model_budget_t *h = agt_budget_hook(b);
     assert_false(agt_budget_active(b));
     assert_int_equal(h->acquire(h->ctx, "m", -1), 0);
-    h->release(h->ctx, "m");
+    h->release(h->ctx, "m", -1);
     assert_int_equal(f.n, 0); /* nothing asked, nothing given back */
     announce(b, 0, 0);        /* no limit in it: still nothing to ask */
     assert_false(agt_budget_active(b));
@@ -151,7 +154,7 @@ static int grant_body(void *arg, void **result) {
     announce(b, 2, 0);
     assert_true(agt_budget_active(b));
     call_t c1 = {.b = b, .backend = "m", .deadline = -1, .hold = true};
-    call_t c2 = {.b = b, .backend = "other", .deadline = -1, .hold = true};
+    call_t c2 = {.b = b, .backend = "other", .deadline = -1, .hold = true, .tokens = 412};
     act_event_init(&c1.release);
     act_event_init(&c2.release);
     act_task_t *t1 = start_acquire(&c1), *t2 = start_acquire(&c2);
@@ -172,13 +175,14 @@ static int grant_body(void *arg, void **result) {
     assert_int_equal(c1.rc, 0);
     assert_int_equal(agt_budget_held(b), 2);
     const agt_model_budget_t *h = agt_budget_hook(b);
-    h->release(h->ctx, "m"); /* this task holds none: another task's permit stays held */
+    h->release(h->ctx, "m", -1); /* this task holds none: another task's permit stays held */
     assert_int_equal(f.n, 2);
     assert_int_equal(agt_budget_held(b), 2);
     let_go(&c2);
     assert_int_equal(f.n, 3);
     assert_int_equal(f.sent[2].type, PROTO_BUDGET_RELEASE);
     assert_string_equal(f.sent[2].backend, "other");
+    assert_int_equal(f.sent[2].tokens, 412); /* the tokens it used go back with the permit */
     let_go(&c1);
     finish(&t1);
     finish(&t2);

@@ -1,8 +1,10 @@
 /* test_dedup.c: the broker's memory of answered queries (broker/dedup.h): find what was put,
  * per client and id; the window, the entry and byte bounds evict oldest first; an answer too
  * big is not kept; anonymous routing ids take no part; with a SQLite file the answers come
- * back after close and reopen, expired rows do not, and the reopened window stays bounded; the
- * same with PostgreSQL (a server tests/pg_server.sh starts; skipped, saying why, without). */
+ * back after close and reopen, expired rows do not, and the reopened window stays bounded;
+ * on the boot that wrote them the monotonic clock counts, so a wall clock that jumps while
+ * the broker is down neither drops answers nor stretches their window; with PostgreSQL (a
+ * server tests/pg_server.sh starts; skipped, saying why, without) the answers come back too. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,7 @@ static const uint8_t CK_A[] = {0, 'a'}, CK_B[] = {0, 'b'};
 static char why[256];
 
 static brk_dedup_t *open_mem(uint64_t window, uint64_t max, uint64_t bytes) {
-    brk_dedup_limits_t lim = {window, max, bytes};
+    brk_dedup_limits_t lim = {window, max, bytes, NULL};
     brk_dedup_t *d = NULL;
     assert_int_equal(brk_dedup_open(&d, &lim, NULL, 0, 0, why, sizeof why), 0);
     return d;
@@ -134,7 +136,7 @@ static void test_sqlite_file_keeps_answers_across_reopen(void **state) {
     char dir[] = "/tmp/test_dedup.XXXXXX", path[64];
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/d.db", dir);
-    brk_dedup_limits_t lim = {1000, 10, 1 << 20};
+    brk_dedup_limits_t lim = {1000, 10, 1 << 20, "boot-1"};
     brk_dedup_t *d = NULL;
     assert_int_equal(brk_dedup_open(&d, &lim, path, 0, 5000, why, sizeof why), 0);
     assert_int_equal(brk_dedup_put(d, CK_A, 2, (const uint8_t *)"k", 1,
@@ -142,7 +144,8 @@ static void test_sqlite_file_keeps_answers_across_reopen(void **state) {
     assert_int_equal(brk_dedup_put(d, CK_A, 2, (const uint8_t *)"e", 1,
                                    (const uint8_t *)"expires", 7, 0, 4000), 0);
     brk_dedup_close(&d);
-    /* A new process: another monotonic clock; the wall clock says 600 ms passed. */
+    /* After a reboot: another monotonic clock; the wall clock says 600 ms passed. */
+    lim.boot_id = "boot-2";
     assert_int_equal(brk_dedup_open(&d, &lim, path, 77, 5600, why, sizeof why), 0);
     assert_int_equal(brk_dedup_count(d), 1);
     assert_string_equal(get(d, CK_A, "k", 78), "kept");
@@ -154,7 +157,7 @@ static void test_sqlite_file_keeps_answers_across_reopen(void **state) {
     assert_int_equal(brk_dedup_put(d, CK_A, 2, (const uint8_t *)"k", 1,
                                    (const uint8_t *)"kept", 4, 0, 5000), 0);
     brk_dedup_close(&d);
-    brk_dedup_limits_t shorter = {10, 10, 1 << 20};
+    brk_dedup_limits_t shorter = {10, 10, 1 << 20, "boot-2"};
     assert_int_equal(brk_dedup_open(&d, &shorter, path, 0, 5000, why, sizeof why), 0);
     assert_string_equal(get(d, CK_A, "k", 9), "kept");
     assert_string_equal(get(d, CK_A, "k", 10), "");
@@ -164,9 +167,51 @@ static void test_sqlite_file_keeps_answers_across_reopen(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* One answer put at monotonic 1000 (window 1000) on boot-a, wall 5000, and the file closed. */
+static void put_on_boot_a(const char *path) {
+    brk_dedup_limits_t lim = {1000, 10, 1 << 20, "boot-a"};
+    brk_dedup_t *d = NULL;
+    assert_int_equal(brk_dedup_open(&d, &lim, path, 1000, 5000, why, sizeof why), 0);
+    assert_int_equal(brk_dedup_put(d, CK_A, 2, (const uint8_t *)"k", 1,
+                                   (const uint8_t *)"kept", 4, 1000, 5000), 0);
+    brk_dedup_close(&d);
+}
+
+static void test_a_wall_clock_jump_between_restarts_on_one_boot_changes_nothing(void **state) {
+    (void)state;
+    char dir[] = "/tmp/test_dedup.XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/d.db", dir);
+    brk_dedup_limits_t lim = {1000, 10, 1 << 20, "boot-a"};
+    brk_dedup_t *d = NULL;
+    /* Two hours forward while the broker was down: the answer still has 500 ms. */
+    put_on_boot_a(path);
+    assert_int_equal(brk_dedup_open(&d, &lim, path, 1500, 5000 + 7200000, why, sizeof why), 0);
+    assert_string_equal(get(d, CK_A, "k", 1999), "kept");
+    assert_string_equal(get(d, CK_A, "k", 2000), "");
+    brk_dedup_close(&d);
+    /* Two hours back: no longer than its window either. */
+    put_on_boot_a(path);
+    assert_int_equal(brk_dedup_open(&d, &lim, path, 1500, 5000 - 7200000, why, sizeof why), 0);
+    assert_string_equal(get(d, CK_A, "k", 1999), "kept");
+    assert_string_equal(get(d, CK_A, "k", 2000), "");
+    brk_dedup_close(&d);
+    /* And a row past its monotonic expiry is gone from the file at the next open. */
+    put_on_boot_a(path);
+    assert_int_equal(brk_dedup_open(&d, &lim, path, 2500, 5000, why, sizeof why), 0);
+    assert_int_equal(brk_dedup_count(d), 0);
+    brk_dedup_close(&d);
+    assert_int_equal(brk_dedup_open(&d, &lim, path, 1000, 5000, why, sizeof why), 0);
+    assert_int_equal(brk_dedup_count(d), 0);
+    brk_dedup_close(&d);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_unopenable_file_is_an_error_naming_it(void **state) {
     (void)state;
-    brk_dedup_limits_t lim = {1000, 10, 1 << 20};
+    brk_dedup_limits_t lim = {1000, 10, 1 << 20, NULL};
     brk_dedup_t *d = NULL;
     assert_int_equal(brk_dedup_open(&d, &lim, "/nonexistent-dir/x/d.db", 0, 0, why,
                                     sizeof why), -EIO);
@@ -222,6 +267,7 @@ int main(void) {
         cmocka_unit_test(test_entry_and_byte_bounds_evict_the_oldest),
         cmocka_unit_test(test_only_explicit_routing_ids_take_part),
         cmocka_unit_test(test_sqlite_file_keeps_answers_across_reopen),
+        cmocka_unit_test(test_a_wall_clock_jump_between_restarts_on_one_boot_changes_nothing),
         cmocka_unit_test(test_unopenable_file_is_an_error_naming_it),
         cmocka_unit_test(test_postgresql_keeps_answers_across_reopen),
     };

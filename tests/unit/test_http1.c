@@ -4,6 +4,7 @@
  * retry-once rule, limits, deadlines, cancellation and bad replies; orders and counts only. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -105,6 +106,12 @@ static bool respond(int fd, const char *path, bool *drop_next) {
         send_len_body(fd, 2, "");
     } else if (strcmp(path, "/close-after") == 0) {
         send_len_body(fd, 2, "");
+        return true;
+    } else if (strcmp(path, "/close-with-reply") == 0) { /* the FIN leaves with the reply */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+        send_len_body(fd, 2, "");
+        shutdown(fd, SHUT_WR);
         return true;
     } else if (strcmp(path, "/until-close") == 0) {
         sendf(fd, "HTTP/1.1 200 OK\r\n\r\nuntil the end");
@@ -395,6 +402,30 @@ static int retry_body(void *arg, void **result) {
     return 0;
 }
 
+/* A server that closes the connection with its reply, though the head promised keep-alive:
+ * the peek before reuse sees it (a new connection, no error), and since it closed so soon
+ * after the reply, the client keeps none of its connections for a while. */
+static int eager_close_body(void *arg, void **result) {
+    (void)arg, (void)result;
+    reset_counts();
+    agt_http_t *h = NULL;
+    assert_int_equal(agt_http_new(&h), 0);
+    agt_http_resp_t r;
+    assert_int_equal(get(h, "/close-with-reply", &B, &r, -1), 0);
+    assert_int_equal(get(h, "/cl?n=5", &B, &r, -1), 0); /* the pooled one is found closed */
+    assert_int_equal(atomic_load(&S.conns), 2);
+    assert_int_equal(get(h, "/cl?n=5", &B, &r, -1), 0); /* not kept: a new one again */
+    assert_int_equal(atomic_load(&S.conns), 3);
+    assert_int_equal(atomic_load(&S.requests), 3);
+    agt_http_destroy(&h);
+    return 0;
+}
+
+static void test_http1_server_closing_with_each_reply_is_noticed_and_not_kept(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(eager_close_body, NULL, 0), 0);
+}
+
 static void test_http1_pooled_connection_closed_by_the_server_is_retried_once(void **state) {
     (void)state;
     assert_int_equal(harness_run(retry_body, NULL, 0), 0);
@@ -522,6 +553,7 @@ int main(void) {
         cmocka_unit_test(test_http1_reads_length_chunked_and_until_close_bodies),
         cmocka_unit_test(test_http1_sse_events_reach_the_caller_in_order_as_they_arrive),
         cmocka_unit_test(test_http1_pooled_connection_closed_by_the_server_is_retried_once),
+        cmocka_unit_test(test_http1_server_closing_with_each_reply_is_noticed_and_not_kept),
         cmocka_unit_test(test_http1_body_over_max_body_is_emsgsize),
         cmocka_unit_test(test_http1_deadline_and_cancel_mid_body_drop_the_connection),
         cmocka_unit_test(test_http1_bad_replies_and_refused_connections_are_eio),

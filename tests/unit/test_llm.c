@@ -97,6 +97,8 @@ typedef struct rec_event {
     char transfer[64];
     char role[16];
     char parts_json[1024], delta_json[256];
+    int64_t usage[3];  /* usage_metadata: prompt, candidates, total; -2: none */
+    bool with_sum;     /* the event carries invocation_usage */
 } rec_event_t;
 
 static rec_event_t events[MAX_EVENTS];
@@ -117,11 +119,29 @@ static void to_json(const uint8_t *p, size_t n, char *out, size_t cap) {
     proto_buf_free(&j);
 }
 
-int agt_emit(abp_ctx_t *ctx, const abp_event_t *ev) {
+int agt_emit(abp_ctx_t *ctx, const abp_event_t *ev) { return agt_emit_ex(ctx, ev, NULL); }
+
+/* Tokens the host was told of (agt_host_t.tokens), summed. */
+static uint64_t host_prompt, host_completion;
+static void h_tokens(abp_ctx_t *ctx, const char *model, uint64_t prompt, uint64_t completion) {
+    (void)model;
+    (void)ctx;
+    host_prompt += prompt;
+    host_completion += completion;
+}
+
+int agt_emit_ex(abp_ctx_t *ctx, const abp_event_t *ev, const agt_event_extra_t *x) {
     (void)ctx;
     assert_true(n_events < MAX_EVENTS);
     rec_event_t *e = &events[n_events++];
     memset(e, 0, sizeof(*e));
+    e->usage[0] = e->usage[1] = e->usage[2] = -2;
+    if (x && x->usage) {
+        e->usage[0] = x->usage->prompt_tokens;
+        e->usage[1] = x->usage->completion_tokens;
+        e->usage[2] = x->usage->total_tokens;
+    }
+    e->with_sum = x && x->with_sum;
     snprintf(e->text, sizeof e->text, "%s", ev->text ? ev->text : "");
     e->partial = ev->partial;
     e->final = ev->final;
@@ -228,7 +248,7 @@ static agt_rt_t *h_rt(abp_host_t *h) { return h->rt; }
 static abp_host_t *h_host_of(abp_ctx_t *ctx) { return ctx->host; }
 static bool h_registering(abp_host_t *h) { return h->open; }
 static const agt_host_t test_host = {.api = &api, .rt = h_rt, .host_of = h_host_of,
-                                     .registering = h_registering};
+                                     .registering = h_registering, .tokens = h_tokens};
 const agt_host_t *agt__host = &test_host;
 
 /* ---- tools ---- */
@@ -699,6 +719,160 @@ static void test_llm_instruction_takes_state_and_history_comes_first(void **stat
     assert_int_equal(harness_run(instruction, NULL, 0), 0);
 }
 
+/* A stored event of author in inv whose one part is {kind: {"id", "name", key: json}}. */
+static void pack_stored_part(proto_buf_t *b, const char *inv, const char *author,
+                             const char *kind, const char *id, const char *name,
+                             const char *key, const char *json) {
+    msgpack_pack_map(&b->pk, 3);
+    proto_pack_cstr(b, "invocation");
+    proto_pack_cstr(b, inv);
+    proto_pack_cstr(b, "author");
+    proto_pack_cstr(b, author);
+    proto_pack_cstr(b, "event");
+    msgpack_pack_map(&b->pk, 2);
+    proto_pack_cstr(b, "author");
+    proto_pack_cstr(b, author);
+    proto_pack_cstr(b, "content");
+    msgpack_pack_map(&b->pk, 1);
+    proto_pack_cstr(b, "parts");
+    msgpack_pack_array(&b->pk, 1);
+    msgpack_pack_map(&b->pk, 1);
+    proto_pack_cstr(b, kind);
+    msgpack_pack_map(&b->pk, 3);
+    proto_pack_cstr(b, "id");
+    proto_pack_cstr(b, id);
+    proto_pack_cstr(b, "name");
+    proto_pack_cstr(b, name);
+    proto_pack_cstr(b, key);
+    assert_int_equal(proto_json_to_msgpack(json, strlen(json), b, NULL), 0);
+}
+
+/* Past function calls reach the model as pairs: the assistant's tool_calls message, then
+ * the tool message; a window that cut a pair (a response whose call is older, a call whose
+ * response never came) drops the half that is left. */
+static int history_pairs(void *arg, void **result) {
+    (void)arg, (void)result;
+    rt_open(MODELS);
+    proto_buf_init(&history_buf);
+    msgpack_pack_array(&history_buf.pk, 8);
+    pack_stored_part(&history_buf, "i-0", "assistant", "function_response", "call_x",
+                     "get_time", "response", "\"orphan\"");
+    pack_stored(&history_buf, "i-1", "user", "weather in Paris?");
+    pack_stored_part(&history_buf, "i-1", "assistant", "function_call", "call_0", "weather",
+                     "args", "{\"city\": \"Paris\"}");
+    pack_stored_part(&history_buf, "i-1", "assistant", "function_response", "call_0",
+                     "weather", "response", "{\"temp\": 21}");
+    pack_stored(&history_buf, "i-1", "assistant", "It is 21.");
+    pack_stored(&history_buf, "i-2", "user", "and the time?");
+    pack_stored_part(&history_buf, "i-2", "assistant", "function_call", "call_0", "get_time",
+                     "args", "{}");
+    pack_stored(&history_buf, "i-current", "user", "this question");
+    agt_def_t d = llm_def("assistant", NULL, 0);
+    d.llm.no_stream = true;
+    assert_int_equal(run_input(&d, "thanks"), 0);
+    assert_string_equal(output_json, "\"echo: thanks\"");
+    char body[8192];
+    last_request("agent", body, sizeof body);
+    const char *want[] = {
+        "\"role\": \"user\", \"content\": \"weather in Paris?\"",
+        "\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"call_0\", "
+        "\"type\": \"function\", \"function\": {\"name\": \"weather\", \"arguments\": "
+        "\"{\\\"city\\\":\\\"Paris\\\"}\"}}]",
+        "\"role\": \"tool\", \"content\": \"{\\\"temp\\\":21}\", \"tool_call_id\": \"call_0\"",
+        "\"role\": \"assistant\", \"content\": \"It is 21.\"",
+        "\"role\": \"user\", \"content\": \"and the time?\"",
+        "\"role\": \"user\", \"content\": \"thanks\""};
+    const char *at = body;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *p = strstr(at, want[i]);
+        if (!p) fail_msg("%s not after %.300s in %s", want[i], at, body);
+        at = p;
+    }
+    assert_null(strstr(body, "orphan"));   /* a response without its call */
+    assert_null(strstr(body, "get_time")); /* a call without its response */
+    rt_close();
+    return 0;
+}
+
+static void test_llm_history_keeps_function_calls_and_responses_as_pairs(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(history_pairs, NULL, 0), 0);
+}
+
+/* ---- answers cut by the token limit or a filter, and usage ---- */
+
+#define CUT_MODELS(m) "{\"default\": {\"base_url\": \"%s\", \"model\": \"" m "\"}}"
+
+/* The run ends with the cut's code after an error event that keeps the partial text; no
+ * output, and a cut tool call is never run. */
+static void expect_cut(const char *models, bool stream, const char *code, const char *text) {
+    rt_open(models);
+    char *tools[] = {"weather"};
+    agt_def_t d = llm_def("assistant", tools, 1);
+    d.llm.no_stream = !stream;
+    assert_int_not_equal(run_input(&d, "go"), 0);
+    assert_string_equal(fail_code, code);
+    assert_string_equal(output_json, "");
+    assert_int_equal(n_order, 0); /* no tool ran */
+    rec_event_t *last = &events[n_events - 1];
+    assert_string_equal(last->error_code, code);
+    assert_true(strncmp(last->text, text, strlen(text)) == 0);
+    assert_false(last->final);
+    for (size_t i = 0; i < n_events; i++)
+        assert_null(strstr(events[i].parts_json, "function_call"));
+    assert_int_equal(last->usage[2], 18); /* the cut call's tokens are kept */
+    rt_close();
+}
+
+static int cut_run(void *arg, void **result) {
+    (void)arg, (void)result;
+    expect_cut(CUT_MODELS("cut"), true, "model_truncated", "The answer is");
+    assert_int_equal(count_events(NULL, true), 3); /* the pieces were streamed */
+    expect_cut(CUT_MODELS("cut"), false, "model_truncated", "The answer is");
+    expect_cut(CUT_MODELS("cut-filtered"), true, "model_filtered", "The answer is");
+    expect_cut(CUT_MODELS("cut-tool"), true, "model_truncated", "");
+    assert_non_null(strstr(fail_msg, "tool calls were not run"));
+    expect_cut(CUT_MODELS("cut-tool"), false, "model_truncated", "<tool_call>");
+    return 0;
+}
+
+static void test_llm_cut_answer_fails_with_its_code_and_runs_no_cut_call(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(cut_run, NULL, 0), 0);
+}
+
+/* Every model call's usage is on its event and told to the host; the final event also
+ * carries the invocation's sum. */
+static int usage_run(void *arg, void **result) {
+    (void)arg, (void)result;
+    rt_open(MODELS);
+    host_prompt = host_completion = 0;
+    char *tools[] = {"get_time"};
+    agt_def_t d = llm_def("assistant", tools, 1);
+    assert_int_equal(run_input(&d, "{\"calls\": [{\"name\": \"get_time\"}]}"), 0);
+    size_t with_usage = 0;
+    for (size_t i = 0; i < n_events; i++) {
+        if (events[i].usage[0] == -2) continue;
+        with_usage++;
+        assert_int_equal(events[i].usage[0], 11);
+        assert_int_equal(events[i].usage[1], 7);
+        assert_int_equal(events[i].usage[2], 18);
+        assert_false(events[i].partial);
+    }
+    assert_int_equal(with_usage, 2); /* the function_call event and the final one */
+    rec_event_t *last = &events[n_events - 1];
+    assert_true(last->final && last->with_sum && last->usage[2] == 18);
+    assert_int_equal(host_prompt, 22);
+    assert_int_equal(host_completion, 14);
+    rt_close();
+    return 0;
+}
+
+static void test_llm_usage_of_every_call_is_on_its_event_and_told_to_the_host(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(usage_run, NULL, 0), 0);
+}
+
 /* ---- config errors name the path ---- */
 
 static void expect_config_error(int (*fn)(agt_rt_t *, const proto_val_t *, char *, size_t),
@@ -793,6 +967,9 @@ int main(void) {
         cmocka_unit_test(test_llm_slow_model_hits_the_query_deadline),
         cmocka_unit_test(test_llm_callbacks_answer_from_cache_and_replace_tool_results),
         cmocka_unit_test(test_llm_instruction_takes_state_and_history_comes_first),
+        cmocka_unit_test(test_llm_history_keeps_function_calls_and_responses_as_pairs),
+        cmocka_unit_test(test_llm_cut_answer_fails_with_its_code_and_runs_no_cut_call),
+        cmocka_unit_test(test_llm_usage_of_every_call_is_on_its_event_and_told_to_the_host),
         cmocka_unit_test(test_llm_config_errors_name_the_path),
         cmocka_unit_test(test_llm_mcp_toolset_of_server_everything),
     };

@@ -115,6 +115,18 @@ static void test_prom_label_escapes_quotes_backslashes_newlines(void **state) {
     proto_buf_free(&o);
 }
 
+static void test_prom_label_replaces_nul_and_bytes_that_are_not_utf8(void **state) {
+    (void)state;
+    proto_buf_t o;
+    proto_buf_init(&o);
+    proto_prom_label(&o, "a\0b\xff\xc3\xa9\xe2\x82", 8); /* NUL, a bad byte, é, a cut one */
+    static const char want[] = "a\xef\xbf\xbd" "b\xef\xbf\xbd" "\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd";
+    assert_int_equal(o.n, sizeof want - 1);
+    assert_memory_equal(o.p, want, sizeof want - 1);
+    assert_null(memchr(o.p, 0, o.n));
+    proto_buf_free(&o);
+}
+
 static void test_text_printf_grows_past_its_stack_buffer(void **state) {
     (void)state;
     proto_buf_t o;
@@ -186,6 +198,7 @@ int main(void) {
         cmocka_unit_test(test_http_status_for_paths_and_methods),
         cmocka_unit_test(test_http_response_has_length_and_close),
         cmocka_unit_test(test_prom_label_escapes_quotes_backslashes_newlines),
+        cmocka_unit_test(test_prom_label_replaces_nul_and_bytes_that_are_not_utf8),
         cmocka_unit_test(test_text_printf_grows_past_its_stack_buffer),
         cmocka_unit_test(test_hist_buckets_take_their_upper_bound),
         cmocka_unit_test(test_hist_text_is_cumulative_and_counts_add_up),

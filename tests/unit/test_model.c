@@ -786,6 +786,171 @@ static void test_model_config_comes_from_the_environment(void **state) {
     unsetenv("OPENAI_API_KEY");
 }
 
+/* ---- real servers' ways (issue 10) ---- */
+
+/* llama.cpp's server closes the connection with the last chunk of every streamed reply
+ * though its head promised keep-alive. The figure: requests sent against model calls over
+ * 100 calls. The server counts what came on a connection it had closed ("wasted"), so a
+ * request written into a dead connection shows; the client must notice the close first. */
+static int close_after_body(void *arg, void **result) {
+    (void)arg, (void)result;
+    server_reset();
+    agt_model_t *m = backend("close-after");
+    for (int i = 0; i < 100; i++) {
+        agt_model_request_t q = hello();
+        deltas_t d = {0};
+        q.on_delta = on_delta;
+        q.ctx = &d;
+        agt_model_response_t r;
+        assert_int_equal(agt_model_generate(m, &q, &r, act_deadline_in(10000)), 0);
+        assert_string_equal(r.text, "ok");
+        agt_model_response_free(&r);
+    }
+    int sent = server_stat("close-after", "requests") + server_stat("close-after", "wasted");
+    printf("close-after: 100 model calls, %d requests sent (%d into closed connections)\n", sent,
+           server_stat("close-after", "wasted"));
+    assert_int_equal(server_stat("close-after", "wasted"), 0);
+    assert_int_equal(sent, 100);
+    agt_model_destroy(&m);
+    return 0;
+}
+
+static void test_model_keepalive_connection_the_server_closed_is_never_written_into(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(close_after_body, NULL, 0), 0);
+}
+
+/* An error object inside a stream is coded by its type like the HTTP status would be: a
+ * rate limit is retried by the guard (and then answers), a refused key is not. */
+static int stream_error_kinds_body(void *arg, void **result) {
+    (void)arg, (void)result;
+    static const struct {
+        const char *model;
+        int code, requests;
+    } cases[] = {
+        {"stream-err-rate_limit_error", 0, 2}, /* retried, then the text */
+        {"stream-err-authentication_error", AGT_EMODEL_UNAUTHORIZED, 1},
+        {"stream-err-invalid_request_error", AGT_EMODEL_BAD_REQUEST, 1},
+        {"stream-err-server_error", 0, 2},
+    };
+    server_reset();
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        agt_model_t *g = NULL;
+        agt_guard_opts_t o = fast_opts();
+        assert_int_equal(agt_guard_new(&g, backend(cases[i].model), NULL, &o), 0);
+        agt_model_request_t q = hello();
+        deltas_t d = {0};
+        q.on_delta = on_delta;
+        q.ctx = &d;
+        agt_model_response_t r;
+        int rc = agt_model_generate(g, &q, &r, act_deadline_in(10000));
+        if (rc != cases[i].code) fail_msg("%s: %s (%s)", cases[i].model, agt_model_err_code(rc),
+                                          r.error);
+        if (rc) assert_non_null(strstr(r.error, cases[i].model + strlen("stream-err-")));
+        assert_int_equal(server_stat(cases[i].model, "requests"), cases[i].requests);
+        agt_model_response_free(&r);
+        agt_model_destroy(&g);
+    }
+    return 0;
+}
+
+static void test_model_in_stream_error_is_coded_by_its_type(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(stream_error_kinds_body, NULL, 0), 0);
+}
+
+/* Requests ask for identity; a compressed reply is refused with a clear error. */
+static int encoding_body(void *arg, void **result) {
+    (void)arg, (void)result;
+    server_reset();
+    agt_model_t *m = backend("identity");
+    agt_model_request_t q = hello();
+    agt_model_response_t r;
+    assert_int_equal(agt_model_generate(m, &q, &r, act_deadline_in(10000)), 0);
+    assert_string_equal(r.text, "asked identity");
+    agt_model_response_free(&r);
+    agt_model_destroy(&m);
+    agt_model_t *g = NULL;
+    agt_guard_opts_t o = fast_opts();
+    assert_int_equal(agt_guard_new(&g, backend("gzip"), NULL, &o), 0);
+    assert_int_equal(agt_model_generate(g, &q, &r, act_deadline_in(10000)),
+                     AGT_EMODEL_BAD_RESPONSE);
+    assert_non_null(strstr(r.error, "Content-Encoding gzip"));
+    assert_int_equal(server_stat("gzip", "requests"), 1); /* not retried */
+    agt_model_destroy(&g);
+    return 0;
+}
+
+static void test_model_compressed_reply_is_refused_and_identity_asked(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(encoding_body, NULL, 0), 0);
+}
+
+/* finish_reason length / content_filter: the call returns the partial answer, and
+ * agt_model_finish_check says it is cut (streamed and not, text and tool calls). */
+static int cut_body(void *arg, void **result) {
+    (void)arg, (void)result;
+    server_reset();
+    static const struct {
+        const char *model;
+        bool stream;
+        int check;
+        const char *text;
+        size_t calls;
+    } cases[] = {
+        {"cut", false, AGT_EMODEL_TRUNCATED, "The answer is", 0},
+        {"cut", true, AGT_EMODEL_TRUNCATED, "The answer is", 0},
+        {"cut-filtered", true, AGT_EMODEL_FILTERED, "The answer is", 0},
+        {"cut-tool", true, AGT_EMODEL_TRUNCATED, "", 1},
+        {"cut-tool", false, AGT_EMODEL_TRUNCATED, "<tool_call>", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        agt_model_t *m = backend(cases[i].model);
+        agt_model_request_t q = hello();
+        deltas_t d = {0};
+        if (cases[i].stream) q.on_delta = on_delta, q.ctx = &d;
+        agt_model_response_t r;
+        assert_int_equal(agt_model_generate(m, &q, &r, act_deadline_in(10000)), 0);
+        assert_int_equal(agt_model_finish_check(&r), cases[i].check);
+        assert_true(strncmp(r.text, cases[i].text, strlen(cases[i].text)) == 0);
+        assert_int_equal(r.n_tool_calls, cases[i].calls);
+        agt_model_response_free(&r);
+        agt_model_destroy(&m);
+    }
+    agt_model_response_t whole = {.finish_reason = "stop"};
+    assert_int_equal(agt_model_finish_check(&whole), 0);
+    whole.finish_reason = NULL;
+    assert_int_equal(agt_model_finish_check(&whole), 0);
+    return 0;
+}
+
+static void test_model_cut_answers_are_reported_by_finish_check(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(cut_body, NULL, 0), 0);
+}
+
+static size_t slen(const char *s) { return s ? strlen(s) : 0; }
+
+static void test_error_kind_maps_types_and_codes_like_statuses(void **state) {
+    (void)state;
+#define KIND(t, c, n) agt_model_error_kind(t, slen(t), c, slen(c), n)
+    assert_int_equal(KIND("rate_limit_error", NULL, -1), AGT_EMODEL_RATE_LIMITED);
+    assert_int_equal(KIND(NULL, "insufficient_quota", -1), AGT_EMODEL_RATE_LIMITED);
+    assert_int_equal(KIND(NULL, NULL, 429), AGT_EMODEL_RATE_LIMITED);
+    assert_int_equal(KIND("authentication_error", NULL, -1), AGT_EMODEL_UNAUTHORIZED);
+    assert_int_equal(KIND("permission_error", NULL, -1), AGT_EMODEL_UNAUTHORIZED);
+    assert_int_equal(KIND(NULL, NULL, 401), AGT_EMODEL_UNAUTHORIZED);
+    assert_int_equal(KIND("invalid_request_error", NULL, -1), AGT_EMODEL_BAD_REQUEST);
+    assert_int_equal(KIND("exceed_context_size_error", NULL, 400), AGT_EMODEL_BAD_REQUEST);
+    assert_int_equal(KIND(NULL, NULL, 404), AGT_EMODEL_BAD_REQUEST);
+    assert_int_equal(KIND("server_error", NULL, 500), AGT_EMODEL_UNAVAILABLE);
+    assert_int_equal(KIND("overloaded_error", NULL, -1), AGT_EMODEL_UNAVAILABLE);
+    assert_int_equal(KIND(NULL, NULL, -1), AGT_EMODEL_UNAVAILABLE);
+    assert_string_equal(agt_model_err_code(AGT_EMODEL_TRUNCATED), "model_truncated");
+    assert_string_equal(agt_model_err_code(AGT_EMODEL_FILTERED), "model_filtered");
+#undef KIND
+}
+
 static void test_retry_after_reads_seconds_and_http_dates(void **state) {
     (void)state;
     time_t now = 1700000000; /* Tue, 14 Nov 2023 22:13:20 GMT */
@@ -818,6 +983,11 @@ int main(void) {
         cmocka_unit_test(test_model_refused_key_and_dead_server_are_reported),
         cmocka_unit_test(test_model_config_comes_from_the_environment),
         cmocka_unit_test(test_retry_after_reads_seconds_and_http_dates),
+        cmocka_unit_test(test_model_keepalive_connection_the_server_closed_is_never_written_into),
+        cmocka_unit_test(test_model_in_stream_error_is_coded_by_its_type),
+        cmocka_unit_test(test_model_compressed_reply_is_refused_and_identity_asked),
+        cmocka_unit_test(test_model_cut_answers_are_reported_by_finish_check),
+        cmocka_unit_test(test_error_kind_maps_types_and_codes_like_statuses),
     };
     return cmocka_run_group_tests(tests, start_server, stop_server);
 }

@@ -52,6 +52,7 @@ static int mock_generate(agt_model_t *m, const agt_model_request_t *req, agt_mod
     }
     out->text = strdup("ok");
     out->text_len = 2;
+    out->usage = (agt_usage_t){5, 3, 8};
     return out->text ? 0 : ACT_ENOMEM;
 }
 
@@ -483,7 +484,9 @@ static void test_guard_holds_the_concurrency_limit(void **state) {
 
 typedef struct budget {
     int acquired, released;
-    int refuse; /* code acquire returns, 0 grants */
+    int refuse;      /* code acquire returns, 0 grants */
+    int64_t tokens;  /* reported with the releases */
+    int unknown;     /* releases without tokens */
 } budget_t;
 
 static int budget_acquire(void *ctx, const char *backend, int64_t deadline) {
@@ -495,9 +498,14 @@ static int budget_acquire(void *ctx, const char *backend, int64_t deadline) {
     return 0;
 }
 
-static void budget_release(void *ctx, const char *backend) {
+static void budget_release(void *ctx, const char *backend, int64_t tokens) {
     (void)backend;
-    ((budget_t *)ctx)->released++;
+    budget_t *b = ctx;
+    b->released++;
+    if (tokens > 0)
+        b->tokens += tokens;
+    else
+        b->unknown++;
 }
 
 static int budget_body(void *arg, void **result) {
@@ -513,6 +521,8 @@ static int budget_body(void *arg, void **result) {
     agt_model_response_free(&r);
     assert_int_equal(b.acquired, 3); /* once per request, retries included */
     assert_int_equal(b.released, 3);
+    assert_int_equal(b.tokens, 8); /* the answer's usage goes back with its permit... */
+    assert_int_equal(b.unknown, 2); /* ...the failures reported none */
     b.refuse = ACT_ETIMEDOUT;
     assert_int_equal(call(g, -1, &r), ACT_ETIMEDOUT);
     assert_int_equal(k->calls, 3); /* refused: no request */

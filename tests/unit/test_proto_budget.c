@@ -19,17 +19,22 @@ static int decode_buf(void) {
 static void test_budget_announcement_round_trips(void **state) {
     (void)state;
     proto_buf_init(&buf);
-    assert_int_equal(proto_enc_budget(&buf, 4, 2.5, 3), 0);
+    assert_int_equal(proto_enc_budget(&buf, 4, 2.5, 3, 0), 0);
     assert_int_equal(decode_buf(), 0);
     assert_int_equal(m.type, PROTO_BUDGET);
     assert_int_equal(m.model_concurrency, 4);
     assert_true(fabs(m.model_rps - 2.5) < 1e-12);
     assert_int_equal(m.model_burst, 3);
     /* An integral rate travels as an integer and reads back the same. */
-    assert_int_equal(proto_enc_budget(&buf, 0, 20, 1), 0);
+    assert_int_equal(proto_enc_budget(&buf, 0, 20, 1, 0), 0);
     assert_int_equal(decode_buf(), 0);
     assert_int_equal(m.model_concurrency, 0);
     assert_true(m.model_rps == 20.0);
+    assert_int_equal(m.model_tpm, 0);
+    /* A token budget: model_tpm, absent when 0. */
+    assert_int_equal(proto_enc_budget(&buf, 0, 0, 1, 90000), 0);
+    assert_int_equal(decode_buf(), 0);
+    assert_int_equal(m.model_tpm, 90000);
     proto_buf_free(&buf);
 }
 
@@ -54,10 +59,14 @@ static void test_budget_dialog_encoders_round_trip(void **state) {
     assert_true(proto_str_eq(m.code, "overloaded"));
     assert_true(proto_str_eq(m.message, "too many waiting"));
 
-    assert_int_equal(proto_enc_budget_release(&buf, proto_str_of("other")), 0);
+    assert_int_equal(proto_enc_budget_release(&buf, proto_str_of("other"), 0), 0);
     assert_int_equal(decode_buf(), 0);
     assert_int_equal(m.type, PROTO_BUDGET_RELEASE);
     assert_true(proto_str_eq(m.backend, "other"));
+    assert_int_equal(m.tokens, 0);
+    assert_int_equal(proto_enc_budget_release(&buf, proto_str_of("other"), 1234), 0);
+    assert_int_equal(decode_buf(), 0);
+    assert_int_equal(m.tokens, 1234);
 
     assert_int_equal(proto_enc_budget_cancel(&buf, UINT64_MAX), 0);
     assert_int_equal(decode_buf(), 0);

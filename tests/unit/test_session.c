@@ -345,6 +345,23 @@ static void test_append_numbers_events_and_get_returns_the_newest(void **state) 
     brk_session_free(&s);
 }
 
+static void test_updated_ms_never_goes_before_created_ms(void **state) {
+    fx_t *f = fixture(state);
+    create(f, "s", "app", "u", NULL); /* at 1000 */
+    brk_sess_event_t ev = event("e", "agent", "{}");
+    /* The wall clock set back two hours: the session was not updated before it was made. */
+    assert_int_equal(brk_store_append(f->st, S("s"), &ev, no_raw, 1000 - 7200000, NULL, &err),
+                     0);
+    brk_session_t *s = get(f, "s", 1);
+    assert_int_equal(s->created_ms, 1000);
+    assert_int_equal(s->updated_ms, 1000);
+    brk_session_free(&s);
+    assert_int_equal(brk_store_append(f->st, S("s"), &ev, no_raw, 4000, NULL, &err), 0);
+    s = get(f, "s", 1);
+    assert_int_equal(s->updated_ms, 4000);
+    brk_session_free(&s);
+}
+
 static void test_append_to_unknown_session_is_not_found(void **state) {
     fx_t *f = fixture(state);
     brk_sess_event_t ev = event("e", "user", "1");
@@ -941,6 +958,7 @@ int main(void) {
         T3(test_get_or_create_creates_once),
         T3(test_append_numbers_events_and_get_returns_the_newest),
         T3(test_append_to_unknown_session_is_not_found),
+        T3(test_updated_ms_never_goes_before_created_ms),
         T3(test_get_stops_at_max_get_bytes_keeping_the_newest),
         T3(test_delta_sets_keys_and_nil_deletes),
         T3(test_delta_applies_keys_in_map_order),

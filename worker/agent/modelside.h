@@ -73,14 +73,20 @@ typedef struct agt_mcp_tool {
  * stops. Errors: ACT_ENOENT (no such server in the config), ACT_ECLOSED (it is not running). */
 int agt_toolset_tools(agt_rt_t *rt, const char *server, const agt_mcp_tool_t **tools,
                       size_t *n, int64_t *timeout_ms);
-/* Calls a tool of server with args (one msgpack map, NULL: {}), until deadline. On 0,
- * *result is the result: the text of its content when that is all it has, else the result
- * object; *is_error says the tool reported failure. err gets a message on every failure.
- * Returns: 0. Errors: ACT_ECLOSED, ACT_ETIMEDOUT, ACT_ECANCELED, ACT_EINVAL, ACT_ENOMEM,
- * the MCP client's codes (mcp.h). */
+/* Calls a tool of server with args (one msgpack map, NULL: {}), until deadline; a server
+ * that crashed is restarted first when its backoff has passed (mcp_toolsets.c). On 0,
+ * *result is what the model reads, each thing once: the text of its content when that is
+ * all it has; with structuredContent, that text when it is the structured content's JSON,
+ * else the structured content; a result with other content, the whole result object.
+ * *is_error says the tool reported failure. err gets a message on every failure.
+ * Returns: 0. Errors: ACT_ECLOSED (the server is down: in its restart backoff, restarting,
+ * given up, never started; at once, never waiting), ACT_ETIMEDOUT, ACT_ECANCELED,
+ * ACT_EINVAL, ACT_ENOMEM, the MCP client's codes (mcp.h). */
 int agt_toolset_call(agt_rt_t *rt, const char *server, const char *tool, const uint8_t *args,
                      size_t args_n, proto_buf_t *result, bool *is_error, char *err,
                      size_t errcap, int64_t deadline);
+/* Successful restarts of server after crashes (0 for an unknown server), for tests. */
+uint64_t agt_toolset_restarts(agt_rt_t *rt, const char *server);
 
 /* ---- small helpers (tools.c) ---- */
 

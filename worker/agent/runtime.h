@@ -117,6 +117,14 @@ agt_rt_t *agt_rt_of(abp_ctx_t *ctx);
 const agt_def_t *agt_current(abp_ctx_t *ctx);
 /* Emits an event as the current agent (as api->emit_event). */
 int agt_emit(abp_ctx_t *ctx, const abp_event_t *ev);
+/* What the LLM agent's events carry beyond a plugin's (proto/PROTOCOL.md "Agent events"). */
+typedef struct agt_event_extra {
+    const agt_usage_t *usage;   /* "usage_metadata": one model call's tokens (-1: unknown);
+                                   also added to the invocation's sum. NULL: none */
+    bool with_sum;              /* "invocation_usage": the invocation's sum so far */
+} agt_event_extra_t;
+/* agt_emit with x (NULL: as agt_emit). Errors: as agt_emit. */
+int agt_emit_ex(abp_ctx_t *ctx, const abp_event_t *ev, const agt_event_extra_t *x);
 /* The state as this invocation sees it: one msgpack map (empty map when no session).
  * Ownership: valid until the next agt_emit or wait (agt_call_event applies sub-invocations'
  * deltas while the job waits). */

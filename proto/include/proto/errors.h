@@ -18,7 +18,9 @@
     X(EMODEL_UNAVAILABLE, -4202, "model_unavailable", "model server failed or unreachable")  \
     X(EMODEL_BAD_RESPONSE, -4203, "model_bad_response", "model server's answer not understood") \
     X(EMODEL_BAD_REQUEST, -4204, "model_bad_request", "model server refused the request")    \
-    X(EMODEL_UNAUTHORIZED, -4205, "model_unauthorized", "model server refused the credentials")
+    X(EMODEL_UNAUTHORIZED, -4205, "model_unauthorized", "model server refused the credentials") \
+    X(EMODEL_TRUNCATED, -4206, "model_truncated", "model's answer was cut by its token limit") \
+    X(EMODEL_FILTERED, -4207, "model_filtered", "model's answer was cut by a content filter")
 
 #define PROTO_MCP_ERRORS(X)                                                                   \
     X(ESERVER_EXITED, -4301, "mcp_server_exited", "MCP server exited")                       \

@@ -40,7 +40,9 @@ void proto_http_response(proto_buf_t *o, int status, const char *content_type,
 
 /* Appends printf-formatted text to o (no NUL). */
 void proto_text_printf(proto_buf_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s[0..n) as a Prometheus label value (\\, \" and \n escaped; invalid bytes kept). */
+/* Appends s[0..n) as a Prometheus label value: \\, \" and \n escaped, and each NUL or byte
+ * that does not start well-formed UTF-8 written as U+FFFD, so the text stays parseable and
+ * can be held in a C string. */
 void proto_prom_label(proto_buf_t *o, const char *s, size_t n);
 /* Appends "# HELP name help\n# TYPE name type\n". */
 void proto_prom_family(proto_buf_t *o, const char *name, const char *type, const char *help);

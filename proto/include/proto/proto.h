@@ -79,6 +79,15 @@ typedef enum proto_type {
 } proto_type_t;
 #define PROTO_TYPE_LAST PROTO_BUDGET_CANCEL
 
+/* The longest timeout_ms the broker and the worker honour (2^40 ms, about 34 years): a
+ * larger one is treated as this, so that now + timeout_ms cannot overflow a deadline. */
+#define PROTO_TIMEOUT_MAX_MS (INT64_C(1) << 40)
+
+/* ms held to 0..PROTO_TIMEOUT_MAX_MS; a negative ms (absent) stays as it is. */
+static inline int64_t proto_timeout_clamp(int64_t ms) {
+    return ms > PROTO_TIMEOUT_MAX_MS ? PROTO_TIMEOUT_MAX_MS : ms;
+}
+
 /* A decoded message. Which fields are set depends on the type; the decoder checks that the
  * REQUIRED ones of each type are present and well typed (proto/PROTOCOL.md, "Field types").
  * Fields not used by the type are zero. An OPTIONAL field sent as nil counts as absent. */
@@ -125,6 +134,8 @@ typedef struct proto_msg {
     uint64_t model_concurrency; /* budget: permits per backend (0: no limit) */
     double model_rps;        /* budget: grants per second per backend (0: no limit) */
     uint64_t model_burst;    /* budget: grants at once after a pause (0 if absent) */
+    uint64_t model_tpm;      /* budget: tokens per minute per backend (0: absent, no limit) */
+    uint64_t tokens;         /* budget.release: tokens the request used (0 if absent) */
 } proto_msg_t;
 
 /* Validates and decodes one message. Unknown fields are ignored (forward compatibility); a
@@ -284,11 +295,13 @@ int proto_enc_tasks_reply_begin(proto_buf_t *b, uint64_t job);
 /* The model budget (proto/PROTOCOL.md, "Model budget"): the broker's announcement after
  * `ready` (rps 0: none), and the permit dialog. deny's code is "overloaded", "cancelled" or
  * "bad_request". */
-int proto_enc_budget(proto_buf_t *b, uint64_t concurrency, double rps, uint64_t burst);
+int proto_enc_budget(proto_buf_t *b, uint64_t concurrency, double rps, uint64_t burst,
+                     uint64_t tpm); /* tpm 0: model_tpm not sent */
 int proto_enc_budget_acquire(proto_buf_t *b, uint64_t req, proto_str_t backend);
 int proto_enc_budget_grant(proto_buf_t *b, uint64_t req);
 int proto_enc_budget_deny(proto_buf_t *b, uint64_t req, const char *code, const char *message);
-int proto_enc_budget_release(proto_buf_t *b, proto_str_t backend);
+/* tokens: what the request used (0: unknown or none; not sent). */
+int proto_enc_budget_release(proto_buf_t *b, proto_str_t backend, uint64_t tokens);
 int proto_enc_budget_cancel(proto_buf_t *b, uint64_t req);
 /* Starts a `result` whose output the caller packs next (exactly one value) with
  * msgpack_pack_* on b->pk: for outputs built in place rather than copied. Resets b.

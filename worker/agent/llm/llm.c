@@ -138,7 +138,7 @@ static int fill_instruction(abp_ctx_t *ctx, const char *tmpl, conv_t *c, const c
     return rc;
 }
 
-/* ---- history: the session's earlier turns, as text ---- */
+/* ---- history: the session's earlier turns, as messages ---- */
 
 /* The text parts of an event's content, joined; NULL when there are none. */
 static char *event_text(conv_t *c, const proto_val_t *ev) {
@@ -164,38 +164,147 @@ static char *event_text(conv_t *c, const proto_val_t *ev) {
     return s;
 }
 
-/* One stored event: the user's words, this agent's answers, and what other agents said (as
- * context, the way ADK shows them). Function calls and responses of past turns are left out:
- * a window cut between a call and its response is a request servers refuse. */
-static void history_one(conv_t *c, const agt_def_t *def, const char *inv, const proto_val_t *e) {
-    proto_val_t v, ev, author;
-    if (proto_val_map_get(e, "invocation", &v) == 1 && proto_val_str_eq(&v, inv)) return;
-    if (proto_val_map_get(e, "event", &ev) != 1 || ev.type != PROTO_V_MAP) return;
-    if (proto_val_map_get(&ev, "partial", &v) == 1 && v.type == PROTO_V_BOOL && v.b) return;
-    if (proto_val_map_get(&ev, "author", &author) != 1 || author.type != PROTO_V_STR) return;
-    char *text = event_text(c, &ev);
+/* The i-th part of an event's content that holds key (function_call, function_response);
+ * returns 1 with *out = that part's value, 0 when there is none. */
+static int nth_part(const proto_val_t *ev, const char *key, size_t i, proto_val_t *out) {
+    proto_val_t content, parts, part;
+    if (proto_val_map_get(ev, "content", &content) != 1 ||
+        proto_val_map_get(&content, "parts", &parts) != 1 || parts.type != PROTO_V_ARRAY)
+        return 0;
+    size_t cur = 0, k = 0;
+    while (proto_val_next(&parts, &cur, &part) == 1)
+        if (proto_val_map_get(&part, key, out) == 1 && out->type == PROTO_V_MAP && k++ == i)
+            return 1;
+    return 0;
+}
+
+/* A stored event as history reads it: NULL-free fields, or ok false (partial, the current
+ * invocation's, no author: not history). */
+typedef struct hist {
+    proto_val_t ev, inv, author;
+    bool ok;
+} hist_t;
+
+static void hist_read(hist_t *h, const char *inv, const proto_val_t *e) {
+    proto_val_t v;
+    memset(h, 0, sizeof(*h));
+    if (e->type != PROTO_V_MAP || proto_val_map_get(e, "event", &h->ev) != 1 ||
+        h->ev.type != PROTO_V_MAP)
+        return;
+    if (proto_val_map_get(e, "invocation", &h->inv) == 1 && proto_val_str_eq(&h->inv, inv))
+        return;
+    if (proto_val_map_get(&h->ev, "partial", &v) == 1 && v.type == PROTO_V_BOOL && v.b) return;
+    h->ok = proto_val_map_get(&h->ev, "author", &h->author) == 1 &&
+            h->author.type == PROTO_V_STR;
+}
+
+static bool same_str(const proto_val_t *a, const proto_val_t *b) {
+    return a->type == PROTO_V_STR && b->type == PROTO_V_STR && a->len == b->len &&
+           memcmp(a->data, b->data, a->len) == 0;
+}
+
+/* The response to call id among the events after h[i] of its invocation, before that agent's
+ * next model turn (ids repeat from turn to turn). Returns 1 with *resp, 0 when none. */
+static int find_response(const hist_t *h, size_t n, size_t i, const proto_val_t *id,
+                         proto_val_t *resp) {
+    proto_val_t fr, rid, tmp;
+    for (size_t j = i + 1; j < n; j++) {
+        if (!h[j].ok || !same_str(&h[j].inv, &h[i].inv) || !same_str(&h[j].author, &h[i].author))
+            continue;
+        if (nth_part(&h[j].ev, "function_call", 0, &tmp)) return 0; /* the next turn */
+        for (size_t k = 0; nth_part(&h[j].ev, "function_response", k, &fr); k++)
+            if (proto_val_map_get(&fr, "id", &rid) == 1 && same_str(&rid, id) &&
+                proto_val_map_get(&fr, "response", resp) == 1)
+                return 1;
+    }
+    return 0;
+}
+
+/* One of this agent's past model turns with function calls: the assistant message with the
+ * calls that have a response in the window, then one tool message per call, as pairs (a
+ * call without its response, or a response without its call, is a request servers refuse:
+ * a window cut through a pair drops its half). */
+static void history_calls(conv_t *c, const hist_t *h, size_t n, size_t i) {
+    proto_val_t fc, id, name, args, resp;
+    size_t total = 0;
+    while (nth_part(&h[i].ev, "function_call", total, &fc)) total++;
+    agt_tool_call_t *calls = conv_keep(c, calloc(total, sizeof(*calls)));
+    proto_val_t *resps = calloc(total, sizeof(*resps));
+    size_t kept = 0;
+    for (size_t k = 0; calls && resps && k < total; k++) {
+        nth_part(&h[i].ev, "function_call", k, &fc);
+        if (proto_val_map_get(&fc, "id", &id) != 1 || id.type != PROTO_V_STR ||
+            proto_val_map_get(&fc, "name", &name) != 1 || name.type != PROTO_V_STR ||
+            !find_response(h, n, i, &id, &resps[kept]))
+            continue;
+        agt_tool_call_t *t = &calls[kept++];
+        t->id = conv_strndup(c, (const char *)id.data, id.len);
+        t->name = conv_strndup(c, (const char *)name.data, name.len);
+        if (proto_val_map_get(&fc, "args", &args) == 1 && args.type == PROTO_V_MAP) {
+            uint8_t *a = conv_keep(c, malloc(args.raw_n));
+            if (a) memcpy(a, args.raw, args.raw_n);
+            t->args = a, t->args_len = args.raw_n;
+        } else {
+            t->arguments = "{}";
+        }
+    }
+    if (!resps) c->failed = true;
+    char *text = event_text(c, &h[i].ev);
+    if (kept || text) {
+        agt_message_t *m = conv_add(c, AGT_ROLE_ASSISTANT, text);
+        if (m && kept) m->tool_calls = calls, m->n_tool_calls = kept;
+    }
+    for (size_t k = 0; k < kept; k++) {
+        resp = resps[k];
+        const char *rt = value_text(c, &resp);
+        agt_message_t *m = conv_add(c, AGT_ROLE_TOOL, rt ? rt : "null");
+        if (m) m->tool_call_id = calls[k].id;
+    }
+    free(resps);
+}
+
+/* One stored event: the user's words, this agent's answers and its function calls with
+ * their responses (paired, as ADK keeps them), and what other agents said (as context, the
+ * way ADK shows them). */
+static void history_one(conv_t *c, const agt_def_t *def, const hist_t *h, size_t n, size_t i) {
+    proto_val_t tmp;
+    const proto_val_t *author = &h[i].author;
+    if (!h[i].ok || nth_part(&h[i].ev, "function_response", 0, &tmp)) return; /* with its call */
+    if (proto_val_str_eq(author, def->name) && nth_part(&h[i].ev, "function_call", 0, &tmp)) {
+        history_calls(c, h, n, i);
+        return;
+    }
+    char *text = event_text(c, &h[i].ev);
     if (!text) return;
-    if (proto_val_str_eq(&author, "user")) {
+    if (proto_val_str_eq(author, "user")) {
         conv_add(c, AGT_ROLE_USER, text);
-    } else if (proto_val_str_eq(&author, def->name)) {
+    } else if (proto_val_str_eq(author, def->name)) {
         conv_add(c, AGT_ROLE_ASSISTANT, text);
     } else {
-        size_t n = author.len + strlen(text) + 32;
-        char *s = conv_keep(c, malloc(n));
-        if (s) snprintf(s, n, "For context: [%.*s] said: %s", (int)author.len,
-                        (const char *)author.data, text);
+        size_t len = author->len + strlen(text) + 32;
+        char *s = conv_keep(c, malloc(len));
+        if (s) snprintf(s, len, "For context: [%.*s] said: %s", (int)author->len,
+                        (const char *)author->data, text);
         if (s) conv_add(c, AGT_ROLE_USER, s);
     }
 }
 
 static void add_history(abp_ctx_t *ctx, conv_t *c, const agt_def_t *def) {
-    proto_raw_t h = agt_history(ctx);
+    proto_raw_t raw = agt_history(ctx);
     proto_val_t arr, e;
-    if (!h.n || proto_val_read(h.p, h.n, &arr) || arr.type != PROTO_V_ARRAY) return;
+    if (!raw.n || proto_val_read(raw.p, raw.n, &arr) || arr.type != PROTO_V_ARRAY || !arr.len)
+        return;
     const char *inv = agt_invocation_id(ctx);
-    size_t cur = 0;
-    while (proto_val_next(&arr, &cur, &e) == 1)
-        if (e.type == PROTO_V_MAP) history_one(c, def, inv ? inv : "", &e);
+    hist_t *h = calloc(arr.len, sizeof(*h));
+    if (!h) {
+        c->failed = true;
+        return;
+    }
+    size_t cur = 0, n = 0;
+    while (n < arr.len && proto_val_next(&arr, &cur, &e) == 1)
+        hist_read(&h[n++], inv ? inv : "", &e);
+    for (size_t i = 0; i < n; i++) history_one(c, def, h, n, i);
+    free(h);
 }
 
 
@@ -205,6 +314,9 @@ typedef struct answer {
     char *text;
     agt_tool_call_t *calls; /* every string and args malloc'd (as a response owns them) */
     size_t n;
+    int cut;           /* agt_model_finish_check: the model was stopped mid-answer */
+    bool has_usage;    /* usage is the model's (a callback's answer has none) */
+    agt_usage_t usage; /* this call's tokens */
 } answer_t;
 
 static void answer_free(answer_t *a) {
@@ -214,6 +326,9 @@ static void answer_free(answer_t *a) {
 }
 
 static void answer_take(answer_t *a, agt_model_response_t *r) {
+    a->cut = agt_model_finish_check(r);
+    a->has_usage = true;
+    a->usage = r->usage;
     a->text = r->text;
     a->calls = r->tool_calls;
     a->n = r->n_tool_calls;
@@ -403,7 +518,8 @@ static int emit_calls(run_t *r, const answer_t *a) {
     }
     abp_event_t ev = {.text = a->text && a->text[0] ? a->text : NULL, .parts = b.p,
                       .parts_n = b.n};
-    int rc = b.failed ? ACT_ENOMEM : agt_emit(r->ctx, &ev);
+    agt_event_extra_t x = {.usage = a->has_usage ? &a->usage : NULL};
+    int rc = b.failed ? ACT_ENOMEM : agt_emit_ex(r->ctx, &ev, &x);
     proto_buf_free(&b);
     return rc;
 }
@@ -443,6 +559,14 @@ static int emit_response(run_t *r, const agt_tool_call_t *t, const agt_call_out_
 
 /* ---- one model call, between its callbacks ---- */
 
+/* The host's token counters (its /metrics), by agent and configured model. */
+static void count_tokens(run_t *r, const agt_usage_t *u) {
+    uint64_t p = u->prompt_tokens > 0 ? (uint64_t)u->prompt_tokens : 0;
+    uint64_t c = u->completion_tokens > 0 ? (uint64_t)u->completion_tokens : 0;
+    if (agt__host->tokens && (p || c))
+        agt__host->tokens(r->ctx, r->def->llm.model ? r->def->llm.model : "default", p, c);
+}
+
 static int ask_model(run_t *r, answer_t *a) {
     abp_pack_t *cb = agt_pack_new();
     proto_buf_t req;
@@ -478,6 +602,7 @@ static int ask_model(run_t *r, answer_t *a) {
     if (!r->def->llm.no_stream) q.on_delta = emit_text_delta, q.ctx = r;
     agt_model_response_t resp;
     rc = agt_model_generate(r->model, &q, &resp, -1);
+    count_tokens(r, &resp.usage); /* a failed call may have been billed too */
     if (rc) snprintf(r->err, sizeof r->err, "%s", resp.error);
     else answer_take(a, &resp);
     agt_model_response_free(&resp);
@@ -617,7 +742,8 @@ static int run_calls(run_t *r, answer_t *a) {
 
 /* ---- the run ---- */
 
-static int final_answer(run_t *r, const char *text) {
+static int final_answer(run_t *r, const answer_t *a) {
+    const char *text = a->text ? a->text : "";
     proto_buf_t delta, out;
     proto_buf_init(&delta);
     proto_buf_init(&out);
@@ -628,8 +754,9 @@ static int final_answer(run_t *r, const char *text) {
     }
     abp_event_t ev = {.text = text, .final = true, .state_delta = delta.n ? delta.p : NULL,
                       .state_delta_n = delta.n};
+    agt_event_extra_t x = {.usage = a->has_usage ? &a->usage : NULL, .with_sum = true};
     proto_pack_cstr(&out, text);
-    int rc = delta.failed || out.failed ? ACT_ENOMEM : agt_emit(r->ctx, &ev);
+    int rc = delta.failed || out.failed ? ACT_ENOMEM : agt_emit_ex(r->ctx, &ev, &x);
     if (rc == ABP_EAGAIN) rc = 0; /* the output still answers the query */
     if (!rc) rc = agt__host->api->set_output(r->ctx, out.p, out.n);
     proto_buf_free(&delta);
@@ -694,6 +821,25 @@ static int run_failed(run_t *r, int rc, const char *code) {
     return rc < 0 ? rc : ACT_EINVAL;
 }
 
+/* The model stopped mid-answer (its token limit, a content filter): the invocation ends with
+ * model_truncated / model_filtered, after an error event that keeps the partial text (it was
+ * streamed already, or is raw markup of a cut tool call) and the call's usage. */
+static int cut_answer(run_t *r, const answer_t *a) {
+    const char *code = agt_model_err_code(a->cut);
+    char msg[384];
+    snprintf(msg, sizeof msg, "agent %s: %s (finish_reason %s)%s", r->def->name,
+             agt_model_strerror(a->cut), a->cut == AGT_EMODEL_TRUNCATED ? "length" :
+             "content_filter", a->n ? "; its tool calls were not run" : "");
+    act_log(ACT_LOG_WARN, "llm_cut", "agent=%s code=%s calls=%zu text_bytes=%zu", r->def->name,
+            code, a->n, a->text ? strlen(a->text) : 0);
+    abp_event_t ev = {.text = a->text && a->text[0] ? a->text : NULL, .error_code = code,
+                      .error_message = msg};
+    agt_event_extra_t x = {.usage = a->has_usage ? &a->usage : NULL, .with_sum = true};
+    agt_emit_ex(r->ctx, &ev, &x);
+    agt__host->api->fail(r->ctx, code, msg);
+    return a->cut;
+}
+
 static int steps(run_t *r) {
     int max = r->def->llm.max_steps > 0 ? r->def->llm.max_steps : AGT_DEFAULT_MAX_STEPS;
     for (int step = 0; step < max; step++) {
@@ -704,8 +850,13 @@ static int steps(run_t *r) {
             answer_free(&a);
             return run_failed(r, rc, r->cb_failed ? "callback_failed" : agt_model_err_code(rc));
         }
+        if (a.cut) { /* never a result, and its calls (maybe cut mid-arguments) never run */
+            rc = cut_answer(r, &a);
+            answer_free(&a);
+            return rc;
+        }
         if (!a.n) {
-            rc = final_answer(r, a.text ? a.text : "");
+            rc = final_answer(r, &a);
             answer_free(&a);
             return rc;
         }

@@ -42,7 +42,7 @@ struct agt_budget {
 };
 
 static int acquire(void *ctx, const char *backend, int64_t deadline);
-static void release(void *ctx, const char *backend);
+static void release(void *ctx, const char *backend, int64_t tokens);
 
 int agt_budget_new(agt_budget_t **out, agt_budget_send_fn send, void *ctx) {
     if (!out || !send) return ACT_EINVAL;
@@ -153,7 +153,7 @@ static int wait_answer(agt_budget_t *b, waiter_t *w, const char *backend, int64_
         forget(b, w->req, backend);
         return rc;
     }
-    if (w->rc == 0 && proto_enc_budget_release(&b->enc, proto_str_of(backend)) == 0)
+    if (w->rc == 0 && proto_enc_budget_release(&b->enc, proto_str_of(backend), 0) == 0)
         out(b, 0); /* granted as we gave up: give it back */
     return rc;
 }
@@ -202,12 +202,13 @@ static rec_t *hold_take(agt_budget_t *b, const char *backend) {
     return NULL;
 }
 
-static void release(void *ctx, const char *backend) {
+static void release(void *ctx, const char *backend, int64_t tokens) {
     agt_budget_t *b = ctx;
     rec_t *r = backend ? hold_take(b, backend) : NULL;
     if (!r) return; /* taken without a budget: nothing to give back */
     if (r->epoch == b->epoch && b->active &&
-        proto_enc_budget_release(&b->enc, proto_str_of(backend)) == 0)
+        proto_enc_budget_release(&b->enc, proto_str_of(backend),
+                                 tokens > 0 ? (uint64_t)tokens : 0) == 0)
         out(b, 0);
     free(r);
 }
@@ -228,7 +229,7 @@ static void answer_gone(agt_budget_t *b, const proto_msg_t *m) {
         *pr = r->next;
         b->n_gone--;
         if (m->type == PROTO_BUDGET_GRANT && r->epoch == b->epoch &&
-            proto_enc_budget_release(&b->enc, proto_str_of(r->backend)) == 0)
+            proto_enc_budget_release(&b->enc, proto_str_of(r->backend), 0) == 0)
             out(b, 0);
         free(r);
         return;
@@ -241,9 +242,10 @@ static void on_announce(agt_budget_t *b, const proto_msg_t *m) {
     b->concurrency = m->model_concurrency;
     b->rps = m->model_rps;
     b->burst = m->model_burst;
-    b->active = m->model_concurrency > 0 || m->model_rps > 0;
-    act_log(ACT_LOG_INFO, "model_budget", "concurrency=%llu rps=%g burst=%llu",
-            (unsigned long long)b->concurrency, b->rps, (unsigned long long)b->burst);
+    b->active = m->model_concurrency > 0 || m->model_rps > 0 || m->model_tpm > 0;
+    act_log(ACT_LOG_INFO, "model_budget", "concurrency=%llu rps=%g burst=%llu tpm=%llu",
+            (unsigned long long)b->concurrency, b->rps, (unsigned long long)b->burst,
+            (unsigned long long)m->model_tpm);
 }
 
 int agt_budget_on_message(agt_budget_t *b, const proto_msg_t *m) {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "model.h"
 
@@ -39,6 +40,44 @@ const char *agt_model_strerror(int rc) {
     default:
         return act_strerror(rc);
     }
+}
+
+/* Case-insensitive: does [s, s+n) contain w? */
+static bool has_word(const char *s, size_t n, const char *w) {
+    size_t wn = strlen(w);
+    for (size_t i = 0; s && i + wn <= n; i++)
+        if (strncasecmp(s + i, w, wn) == 0) return true;
+    return false;
+}
+
+int agt_model_error_kind(const char *type, size_t type_len, const char *code, size_t code_len,
+                         int64_t code_num) {
+    /* The words OpenAI, Anthropic-style proxies, vLLM and llama.cpp's server use. */
+    const char *tc[2] = {type, code};
+    size_t tn[2] = {type_len, code_len};
+    for (int i = 0; i < 2; i++) {
+        if (has_word(tc[i], tn[i], "rate_limit") || has_word(tc[i], tn[i], "quota") ||
+            has_word(tc[i], tn[i], "too_many"))
+            return AGT_EMODEL_RATE_LIMITED;
+        if (has_word(tc[i], tn[i], "auth") || has_word(tc[i], tn[i], "permission") ||
+            has_word(tc[i], tn[i], "api_key"))
+            return AGT_EMODEL_UNAUTHORIZED;
+        if (has_word(tc[i], tn[i], "invalid_request") || has_word(tc[i], tn[i], "not_found") ||
+            has_word(tc[i], tn[i], "context_length") || has_word(tc[i], tn[i], "exceed_context"))
+            return AGT_EMODEL_BAD_REQUEST;
+    }
+    if (code_num == 429) return AGT_EMODEL_RATE_LIMITED;
+    if (code_num == 401 || code_num == 403) return AGT_EMODEL_UNAUTHORIZED;
+    if (code_num >= 400 && code_num < 500 && code_num != 408) return AGT_EMODEL_BAD_REQUEST;
+    return AGT_EMODEL_UNAVAILABLE; /* server_error, overloaded, timeouts, unknown */
+}
+
+int agt_model_finish_check(const agt_model_response_t *r) {
+    const char *f = r ? r->finish_reason : NULL;
+    if (!f) return 0;
+    if (strcmp(f, "length") == 0) return AGT_EMODEL_TRUNCATED;
+    if (strcmp(f, "content_filter") == 0) return AGT_EMODEL_FILTERED;
+    return 0;
 }
 
 void agt_model_request_init(agt_model_request_t *r) {
@@ -94,6 +133,7 @@ static void drop_owned(agt_model_response_t *r) {
     r->retry_after_ms = d.retry_after_ms;
     r->attempts = d.attempts;
     r->deltas = d.deltas;
+    r->usage = d.usage;
     memcpy(r->error, d.error, sizeof(r->error));
 }
 

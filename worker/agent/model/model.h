@@ -32,6 +32,14 @@ const char *agt_model_err_code(int rc);
 /* Human text for a code: ours, else act_strerror's. */
 const char *agt_model_strerror(int rc);
 
+/* Maps an OpenAI-style error object's "type" and "code" (a string, or an HTTP status as a
+ * number: code_num >= 0) to the code the same failure gets as an HTTP status: rate limits
+ * give model_rate_limited, credentials model_unauthorized, refused requests
+ * model_bad_request, server trouble and anything unknown model_unavailable. type and code
+ * may be NULL (code_num -1: none). Returns: one of AGT_EMODEL_*. */
+int agt_model_error_kind(const char *type, size_t type_len, const char *code, size_t code_len,
+                         int64_t code_num);
+
 /* ---- the request ----
  * Structured values (a tool's JSON-schema parameters, a tool call's arguments) travel as ONE
  * msgpack value in (pointer, length) pairs, the runtime's own representation (proto's
@@ -111,8 +119,8 @@ typedef struct agt_model_response {
     size_t n_tool_calls;
     char *finish_reason; /* "stop", "tool_calls", "length"...; NULL: not given */
     char *model;         /* the model name the server reported; NULL: not given */
-    agt_usage_t usage;
     /* Filled on success and failure alike: */
+    agt_usage_t usage;      /* tokens the server reported (kept on failure: they were spent) */
     const char *backend;    /* name of the backend that answered (or failed last) */
     int http_status;        /* the last HTTP status seen, 0 for none */
     int64_t retry_after_ms; /* the server's Retry-After on the last reply, -1 none */
@@ -124,6 +132,14 @@ typedef struct agt_model_response {
 
 /* Frees what the response owns and zeroes it (error text included). Safe to repeat. */
 void agt_model_response_free(agt_model_response_t *r);
+
+/* Whether an answer is whole. A call that returned 0 may still hold a cut answer: the
+ * server stopped at its token limit (finish_reason "length") or a content filter
+ * ("content_filter"). Its text is partial and its tool calls may be cut mid-arguments, so a
+ * caller must not treat it as a result nor run its calls (the text is there to be shown or
+ * logged). Returns: 0 (whole: "stop", "tool_calls", "function_call", none given or another
+ * reason), AGT_EMODEL_TRUNCATED ("length"), AGT_EMODEL_FILTERED ("content_filter"). */
+int agt_model_finish_check(const agt_model_response_t *r);
 
 /* ---- the interface ----
  * A model is an object with an ops table; backends and the guard are models, so the runner
@@ -205,7 +221,8 @@ bool agt_openai_env_configured(void);
  * ACT_ECANCELED); release is called once per successful acquire when the request ends. */
 typedef struct agt_model_budget {
     int (*acquire)(void *ctx, const char *backend, int64_t deadline);
-    void (*release)(void *ctx, const char *backend);
+    void (*release)(void *ctx, const char *backend, int64_t tokens); /* tokens: the request's
+                                    total the server reported (-1: unknown), for a token budget */
     void *ctx;
 } agt_model_budget_t;
 

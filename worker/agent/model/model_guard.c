@@ -88,9 +88,10 @@ static int admit(guard_t *g, slot_t *s) {
     return rc;
 }
 
-static void dismiss(guard_t *g, slot_t *s) {
+/* Ends a request's admission; tokens: what it used (-1 unknown), for a token budget. */
+static void dismiss(guard_t *g, slot_t *s, int64_t tokens) {
     const agt_model_budget_t *b = g->o.budget;
-    if (b && b->release) b->release(b->ctx, s->m->name);
+    if (b && b->release) b->release(b->ctx, s->m->name, tokens);
     if (g->o.max_concurrency) act_sem_release(&s->sem);
 }
 
@@ -130,7 +131,11 @@ static int attempt_once(void *arg, void **result) {
     }
     agt_model_response_free(&a->cur);
     rc = agt_model_generate(a->s->m, a->req, &a->cur, -1);
-    dismiss(a->g, a->s);
+    const agt_usage_t *u = &a->cur.usage;
+    int64_t used = u->total_tokens > 0 ? u->total_tokens
+                   : (u->prompt_tokens > 0 ? u->prompt_tokens : 0) +
+                         (u->completion_tokens > 0 ? u->completion_tokens : 0);
+    dismiss(a->g, a->s, used ? used : -1);
     act_breaker_leave(&a->s->breaker, &permit, verdict(rc));
     a->tried += a->cur.attempts;
     a->out->attempts += a->cur.attempts;
@@ -179,6 +184,7 @@ static void settle(attempt_t *a, int rc) {
     } else {
         out->http_status = a->cur.http_status;
         out->retry_after_ms = a->cur.retry_after_ms;
+        out->usage = a->cur.usage; /* the last attempt's: a failed call may be billed */
         memcpy(out->error, a->cur.error, sizeof(out->error));
     }
     out->attempts = attempts;

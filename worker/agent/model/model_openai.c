@@ -218,15 +218,33 @@ static int add_text(call_t *c, const msgpack_object *content, bool stream) {
     return rc ? fail(c, rc, "streaming callback stopped the call (%s)", act_err_name(rc)) : 0;
 }
 
+/* An error object in a stream or a 200 reply ({"error": {"message", "type", "code"}}):
+ * coded by its type and code as its HTTP status would be (agt_model_error_kind), so a rate
+ * limit mid-stream is retried like a 429 and a refused key is not retried at all. */
+static int error_object(call_t *c, const msgpack_object *err) {
+    const msgpack_object *msg = get(err, "message"), *type = get(err, "type");
+    const msgpack_object *code = get(err, "code");
+    int64_t num = -1;
+    if (!get_int(code, &num)) num = -1;
+    if (!is_str(type) && !is_str(code) && num < 0) get_int(get(err, "status"), &num);
+    int kind = agt_model_error_kind(is_str(type) ? type->via.str.ptr : NULL,
+                                    is_str(type) ? type->via.str.size : 0,
+                                    is_str(code) ? code->via.str.ptr : NULL,
+                                    is_str(code) ? code->via.str.size : 0, num);
+    if (is_str(err)) /* {"error": "text"}: some servers */
+        return fail(c, AGT_EMODEL_UNAVAILABLE, "model server error: %.*s",
+                    (int)err->via.str.size, err->via.str.ptr);
+    return fail(c, kind, "model server error (%.*s): %.*s",
+                is_str(type) ? (int)type->via.str.size : 7,
+                is_str(type) ? type->via.str.ptr : "no type",
+                is_str(msg) ? (int)msg->via.str.size : 7,
+                is_str(msg) ? msg->via.str.ptr : "unknown");
+}
+
 /* Fields any reply or chunk may carry: the model's name, usage, an error. */
 static int apply_common(call_t *c, const msgpack_object *root) {
     const msgpack_object *err = get(root, "error");
-    if (err && err->type != MSGPACK_OBJECT_NIL) {
-        const msgpack_object *msg = get(err, "message");
-        return fail(c, AGT_EMODEL_UNAVAILABLE, "model server error: %.*s",
-                    is_str(msg) ? (int)msg->via.str.size : 7,
-                    is_str(msg) ? msg->via.str.ptr : "unknown");
-    }
+    if (err && err->type != MSGPACK_OBJECT_NIL) return error_object(c, err);
     const msgpack_object *model = get(root, "model");
     if (is_str(model) && !c->model && !(c->model = dup_str(model))) return ACT_ENOMEM;
     const msgpack_object *u = get(root, "usage");
@@ -640,6 +658,8 @@ static int build_body(oa_t *b, const agt_model_request_t *q, proto_buf_t *json) 
 static int map_transport(call_t *c, int rc, const agt_http_resp_t *r) {
     switch (rc) {
     case ACT_EIO:
+        if (r->content_encoding[0]) /* a reply we cannot read: not worth a retry */
+            return fail(c, AGT_EMODEL_BAD_RESPONSE, "model reply refused: %s", r->error);
         return fail(c, AGT_EMODEL_UNAVAILABLE, "model server unreachable: %s", r->error);
     case ACT_EMSGSIZE:
         return fail(c, AGT_EMODEL_BAD_RESPONSE, "model reply too large: %s", r->error);
@@ -664,14 +684,16 @@ static int oa_generate(agt_model_t *m, const agt_model_request_t *req, agt_model
         fail(&c, rc, "cannot encode the model request (%s)", act_err_name(rc));
         goto done;
     }
-    const char *hdrs[3] = {"Content-Type: application/json",
+    /* Accept-Encoding: identity: we decode no compression, and say so (a reply that comes
+     * compressed anyway is refused by the HTTP layer with a clear error). */
+    const char *hdrs[4] = {"Content-Type: application/json",
                            req->on_delta ? "Accept: text/event-stream" : "Accept: application/json",
-                           b->auth};
+                           "Accept-Encoding: identity", b->auth};
     agt_http_req_t hr = {
         .method = "POST",
         .url = b->url,
         .headers = hdrs,
-        .n_headers = b->auth ? 3 : 2,
+        .n_headers = b->auth ? 4 : 3,
         .body = (const char *)body.p,
         .body_len = body.n,
         .max_body = b->max_response,
@@ -685,6 +707,7 @@ static int oa_generate(agt_model_t *m, const agt_model_request_t *req, agt_model
     out->http_status = (int)r.status;
     out->retry_after_ms = r.retry_after_ms;
     rc = rc ? map_transport(&c, rc, &r) : conclude(&c, &r);
+    if (rc) out->usage = c.usage; /* a failed call may still have been billed */
 done:
     call_free(&c);
     proto_buf_free(&body);

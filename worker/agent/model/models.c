@@ -55,10 +55,10 @@ static int shim_acquire(void *ctx, const char *backend, int64_t deadline) {
     return b && b->acquire ? b->acquire(b->ctx, backend, deadline) : 0;
 }
 
-static void shim_release(void *ctx, const char *backend) {
+static void shim_release(void *ctx, const char *backend, int64_t tokens) {
     agt_rt_t *rt = ctx;
     const agt_model_budget_t *b = rt->budget;
-    if (b && b->release) b->release(b->ctx, backend);
+    if (b && b->release) b->release(b->ctx, backend, tokens);
 }
 
 /* ---- lifecycle ---- */

@@ -183,15 +183,37 @@ static void pack_kv(proto_buf_t *b, const char *k, const char *v) {
     proto_pack_cstr(b, v);
 }
 
-static void pack_event(proto_buf_t *b, abp_ctx_t *ctx, const abp_event_t *ev) {
+/* ADK's usage_metadata names; a count the server did not report is left out. */
+static void pack_usage(proto_buf_t *b, const char *key, const agt_usage_t *u) {
+    const int64_t v[3] = {u->prompt_tokens, u->completion_tokens, u->total_tokens};
+    static const char *const names[3] = {"prompt_token_count", "candidates_token_count",
+                                         "total_token_count"};
+    proto_pack_cstr(b, key);
+    msgpack_pack_map(&b->pk, (v[0] >= 0) + (v[1] >= 0) + (v[2] >= 0));
+    for (int i = 0; i < 3; i++)
+        if (v[i] >= 0) proto_pack_cstr(b, names[i]), msgpack_pack_int64(&b->pk, v[i]);
+}
+
+/* Adds u's reported counts to the sum (a total not reported is prompt + completion). */
+static void usage_add(agt_usage_t *sum, const agt_usage_t *u) {
+    int64_t p = u->prompt_tokens > 0 ? u->prompt_tokens : 0;
+    int64_t c = u->completion_tokens > 0 ? u->completion_tokens : 0;
+    int64_t t = u->total_tokens >= 0 ? u->total_tokens : p + c;
+    sum->prompt_tokens += p, sum->completion_tokens += c, sum->total_tokens += t;
+}
+
+static void pack_event(proto_buf_t *b, abp_ctx_t *ctx, const abp_event_t *ev,
+                       const agt_event_extra_t *x) {
     char id[24];
     const char *branch = agt_branch(ctx);
     bool actions = ev->state_delta_n || ev->transfer_to_agent || ev->escalate;
+    struct agt_job *jb = agt__job(ctx);
+    bool usage = x && x->usage, sum = x && x->with_sum && jb;
     agt__make_id('e', id);
     msgpack_pack_map(&b->pk, 4 + (*branch ? 1 : 0) + (has_content(ev) ? 1 : 0) +
                                  (ev->partial ? 1 : 0) + (ev->final ? 1 : 0) +
                                  (actions ? 1 : 0) + (ev->error_code ? 1 : 0) +
-                                 (ev->error_message ? 1 : 0));
+                                 (ev->error_message ? 1 : 0) + usage + sum);
     pack_kv(b, "id", id);
     pack_kv(b, "invocation_id", agt_invocation_id(ctx));
     pack_kv(b, "author", agt__host->api->agent_name(ctx));
@@ -210,6 +232,8 @@ static void pack_event(proto_buf_t *b, abp_ctx_t *ctx, const abp_event_t *ev) {
     }
     if (ev->error_code) pack_kv(b, "error_code", ev->error_code);
     if (ev->error_message) pack_kv(b, "error_message", ev->error_message);
+    if (usage) pack_usage(b, "usage_metadata", x->usage);
+    if (sum) pack_usage(b, "invocation_usage", &jb->usage);
 }
 
 /* What the event asks of the runner: the delta now, transfer and escalate when the agent
@@ -232,15 +256,18 @@ static int record_actions(abp_ctx_t *ctx, const abp_event_t *ev) {
     return 0;
 }
 
-int agt_emit(abp_ctx_t *ctx, const abp_event_t *ev) {
+int agt_emit(abp_ctx_t *ctx, const abp_event_t *ev) { return agt_emit_ex(ctx, ev, NULL); }
+
+int agt_emit_ex(abp_ctx_t *ctx, const abp_event_t *ev, const agt_event_extra_t *x) {
     if (!ctx || !ev || !event_ok(ev)) return ABP_EINVAL;
     if (ev->transfer_to_agent && (!*ev->transfer_to_agent ||
                                   strlen(ev->transfer_to_agent) > PROTO_MAX_NAME)) {
         return ABP_EINVAL;
     }
+    if (x && x->usage && agt__job(ctx)) usage_add(&agt__job(ctx)->usage, x->usage);
     proto_buf_t b;
     proto_buf_init(&b);
-    pack_event(&b, ctx, ev);
+    pack_event(&b, ctx, ev, x);
     int rc = b.failed ? ABP_ENOMEM : agt__host->emit_built(ctx, b.p, b.n); /* parts checked */
     proto_buf_free(&b);
     return rc ? rc : record_actions(ctx, ev);
@@ -265,6 +292,21 @@ int agt__emit_value(abp_ctx_t *ctx, const uint8_t *value, size_t n, bool final) 
 
 /* ---- sub-invocations' events ---- */
 
+/* A sub-invocation's model call counts toward this invocation's sum. */
+static void call_usage(struct agt_job *jb, const proto_val_t *ev) {
+    proto_val_t um, v;
+    if (proto_val_map_get(ev, "usage_metadata", &um) != 1 || um.type != PROTO_V_MAP) return;
+    agt_usage_t u = {-1, -1, -1};
+    static const char *const names[3] = {"prompt_token_count", "candidates_token_count",
+                                         "total_token_count"};
+    int64_t *dst[3] = {&u.prompt_tokens, &u.completion_tokens, &u.total_tokens};
+    for (int i = 0; i < 3; i++)
+        if (proto_val_map_get(&um, names[i], &v) == 1 &&
+            v.type == PROTO_V_INT && v.i >= 0)
+            *dst[i] = v.i;
+    usage_add(&jb->usage, &u);
+}
+
 void agt_call_event(abp_ctx_t *ctx, proto_raw_t event) {
     proto_val_t ev, author, partial, actions, delta, esc;
     if (!agt__job(ctx) || proto_val_read(event.p, event.n, &ev) || ev.type != PROTO_V_MAP) return;
@@ -273,6 +315,7 @@ void agt_call_event(abp_ctx_t *ctx, proto_raw_t event) {
         partial.b) {
         return;
     }
+    call_usage(agt__job(ctx), &ev);
     if (proto_val_map_get(&ev, "actions", &actions) != 1 || actions.type != PROTO_V_MAP) return;
     if (proto_val_map_get(&actions, "state_delta", &delta) == 1) {
         int rc = agt__state_apply(agt__job(ctx), (proto_raw_t){delta.raw, delta.raw_n});

@@ -34,6 +34,8 @@ struct agt_job {
     agt_frame_t *top;
     int depth, transfers;
     agt_keep_t *keep;
+    agt_usage_t usage; /* tokens of every model call of the invocation seen here: this job's
+                          and its sub-invocations' (their events' usage_metadata) */
 };
 
 /* How a child agent ended: ok with out (malloc'd), or an error code and message. */

@@ -599,6 +599,8 @@ static int run_offer(call_run_t *r, const uint8_t *args, size_t n) {
         fail_call(r, "timeout", "tool %s timed out after %s", d);
     } else if (rc == ACT_ECANCELED) {
         fail_call(r, "cancelled", "tool %s was cancelled%s", "");
+    } else if (rc == ACT_ECLOSED && r->offer->kind == AGT_OFFER_MCP) { /* server down */
+        fail_call(r, "tool_unavailable", "tool %s is unavailable: %s", r->failmsg);
     } else if (rc) {
         const char *why = r->failmsg[0] ? r->failmsg : act_strerror(rc);
         fail_call(r, "tool_failed", "tool %s failed: %s", why);

@@ -48,7 +48,7 @@ typedef struct xfer {
     char *spare; /* the other buffer (swapped with pend while delivering) */
     size_t spare_cap;
     size_t max_body;
-    bool attached, done, paused, too_big, nomem;
+    bool attached, done, paused, too_big, nomem, bad_coding;
     CURLcode result; /* curl's verdict once done */
     char errbuf[CURL_ERROR_SIZE];
 } xfer_t;
@@ -224,6 +224,10 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud) {
         x->paused = true; /* the task is behind: curl keeps the bytes until it catches up */
         return CURL_WRITEFUNC_PAUSE;
     }
+    if (x->resp->content_encoding[0]) {
+        x->bad_coding = true;
+        return 0; /* compressed bytes we cannot read: fails the transfer */
+    }
     if (x->resp->body_len + n > x->max_body) {
         x->too_big = true;
         return 0; /* fails the transfer (CURLE_WRITE_ERROR) */
@@ -262,10 +266,15 @@ static void header_value(const char *v, size_t n, char *out, size_t cap) {
 static size_t on_header(char *p, size_t size, size_t nitems, void *ud) {
     xfer_t *x = ud;
     size_t n = size * nitems;
-    static const char ra[] = "retry-after:", ct[] = "content-type:";
+    static const char ra[] = "retry-after:", ct[] = "content-type:", ce[] = "content-encoding:";
     if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
         x->resp->retry_after_ms = -1;
         x->resp->content_type[0] = 0;
+        x->resp->content_encoding[0] = 0;
+    } else if (n > sizeof(ce) - 1 && strncasecmp(p, ce, sizeof(ce) - 1) == 0) {
+        char v[sizeof(x->resp->content_encoding)];
+        header_value(p + sizeof(ce) - 1, n - (sizeof(ce) - 1), v, sizeof(v));
+        if (!agt_http_identity(v, strlen(v))) memcpy(x->resp->content_encoding, v, sizeof(v));
     } else if (n > sizeof(ra) - 1 && strncasecmp(p, ra, sizeof(ra) - 1) == 0) {
         char v[128];
         header_value(p + sizeof(ra) - 1, n - (sizeof(ra) - 1), v, sizeof(v));
@@ -275,6 +284,10 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *ud) {
                      sizeof(x->resp->content_type));
     }
     return n;
+}
+
+bool agt_http_identity(const char *v, size_t n) {
+    return n == 0 || (n == 8 && strncasecmp(v, "identity", 8) == 0);
 }
 
 int64_t agt_http_retry_after_ms(const char *v, time_t now) {
@@ -357,6 +370,12 @@ static int deliver(xfer_t *x) {
 static int finish(xfer_t *x) {
     agt_http_resp_t *r = x->resp;
     if (x->nomem) return ACT_ENOMEM;
+    if (x->bad_coding) {
+        snprintf(r->error, sizeof(r->error),
+                 "response has Content-Encoding %s, which this client does not decode (it "
+                 "asks for identity)", r->content_encoding);
+        return ACT_EIO;
+    }
     if (x->too_big) {
         snprintf(r->error, sizeof(r->error), "response body over %zu bytes", x->max_body);
         return ACT_EMSGSIZE;

@@ -21,6 +21,8 @@ typedef struct agt_http_resp {
     long status;            /* HTTP status of the final response; 0 before headers */
     int64_t retry_after_ms; /* its Retry-After, -1 when absent or unreadable */
     char content_type[96];  /* its Content-Type, "" when absent */
+    char content_encoding[32]; /* a Content-Encoding other than identity, which made the
+                                  transfer fail (ACT_EIO); "" otherwise */
     size_t body_len;        /* body bytes received */
     char error[256];        /* on a transfer error: what went wrong */
 } agt_http_resp_t;
@@ -53,11 +55,18 @@ void agt_http_destroy(agt_http_t **h);
 /* Performs one request in the calling task, bounded by deadline and the task's scopes.
  * Returns: 0 once a whole response arrived, whatever its status (resp filled).
  * Errors: ACT_ETIMEDOUT, ACT_ECANCELED (the transfer is removed: its connection closes),
- * ACT_EIO (connection refused or lost, protocol error: resp->error says which),
+ * ACT_EIO (connection refused or lost, protocol error, a Content-Encoding we do not decode:
+ * resp->error says which),
  * ACT_EMSGSIZE (body over max_body), on_body's code, ACT_EINVAL (outside a task, on another
  * loop than the client's, bad arguments), ACT_ENOMEM. */
 int agt_http_perform(agt_http_t *h, const agt_http_req_t *req, agt_http_resp_t *resp,
                      int64_t deadline);
+
+/* Whether a Content-Encoding value (n bytes, trimmed) is one we read as it is: empty or
+ * "identity". Neither client decodes compression: any other coding fails the transfer
+ * (ACT_EIO, resp->content_encoding and resp->error say which) rather than hand on bytes
+ * nobody can read. Callers ask for identity with "Accept-Encoding: identity". */
+bool agt_http_identity(const char *v, size_t n);
 
 /* Reads a Retry-After value: delay-seconds ("120") or an HTTP date, relative to now (unix
  * seconds). Returns: the delay in ms (a date in the past gives 0), -1 when unreadable. */

@@ -3,11 +3,13 @@
  * toggle per request) and parses responses as bytes arrive, in the scheduler; body bytes are
  * buffered on the connection and the task parked on the transfer's act_event hands them to
  * the caller. A connection belongs to one transfer until it ends, then to its pool. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "actor/actor.h"
 #include "http1.h"
@@ -19,6 +21,8 @@
 #define MAX_POOLS 64           /* host:port pools per client; past it connections close */
 #define KEEP_BUF (64u << 10)   /* body buffers over this are freed when a connection idles */
 #define HOST_MAX 256
+#define EAGER_CLOSE_MS 1000  /* a server that closes an idle connection this soon closes... */
+#define NO_KEEP_MS 60000     /* ...after every reply: its connections are not kept this long */
 
 enum {
     ST_HEAD,       /* reading the status line and headers */
@@ -39,6 +43,8 @@ typedef struct pool {
     int port;
     conn_t *idle; /* most recently used first */
     struct pool *next;
+    uint64_t no_keep_until; /* uv_now before which its connections are not kept (the server
+                               closes them after each reply: see pool_take) */
 } pool_t;
 
 typedef struct resolve { /* a name lookup; outlives its connection when abandoned */
@@ -374,6 +380,9 @@ static int header_line(conn_t *c, head_info_t *hi, const char *l, size_t n) {
         r->retry_after_ms = agt_http_retry_after_ms(buf, time(NULL));
     } else if (nl == 12 && strncasecmp(l, "content-type", 12) == 0) {
         copy_value(r->content_type, sizeof(r->content_type), v, vn);
+    } else if (nl == 16 && strncasecmp(l, "content-encoding", 16) == 0 &&
+               !agt_http_identity(v, vn)) {
+        copy_value(r->content_encoding, sizeof(r->content_encoding), v, vn);
     }
     return 0;
 }
@@ -425,12 +434,19 @@ static int parse_head(conn_t *c, const char *h, size_t len) {
         }
     }
     if (status < 200) {
+        x->resp->content_encoding[0] = 0;
         if (status != 101) return 0; /* 100 Continue and friends: the real head follows */
         xfail(c, ACT_EIO, "%s switched protocols unasked", x->u->host);
         return -1;
     }
     x->resp->status = status;
     c->keep = !hi.close && (h[7] == '1' || hi.keep_alive);
+    if (x->resp->content_encoding[0]) { /* compressed: we decode none, and asked for none */
+        quote(q, sizeof(q), x->resp->content_encoding, strlen(x->resp->content_encoding));
+        xfail(c, ACT_EIO, "response from %s has Content-Encoding %s, which this client does "
+              "not decode (it asks for identity)", x->u->host, q);
+        return -1;
+    }
     body_mode(c, &hi, status);
     return 0;
 }
@@ -701,10 +717,40 @@ static pool_t *pool_get(agt_h1_t *h, const url_t *u) {
     return p;
 }
 
+/* Whether an idle connection is still open and quiet. A server may close a connection
+ * right after a reply whose head promised keep-alive (llama.cpp's server does, after each
+ * streamed reply); its FIN can be in the socket before the loop has read it, when the next
+ * request comes in the same turn of the loop. A request written into such a connection is
+ * lost, so the socket is asked first (a peek: nothing is consumed). */
+static bool idle_alive(conn_t *c) {
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return false;
+    char b;
+    ssize_t n;
+    do
+        n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK); /* 0: EOF; > 0: unasked bytes */
+}
+
 static conn_t *pool_take(agt_h1_t *h, pool_t *p) {
-    conn_t *c = p ? p->idle : NULL;
+    conn_t *c;
+    while ((c = p ? p->idle : NULL)) {
+        idle_unlink(h, c);
+        if (idle_alive(c)) break;
+        h->st.stale++;
+        /* Closed this soon after its reply: the server closes after every reply, and the
+         * next FIN may come after the next peek. Keep none of its connections for a while. */
+        uint64_t now = uv_now(h->uv);
+        if (now - c->idle_at < EAGER_CLOSE_MS) {
+            if (p->no_keep_until <= now)
+                act_log(ACT_LOG_INFO, "http_no_keepalive", "host=%s port=%d for_ms=%d",
+                        p->host, p->port, NO_KEEP_MS);
+            p->no_keep_until = now + NO_KEEP_MS;
+        }
+        conn_close(c);
+    }
     if (!c) return NULL;
-    idle_unlink(h, c);
     uv_ref((uv_handle_t *)&c->tcp);
     h->st.reused++;
     return c;
@@ -717,7 +763,8 @@ static void conn_release(agt_h1_t *h, conn_t *c, bool ok) {
     if (c->x) c->x->c = NULL;
     c->x = NULL;
     if (!ok || !c->pool || !c->keep || c->broken || c->writing || c->paused ||
-        c->state != ST_DONE || !c->connected || !h->max_idle) {
+        c->state != ST_DONE || !c->connected || !h->max_idle ||
+        c->pool->no_keep_until > uv_now(h->uv)) {
         conn_close(c);
         return;
     }
@@ -857,6 +904,7 @@ static int send_req(conn_t *c, xfer_t *x, const char *method) {
     uv_buf_t b[2] = {uv_buf_init(c->wbuf, (unsigned)(w - c->wbuf)),
                      uv_buf_init((char *)rq->body, (unsigned)rq->body_len)};
     c->uses++;
+    c->h->st.sent++;
     return write_bufs(c, x, b, rq->body_len ? 2 : 1);
 }
 

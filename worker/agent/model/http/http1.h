@@ -19,7 +19,10 @@ typedef struct agt_h1 agt_h1_t;
 /* Counters, for tests and monitoring. */
 typedef struct agt_h1_stats {
     uint64_t connects; /* TCP connections opened */
+    uint64_t sent;     /* requests written (a retried request counts twice) */
     uint64_t reused;   /* requests sent on a pooled connection */
+    uint64_t stale;    /* idle connections found closed by the server when about to be
+                          reused (closed instead: no request written into them) */
     uint64_t retried;  /* requests re-sent after a pooled connection turned out closed */
     size_t idle;       /* connections idle in the pool now */
 } agt_h1_stats_t;
