@@ -228,7 +228,7 @@ static void test_postgresql_keeps_answers_across_reopen(void **state) {
         skip();
     }
     pg_admin("DROP TABLE IF EXISTS dedup");
-    brk_dedup_limits_t lim = {1000, 10, 1 << 20};
+    brk_dedup_limits_t lim = {1000, 10, 1 << 20, NULL};
     brk_dedup_t *d = NULL;
     assert_int_equal(brk_dedup_open(&d, &lim, pg_url, 0, 5000, why, sizeof why), 0);
     assert_int_equal(brk_dedup_put(d, CK_A, 2, (const uint8_t *)"k", 1,
@@ -242,7 +242,7 @@ static void test_postgresql_keeps_answers_across_reopen(void **state) {
     assert_string_equal(get(d, CK_A, "e", 78), "");
     assert_string_equal(get(d, CK_A, "k", 77 + 400), "");
     brk_dedup_close(&d);
-    brk_dedup_limits_t shorter = {10, 10, 1 << 20};
+    brk_dedup_limits_t shorter = {10, 10, 1 << 20, NULL};
     assert_int_equal(brk_dedup_open(&d, &lim, pg_url, 0, 5000, why, sizeof why), 0);
     assert_int_equal(brk_dedup_put(d, CK_A, 2, (const uint8_t *)"k", 1,
                                    (const uint8_t *)"kept", 4, 0, 5000), 0);
