@@ -4,6 +4,8 @@
 #                                  prints the postgresql:// URL on stdout. The Unix socket
 #                                  is in DIR; with PORT it also listens on 127.0.0.1:PORT.
 #   pg_server.sh stop DIR          stops it (immediate) and removes DIR.
+# Env: PG_LISTEN (with PORT: the address to listen on, default 127.0.0.1), PG_TRUST_NET (a
+# CIDR whose hosts may connect without a password, e.g. a test's namespaces).
 # PostgreSQL refuses to run as root: as root the server runs as `nobody` (runuser). Exit 77
 # with the reason on stderr when no server can be started here (no binaries, no runuser).
 set -eu
@@ -33,7 +35,10 @@ start)
     as "$bin/initdb" -D "$dir/data" -U actorbus --auth=trust -E UTF8 --locale=C.UTF-8 \
         >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
     listen="-c listen_addresses="
-    [ -n "${3:-}" ] && listen="-c listen_addresses=127.0.0.1 -p $3"
+    [ -n "${3:-}" ] && listen="-c listen_addresses=${PG_LISTEN:-127.0.0.1} -p $3"
+    if [ -n "${PG_TRUST_NET:-}" ]; then
+        echo "host all all $PG_TRUST_NET trust" >>"$dir/data/pg_hba.conf"
+    fi
     # fsync off: a test server, thrown away after the run.
     as "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
         -o "-k $dir $listen -c fsync=off -c max_connections=50" start >/dev/null || {
