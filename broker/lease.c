@@ -117,14 +117,17 @@ int brk_lease_acquire(brk_t *b) {
              b->cfg.clients_ep);
     b->lease = l;
     bool said = false;
-    char why[240] = "", q[300];
+    char why[240] = "", last[240] = "", q[300];
     for (;;) {
         int rc = connect_lease(b, l, why, sizeof why);
         if (rc == 0) rc = try_lock(l, why, sizeof why);
         if (rc == 1 && take(l, why, sizeof why) == 0) break;
         if (rc < 0) {
-            brk_log(BRK_LOG_WARN, "lease_store_failed", "error=%s",
-                    brk_log_str(q, sizeof q, why, strlen(why)));
+            /* the store down: said once per distinct error, not every poll */
+            if (strcmp(why, last) != 0)
+                brk_log(BRK_LOG_WARN, "lease_store_failed", "error=%s",
+                        brk_log_str(q, sizeof q, why, strlen(why)));
+            snprintf(last, sizeof last, "%s", why);
             brk_pg_close(&l->pg);
         } else if (!said) {
             brk_log(BRK_LOG_INFO, "standby", "poll_ms=%llu holder=%s",
