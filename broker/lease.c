@@ -5,9 +5,9 @@
  * ends, at once when the process dies (its socket closes), after the server's TCP keepalive
  * when the network between them fails. Fencing: the active posts `SELECT 1` on that connection
  * every check period and exits (code 3) when the connection is lost or a check is unanswered
- * for --fence-ms, so an active cut off from the store stops serving within fence_ms +
- * heartbeat_ms, before the server (keepalive 2 s idle + 2 probes of 1 s, set on the
- * connection) gives the lock to the standby. The row broker_lease says who holds it, since
+ * for --fence-ms, so an active cut off from the store stops serving within fence_ms + one
+ * loop wake-up (1 s) or one store call (bounded by fence_ms in a pair), before the server
+ * (keepalive 2 s idle + 3 probes of 1 s, set on the connection) gives the lock away. The row broker_lease says who holds it, since
  * when, and how many takeovers there were (actorctl status, /metrics). */
 #include "broker.h"
 
@@ -41,11 +41,12 @@ static const char TAKE[] =
     "INSERT INTO broker_lease (id, holder, since_ms) VALUES (1, $1, $2) ON CONFLICT (id) DO"
     " UPDATE SET holder = excluded.holder, since_ms = excluded.since_ms,"
     " takeovers = broker_lease.takeovers + 1 RETURNING takeovers";
-/* The server drops a connection it cannot reach after 2 + 2 x 1 s (TCP), well after the
- * active's own fence: the lock is never handed over while the old active may still serve. */
+/* The server drops a connection it cannot reach after 2 + 3 x 1 s (TCP), after the active's
+ * own fence (fence_ms + at most max(1 s, fence_ms): defaults 4 s): the lock is not handed
+ * over while the old active may still serve. */
 static const char KEEPALIVE[] =
     "SET tcp_keepalives_idle = 2; SET tcp_keepalives_interval = 1;"
-    " SET tcp_keepalives_count = 2";
+    " SET tcp_keepalives_count = 3";
 
 static int64_t check_period(const brk_t *b) {
     int64_t p = (int64_t)b->cfg.fence_ms / 4;

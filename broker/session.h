@@ -129,6 +129,9 @@ typedef struct brk_store_ops brk_store_ops_t;
 extern const brk_store_ops_t brk_store_mem;    /* store_mem.c: path ignored */
 extern const brk_store_ops_t brk_store_sqlite; /* store_sqlite.c: path of the database file */
 extern const brk_store_ops_t brk_store_pg;     /* store_pg.c: a postgresql:// URL */
+/* PostgreSQL only: bounds each later call's wait at ms instead of 5 s (a broker pair keeps it
+ * under its fence). No effect on another store. */
+void brk_store_pg_set_timeout(brk_store_t *st, int64_t ms);
 
 /* Opens a store with the given implementation. lim NULL: defaults. err may be NULL in every
  * call below.

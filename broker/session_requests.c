@@ -41,6 +41,8 @@ int brk_sessions_open(brk_t *b) {
                 brk_log_str(why, sizeof why, err.message, strlen(err.message)));
         return rc;
     }
+    /* A pair: a store call that hangs must not outlast the fence (lease.c) by much */
+    if (b->cfg.pair) brk_store_pg_set_timeout(b->store, (int64_t)b->cfg.fence_ms);
     brk_log(BRK_LOG_INFO, "sessions", "store=%s path=%s sessions=%llu max_sessions=%llu",
             brk_store_name(b->store), mem ? "-" : path,
             (unsigned long long)brk_store_count(b->store),

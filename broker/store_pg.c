@@ -431,6 +431,10 @@ static int pgs_list(brk_store_t *st, const brk_sess_filter_t *f, brk_sess_page_t
     return rc;
 }
 
+void brk_store_pg_set_timeout(brk_store_t *st, int64_t ms) {
+    if (st->ops == &brk_store_pg && ms > 0) PS(st)->pg.timeout_ms = ms;
+}
+
 const brk_store_ops_t brk_store_pg = {
     .name = "postgresql",
     .open = pgs_open,
