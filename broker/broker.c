@@ -339,6 +339,7 @@ int brk_run(brk_t *b) {
     unsigned turns = 0;
     while (!b->stop) {
         b->now = brk_clock_ms();
+        brk_lease_tick(b); /* fencing (--pair): exits when the lease is lost */
         long timeout = poll_timeout(b);
         if (b->draining && (b->n_live == 0 || b->now >= b->drain_until)) {
             finish_drain(b);
@@ -440,6 +441,10 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
         brk_log(BRK_LOG_ERROR, "init_failed", "error=\"out of memory\"");
         return -ENOMEM;
     }
+    if (cfg->pair) { /* the standby waits here, bound to nothing */
+        int lrc = brk_lease_acquire(b);
+        if (lrc) return lrc;
+    }
     if (brk_sessions_open(b) != 0) return -EIO;
     if (brk_dedup_start(b) != 0) return -EIO;
     b->ctx = zmq_ctx_new();
@@ -514,6 +519,7 @@ void brk_close(brk_t *b) {
     proto_buf_free(&b->busbuf);
     brk_sessions_close(b);
     brk_dedup_close(&b->dedup);
+    brk_lease_close(b); /* last: the standby takes over once the store is written */
     brk_tasks_close(b);
     brk_metrics_close(b);
 }

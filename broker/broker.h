@@ -90,6 +90,9 @@ typedef struct brk_config {
     uint64_t model_tpm;           /* tokens per minute per backend, 0 none (budget.c) */
     uint64_t model_max_waiters;   /* waiting acquires per backend */
     uint64_t model_max_backends;  /* backend names the budget tracks at once */
+    bool pair;                    /* --pair: active/standby on the PostgreSQL store (lease.c) */
+    uint64_t lease_poll_ms;       /* how often a standby tries for the lease */
+    uint64_t fence_ms;            /* an active whose lease check is unanswered this long exits */
 } brk_config_t;
 
 void brk_config_default(brk_config_t *c);
@@ -108,6 +111,7 @@ static inline int64_t brk_after(int64_t now, uint64_t ms) {
 
 
 typedef struct brk_worker brk_worker_t;
+typedef struct brk_lease brk_lease_t;
 typedef struct brk_agent brk_agent_t;
 typedef struct brk_client brk_client_t;
 typedef struct brk_job brk_job_t;
@@ -251,6 +255,7 @@ typedef struct brk {
     int64_t bad_log_start;    /* broker.c: the second bad-input log lines are counted in */
     uint64_t bad_log_n, bad_log_dropped; /* lines logged and left out in it */
     brk_store_t *store;       /* sessions (session_requests.c) */
+    brk_lease_t *lease;       /* --pair: the active's lease (lease.c); NULL without --pair */
     brk_zap_t *zap;           /* CURVE keys and the ZAP handler (zap.c); NULL without CURVE */
     brk_invs_t *invs;         /* session locks (invocations.c) */
     brk_dedup_t *dedup;       /* answered queries by (client, id) (dedup.h) */
@@ -351,12 +356,31 @@ int brk_session_append(brk_t *b, proto_str_t session, const brk_sess_event_t *ev
  * event}. */
 void brk_session_pack_event(proto_buf_t *o, const brk_sess_event_t *e);
 
+/* ---- lease.c: the broker pair (--pair): one active, one standby, on one PostgreSQL store ---- */
+/* Waits (the standby) until this broker holds the lease, polling every lease_poll_ms; opens
+ * nothing else meanwhile. Returns: 0 (active). Errors: -EINTR (a signal came: exit),
+ * -EINVAL (--sessions is not a URL), -ENOMEM. */
+int brk_lease_acquire(brk_t *b);
+/* Fencing, called every loop turn: checks the lease's connection every min(heartbeat_ms,
+ * fence_ms / 4) and exits the process (code 3) when it is lost or a check stays unanswered
+ * past fence_ms. Returns only while the lease is held. */
+void brk_lease_tick(brk_t *b);
+void brk_lease_close(brk_t *b);
+/* Packs status's role, pair, active_since_ms (start_unix without --pair), takeovers and
+ * active_broker (host, pid and clients endpoint of the lease holder). */
+void brk_lease_status(brk_t *b, proto_buf_t *o, int64_t start_unix);
+uint64_t brk_lease_takeovers(const brk_t *b);
+
 /* ---- resend.c: dedup.h in the broker: resent queries of clients with an explicit routing id ---- */
 /* Opens b->dedup (with the --sessions file when there is one). Returns: 0. Errors: as
  * brk_dedup_open (logged). */
 int brk_dedup_start(brk_t *b);
 /* Answers a query whose answer is remembered (the same reply again); true when it did. */
 bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id);
+/* A query that is not idempotent was accepted: its durable answer, until the real one
+ * replaces it, is `worker_lost`, so that a broker that takes over (or restarts) answers its
+ * resend with that instead of running it twice. Only with --sessions postgresql://. */
+void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id);
 /* Remembers the terminal message body just sent to c for query id. */
 void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const uint8_t *body,
                         size_t n);

@@ -18,7 +18,8 @@ typedef struct brk_dedup_limits {
     const char *boot_id; /* the boot now_mono counts from; NULL: the kernel's boot_id */
 } brk_dedup_limits_t;
 
-/* Opens the memory, and with path (a SQLite file; NULL, "" or ":memory:" for none) the table
+/* Opens the memory, and with path (a SQLite file, or a postgresql:// URL: dedup_pg.h; NULL,
+ * "" or ":memory:" for none) the table
  * `dedup` in it, loading the answers whose window has not passed. now_mono and now_unix are
  * the monotonic and wall clocks in ms. The file keeps both expiries: on the boot that wrote
  * them (same boot_id) the monotonic one counts, so a wall clock that jumped while the broker
@@ -46,6 +47,13 @@ const uint8_t *brk_dedup_find(brk_dedup_t *d, const uint8_t *ckey, size_t cklen,
 int brk_dedup_put(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, const uint8_t *id,
                   size_t idlen, const uint8_t *body, size_t n, int64_t now_mono,
                   int64_t now_unix);
+
+/* Writes body as the answer of (client key, query id) to PostgreSQL only, not to the memory:
+ * what a broker that starts (or takes over) after this one will replay, unless brk_dedup_put
+ * replaces it first. Without PostgreSQL (memory, a SQLite file) it does nothing.
+ * Returns: 0 or 1 (not kept: no PostgreSQL, dedup off, too big). Errors: -EIO. */
+int brk_dedup_put_durable(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, const uint8_t *id,
+                          size_t idlen, const uint8_t *body, size_t n, int64_t now_unix);
 
 /* Counts, for status and tests. */
 size_t brk_dedup_count(const brk_dedup_t *d);

@@ -63,7 +63,8 @@ static const opt_t opts[] = {
     {"log-bad-input", U64(log_bad_input, 0, 1000000, "log lines a second about bad input "
                           "(the rest are counted in one line)")},
     {"sessions", OPT_PATH, offsetof(brk_config_t, sessions), 0, 0,
-     "SQLite session file (default: sessions in memory, lost at exit)"},
+     "SQLite session file, or a postgresql:// URL (default: sessions in memory, lost at "
+     "exit)"},
     {"max-sessions", U64(max_sessions, 1, UINT32_MAX, "sessions in the store")},
     {"sessions-reserve-bytes", U64(sessions_reserve, 0, 1ULL << 40, "disk space kept beside "
                                    "the session file for session.delete on a full disk")},
@@ -77,6 +78,11 @@ static const opt_t opts[] = {
      "allowlist of client public keys (SIGHUP rereads it)"},
     {"worker-keys", OPT_PATH, offsetof(brk_config_t, worker_keys), 0, 0,
      "allowlist of worker public keys (SIGHUP rereads it)"},
+    {"pair", OPT_BOOL, offsetof(brk_config_t, pair), 0, 0,
+     "one of an active/standby pair on --sessions postgresql://... (takes no value)"},
+    {"lease-poll-ms", U64(lease_poll_ms, 10, 60000, "how often a standby tries for the lease")},
+    {"fence-ms", U64(fence_ms, 100, 600000, "an active whose store is unreachable this long "
+                     "exits")},
     {"insecure", OPT_BOOL, offsetof(brk_config_t, insecure), 0, 0,
      "allow binding a non-loopback address without CURVE (takes no value)"},
     {"max-keys", U64(max_keys, 1, UINT32_MAX, "keys in one allowlist")},
@@ -149,6 +155,8 @@ void brk_config_default(brk_config_t *c) {
     c->max_sessions = 100000;
     c->session_max_events = 10000;
     c->session_max_bytes = 64ULL << 20;
+    c->lease_poll_ms = 200;
+    c->fence_ms = 2000;
     c->max_keys = 10000;
     c->io_threads = 1;
     c->max_session_waiters = BRK_INV_DEFAULT_WAITERS;
@@ -357,7 +365,7 @@ int main(int argc, char **argv) {
                 (unsigned long long)cfg.heartbeat_ms, (unsigned long long)cfg.liveness);
         rc = brk_run(&b);
     } else {
-        rc = 1;
+        rc = rc == -EINTR ? 0 : 1; /* -EINTR: a standby told to stop */
     }
     brk_close(&b);
     close(sig_pipe[0]);

@@ -213,6 +213,7 @@ void brk_mx_status(brk_t *b, proto_buf_t *o) {
     msgpack_pack_uint64(&o->pk, brk_invs_locked(b));
     proto_pack_cstr(o, "session_waiters");
     msgpack_pack_uint64(&o->pk, brk_invs_waiting(b));
+    brk_lease_status(b, o, b->mx->start_unix_ms);
 }
 
 void brk_mx_worker_lost(brk_t *b) { b->mx->workers_lost++; }
@@ -337,6 +338,12 @@ static void render(brk_t *b, proto_buf_t *o) {
           b->n_jobs);
     gauge(o, "actorbus_broker_clients", "Clients with queries in flight.", b->n_clients);
     render_workers(b, o, &tmp);
+    gauge(o, "actorbus_broker_active", "1: this broker serves (a standby binds nothing).", 1);
+    gauge(o, "actorbus_broker_pair", "1: one of an active/standby pair (--pair).",
+          b->lease ? 1 : 0);
+    counter(o, "actorbus_broker_takeovers_total",
+            "Times the pair's lease changed hands (read when this broker took it).",
+            brk_lease_takeovers(b));
     counter(o, "actorbus_broker_query_retries_total",
             "Idempotent queries sent again after their worker was lost.", mx->retries);
     counter(o, "actorbus_broker_client_sends_dropped_total",

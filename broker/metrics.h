@@ -53,7 +53,8 @@ void brk_mx_bus_refused(brk_t *b); /* a publication into the broker's topics */
 /* Packs the fields metrics adds to the `status` reply (BRK_MX_STATUS_FIELDS key/value pairs):
  * answered (queries that got their terminal message), errors (of those, errors), uptime_ms,
  * draining. */
-#define BRK_MX_STATUS_FIELDS 6
+#define BRK_MX_STATUS_FIELDS (6 + 5) /* and lease.c's role, pair, active_since_ms, takeovers,
+                                        active_broker */
 void brk_mx_status(brk_t *b, proto_buf_t *o);
 
 /* ---- tasks.c: `tasks` requests forwarded to a worker ---- */

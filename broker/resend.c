@@ -49,6 +49,21 @@ bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id) {
     return true;
 }
 
+void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id) {
+    if (c->sock != BRK_SOCK_CLIENTS || !brk_dedup_eligible(b->dedup, c->key + 1, c->keylen - 1))
+        return;
+    uint8_t key[1 + BRK_MAX_IDENTITY + 40];
+    size_t kn = dedup_key(key, c->key, c->keylen, c->curve_key);
+    proto_buf_t o;
+    proto_buf_init(&o);
+    int rc = proto_enc_error(&o, id, "worker_lost", "the broker running this query was lost "
+                             "(restart or takeover) and it is not idempotent: not run again");
+    if (rc == 0)
+        rc = brk_dedup_put_durable(b->dedup, key, kn, id.p, id.n, o.p, o.n, brk_unix_ms());
+    if (rc < 0) brk_log(BRK_LOG_WARN, "dedup_put_failed", "errno=%d what=running", -rc);
+    proto_buf_free(&o);
+}
+
 void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const uint8_t *body,
                         size_t n) {
     if (c->sock != BRK_SOCK_CLIENTS || !brk_dedup_eligible(b->dedup, c->key + 1, c->keylen - 1))

@@ -4,6 +4,7 @@
  * at start); a delete that fails for a full disk frees it and is tried again, and the next
  * delete or start takes the room back when the disk has it. */
 #include "broker.h"
+#include "pg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +35,10 @@ static bool reserve_make(brk_t *b, int *err) {
 
 void brk_reserve_open(brk_t *b) {
     const char *s = b->cfg.sessions;
-    if (!s[0] || strcmp(s, ":memory:") == 0 || b->cfg.sessions_reserve == 0) return;
+    /* PostgreSQL (a URL) keeps its own disk: nothing of ours to reserve there */
+    if (!s[0] || strcmp(s, ":memory:") == 0 || b->cfg.sessions_reserve == 0 ||
+        brk_pg_is_url(s))
+        return;
     struct brk_reserve *r = calloc(1, sizeof *r);
     if (!r) return; /* no reserve: a full disk then blocks deletes too, as without the flag */
     snprintf(r->path, sizeof r->path, "%s-reserve", s);

@@ -1,8 +1,8 @@
 /* broker/session.h: the broker's session store, after Google ADK's sessions. A session has an
  * id, an app, a user, a state (a msgpack map) and an append-only log of events; the broker owns
- * it so that workers stay stateless. One interface (brk_store_ops_t), two implementations:
- * embedded SQLite (store_sqlite.c, the one to deploy) and memory (store_mem.c, tests and the
- * broker's default). Everything crossing this interface is validated in session.c first.
+ * it so that workers stay stateless. One interface (brk_store_ops_t), three implementations:
+ * embedded SQLite (store_sqlite.c, the one to deploy on one machine), PostgreSQL (store_pg.c,
+ * the one a broker pair shares) and memory (store_mem.c, tests and the broker's default). Everything crossing this interface is validated in session.c first.
  *
  * State and its deltas (ADK semantics)
  * - Writes to state happen only through deltas: a msgpack map of key -> value, applied key by
@@ -130,6 +130,10 @@ typedef struct brk_store_ops brk_store_ops_t;
 
 extern const brk_store_ops_t brk_store_mem;    /* store_mem.c: path ignored */
 extern const brk_store_ops_t brk_store_sqlite; /* store_sqlite.c: path of the database file */
+extern const brk_store_ops_t brk_store_pg;     /* store_pg.c: a postgresql:// URL */
+/* PostgreSQL only: bounds each later call's wait at ms instead of 5 s (a broker pair keeps it
+ * under its fence). No effect on another store. */
+void brk_store_pg_set_timeout(brk_store_t *st, int64_t ms);
 
 /* Opens a store with the given implementation. lim NULL: defaults. err may be NULL in every
  * call below.

@@ -4,7 +4,20 @@
  * store checks every name, bound and byte; its errors go back to the client as they are. */
 #include "broker.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#include "pg.h"
+
+/* The path or URL for the log, without a URL's password (postgresql://user:secret@host). */
+static void brk_log_url(char *out, size_t cap, const char *path) {
+    char copy[BRK_PATH_MAX];
+    snprintf(copy, sizeof copy, "%s", path);
+    char *at = strchr(copy, '@'), *scheme = strstr(copy, "://");
+    char *colon = scheme && at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    if (colon) memmove(colon, at, strlen(at) + 1);
+    brk_log_str(out, cap, copy, strlen(copy));
+}
 
 static bool in_memory(const char *path) {
     return path[0] == '\0' || strcmp(path, ":memory:") == 0;
@@ -21,16 +34,20 @@ int brk_sessions_open(brk_t *b) {
      * request cannot make the broker build and queue tens of MiB. */
     if (lim.max_get_bytes > b->cfg.max_reply) lim.max_get_bytes = (size_t)b->cfg.max_reply;
     bool mem = in_memory(b->cfg.sessions);
-    int rc = brk_store_open(&b->store, mem ? &brk_store_mem : &brk_store_sqlite,
-                            b->cfg.sessions, &lim, &err);
+    const brk_store_ops_t *ops = mem ? &brk_store_mem
+                                 : brk_pg_is_url(b->cfg.sessions) ? &brk_store_pg
+                                                                  : &brk_store_sqlite;
+    int rc = brk_store_open(&b->store, ops, b->cfg.sessions, &lim, &err);
     char path[300];
-    brk_log_str(path, sizeof path, b->cfg.sessions, strlen(b->cfg.sessions));
+    brk_log_url(path, sizeof path, b->cfg.sessions);
     if (rc) {
         char why[300];
         brk_log(BRK_LOG_ERROR, "sessions_failed", "path=%s error=%s", path,
                 brk_log_str(why, sizeof why, err.message, strlen(err.message)));
         return rc;
     }
+    /* A pair: a store call that hangs must not outlast the fence (lease.c) by much */
+    if (b->cfg.pair) brk_store_pg_set_timeout(b->store, (int64_t)b->cfg.fence_ms);
     brk_log(BRK_LOG_INFO, "sessions", "store=%s path=%s sessions=%llu max_sessions=%llu",
             brk_store_name(b->store), mem ? "-" : path,
             (unsigned long long)brk_store_count(b->store),

@@ -18,7 +18,9 @@ static const char usage[] =
     "agents of the built-in plugin (echo, sleep, fanout) and of every --plugin, and runs\n"
     "their jobs as cooperative tasks.\n"
     "\n"
-    "  --broker ENDPOINT   the broker's worker endpoint (default tcp://127.0.0.1:5556)\n"
+    "  --broker ENDPOINT   the broker's worker endpoint (default tcp://127.0.0.1:5556);\n"
+    "                      repeat it (or give A,B) for a broker pair: the worker talks to\n"
+    "                      whichever is active\n"
     "  --capacity N        jobs run at once (default 16)\n"
     "  --name NAME         name announced to the broker (default worker-<host>-<pid>)\n"
     "  --plugin PATH.so    load a plugin (repeatable)\n"
@@ -50,6 +52,8 @@ typedef struct opts {
     wrk_config_t cfg;
     const char **plugins;
     size_t n_plugins;
+    char brokers[1024];        /* --broker, repeated: joined with commas */
+    size_t n_brokers;
     const char *agents;
     act_log_level_t level;
     char name[160];
@@ -129,7 +133,13 @@ static int parse(int argc, char **argv, opts *o) {
     opterr = 0;
     while (rc == 0 && (c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
         switch (c) {
-        case 'b': o->cfg.broker = optarg; break;
+        case 'b': /* repeatable: a broker pair's endpoints, joined with commas */
+            if (o->n_brokers++ == 0) snprintf(o->brokers, sizeof o->brokers, "%s", optarg);
+            else if (strlen(o->brokers) + strlen(optarg) + 2 <= sizeof o->brokers)
+                strcat(strcat(o->brokers, ","), optarg);
+            else return bad("--broker: the endpoints are over %s bytes%s", "1023", "");
+            o->cfg.broker = o->brokers;
+            break;
         case 'n': o->cfg.name = optarg; break;
         case 'p': o->plugins[o->n_plugins++] = optarg; break;
         case 'a': o->agents = optarg; break;

@@ -4,6 +4,7 @@
  * or falls silent. Every outgoing message goes through one queue and one writer task, so
  * nothing that answers a job ever waits. SIGTERM drains: stop taking work (credit 0), let
  * the running jobs finish up to --drain-ms, say `disconnect`, leave. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,6 +185,30 @@ static void mon_explain(wrk_t *w) {
                                                           : "the broker may want CURVE");
 }
 
+/* Connects s to every endpoint of the comma-separated list (a broker pair: only the active
+ * one is bound). With more than one, ZMQ_IMMEDIATE keeps messages off connections that are
+ * not up, so everything goes to the broker that answers; when it changes, the new one says
+ * `disconnect` to the stranger and the worker starts over with `ready`.
+ * Returns: 0, or -1 with errno (the endpoint that failed is logged). */
+static int connect_all(void *s, const char *list) {
+    int one = 1;
+    if (strchr(list, ',')) zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        char ep[512];
+        snprintf(ep, sizeof ep, "%.*s", (int)(n < sizeof ep ? n : sizeof ep - 1), p);
+        if (n && zmq_connect(s, ep) != 0) {
+            int e = errno;
+            act_log(ACT_LOG_ERROR, "connect_failed", "broker=%s error=\"%s\"", ep,
+                    zmq_strerror(e));
+            errno = e;
+            return -1;
+        }
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
 static int conn_open(wrk_t *w) {
     void *s = zmq_socket(w->zctx, ZMQ_DEALER);
     if (!s) return ACT_ENOMEM;
@@ -198,9 +223,7 @@ static int conn_open(wrk_t *w) {
         return ACT_EINVAL;
     }
     mon_open(w, s);
-    if (zmq_connect(s, w->cfg.broker) != 0) {
-        act_log(ACT_LOG_ERROR, "connect_failed", "broker=%s error=\"%s\"", w->cfg.broker,
-                zmq_strerror(errno));
+    if (connect_all(s, w->cfg.broker) != 0) {
         mon_close(w);
         zmq_close(s);
         return ACT_EINVAL;

@@ -31,6 +31,7 @@ typedef struct opts {
     long inflight, count, warmup;
     double seconds;
     bool sync, asap;
+    const char *routing_id; /* --routing-id: explicit, so the broker remembers each answer */
 } opts;
 
 static void zmq_open(conn *c, const opts *o) {
@@ -38,6 +39,8 @@ static void zmq_open(conn *c, const opts *o) {
     c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
     int zero = 0;
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (o->routing_id) zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, o->routing_id,
+                                      strlen(o->routing_id));
     if (!c->sock || zmq_connect(c->sock, o->endpoint) != 0)
         bench_die("connect %s: %s", o->endpoint, zmq_strerror(errno));
 }
@@ -137,7 +140,8 @@ static long run_pass(conn *c, long inflight, long count, double seconds, uint32_
 }
 
 static void parse(int argc, char **argv, opts *o) {
-    *o = (opts){"zmq", "tcp://127.0.0.1:5555", "broker", 128, 200000, 2000, 5.0, false, false};
+    *o = (opts){"zmq", "tcp://127.0.0.1:5555", "broker", 128, 200000, 2000, 5.0, false, false,
+                NULL};
     for (int i = 1; i < argc; i++) {
         const char *v;
         if ((v = bench_opt(argc, argv, &i, "--transport"))) o->transport = v;
@@ -152,8 +156,10 @@ static void parse(int argc, char **argv, opts *o) {
         else if ((v = bench_opt(argc, argv, &i, "--seconds"))) o->seconds = atof(v);
         else if (strcmp(argv[i], "--sync") == 0) o->sync = true;
         else if (strcmp(argv[i], "--asap") == 0) o->asap = true;
+        else if ((v = bench_opt(argc, argv, &i, "--routing-id"))) o->routing_id = v;
         else bench_die("usage: loadgen [--transport zmq|nats] [--endpoint EP] [--mode broker|echo]"
-                       " [--inflight N] [--count N] [--seconds S] [--warmup N] [--sync] [--asap]");
+                       " [--inflight N] [--count N] [--seconds S] [--warmup N] [--sync] [--asap]"
+                       " [--routing-id ID]");
     }
     if (o->seconds <= 0 || o->seconds > 600) bench_die("--seconds must be in (0, 600]");
 }

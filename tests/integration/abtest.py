@@ -595,7 +595,11 @@ class _FakeWorkerProcess:
         self.gen += 1  # timers of the jobs dropped here must not touch new ones
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(self.o["broker"])
+        endpoints = self.o["broker"].split(",")  # a broker pair: whichever is active answers
+        if len(endpoints) > 1:
+            self.sock.setsockopt(zmq.IMMEDIATE, 1)
+        for ep in endpoints:
+            self.sock.connect(ep)
         ready = {"type": "ready", "name": self.o["name"], "capacity": self.o["capacity"],
                  "agents": self.o["agents"], "heartbeat_ms": self.o["heartbeat_ms"]}
         if "adk" in self.o["agents"] and not self.o["no_history"]:  # it reads history
@@ -865,3 +869,45 @@ if __name__ == "__main__":
         fake_worker_main(sys.argv[2:])
     else:
         print(__doc__)
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+class PgServer:
+    """A throwaway PostgreSQL server (tests/pg_server.sh: initdb + pg_ctl in a temp folder, as
+    `nobody` when run as root), stopped at exit. port: also listen on 127.0.0.1:port. Skips
+    the script (77) when no server can start here."""
+
+    SCRIPT = os.path.join(HERE, "..", "pg_server.sh")
+
+    def __init__(self, port=None):
+        self.dir = tempfile.mkdtemp(prefix="abtest-pg-")
+        self.port = port
+        argv = [self.SCRIPT, "start", self.dir] + ([str(port)] if port else [])
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        if p.returncode == 77:
+            skip("no PostgreSQL server: " + p.stderr.strip())
+        assert p.returncode == 0, "pg_server.sh start failed: %s" % p.stderr[-2000:]
+        self.url = p.stdout.strip()
+        atexit.register(self.stop)
+
+    def tcp_url(self, host="127.0.0.1"):
+        return "postgresql://actorbus@%s:%d/postgres" % (host, self.port)
+
+    def sql(self, text, url=None):
+        """Runs SQL with psql (on url's database, default postgres); returns its output
+        (unaligned, tuples only)."""
+        p = subprocess.run(["psql", "-XAtq", "-d", url or self.url, "-c", text],
+                           capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 0, "psql: %s" % p.stderr
+        return p.stdout.strip()
+
+    def reset(self):
+        self.sql("DROP TABLE IF EXISTS actorbus_schema, sessions, events, session_state,"
+                 " user_state, app_state, dedup, broker_lease")
+
+    def stop(self):
+        if self.dir:
+            subprocess.run([self.SCRIPT, "stop", self.dir], capture_output=True, timeout=60)
+            self.dir = None

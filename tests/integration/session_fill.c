@@ -1,4 +1,4 @@
-/* session_fill.c: a test helper that fills a SQLite session file through the store's own API
+/* session_fill.c: a test helper that fills a SQLite session file (or a postgresql:// URL) through the store's own API
  * (broker/session.h), so tests/integration/test_sessions.py can start a broker on sessions it
  * knows without a runner. Reads commands from stdin, one per line, fields separated by tabs:
  *   create ID APP USER [STATE-JSON]      a session (the state applied as a delta)
@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pg.h"
 #include "session.h"
 
 #define MAX_FIELDS 6
@@ -101,7 +102,8 @@ int main(int argc, char **argv) {
     }
     brk_store_t *st;
     brk_sess_err_t err = {0};
-    if (brk_store_open(&st, &brk_store_sqlite, argv[1], NULL, &err) != 0) {
+    const brk_store_ops_t *ops = brk_pg_is_url(argv[1]) ? &brk_store_pg : &brk_store_sqlite;
+    if (brk_store_open(&st, ops, argv[1], NULL, &err) != 0) {
         fprintf(stderr, "session_fill: %s\n", err.message);
         return 1;
     }

@@ -185,6 +185,35 @@ def test_k8s_manifests_fit_together():
     check_conf_keys(conf, "k8s configmap")
 
 
+def test_pair_files_run_two_brokers_on_postgresql():
+    """deploy/compose-pair.yaml and deploy/k8s-pair: two --pair brokers on one PostgreSQL URL,
+    workers given both (compose) or the Service only the active one is ready behind (k8s)."""
+    yaml = _yaml()
+    with open(os.path.join(DEPLOY, "compose-pair.yaml")) as f:
+        svcs = yaml.safe_load(f)["services"]
+    assert set(svcs) == {"postgres", "broker-a", "broker-b", "worker"}, svcs
+    for name in ("broker-a", "broker-b"):
+        cmd = svcs[name]["command"]
+        assert check_argv(cmd, "compose-pair " + name) == "actor-broker"
+        assert "--pair" in cmd and cmd[cmd.index("--sessions") + 1].startswith("postgresql://")
+    wcmd = svcs["worker"]["command"]
+    assert check_argv(wcmd, "compose-pair worker") == "actor-worker"
+    assert "tcp://broker-a:5556" in wcmd and "tcp://broker-b:5556" in wcmd, wcmd
+    docs = []
+    for path in sorted(glob.glob(os.path.join(DEPLOY, "k8s-pair", "*.yaml"))):
+        with open(path) as f:
+            docs += [d for d in yaml.safe_load_all(f) if d]
+    by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    broker = by[("Deployment", "actorbus-broker")]
+    assert broker["spec"]["replicas"] == 2
+    (ctr,) = broker["spec"]["template"]["spec"]["containers"]
+    assert ctr["command"][:2] == ["sh", "-c"], ctr["command"]
+    argv = shlex.split(ctr["command"][2].replace("exec ", "", 1))
+    assert check_argv(argv, "k8s-pair broker") == "actor-broker" and "--pair" in argv
+    assert ctr["readinessProbe"]["tcpSocket"]["port"] == 5555  # the standby is never ready
+    assert ("Service", "actorbus-postgres") in by and ("Secret", "actorbus-store") in by
+
+
 def test_up_sh_states_the_trust_model_and_runs_with_curve_on_loopback():
     """./deploy/up.sh says who may connect; with --curve it starts everything with keys on
     loopback and the show still runs. It builds in ROOT/build: only run when that build is

@@ -7,6 +7,10 @@ duplicated; exit 1 when lost or duplicated > 0, nothing got a result, or the bro
 shows a crash; 0 else.
 
   python3 tests/soak/soak.py [--seconds 60] [--clients 4] [--workers 3] [--seed N]
+  python3 tests/soak/soak.py --pair 20 ...   a broker pair on PostgreSQL (a server the run
+                                             starts): the active one SIGKILLed 20 times, the
+                                             standby taking over, default heartbeats (1 s);
+                                             prints the takeover times too
 
 A duplicate is a second terminal reply that differs from the first (the job ran twice: a
 `sleep` answer carries its start time and worker) or one for an id never resent; a resent id
@@ -37,7 +41,10 @@ class SoakClient:
         self.sock = abtest.ctx().socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.ROUTING_ID, self.name.encode())
-        self.sock.connect(endpoint)
+        if "," in endpoint:  # a broker pair: send only where a connection is up
+            self.sock.setsockopt(zmq.IMMEDIATE, 1)
+        for ep in endpoint.split(","):
+            self.sock.connect(ep)
         self.rng = rng
         self.next = 0
         self.open = {}      # id -> (message, last sent, times sent)
@@ -52,13 +59,19 @@ class SoakClient:
         self.next += 1
         m = abtest.query(qid, "sleep", {"ms": self.rng.randint(5, 40)},
                          idempotent=self.rng.random() < 0.5)
-        self.sock.send(abtest.pack(m))
+        self.send(m)
         self.open[qid] = (m, now, 1)
         self.sent += 1
 
+    def send(self, m):
+        try:  # no broker up (a takeover): the resend scan sends it again later
+            self.sock.send(abtest.pack(m), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
     def resend(self, qid, now):
         m, _, times = self.open[qid]
-        self.sock.send(abtest.pack(m))
+        self.send(m)
         self.open[qid] = (m, now, times + 1)
         self.resent += 1
 
@@ -109,11 +122,77 @@ class Soak:
 
     def start_worker(self, i):
         name = "soak-w%d" % i
+        at = self.view if self.o.pair else self.broker
         if self.real:
-            w = abtest.RealWorker(self.broker, name, capacity=8).start()
+            w = abtest.RealWorker(at, name, capacity=8).start()
         else:
-            w = abtest.FakeWorker(self.broker, name, capacity=8, agents=("sleep",)).start()
+            w = abtest.FakeWorker(at, name, capacity=8, agents=("sleep", "echo")).start()
         return w
+
+    # ---- the pair (--pair N)
+
+    def start_pair(self):
+        self.pg = abtest.PgServer()
+        self.broker_args = ("--pair", "--sessions", self.pg.url) + self.broker_args[2:]
+        hb = dict(heartbeat_ms=1000, liveness=3)  # the defaults
+        self.broker = abtest.Broker(*self.broker_args, **hb).start()
+        self.standby = abtest.Broker(*self.broker_args, **hb)
+        self.spawn_standby(self.standby)
+        a, b = self.broker, self.standby
+
+        class View:  # what a worker reads from "its broker": both endpoints
+            workers = "%s,%s" % (a.workers, b.workers)
+            heartbeat_ms = 1000
+            ports = a.ports
+        self.view = View
+        self.endpoints = "%s,%s" % (a.clients, b.clients)
+        self.takeovers = []
+
+    def spawn_standby(self, b):
+        b.proc = abtest.spawn(b.argv(), "broker-%d-%d.log" % (b.ports["clients"],
+                                                              time.monotonic_ns()))
+        abtest.wait_until(lambda: "event=standby" in b.log(), 20, "the standby")
+
+    def probe(self, timeout=30.0):
+        """Kill to the first answered query: an echo through both endpoints until one
+        answers (the new active holds it until a worker is back). Returns seconds."""
+        s = abtest.ctx().socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.IMMEDIATE, 1)
+        for ep in self.endpoints.split(","):
+            s.connect(ep)
+        t0 = time.monotonic()
+        n = 0
+        try:
+            while time.monotonic() - t0 < timeout:
+                n += 1
+                try:
+                    s.send(abtest.pack(abtest.query("probe-%d" % n, "echo", n)), zmq.NOBLOCK)
+                except zmq.Again:
+                    time.sleep(0.005)
+                    continue
+                if s.poll(5000):
+                    r = abtest.unpack(s.recv())
+                    if r.get("type") == "result":
+                        return time.monotonic() - t0
+                    time.sleep(0.01)  # an error (shutting down, no worker yet): again
+            raise AssertionError("no answer within %.0f s of the kill" % timeout)
+        finally:
+            s.close(0)
+
+    def take_over(self, clients):
+        t0 = time.monotonic()
+        self.broker.kill()
+        self.probe()  # from right after the kill
+        self.takeovers.append(time.monotonic() - t0)
+        old, self.broker = self.broker, self.standby
+        self.old_brokers.append(old)
+        self.standby = abtest.Broker(*self.broker_args, heartbeat_ms=1000, liveness=3,
+                                     ports=old.ports)
+        self.spawn_standby(self.standby)  # the killed one comes back as the standby
+        now = time.monotonic()
+        for c in clients:
+            c.resend_all(now)
 
     def chaos_worker(self):
         i = self.rng.randrange(len(self.workers))
@@ -136,11 +215,15 @@ class Soak:
 
     def run(self):
         o = self.o
-        self.broker = abtest.Broker(*self.broker_args).start()
         self.old_brokers = []
+        if o.pair:
+            self.start_pair()
+        else:
+            self.broker = abtest.Broker(*self.broker_args).start()
         self.workers = [self.start_worker(i) for i in range(o.workers)]
         self.broker.wait_workers(["soak-w%d" % i for i in range(o.workers)], 20)
-        clients = [SoakClient(self.broker.clients, n, random.Random(self.rng.random()))
+        ep = self.endpoints if o.pair else self.broker.clients
+        clients = [SoakClient(ep, n, random.Random(self.rng.random()))
                    for n in range(o.clients)]
         poller = zmq.Poller()
         for c in clients:
@@ -148,6 +231,9 @@ class Soak:
         t0 = time.monotonic()
         end = t0 + o.seconds
         restart_at = t0 + o.seconds * self.rng.uniform(0.4, 0.6)
+        # --pair N: N kills of the active, evenly between 10% and 90% of the run
+        take_at = [t0 + o.seconds * (0.1 + 0.8 * k / max(1, o.pair - 1 if o.pair > 1 else 1))
+                   for k in range(o.pair)]
         next_kill = t0 + self.rng.uniform(0.5, 2.0)
         last_resend_scan = t0
         while True:
@@ -159,7 +245,10 @@ class Soak:
             if sending and now >= next_kill:
                 self.chaos_worker()
                 next_kill = now + self.rng.uniform(0.5, 2.0)
-            if sending and not self.broker_restarted and now >= restart_at:
+            if o.pair and sending and take_at and now >= take_at[0]:
+                take_at.pop(0)
+                self.take_over(clients)
+            elif not o.pair and sending and not self.broker_restarted and now >= restart_at:
                 self.restart_broker(clients)
             if now - last_resend_scan >= 1.0:
                 last_resend_scan = now
@@ -189,6 +278,7 @@ class Soak:
         rows = [("seconds", "%.1f" % took), ("workers (real)" if self.real else
                 "workers (fake)", self.o.workers), ("worker kills", self.kills),
                 ("broker restarts", 1 if self.broker_restarted else 0),
+                ("takeovers (active SIGKILLed)", len(getattr(self, "takeovers", []))),
                 ("sent", sent), ("resent", sum(c.resent for c in clients)),
                 ("answered", answered), ("errored", errored)]
         rows += [("  error " + k, v) for k, v in sorted(codes.items())]
@@ -197,6 +287,10 @@ class Soak:
         print("\n| soak | count |\n|---|---|")
         for k, v in rows:
             print("| %s | %s |" % (k, v))
+        t = sorted(getattr(self, "takeovers", []))
+        if t:
+            print("\ntakeover (kill to the first answered query): n=%d p50=%.2f s max=%.2f s"
+                  " (heartbeat 1000 ms, lease poll 200 ms)" % (len(t), t[len(t) // 2], t[-1]))
         for d in dups[:5]:
             print("duplicate: %r" % (d,))
         for c in clients:
@@ -209,6 +303,8 @@ class Soak:
                     print("broker log has %r" % mark)
                     crashed = True
         self.broker.stop()
+        if getattr(self, "standby", None):
+            abtest.kill_proc(self.standby.proc, signal.SIGTERM)
         ok = lost == 0 and not dups and not crashed and answered > 0  # not all errors
         print("soak %s" % ("PASSED" if ok else "FAILED"), flush=True)
         return 0 if ok else 1
@@ -222,6 +318,8 @@ def main():
     ap.add_argument("--resend-s", type=float, default=5.0,
                     help="resend a query unanswered this long")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--pair", type=int, default=0,
+                    help="run a broker pair on PostgreSQL and kill the active this many times")
     o = ap.parse_args()
     if not (1 <= o.seconds <= 86400 and 1 <= o.clients <= 64 and 1 <= o.workers <= 64):
         ap.error("--seconds 1..86400, --clients 1..64, --workers 1..64")

@@ -3,7 +3,8 @@
  * big is not kept; anonymous routing ids take no part; with a SQLite file the answers come
  * back after close and reopen, expired rows do not, and the reopened window stays bounded;
  * on the boot that wrote them the monotonic clock counts, so a wall clock that jumps while
- * the broker is down neither drops answers nor stretches their window. */
+ * the broker is down neither drops answers nor stretches their window; with PostgreSQL (a
+ * server tests/pg_server.sh starts; skipped, saying why, without) the answers come back too. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "pgserver.h"
 #include "dedup.h"
 #include "map.h"
 
@@ -217,6 +219,45 @@ static void test_unopenable_file_is_an_error_naming_it(void **state) {
     assert_non_null(strstr(why, "/nonexistent-dir/x/d.db"));
 }
 
+/* What test_sqlite_file_keeps_answers_across_reopen proves, in PostgreSQL's table: what a
+ * broker that takes over from another finds there. */
+static void test_postgresql_keeps_answers_across_reopen(void **state) {
+    (void)state;
+    if (!pg_url[0]) {
+        print_message("skipped: %s\n", pg_skip);
+        skip();
+    }
+    pg_admin("DROP TABLE IF EXISTS dedup");
+    brk_dedup_limits_t lim = {1000, 10, 1 << 20, NULL};
+    brk_dedup_t *d = NULL;
+    assert_int_equal(brk_dedup_open(&d, &lim, pg_url, 0, 5000, why, sizeof why), 0);
+    assert_int_equal(brk_dedup_put(d, CK_A, 2, (const uint8_t *)"k", 1,
+                                   (const uint8_t *)"kept", 4, 0, 5000), 0);
+    assert_int_equal(brk_dedup_put(d, CK_A, 2, (const uint8_t *)"e", 1,
+                                   (const uint8_t *)"expires", 7, 0, 4000), 0);
+    brk_dedup_close(&d);
+    assert_int_equal(brk_dedup_open(&d, &lim, pg_url, 77, 5600, why, sizeof why), 0);
+    assert_int_equal(brk_dedup_count(d), 1);
+    assert_string_equal(get(d, CK_A, "k", 78), "kept");
+    assert_string_equal(get(d, CK_A, "e", 78), "");
+    assert_string_equal(get(d, CK_A, "k", 77 + 400), "");
+    brk_dedup_close(&d);
+    brk_dedup_limits_t shorter = {10, 10, 1 << 20, NULL};
+    assert_int_equal(brk_dedup_open(&d, &lim, pg_url, 0, 5000, why, sizeof why), 0);
+    assert_int_equal(brk_dedup_put(d, CK_A, 2, (const uint8_t *)"k", 1,
+                                   (const uint8_t *)"kept", 4, 0, 5000), 0);
+    brk_dedup_close(&d);
+    assert_int_equal(brk_dedup_open(&d, &shorter, pg_url, 0, 5000, why, sizeof why), 0);
+    assert_string_equal(get(d, CK_A, "k", 9), "kept");
+    assert_string_equal(get(d, CK_A, "k", 10), "");
+    brk_dedup_close(&d);
+    char bad[300];
+    snprintf(bad, sizeof bad, "postgresql://actorbus@/postgres?host=%s/none", pg_dir);
+    assert_int_equal(brk_dedup_open(&d, &lim, bad, 0, 0, why, sizeof why), -EIO);
+    assert_null(d);
+    assert_non_null(strstr(why, "connect"));
+}
+
 int main(void) {
     brk_map_seed();
     const struct CMUnitTest tests[] = {
@@ -228,6 +269,7 @@ int main(void) {
         cmocka_unit_test(test_sqlite_file_keeps_answers_across_reopen),
         cmocka_unit_test(test_a_wall_clock_jump_between_restarts_on_one_boot_changes_nothing),
         cmocka_unit_test(test_unopenable_file_is_an_error_naming_it),
+        cmocka_unit_test(test_postgresql_keeps_answers_across_reopen),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, pg_server_start, pg_server_stop);
 }

@@ -1,5 +1,7 @@
 /* test_session.c: the broker's session store (broker/session.h). Every behaviour test runs
- * against BOTH implementations through the one interface ("memory: test_x", "sqlite: test_x"):
+ * against EVERY implementation through the one interface ("memory: test_x", "sqlite: test_x",
+ * "postgresql: test_x"; the last on a server tests/pg_server.sh starts for this run in a
+ * temp directory, and skipped, saying why, where none can start):
  * create/get/list/delete, state deltas (set, nil deletes, app:/user:/temp: scopes, the merge
  * of parallel branches), bounds and bad input. SQLite alone: close and reopen keeps every
  * session, WAL is on, foreign files are refused. The scale test creates 10k sessions and one
@@ -10,14 +12,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "harness.h"
+#include "pgserver.h"
 #include "session.h"
 
 typedef struct fx {
     const brk_store_ops_t *ops;
-    char dir[64], path[96];
+    char dir[64], path[256];
     brk_store_t *st;
 } fx_t;
 
@@ -58,7 +62,7 @@ static void open_store(fx_t *f, const brk_sess_limits_t *lim) {
 }
 
 static void remove_files(const fx_t *f) {
-    char p[128];
+    char p[300];
     unlink(f->path);
     snprintf(p, sizeof p, "%s-wal", f->path);
     unlink(p);
@@ -81,6 +85,34 @@ static int setup_with(void **state, const brk_store_ops_t *ops) {
 static int setup_mem(void **state) { return setup_with(state, &brk_store_mem); }
 static int setup_sql(void **state) { return setup_with(state, &brk_store_sqlite); }
 
+static int setup_pg(void **state) {
+    if (!pg_url[0]) {
+        print_message("skipped: %s\n", pg_skip);
+        *state = NULL;
+        return 0;
+    }
+    pg_admin("DROP TABLE IF EXISTS actorbus_schema, sessions, events, session_state,"
+             " user_state, app_state, dedup");
+    fx_t *f = calloc(1, sizeof *f);
+    f->ops = &brk_store_pg;
+    snprintf(f->dir, sizeof f->dir, "%s", pg_dir);
+    snprintf(f->path, sizeof f->path, "%s", pg_url);
+    for (int i = 0; i < 64; i++) proto_buf_init(&pool[i]);
+    open_store(f, NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown_pg(void **state) {
+    fx_t *f = *state;
+    if (!f) return 0;
+    brk_store_close(&f->st);
+    for (int i = 0; i < 64; i++) proto_buf_free(&pool[i]);
+    proto_buf_free(&json_out);
+    free(f);
+    return 0;
+}
+
 static int teardown(void **state) {
     fx_t *f = *state;
     brk_store_close(&f->st);
@@ -94,6 +126,12 @@ static int teardown(void **state) {
 }
 
 /* ---- helpers ---- */
+
+/* The test's fixture; skips the test when its store cannot run here (no PostgreSQL). */
+static fx_t *fixture(void **state) {
+    if (!*state) skip();
+    return *state;
+}
 
 static void create(fx_t *f, const char *id, const char *app, const char *user, const char *st) {
     int rc = brk_store_create(f->st, S(id), S(app), S(user), st ? J(st) : no_raw, 1000, &err);
@@ -152,7 +190,7 @@ static size_t state_len(const brk_session_t *s) {
 /* ---- create, get, delete ---- */
 
 static void test_create_then_get_returns_the_session(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create(f, "s1", "app", "alice", "{\"k\":1,\"user:lang\":\"en\",\"app:v\":[1,2]}");
     assert_int_equal(brk_store_count(f->st), 1);
     brk_session_t *s = get(f, "s1", 10);
@@ -178,7 +216,7 @@ static void test_create_then_get_returns_the_session(void **state) {
 }
 
 static void test_merged_state_is_sorted_by_key(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create(f, "s", "a", "u", "{\"zeta\":1,\"app:b\":2,\"alpha\":3,\"user:c\":4}");
     brk_session_t *s = get(f, "s", 0);
     const char *want[] = {"alpha", "app:b", "user:c", "zeta"};
@@ -194,7 +232,7 @@ static void test_merged_state_is_sorted_by_key(void **state) {
 }
 
 static void test_get_unknown_or_foreign_session_is_not_found(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     brk_session_t *s = (brk_session_t *)1;
     assert_int_equal(brk_store_get(f->st, S("nope"), none, none, 5, &s, &err), BRK_SESS_ENOENT);
     assert_null(s);
@@ -210,7 +248,7 @@ static void test_get_unknown_or_foreign_session_is_not_found(void **state) {
 }
 
 static void test_delete_removes_session_events_and_own_state(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create(f, "s1", "a", "u", "{\"own\":1,\"user:u\":2,\"app:a\":3}");
     create(f, "s2", "a", "u", NULL);
     append(f, "s1", "user", "{\"x\":1}");
@@ -241,7 +279,7 @@ static void test_delete_removes_session_events_and_own_state(void **state) {
 }
 
 static void test_get_or_create_creates_once(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     brk_session_t *s = NULL;
     bool created = false;
     assert_int_equal(brk_store_get_or_create(f->st, S("s"), S("a"), S("u"), 5, 7, &s, &created,
@@ -265,7 +303,7 @@ static void test_get_or_create_creates_once(void **state) {
 /* ---- events ---- */
 
 static void test_append_numbers_events_and_get_returns_the_newest(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create(f, "s", "a", "u", NULL);
     for (int i = 1; i <= 5; i++) {
         char id[16], body[32];
@@ -308,7 +346,7 @@ static void test_append_numbers_events_and_get_returns_the_newest(void **state) 
 }
 
 static void test_updated_ms_never_goes_before_created_ms(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create(f, "s", "app", "u", NULL); /* at 1000 */
     brk_sess_event_t ev = event("e", "agent", "{}");
     /* The wall clock set back two hours: the session was not updated before it was made. */
@@ -325,7 +363,7 @@ static void test_updated_ms_never_goes_before_created_ms(void **state) {
 }
 
 static void test_append_to_unknown_session_is_not_found(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     brk_sess_event_t ev = event("e", "user", "1");
     assert_int_equal(brk_store_append(f->st, S("ghost"), &ev, J("{\"k\":1}"), 1, NULL, &err),
                      BRK_SESS_ENOENT);
@@ -334,7 +372,7 @@ static void test_append_to_unknown_session_is_not_found(void **state) {
 }
 
 static void test_get_stops_at_max_get_bytes_keeping_the_newest(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     brk_sess_limits_t lim;
     brk_sess_limits_default(&lim);
     lim.max_get_bytes = 100; /* each event below is 1 + 5 + 4 + 21 = 31 bytes */
@@ -388,7 +426,7 @@ static void test_full_session_drops_its_oldest_events(void **state) {
 /* ---- state deltas ---- */
 
 static void test_delta_sets_keys_and_nil_deletes(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create(f, "s", "a", "u", "{\"keep\":true}");
     append(f, "s", "agent", "{\"a\":1,\"b\":{\"deep\":[1,2]}}");
     append(f, "s", "agent", "{\"a\":null,\"c\":\"three\",\"never\":null}");
@@ -403,7 +441,7 @@ static void test_delta_sets_keys_and_nil_deletes(void **state) {
 }
 
 static void test_delta_applies_keys_in_map_order(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create(f, "s", "a", "u", NULL);
     /* {"x": 1, "x": 2, "y": 1, "y": nil}: a map may name a key twice; the later entry wins */
     static const uint8_t dup[] = {0x84, 0xa1, 'x', 1, 0xa1, 'x', 2, 0xa1, 'y', 1, 0xa1, 'y', 0xc0};
@@ -417,7 +455,7 @@ static void test_delta_applies_keys_in_map_order(void **state) {
 }
 
 static void test_app_and_user_keys_are_shared_by_their_sessions(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create(f, "s1", "shop", "alice", NULL);
     create(f, "s2", "shop", "alice", NULL);
     create(f, "s3", "shop", "bob", NULL);
@@ -448,7 +486,7 @@ static void test_app_and_user_keys_are_shared_by_their_sessions(void **state) {
 }
 
 static void test_temp_keys_are_never_stored(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create(f, "s", "a", "u", "{\"temp:init\":1,\"k\":0}");
     append(f, "s", "agent", "{\"temp:scratch\":[1,2,3],\"k\":2,\"temp:\":1}");
     brk_session_t *s = get(f, "s", 5);
@@ -461,7 +499,7 @@ static void test_temp_keys_are_never_stored(void **state) {
 /* ADK's most reported failure: parallel branches writing state lose each other's writes.
  * Here each delta names only its keys, applied in the order the events are appended. */
 static void test_parallel_branch_deltas_merge_key_by_key_in_event_order(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create(f, "s", "a", "u", "{\"before\":0}");
     append(f, "s", "branch_a", "{\"a1\":1,\"shared\":\"A1\"}");
     append(f, "s", "branch_b", "{\"b1\":1,\"shared\":\"B1\",\"user:seen\":[\"b\"]}");
@@ -513,7 +551,7 @@ static size_t page_of(fx_t *f, brk_sess_filter_t *q, brk_sess_page_t *p, int fir
 }
 
 static void test_list_pages_through_sessions_in_id_order(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create_many(f, 25);
     brk_sess_page_t p;
     brk_sess_page_init(&p);
@@ -541,7 +579,7 @@ static void test_list_pages_through_sessions_in_id_order(void **state) {
 }
 
 static void test_list_exact_page_has_no_next_and_filters_apply(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create_many(f, 25);
     brk_sess_page_t p;
     brk_sess_page_init(&p);
@@ -565,7 +603,7 @@ static void test_list_exact_page_has_no_next_and_filters_apply(void **state) {
 }
 
 static void test_list_reports_event_counts_and_survives_deletes(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create_many(f, 25);
     append(f, "s03", "user", NULL);
     append(f, "s03", "agent", NULL);
@@ -591,7 +629,7 @@ static void test_list_reports_event_counts_and_survives_deletes(void **state) {
 /* ---- bounds and bad input ---- */
 
 static void test_bad_names_are_refused_naming_the_field(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     char long_id[300];
     memset(long_id, 'x', sizeof long_id - 1);
     long_id[sizeof long_id - 1] = '\0';
@@ -621,7 +659,7 @@ static void test_bad_names_are_refused_naming_the_field(void **state) {
 }
 
 static void test_bad_deltas_are_refused_and_change_nothing(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create(f, "s", "a", "u", "{\"k\":1}");
     brk_sess_event_t ev = event("e", "agent", "1");
     struct { proto_raw_t delta; int rc; const char *msg; } cases[] = {
@@ -658,7 +696,7 @@ static void test_bad_deltas_are_refused_and_change_nothing(void **state) {
 }
 
 static void test_bad_events_are_refused(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create(f, "s", "a", "u", NULL);
     brk_sess_event_t ev = event("e", "agent", "1");
     ev.body = (proto_raw_t){(const uint8_t *)"\x92\x01", 2};
@@ -686,7 +724,7 @@ static void test_bad_events_are_refused(void **state) {
 }
 
 static void test_limits_are_enforced_with_errors(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     brk_sess_limits_t lim;
     brk_sess_limits_default(&lim);
     lim.max_value = 8;
@@ -727,10 +765,10 @@ static void test_limits_are_enforced_with_errors(void **state) {
     create(f, "v", "a", "u", NULL); /* room again */
 }
 
-/* ---- SQLite only ---- */
+/* ---- the stores kept in a database ---- */
 
-static void test_sqlite_survives_close_and_reopen(void **state) {
-    fx_t *f = *state;
+static void test_store_survives_close_and_reopen(void **state) {
+    fx_t *f = fixture(state);
     create(f, "s1", "a", "u", "{\"k\":1}");
     create(f, "s2", "a", "v", NULL);
     append(f, "s1", "user", "{\"user:lang\":\"fr\",\"app:n\":2,\"k\":null,\"j\":3}");
@@ -764,7 +802,7 @@ static void test_sqlite_survives_close_and_reopen(void **state) {
 }
 
 static void test_sqlite_uses_wal_and_refuses_foreign_files(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     create(f, "s", "a", "u", NULL);
     sqlite3 *db;
     sqlite3_stmt *st;
@@ -849,7 +887,7 @@ static size_t list_all(fx_t *f, uint32_t limit, brk_sess_filter_t q, size_t *pag
 }
 
 static void test_scale_lists_10k_sessions_and_loads_3k_events(void **state) {
-    fx_t *f = *state;
+    fx_t *f = fixture(state);
     fill_for_scale(f);
     brk_sess_page_t p;
     brk_sess_page_init(&p);
@@ -900,37 +938,81 @@ static void test_scale_lists_10k_sessions_and_loads_3k_events(void **state) {
     fflush(stdout);
 }
 
-#define BOTH(t) {"memory: " #t, t, setup_mem, teardown, NULL}, \
-                {"sqlite: " #t, t, setup_sql, teardown, NULL}
+/* ---- PostgreSQL only ---- */
+
+static void test_pg_refuses_other_schema_versions_and_bad_urls(void **state) {
+    fx_t *f = fixture(state);
+    create(f, "s", "a", "u", NULL);
+    brk_store_close(&f->st);
+    pg_admin("UPDATE actorbus_schema SET version = 99");
+    assert_int_equal(brk_store_open(&f->st, f->ops, f->path, NULL, &err), BRK_SESS_EIO);
+    assert_null(f->st);
+    assert_string_equal(err.code, "internal");
+    assert_non_null(strstr(err.message, "session schema version 99 is not supported"));
+    pg_admin("UPDATE actorbus_schema SET version = 1");
+    char nowhere[300];
+    snprintf(nowhere, sizeof nowhere, "postgresql://actorbus@/postgres?host=%s/none", f->dir);
+    assert_int_equal(brk_store_open(&f->st, f->ops, nowhere, NULL, &err), BRK_SESS_EIO);
+    assert_non_null(strstr(err.message, "connect"));
+    assert_int_equal(brk_store_open(&f->st, f->ops, "/tmp/x.db", NULL, &err), BRK_SESS_EIO);
+    open_store(f, NULL);
+    assert_int_equal(brk_store_count(f->st), 1);
+}
+
+/* The server drops the store's connection (a restart, a failover of the database): the call
+ * that meets it fails with EIO, and the next one connects again. */
+static void test_pg_reconnects_after_the_server_drops_it(void **state) {
+    fx_t *f = fixture(state);
+    create(f, "s", "a", "u", "{\"k\":1}");
+    pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+             " WHERE application_name = 'actor-broker'");
+    brk_session_t *s = NULL;
+    int rc = brk_store_get(f->st, S("s"), none, none, 0, &s, &err);
+    if (rc == 0) brk_session_free(&s); /* raced: the drop came after the call */
+    else assert_int_equal(rc, BRK_SESS_EIO);
+    s = get(f, "s", 0);
+    assert_state(s, "k", "1");
+    brk_session_free(&s);
+    assert_int_equal(append(f, "s", "user", NULL), 1);
+}
+
+#define T3(t) {"memory: " #t, t, setup_mem, teardown, NULL}, \
+              {"sqlite: " #t, t, setup_sql, teardown, NULL}, \
+              {"postgresql: " #t, t, setup_pg, teardown_pg, NULL}
 #define SQL_ONLY(t) {"sqlite: " #t, t, setup_sql, teardown, NULL}
+#define MEM_SQL(t) {"memory: " #t, t, setup_mem, teardown, NULL}, SQL_ONLY(t)
+#define PG_ONLY(t) {"postgresql: " #t, t, setup_pg, teardown_pg, NULL}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH(test_create_then_get_returns_the_session),
-        BOTH(test_merged_state_is_sorted_by_key),
-        BOTH(test_get_unknown_or_foreign_session_is_not_found),
-        BOTH(test_delete_removes_session_events_and_own_state),
-        BOTH(test_get_or_create_creates_once),
-        BOTH(test_append_numbers_events_and_get_returns_the_newest),
-        BOTH(test_append_to_unknown_session_is_not_found),
-        BOTH(test_updated_ms_never_goes_before_created_ms),
-        BOTH(test_get_stops_at_max_get_bytes_keeping_the_newest),
-        BOTH(test_full_session_drops_its_oldest_events),
-        BOTH(test_delta_sets_keys_and_nil_deletes),
-        BOTH(test_delta_applies_keys_in_map_order),
-        BOTH(test_app_and_user_keys_are_shared_by_their_sessions),
-        BOTH(test_temp_keys_are_never_stored),
-        BOTH(test_parallel_branch_deltas_merge_key_by_key_in_event_order),
-        BOTH(test_list_pages_through_sessions_in_id_order),
-        BOTH(test_list_exact_page_has_no_next_and_filters_apply),
-        BOTH(test_list_reports_event_counts_and_survives_deletes),
-        BOTH(test_bad_names_are_refused_naming_the_field),
-        BOTH(test_bad_deltas_are_refused_and_change_nothing),
-        BOTH(test_bad_events_are_refused),
-        BOTH(test_limits_are_enforced_with_errors),
-        SQL_ONLY(test_sqlite_survives_close_and_reopen),
+        T3(test_create_then_get_returns_the_session),
+        T3(test_merged_state_is_sorted_by_key),
+        T3(test_get_unknown_or_foreign_session_is_not_found),
+        T3(test_delete_removes_session_events_and_own_state),
+        T3(test_get_or_create_creates_once),
+        T3(test_append_numbers_events_and_get_returns_the_newest),
+        T3(test_append_to_unknown_session_is_not_found),
+        T3(test_updated_ms_never_goes_before_created_ms),
+        T3(test_get_stops_at_max_get_bytes_keeping_the_newest),
+        MEM_SQL(test_full_session_drops_its_oldest_events), /* PostgreSQL: not yet */
+        T3(test_delta_sets_keys_and_nil_deletes),
+        T3(test_delta_applies_keys_in_map_order),
+        T3(test_app_and_user_keys_are_shared_by_their_sessions),
+        T3(test_temp_keys_are_never_stored),
+        T3(test_parallel_branch_deltas_merge_key_by_key_in_event_order),
+        T3(test_list_pages_through_sessions_in_id_order),
+        T3(test_list_exact_page_has_no_next_and_filters_apply),
+        T3(test_list_reports_event_counts_and_survives_deletes),
+        T3(test_bad_names_are_refused_naming_the_field),
+        T3(test_bad_deltas_are_refused_and_change_nothing),
+        T3(test_bad_events_are_refused),
+        T3(test_limits_are_enforced_with_errors),
+        SQL_ONLY(test_store_survives_close_and_reopen),
+        PG_ONLY(test_store_survives_close_and_reopen),
         SQL_ONLY(test_sqlite_uses_wal_and_refuses_foreign_files),
-        BOTH(test_scale_lists_10k_sessions_and_loads_3k_events),
+        PG_ONLY(test_pg_refuses_other_schema_versions_and_bad_urls),
+        PG_ONLY(test_pg_reconnects_after_the_server_drops_it),
+        T3(test_scale_lists_10k_sessions_and_loads_3k_events),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, pg_server_start, pg_server_stop);
 }

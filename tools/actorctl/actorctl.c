@@ -45,7 +45,8 @@ static const char usage[] =
     "                        PREFIX.key (secret, mode 0600) and PREFIX.pub (public key)\n"
     "\n"
     "Options:\n"
-    "  --broker ENDPOINT     the broker's client endpoint (default tcp://127.0.0.1:5555)\n"
+    "  --broker ENDPOINT     the broker's client endpoint (default tcp://127.0.0.1:5555);\n"
+    "                        A,B for a broker pair: whichever is active answers\n"
     "  --pub ENDPOINT        the broker's bus endpoint (default tcp://127.0.0.1:5557)\n"
     "  --timeout MS          query: the query's timeout_ms; every command: how long to wait\n"
     "                        for the broker (default 30000; subscribe: forever)\n"
@@ -139,12 +140,32 @@ static void print_json(FILE *f, const char *prefix, proto_raw_t v) {
     fflush(f);
 }
 
+/* Connects s to each endpoint of the comma-separated list (a broker pair). With more than
+ * one, ZMQ_IMMEDIATE sends only on connections that are up: to the active broker, since the
+ * standby binds nothing. Returns: 0, or -1 with errno. */
+static int connect_all(void *s, const char *list) {
+    int one = 1;
+    if (strchr(list, ',')) zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        char ep[512];
+        snprintf(ep, sizeof ep, "%.*s", (int)(n < sizeof ep ? n : sizeof ep - 1), p);
+        if (n && zmq_connect(s, ep) != 0) return -1;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
 static void *dealer(ctl_t *c) {
     void *s = zmq_socket(c->zctx, ZMQ_DEALER);
     int linger = 200;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    /* With ZMQ_IMMEDIATE a send waits for a connection: no longer than a reply would. */
+    int sndtimeo = c->timeout_ms < 0 ? 30000 : c->timeout_ms < INT32_MAX ? (int)c->timeout_ms
+                                                                         : -1;
+    zmq_setsockopt(s, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
     ctl_curve_watch(&c->curve, c->zctx, s);
-    if (ctl_curve_apply(&c->curve, s) != 0 || zmq_connect(s, c->broker) != 0) {
+    if (ctl_curve_apply(&c->curve, s) != 0 || connect_all(s, c->broker) != 0) {
         fprintf(stderr, "actorctl: cannot connect to --broker '%s': %s\n", c->broker,
                 zmq_strerror(errno));
         zmq_close(s);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 /* ---- one request, one reply ---- */
@@ -105,16 +106,29 @@ static void print_status(const ctl_obs_t *o, const msgpack_object *st, const sam
         ok_rate = (double)(now->answered - (prev ? prev->answered : 0)) / secs;
         err_rate = (double)(now->errors - (prev ? prev->errors : 0)) / secs;
     }
-    const msgpack_object *dr = ctl_get(st, "draining");
+    const msgpack_object *dr = ctl_get(st, "draining"), *pair = ctl_get(st, "pair");
+    /* A broker pair: the summary line ends with the active one's start and the takeovers
+     * (on that line, so that the table stays on the third line on). */
+    char active[400] = "";
+    if (pair && pair->type == MSGPACK_OBJECT_BOOLEAN && pair->via.boolean) {
+        time_t since = (time_t)(ctl_num(st, "active_since_ms") / 1000);
+        struct tm tm;
+        char when[32] = "?";
+        if (gmtime_r(&since, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        const msgpack_object *who = ctl_get(st, "active_broker");
+        snprintf(active, sizeof active, "; pair: active %.*s since %s, %lld takeovers",
+                 ctl_slen(who, 256), ctl_sptr(who), when, ctl_num(st, "takeovers"));
+    }
     /* One summary line, then the table (scripts read it from the third line on). */
     printf("broker %s: %u workers, capacity %lld, in flight %lld, queued %lld, clients %lld; "
            "answered %lld (%lld errors), up %.1f s, rate %.1f/s (%.1f/s errors, %s); "
-           "sessions %lld busy, %lld queries waiting for one%s\n",
+           "sessions %lld busy, %lld queries waiting for one%s%s\n",
            o->broker, nw, ctl_num(st, "capacity"), ctl_num(st, "in_flight"), ctl_num(st, "queued"),
            ctl_num(st, "clients"), now->answered, now->errors, ctl_num(st, "uptime_ms") / 1000.0,
            ok_rate, err_rate, prev ? "last interval" : "average", ctl_num(st, "sessions_locked"),
            ctl_num(st, "session_waiters"),
-           dr && dr->type == MSGPACK_OBJECT_BOOLEAN && dr->via.boolean ? " DRAINING" : "");
+           dr && dr->type == MSGPACK_OBJECT_BOOLEAN && dr->via.boolean ? " DRAINING" : "",
+           active);
     if (nw) printf("%-32s %9s %9s  %s\n", "WORKER", "CAPACITY", "IN_FLIGHT", "AGENTS");
     for (uint32_t i = 0; i < nw; i++) {
         const msgpack_object *w = &ws->via.array.ptr[i], *name = ctl_get(w, "name");
