@@ -504,6 +504,7 @@ void brk_close(brk_t *b) {
     brk_agents_close(b);
     int linger = 2000; /* long enough to flush the last answers and disconnects */
     void *socks[4] = {b->clients, b->workers, b->pub, b->sub};
+    brk_gone_stop(b); /* before the client socket closes and lingers */
     for (int i = 0; i < 4; i++) {
         if (!socks[i]) continue;
         zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);

@@ -326,6 +326,10 @@ void brk_reserve_refill(brk_t *b);
 /* Watches the client socket's disconnects (--cancel-gone). Returns: 0. Errors: -ENOMEM, -EIO
  * (the monitor could not be set up; logged). */
 int brk_gone_open(brk_t *b);
+/* Stops the monitor; call before closing the client socket. libzmq sends monitor events with
+ * a blocking send: one for a peer leaving while the closed socket lingers, with the reader
+ * closed, would hold a libzmq thread until the context ends. */
+void brk_gone_stop(brk_t *b);
 void brk_gone_close(brk_t *b);
 /* Acts on pending disconnects: the queries of the clients on a closed connection end
  * `cancelled`. */

@@ -60,6 +60,10 @@ int brk_gone_open(brk_t *b) {
     return 0;
 }
 
+void brk_gone_stop(brk_t *b) {
+    if (b->gone && b->clients) zmq_socket_monitor(b->clients, NULL, 0);
+}
+
 void brk_gone_close(brk_t *b) {
     struct brk_gone *g = b->gone;
     if (!g) return;

@@ -514,7 +514,8 @@ def start_workers(broker, names, real=False, **kw):
 
 def run_tests(namespace):
     """Runs every test_* function of a script in order (or those named in argv), each with
-    all processes killed afterwards; exits 1 if any failed."""
+    the script's after_each() (if it has one: what the test left in this process, such as
+    sockets) and then all processes killed afterwards; exits 1 if any failed."""
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
@@ -539,7 +540,15 @@ def run_tests(namespace):
                     " ".join(p.args[:4]) if isinstance(p.args, list) else p.args,
                     read_log(p)[-3000:]), flush=True)
         finally:
-            kill_all()
+            try:
+                if callable(namespace.get("after_each")):
+                    namespace["after_each"]()
+            except Exception:
+                if name not in failed:
+                    failed.append(name)
+                print("FAIL %s (after_each)\n%s" % (name, traceback.format_exc()), flush=True)
+            finally:
+                kill_all()
     print("%d/%d passed, %d skipped" % (len(tests) - len(failed) - len(skipped), len(tests),
                                         len(skipped)), flush=True)
     if _ctx is not None:

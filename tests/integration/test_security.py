@@ -52,24 +52,43 @@ def curve_socket(kind, server_pub, pair):
     return s
 
 
+# The monitor events a CurveClient records: the handshake's outcome, all its asserts read.
+# Fewer events than EVENT_ALL (a peer that reconnects every 100 ms sends three a try), and
+# not MONITOR_STOPPED, which libzmq would send while stopping the monitor.
+MONITOR_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED
+for _e in FAILED_HANDSHAKE:
+    MONITOR_EVENTS |= _e
+
+
 class CurveClient(Client):
-    """A DEALER with a CURVE key pair (None: plaintext); it records its monitor events."""
+    """A DEALER with a CURVE key pair (None: plaintext); it records its monitor events.
+    libzmq sends monitor events with a blocking send from its I/O or reaper thread: a
+    monitored socket closed after its PAIR reader (as the garbage collector may close the
+    two) blocks that thread for good, and every socket of the context closed later keeps
+    its connections open (a broker then keeps a closed client's routing id). So each
+    client stays referenced in CurveClient.open until close() (after_each at the latest),
+    which stops the monitor before closing the reader."""
     n = 0
+    open = []
 
     def __init__(self, endpoint, server_pub, pair):
         self.kind = "dealer"
         self.sock = curve_socket(zmq.DEALER, server_pub, pair)
         CurveClient.n += 1  # a fresh inproc address: a closed socket's may still be bound
         addr = "inproc://test-security-monitor-%d" % CurveClient.n
-        self.sock.monitor(addr, zmq.EVENT_ALL)
+        self.sock.monitor(addr, MONITOR_EVENTS)
         self.mon = abtest.ctx().socket(zmq.PAIR)
         self.mon.setsockopt(zmq.LINGER, 0)
         self.mon.connect(addr)
         self.events = []
+        CurveClient.open.append(self)
         self.sock.connect(endpoint)
 
     def close(self):
-        self.sock.monitor(None, 0)
+        if self not in CurveClient.open:
+            return
+        CurveClient.open.remove(self)
+        self.sock.monitor(None, 0)  # first: no event may go to a closed reader
         self.mon.close(0)
         self.sock.close(0)
 
@@ -158,6 +177,12 @@ class SecureBroker(Broker):
         kp = write_pair("worker-%s-%d" % (name, id(self)), pair)
         return RealWorker(self, name, capacity=capacity,
                           extra=["--curve-server-key", self.pub_path, "--curve-key", kp]).start()
+
+
+def after_each():
+    """abtest.run_tests calls this after each test: closes the CurveClients it left."""
+    while CurveClient.open:
+        CurveClient.open[-1].close()
 
 
 def need_worker():
