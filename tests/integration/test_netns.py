@@ -94,7 +94,8 @@ def test_queries_cross_namespaces_to_both_workers():
 
     def both_ready():
         rc, out, _ = ctl(["status"], timeout=10)
-        names = {w["name"] for o in out for w in o.get("workers", [])}
+        # status is answered as a result: the figures are its output (PROTOCOL.md, Versioning)
+        names = {w["name"] for o in out for w in o.get("output", o).get("workers", [])}
         return rc == 0 and {"ns-w1", "ns-w2"} <= names
     try:
         abtest.wait_until(both_ready, 20, "both workers to register across namespaces", 0.2)
