@@ -39,9 +39,10 @@ static bool output(abp_ctx_t *ctx, const uint8_t **out, size_t *n) {
     return true;
 }
 
-static void answer_take(abp_ctx_t *ctx, agt_answer_t *a) {
+static int answer_take(abp_ctx_t *ctx, agt_answer_t *a) {
     memset(a, 0, sizeof(*a));
-    if (ctx->has_output && (a->out = malloc(ctx->output.n))) {
+    if (ctx->has_output) {
+        if (!(a->out = malloc(ctx->output.n))) return ABP_ENOMEM; /* the job keeps it */
         memcpy(a->out, ctx->output.p, ctx->output.n);
         a->out_n = ctx->output.n;
         a->has_out = true;
@@ -49,6 +50,7 @@ static void answer_take(abp_ctx_t *ctx, agt_answer_t *a) {
     a->code = ctx->err_code, a->message = ctx->err_msg;
     ctx->err_code = ctx->err_msg = NULL;
     ctx->has_output = false;
+    return 0;
 }
 
 static int answer_put(abp_ctx_t *ctx, agt_answer_t *a) {

@@ -57,9 +57,10 @@ typedef struct agt_host {
     /* The job's answer so far: whether it failed, and its output (false: none yet). */
     bool (*failed)(abp_ctx_t *ctx);
     bool (*output)(abp_ctx_t *ctx, const uint8_t **out, size_t *n);
-    /* Moves the job's answer out (the job has none after) and back. answer_put frees
-     * nothing of a's on failure. Errors: ABP_ENOMEM. */
-    void (*answer_take)(abp_ctx_t *ctx, agt_answer_t *a);
+    /* Moves the job's answer out (the job has none after) and back. Errors: ABP_ENOMEM
+     * (answer_take: the job keeps its answer and a is empty; answer_put: the error part is
+     * put, the output is not). */
+    int (*answer_take)(abp_ctx_t *ctx, agt_answer_t *a);
     int (*answer_put)(abp_ctx_t *ctx, agt_answer_t *a);
     /* A model call of the agent running now used these tokens (for the host's metrics);
      * may be NULL. */

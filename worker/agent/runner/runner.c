@@ -327,7 +327,7 @@ static int run_transfer(abp_ctx_t *ctx, const char *target, const uint8_t *in, s
     }
     act_log(ACT_LOG_DEBUG, "transfer", "job=%llu to=%s", (unsigned long long)agt__host->api->job_id(ctx), target);
     agt_answer_t dropped;
-    agt__host->answer_take(ctx, &dropped); /* the agent handed over to answers afresh */
+    if (agt__host->answer_take(ctx, &dropped)) return ABP_ENOMEM; /* it answers afresh */
     agt__answer_free(&dropped);
     const agt_def_t *def = local_def(ctx, target);
     if (def) return run_frame(ctx, def, in, n, branch, next);
@@ -397,11 +397,13 @@ void agt__answer_free(agt_answer_t *a) {
 static int run_here(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, size_t n,
                     const char *branch, agt_result_t *r) {
     agt_answer_t saved, child;
-    agt__host->answer_take(ctx, &saved); /* the job's answer, put aside while the child runs */
+    /* The job's answer is put aside while the child runs in the job. */
+    if (agt__host->answer_take(ctx, &saved)) return ABP_ENOMEM;
     int rc = run_def(ctx, def, in, n, branch), erc = 0;
     char msg[192];
-    agt__host->answer_take(ctx, &child);
-    if (child.code) {
+    if (agt__host->answer_take(ctx, &child)) {
+        erc = ABP_ENOMEM;
+    } else if (child.code) {
         erc = result_error(r, child.code, child.message);
     } else if (rc == 0) {
         erc = result_output(r, child.has_out ? child.out : NULL, child.out_n);
