@@ -793,32 +793,17 @@ const char *mcp__name(const mcp_client_t *c) { return c->name; }
 size_t mcp__max_tools(const mcp_client_t *c) { return c->o.max_tools; }
 void mcp__tools_listed(mcp_client_t *c) { c->tools_changed = false; }
 
+/* MCP's own readings of libactor's codes; the rest (the table's codes, ok, timeout, cancelled,
+ * bad_request, too_large, overloaded, internal) are proto_err_code's. */
 const char *mcp_err_code(int code) {
     switch (code) {
-    case 0:
-        return "ok";
-#define MCP_ERR_CODE(name, val, code, text) \
-    case val:                               \
-        return code;
-        PROTO_MCP_ERRORS(MCP_ERR_CODE)
-#undef MCP_ERR_CODE
-    case ACT_ETIMEDOUT:
-        return "timeout";
-    case ACT_ECANCELED:
-        return "cancelled";
     case ACT_ECLOSED:
         return "mcp_closed";
-    case ACT_EAGAIN:
-        return "overloaded";
-    case ACT_EINVAL:
-        return "bad_request";
-    case ACT_EMSGSIZE:
-        return "too_large";
     case ACT_ENOENT:
     case ACT_EPERM:
         return "mcp_spawn_failed";
     default:
-        return "internal";
+        return proto_err_code(code);
     }
 }
 
