@@ -110,5 +110,23 @@ def test_broker_restart_workers_ready_again():
     b2.stop()
 
 
+def test_ready_is_answered_at_once():
+    """A worker counts the broker lost `liveness` intervals after it sent ready, and a ready
+    that waited in its socket for a restarted broker to bind arrives near that deadline. The
+    broker answers ready at once (a heartbeat), not only after its first interval: else the
+    worker gave up, came back on a new connection, and work went to the first registration,
+    which was stale (test_session_survives_a_broker_restart of test_invocations.py ended
+    worker_lost so, once in 20 runs under load). Intervals of an hour on both sides: only
+    the answer to ready can come."""
+    b = Broker(heartbeat_ms=3600000).start()
+    w = abtest.Client(b.workers)  # a raw DEALER on the worker socket
+    w.send({"v": 1, "type": "ready", "name": "w1", "capacity": 1, "agents": ["echo"],
+            "heartbeat_ms": 3600000})
+    assert w.recv(10)["type"] == "heartbeat"
+    assert [x["name"] for x in b.status()["workers"]] == ["w1"]
+    w.close()
+    b.stop()
+
+
 if __name__ == "__main__":
     abtest.run_tests(globals())

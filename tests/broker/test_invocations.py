@@ -328,7 +328,7 @@ def test_retried_invocation_keeps_one_user_event():
 
 
 def test_cancelled_root_frees_the_session_and_late_child_events_stay_out():
-    b, _ = setup()
+    b, (w,) = setup()
     c = b.client()
     path, open_it = gate()
     kid = {"branch": "r.k", "input": {"emit": [mark("early")], "wait_file": path,
@@ -341,7 +341,10 @@ def test_cancelled_root_frees_the_session_and_late_child_events_stay_out():
     _, r = c.call(adk("n", "s1", {"emit": [mark("next")]}))  # runs: the lock is free
     assert r["type"] == "result" and r["id"] == "n", r
     open_it()
-    time.sleep(0.3)  # the child's late event, if any, reaches the broker
+    # The child's late event is in: the worker ended r (cancelled), n and then the child,
+    # and a later answer of the same worker comes after it on the worker's connection.
+    w.wait_stats(lambda s: s["done"] >= 3, 20, "the child to end")
+    call_ok(c, adk("after", "s2"))
     r = session_get(c, "s1")["output"]
     texts = [e["event"].get("content", {}).get("parts", [{}])[0].get("text")
              for e in r["events"]]
