@@ -182,6 +182,8 @@ struct brk_client {
     uint8_t key[1 + BRK_MAX_IDENTITY];
     brk_key_t *curve_key;    /* its CURVE key (a reference), for the per-key limits */
     int fd;                  /* its connection's fd while gone.c watches it, else -1 */
+    bool detached;           /* CURVE, explicit id: that connection closed; answers are
+                                remembered, not sent, until the same key is back (gone.c) */
     brk_list_t fdlink;       /* in gone.c's list of the clients on that fd */
 };
 
@@ -341,8 +343,14 @@ int64_t brk_gone_tick(brk_t *b);
 /* The fd a client message came on (its last frame), -1 unknown; reads pending disconnects
  * first when the message comes from another peer (fd or routing id) than the last one. */
 int brk_gone_fd(brk_t *b, zmq_msg_t *frame, const uint8_t *id, size_t idlen);
-/* Links a new client to its connection (anonymous routing ids only); untrack before free. */
+/* Links a client to its connection (anonymous routing ids; explicit ones under CURVE);
+ * untrack before free. */
 void brk_gone_track(brk_t *b, brk_client_t *c, const brk_in_t *in);
+/* Whether c's answers may be sent: not when it is detached (checked against pending
+ * disconnects; never acts on more than detaching, so it is safe while answering). */
+bool brk_client_reachable(brk_t *b, brk_client_t *c);
+/* A message from c's routing id under c's own key: a detached c is attached again. */
+void brk_client_attach(brk_t *b, brk_client_t *c, const brk_in_t *in);
 void brk_gone_untrack(brk_t *b, brk_client_t *c);
 
 /* ---- session_requests.c: the session store and the session.* requests ---- */
