@@ -201,8 +201,12 @@ int brk_gone_fd(brk_t *b, zmq_msg_t *frame, const uint8_t *id, size_t idlen) {
     if (!g) return -1;
     int fd = zmq_msg_get(frame, ZMQ_SRCFD);
     if (fd < 0) return -1;
-    /* Another peer than the last: a disconnect of this fd's last user comes first. */
-    if (fd != g->last_fd || idlen != g->last_idlen || memcmp(id, g->last_id, idlen) != 0) {
+    /* Another peer than the last: a disconnect of this fd's last user comes first. So for
+     * every message of a routing id gone.c may detach (CURVE, explicit): its owner may come
+     * back on the fd it had, and the old connection's disconnect must not then detach it. */
+    bool watched = idlen && id[0] != 0 && brk_zap_on(b);
+    if (watched || fd != g->last_fd || idlen != g->last_idlen ||
+        memcmp(id, g->last_id, idlen) != 0) {
         brk_gone_read(b);
         g->last_fd = fd;
         memcpy(g->last_id, id, idlen);
