@@ -3,8 +3,8 @@
  * and error of a query is published under query.<agent>.<session or -> as the client's map
  * plus "agent", "session" and what a watcher needs to draw it (job, worker, invocation,
  * accepted_ms, ts_ms: tools/web's timeline). Bus messages are fire-and-forget: PUB drops at
- * its HWM. The PUB socket is an XPUB so the broker knows which prefixes anyone subscribes to (subs.c),
- * and does not even encode a query's bus message when nobody would receive it. */
+ * its HWM. The PUB socket is an XPUB so the broker knows which prefixes anyone subscribes
+ * to (subs.c), and does not even encode a query's bus message when nobody would receive it. */
 #include "broker.h"
 #include "invocations.h"
 

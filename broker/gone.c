@@ -134,7 +134,11 @@ static void on_disconnected(brk_t *b, int fd, bool drop) {
         if (g->n_later == g->cap_later) {
             size_t cap = g->cap_later ? 2 * g->cap_later : 16;
             int *v = realloc(g->later, cap * sizeof *v);
-            if (!v) return; /* untracked from here: they run to their end, as before */
+            if (!v) { /* untracked from here: they run to their end, as before */
+                while ((f = fdb_find(g, fd)))
+                    unlink_fd(g, f, brk_container_of(f->clients.next, brk_client_t, fdlink));
+                return;
+            }
             g->later = v;
             g->cap_later = cap;
         }
