@@ -198,11 +198,12 @@ static void refuse(brk_t *b, peer_t *p, size_t n, const char *why) {
         brk_log(BRK_LOG_WARN, "subscription_refused", "fd=%d bytes=%zu held=%zu why=\"%s\"",
                 p->fd, n, p->n, why);
     if (p->cut || p->fd < 0) return;
-    read_monitor(b);
-    if (peer_find(s, p->fd, NULL) != p) return; /* it closed meanwhile */
+    int fd = p->fd;
+    read_monitor(b); /* may free p */
+    if (!(p = peer_find(s, fd, NULL))) return; /* it closed meanwhile */
     p->cut = true;
     s->cut++;
-    shutdown(p->fd, SHUT_RDWR);
+    shutdown(fd, SHUT_RDWR);
 }
 
 static peer_t *peer_get(struct brk_subs *s, int fd) {
