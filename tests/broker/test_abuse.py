@@ -387,5 +387,63 @@ def test_long_bus_subscriptions_are_refused():
     b.stop()
 
 
+def test_bus_subscriptions_are_bounded_and_go_with_their_peer():
+    """Issue 11 point 6: nothing bounded the count of a peer's bus subscriptions, and their
+    memory stayed after it left. A connection past --max-subs-per-peer, or one that takes
+    the total past --max-subs, is refused: it is disconnected and libzmq drops all it held.
+    An ordinary subscriber keeps its topic; a peer's subscriptions go when it leaves."""
+    import zmq
+    from test_metrics import broker_with_metrics, get as metric, scrape
+    b, port = broker_with_metrics("--max-subs-per-peer", "8", "--max-subs", "12")
+    ctl = abtest.Subscriber(b.pub, b"news.").wait_joined(b, "news.")
+    held = lambda: metric(scrape(port), "actorbus_broker_bus_subscriptions")
+    assert held() == 1
+
+    def peer(prefixes):
+        s = abtest.ctx().socket(zmq.SUB)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.RECONNECT_IVL, -1)  # refused once, it stays away
+        for p in prefixes:
+            s.setsockopt(zmq.SUBSCRIBE, p)
+        s.connect(b.pub)
+        return s
+
+    # within the bounds: held while connected, gone once it leaves
+    calm = peer([b"calm.%d" % i for i in range(4)])
+    wait_until(lambda: held() == 5, 10, "4 subscriptions to be held")
+    calm.close(0)
+    wait_until(lambda: held() == 1, 10, "the leaver's subscriptions to go")
+    # too many from one peer (long ones: each costs libzmq a trie node per byte)
+    before = vmrss_kib(b.proc.pid)
+    greedy = peer([b"g%02d." % i + b"x" * 1000 for i in range(20)])
+    wait_until(lambda: metric(scrape(port), "actorbus_broker_bus_subscribers_cut_total") == 1,
+               10, "the greedy peer to be cut")
+    wait_until(lambda: held() == 1, 10, "the greedy peer's subscriptions to go")
+    m = scrape(port)
+    assert metric(m, "actorbus_broker_bus_subscriptions_refused_total") >= 1, m
+    assert metric(m, "actorbus_broker_bus_subscribers") == 1, m
+    # the total: 1 + 8 held, the next peer may add 3 and is cut at its 4th
+    full = peer([b"full.%d" % i for i in range(8)])
+    wait_until(lambda: held() == 9, 10, "8 more subscriptions to be held")
+    over = peer([b"over.%d" % i for i in range(8)])
+    wait_until(lambda: metric(scrape(port), "actorbus_broker_bus_subscribers_cut_total") == 2,
+               10, "the peer past --max-subs to be cut")
+    wait_until(lambda: held() == 9, 10, "the cut peer's subscriptions to go")
+    assert "event=subscription_refused" in b.log()
+    # the ordinary subscriber still gets its topic
+    c = b.client()
+    _, r = c.call({"v": 1, "type": "publish", "id": 1, "topic": "news.x", "data": 1})
+    assert r["type"] == "result", r
+    assert ctl.recv(5)[0] == "news.x"
+    grown = vmrss_kib(b.proc.pid) - before
+    assert grown < 32 * 1024, "broker grew %d KiB" % grown
+    for s in (greedy, full, over):
+        s.close(0)
+    wait_until(lambda: held() == 1, 10, "every leaver's subscriptions to go")
+    ctl.close()
+    c.close()
+    b.stop()
+
+
 if __name__ == "__main__":
     abtest.run_tests(dict(globals()))

@@ -412,6 +412,58 @@ def test_a_routing_id_does_not_carry_answers_across_keys():
     b.stop()
 
 
+def test_a_routing_id_left_by_its_key_does_not_carry_its_answers_to_another():
+    """Issue 11 point 17, the rest: once alice's connection is gone, mallory may connect with
+    the same routing id (libzmq 4.3 has no ROUTER_NOTIFY). The answer to alice's query still
+    running is not sent there: her routing id is detached when her connection closes, the
+    answer is remembered, and her resend under her own key gets it, once."""
+    need_worker()
+    alice, mallory, wk = keypair(), keypair(), keypair()
+    b = SecureBroker(clients=[alice[0], mallory[0]], workers=[wk[0]]).start()
+    b.worker("w1", wk)
+    b.wait_workers(["w1"])
+
+    def dealer(pair):
+        s = curve_socket(zmq.DEALER, b.pair[0], pair)
+        s.setsockopt(zmq.ROUTING_ID, b"shared-id")
+        s.connect(b.clients)
+        return s
+
+    a = dealer(alice)
+    a.send(abtest.pack(query("slow", "sleep", {"ms": 3000})))
+    wait_until(lambda: b.status()["in_flight"] == 1, 5, "alice's sleep to run")
+    a.close(0)
+    # mallory takes the routing id once alice's connection is gone: a query of hers under it
+    # is refused (the id's queries are alice's), and that reply says she holds the id
+    m = None
+    for i in range(40):
+        m = dealer(mallory)
+        m.send(abtest.pack(query("probe%d" % i, "echo", 1)))
+        got = abtest.unpack(m.recv()) if m.poll(1000) else None
+        if got and got.get("code") == "unauthorized":
+            break
+        m.close(0)
+        m = None
+    assert m is not None, "mallory never held the routing id"
+    wait_until(lambda: b.status()["in_flight"] == 0, 10, "alice's sleep to end")
+    leaked = abtest.unpack(m.recv()) if m.poll(500) else None
+    assert leaked is None, "alice's answer went to mallory: %r" % (leaked,)
+    m.close(0)
+    # alice comes back and resends: she gets her answer, once
+    got = None
+    for _ in range(20):
+        a = dealer(alice)
+        a.send(abtest.pack(query("slow", "sleep", {"ms": 3000})))
+        if a.poll(1000):
+            got = abtest.unpack(a.recv())
+            break
+        a.close(0)
+    assert got and got["id"] == "slow" and got["type"] == "result", got
+    assert not a.poll(500), "a second answer"
+    a.close(0)
+    b.stop()
+
+
 # ---------------------------------------------------------------- flags and binds
 
 

@@ -994,7 +994,7 @@ int main(void) {
         T3(test_append_to_unknown_session_is_not_found),
         T3(test_updated_ms_never_goes_before_created_ms),
         T3(test_get_stops_at_max_get_bytes_keeping_the_newest),
-        MEM_SQL(test_full_session_drops_its_oldest_events), /* PostgreSQL: not yet */
+        T3(test_full_session_drops_its_oldest_events),
         T3(test_delta_sets_keys_and_nil_deletes),
         T3(test_delta_applies_keys_in_map_order),
         T3(test_app_and_user_keys_are_shared_by_their_sessions),
