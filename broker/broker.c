@@ -71,7 +71,7 @@ static bool is_input_error(const char *code) {
 static bool bad_input_log_ok(brk_t *b) {
     if (b->now - b->bad_log_start >= 1000) {
         if (b->bad_log_dropped)
-            brk_log(BRK_LOG_WARN, "reply_error_suppressed", "lines=%llu window_ms=%lld "
+            base_log(BASE_LOG_WARN, "reply_error_suppressed", "lines=%llu window_ms=%lld "
                     "why=\"more than log-bad-input a second\"",
                     (unsigned long long)b->bad_log_dropped, (long long)(b->now - b->bad_log_start));
         b->bad_log_start = b->now;
@@ -95,15 +95,15 @@ void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *c
     /* It may quote what the peer sent, and the cut above may split a character. */
     brk_utf8_clean(msg, sizeof msg, raw, strlen(raw));
     brk_mx_error(b, code); /* counted in /metrics whether logged or not */
-    int level = is_input_error(code) ? BRK_LOG_WARN : BRK_LOG_DEBUG;
-    brk_log_hex(peer, sizeof peer, in->id, in->idlen);
-    if (brk_log_on(level) && (level < BRK_LOG_WARN || bad_input_log_ok(b)))
-        brk_log(level, "reply_error", "sock=%s peer=%s code=%s message=%s",
+    int level = is_input_error(code) ? BASE_LOG_WARN : BASE_LOG_DEBUG;
+    base_log_hex(peer, sizeof peer, in->id, in->idlen);
+    if (base_log_on(level) && (level < BASE_LOG_WARN || bad_input_log_ok(b)))
+        base_log(level, "reply_error", "sock=%s peer=%s code=%s message=%s",
                 in->sock == BRK_SOCK_CLIENTS ? "clients" : "workers", peer, code,
-                brk_log_str(q, sizeof q, msg, strlen(msg)));
+                base_log_str(q, sizeof q, msg, strlen(msg)));
     if (proto_enc_error(&b->out, id, code, msg) != 0) return;
     int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, b->out.p, b->out.n);
-    if (rc < 0) brk_log(BRK_LOG_DEBUG, "send_failed", "peer=%s errno=%d", peer, -rc);
+    if (rc < 0) base_log(BASE_LOG_DEBUG, "send_failed", "peer=%s errno=%d", peer, -rc);
 }
 
 /* Works out the envelope: [id][body] (DEALER) or [id][""][body...] (REQ-style). */
@@ -238,7 +238,7 @@ static void on_one_signal(brk_t *b) {
     if (!b->draining) {
         b->draining = true;
         b->drain_until = brk_after(b->now, b->cfg.drain_ms);
-        brk_log(BRK_LOG_INFO, "draining", "in_flight=%llu queued=%llu drain_ms=%llu",
+        base_log(BASE_LOG_INFO, "draining", "in_flight=%llu queued=%llu drain_ms=%llu",
                 (unsigned long long)b->n_live, (unsigned long long)b->n_queued,
                 (unsigned long long)b->cfg.drain_ms);
     } else {
@@ -259,13 +259,13 @@ static void on_signal(brk_t *b) {
 
 static void finish_drain(brk_t *b) {
     if (b->n_live)
-        brk_log(BRK_LOG_WARN, "drain_timeout", "unanswered=%llu",
+        base_log(BASE_LOG_WARN, "drain_timeout", "unanswered=%llu",
                 (unsigned long long)b->n_live);
     brk_jobs_abort_all(b, "shutting_down", "the broker stopped before the query finished");
     brk_tasks_abort_all(b, "shutting_down", "the broker stopped before the worker answered");
     brk_workers_disconnect_all(b);
     b->stop = true;
-    brk_log(BRK_LOG_INFO, "stopped", "workers=%llu", (unsigned long long)b->n_workers);
+    base_log(BASE_LOG_INFO, "stopped", "workers=%llu", (unsigned long long)b->n_workers);
 }
 
 static long poll_timeout(brk_t *b) {
@@ -350,7 +350,7 @@ int brk_run(brk_t *b) {
             int rc = zmq_poll(items, n_items, any ? 0 : timeout);
             if (rc < 0) {
                 if (errno == EINTR) continue;
-                brk_log(BRK_LOG_ERROR, "poll_failed", "error=\"%s\"", zmq_strerror(errno));
+                base_log(BASE_LOG_ERROR, "poll_failed", "error=\"%s\"", zmq_strerror(errno));
                 return 1;
             }
             b->now = brk_clock_ms();
@@ -376,7 +376,7 @@ static void *open_socket(brk_t *b, int type, const char *ep, const char *what,
     void *s = zmq_socket(b->ctx, type);
     if (!s) return NULL;
     if (brk_zap_secure(b, s, domain) != 0) {
-        brk_log(BRK_LOG_ERROR, "curve_failed", "socket=%s error=\"%s\"", what,
+        base_log(BASE_LOG_ERROR, "curve_failed", "socket=%s error=\"%s\"", what,
                 zmq_strerror(errno));
         zmq_close(s);
         return NULL;
@@ -402,12 +402,12 @@ static void *open_socket(brk_t *b, int type, const char *ep, const char *what,
         zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     if (type == ZMQ_SUB) zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
     if (zmq_bind(s, ep) != 0) {
-        brk_log(BRK_LOG_ERROR, "bind_failed", "socket=%s endpoint=%s error=\"%s\"", what, ep,
+        base_log(BASE_LOG_ERROR, "bind_failed", "socket=%s endpoint=%s error=\"%s\"", what, ep,
                 zmq_strerror(errno));
         zmq_close(s);
         return NULL;
     }
-    brk_log(BRK_LOG_INFO, "listening", "socket=%s endpoint=%s curve=%s", what, ep,
+    base_log(BASE_LOG_INFO, "listening", "socket=%s endpoint=%s curve=%s", what, ep,
             brk_zap_on(b) ? domain : "off");
     return s;
 }
@@ -438,7 +438,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     if (brk_budget_open(b) != 0) return -ENOMEM; /* the model budget (budget.c) */
     if (brk_outq_init(b) || brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) ||
         brk_jobs_init(b)) {
-        brk_log(BRK_LOG_ERROR, "init_failed", "error=\"out of memory\"");
+        base_log(BASE_LOG_ERROR, "init_failed", "error=\"out of memory\"");
         return -ENOMEM;
     }
     if (cfg->pair) { /* the standby waits here, bound to nothing */
@@ -491,7 +491,7 @@ static void term_context(void *ctx, int limit_ms) {
     if (atomic_load(&t.done)) {
         pthread_join(th, NULL);
     } else {
-        brk_log(BRK_LOG_WARN, "context_term_timeout", "limit_ms=%d", limit_ms);
+        base_log(BASE_LOG_WARN, "context_term_timeout", "limit_ms=%d", limit_ms);
         pthread_detach(th);
     }
 }

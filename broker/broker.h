@@ -15,7 +15,7 @@
 #include "proto/proto.h"
 
 #include "list.h"
-#include "log.h"
+#include "base/log.h"
 #include "metrics.h"
 #include "map.h"
 #include "invocations.h"

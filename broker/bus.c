@@ -82,7 +82,7 @@ bool brk_bus_forward(brk_t *b) {
         brk_bus_send(b, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), zmq_msg_data(&f[1]),
                      zmq_msg_size(&f[1]));
     else
-        brk_log(BRK_LOG_WARN, "bus_dropped", "frames=%zu why=\"expected [topic][body]\"", total);
+        base_log(BASE_LOG_WARN, "bus_dropped", "frames=%zu why=\"expected [topic][body]\"", total);
     for (size_t i = 0; i < nf; i++) zmq_msg_close(&f[i]);
     return true;
 }

@@ -94,7 +94,7 @@ void brk_client_drop(brk_t *b, brk_client_t *c, const char *code, const char *wh
 
 static void send_reply(brk_t *b, const brk_in_t *in) {
     int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, b->out.p, b->out.n);
-    if (rc < 0) brk_log(BRK_LOG_DEBUG, "send_failed", "what=reply errno=%d", -rc);
+    if (rc < 0) base_log(BASE_LOG_DEBUG, "send_failed", "what=reply errno=%d", -rc);
 }
 
 /* Refuses a decoded query: the error goes to the sender and, like every answer about a
@@ -181,7 +181,7 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         /* A resend of a query in flight (a drain too: refusing it would be a second reply).
          * Its one answer goes out in this connection's envelope. */
         dup->req = in->req;
-        brk_log(BRK_LOG_DEBUG, "query_attached", "job=%llu", (unsigned long long)dup->job_id);
+        base_log(BASE_LOG_DEBUG, "query_attached", "job=%llu", (unsigned long long)dup->job_id);
         return;
     }
     if (b->draining) {
@@ -207,7 +207,7 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     if (!a) a = brk_agent_hold(b, m->agent); /* just started: its worker may be on the way */
     if (!a) {
         reject_query(b, in, m, "unknown_agent", "no worker hosts agent %s",
-                     brk_log_str(name, sizeof name, m->agent.p, m->agent.n));
+                     base_log_str(name, sizeof name, m->agent.p, m->agent.n));
         return;
     }
     if (!brk_jobs_room(b)) {

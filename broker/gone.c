@@ -49,7 +49,7 @@ int brk_gone_open(brk_t *b) {
         zmq_setsockopt(g->mon, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(g->mon, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
         zmq_connect(g->mon, addr) != 0) {
-        brk_log(BRK_LOG_ERROR, "monitor_failed", "socket=clients error=\"%s\"",
+        base_log(BASE_LOG_ERROR, "monitor_failed", "socket=clients error=\"%s\"",
                 zmq_strerror(errno));
         if (g->mon) zmq_close(g->mon);
         brk_map_close(&g->by_fd);
@@ -114,7 +114,7 @@ static void on_disconnected(brk_t *b, int fd) {
     }
     if (!n) return;
     g->cancelled += n;
-    brk_log(BRK_LOG_INFO, "client_gone", "fd=%d cancelled=%llu", fd, (unsigned long long)n);
+    base_log(BASE_LOG_INFO, "client_gone", "fd=%d cancelled=%llu", fd, (unsigned long long)n);
 }
 
 void brk_gone_read(brk_t *b) {

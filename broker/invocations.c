@@ -182,7 +182,7 @@ static int prepare_root(brk_t *b, const proto_msg_t *m, brk_inv_t **out, brk_inv
     brk_slock_t *l = lock_find(b, m->session);
     if (l && l->holder && l->n_waiters >= b->cfg.max_session_waiters)
         return fail(err, -EBUSY, "overloaded", "session %s has %llu queries waiting "
-                    "(max-session-waiters)", brk_log_str(name, sizeof name, m->session.p,
+                    "(max-session-waiters)", base_log_str(name, sizeof name, m->session.p,
                     m->session.n), (unsigned long long)l->n_waiters);
     proto_str_t none = {NULL, 0};
     brk_inv_t *v = inv_new(m->app, m->user, none);
@@ -275,10 +275,10 @@ bool brk_inv_bind(brk_t *b, brk_inv_t *v, brk_job_t *j) {
     }
     brk_list_push(&l->waiters, &v->wait_link);
     l->n_waiters++;
-    if (brk_log_on(BRK_LOG_DEBUG)) {
+    if (base_log_on(BASE_LOG_DEBUG)) {
         char name[80];
-        brk_log(BRK_LOG_DEBUG, "session_wait", "job=%llu session=%s waiters=%llu",
-                (unsigned long long)j->job_id, brk_log_str(name, sizeof name, l->name, l->len),
+        base_log(BASE_LOG_DEBUG, "session_wait", "job=%llu session=%s waiters=%llu",
+                (unsigned long long)j->job_id, base_log_str(name, sizeof name, l->name, l->len),
                 (unsigned long long)l->n_waiters);
     }
     return true;
@@ -418,10 +418,10 @@ int brk_inv_enc_work(brk_t *b, brk_job_t *j, bool history, int64_t left, brk_inv
 /* The store refused an event (its delta, most often): the root's client hears why. */
 static void rejected(brk_t *b, brk_inv_t *r, const brk_sess_err_t *se) {
     char eid[BRK_INV_ID_LEN + 1], name[80], why[240];
-    brk_log(BRK_LOG_WARN, "state_rejected", "job=%llu session=%s error=%s",
+    base_log(BASE_LOG_WARN, "state_rejected", "job=%llu session=%s error=%s",
             (unsigned long long)r->job->job_id,
-            brk_log_str(name, sizeof name, r->job->session.p, r->job->session.n),
-            brk_log_str(why, sizeof why, se->message, strlen(se->message)));
+            base_log_str(name, sizeof name, r->job->session.p, r->job->session.n),
+            base_log_str(why, sizeof why, se->message, strlen(se->message)));
     new_id(b, eid, 'e');
     if (brk_inv_enc_broker_event(&b->invs->ev, eid, r->id, brk_unix_ms(), "state_rejected",
                                  se->message) != 0)

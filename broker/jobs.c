@@ -226,14 +226,14 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
         brk_dedup_remember(b, c, j->id, b->out.p, b->out.n);
         int rc = brk_send(b, c->sock, c->key + 1, c->keylen - 1, j->req, b->out.p, b->out.n);
         if (rc < 0) /* gone (EHOSTUNREACH) is routine; full (EAGAIN) loses an answer */
-            brk_log(rc == -EHOSTUNREACH ? BRK_LOG_DEBUG : BRK_LOG_WARN, "answer_undelivered",
+            base_log(rc == -EHOSTUNREACH ? BASE_LOG_DEBUG : BASE_LOG_WARN, "answer_undelivered",
                     "job=%llu errno=%d", (unsigned long long)j->job_id, -rc);
     }
     brk_bus_query(b, &q);
     char code[48];
-    brk_log(BRK_LOG_DEBUG, "query_answered", "job=%llu type=%s code=%s attempt=%llu",
+    base_log(BASE_LOG_DEBUG, "query_answered", "job=%llu type=%s code=%s attempt=%llu",
             (unsigned long long)j->job_id, t->ok ? "result" : "error",
-            t->ok ? "-" : brk_log_str(code, sizeof code, t->code.p, t->code.n),
+            t->ok ? "-" : base_log_str(code, sizeof code, t->code.p, t->code.n),
             (unsigned long long)j->attempt);
     brk_map_del(&b->cid_map, &j->by_cid);
     brk_jobindex_del(b, j);
@@ -367,11 +367,11 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     b->n_live++;
     if (j->timeout_at >= 0) heap_set(b, j, j->timeout_at);
     brk_mx_accept(b, j, a);
-    if (brk_log_on(BRK_LOG_DEBUG)) {
+    if (base_log_on(BASE_LOG_DEBUG)) {
         char name[80];
-        brk_log(BRK_LOG_DEBUG, "query_accepted", "job=%llu agent=%s idempotent=%d "
+        base_log(BASE_LOG_DEBUG, "query_accepted", "job=%llu agent=%s idempotent=%d "
                 "timeout_ms=%lld", (unsigned long long)j->job_id,
-                brk_log_str(name, sizeof name, j->agent_name.p, j->agent_name.n),
+                base_log_str(name, sizeof name, j->agent_name.p, j->agent_name.n),
                 j->idempotent, (long long)m->timeout_ms);
     }
     if (inv && brk_inv_bind(b, inv, j)) {
@@ -415,7 +415,7 @@ void brk_job_abort(brk_t *b, brk_job_t *j, const char *code, const char *message
 
 static void job_event(brk_t *b, brk_job_t *j, const proto_msg_t *m, size_t body_len) {
     if (body_len > b->cfg.max_msg) {
-        brk_log(BRK_LOG_WARN, "event_dropped", "job=%llu bytes=%zu why=too_large",
+        base_log(BASE_LOG_WARN, "event_dropped", "job=%llu bytes=%zu why=too_large",
                 (unsigned long long)j->job_id, body_len);
         return;
     }
@@ -437,7 +437,7 @@ void brk_job_send_event(brk_t *b, brk_job_t *j, proto_raw_t event, bool publish)
 void brk_job_from_worker(brk_t *b, brk_worker_t *w, const proto_msg_t *m, size_t body_len) {
     brk_job_t *j = job_find(b, m->job);
     if (!j || j->worker != w) {
-        brk_log(BRK_LOG_DEBUG, "stale_job_message", "job=%llu type=%s",
+        base_log(BASE_LOG_DEBUG, "stale_job_message", "job=%llu type=%s",
                 (unsigned long long)m->job, proto_type_name(m->type));
         return;
     }
@@ -490,14 +490,14 @@ void brk_job_worker_lost(brk_t *b, brk_job_t *j) {
         char msg[128];
         snprintf(msg, sizeof msg, "the query's worker was lost %u times (poison-after): it "
                  "is not retried", j->lost);
-        brk_log(BRK_LOG_WARN, "query_poisoned", "job=%llu lost=%u",
+        base_log(BASE_LOG_WARN, "query_poisoned", "job=%llu lost=%u",
                 (unsigned long long)j->job_id, j->lost);
         job_finish(b, j, term_error("poisoned", msg));
         return;
     }
     if (j->idempotent && j->attempt <= b->cfg.max_retries && a && has_live_host(a)) {
         brk_mx_retry(b);
-        brk_log(BRK_LOG_INFO, "query_retry", "job=%llu attempt=%llu",
+        base_log(BASE_LOG_INFO, "query_retry", "job=%llu attempt=%llu",
                 (unsigned long long)j->job_id, (unsigned long long)j->attempt + 1);
         queue_push(b, a, j, true);
         brk_jobs_pump_agent(b, a);
@@ -514,7 +514,7 @@ void brk_job_unhosted(brk_t *b, brk_job_t *j) {
         return;
     }
     snprintf(msg, sizeof msg, "no worker hosts agent %s",
-             brk_log_str(name, sizeof name, j->agent_name.p, j->agent_name.n));
+             base_log_str(name, sizeof name, j->agent_name.p, j->agent_name.n));
     job_finish(b, j, term_error("unknown_agent", msg));
 }
 
@@ -526,7 +526,7 @@ int64_t brk_jobs_tick(brk_t *b) {
             brk_job_abort(b, j, "timeout", "timeout_ms passed before the agent answered");
             continue;
         }
-        brk_log(BRK_LOG_WARN, "cancel_grace_over", "job=%llu", (unsigned long long)j->job_id);
+        base_log(BASE_LOG_WARN, "cancel_grace_over", "job=%llu", (unsigned long long)j->job_id);
         job_free(b, j); /* the worker never confirmed: take the credit back anyway */
     }
     return b->heap_n ? b->heap[0]->deadline : -1;

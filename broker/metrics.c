@@ -112,11 +112,11 @@ int brk_metrics_open(brk_t *b) {
     mx->sock = zmq_socket(b->ctx, ZMQ_STREAM);
     if (!mx->sock) return -ENOMEM;
     if (zmq_bind(mx->sock, b->cfg.metrics_ep) != 0) {
-        brk_log(BRK_LOG_ERROR, "bind_failed", "socket=metrics endpoint=%s error=\"%s\"",
+        base_log(BASE_LOG_ERROR, "bind_failed", "socket=metrics endpoint=%s error=\"%s\"",
                 b->cfg.metrics_ep, zmq_strerror(errno));
         return -EADDRINUSE;
     }
-    brk_log(BRK_LOG_INFO, "listening", "socket=metrics endpoint=%s", b->cfg.metrics_ep);
+    base_log(BASE_LOG_INFO, "listening", "socket=metrics endpoint=%s", b->cfg.metrics_ep);
     return 0;
 }
 
@@ -408,7 +408,7 @@ static void conn_answer(brk_t *b, conn_t *c, int rc, const proto_http_req_t *req
                         mx->body.p, status == 200 ? mx->body.n : 0,
                         strcmp(req->method, "HEAD") == 0);
     if (status != 200)
-        brk_log(BRK_LOG_INFO, "metrics_bad_request", "status=%d bytes=%zu", status, c->n);
+        base_log(BASE_LOG_INFO, "metrics_bad_request", "status=%d bytes=%zu", status, c->n);
     if (!mx->resp.failed) stream_send(mx, c, mx->resp.p, mx->resp.n);
     conn_close(mx, c);
 }
@@ -442,7 +442,7 @@ static void on_notify(brk_t *b, const uint8_t *id, size_t idlen) {
          * not the newcomer. Connections that never send (slowloris) cannot keep a scraper
          * out: its request comes right after its connect, theirs never does. */
         mx->scrapes[5]++;
-        brk_log(BRK_LOG_WARN, "metrics_evicted", "why=\"too many connections\" max=%zu "
+        base_log(BASE_LOG_WARN, "metrics_evicted", "why=\"too many connections\" max=%zu "
                 "idle_ms=%lld", mx->max_conns, (long long)(b->now - oldest->since));
         conn_close(mx, oldest);
         c = oldest;
@@ -495,7 +495,7 @@ int64_t brk_metrics_tick(brk_t *b) {
         if (!c->used) continue;
         int64_t idle_ms = (int64_t)b->cfg.metrics_idle_ms;
         if (b->now - c->since >= idle_ms) {
-            brk_log(BRK_LOG_INFO, "metrics_idle_closed", "bytes=%zu", c->n);
+            base_log(BASE_LOG_INFO, "metrics_idle_closed", "bytes=%zu", c->n);
             conn_close(mx, c);
         } else if (c->since + idle_ms < next) {
             next = c->since + idle_ms;

@@ -89,7 +89,7 @@ int brk_security_check(const brk_config_t *cfg) {
                             "plaintext\n", eps[i]);
             return -EINVAL;
         }
-        brk_log(BRK_LOG_WARN, "insecure_bind", "endpoint=%s why=\"--insecure: plaintext and "
+        base_log(BASE_LOG_WARN, "insecure_bind", "endpoint=%s why=\"--insecure: plaintext and "
                 "no authentication on a non-loopback address\"", eps[i]);
     }
     /* /metrics is plain HTTP whatever CURVE does for the other sockets: off loopback it
@@ -102,7 +102,7 @@ int brk_security_check(const brk_config_t *cfg) {
                     cfg->metrics_ep);
             return -EINVAL;
         }
-        brk_log(BRK_LOG_WARN, "insecure_bind", "endpoint=%s why=\"--insecure: /metrics is "
+        base_log(BASE_LOG_WARN, "insecure_bind", "endpoint=%s why=\"--insecure: /metrics is "
                 "plain HTTP on a non-loopback address\"", cfg->metrics_ep);
     }
     return 0;
@@ -197,7 +197,7 @@ static int list_load(const char *path, uint64_t max_keys, parsed_t **out, size_t
     FILE *f = fopen(path, "r");
     if (!f) {
         int e = errno;
-        brk_log(BRK_LOG_ERROR, "keys_failed", "file=%s error=\"%s\"", path, strerror(e));
+        base_log(BASE_LOG_ERROR, "keys_failed", "file=%s error=\"%s\"", path, strerror(e));
         return -e;
     }
     size_t cap = 16;
@@ -216,7 +216,7 @@ static int list_load(const char *path, uint64_t max_keys, parsed_t **out, size_t
         if (r == 1 && parsed_has(v, *n, e.z85)) why = "the key is listed twice", r = -1;
         if (r == 1 && *n >= max_keys) why = "more keys than --max-keys", r = -1;
         if (r < 0) {
-            brk_log(BRK_LOG_ERROR, "keys_failed", "file=%s line=%u error=\"%s\"", path, no, why);
+            base_log(BASE_LOG_ERROR, "keys_failed", "file=%s line=%u error=\"%s\"", path, no, why);
             rc = -EINVAL;
         } else if (r == 1) {
             parsed_t *g = *n == cap ? realloc(v, (cap *= 2) * sizeof *v) : v;
@@ -285,7 +285,7 @@ static int list_reload(brk_t *b, int d) {
     int rc = list_load(path, b->cfg.max_keys, &v, &n);
     if (rc == 0) rc = list_install(b->zap, d, v, n, &added, &removed);
     if (rc == 0)
-        brk_log(BRK_LOG_INFO, "keys_loaded", "domain=%s file=%s keys=%zu added=%zu removed=%zu",
+        base_log(BASE_LOG_INFO, "keys_loaded", "domain=%s file=%s keys=%zu added=%zu removed=%zu",
                 domain_names[d], path, n, added, removed);
     free(v);
     return rc;
@@ -305,7 +305,7 @@ int brk_zap_open(brk_t *b) {
     char err[300];
     int rc = proto_keypair_load(b->cfg.curve_secret, &z->kp, err, sizeof err);
     if (rc) {
-        brk_log(BRK_LOG_ERROR, "curve_key_failed", "error=\"%s\"", err);
+        base_log(BASE_LOG_ERROR, "curve_key_failed", "error=\"%s\"", err);
         return rc;
     }
     if (brk_map_init(&z->lists[0]) || brk_map_init(&z->lists[1])) return -ENOMEM;
@@ -314,10 +314,10 @@ int brk_zap_open(brk_t *b) {
     z->sock = zmq_socket(b->ctx, ZMQ_REP);
     if (!z->sock || zmq_bind(z->sock, ZAP_ENDPOINT) != 0) {
         rc = -errno;
-        brk_log(BRK_LOG_ERROR, "zap_bind_failed", "error=\"%s\"", zmq_strerror(errno));
+        base_log(BASE_LOG_ERROR, "zap_bind_failed", "error=\"%s\"", zmq_strerror(errno));
         return rc;
     }
-    brk_log(BRK_LOG_INFO, "curve_on", "public_key=%s", z->kp.public_);
+    base_log(BASE_LOG_INFO, "curve_on", "public_key=%s", z->kp.public_);
     return 0;
 }
 
@@ -363,7 +363,7 @@ static void log_denied(brk_t *b, const char *domain, zmq_msg_t *addr, const char
     int64_t sec = b->now / 1000;
     if (sec != z->log_second) {
         if (z->suppressed)
-            brk_log(BRK_LOG_WARN, "zap_denied_suppressed", "count=%u", z->suppressed);
+            base_log(BASE_LOG_WARN, "zap_denied_suppressed", "count=%u", z->suppressed);
         z->log_second = sec;
         z->logged = z->suppressed = 0;
     }
@@ -372,8 +372,8 @@ static void log_denied(brk_t *b, const char *domain, zmq_msg_t *addr, const char
         return;
     }
     char a[80];
-    brk_log(BRK_LOG_WARN, "zap_denied", "domain=%s address=%s key=%s why=\"%s\"", domain,
-            brk_log_str(a, sizeof a, zmq_msg_data(addr), zmq_msg_size(addr)), key, why);
+    base_log(BASE_LOG_WARN, "zap_denied", "domain=%s address=%s key=%s why=\"%s\"", domain,
+            base_log_str(a, sizeof a, zmq_msg_data(addr), zmq_msg_size(addr)), key, why);
 }
 
 /* Decides one request: frames [version][request id][domain][address][identity][mechanism]
@@ -448,18 +448,18 @@ static void drop_removed_clients(brk_t *b) {
     for (size_t i = 0; i < n; i++)
         brk_client_drop(b, v[i], "unauthorized", "the client's key was removed from the "
                         "allowlist");
-    if (n) brk_log(BRK_LOG_INFO, "keys_clients_dropped", "clients=%zu", n);
+    if (n) base_log(BASE_LOG_INFO, "keys_clients_dropped", "clients=%zu", n);
     free(v);
 }
 
 int brk_zap_reload(brk_t *b) {
     if (!b->zap) {
-        brk_log(BRK_LOG_INFO, "reload", "what=nothing why=\"no --curve-secret\"");
+        base_log(BASE_LOG_INFO, "reload", "what=nothing why=\"no --curve-secret\"");
         return 0;
     }
     int rc1 = list_reload(b, BRK_SOCK_CLIENTS), rc2 = list_reload(b, BRK_SOCK_WORKERS);
-    if (rc1) brk_log(BRK_LOG_ERROR, "keys_kept", "domain=clients why=\"the file did not load\"");
-    if (rc2) brk_log(BRK_LOG_ERROR, "keys_kept", "domain=workers why=\"the file did not load\"");
+    if (rc1) base_log(BASE_LOG_ERROR, "keys_kept", "domain=clients why=\"the file did not load\"");
+    if (rc2) base_log(BASE_LOG_ERROR, "keys_kept", "domain=workers why=\"the file did not load\"");
     drop_removed_clients(b);
     b->zap->reloads[rc1 || rc2 ? 1 : 0]++;
     return rc1 ? rc1 : rc2;

@@ -1,32 +1,44 @@
-/* broker/log.c: the logger behind log.h. Each line is formatted whole and written with one
- * fputs, so lines from one process never interleave. The JSON form is the key=value line
+/* base/src/log.c: the logger behind base/log.h. Each line is formatted whole and written with
+ * one fputs, so lines from one process never interleave. The JSON form is the key=value line
  * rewritten, so every call site serves both formats. */
-#include "log.h"
+#include "base/log.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-static int log_level = BRK_LOG_INFO;
-static int log_format = BRK_LOG_KV;
+static int log_level = BASE_LOG_INFO;
+static int log_format = BASE_LOG_KV;
+static bool log_stamp;
+static base_log_sink_fn log_sink;
+static void *log_sink_ctx;
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
-int brk_log_level_parse(const char *s) {
-    for (int i = 0; i <= BRK_LOG_OFF; i++)
+int base_log_level_parse(const char *s) {
+    for (int i = 0; i <= BASE_LOG_OFF; i++)
         if (strcmp(s, level_names[i]) == 0) return i;
     return -1;
 }
 
-void brk_log_set_level(int level) { log_level = level; }
-
-int brk_log_format_parse(const char *s) {
-    if (strcmp(s, "kv") == 0) return BRK_LOG_KV;
-    if (strcmp(s, "json") == 0) return BRK_LOG_JSON;
+int base_log_format_parse(const char *s) {
+    if (strcmp(s, "kv") == 0) return BASE_LOG_KV;
+    if (strcmp(s, "json") == 0) return BASE_LOG_JSON;
     return -1;
 }
 
-void brk_log_set_format(int format) { log_format = format; }
+void base_log_set_level(int level) { log_level = level; }
+void base_log_set_format(int format) { log_format = format; }
+void base_log_set_stamp(bool on) { log_stamp = on; }
+
+void base_log_set_sink(base_log_sink_fn sink, void *ctx) {
+    log_sink = sink;
+    log_sink_ctx = ctx;
+}
+
+bool base_log_on(int level) {
+    if (level < BASE_LOG_DEBUG || level >= BASE_LOG_OFF) return false;
+    return log_sink || level >= log_level;
+}
 
 /* ---- key=value to JSON ---- */
 
@@ -68,7 +80,7 @@ static int hexval(char c) {
     return -1;
 }
 
-/* Reads a value at *s: "quoted" (brk_log_str's escapes undone) or bare up to a space, into
+/* Reads a value at *s: "quoted" (base_log_str's escapes undone) or bare up to a space, into
  * v (at most cap bytes). Returns its length; *num tells whether it is a bare integer. */
 static size_t read_value(const char **s, char *v, size_t cap, bool *num) {
     const char *p = *s;
@@ -79,7 +91,7 @@ static size_t read_value(const char **s, char *v, size_t cap, bool *num) {
             if (n < cap) v[n++] = *p;
             p++;
         }
-        size_t d = v[0] == '-' ? 1 : 0;
+        size_t d = n && v[0] == '-' ? 1 : 0;
         *num = n > d && n - d <= 18 && (v[d] != '0' || n - d == 1);
         for (size_t i = d; *num && i < n; i++) *num = v[i] >= '0' && v[i] <= '9';
         *s = p;
@@ -99,7 +111,7 @@ static size_t read_value(const char **s, char *v, size_t cap, bool *num) {
     return n;
 }
 
-size_t brk_log_kv_to_json(const char *kv, char *out, size_t cap) {
+size_t base_log_kv_to_json(const char *kv, char *out, size_t cap) {
     jbuf_t o = {out, 0, cap};
     char val[1024];
     while (*kv) {
@@ -126,56 +138,77 @@ size_t brk_log_kv_to_json(const char *kv, char *out, size_t cap) {
     return o.n;
 }
 
-static void log_json(int level, const char *ts, const char *event, const char *fields) {
-    char line[2048];
-    jbuf_t o = {line, 0, sizeof line - 2};
+static void stamp_now(char *out, size_t cap) {
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+/* The JSON object of one event into out (cap bytes), always closed. */
+static void to_json(char *out, size_t cap, int level, const char *event, const char *fields) {
+    char stamp[96];
+    stamp_now(stamp, sizeof stamp);
+    jbuf_t o = {out, 0, cap - 1}; /* room for the closing brace */
     jput(&o, "{\"ts\":\"", 7);
-    jstr(&o, ts, strlen(ts));
+    jstr(&o, stamp, strlen(stamp));
     jput(&o, "\",\"level\":\"", 11);
     jstr(&o, level_names[level], strlen(level_names[level]));
     jput(&o, "\",\"event\":\"", 11);
     jstr(&o, event, strlen(event));
     jput(&o, "\"", 1);
-    o.n += brk_log_kv_to_json(fields, line + o.n, o.cap - o.n);
-    line[o.n++] = '}';
-    line[o.n++] = '\n';
-    line[o.n] = '\0';
-    fputs(line, stderr);
+    o.n += base_log_kv_to_json(fields, out + o.n, o.cap - o.n);
+    out[o.n++] = '}';
+    out[o.n] = '\0';
 }
-bool brk_log_on(int level) { return level >= log_level && level < BRK_LOG_OFF; }
 
-void brk_log(int level, const char *event, const char *fmt, ...) {
-    if (!brk_log_on(level)) return;
-    char line[1024];
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    char stamp[96];
-    snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-    int n = log_format == BRK_LOG_JSON
-                ? 0
-                : snprintf(line, sizeof line, "ts=%s level=%s event=%s ", stamp,
-                           level_names[level], event);
-    if (n < 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    if ((size_t)n < sizeof line) vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
-    va_end(ap);
-    size_t len = strnlen(line, sizeof line - 2);
-    while (len > 0 && line[len - 1] == ' ') len--;
-    line[len] = '\n';
-    line[len + 1] = '\0';
-    if (log_format == BRK_LOG_JSON) {
-        line[len] = '\0';
-        log_json(level, stamp, event, line);
+static void emit(int level, const char *line) {
+    if (log_sink) {
+        log_sink(level, line, log_sink_ctx);
         return;
     }
-    fputs(line, stderr);
+    char out[2100];
+    size_t n = strnlen(line, sizeof out - 2);
+    memcpy(out, line, n);
+    out[n] = '\n';
+    out[n + 1] = '\0';
+    fputs(out, stderr);
 }
 
-const char *brk_log_str(char *dst, size_t cap, const void *p, size_t n) {
+void base_logv(int level, const char *event, const char *fmt, va_list ap) {
+    if (!base_log_on(level)) return;
+    char line[1024];
+    int n = 0;
+    if (log_format == BASE_LOG_KV) {
+        char stamp[96] = "";
+        if (log_stamp) stamp_now(stamp, sizeof stamp);
+        n = snprintf(line, sizeof line, "%s%s%slevel=%s event=%s ", log_stamp ? "ts=" : "",
+                     stamp, log_stamp ? " " : "", level_names[level], event);
+        if (n < 0) return;
+    }
+    if ((size_t)n < sizeof line) vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    size_t len = strnlen(line, sizeof line - 1);
+    while (len > 0 && line[len - 1] == ' ') len--;
+    line[len] = '\0';
+    if (log_format == BASE_LOG_JSON) {
+        char json[2048];
+        to_json(json, sizeof json, level, event, line);
+        emit(level, json);
+        return;
+    }
+    emit(level, line);
+}
+
+void base_log(int level, const char *event, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    base_logv(level, event, fmt, ap);
+    va_end(ap);
+}
+
+const char *base_log_str(char *dst, size_t cap, const void *p, size_t n) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = p;
     size_t o = 0, i;
@@ -207,7 +240,7 @@ const char *brk_log_str(char *dst, size_t cap, const void *p, size_t n) {
     return dst;
 }
 
-const char *brk_log_hex(char *dst, size_t cap, const void *p, size_t n) {
+const char *base_log_hex(char *dst, size_t cap, const void *p, size_t n) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = p;
     size_t o = 0;
