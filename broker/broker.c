@@ -93,7 +93,7 @@ void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *c
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
     /* It may quote what the peer sent, and the cut above may split a character. */
-    brk_utf8_clean(msg, sizeof msg, raw, strlen(raw));
+    base_utf8_clean(msg, sizeof msg, raw, strlen(raw));
     brk_mx_error(b, code); /* counted in /metrics whether logged or not */
     int level = is_input_error(code) ? BASE_LOG_WARN : BASE_LOG_DEBUG;
     base_log_hex(peer, sizeof peer, in->id, in->idlen);

@@ -21,7 +21,7 @@
 #include "invocations.h"
 #include "dedup.h"
 #include "session.h"
-#include "utf8.h"
+#include "base/utf8.h"
 #include "zap.h"
 #include "budget.h"
 

@@ -233,7 +233,7 @@ static void hold_drop(struct brk_budget_peer *p, hold_t *h) {
 static void send_deny(brk_t *b, brk_worker_t *w, uint64_t req, const char *code,
                       const char *message) {
     char clean[192]; /* a message may quote a backend name, cut at 64 bytes */
-    brk_utf8_clean(clean, sizeof clean, message, strlen(message));
+    base_utf8_clean(clean, sizeof clean, message, strlen(message));
     if (proto_enc_budget_deny(&b->out, req, code, clean) == 0)
         brk_worker_send(b, w, b->out.p, b->out.n);
 }
@@ -315,7 +315,7 @@ static const char *acquire_refused(brk_t *b, brk_worker_t *w, const proto_msg_t 
                                    char *msg, size_t cap) {
     brk_budget_t *g = b->budget;
     uint8_t key[sizeof(void *) + sizeof(uint64_t)];
-    if (!brk_utf8_valid(m->backend.p, m->backend.n)) {
+    if (!base_utf8_valid(m->backend.p, m->backend.n)) {
         snprintf(msg, cap, "field 'backend' is not valid UTF-8");
         return "bad_request";
     }
@@ -341,7 +341,7 @@ static const char *acquire_refused(brk_t *b, brk_worker_t *w, const proto_msg_t 
 static void on_acquire(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
     brk_budget_t *g = b->budget;
     char msg[160];
-    if (!brk_utf8_valid(m->backend.p, m->backend.n)) { /* refused whether or not limited */
+    if (!base_utf8_valid(m->backend.p, m->backend.n)) { /* refused whether or not limited */
         send_deny(b, w, m->req, "bad_request", "field 'backend' is not valid UTF-8");
         return;
     }

@@ -108,7 +108,7 @@ static void reject_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m, con
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    brk_utf8_clean(msg, sizeof msg, raw, strlen(raw)); /* the cut may split a character */
+    base_utf8_clean(msg, sizeof msg, raw, strlen(raw)); /* the cut may split a character */
     brk_reply_error(b, in, m->id, code, "%s", msg);
     brk_mx_reject(b, m->agent, code);
     brk_qmsg_t q = {.type = PROTO_ERROR, .id = m->id, .agent = m->agent, .session = m->session};
@@ -123,8 +123,8 @@ static void reject_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m, con
 static const char *query_invalid(const proto_msg_t *m) {
     if (m->agent.n > BRK_MAX_NAME) return "field 'agent' is longer than 256 bytes";
     if (m->session.n > BRK_MAX_NAME) return "field 'session' is longer than 256 bytes";
-    if (!brk_utf8_valid(m->agent.p, m->agent.n)) return "field 'agent' is not valid UTF-8";
-    if (!brk_utf8_valid(m->session.p, m->session.n)) return "field 'session' is not valid UTF-8";
+    if (!base_utf8_valid(m->agent.p, m->agent.n)) return "field 'agent' is not valid UTF-8";
+    if (!base_utf8_valid(m->session.p, m->session.n)) return "field 'session' is not valid UTF-8";
     if (m->session.p && m->session.n == 0) /* present but empty: not the same as absent */
         return "field 'session' must not be empty (leave it out for no session)";
     /* A NUL would cut the name wherever it becomes a C string (logs, /metrics labels). */

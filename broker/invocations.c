@@ -170,7 +170,7 @@ static brk_inv_t *inv_new(proto_str_t app, proto_str_t user, proto_str_t branch)
 
 /* A name the session store will take: short, UTF-8, no NUL. */
 static bool name_ok(proto_str_t s, size_t max) {
-    return s.n <= max && (s.n == 0 || !memchr(s.p, 0, s.n)) && brk_utf8_valid(s.p, s.n);
+    return s.n <= max && (s.n == 0 || !memchr(s.p, 0, s.n)) && base_utf8_valid(s.p, s.n);
 }
 
 static int prepare_root(brk_t *b, const proto_msg_t *m, brk_inv_t **out, brk_inv_err_t *err) {

@@ -454,12 +454,12 @@ void brk_job_from_worker(brk_t *b, brk_worker_t *w, const proto_msg_t *m, size_t
     /* A worker's (a plugin's) code and message go to clients whose decoders may refuse a
      * str that is not UTF-8: such a one is passed on cleaned, and cut. */
     char code[64], message[1024];
-    if (!t.ok && !brk_utf8_valid(t.code.p, t.code.n)) {
-        t.code.n = brk_utf8_clean(code, sizeof code, t.code.p, t.code.n);
+    if (!t.ok && !base_utf8_valid(t.code.p, t.code.n)) {
+        t.code.n = base_utf8_clean(code, sizeof code, t.code.p, t.code.n);
         t.code.p = code;
     }
-    if (!t.ok && !brk_utf8_valid(t.message.p, t.message.n)) {
-        t.message.n = brk_utf8_clean(message, sizeof message, t.message.p, t.message.n);
+    if (!t.ok && !base_utf8_valid(t.message.p, t.message.n)) {
+        t.message.n = base_utf8_clean(message, sizeof message, t.message.p, t.message.n);
         t.message.p = message;
     }
     if (body_len > b->cfg.max_msg)

@@ -101,13 +101,13 @@ static const char *ready_invalid(const proto_msg_t *m, uint32_t *n_agents) {
     proto_str_t s;
     int rc;
     if (m->name.n == 0 || m->name.n > BRK_MAX_NAME) return "field 'name' must be 1-256 bytes";
-    if (!brk_utf8_valid(m->name.p, m->name.n)) return "field 'name' is not valid UTF-8";
+    if (!base_utf8_valid(m->name.p, m->name.n)) return "field 'name' is not valid UTF-8";
     if (memchr(m->name.p, 0, m->name.n)) return "field 'name' holds a NUL byte";
     if (m->capacity < 1) return "field 'capacity' must be at least 1";
     *n_agents = 0;
     while ((rc = proto_agents_next(m->agents, &cur, &s)) == 1) {
         if (s.n == 0 || s.n > BRK_MAX_NAME) return "agent names must be 1-256 bytes";
-        if (!brk_utf8_valid(s.p, s.n)) return "agent names must be valid UTF-8";
+        if (!base_utf8_valid(s.p, s.n)) return "agent names must be valid UTF-8";
         if (memchr(s.p, 0, s.n)) return "agent names must not hold a NUL byte";
         if (++*n_agents > BRK_MAX_AGENTS) return "too many agents (at most 1024)";
     }

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/prom.h"
 #include "proto/keys.h"
-#include "proto/metrics.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_BATCH 64          /* requests per call, so a handshake storm cannot starve queries */
@@ -469,22 +469,22 @@ void brk_zap_count_refused(brk_t *b) {
     if (b->zap) b->zap->refused++;
 }
 
-void brk_zap_metrics(brk_t *b, proto_buf_t *o) {
+void brk_zap_metrics(brk_t *b, base_buf_t *o) {
     brk_zap_t *z = b->zap;
     if (!z) return;
     const char *hs = "actorbus_broker_curve_handshakes_total";
     const char *keys = "actorbus_broker_curve_keys";
     const char *rl = "actorbus_broker_curve_reloads_total";
-    proto_prom_family(o, hs, "counter", "CURVE handshakes the ZAP handler answered, by result.");
-    proto_prom_u64(o, hs, "result=\"allowed\"", z->allowed);
-    proto_prom_u64(o, hs, "result=\"denied\"", z->denied);
-    proto_prom_family(o, keys, "gauge", "Keys in each allowlist (ZAP domain).");
-    proto_prom_u64(o, keys, "domain=\"clients\"", z->lists[BRK_SOCK_CLIENTS].n);
-    proto_prom_u64(o, keys, "domain=\"workers\"", z->lists[BRK_SOCK_WORKERS].n);
-    proto_prom_family(o, rl, "counter", "SIGHUP rereads of the allowlists, by result.");
-    proto_prom_u64(o, rl, "result=\"loaded\"", z->reloads[0]);
-    proto_prom_u64(o, rl, "result=\"kept\"", z->reloads[1]);
-    proto_prom_family(o, "actorbus_broker_curve_refused_messages_total", "counter",
+    base_prom_family(o, hs, "counter", "CURVE handshakes the ZAP handler answered, by result.");
+    base_prom_u64(o, hs, "result=\"allowed\"", z->allowed);
+    base_prom_u64(o, hs, "result=\"denied\"", z->denied);
+    base_prom_family(o, keys, "gauge", "Keys in each allowlist (ZAP domain).");
+    base_prom_u64(o, keys, "domain=\"clients\"", z->lists[BRK_SOCK_CLIENTS].n);
+    base_prom_u64(o, keys, "domain=\"workers\"", z->lists[BRK_SOCK_WORKERS].n);
+    base_prom_family(o, rl, "counter", "SIGHUP rereads of the allowlists, by result.");
+    base_prom_u64(o, rl, "result=\"loaded\"", z->reloads[0]);
+    base_prom_u64(o, rl, "result=\"kept\"", z->reloads[1]);
+    base_prom_family(o, "actorbus_broker_curve_refused_messages_total", "counter",
                       "Messages refused because their key left the allowlist after connecting.");
-    proto_prom_u64(o, "actorbus_broker_curve_refused_messages_total", "", z->refused);
+    base_prom_u64(o, "actorbus_broker_curve_refused_messages_total", "", z->refused);
 }

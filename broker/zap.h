@@ -11,6 +11,7 @@
 
 #include <zmq.h>
 
+#include "base/buf.h"
 #include "proto/proto.h"
 
 #include "list.h"
@@ -73,7 +74,7 @@ bool brk_zap_on(const struct brk *b);
 /* Counts a message refused because its key was removed (refuse_removed_key). */
 void brk_zap_count_refused(struct brk *b);
 /* Appends the actorbus_broker_curve_* families to a /metrics page; nothing without CURVE. */
-void brk_zap_metrics(struct brk *b, proto_buf_t *o);
+void brk_zap_metrics(struct brk *b, base_buf_t *o);
 
 brk_key_t *brk_key_ref(brk_key_t *k);        /* NULL stays NULL */
 void brk_key_unref(struct brk *b, brk_key_t **k); /* NULLs *k */

@@ -1,8 +1,7 @@
 /* metrics.c: the worker's counters (jobs by agent and outcome with a latency histogram,
- * calls, messages and bytes, reconnects, libactor's loop stats), its /metrics endpoint (a
- * ZMQ_STREAM socket served by one task on the worker's loop: a bounded table of connections
- * and head buffers, one request per connection), and the answer to the broker's `tasks`
- * (act_debug_snapshot, taken without stopping anything). */
+ * calls, messages and bytes, reconnects, libactor's loop stats), its /metrics endpoint
+ * (base's, base/scrape.h, on a ZMQ_STREAM socket read by one task on the worker's loop), and
+ * the answer to the broker's `tasks` (act_debug_snapshot, taken without stopping anything). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,16 +9,16 @@
 #include <time.h>
 
 #include "actor/debug.h"
-#include "proto/metrics.h"
+#include "base/prom.h"
+#include "base/scrape.h"
 #include "worker.h"
 
-#define IDLE_MS 10000   /* a scraper that has not sent a whole request by then is closed */
 #define SEND_MS 1000    /* how long an answer may wait for the socket */
 #define OTHER "_other"
 #define TASKS_MAX 10000 /* tasks listed in one tasks_reply; `more` counts the rest */
 
 typedef struct agent_mx {
-    proto_hist_t hist;
+    base_hist_t hist;
     uint64_t *by_code;  /* max_labels + 1 outcomes; [0] ok, the last _other */
 } agent_mx_t;
 
@@ -30,15 +29,6 @@ typedef struct tok_mx {
     uint64_t prompt, completion;
 } tok_mx_t;
 
-typedef struct conn {
-    bool used;
-    uint8_t id[256];
-    size_t idlen;
-    char *buf;
-    size_t n;
-    int64_t since;
-} conn_t;
-
 struct wrk_metrics {
     agent_mx_t *agents;         /* one per registered agent, same order */
     char **codes;               /* max_labels + 1 */
@@ -46,12 +36,11 @@ struct wrk_metrics {
     uint64_t calls[2];          /* sub-queries ended: ok, error */
     tok_mx_t *tok;              /* max_labels + 1; the last is _other */
     size_t n_tok;
-    uint64_t in_msgs, in_bytes, out_msgs, out_bytes, scrapes[6];
+    uint64_t in_msgs, in_bytes, out_msgs, out_bytes;
     void *sock;
     act_zsock_t *z;
     act_task_t *task;
-    conn_t *conns;
-    proto_buf_t body, resp;
+    base_scrape_t *scrape;      /* the endpoint's connections; NULL without --metrics */
 };
 
 static int64_t clock_us(void) {
@@ -75,7 +64,7 @@ void wrk_mx_job_end(wrk_t *w, const abp_ctx_t *j, const char *outcome) {
     if (!mx) return;
     agent_mx_t *a = &mx->agents[j->agent - w->host->agents];
     int64_t us = clock_us() - j->t0_us;
-    proto_hist_observe(&a->hist, us > 0 ? (uint64_t)us : 0);
+    base_hist_observe(&a->hist, us > 0 ? (uint64_t)us : 0);
     a->by_code[code_slot(mx, outcome)]++;
 }
 
@@ -118,188 +107,100 @@ void wrk_mx_out(wrk_t *w, size_t n) {
 
 /* ---- the text ---- */
 
-static const char *label(proto_buf_t *tmp, const char *k1, const char *v1, const char *k2,
+static const char *label(base_buf_t *tmp, const char *k1, const char *v1, const char *k2,
                          const char *v2) {
-    proto_buf_reset(tmp);
-    proto_text_printf(tmp, "%s=\"", k1);
-    proto_prom_label(tmp, v1, strlen(v1));
+    base_buf_reset(tmp);
+    base_buf_printf(tmp, "%s=\"", k1);
+    base_prom_label(tmp, v1, strlen(v1));
     if (k2) {
-        proto_text_printf(tmp, "\",%s=\"", k2);
-        proto_prom_label(tmp, v2, strlen(v2));
+        base_buf_printf(tmp, "\",%s=\"", k2);
+        base_prom_label(tmp, v2, strlen(v2));
     }
-    proto_buf_raw(tmp, (proto_raw_t){(const uint8_t *)"\"", 2}); /* with the NUL */
-    return tmp->failed ? "" : (const char *)tmp->p;
+    base_buf_put(tmp, "\"", 1);
+    return base_buf_cstr(tmp);
 }
 
-static void one(proto_buf_t *o, const char *name, const char *type, const char *help,
-                uint64_t v) {
-    proto_prom_family(o, name, type, help);
-    proto_prom_u64(o, name, "", v);
-}
-
-static void render_jobs(wrk_t *w, proto_buf_t *o, proto_buf_t *tmp) {
+static void render_jobs(wrk_t *w, base_buf_t *o, base_buf_t *tmp) {
     wrk_metrics_t *mx = w->mx;
     const char *jt = "actorbus_worker_jobs_total", *hd = "actorbus_worker_job_duration_seconds";
-    proto_prom_family(o, jt, "counter", "Jobs ended, by agent and outcome (ok or error code).");
+    base_prom_family(o, jt, "counter", "Jobs ended, by agent and outcome (ok or error code).");
     for (size_t i = 0; i < w->host->n_agents; i++)
         for (size_t c = 0; c <= mx->max_labels; c++)
             if (mx->agents[i].by_code[c])
-                proto_prom_u64(o, jt, label(tmp, "agent", w->host->agents[i].name, "outcome",
+                base_prom_u64(o, jt, label(tmp, "agent", w->host->agents[i].name, "outcome",
                                             mx->codes[c]), mx->agents[i].by_code[c]);
-    proto_prom_family(o, hd, "histogram", "Time from a job's arrival to its end, by agent.");
+    base_prom_family(o, hd, "histogram", "Time from a job's arrival to its end, by agent.");
     for (size_t i = 0; i < w->host->n_agents; i++)
         if (mx->agents[i].hist.count)
-            proto_prom_hist(o, hd, label(tmp, "agent", w->host->agents[i].name, NULL, NULL),
+            base_prom_hist(o, hd, label(tmp, "agent", w->host->agents[i].name, NULL, NULL),
                             &mx->agents[i].hist);
-    one(o, "actorbus_worker_jobs_running", "gauge", "Jobs running now.", w->n_jobs);
-    one(o, "actorbus_worker_capacity", "gauge", "Jobs it takes at once.", w->cfg.capacity);
-    proto_prom_family(o, "actorbus_worker_calls_total", "counter",
+    base_prom_one(o, "actorbus_worker_jobs_running", "gauge", "Jobs running now.", w->n_jobs);
+    base_prom_one(o, "actorbus_worker_capacity", "gauge", "Jobs it takes at once.", w->cfg.capacity);
+    base_prom_family(o, "actorbus_worker_calls_total", "counter",
                       "Calls to other agents through the broker, by outcome.");
-    proto_prom_u64(o, "actorbus_worker_calls_total", "outcome=\"ok\"", mx->calls[0]);
-    proto_prom_u64(o, "actorbus_worker_calls_total", "outcome=\"error\"", mx->calls[1]);
+    base_prom_u64(o, "actorbus_worker_calls_total", "outcome=\"ok\"", mx->calls[0]);
+    base_prom_u64(o, "actorbus_worker_calls_total", "outcome=\"error\"", mx->calls[1]);
     static const char tk[] = "actorbus_worker_model_tokens_total";
-    proto_prom_family(o, tk, "counter",
+    base_prom_family(o, tk, "counter",
                       "Tokens of model calls as the model server reported them, by agent, "
                       "model and kind (prompt or completion).");
     for (size_t i = 0; i <= mx->max_labels; i++) {
         const tok_mx_t *t = &mx->tok[i];
         if (!t->prompt && !t->completion) continue;
         for (int k = 0; k < 2; k++) {
-            proto_buf_reset(tmp);
-            proto_text_printf(tmp, "agent=\"");
-            proto_prom_label(tmp, t->agent, strlen(t->agent));
-            proto_text_printf(tmp, "\",model=\"");
-            proto_prom_label(tmp, t->model, strlen(t->model));
-            proto_text_printf(tmp, "\",kind=\"%s\"", k ? "completion" : "prompt");
-            proto_buf_raw(tmp, (proto_raw_t){(const uint8_t *)"", 1});
-            proto_prom_u64(o, tk, tmp->failed ? "" : (const char *)tmp->p,
-                           k ? t->completion : t->prompt);
+            base_buf_reset(tmp);
+            base_buf_printf(tmp, "agent=\"");
+            base_prom_label(tmp, t->agent, strlen(t->agent));
+            base_buf_printf(tmp, "\",model=\"");
+            base_prom_label(tmp, t->model, strlen(t->model));
+            base_buf_printf(tmp, "\",kind=\"%s\"", k ? "completion" : "prompt");
+            base_prom_u64(o, tk, base_buf_cstr(tmp), k ? t->completion : t->prompt);
         }
     }
 }
 
-static void render(wrk_t *w, proto_buf_t *o) {
+/* base_scrape's render callback: every worker family into o. */
+static void render(void *ctx, base_buf_t *o) {
+    wrk_t *w = ctx;
     wrk_metrics_t *mx = w->mx;
-    proto_buf_t tmp;
-    proto_buf_init(&tmp);
-    proto_buf_reset(o);
+    base_buf_t tmp;
+    base_buf_init(&tmp);
     render_jobs(w, o, &tmp);
-    one(o, "actorbus_worker_connected", "gauge", "1 while connected to the broker.",
+    base_prom_one(o, "actorbus_worker_connected", "gauge", "1 while connected to the broker.",
         w->sock ? 1 : 0);
-    one(o, "actorbus_worker_connections_total", "counter", "Connections made to the broker.",
+    base_prom_one(o, "actorbus_worker_connections_total", "counter", "Connections made to the broker.",
         w->gen);
-    one(o, "actorbus_worker_send_queue", "gauge", "Messages waiting for the writer.",
+    base_prom_one(o, "actorbus_worker_send_queue", "gauge", "Messages waiting for the writer.",
         w->out_len);
-    one(o, "actorbus_worker_received_messages_total", "counter", "Messages from the broker.",
+    base_prom_one(o, "actorbus_worker_received_messages_total", "counter", "Messages from the broker.",
         mx->in_msgs);
-    one(o, "actorbus_worker_received_bytes_total", "counter", "Bytes from the broker.",
+    base_prom_one(o, "actorbus_worker_received_bytes_total", "counter", "Bytes from the broker.",
         mx->in_bytes);
-    one(o, "actorbus_worker_sent_messages_total", "counter", "Messages to the broker.",
+    base_prom_one(o, "actorbus_worker_sent_messages_total", "counter", "Messages to the broker.",
         mx->out_msgs);
-    one(o, "actorbus_worker_sent_bytes_total", "counter", "Bytes to the broker.",
+    base_prom_one(o, "actorbus_worker_sent_bytes_total", "counter", "Bytes to the broker.",
         mx->out_bytes);
     act_loop_stats_t st;
     act_loop_stats(act_loop_current(), &st);
-    one(o, "actorbus_worker_loop_tasks", "gauge", "Live tasks on the loop.", st.tasks_live);
-    one(o, "actorbus_worker_loop_stacks_in_use", "gauge", "Task stacks in use.",
+    base_prom_one(o, "actorbus_worker_loop_tasks", "gauge", "Live tasks on the loop.", st.tasks_live);
+    base_prom_one(o, "actorbus_worker_loop_stacks_in_use", "gauge", "Task stacks in use.",
         st.stacks_in_use);
-    one(o, "actorbus_worker_loop_stacks_peak", "gauge", "Most stacks in use at once.",
+    base_prom_one(o, "actorbus_worker_loop_stacks_peak", "gauge", "Most stacks in use at once.",
         st.stacks_peak);
-    one(o, "actorbus_worker_loop_switches_total", "counter", "Context switches.", st.switches);
-    one(o, "actorbus_worker_loop_tasks_spawned_total", "counter", "Tasks spawned.", st.spawned);
-    static const char *const sn[6] = {"200", "400", "404", "405", "431", "refused"};
-    proto_prom_family(o, "actorbus_worker_metrics_requests_total", "counter",
-                      "Requests to this endpoint, by HTTP status (this one not yet counted).");
-    for (int i = 0; i < 6; i++)
-        proto_prom_u64(o, "actorbus_worker_metrics_requests_total",
-                       label(&tmp, "status", sn[i], NULL, NULL), mx->scrapes[i]);
-    proto_buf_free(&tmp);
+    base_prom_one(o, "actorbus_worker_loop_switches_total", "counter", "Context switches.", st.switches);
+    base_prom_one(o, "actorbus_worker_loop_tasks_spawned_total", "counter", "Tasks spawned.", st.spawned);
+    base_scrape_render_requests(mx->scrape, o, "actorbus_worker");
+    base_buf_free(&tmp);
 }
 
 /* ---- the endpoint ---- */
 
-static void stream_send(wrk_metrics_t *mx, const conn_t *c, const uint8_t *p, size_t n) {
-    act_zframe_t f[2] = {{c->id, c->idlen}, {p, n}}; /* [id][""] closes the connection */
-    act_zsock_send_frames(mx->z, f, 2, act_deadline_in(SEND_MS));
-}
-
-static void conn_close(wrk_metrics_t *mx, conn_t *c) {
-    stream_send(mx, c, NULL, 0);
-    free(c->buf);
-    memset(c, 0, sizeof *c);
-}
-
-static size_t status_index(int s) {
-    return s == 200 ? 0 : s == 400 ? 1 : s == 404 ? 2 : s == 405 ? 3 : s == 431 ? 4 : 5;
-}
-
-static void conn_answer(wrk_t *w, conn_t *c, int rc, const proto_http_req_t *req) {
-    wrk_metrics_t *mx = w->mx;
-    int status = proto_http_status(rc, req, "/metrics");
-    if (status == 200) render(w, &mx->body);
-    mx->scrapes[status_index(status)]++;
-    proto_buf_reset(&mx->resp);
-    proto_http_response(&mx->resp, status, "text/plain; version=0.0.4; charset=utf-8",
-                        mx->body.p, status == 200 ? mx->body.n : 0,
-                        strcmp(req->method, "HEAD") == 0);
-    if (status != 200) act_log(ACT_LOG_INFO, "metrics_bad_request", "status=%d", status);
-    if (!mx->resp.failed) stream_send(mx, c, mx->resp.p, mx->resp.n);
-    conn_close(mx, c);
-}
-
-static conn_t *conn_find(wrk_t *w, const uint8_t *id, size_t n) {
-    for (size_t i = 0; i < w->cfg.metrics_max_conns; i++) {
-        conn_t *c = &w->mx->conns[i];
-        if (c->used && c->idlen == n && memcmp(c->id, id, n) == 0) return c;
-    }
-    return NULL;
-}
-
-static void on_message(wrk_t *w, const uint8_t *id, size_t idlen, const uint8_t *p, size_t n) {
-    wrk_metrics_t *mx = w->mx;
-    conn_t *c = conn_find(w, id, idlen);
-    if (n == 0 && c) { /* the scraper went away */
-        free(c->buf);
-        memset(c, 0, sizeof *c);
-    } else if (n == 0) { /* a new connection */
-        for (size_t i = 0; i < w->cfg.metrics_max_conns && !c; i++)
-            if (!mx->conns[i].used) c = &mx->conns[i];
-        conn_t tmp = {.idlen = idlen};
-        memcpy((c ? c : &tmp)->id, id, idlen);
-        if (!c) {
-            mx->scrapes[5]++;
-            act_log(ACT_LOG_WARN, "metrics_refused", "why=too_many_connections");
-            conn_close(mx, &tmp);
-            return;
-        }
-        c->used = true;
-        c->idlen = idlen;
-        c->since = act_now();
-    } else if (c) {
-        size_t max = w->cfg.metrics_max_request;
-        if (!c->buf && !(c->buf = malloc(max))) {
-            conn_close(mx, c);
-            return;
-        }
-        size_t take = n < max - c->n ? n : max - c->n;
-        memcpy(c->buf + c->n, p, take);
-        c->n += take;
-        proto_http_req_t req;
-        int rc = proto_http_parse(c->buf, c->n, max, &req);
-        if (rc != 0) conn_answer(w, c, rc, &req);
-    }
-}
-
-/* Closes connections idle too long; returns the next deadline. */
-static int64_t sweep(wrk_t *w) {
-    int64_t now = act_now(), next = now + IDLE_MS;
-    for (size_t i = 0; i < w->cfg.metrics_max_conns; i++) {
-        conn_t *c = &w->mx->conns[i];
-        if (!c->used) continue;
-        if (now - c->since >= IDLE_MS) conn_close(w->mx, c);
-        else if (c->since + IDLE_MS < next) next = c->since + IDLE_MS;
-    }
-    return next;
+/* base_scrape's send callback: [id][bytes] writes to the TCP connection, [id][""] closes it. */
+static void stream_send(void *ctx, const uint8_t *id, size_t idlen, const uint8_t *p,
+                        size_t n) {
+    wrk_t *w = ctx;
+    act_zframe_t f[2] = {{id, idlen}, {p, n}};
+    act_zsock_send_frames(w->mx->z, f, 2, act_deadline_in(SEND_MS));
 }
 
 static int metrics_task(void *arg, void **result) {
@@ -308,21 +209,31 @@ static int metrics_task(void *arg, void **result) {
     for (;;) {
         zmq_msg_t parts[2];
         size_t n = 0;
-        int rc = act_zsock_recv(w->mx->z, parts, 2, &n, sweep(w));
+        int64_t next = base_scrape_tick(w->mx->scrape, act_now()); /* closes idle ones */
+        int rc = act_zsock_recv(w->mx->z, parts, 2, &n, next);
         if (rc == ACT_ETIMEDOUT || rc == ACT_EMSGSIZE) continue;
         if (rc) return rc == ACT_ECANCELED || rc == ACT_ECLOSED ? 0 : rc;
-        if (n == 2 && zmq_msg_size(&parts[0]) <= sizeof w->mx->conns[0].id)
-            on_message(w, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]),
-                       zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]));
+        if (n == 2)
+            base_scrape_on_message(w->mx->scrape, zmq_msg_data(&parts[0]),
+                                   zmq_msg_size(&parts[0]), zmq_msg_data(&parts[1]),
+                                   zmq_msg_size(&parts[1]), act_now());
         act_zsock_close_parts(parts, n);
     }
 }
 
 static int bind_endpoint(wrk_t *w) {
     wrk_metrics_t *mx = w->mx;
-    mx->conns = calloc(w->cfg.metrics_max_conns, sizeof *mx->conns);
+    base_scrape_opts_t o = {.max_conns = w->cfg.metrics_max_conns,
+                            .max_request = w->cfg.metrics_max_request,
+                            .idle_ms = (int64_t)w->cfg.metrics_idle_ms,
+                            .path = "/metrics",
+                            .content_type = "text/plain; version=0.0.4; charset=utf-8",
+                            .render = render,
+                            .send = stream_send,
+                            .ctx = w};
+    if (base_scrape_new(&mx->scrape, &o)) return ACT_ENOMEM;
     mx->sock = zmq_socket(w->zctx, ZMQ_STREAM);
-    if (!mx->conns || !mx->sock) return ACT_ENOMEM;
+    if (!mx->sock) return ACT_ENOMEM;
     int zero = 0;
     zmq_setsockopt(mx->sock, ZMQ_LINGER, &zero, sizeof zero);
     if (zmq_bind(mx->sock, w->cfg.metrics) != 0) {
@@ -331,8 +242,8 @@ static int bind_endpoint(wrk_t *w) {
         return ACT_EINVAL;
     }
     int rc = act_zsock_new(&mx->z, mx->sock);
-    act_spawn_opts_t o = {.name = "metrics"};
-    if (rc == 0) rc = act_spawn(metrics_task, w, &o, &mx->task);
+    act_spawn_opts_t so = {.name = "metrics"};
+    if (rc == 0) rc = act_spawn(metrics_task, w, &so, &mx->task);
     if (rc == 0) act_log(ACT_LOG_INFO, "listening", "socket=metrics endpoint=%s", w->cfg.metrics);
     return rc;
 }
@@ -342,8 +253,6 @@ int wrk_metrics_start(wrk_t *w) {
     if (!mx) return ACT_ENOMEM;
     w->mx = mx;
     mx->max_labels = w->cfg.metrics_max_labels;
-    proto_buf_init(&mx->body);
-    proto_buf_init(&mx->resp);
     mx->agents = calloc(w->host->n_agents ? w->host->n_agents : 1, sizeof *mx->agents);
     mx->codes = calloc(mx->max_labels + 1, sizeof *mx->codes);
     mx->tok = calloc(mx->max_labels + 1, sizeof *mx->tok);
@@ -370,17 +279,14 @@ void wrk_metrics_stop(wrk_t *w) {
     }
     act_zsock_destroy(&mx->z);
     if (mx->sock) zmq_close(mx->sock);
-    for (size_t i = 0; mx->conns && i < w->cfg.metrics_max_conns; i++) free(mx->conns[i].buf);
+    base_scrape_destroy(&mx->scrape);
     for (size_t i = 0; mx->agents && i < w->host->n_agents; i++) free(mx->agents[i].by_code);
     for (size_t i = 0; mx->codes && i <= mx->max_labels; i++) free(mx->codes[i]);
     for (size_t i = 0; mx->tok && i <= mx->max_labels; i++)
         free(mx->tok[i].agent), free(mx->tok[i].model);
     free(mx->tok);
-    free(mx->conns);
     free(mx->agents);
     free(mx->codes);
-    proto_buf_free(&mx->body);
-    proto_buf_free(&mx->resp);
     free(mx);
     w->mx = NULL;
 }

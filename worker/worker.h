@@ -27,6 +27,7 @@ typedef struct wrk_config {
     int64_t drain_ms;      /* SIGTERM: how long running jobs may take to finish */
     const char *metrics;   /* --metrics endpoint; NULL or "" off (metrics.c) */
     uint64_t metrics_max_conns, metrics_max_request, metrics_max_labels;
+    uint64_t metrics_idle_ms; /* a scraper without a whole request by then is closed */
     uint64_t max_lent;     /* credit lent by jobs waiting on sub-queries, at most (calls.c) */
     int64_t watchdog_ms;   /* a task holding the loop this long ends the process; 0 off */
     bool curve;            /* CURVE to the broker: its public key and our key pair below */

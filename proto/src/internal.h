@@ -74,8 +74,4 @@ static inline int done(proto_buf_t *b) { return b->failed ? PROTO_ENOMEM : 0; }
 int proto__fail(proto_error_t *err, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Length of the valid UTF-8 sequence at p (strict: no overlongs, surrogates or > U+10FFFF),
- * or 0 if there is none (json.c). n >= 1. */
-size_t proto__utf8_len(const uint8_t *p, size_t n);
-
 #endif

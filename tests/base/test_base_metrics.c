@@ -1,26 +1,32 @@
-/* test_metrics.c: proto/metrics.h, which both /metrics endpoints share: the bounded HTTP
- * request-head reader (complete, partial, malformed, over the limit), the status a scraper
- * gets, the responses, label escaping, and the histogram (bucket edges, cumulative text). */
+/* test_base_metrics.c: base/http_head.h and base/prom.h, which both /metrics endpoints
+ * share: the bounded HTTP request-head reader (complete, partial, malformed, over the limit),
+ * the status a scraper gets, the responses, label escaping, and the histogram (bucket edges,
+ * cumulative text). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
-#include "proto/metrics.h"
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include "base/http_head.h"
+#include "base/prom.h"
 
-static int parse(const char *s, size_t max, proto_http_req_t *r) {
-    return proto_http_parse(s, strlen(s), max, r);
+static int parse(const char *s, size_t max, base_http_req_t *r) {
+    return base_http_parse(s, strlen(s), max, r);
 }
 
 static void test_http_reads_a_whole_get(void **state) {
     (void)state;
-    proto_http_req_t r;
+    base_http_req_t r;
     const char *req = "GET /metrics?x=1 HTTP/1.1\r\nHost: 127.0.0.1:9\r\nAccept: */*\r\n\r\n";
     assert_int_equal(parse(req, 8192, &r), (int)strlen(req));
     assert_string_equal(r.method, "GET");
     assert_string_equal(r.path, "/metrics");
     assert_int_equal(r.minor, 1);
-    assert_int_equal(proto_http_status(parse(req, 8192, &r), &r, "/metrics"), 200);
+    assert_int_equal(base_http_status(parse(req, 8192, &r), &r, "/metrics"), 200);
     /* bare LF line ends and HTTP/1.0 are read too */
     assert_int_equal(parse("GET /metrics HTTP/1.0\n\n", 8192, &r), 23);
     assert_int_equal(r.minor, 0);
@@ -28,10 +34,10 @@ static void test_http_reads_a_whole_get(void **state) {
 
 static void test_http_partial_head_asks_for_more(void **state) {
     (void)state;
-    proto_http_req_t r;
+    base_http_req_t r;
     const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
     for (size_t n = 0; n < strlen(req); n++)
-        assert_int_equal(proto_http_parse(req, n, 8192, &r), 0);
+        assert_int_equal(base_http_parse(req, n, 8192, &r), 0);
 }
 
 static void test_http_rejects_malformed_heads(void **state) {
@@ -48,124 +54,124 @@ static void test_http_rejects_malformed_heads(void **state) {
         "GET /metrics HTTP/1.1\rX: y\r\n\r\n",   /* a CR inside a line */
         "\r\n\r\n",                              /* empty request line */
     };
-    proto_http_req_t r;
+    base_http_req_t r;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = parse(bad[i], 8192, &r);
-        assert_int_equal(rc, PROTO_EBAD);
-        assert_int_equal(proto_http_status(rc, &r, "/metrics"), 400);
+        assert_int_equal(rc, BASE_HTTP_EBAD);
+        assert_int_equal(base_http_status(rc, &r, "/metrics"), 400);
     }
     /* a NUL byte is refused as well (strlen would stop at it) */
     static const char nul[] = "GET /m\0 HTTP/1.1\r\n\r\n";
-    assert_int_equal(proto_http_parse(nul, sizeof nul - 1, 8192, &r), PROTO_EBAD);
+    assert_int_equal(base_http_parse(nul, sizeof nul - 1, 8192, &r), BASE_HTTP_EBAD);
     /* a target longer than the path field */
     char longpath[600];
     snprintf(longpath, sizeof longpath, "GET /%0400d HTTP/1.1\r\n\r\n", 0);
-    assert_int_equal(parse(longpath, 8192, &r), PROTO_EBAD);
+    assert_int_equal(parse(longpath, 8192, &r), BASE_HTTP_EBAD);
 }
 
 static void test_http_head_over_the_limit_is_too_big(void **state) {
     (void)state;
-    proto_http_req_t r;
+    base_http_req_t r;
     char big[300];
     snprintf(big, sizeof big, "GET /metrics HTTP/1.1\r\nX: %0200d\r\n", 0);
     /* no end within 64 bytes: too big, whatever comes after */
-    assert_int_equal(parse(big, 64, &r), PROTO_ETOOBIG);
-    assert_int_equal(proto_http_status(PROTO_ETOOBIG, &r, "/metrics"), 431);
+    assert_int_equal(parse(big, 64, &r), BASE_HTTP_ETOOBIG);
+    assert_int_equal(base_http_status(BASE_HTTP_ETOOBIG, &r, "/metrics"), 431);
     /* under the limit and incomplete: read more */
     assert_int_equal(parse(big, 4096, &r), 0);
 }
 
 static void test_http_status_for_paths_and_methods(void **state) {
     (void)state;
-    proto_http_req_t r;
+    base_http_req_t r;
     int rc = parse("GET /other HTTP/1.1\r\n\r\n", 8192, &r);
-    assert_int_equal(proto_http_status(rc, &r, "/metrics"), 404);
+    assert_int_equal(base_http_status(rc, &r, "/metrics"), 404);
     rc = parse("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 8192, &r);
-    assert_int_equal(proto_http_status(rc, &r, "/metrics"), 405);
+    assert_int_equal(base_http_status(rc, &r, "/metrics"), 405);
     rc = parse("HEAD /metrics HTTP/1.1\r\n\r\n", 8192, &r);
-    assert_int_equal(proto_http_status(rc, &r, "/metrics"), 200);
+    assert_int_equal(base_http_status(rc, &r, "/metrics"), 200);
 }
 
 static void test_http_response_has_length_and_close(void **state) {
     (void)state;
-    proto_buf_t o;
-    proto_buf_init(&o);
-    proto_http_response(&o, 200, "text/plain", (const uint8_t *)"abc\n", 4, false);
+    base_buf_t o;
+    base_buf_init(&o);
+    base_http_response(&o, 200, "text/plain", (const uint8_t *)"abc\n", 4, false);
     const char *want = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n"
                        "Connection: close\r\n\r\nabc\n";
     assert_int_equal(o.n, strlen(want));
     assert_memory_equal(o.p, want, o.n);
-    proto_buf_reset(&o);
-    proto_http_response(&o, 405, "text/plain", NULL, 0, false);
+    base_buf_reset(&o);
+    base_http_response(&o, 405, "text/plain", NULL, 0, false);
     assert_non_null(memmem(o.p, o.n, "Allow: GET, HEAD\r\n", 18));
     assert_non_null(memmem(o.p, o.n, "\r\n\r\n405 Method Not Allowed\n", 27));
-    proto_buf_reset(&o);
-    proto_http_response(&o, 200, "text/plain", (const uint8_t *)"abc\n", 4, true);
+    base_buf_reset(&o);
+    base_http_response(&o, 200, "text/plain", (const uint8_t *)"abc\n", 4, true);
     assert_null(memmem(o.p, o.n, "abc", 3)); /* HEAD: the length, no body */
-    proto_buf_free(&o);
+    base_buf_free(&o);
 }
 
 static void test_prom_label_escapes_quotes_backslashes_newlines(void **state) {
     (void)state;
-    proto_buf_t o;
-    proto_buf_init(&o);
-    proto_prom_label(&o, "a\"b\\c\nd", 7);
+    base_buf_t o;
+    base_buf_init(&o);
+    base_prom_label(&o, "a\"b\\c\nd", 7);
     assert_int_equal(o.n, 10);
     assert_memory_equal(o.p, "a\\\"b\\\\c\\nd", 10);
-    proto_buf_free(&o);
+    base_buf_free(&o);
 }
 
 static void test_prom_label_replaces_nul_and_bytes_that_are_not_utf8(void **state) {
     (void)state;
-    proto_buf_t o;
-    proto_buf_init(&o);
-    proto_prom_label(&o, "a\0b\xff\xc3\xa9\xe2\x82", 8); /* NUL, a bad byte, é, a cut one */
+    base_buf_t o;
+    base_buf_init(&o);
+    base_prom_label(&o, "a\0b\xff\xc3\xa9\xe2\x82", 8); /* NUL, a bad byte, é, a cut one */
     static const char want[] = "a\xef\xbf\xbd" "b\xef\xbf\xbd" "\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd";
     assert_int_equal(o.n, sizeof want - 1);
     assert_memory_equal(o.p, want, sizeof want - 1);
     assert_null(memchr(o.p, 0, o.n));
-    proto_buf_free(&o);
+    base_buf_free(&o);
 }
 
 static void test_text_printf_grows_past_its_stack_buffer(void **state) {
     (void)state;
-    proto_buf_t o;
-    proto_buf_init(&o);
+    base_buf_t o;
+    base_buf_init(&o);
     char big[2000];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    proto_text_printf(&o, "<%s>", big);
+    base_buf_printf(&o, "<%s>", big);
     assert_int_equal(o.n, sizeof big + 1);
     assert_int_equal(o.p[0], '<');
     assert_int_equal(o.p[o.n - 1], '>');
-    proto_buf_free(&o);
+    base_buf_free(&o);
 }
 
 static void test_hist_buckets_take_their_upper_bound(void **state) {
     (void)state;
-    proto_hist_t h;
+    base_hist_t h;
     memset(&h, 0, sizeof h);
-    proto_hist_observe(&h, 0);           /* le 0.0001 */
-    proto_hist_observe(&h, 100);         /* le 0.0001: bounds are inclusive */
-    proto_hist_observe(&h, 101);         /* le 0.00025 */
-    proto_hist_observe(&h, 1000000);     /* le 1 */
-    proto_hist_observe(&h, 3600000000u); /* +Inf */
+    base_hist_observe(&h, 0);           /* le 0.0001 */
+    base_hist_observe(&h, 100);         /* le 0.0001: bounds are inclusive */
+    base_hist_observe(&h, 101);         /* le 0.00025 */
+    base_hist_observe(&h, 1000000);     /* le 1 */
+    base_hist_observe(&h, 3600000000u); /* +Inf */
     assert_int_equal(h.counts[0], 2);
     assert_int_equal(h.counts[1], 1);
     assert_int_equal(h.counts[12], 1);
-    assert_int_equal(h.counts[PROTO_HIST_BUCKETS], 1);
+    assert_int_equal(h.counts[BASE_HIST_BUCKETS], 1);
     assert_int_equal(h.count, 5);
     assert_int_equal(h.sum_us, 3601000201u);
 }
 
 static void test_hist_text_is_cumulative_and_counts_add_up(void **state) {
     (void)state;
-    proto_hist_t h;
+    base_hist_t h;
     memset(&h, 0, sizeof h);
-    for (uint64_t us = 50; us < 20000000; us *= 3) proto_hist_observe(&h, us);
-    proto_buf_t o;
-    proto_buf_init(&o);
-    proto_prom_hist(&o, "x_seconds", "agent=\"echo\"", &h);
+    for (uint64_t us = 50; us < 20000000; us *= 3) base_hist_observe(&h, us);
+    base_buf_t o;
+    base_buf_init(&o);
+    base_prom_hist(&o, "x_seconds", "agent=\"echo\"", &h);
     char *text = strndup((const char *)o.p, o.n);
     assert_non_null(strstr(text, "le=\"+Inf\""));
     assert_non_null(strstr(text, "le=\"0.0001\""));
@@ -183,10 +189,10 @@ static void test_hist_text_is_cumulative_and_counts_add_up(void **state) {
             assert_int_equal(v, h.count);
         }
     }
-    assert_int_equal(buckets, PROTO_HIST_BUCKETS + 1);
+    assert_int_equal(buckets, BASE_HIST_BUCKETS + 1);
     assert_int_equal(last, h.count); /* +Inf holds every observation */
     free(text);
-    proto_buf_free(&o);
+    base_buf_free(&o);
 }
 
 int main(void) {
