@@ -12,8 +12,8 @@ int brk_agents_init(brk_t *b) { return brk_map_init(&b->agent_map); }
 
 /* Takes a off brk.held (startup grace), if it is there. */
 static void unhold(brk_t *b, brk_agent_t *a) {
-    if (!brk_list_linked(&a->held_link)) return;
-    brk_list_unlink(&a->held_link);
+    if (!base_list_linked(&a->held_link)) return;
+    base_list_unlink(&a->held_link);
     b->n_held--;
 }
 
@@ -27,13 +27,13 @@ static void agent_free(brk_t *b, brk_agent_t *a) {
 void brk_agents_close(brk_t *b) {
     brk_node_t *n;
     while ((n = brk_map_next(&b->agent_map, NULL)))
-        agent_free(b, brk_container_of(n, brk_agent_t, node));
+        agent_free(b, base_container_of(n, brk_agent_t, node));
     brk_map_close(&b->agent_map);
 }
 
 brk_agent_t *brk_agent_find(brk_t *b, proto_str_t name) {
     brk_node_t *n = brk_map_get(&b->agent_map, name.p, name.n);
-    return n ? brk_container_of(n, brk_agent_t, node) : NULL;
+    return n ? base_container_of(n, brk_agent_t, node) : NULL;
 }
 
 static brk_agent_t *agent_new(brk_t *b, proto_str_t name) {
@@ -43,8 +43,8 @@ static brk_agent_t *agent_new(brk_t *b, proto_str_t name) {
     a->len = name.n;
     a->node.key = a->name;
     a->node.klen = a->len;
-    brk_list_init(&a->queue);
-    brk_list_init(&a->held_link);
+    base_list_init(&a->queue);
+    base_list_init(&a->held_link);
     brk_map_put(&b->agent_map, &a->node);
     return a;
 }
@@ -52,8 +52,8 @@ static brk_agent_t *agent_new(brk_t *b, proto_str_t name) {
 /* Nobody left to run what waits in a's queue: answer it rather than keep it forever, and
  * free a (its last host went, or the startup grace ended with no host). */
 static void agent_end(brk_t *b, brk_agent_t *a) {
-    while (!brk_list_empty(&a->queue))
-        brk_job_unhosted(b, brk_container_of(a->queue.next, brk_job_t, link));
+    while (!base_list_empty(&a->queue))
+        brk_job_unhosted(b, base_container_of(a->queue.next, brk_job_t, link));
     agent_free(b, a);
 }
 
@@ -62,7 +62,7 @@ brk_agent_t *brk_agent_hold(brk_t *b, proto_str_t name) {
     brk_agent_t *a = brk_agent_find(b, name);
     if (a) return a;
     if (!(a = agent_new(b, name))) return NULL;
-    brk_list_push(&b->held, &a->held_link);
+    base_list_push(&b->held, &a->held_link);
     b->n_held++;
     return a;
 }
@@ -70,8 +70,8 @@ brk_agent_t *brk_agent_hold(brk_t *b, proto_str_t name) {
 int64_t brk_agents_tick(brk_t *b) {
     if (b->n_held == 0) return -1;
     if (b->now < b->grace_until) return b->grace_until;
-    while (!brk_list_empty(&b->held))
-        agent_end(b, brk_container_of(b->held.next, brk_agent_t, held_link));
+    while (!base_list_empty(&b->held))
+        agent_end(b, base_container_of(b->held.next, brk_agent_t, held_link));
     return -1;
 }
 

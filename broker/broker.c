@@ -25,18 +25,6 @@ void brk_panic(const char *file, int line, const char *what) {
     abort();
 }
 
-int64_t brk_clock_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t brk_unix_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void *brk_sock(brk_t *b, brk_sock_t s) { return s == BRK_SOCK_CLIENTS ? b->clients : b->workers; }
 
 int brk_send(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen, bool req,
@@ -192,7 +180,7 @@ static void refuse_removed_key(brk_t *b, const brk_in_t *in) {
                         "any more");
         return;
     }
-    brk_worker_t *w = brk_container_of(n, brk_worker_t, node);
+    brk_worker_t *w = base_container_of(n, brk_worker_t, node);
     if (!w->dead && proto_enc_simple(&b->out, PROTO_DISCONNECT) == 0)
         brk_send(b, BRK_SOCK_WORKERS, w->id, w->idlen, false, b->out.p, b->out.n);
     brk_worker_mark_dead(b, w, "key removed");
@@ -224,11 +212,11 @@ static bool recv_router(brk_t *b, brk_sock_t s) {
 /* Settles what a message may have left to do: workers whose send failed are removed (their
  * jobs retried or answered) and workers with fresh credit are offered queued work. */
 static void settle(brk_t *b) {
-    while (b->have_dead || !brk_list_empty(&b->pump)) {
+    while (b->have_dead || !base_list_empty(&b->pump)) {
         if (b->have_dead) brk_workers_reap(b);
-        while (!brk_list_empty(&b->pump) && !b->have_dead) {
-            brk_worker_t *w = brk_container_of(b->pump.next, brk_worker_t, pump_link);
-            brk_list_unlink(&w->pump_link);
+        while (!base_list_empty(&b->pump) && !b->have_dead) {
+            brk_worker_t *w = base_container_of(b->pump.next, brk_worker_t, pump_link);
+            base_list_unlink(&w->pump_link);
             if (!w->dead) brk_jobs_pump_worker(b, w);
         }
     }
@@ -299,18 +287,18 @@ static long poll_timeout(brk_t *b) {
  * sockets get their turn whatever one peer sends; false once it has none left. The worker
  * socket read empty is what lets liveness call a worker silent. */
 static bool drain_one(brk_t *b, int i) {
-    int64_t t0 = brk_clock_ms();
+    int64_t t0 = base_mono_ms();
     for (int k = 0; k < RECV_BATCH; k++) {
         bool got = i == 0   ? recv_router(b, BRK_SOCK_CLIENTS)
                    : i == 1 ? recv_router(b, BRK_SOCK_WORKERS)
                    : i == 2 ? brk_bus_forward(b)
                             : brk_bus_subscription(b);
         if (!got) {
-            if (i == 1) b->wdrained_at = brk_clock_ms();
+            if (i == 1) b->wdrained_at = base_mono_ms();
             return false;
         }
         if (i < 2) settle(b);
-        if (k % 16 == 15 && brk_clock_ms() - t0 >= (int64_t)b->cfg.loop_slice_ms) break;
+        if (k % 16 == 15 && base_mono_ms() - t0 >= (int64_t)b->cfg.loop_slice_ms) break;
     }
     return true;
 }
@@ -338,7 +326,7 @@ int brk_run(brk_t *b) {
     bool ready[4] = {false, false, false, false};
     unsigned turns = 0;
     while (!b->stop) {
-        b->now = brk_clock_ms();
+        b->now = base_mono_ms();
         brk_lease_tick(b); /* fencing (--pair): exits when the lease is lost */
         long timeout = poll_timeout(b);
         if (b->draining && (b->n_live == 0 || b->now >= b->drain_until)) {
@@ -353,7 +341,7 @@ int brk_run(brk_t *b) {
                 base_log(BASE_LOG_ERROR, "poll_failed", "error=\"%s\"", zmq_strerror(errno));
                 return 1;
             }
-            b->now = brk_clock_ms();
+            b->now = base_mono_ms();
             if (!ready[1] && !(items[1].revents & ZMQ_POLLIN)) b->wdrained_at = b->now;
             for (int i = 0; i < 4; i++) ready[i] |= (items[i].revents & ZMQ_POLLIN) != 0;
             if (items[4].revents & ZMQ_POLLIN) on_signal(b);
@@ -416,20 +404,20 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     memset(b, 0, sizeof *b);
     b->cfg = *cfg;
     b->sig_fd = sig_fd;
-    b->now = brk_clock_ms();
+    b->now = base_mono_ms();
     b->wdrained_at = b->now;
     /* Job ids start from the wall clock, not 1: a worker still running a job of the broker
      * before a restart must not have its late answer taken for a new job with that id. */
-    b->next_job_id = ((uint64_t)brk_unix_ms() << 16) + 1;
+    b->next_job_id = ((uint64_t)base_unix_ms() << 16) + 1;
     proto_limits_default(&b->lim);
     b->lim.max_size = cfg->max_msg;
     b->wlim = b->lim;
     b->wlim.max_size = cfg->max_msg + BRK_MSG_SLACK;
     proto_buf_init(&b->out);
     proto_buf_init(&b->busbuf);
-    brk_list_init(&b->worker_list);
-    brk_list_init(&b->pump);
-    brk_list_init(&b->held);
+    base_list_init(&b->worker_list);
+    base_list_init(&b->pump);
+    base_list_init(&b->held);
     /* Workers of a broker that restarts come back within liveness heartbeats: until then a
      * query for one of their agents waits instead of failing with unknown_agent. */
     uint64_t grace = cfg->startup_grace_ms != UINT64_MAX ? cfg->startup_grace_ms

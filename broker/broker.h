@@ -14,7 +14,8 @@
 
 #include "proto/proto.h"
 
-#include "list.h"
+#include "base/clock.h"
+#include "base/list.h"
 #include "base/log.h"
 #include "metrics.h"
 #include "map.h"
@@ -145,8 +146,8 @@ typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_CANCELLING, JOB_WAITING } brk_job_st
 struct brk_job {
     brk_node_t by_job;       /* key: job_id */
     brk_node_t by_cid;       /* key: ckey (client pointer + id bytes); linked until answered */
-    brk_list_t link;         /* in its agent's queue (QUEUED) or its worker's jobs */
-    brk_list_t clink;        /* in its client's jobs, until answered */
+    base_list_t link;         /* in its agent's queue (QUEUED) or its worker's jobs */
+    base_list_t clink;        /* in its client's jobs, until answered */
     size_t heap_idx;         /* position in the deadline heap, SIZE_MAX when not in it */
     int64_t deadline;        /* heap key: timeout_at, or the cancel grace */
     int64_t timeout_at;      /* the query's deadline (ms, monotonic); -1 none */
@@ -163,7 +164,7 @@ struct brk_job {
     uint8_t *ckey;
     size_t ckey_len;
     brk_inv_t *inv;          /* its invocation record (invocations.c); NULL: none */
-    brk_list_t ilink;        /* in its id's bucket (jobindex.c), until answered */
+    base_list_t ilink;        /* in its id's bucket (jobindex.c), until answered */
     struct brk_idb *idb;     /* that bucket; NULL once answered */
     int64_t t0_us;           /* when it was accepted, for the latency histogram (metrics.c) */
     uint32_t mx_slot;        /* its agent's series in metrics.c */
@@ -172,7 +173,7 @@ struct brk_job {
 
 struct brk_client {
     brk_node_t node;         /* key: key[0..keylen) = socket byte + routing id */
-    brk_list_t jobs;         /* unanswered jobs */
+    base_list_t jobs;         /* unanswered jobs */
     uint64_t in_flight;
     uint64_t n_pending;      /* of those, queued or waiting for a session (fair shares) */
     brk_sock_t sock;
@@ -180,17 +181,17 @@ struct brk_client {
     uint8_t key[1 + BRK_MAX_IDENTITY];
     brk_key_t *curve_key;    /* its CURVE key (a reference), for the per-key limits */
     int fd;                  /* its connection's fd while gone.c watches it, else -1 */
-    brk_list_t fdlink;       /* in gone.c's list of the clients on that fd */
+    base_list_t fdlink;       /* in gone.c's list of the clients on that fd */
 };
 
 struct brk_agent {
     brk_node_t node;         /* key: name */
-    brk_list_t queue;        /* QUEUED jobs, oldest first */
+    base_list_t queue;        /* QUEUED jobs, oldest first */
     brk_worker_t **hosts;
     uint32_t n_hosts, cap_hosts;
     size_t len;
     uint32_t mx_slot;        /* its series in metrics.c, plus one; 0 not looked up yet */
-    brk_list_t held_link;    /* in brk.held while it has no host (startup grace) */
+    base_list_t held_link;    /* in brk.held while it has no host (startup grace) */
     uint32_t n_history;      /* hosts that asked for history in its work (ready's
                                 history_agents): none, and its work carries no history */
     char name[];
@@ -198,9 +199,9 @@ struct brk_agent {
 
 struct brk_worker {
     brk_node_t node;         /* key: id */
-    brk_list_t link;         /* in brk.workers */
-    brk_list_t jobs;         /* RUNNING and CANCELLING jobs it holds credit for */
-    brk_list_t pump_link;    /* in brk.pump while it may have credit for queued work */
+    base_list_t link;         /* in brk.workers */
+    base_list_t jobs;         /* RUNNING and CANCELLING jobs it holds credit for */
+    base_list_t pump_link;    /* in brk.pump while it may have credit for queued work */
     uint8_t id[BRK_MAX_IDENTITY];
     size_t idlen;
     char name[BRK_MAX_NAME + 1];
@@ -235,8 +236,8 @@ typedef struct brk {
     uint64_t outq_refused;    /* messages not sent: their peer's bytes were over the bound */
     int64_t wdrained_at;      /* when the worker socket was last read empty: liveness judges
                                  a worker silent only on what was read (broker.c) */
-    brk_list_t worker_list, pump;
-    brk_list_t held;          /* agents with queries and no host yet (startup grace) */
+    base_list_t worker_list, pump;
+    base_list_t held;          /* agents with queries and no host yet (startup grace) */
     uint64_t n_held;          /* how many */
     int64_t grace_until;      /* b->now before which unknown agents are held, not refused */
     uint64_t n_clients, n_workers, n_jobs, n_live, n_queued;
@@ -270,8 +271,6 @@ typedef struct brk {
 int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd);
 int brk_run(brk_t *b);   /* until drained; returns the exit status */
 void brk_close(brk_t *b);
-int64_t brk_clock_ms(void);
-int64_t brk_unix_ms(void);
 void *brk_sock(brk_t *b, brk_sock_t s);
 /* Sends body to a ROUTER peer, with the delimiter frame when req. Returns: 0.
  * Errors: -EHOSTUNREACH (the peer is gone), -EAGAIN (its queue is full), other -errno. */

@@ -13,9 +13,9 @@
 
 typedef struct bk {
     brk_node_t node;    /* key: name */
-    brk_list_t link;    /* in budget->all */
-    brk_list_t queue;   /* waiters, oldest first */
-    brk_list_t timed;   /* in budget->timed while something waits for the clock */
+    base_list_t link;    /* in budget->all */
+    base_list_t queue;   /* waiters, oldest first */
+    base_list_t timed;   /* in budget->timed while something waits for the clock */
     int64_t wake;       /* when (timed) */
     uint64_t in_use, n_waiting;
     double tat;         /* GCRA: the theoretical arrival time of the next grant, ms */
@@ -27,8 +27,8 @@ typedef struct bk {
 
 typedef struct waiter {
     brk_node_t node;    /* key: the worker's address + req */
-    brk_list_t link;    /* in its backend's queue */
-    brk_list_t wlink;   /* in its worker's share */
+    base_list_t link;    /* in its backend's queue */
+    base_list_t wlink;   /* in its worker's share */
     bk_t *bk;
     brk_worker_t *w;
     uint64_t req;
@@ -41,14 +41,14 @@ typedef struct hold {
 } hold_t;
 
 struct brk_budget_peer {
-    brk_list_t waiters;
+    base_list_t waiters;
     hold_t *holds;
     size_t n_holds, cap_holds;
 };
 
 typedef struct brk_budget {
     brk_map_t backends, waiters;
-    brk_list_t all, timed;
+    base_list_t all, timed;
     uint64_t n_backends;
     bool on;
     double step, tolerance; /* ms between grants, and the burst's allowance (0: no rate) */
@@ -68,8 +68,8 @@ int brk_budget_open(brk_t *b) {
         free(g);
         return -ENOMEM;
     }
-    brk_list_init(&g->all);
-    brk_list_init(&g->timed);
+    base_list_init(&g->all);
+    base_list_init(&g->timed);
     const brk_config_t *c = &b->cfg;
     g->on = c->model_concurrency > 0 || c->model_rps > 0 || c->model_tpm > 0;
     g->tpm = (double)c->model_tpm;
@@ -84,18 +84,18 @@ int brk_budget_open(brk_t *b) {
 bool brk_budget_on(const brk_t *b) { return b->budget && b->budget->on; }
 
 static void waiter_free(brk_budget_t *g, waiter_t *x) {
-    brk_list_unlink(&x->link);
-    brk_list_unlink(&x->wlink);
+    base_list_unlink(&x->link);
+    base_list_unlink(&x->wlink);
     brk_map_del(&g->waiters, &x->node);
     x->bk->n_waiting--;
     free(x);
 }
 
 static void bk_free(brk_budget_t *g, bk_t *k) {
-    while (!brk_list_empty(&k->queue))
-        waiter_free(g, brk_container_of(k->queue.next, waiter_t, link));
-    brk_list_unlink(&k->link);
-    brk_list_unlink(&k->timed);
+    while (!base_list_empty(&k->queue))
+        waiter_free(g, base_container_of(k->queue.next, waiter_t, link));
+    base_list_unlink(&k->link);
+    base_list_unlink(&k->timed);
     brk_map_del(&g->backends, &k->node);
     g->n_backends--;
     free(k);
@@ -111,9 +111,9 @@ static void peer_free(brk_worker_t *w) {
 void brk_budget_close(brk_t *b) {
     brk_budget_t *g = b->budget;
     if (!g) return;
-    while (!brk_list_empty(&g->all)) bk_free(g, brk_container_of(g->all.next, bk_t, link));
-    for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next)
-        peer_free(brk_container_of(l, brk_worker_t, link));
+    while (!base_list_empty(&g->all)) bk_free(g, base_container_of(g->all.next, bk_t, link));
+    for (base_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next)
+        peer_free(base_container_of(l, brk_worker_t, link));
     brk_map_close(&g->backends);
     brk_map_close(&g->waiters);
     free(g);
@@ -130,7 +130,7 @@ void brk_budget_worker_ready(brk_t *b, brk_worker_t *w) {
 
 static bk_t *bk_find(brk_budget_t *g, proto_str_t name) {
     brk_node_t *n = brk_map_get(&g->backends, name.p, name.n);
-    return n ? brk_container_of(n, bk_t, node) : NULL;
+    return n ? base_container_of(n, bk_t, node) : NULL;
 }
 
 static bk_t *bk_new(brk_budget_t *g, proto_str_t name) {
@@ -140,10 +140,10 @@ static bk_t *bk_new(brk_budget_t *g, proto_str_t name) {
     k->len = name.n;
     k->node.key = k->name;
     k->node.klen = k->len;
-    brk_list_init(&k->queue);
-    brk_list_init(&k->timed);
+    base_list_init(&k->queue);
+    base_list_init(&k->timed);
     k->tokens = g->tpm; /* a new backend starts with a full minute */
-    brk_list_push(&g->all, &k->link);
+    base_list_push(&g->all, &k->link);
     brk_map_put(&g->backends, &k->node);
     g->n_backends++;
     return k;
@@ -188,7 +188,7 @@ static void take_rate(brk_budget_t *g, bk_t *k, int64_t now) {
 
 static struct brk_budget_peer *peer_of(brk_worker_t *w) {
     if (!w->budget && (w->budget = calloc(1, sizeof *w->budget)) != NULL)
-        brk_list_init(&w->budget->waiters);
+        base_list_init(&w->budget->waiters);
     return w->budget;
 }
 
@@ -241,7 +241,7 @@ static void send_deny(brk_t *b, brk_worker_t *w, uint64_t req, const char *code,
 /* Grants the head waiter of k. Returns: false when it could not be told (and holds nothing). */
 static bool grant_head(brk_t *b, bk_t *k) {
     brk_budget_t *g = b->budget;
-    waiter_t *x = brk_container_of(k->queue.next, waiter_t, link);
+    waiter_t *x = base_container_of(k->queue.next, waiter_t, link);
     brk_worker_t *w = x->w;
     uint64_t req = x->req;
     waiter_free(g, x);
@@ -264,15 +264,15 @@ static bool settle_bk(brk_t *b, bk_t *k) {
     brk_budget_t *g = b->budget;
     uint64_t cap = b->cfg.model_concurrency;
     int64_t when = -1;
-    brk_list_unlink(&k->timed);
-    while (!brk_list_empty(&k->queue)) {
+    base_list_unlink(&k->timed);
+    while (!base_list_empty(&k->queue)) {
         if (cap && k->in_use >= cap) break;
         if (!rate_allows(g, k, b->now, &when)) break;
         if (!tokens_allow(g, k, b->now, &when)) break;
         grant_head(b, k);
         when = -1;
     }
-    bool idle = brk_list_empty(&k->queue) && k->in_use == 0;
+    bool idle = base_list_empty(&k->queue) && k->in_use == 0;
     refill_tokens(g, k, b->now);
     bool full = g->tpm <= 0 || k->tokens >= g->tpm;
     if (idle && k->tat <= (double)b->now && full) {
@@ -286,7 +286,7 @@ static bool settle_bk(brk_t *b, bk_t *k) {
     }
     if (when >= 0) {
         k->wake = when;
-        brk_list_push(&g->timed, &k->timed);
+        base_list_push(&g->timed, &k->timed);
     }
     return true;
 }
@@ -295,9 +295,9 @@ int64_t brk_budget_tick(brk_t *b) {
     brk_budget_t *g = b->budget;
     if (!g) return -1;
     int64_t next = -1;
-    for (brk_list_t *l = g->timed.next, *nx; l != &g->timed; l = nx) {
+    for (base_list_t *l = g->timed.next, *nx; l != &g->timed; l = nx) {
         nx = l->next;
-        bk_t *k = brk_container_of(l, bk_t, timed);
+        bk_t *k = base_container_of(l, bk_t, timed);
         if (k->wake <= b->now) {
             settle_bk(b, k);
             nx = g->timed.next; /* settling may relink or free: start over (bounded: */
@@ -370,8 +370,8 @@ static void on_acquire(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
     x->node.key = x->key;
     x->node.klen = sizeof x->key;
     brk_map_put(&g->waiters, &x->node);
-    brk_list_push(&k->queue, &x->link);
-    brk_list_push(&p->waiters, &x->wlink);
+    base_list_push(&k->queue, &x->link);
+    base_list_push(&p->waiters, &x->wlink);
     k->n_waiting++;
     settle_bk(b, k);
 }
@@ -402,7 +402,7 @@ static void on_cancel(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
     waiter_key(key, w, m->req);
     brk_node_t *n = brk_map_get(&g->waiters, key, sizeof key);
     if (!n) return; /* granted already (the worker releases it) or never asked */
-    waiter_t *x = brk_container_of(n, waiter_t, node);
+    waiter_t *x = base_container_of(n, waiter_t, node);
     bk_t *k = x->bk;
     waiter_free(g, x);
     send_deny(b, w, m->req, "cancelled", "the request was cancelled");
@@ -426,8 +426,8 @@ void brk_budget_worker_lost(brk_t *b, brk_worker_t *w) {
     struct brk_budget_peer *p = w->budget;
     if (!g || !p) return;
     uint64_t dropped = 0, released = 0;
-    while (!brk_list_empty(&p->waiters)) {
-        waiter_free(g, brk_container_of(p->waiters.next, waiter_t, wlink));
+    while (!base_list_empty(&p->waiters)) {
+        waiter_free(g, base_container_of(p->waiters.next, waiter_t, wlink));
         dropped++;
     }
     while (p->n_holds) {
@@ -442,9 +442,9 @@ void brk_budget_worker_lost(brk_t *b, brk_worker_t *w) {
                 (unsigned long long)released, (unsigned long long)dropped);
     }
     /* Its permits may let others go, and its backends may now be idle. */
-    for (brk_list_t *l = g->all.next, *nx; l != &g->all; l = nx) {
+    for (base_list_t *l = g->all.next, *nx; l != &g->all; l = nx) {
         nx = l->next;
-        settle_bk(b, brk_container_of(l, bk_t, link));
+        settle_bk(b, base_container_of(l, bk_t, link));
     }
 }
 

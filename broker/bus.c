@@ -93,12 +93,6 @@ int brk_bus_publish(brk_t *b, proto_str_t topic, proto_raw_t data) {
     return 0;
 }
 
-static int64_t mono_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* The bus copy's fields for watchers: ts_ms (now), and for a job's messages its job id,
  * accepted_ms (Unix ms, from the monotonic acceptance time), worker and invocation when set. */
 static uint32_t watch_fields(const brk_job_t *j, const char **inv) {
@@ -107,14 +101,14 @@ static uint32_t watch_fields(const brk_job_t *j, const char **inv) {
 }
 
 static void pack_watch(proto_buf_t *o, const brk_job_t *j, const char *inv) {
-    int64_t now = brk_unix_ms();
+    int64_t now = base_unix_ms();
     proto_pack_cstr(o, "ts_ms");
     msgpack_pack_int64(&o->pk, now);
     if (!j) return;
     proto_pack_cstr(o, "job");
     msgpack_pack_uint64(&o->pk, j->job_id);
     proto_pack_cstr(o, "accepted_ms");
-    msgpack_pack_int64(&o->pk, now - (mono_us() - j->t0_us) / 1000);
+    msgpack_pack_int64(&o->pk, now - (base_mono_us() - j->t0_us) / 1000);
     if (j->worker) {
         proto_pack_cstr(o, "worker");
         proto_pack_str(o, j->worker->name, j->worker->name_len);

@@ -18,7 +18,7 @@ void brk_clients_close(brk_t *b) {
     brk_node_t *n;
     while ((n = brk_map_next(&b->client_map, NULL))) {
         brk_map_del(&b->client_map, n);
-        free(brk_container_of(n, brk_client_t, node));
+        free(base_container_of(n, brk_client_t, node));
     }
     brk_map_close(&b->client_map);
     b->n_clients = 0;
@@ -34,7 +34,7 @@ brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t 
     uint8_t key[1 + BRK_MAX_IDENTITY];
     size_t n = client_key(key, s, id, idlen);
     brk_node_t *node = brk_map_get(&b->client_map, key, n);
-    return node ? brk_container_of(node, brk_client_t, node) : NULL;
+    return node ? base_container_of(node, brk_client_t, node) : NULL;
 }
 
 static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
@@ -45,7 +45,7 @@ static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
     c->keylen = client_key(c->key, in->sock, in->id, in->idlen);
     c->node.key = c->key;
     c->node.klen = c->keylen;
-    brk_list_init(&c->jobs);
+    base_list_init(&c->jobs);
     brk_gone_track(b, c, in);
     brk_map_put(&b->client_map, &c->node);
     b->n_clients++;
@@ -76,7 +76,7 @@ void brk_client_pending(brk_t *b, brk_job_t *j, bool on) {
 
 void brk_client_on_answer(brk_t *b, brk_job_t *j) {
     brk_client_t *c = j->client;
-    brk_list_unlink(&j->clink);
+    base_list_unlink(&j->clink);
     j->client = NULL;
     BRK_ASSERT(c->in_flight > 0);
     c->in_flight--;
@@ -87,7 +87,7 @@ void brk_client_on_answer(brk_t *b, brk_job_t *j) {
 void brk_client_drop(brk_t *b, brk_client_t *c, const char *code, const char *why) {
     /* Each abort answers one job and unlinks it; the last one frees c. */
     for (uint64_t n = c->in_flight; n > 0; n--) {
-        brk_job_t *j = brk_container_of(c->jobs.next, brk_job_t, clink);
+        brk_job_t *j = base_container_of(c->jobs.next, brk_job_t, clink);
         brk_job_abort(b, j, code, why);
     }
 }

@@ -19,7 +19,7 @@
 typedef struct fdb {
     brk_node_t node; /* key: fd */
     int fd;
-    brk_list_t clients; /* brk_client_t.fdlink */
+    base_list_t clients; /* brk_client_t.fdlink */
 } fdb_t;
 
 struct brk_gone {
@@ -69,7 +69,7 @@ void brk_gone_close(brk_t *b) {
     if (!g) return;
     brk_node_t *n;
     while ((n = brk_map_next(&g->by_fd, NULL))) {
-        fdb_t *f = brk_container_of(n, fdb_t, node); /* its clients are freed already */
+        fdb_t *f = base_container_of(n, fdb_t, node); /* its clients are freed already */
         brk_map_del(&g->by_fd, n);
         free(f);
     }
@@ -91,7 +91,7 @@ int64_t brk_gone_tick(brk_t *b) {
 
 static fdb_t *fdb_find(struct brk_gone *g, int fd) {
     brk_node_t *n = brk_map_get(&g->by_fd, &fd, sizeof fd);
-    return n ? brk_container_of(n, fdb_t, node) : NULL;
+    return n ? base_container_of(n, fdb_t, node) : NULL;
 }
 
 /* The connection on fd closed: its clients' queries end. */
@@ -102,10 +102,10 @@ static void on_disconnected(brk_t *b, int fd) {
     fdb_t *f;
     /* Looked up again each time: dropping one client's queries may touch the others. */
     while ((f = fdb_find(g, fd))) {
-        brk_client_t *c = brk_container_of(f->clients.next, brk_client_t, fdlink);
-        brk_list_unlink(&c->fdlink);
+        brk_client_t *c = base_container_of(f->clients.next, brk_client_t, fdlink);
+        base_list_unlink(&c->fdlink);
         c->fd = -1;
-        if (brk_list_empty(&f->clients)) {
+        if (base_list_empty(&f->clients)) {
             brk_map_del(&g->by_fd, &f->node);
             free(f);
         }
@@ -153,7 +153,7 @@ int brk_gone_fd(brk_t *b, zmq_msg_t *frame, const uint8_t *id, size_t idlen) {
 
 void brk_gone_track(brk_t *b, brk_client_t *c, const brk_in_t *in) {
     struct brk_gone *g = b->gone;
-    brk_list_init(&c->fdlink);
+    base_list_init(&c->fdlink);
     c->fd = -1;
     /* Only generated routing ids (they start with a 0 byte) die with their connection. */
     if (!g || in->sock != BRK_SOCK_CLIENTS || in->fd < 0 || !in->idlen || in->id[0] != 0) return;
@@ -163,20 +163,20 @@ void brk_gone_track(brk_t *b, brk_client_t *c, const brk_in_t *in) {
         f->fd = in->fd;
         f->node.key = &f->fd;
         f->node.klen = sizeof f->fd;
-        brk_list_init(&f->clients);
+        base_list_init(&f->clients);
         brk_map_put(&g->by_fd, &f->node);
     }
     c->fd = in->fd;
-    brk_list_push(&f->clients, &c->fdlink);
+    base_list_push(&f->clients, &c->fdlink);
 }
 
 void brk_gone_untrack(brk_t *b, brk_client_t *c) {
     struct brk_gone *g = b->gone;
     if (!g || c->fd < 0) return;
-    brk_list_unlink(&c->fdlink);
+    base_list_unlink(&c->fdlink);
     fdb_t *f = fdb_find(g, c->fd);
     c->fd = -1;
-    if (f && brk_list_empty(&f->clients)) {
+    if (f && base_list_empty(&f->clients)) {
         brk_map_del(&g->by_fd, &f->node);
         free(f);
     }

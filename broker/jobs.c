@@ -133,10 +133,10 @@ int brk_jobs_init(brk_t *b) {
 void brk_jobs_close(brk_t *b) {
     brk_node_t *n;
     while ((n = brk_map_next(&b->job_map, NULL))) {
-        brk_job_t *j = brk_container_of(n, brk_job_t, by_job);
+        brk_job_t *j = base_container_of(n, brk_job_t, by_job);
         brk_map_del(&b->job_map, n);
-        brk_list_unlink(&j->link);
-        brk_list_unlink(&j->clink);
+        base_list_unlink(&j->link);
+        base_list_unlink(&j->clink);
         brk_inv_on_free(b, j);
         job_release(b, j, job_size(j));
     }
@@ -162,12 +162,12 @@ brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id) {
     memcpy(key, &c, sizeof c);
     if (id.n) memcpy(key + sizeof c, id.p, id.n);
     brk_node_t *n = brk_map_get(&b->cid_map, key, sizeof c + id.n);
-    return n ? brk_container_of(n, brk_job_t, by_cid) : NULL;
+    return n ? base_container_of(n, brk_job_t, by_cid) : NULL;
 }
 
 static brk_job_t *job_find(brk_t *b, uint64_t job_id) {
     brk_node_t *n = brk_map_get(&b->job_map, &job_id, sizeof job_id);
-    return n ? brk_container_of(n, brk_job_t, by_job) : NULL;
+    return n ? base_container_of(n, brk_job_t, by_job) : NULL;
 }
 
 brk_job_t *brk_job_find(brk_t *b, uint64_t job_id) { return job_find(b, job_id); }
@@ -177,15 +177,15 @@ static void queue_push(brk_t *b, brk_agent_t *a, brk_job_t *j, bool front) {
     j->agent = a;
     brk_client_pending(b, j, true);
     if (front)
-        brk_list_push_front(&a->queue, &j->link);
+        base_list_push_front(&a->queue, &j->link);
     else
-        brk_list_push(&a->queue, &j->link);
+        base_list_push(&a->queue, &j->link);
     b->n_queued++;
 }
 
 static void queue_remove(brk_t *b, brk_job_t *j) {
     BRK_ASSERT(j->state == JOB_QUEUED && j->agent);
-    brk_list_unlink(&j->link);
+    base_list_unlink(&j->link);
     j->agent = NULL;
     b->n_queued--;
     brk_client_pending(b, j, false);
@@ -249,7 +249,7 @@ static void job_free(brk_t *b, brk_job_t *j) {
     if (j->state == JOB_WAITING) b->n_waiting--;
     if (j->agent) queue_remove(b, j);
     if (j->worker) {
-        brk_list_unlink(&j->link);
+        base_list_unlink(&j->link);
         j->worker->in_flight--;
         brk_worker_want_pump(b, j->worker);
         j->worker = NULL;
@@ -295,22 +295,22 @@ static void dispatch(brk_t *b, brk_job_t *j, brk_worker_t *w) {
     j->state = JOB_RUNNING;
     j->worker = w;
     w->in_flight++;
-    brk_list_push(&w->jobs, &j->link);
+    base_list_push(&w->jobs, &j->link);
 }
 
 void brk_jobs_pump_agent(brk_t *b, brk_agent_t *a) {
     brk_worker_t *w;
-    while (!brk_list_empty(&a->queue) && (w = brk_agent_pick(a)))
-        dispatch(b, brk_container_of(a->queue.next, brk_job_t, link), w);
+    while (!base_list_empty(&a->queue) && (w = brk_agent_pick(a)))
+        dispatch(b, base_container_of(a->queue.next, brk_job_t, link), w);
 }
 
 void brk_jobs_pump_worker(brk_t *b, brk_worker_t *w) {
     while (brk_worker_has_credit(w)) {
         brk_job_t *best = NULL;
         for (uint32_t i = 0; i < w->n_agents; i++) {
-            brk_list_t *q = &w->agents[i]->queue;
-            if (brk_list_empty(q)) continue;
-            brk_job_t *head = brk_container_of(q->next, brk_job_t, link);
+            base_list_t *q = &w->agents[i]->queue;
+            if (base_list_empty(q)) continue;
+            brk_job_t *head = base_container_of(q->next, brk_job_t, link);
             if (!best || head->qseq < best->qseq) best = head;
         }
         if (!best) break;
@@ -358,10 +358,10 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     j->by_job.klen = sizeof j->job_id;
     j->by_cid.key = j->ckey;
     j->by_cid.klen = j->ckey_len;
-    brk_list_init(&j->link);
+    base_list_init(&j->link);
     brk_map_put(&b->job_map, &j->by_job);
     brk_map_put(&b->cid_map, &j->by_cid);
-    brk_list_push(&c->jobs, &j->clink);
+    base_list_push(&c->jobs, &j->clink);
     c->in_flight++;
     b->n_jobs++;
     b->n_live++;
@@ -479,7 +479,7 @@ void brk_job_worker_lost(brk_t *b, brk_job_t *j) {
         job_free(b, j);
         return;
     }
-    brk_list_unlink(&j->link);
+    base_list_unlink(&j->link);
     j->worker->in_flight--;
     j->worker = NULL;
     brk_agent_t *a = brk_agent_find(b, j->agent_name);
@@ -535,5 +535,5 @@ int64_t brk_jobs_tick(brk_t *b) {
 void brk_jobs_abort_all(brk_t *b, const char *code, const char *message) {
     brk_node_t *n;
     while ((n = brk_map_next(&b->client_map, NULL)))
-        brk_client_drop(b, brk_container_of(n, brk_client_t, node), code, message);
+        brk_client_drop(b, base_container_of(n, brk_client_t, node), code, message);
 }

@@ -72,7 +72,7 @@ static int try_lock(brk_lease_t *l, char *why, size_t cap) {
 static int take(brk_lease_t *l, char *why, size_t cap) {
     static const Oid types[] = {OID_TEXT, OID_INT8};
     brk_pg_arg_t a[2];
-    l->since_unix = brk_unix_ms();
+    l->since_unix = base_unix_ms();
     brk_pg_text(&a[0], l->holder, strlen(l->holder));
     brk_pg_int(&a[1], l->since_unix);
     PGresult *r[1];
@@ -142,7 +142,7 @@ int brk_lease_acquire(brk_t *b) {
     base_log(BASE_LOG_INFO, "active", "since_ms=%lld takeovers=%llu fence_ms=%llu",
             (long long)l->since_unix, (unsigned long long)l->takeovers,
             (unsigned long long)b->cfg.fence_ms);
-    l->next_check = brk_clock_ms() + check_period(b);
+    l->next_check = base_mono_ms() + check_period(b);
     return 0;
 }
 

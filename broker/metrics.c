@@ -45,12 +45,6 @@ static void render(void *ctx, base_buf_t *o);
 static void stream_send(void *ctx, const uint8_t *id, size_t idlen, const uint8_t *p,
                         size_t n);
 
-static int64_t clock_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* ---- tables ---- */
 
 static int series_init(brk_metrics_t *mx, series_t *s, const char *name, size_t len) {
@@ -68,7 +62,7 @@ static int series_init(brk_metrics_t *mx, series_t *s, const char *name, size_t 
 /* The series of an agent name, created while there is room, else _other. */
 static uint32_t series_slot(brk_metrics_t *mx, const char *name, size_t len) {
     brk_node_t *n = brk_map_get(&mx->by_name, name, len);
-    if (n) return (uint32_t)(brk_container_of(n, series_t, node) - mx->series);
+    if (n) return (uint32_t)(base_container_of(n, series_t, node) - mx->series);
     if (mx->n_series >= mx->max_labels) return (uint32_t)mx->max_labels;
     series_t *s = &mx->series[mx->n_series];
     if (series_init(mx, s, name, len) != 0) return (uint32_t)mx->max_labels;
@@ -89,7 +83,7 @@ int brk_metrics_open(brk_t *b) {
     if (!mx) return -ENOMEM;
     b->mx = mx;
     mx->max_labels = b->cfg.metrics_max_labels;
-    mx->start_unix_ms = brk_unix_ms();
+    mx->start_unix_ms = base_unix_ms();
     mx->series = calloc(mx->max_labels + 1, sizeof *mx->series);
     mx->codes = calloc(mx->max_labels + 1, sizeof *mx->codes);
     mx->errors = calloc(mx->max_labels + 1, sizeof *mx->errors);
@@ -154,13 +148,13 @@ void *brk_metrics_socket(brk_t *b) { return b->mx ? b->mx->sock : NULL; }
 void brk_mx_accept(brk_t *b, brk_job_t *j, brk_agent_t *a) {
     if (!a->mx_slot) a->mx_slot = series_slot(b->mx, a->name, a->len) + 1;
     j->mx_slot = a->mx_slot - 1;
-    j->t0_us = clock_us();
+    j->t0_us = base_mono_us();
 }
 
 void brk_mx_answer(brk_t *b, const brk_job_t *j, const brk_term_t *t) {
     brk_metrics_t *mx = b->mx;
     series_t *s = &mx->series[j->mx_slot];
-    int64_t us = clock_us() - j->t0_us;
+    int64_t us = base_mono_us() - j->t0_us;
     base_hist_observe(&s->hist, us > 0 ? (uint64_t)us : 0);
     mx->answered++;
     if (t->ok) {
@@ -202,7 +196,7 @@ void brk_mx_status(brk_t *b, proto_buf_t *o) {
     proto_pack_cstr(o, "errors");
     msgpack_pack_uint64(&o->pk, b->mx->answered_err);
     proto_pack_cstr(o, "uptime_ms");
-    int64_t up = brk_unix_ms() - b->mx->start_unix_ms;
+    int64_t up = base_unix_ms() - b->mx->start_unix_ms;
     msgpack_pack_uint64(&o->pk, up > 0 ? (uint64_t)up : 0);
     proto_pack_cstr(o, "draining");
     if (b->draining) msgpack_pack_true(&o->pk);
@@ -277,9 +271,9 @@ static void counter(base_buf_t *o, const char *name, const char *help, uint64_t 
 
 static void render_workers(brk_t *b, base_buf_t *o, base_buf_t *tmp) {
     uint64_t capacity = 0, busy = 0;
-    brk_list_t *l;
+    base_list_t *l;
     for (l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+        brk_worker_t *w = base_container_of(l, brk_worker_t, link);
         if (!w->dead) capacity = brk_add_sat(capacity, w->capacity), busy += w->in_flight;
     }
     gauge(o, "actorbus_broker_workers", "Registered workers.", b->n_workers);
@@ -292,7 +286,7 @@ static void render_workers(brk_t *b, base_buf_t *o, base_buf_t *tmp) {
     for (int k = 0; k < 2; k++) {
         base_prom_family(o, fam[k][0], "gauge", fam[k][1]);
         for (l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-            brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+            brk_worker_t *w = base_container_of(l, brk_worker_t, link);
             if (!w->dead)
                 base_prom_u64(o, fam[k][0], labels1(tmp, "worker", w->name, w->name_len),
                                k ? w->in_flight : w->capacity);

@@ -10,7 +10,7 @@ int brk_dedup_start(brk_t *b) {
     brk_dedup_limits_t lim = {.window_ms = b->cfg.dedup_window_ms, .max = b->cfg.dedup_max,
                               .max_bytes = b->cfg.dedup_max_bytes};
     char why[512] = "", q[600];
-    int rc = brk_dedup_open(&b->dedup, &lim, b->cfg.sessions, b->now, brk_unix_ms(), why,
+    int rc = brk_dedup_open(&b->dedup, &lim, b->cfg.sessions, b->now, base_unix_ms(), why,
                             sizeof why);
     if (rc) {
         base_log(BASE_LOG_ERROR, "dedup_failed", "error=%s",
@@ -59,7 +59,7 @@ void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id) {
     int rc = proto_enc_error(&o, id, "worker_lost", "the broker running this query was lost "
                              "(restart or takeover) and it is not idempotent: not run again");
     if (rc == 0)
-        rc = brk_dedup_put_durable(b->dedup, key, kn, id.p, id.n, o.p, o.n, brk_unix_ms());
+        rc = brk_dedup_put_durable(b->dedup, key, kn, id.p, id.n, o.p, o.n, base_unix_ms());
     if (rc < 0) base_log(BASE_LOG_WARN, "dedup_put_failed", "errno=%d what=running", -rc);
     proto_buf_free(&o);
 }
@@ -70,7 +70,7 @@ void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const u
         return;
     uint8_t key[1 + BRK_MAX_IDENTITY + 40];
     size_t kn = dedup_key(key, c->key, c->keylen, c->curve_key);
-    int rc = brk_dedup_put(b->dedup, key, kn, id.p, id.n, body, n, b->now, brk_unix_ms());
+    int rc = brk_dedup_put(b->dedup, key, kn, id.p, id.n, body, n, b->now, base_unix_ms());
     static uint64_t failed; /* logged at the 1st, 2nd, 4th, 8th... failure: a full disk
                                fails every answer, and the log must not fill it further */
     if (rc < 0) failed++;

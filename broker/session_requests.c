@@ -63,7 +63,7 @@ void brk_sessions_close(brk_t *b) {
 
 int brk_session_append(brk_t *b, proto_str_t session, const brk_sess_event_t *ev,
                        proto_raw_t delta, uint64_t *seq, brk_sess_err_t *err) {
-    return brk_store_append(b->store, session, ev, delta, brk_unix_ms(), seq, err);
+    return brk_store_append(b->store, session, ev, delta, base_unix_ms(), seq, err);
 }
 
 /* ---- replies ---- */

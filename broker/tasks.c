@@ -64,8 +64,8 @@ static void finish_error(brk_t *b, pending_t *p, const char *code, const char *m
 }
 
 static brk_worker_t *worker_by_name(brk_t *b, proto_str_t name) {
-    for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+    for (base_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        brk_worker_t *w = base_container_of(l, brk_worker_t, link);
         if (!w->dead && w->name_len == name.n && memcmp(w->name, name.p, name.n) == 0)
             return w;
     }

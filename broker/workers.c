@@ -17,9 +17,9 @@ static void worker_free(brk_worker_t *w) {
 }
 
 void brk_workers_close(brk_t *b) {
-    while (!brk_list_empty(&b->worker_list)) {
-        brk_worker_t *w = brk_container_of(b->worker_list.next, brk_worker_t, link);
-        brk_list_unlink(&w->link);
+    while (!base_list_empty(&b->worker_list)) {
+        brk_worker_t *w = base_container_of(b->worker_list.next, brk_worker_t, link);
+        base_list_unlink(&w->link);
         brk_map_del(&b->worker_map, &w->node);
         worker_free(w);
     }
@@ -32,7 +32,7 @@ bool brk_worker_has_credit(const brk_worker_t *w) {
 }
 
 void brk_worker_want_pump(brk_t *b, brk_worker_t *w) {
-    if (!w->dead && !brk_list_linked(&w->pump_link)) brk_list_push(&b->pump, &w->pump_link);
+    if (!w->dead && !base_list_linked(&w->pump_link)) base_list_push(&b->pump, &w->pump_link);
 }
 
 void brk_worker_mark_dead(brk_t *b, brk_worker_t *w, const char *why) {
@@ -40,7 +40,7 @@ void brk_worker_mark_dead(brk_t *b, brk_worker_t *w, const char *why) {
     w->dead = true;
     w->dead_why = why;
     b->have_dead = true;
-    brk_list_unlink(&w->pump_link);
+    base_list_unlink(&w->pump_link);
 }
 
 int brk_worker_send(brk_t *b, brk_worker_t *w, const uint8_t *body, size_t n) {
@@ -67,16 +67,16 @@ static void worker_remove(brk_t *b, brk_worker_t *w) {
     w->dead = true; /* no longer picked: the retries below go to other hosts */
     brk_mx_worker_lost(b);
     brk_tasks_worker_gone(b, w);
-    brk_list_unlink(&w->pump_link);
-    while (!brk_list_empty(&w->jobs))
-        brk_job_worker_lost(b, brk_container_of(w->jobs.next, brk_job_t, link));
+    base_list_unlink(&w->pump_link);
+    while (!base_list_empty(&w->jobs))
+        brk_job_worker_lost(b, base_container_of(w->jobs.next, brk_job_t, link));
     for (uint32_t i = 0; i < w->n_agents; i++)
         brk_agent_remove_host(b, w->agents[i], w, w->agent_history[i]);
     b->n_hostings -= w->n_agents;
     brk_budget_worker_lost(b, w);
     brk_client_t *c = brk_client_find(b, BRK_SOCK_WORKERS, w->id, w->idlen);
     if (c) brk_client_drop(b, c, "cancelled", "the calling worker was lost");
-    brk_list_unlink(&w->link);
+    base_list_unlink(&w->link);
     brk_map_del(&b->worker_map, &w->node);
     b->n_workers--;
     worker_free(w);
@@ -85,8 +85,8 @@ static void worker_remove(brk_t *b, brk_worker_t *w) {
 void brk_workers_reap(brk_t *b) {
     while (b->have_dead) {
         b->have_dead = false;
-        for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-            brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+        for (base_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+            brk_worker_t *w = base_container_of(l, brk_worker_t, link);
             if (!w->dead) continue;
             worker_remove(b, w);
             b->have_dead = true; /* the list changed under us: look again */
@@ -165,9 +165,9 @@ static brk_worker_t *worker_new(brk_t *b, const brk_in_t *in, const proto_msg_t 
     w->last_seen = w->last_sent = b->now;
     w->node.key = w->id;
     w->node.klen = w->idlen;
-    brk_list_init(&w->jobs);
-    brk_list_init(&w->pump_link);
-    brk_list_push(&b->worker_list, &w->link);
+    base_list_init(&w->jobs);
+    base_list_init(&w->pump_link);
+    base_list_push(&b->worker_list, &w->link);
     brk_map_put(&b->worker_map, &w->node);
     b->n_workers++;
     return w;
@@ -218,7 +218,7 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
 
 static brk_worker_t *worker_find(brk_t *b, const brk_in_t *in) {
     brk_node_t *n = brk_map_get(&b->worker_map, in->id, in->idlen);
-    return n ? brk_container_of(n, brk_worker_t, node) : NULL;
+    return n ? base_container_of(n, brk_worker_t, node) : NULL;
 }
 
 /* A decoded message from a registered worker. */
@@ -306,8 +306,8 @@ void brk_worker_message(brk_t *b, const brk_in_t *in) {
 
 int64_t brk_workers_tick(brk_t *b) {
     int64_t next = b->now + 1000;
-    for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+    for (base_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        brk_worker_t *w = base_container_of(l, brk_worker_t, link);
         if (w->dead) continue;
         int64_t window = (int64_t)(w->hb_ms * b->cfg.liveness);
         int64_t lost_at = brk_after(w->last_seen, w->hb_ms * b->cfg.liveness);
@@ -333,8 +333,8 @@ int64_t brk_workers_tick(brk_t *b) {
 
 void brk_workers_disconnect_all(brk_t *b) {
     if (proto_enc_simple(&b->out, PROTO_DISCONNECT) != 0) return;
-    for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+    for (base_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        brk_worker_t *w = base_container_of(l, brk_worker_t, link);
         if (!w->dead) brk_send(b, BRK_SOCK_WORKERS, w->id, w->idlen, false, b->out.p, b->out.n);
     }
 }
@@ -375,8 +375,8 @@ static uint32_t status_page(brk_t *b, proto_buf_t *o, uint64_t after, uint64_t l
     size_t start = o->n;
     uint32_t n = 0;
     *next = 0;
-    for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+    for (base_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        brk_worker_t *w = base_container_of(l, brk_worker_t, link);
         if (w->dead || w->seq <= after) continue;
         if (n == limit || (n && o->n - start >= b->cfg.max_reply)) {
             *next = w->seq;
@@ -398,9 +398,9 @@ void brk_workers_status(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     uint64_t n = 0, capacity = 0, in_flight = 0;
-    brk_list_t *l;
+    base_list_t *l;
     for (l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+        brk_worker_t *w = base_container_of(l, brk_worker_t, link);
         if (w->dead) continue;
         n++;
         capacity = brk_add_sat(capacity, w->capacity);

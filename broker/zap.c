@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "base/prom.h"
-#include "proto/keys.h"
+#include "base/keys.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_BATCH 64          /* requests per call, so a handshake storm cannot starve queries */
@@ -22,9 +22,9 @@ static const char *const domain_names[2] = {"clients", "workers"};
 
 struct brk_zap {
     void *sock;               /* REP on ZAP_ENDPOINT */
-    proto_keypair_t kp;       /* the broker's own keys */
+    base_keypair_t kp;       /* the broker's own keys */
     brk_map_t lists[2];       /* z85 -> brk_key_t, per domain (brk_sock_t) */
-    brk_list_t all;           /* every key object, removed ones still referenced included */
+    base_list_t all;           /* every key object, removed ones still referenced included */
     uint64_t allowed, denied;
     uint64_t refused;         /* messages under a removed key */
     uint64_t reloads[2];      /* SIGHUP rereads: [0] both loaded, [1] a list kept */
@@ -122,7 +122,7 @@ void brk_key_unref(brk_t *b, brk_key_t **kp) {
     if (!k) return;
     BRK_ASSERT(k->refs > 0);
     if (--k->refs) return;
-    brk_list_unlink(&k->all);
+    base_list_unlink(&k->all);
     free(k);
 }
 
@@ -160,11 +160,11 @@ static int limit_word(char *w, parsed_t *e) {
  * 0 for a blank line, or -1 with why set. */
 static int parse_line(char *line, parsed_t *e, const char **why) {
     char *save = NULL;
-    proto_key_strip_comment(line);
+    base_key_strip_comment(line);
     char *w = strtok_r(line, " \t\r\n", &save);
     if (!w) return 0;
     memset(e, 0, sizeof *e);
-    if (!proto_key_is_z85(w, strlen(w))) {
+    if (!base_key_is_z85(w, strlen(w))) {
         *why = "the first word is not a public key (40 Z85 characters)";
         return -1;
     }
@@ -232,7 +232,7 @@ static int list_load(const char *path, uint64_t max_keys, parsed_t **out, size_t
 
 static brk_key_t *key_find(brk_map_t *m, const char *z85) {
     brk_node_t *n = brk_map_get(m, z85, 40);
-    return n ? brk_container_of(n, brk_key_t, node) : NULL;
+    return n ? base_container_of(n, brk_key_t, node) : NULL;
 }
 
 /* Installs entries as list d: a key kept keeps its object (and in-flight count) with the new
@@ -253,7 +253,7 @@ static int list_install(brk_zap_t *z, int d, const parsed_t *v, size_t n, size_t
             k->node.klen = 40;
             k->refs = 1; /* the list's */
             k->domain = d;
-            brk_list_push(&z->all, &k->all);
+            base_list_push(&z->all, &k->all);
             (*added)++;
         } else {
             rc = -ENOMEM; /* the keys not placed yet are treated as removed */
@@ -267,7 +267,7 @@ static int list_install(brk_zap_t *z, int d, const parsed_t *v, size_t n, size_t
     }
     brk_node_t *node;
     while ((node = brk_map_next(&z->lists[d], NULL))) {
-        brk_key_t *k = brk_container_of(node, brk_key_t, node);
+        brk_key_t *k = base_container_of(node, brk_key_t, node);
         brk_map_del(&z->lists[d], node);
         k->removed = true;
         (*removed)++;
@@ -301,9 +301,9 @@ int brk_zap_open(brk_t *b) {
     brk_zap_t *z = calloc(1, sizeof *z);
     if (!z) return -ENOMEM;
     b->zap = z;
-    brk_list_init(&z->all);
+    base_list_init(&z->all);
     char err[300];
-    int rc = proto_keypair_load(b->cfg.curve_secret, &z->kp, err, sizeof err);
+    int rc = base_keypair_load(b->cfg.curve_secret, &z->kp, err, sizeof err);
     if (rc) {
         base_log(BASE_LOG_ERROR, "curve_key_failed", "error=\"%s\"", err);
         return rc;
@@ -330,9 +330,9 @@ void brk_zap_close(brk_t *b) {
         zmq_close(z->sock);
     }
     for (int d = 0; d < 2; d++) brk_map_close(&z->lists[d]);
-    while (!brk_list_empty(&z->all)) { /* clients are gone: free what they still held too */
-        brk_key_t *k = brk_container_of(z->all.next, brk_key_t, all);
-        brk_list_unlink(&k->all);
+    while (!base_list_empty(&z->all)) { /* clients are gone: free what they still held too */
+        brk_key_t *k = base_container_of(z->all.next, brk_key_t, all);
+        base_list_unlink(&k->all);
         free(k);
     }
     memset(&z->kp, 0, sizeof z->kp);
@@ -442,7 +442,7 @@ static void drop_removed_clients(brk_t *b) {
     if (!v) return;
     for (brk_node_t *node = brk_map_next(&b->client_map, NULL); node && n < cap;
          node = brk_map_next(&b->client_map, node)) {
-        brk_client_t *c = brk_container_of(node, brk_client_t, node);
+        brk_client_t *c = base_container_of(node, brk_client_t, node);
         if (c->curve_key && c->curve_key->removed) v[n++] = c;
     }
     for (size_t i = 0; i < n; i++)

@@ -14,7 +14,7 @@
 #include "base/buf.h"
 #include "proto/proto.h"
 
-#include "list.h"
+#include "base/list.h"
 #include "map.h"
 
 #define BRK_KEY_NAME_MAX 64 /* bytes of a key's name in an allowlist */
@@ -26,7 +26,7 @@ struct brk_config;
  * queries in flight, so that the per-key count survives a reload that keeps the key. */
 typedef struct brk_key {
     brk_node_t node;        /* key: z85, in its allowlist's map (while not removed) */
-    brk_list_t all;         /* in the zap's list of every key object */
+    base_list_t all;         /* in the zap's list of every key object */
     char z85[41];
     char name[BRK_KEY_NAME_MAX + 1];
     uint64_t max_inflight;  /* queries in flight over all its connections; 0: no own limit */

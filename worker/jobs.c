@@ -126,7 +126,7 @@ static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) 
         return NULL;
     }
     j->w = w;
-    j->t0_us = wrk_mx_now_us();
+    j->t0_us = base_mono_us();
     j->id = m->job;
     j->gen = w->gen;
     j->agent = a;

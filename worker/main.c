@@ -109,8 +109,8 @@ static int curve_setup(opts *o) {
                         "is false); install a libzmq with libsodium\n");
         return 1;
     }
-    if (proto_key_public_load(o->curve_server, o->cfg.curve_server, err, sizeof err) != 0 ||
-        proto_keypair_load(o->curve_key, &o->cfg.curve_kp, err, sizeof err) != 0) {
+    if (base_key_public_load(o->curve_server, o->cfg.curve_server, err, sizeof err) != 0 ||
+        base_keypair_load(o->curve_key, &o->cfg.curve_kp, err, sizeof err) != 0) {
         fprintf(stderr, "actor-worker: %s\n", err);
         return 1;
     }

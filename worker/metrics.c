@@ -43,14 +43,6 @@ struct wrk_metrics {
     base_scrape_t *scrape;      /* the endpoint's connections; NULL without --metrics */
 };
 
-static int64_t clock_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t wrk_mx_now_us(void) { return clock_us(); }
-
 static size_t code_slot(wrk_metrics_t *mx, const char *code) {
     for (size_t i = 0; i < mx->n_codes; i++)
         if (strcmp(mx->codes[i], code) == 0) return i;
@@ -63,7 +55,7 @@ void wrk_mx_job_end(wrk_t *w, const abp_ctx_t *j, const char *outcome) {
     wrk_metrics_t *mx = w->mx;
     if (!mx) return;
     agent_mx_t *a = &mx->agents[j->agent - w->host->agents];
-    int64_t us = clock_us() - j->t0_us;
+    int64_t us = base_mono_us() - j->t0_us;
     base_hist_observe(&a->hist, us > 0 ? (uint64_t)us : 0);
     a->by_code[code_slot(mx, outcome)]++;
 }
@@ -135,7 +127,8 @@ static void render_jobs(wrk_t *w, base_buf_t *o, base_buf_t *tmp) {
             base_prom_hist(o, hd, label(tmp, "agent", w->host->agents[i].name, NULL, NULL),
                             &mx->agents[i].hist);
     base_prom_one(o, "actorbus_worker_jobs_running", "gauge", "Jobs running now.", w->n_jobs);
-    base_prom_one(o, "actorbus_worker_capacity", "gauge", "Jobs it takes at once.", w->cfg.capacity);
+    base_prom_one(o, "actorbus_worker_capacity", "gauge",
+                  "Jobs it takes at once.", w->cfg.capacity);
     base_prom_family(o, "actorbus_worker_calls_total", "counter",
                       "Calls to other agents through the broker, by outcome.");
     base_prom_u64(o, "actorbus_worker_calls_total", "outcome=\"ok\"", mx->calls[0]);
@@ -167,28 +160,31 @@ static void render(void *ctx, base_buf_t *o) {
     base_buf_init(&tmp);
     render_jobs(w, o, &tmp);
     base_prom_one(o, "actorbus_worker_connected", "gauge", "1 while connected to the broker.",
-        w->sock ? 1 : 0);
-    base_prom_one(o, "actorbus_worker_connections_total", "counter", "Connections made to the broker.",
-        w->gen);
+                  w->sock ? 1 : 0);
+    base_prom_one(o, "actorbus_worker_connections_total", "counter",
+                  "Connections made to the broker.", w->gen);
     base_prom_one(o, "actorbus_worker_send_queue", "gauge", "Messages waiting for the writer.",
-        w->out_len);
-    base_prom_one(o, "actorbus_worker_received_messages_total", "counter", "Messages from the broker.",
-        mx->in_msgs);
+                  w->out_len);
+    base_prom_one(o, "actorbus_worker_received_messages_total", "counter",
+                  "Messages from the broker.", mx->in_msgs);
     base_prom_one(o, "actorbus_worker_received_bytes_total", "counter", "Bytes from the broker.",
-        mx->in_bytes);
+                  mx->in_bytes);
     base_prom_one(o, "actorbus_worker_sent_messages_total", "counter", "Messages to the broker.",
-        mx->out_msgs);
+                  mx->out_msgs);
     base_prom_one(o, "actorbus_worker_sent_bytes_total", "counter", "Bytes to the broker.",
-        mx->out_bytes);
+                  mx->out_bytes);
     act_loop_stats_t st;
     act_loop_stats(act_loop_current(), &st);
-    base_prom_one(o, "actorbus_worker_loop_tasks", "gauge", "Live tasks on the loop.", st.tasks_live);
+    base_prom_one(o, "actorbus_worker_loop_tasks", "gauge",
+                  "Live tasks on the loop.", st.tasks_live);
     base_prom_one(o, "actorbus_worker_loop_stacks_in_use", "gauge", "Task stacks in use.",
-        st.stacks_in_use);
+                  st.stacks_in_use);
     base_prom_one(o, "actorbus_worker_loop_stacks_peak", "gauge", "Most stacks in use at once.",
-        st.stacks_peak);
-    base_prom_one(o, "actorbus_worker_loop_switches_total", "counter", "Context switches.", st.switches);
-    base_prom_one(o, "actorbus_worker_loop_tasks_spawned_total", "counter", "Tasks spawned.", st.spawned);
+                  st.stacks_peak);
+    base_prom_one(o, "actorbus_worker_loop_switches_total", "counter",
+                  "Context switches.", st.switches);
+    base_prom_one(o, "actorbus_worker_loop_tasks_spawned_total", "counter",
+                  "Tasks spawned.", st.spawned);
     base_scrape_render_requests(mx->scrape, o, "actorbus_worker");
     base_buf_free(&tmp);
 }

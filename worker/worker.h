@@ -11,7 +11,8 @@
 #include "actor/actor.h"
 #include "actor/zsock.h"
 #include "actorbus/plugin.h"
-#include "proto/keys.h"
+#include "base/clock.h"
+#include "base/keys.h"
 #include "proto/proto.h"
 #include "agent/runtime.h"
 #include "budget_client.h"
@@ -31,8 +32,8 @@ typedef struct wrk_config {
     uint64_t max_lent;     /* credit lent by jobs waiting on sub-queries, at most (calls.c) */
     int64_t watchdog_ms;   /* a task holding the loop this long ends the process; 0 off */
     bool curve;            /* CURVE to the broker: its public key and our key pair below */
-    char curve_server[PROTO_Z85_KEY_LEN + 1];
-    proto_keypair_t curve_kp;
+    char curve_server[BASE_Z85_KEY_LEN + 1];
+    base_keypair_t curve_kp;
 } wrk_config_t;
 
 /* ---- agents (plugin.c) ---- */
@@ -231,7 +232,6 @@ typedef struct wrk_metrics wrk_metrics_t;
  * failed; logged), or act_spawn's. */
 int wrk_metrics_start(wrk_t *w);
 void wrk_metrics_stop(wrk_t *w); /* stops the task, closes the socket, frees w->mx */
-int64_t wrk_mx_now_us(void);     /* the clock of t0_us */
 /* A model call's tokens, by agent and model (agt_host_t.tokens), for /metrics. */
 void wrk_mx_tokens(wrk_t *w, const char *agent, const char *model, uint64_t prompt,
                    uint64_t completion);

@@ -1,7 +1,7 @@
-/* proto/src/keys.c: reads CURVE key files (proto/keys.h). Plain text, no libzmq: the keys
+/* base/src/keys.c: reads CURVE key files (base/keys.h). Plain text, no libzmq: the keys
  * stay Z85 and are only checked against Z85's alphabet here; libzmq decodes them when they
  * are set on a socket. Files are bounded: lines of at most 1 KiB, at most 64 lines. */
-#include "proto/keys.h"
+#include "base/keys.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,18 +13,18 @@
 static const char z85_chars[] =
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
 
-bool proto_key_is_z85(const char *s, size_t n) {
-    if (n != PROTO_Z85_KEY_LEN) return false;
+bool base_key_is_z85(const char *s, size_t n) {
+    if (n != BASE_Z85_KEY_LEN) return false;
     for (size_t i = 0; i < n; i++)
         if (s[i] == '\0' || !strchr(z85_chars, s[i])) return false;
     return true;
 }
 
-void proto_key_strip_comment(char *line) {
+void base_key_strip_comment(char *line) {
     for (char *p = line; *p;) {
         while (*p == ' ' || *p == '\t') p++;
         size_t n = strcspn(p, " \t\r\n");
-        if (*p == '#' && !proto_key_is_z85(p, n)) {
+        if (*p == '#' && !base_key_is_z85(p, n)) {
             *p = '\0';
             return;
         }
@@ -41,20 +41,20 @@ static char *trim(char *s) {
 }
 
 /* Stores a `name = value` key into its slot; a bare key (a .pub line) counts as public. */
-static int key_line(char *s, proto_keypair_t *kp, bool *have_pub, bool *have_sec) {
+static int key_line(char *s, base_keypair_t *kp, bool *have_pub, bool *have_sec) {
     char *eq = strchr(s, '='), *name = "public", *val = s;
     /* Z85 itself has '=': a line is `name = value` only when a word precedes the '='. */
-    if (eq && !proto_key_is_z85(s, strlen(s))) {
+    if (eq && !base_key_is_z85(s, strlen(s))) {
         *eq = '\0';
         name = trim(s);
         val = trim(eq + 1);
     }
-    if (!proto_key_is_z85(val, strlen(val))) return -1;
+    if (!base_key_is_z85(val, strlen(val))) return -1;
     if (!strcmp(name, "public")) {
-        memcpy(kp->public_, val, PROTO_Z85_KEY_LEN + 1);
+        memcpy(kp->public_, val, BASE_Z85_KEY_LEN + 1);
         *have_pub = true;
     } else if (!strcmp(name, "secret")) {
-        memcpy(kp->secret, val, PROTO_Z85_KEY_LEN + 1);
+        memcpy(kp->secret, val, BASE_Z85_KEY_LEN + 1);
         *have_sec = true;
     } else {
         return -1;
@@ -63,7 +63,7 @@ static int key_line(char *s, proto_keypair_t *kp, bool *have_pub, bool *have_sec
 }
 
 /* Reads public and (when present) secret keys from path. */
-static int load(const char *path, proto_keypair_t *kp, bool *have_sec, char *err, size_t cap) {
+static int load(const char *path, base_keypair_t *kp, bool *have_sec, char *err, size_t cap) {
     FILE *f = fopen(path, "r");
     if (!f) {
         int e = errno;
@@ -75,7 +75,7 @@ static int load(const char *path, proto_keypair_t *kp, bool *have_sec, char *err
     int rc = 0;
     *have_sec = false;
     for (unsigned no = 1; rc == 0 && fgets(line, sizeof line, f); no++) {
-        proto_key_strip_comment(line);
+        base_key_strip_comment(line);
         char *s = trim(line);
         if (no > KEY_FILE_LINES) {
             snprintf(err, cap, "%s: more than %d lines", path, KEY_FILE_LINES);
@@ -94,7 +94,7 @@ static int load(const char *path, proto_keypair_t *kp, bool *have_sec, char *err
     return rc;
 }
 
-int proto_keypair_load(const char *path, proto_keypair_t *kp, char *err, size_t errcap) {
+int base_keypair_load(const char *path, base_keypair_t *kp, char *err, size_t errcap) {
     bool have_sec;
     memset(kp, 0, sizeof *kp);
     int rc = load(path, kp, &have_sec, err, errcap);
@@ -105,16 +105,16 @@ int proto_keypair_load(const char *path, proto_keypair_t *kp, char *err, size_t 
     return rc;
 }
 
-int proto_key_public_load(const char *file_or_z85, char *out, char *err, size_t errcap) {
-    if (proto_key_is_z85(file_or_z85, strlen(file_or_z85))) {
-        memcpy(out, file_or_z85, PROTO_Z85_KEY_LEN + 1);
+int base_key_public_load(const char *file_or_z85, char *out, char *err, size_t errcap) {
+    if (base_key_is_z85(file_or_z85, strlen(file_or_z85))) {
+        memcpy(out, file_or_z85, BASE_Z85_KEY_LEN + 1);
         return 0;
     }
-    proto_keypair_t kp;
+    base_keypair_t kp;
     bool have_sec;
     memset(&kp, 0, sizeof kp);
     int rc = load(file_or_z85, &kp, &have_sec, err, errcap);
-    if (rc == 0) memcpy(out, kp.public_, PROTO_Z85_KEY_LEN + 1);
+    if (rc == 0) memcpy(out, kp.public_, BASE_Z85_KEY_LEN + 1);
     memset(&kp, 0, sizeof kp);
     return rc;
 }
