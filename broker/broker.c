@@ -258,7 +258,7 @@ static void finish_drain(brk_t *b) {
 
 static long poll_timeout(brk_t *b) {
     int64_t next = b->now + 1000;
-    int64_t bt = brk_budget_tick(b); /* grants the rate lets go now (budget.c) */
+    int64_t bt = brk_budget_tick(b); /* grants the rate lets go now (model_budget.c) */
     if (bt >= 0 && bt < next) next = bt;
     int64_t t = brk_jobs_tick(b);
     settle(b);
@@ -423,7 +423,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     uint64_t grace = cfg->startup_grace_ms != UINT64_MAX ? cfg->startup_grace_ms
                                                          : cfg->liveness * cfg->heartbeat_ms;
     b->grace_until = brk_after(b->now, grace);
-    if (brk_budget_open(b) != 0) return -ENOMEM; /* the model budget (budget.c) */
+    if (brk_budget_open(b) != 0) return -ENOMEM; /* the model budget (model_budget.c) */
     if (brk_outq_init(b) || brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) ||
         brk_jobs_init(b)) {
         base_log(BASE_LOG_ERROR, "init_failed", "error=\"out of memory\"");

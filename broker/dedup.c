@@ -17,7 +17,7 @@
 #include "dedup_pg.h"
 #include "base/clock.h"
 #include "base/list.h"
-#include "map.h"
+#include "hashmap.h"
 
 #define DD_KEY_MAX (2 + 1 + 255 + 40 + 1024) /* its length, the client's key (socket byte,
                                                   routing id, CURVE key), the query id */

@@ -1,6 +1,6 @@
 /* broker/resend.c: the broker's use of dedup.h. A client with an explicit routing id that
  * resends a query id gets the answer it was sent before (from memory, or from the --sessions
- * file after a restart); clients.c calls replay before admission and jobs.c remembers each
+ * file after a restart); clients.c calls replay before admission and broker_jobs.c remembers each
  * terminal message as it goes out. Attaching a resend to a query still running is clients.c's. */
 #include "broker.h"
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "base/list.h"
-#include "map.h"
+#include "hashmap.h"
 
 /* A set of state entries: a hash index for lookups, a list to walk and free them. */
 typedef struct kvset {

@@ -1,7 +1,7 @@
 /* broker/workers.c: the worker table: `ready` registers a worker with its capacity and agents,
  * credit tracks how much work it may hold, heartbeats go out when a worker is otherwise idle
  * and a worker silent past liveness is lost. A lost worker is removed at a safe point (reap):
- * its jobs are retried or answered (jobs.c) and its own calls to other agents are ended. */
+ * its jobs are retried or answered (broker_jobs.c) and its own calls to other agents are ended. */
 #include "broker.h"
 
 #include <errno.h>

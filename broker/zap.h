@@ -15,7 +15,7 @@
 #include "proto/proto.h"
 
 #include "base/list.h"
-#include "map.h"
+#include "hashmap.h"
 
 #define BRK_KEY_NAME_MAX 64 /* bytes of a key's name in an allowlist */
 

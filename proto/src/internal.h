@@ -59,7 +59,7 @@ static inline void proto__buf_put(proto_buf_t *b, const void *p, size_t n) {
     b->n += n;
 }
 
-/* The encoders' pieces (encode.c, budget.c): a key and its value; the end of a message. */
+/* The encoders' pieces (encode.c, enc_budget.c): a key and its value; the end of a message. */
 static inline void pack_key_str(proto_buf_t *b, const char *key, proto_str_t s) {
     proto_pack_cstr(b, key);
     proto_pack_str(b, s.p, s.n);

@@ -11,7 +11,7 @@
 
 #include "base/clock.h"
 #include "curve.h"
-#include "http.h"
+#include "web_http.h"
 #include "proto/proto.h"
 
 typedef struct web_opts {

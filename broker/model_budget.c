@@ -1,4 +1,4 @@
-/* broker/budget.c: the cross-worker model budget. Per backend name: permits in use against
+/* broker/model_budget.c: the cross-worker model budget. Per backend name: permits in use against
  * --model-concurrency, a GCRA token bucket against --model-rps with --model-burst, and a
  * FIFO of waiting acquires (bounded by --model-max-waiters). Each worker's share (its
  * waiters and the permits it holds) hangs off brk_worker.budget, so a lost worker gives

@@ -1,4 +1,4 @@
-/* broker/metrics.c: the counters behind metrics.h and the /metrics endpoint. Label values
+/* broker/broker_metrics.c: the counters behind broker_metrics.h and the /metrics endpoint. Label values
  * come from the network (agent names, error codes a worker made up), so each kind has a
  * bounded table (--metrics-max-labels) and what does not fit is counted under "_other".
  * The endpoint is base's (base/scrape.h) on a ZMQ_STREAM socket polled by the broker's loop;

@@ -1,4 +1,4 @@
-/* broker/metrics.h: the broker's counters (queries by agent and outcome, latency, errors by
+/* broker/broker_metrics.h: the broker's counters (queries by agent and outcome, latency, errors by
  * code, bytes and messages per socket, lost workers, retries), the hooks the other files
  * call to feed them (one line each), the /metrics endpoint that serves them as Prometheus
  * text over a ZMQ_STREAM socket in the broker's own poll loop (--metrics), and the `tasks`

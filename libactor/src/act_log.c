@@ -1,4 +1,4 @@
-/* log.c: actor/log.h over base's logger (base/log.h), the one logger of the process: libactor
+/* act_log.c: actor/log.h over base's logger (base/log.h), the one logger of the process: libactor
  * keeps its own names (act_log, act_log_set_*) for plugins and programs on the runtime. */
 #include <stdarg.h>
 

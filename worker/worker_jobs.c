@@ -1,4 +1,4 @@
-/* jobs.c: one libactor task per `work` message. The job's timeout_ms becomes a scope deadline
+/* worker/worker_jobs.c: one libactor task per `work` message. The job's timeout_ms becomes a scope deadline
  * around the agent; `cancel` cancels its task (the agent sees ABP_ECANCELED and cleans up);
  * when the agent returns, exactly one `result` or `error` goes back. The agent runs through
  * the agent runtime's runner (agent/runner.c: callbacks, agent types, transfers). Also the

@@ -1,4 +1,4 @@
-/* errors.c: the one table of proto/errors.h as lookups. Every value is a case of one switch:
+/* wire_errors.c: the one table of proto/errors.h as lookups. Every value is a case of one switch:
  * a number given two meanings is a compile error. */
 #include <errno.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
-/* tools/web/http.c: reading a request head and its parameters, and the checks that decide
- * whether a request may be answered (see http.h). Everything here reads untrusted bytes:
+/* tools/web/web_http.c: reading a request head and its parameters, and the checks that decide
+ * whether a request may be answered (see web_http.h). Everything here reads untrusted bytes:
  * every length is checked before it is used and nothing is asserted on. */
-#include "http.h"
+#include "web_http.h"
 
 #include <errno.h>
 #include <stdint.h>

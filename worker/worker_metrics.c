@@ -1,4 +1,4 @@
-/* metrics.c: the worker's counters (jobs by agent and outcome with a latency histogram,
+/* worker/worker_metrics.c: the worker's counters (jobs by agent and outcome with a latency histogram,
  * calls, messages and bytes, reconnects, libactor's loop stats), its /metrics endpoint
  * (base's, base/scrape.h, on a ZMQ_STREAM socket read by one task on the worker's loop), and
  * the answer to the broker's `tasks` (act_debug_snapshot, taken without stopping anything). */

@@ -1,4 +1,4 @@
-/* broker/agents.c: the agent registry: for each agent name, the workers that host it and the
+/* broker/broker_agents.c: the agent registry: for each agent name, the workers that host it and the
  * queue of its queries waiting for credit. An agent exists while some worker hosts it; when
  * its last host goes, its queued queries are answered and it is freed. Routing picks the
  * least-loaded host with free credit (in_flight / capacity). */

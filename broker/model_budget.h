@@ -1,4 +1,4 @@
-/* broker/budget.h: the cross-worker model budget (proto/PROTOCOL.md, "Model budget"). The
+/* broker/model_budget.h: the cross-worker model budget (proto/PROTOCOL.md, "Model budget"). The
  * broker holds, per model backend name, a concurrency limit and a requests-per-second token
  * bucket that every worker's model calls share: workers ask for a permit (budget.acquire),
  * wait in FIFO order, and give it back (budget.release). Off unless a --model-* flag is set. */

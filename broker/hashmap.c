@@ -1,7 +1,7 @@
-/* broker/map.c: the broker's hash index (map.h): chained buckets that double when the load
+/* broker/hashmap.c: the broker's hash index (hashmap.h): chained buckets that double when the load
  * passes one, keyed with SipHash-2-4 under a random key so that ids chosen by clients cannot
  * be aimed at one bucket. */
-#include "map.h"
+#include "hashmap.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* broker/map.h: an intrusive hash index from byte keys to table entries (clients, workers,
+/* broker/hashmap.h: an intrusive hash index from byte keys to table entries (clients, workers,
  * agents, jobs). Entries embed a brk_node_t that points at their own key bytes, so the index
  * allocates only its bucket array. Keys come from the network, so the hash is SipHash with a
  * random per-process key: nobody can aim many keys at one bucket. */

@@ -1,4 +1,4 @@
-/* tools/web/http.h: the parts of actor-web that read untrusted bytes, kept free of sockets so
+/* tools/web/web_http.h: the parts of actor-web that read untrusted bytes, kept free of sockets so
  * tests/unit/test_web.c can drive them: one HTTP/1.x request head (bounded), query-string
  * parameters, the Host and token checks that keep other web pages out, and JSON string
  * escaping for the few strings the server writes itself. */

@@ -1,4 +1,4 @@
-/* broker/bus.c: the bus. What publishers send to the SUB socket goes out on PUB unchanged;
+/* broker/broker_bus.c: the bus. What publishers send to the SUB socket goes out on PUB unchanged;
  * a client `publish` becomes [topic][{v, type:"event", topic, data}]; and every event, result
  * and error of a query is published under query.<agent>.<session or -> as the client's map
  * plus "agent", "session" and what a watcher needs to draw it (job, worker, invocation,

@@ -1,4 +1,4 @@
-/* broker/jobs.c: the job table and its state machine. A job is an accepted query: QUEUED in
+/* broker/broker_jobs.c: the job table and its state machine. A job is an accepted query: QUEUED in
  * its agent's queue, RUNNING on a worker (holding one credit), or CANCELLING (answered, still
  * holding the credit until the worker answers or the grace ends). job_answer is the one place
  * a query's terminal message is sent, and it asserts it runs once per job; every path out of
