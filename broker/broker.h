@@ -16,6 +16,7 @@
 #include "proto/proto.h"
 
 #include "base/clock.h"
+#include "base/heap.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "broker_metrics.h"
@@ -149,8 +150,7 @@ struct brk_job {
     brk_node_t by_cid;       /* key: ckey (client pointer + id bytes); linked until answered */
     base_list_t link;         /* in its agent's queue (QUEUED) or its worker's jobs */
     base_list_t clink;        /* in its client's jobs, until answered */
-    size_t heap_idx;         /* position in the deadline heap, SIZE_MAX when not in it */
-    int64_t deadline;        /* heap key: timeout_at, or the cancel grace */
+    base_heap_node_t deadline_node; /* in b->deadlines; key: timeout_at, or the cancel grace */
     int64_t timeout_at;      /* the query's deadline (ms, monotonic); -1 none */
     uint64_t job_id, qseq, seq, attempt;
     uint32_t lost;           /* workers lost while running it (poison_after) */
@@ -248,8 +248,7 @@ typedef struct brk {
     uint64_t next_job_id, next_qseq;
     uint64_t next_worker_seq; /* brk_worker_t.seq */
     uint64_t n_hostings;      /* agents hosted, summed over workers (--max-agent-hosts) */
-    brk_job_t **heap;
-    size_t heap_n, heap_cap;
+    base_heap_t deadlines;    /* jobs' deadlines (broker_jobs.c), a slot reserved per job */
     void *job_cache;          /* free BRK_JOB_BLOCK-byte job blocks, chained (broker_jobs.c) */
     size_t job_cache_n;       /* how many */
     bool have_dead, draining, stop;

@@ -59,66 +59,24 @@ static size_t job_size(const brk_job_t *j) {
     return sizeof *j + j->ckey_len + j->agent_name.n + j->session.n + j->input.n;
 }
 
-/* ---- the deadline heap: one slot per job, reserved when the job is admitted ---- */
+/* ---- the deadline heap (base/heap.h): a slot per job, reserved when the job is admitted ---- */
 
-static void heap_place(brk_t *b, size_t i, brk_job_t *j) {
-    b->heap[i] = j;
-    j->heap_idx = i;
-}
-
-static void sift_up(brk_t *b, size_t i) {
-    brk_job_t *j = b->heap[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (b->heap[p]->deadline <= j->deadline) break;
-        heap_place(b, i, b->heap[p]);
-        i = p;
-    }
-    heap_place(b, i, j);
-}
-
-static void sift_down(brk_t *b, size_t i) {
-    brk_job_t *j = b->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= b->heap_n) break;
-        if (c + 1 < b->heap_n && b->heap[c + 1]->deadline < b->heap[c]->deadline) c++;
-        if (j->deadline <= b->heap[c]->deadline) break;
-        heap_place(b, i, b->heap[c]);
-        i = c;
-    }
-    heap_place(b, i, j);
-}
+#define HEAP_JOB(n) base_container_of(n, brk_job_t, deadline_node)
 
 static void heap_remove(brk_t *b, brk_job_t *j) {
-    size_t i = j->heap_idx;
-    if (i == SIZE_MAX) return;
-    j->heap_idx = SIZE_MAX;
-    brk_job_t *last = b->heap[--b->heap_n];
-    if (last == j) return;
-    heap_place(b, i, last);
-    sift_up(b, i);
-    sift_down(b, last->heap_idx);
+    base_heap_remove(&b->deadlines, &j->deadline_node);
 }
 
 static void heap_set(brk_t *b, brk_job_t *j, int64_t deadline) {
     heap_remove(b, j);
-    j->deadline = deadline;
-    BRK_ASSERT(b->heap_n < b->heap_cap); /* reserved by brk_jobs_room */
-    b->heap[b->heap_n] = j;
-    j->heap_idx = b->heap_n++;
-    sift_up(b, j->heap_idx);
+    BRK_ASSERT(b->deadlines.n < b->deadlines.cap); /* reserved by brk_jobs_room */
+    base_heap_push(&b->deadlines, &j->deadline_node, deadline);
 }
 
 bool brk_jobs_room(brk_t *b) {
     if (b->n_jobs >= b->cfg.max_jobs) return false;
-    if (b->heap_cap > b->n_jobs) return true;
-    size_t cap = b->heap_cap ? b->heap_cap * 2 : 64;
-    brk_job_t **h = realloc(b->heap, cap * sizeof *h);
-    if (!h) return false;
-    b->heap = h;
-    b->heap_cap = cap;
-    return true;
+    if (b->deadlines.cap > b->n_jobs) return true;
+    return base_heap_reserve(&b->deadlines, b->deadlines.cap ? b->deadlines.cap * 2 : 64) == 0;
 }
 
 /* ---- the table ---- */
@@ -150,9 +108,7 @@ void brk_jobs_close(brk_t *b) {
     b->job_cache_n = 0;
     brk_map_close(&b->job_map);
     brk_map_close(&b->cid_map);
-    free(b->heap);
-    b->heap = NULL;
-    b->heap_n = b->heap_cap = 0;
+    base_heap_free(&b->deadlines);
     b->n_jobs = b->n_live = b->n_queued = b->n_waiting = 0;
 }
 
@@ -352,7 +308,7 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     j->idempotent = m->idempotent;
     j->req = in->req;
     j->client = c;
-    j->heap_idx = SIZE_MAX;
+    base_heap_node_init(&j->deadline_node);
     j->timeout_at = m->timeout_ms >= 0 ? brk_after(b->now, (uint64_t)m->timeout_ms) : -1;
     j->by_job.key = &j->job_id;
     j->by_job.klen = sizeof j->job_id;
@@ -519,8 +475,9 @@ void brk_job_unhosted(brk_t *b, brk_job_t *j) {
 }
 
 int64_t brk_jobs_tick(brk_t *b) {
-    while (b->heap_n && b->heap[0]->deadline <= b->now) {
-        brk_job_t *j = b->heap[0];
+    base_heap_node_t *top;
+    while ((top = base_heap_top(&b->deadlines)) && top->key <= b->now) {
+        brk_job_t *j = HEAP_JOB(top);
         heap_remove(b, j);
         if (!j->answered) {
             brk_job_abort(b, j, "timeout", "timeout_ms passed before the agent answered");
@@ -529,7 +486,7 @@ int64_t brk_jobs_tick(brk_t *b) {
         base_log(BASE_LOG_WARN, "cancel_grace_over", "job=%llu", (unsigned long long)j->job_id);
         job_free(b, j); /* the worker never confirmed: take the credit back anyway */
     }
-    return b->heap_n ? b->heap[0]->deadline : -1;
+    return (top = base_heap_top(&b->deadlines)) ? top->key : -1;
 }
 
 void brk_jobs_abort_all(brk_t *b, const char *code, const char *message) {
