@@ -60,8 +60,9 @@ static bool bad_input_log_ok(brk_t *b) {
     if (b->now - b->bad_log_start >= 1000) {
         if (b->bad_log_dropped)
             base_log(BASE_LOG_WARN, "reply_error_suppressed", "lines=%llu window_ms=%lld "
-                    "why=\"more than log-bad-input a second\"",
-                    (unsigned long long)b->bad_log_dropped, (long long)(b->now - b->bad_log_start));
+                     "why=\"more than log-bad-input a second\"",
+                     (unsigned long long)b->bad_log_dropped,
+                     (long long)(b->now - b->bad_log_start));
         b->bad_log_start = b->now;
         b->bad_log_n = b->bad_log_dropped = 0;
     }
@@ -87,8 +88,8 @@ void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *c
     base_log_hex(peer, sizeof peer, in->id, in->idlen);
     if (base_log_on(level) && (level < BASE_LOG_WARN || bad_input_log_ok(b)))
         base_log(level, "reply_error", "sock=%s peer=%s code=%s message=%s",
-                in->sock == BRK_SOCK_CLIENTS ? "clients" : "workers", peer, code,
-                base_log_str(q, sizeof q, msg, strlen(msg)));
+                 in->sock == BRK_SOCK_CLIENTS ? "clients" : "workers", peer, code,
+                 base_log_str(q, sizeof q, msg, strlen(msg)));
     if (proto_enc_error(&b->out, id, code, msg) != 0) return;
     int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, b->out.p, b->out.n);
     if (rc < 0) base_log(BASE_LOG_DEBUG, "send_failed", "peer=%s errno=%d", peer, -rc);
@@ -227,8 +228,8 @@ static void on_one_signal(brk_t *b) {
         b->draining = true;
         b->drain_until = brk_after(b->now, b->cfg.drain_ms);
         base_log(BASE_LOG_INFO, "draining", "in_flight=%llu queued=%llu drain_ms=%llu",
-                (unsigned long long)b->n_live, (unsigned long long)b->n_queued,
-                (unsigned long long)b->cfg.drain_ms);
+                 (unsigned long long)b->n_live, (unsigned long long)b->n_queued,
+                 (unsigned long long)b->cfg.drain_ms);
     } else {
         b->drain_until = b->now; /* a second signal: stop now */
     }
@@ -248,7 +249,7 @@ static void on_signal(brk_t *b) {
 static void finish_drain(brk_t *b) {
     if (b->n_live)
         base_log(BASE_LOG_WARN, "drain_timeout", "unanswered=%llu",
-                (unsigned long long)b->n_live);
+                 (unsigned long long)b->n_live);
     brk_jobs_abort_all(b, "shutting_down", "the broker stopped before the query finished");
     brk_tasks_abort_all(b, "shutting_down", "the broker stopped before the worker answered");
     brk_workers_disconnect_all(b);
@@ -365,7 +366,7 @@ static void *open_socket(brk_t *b, int type, const char *ep, const char *what,
     if (!s) return NULL;
     if (brk_zap_secure(b, s, domain) != 0) {
         base_log(BASE_LOG_ERROR, "curve_failed", "socket=%s error=\"%s\"", what,
-                zmq_strerror(errno));
+                 zmq_strerror(errno));
         zmq_close(s);
         return NULL;
     }
@@ -391,12 +392,12 @@ static void *open_socket(brk_t *b, int type, const char *ep, const char *what,
     if (type == ZMQ_SUB) zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
     if (zmq_bind(s, ep) != 0) {
         base_log(BASE_LOG_ERROR, "bind_failed", "socket=%s endpoint=%s error=\"%s\"", what, ep,
-                zmq_strerror(errno));
+                 zmq_strerror(errno));
         zmq_close(s);
         return NULL;
     }
     base_log(BASE_LOG_INFO, "listening", "socket=%s endpoint=%s curve=%s", what, ep,
-            brk_zap_on(b) ? domain : "off");
+             brk_zap_on(b) ? domain : "off");
     return s;
 }
 

@@ -183,14 +183,14 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
         int rc = brk_send(b, c->sock, c->key + 1, c->keylen - 1, j->req, b->out.p, b->out.n);
         if (rc < 0) /* gone (EHOSTUNREACH) is routine; full (EAGAIN) loses an answer */
             base_log(rc == -EHOSTUNREACH ? BASE_LOG_DEBUG : BASE_LOG_WARN, "answer_undelivered",
-                    "job=%llu errno=%d", (unsigned long long)j->job_id, -rc);
+                     "job=%llu errno=%d", (unsigned long long)j->job_id, -rc);
     }
     brk_bus_query(b, &q);
     char code[48];
     base_log(BASE_LOG_DEBUG, "query_answered", "job=%llu type=%s code=%s attempt=%llu",
-            (unsigned long long)j->job_id, t->ok ? "result" : "error",
-            t->ok ? "-" : base_log_str(code, sizeof code, t->code.p, t->code.n),
-            (unsigned long long)j->attempt);
+             (unsigned long long)j->job_id, t->ok ? "result" : "error",
+             t->ok ? "-" : base_log_str(code, sizeof code, t->code.p, t->code.n),
+             (unsigned long long)j->attempt);
     brk_map_del(&b->cid_map, &j->by_cid);
     brk_jobindex_del(b, j);
     brk_client_pending(b, j, false);
@@ -326,9 +326,9 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     if (base_log_on(BASE_LOG_DEBUG)) {
         char name[80];
         base_log(BASE_LOG_DEBUG, "query_accepted", "job=%llu agent=%s idempotent=%d "
-                "timeout_ms=%lld", (unsigned long long)j->job_id,
-                base_log_str(name, sizeof name, j->agent_name.p, j->agent_name.n),
-                j->idempotent, (long long)m->timeout_ms);
+                 "timeout_ms=%lld", (unsigned long long)j->job_id,
+                 base_log_str(name, sizeof name, j->agent_name.p, j->agent_name.n),
+                 j->idempotent, (long long)m->timeout_ms);
     }
     if (inv && brk_inv_bind(b, inv, j)) {
         j->state = JOB_WAITING; /* its session is busy: queued when the lock comes to it */
@@ -372,7 +372,7 @@ void brk_job_abort(brk_t *b, brk_job_t *j, const char *code, const char *message
 static void job_event(brk_t *b, brk_job_t *j, const proto_msg_t *m, size_t body_len) {
     if (body_len > b->cfg.max_msg) {
         base_log(BASE_LOG_WARN, "event_dropped", "job=%llu bytes=%zu why=too_large",
-                (unsigned long long)j->job_id, body_len);
+                 (unsigned long long)j->job_id, body_len);
         return;
     }
     brk_job_send_event(b, j, m->event, true);
@@ -394,7 +394,7 @@ void brk_job_from_worker(brk_t *b, brk_worker_t *w, const proto_msg_t *m, size_t
     brk_job_t *j = job_find(b, m->job);
     if (!j || j->worker != w) {
         base_log(BASE_LOG_DEBUG, "stale_job_message", "job=%llu type=%s",
-                (unsigned long long)m->job, proto_type_name(m->type));
+                 (unsigned long long)m->job, proto_type_name(m->type));
         return;
     }
     if (m->type == PROTO_EVENT) {
@@ -447,14 +447,14 @@ void brk_job_worker_lost(brk_t *b, brk_job_t *j) {
         snprintf(msg, sizeof msg, "the query's worker was lost %u times (poison-after): it "
                  "is not retried", j->lost);
         base_log(BASE_LOG_WARN, "query_poisoned", "job=%llu lost=%u",
-                (unsigned long long)j->job_id, j->lost);
+                 (unsigned long long)j->job_id, j->lost);
         job_finish(b, j, term_error("poisoned", msg));
         return;
     }
     if (j->idempotent && j->attempt <= b->cfg.max_retries && a && has_live_host(a)) {
         brk_mx_retry(b);
         base_log(BASE_LOG_INFO, "query_retry", "job=%llu attempt=%llu",
-                (unsigned long long)j->job_id, (unsigned long long)j->attempt + 1);
+                 (unsigned long long)j->job_id, (unsigned long long)j->attempt + 1);
         queue_push(b, a, j, true);
         brk_jobs_pump_agent(b, a);
         return;

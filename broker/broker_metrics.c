@@ -108,7 +108,7 @@ int brk_metrics_open(brk_t *b) {
     if (!mx->sock) return -ENOMEM;
     if (zmq_bind(mx->sock, b->cfg.metrics_ep) != 0) {
         base_log(BASE_LOG_ERROR, "bind_failed", "socket=metrics endpoint=%s error=\"%s\"",
-                b->cfg.metrics_ep, zmq_strerror(errno));
+                 b->cfg.metrics_ep, zmq_strerror(errno));
         return -EADDRINUSE;
     }
     base_log(BASE_LOG_INFO, "listening", "socket=metrics endpoint=%s", b->cfg.metrics_ep);

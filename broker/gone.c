@@ -50,7 +50,7 @@ int brk_gone_open(brk_t *b) {
         zmq_setsockopt(g->mon, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
         zmq_connect(g->mon, addr) != 0) {
         base_log(BASE_LOG_ERROR, "monitor_failed", "socket=clients error=\"%s\"",
-                zmq_strerror(errno));
+                 zmq_strerror(errno));
         if (g->mon) zmq_close(g->mon);
         brk_map_close(&g->by_fd);
         free(g);

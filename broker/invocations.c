@@ -278,8 +278,8 @@ bool brk_inv_bind(brk_t *b, brk_inv_t *v, brk_job_t *j) {
     if (base_log_on(BASE_LOG_DEBUG)) {
         char name[80];
         base_log(BASE_LOG_DEBUG, "session_wait", "job=%llu session=%s waiters=%llu",
-                (unsigned long long)j->job_id, base_log_str(name, sizeof name, l->name, l->len),
-                (unsigned long long)l->n_waiters);
+                 (unsigned long long)j->job_id, base_log_str(name, sizeof name, l->name, l->len),
+                 (unsigned long long)l->n_waiters);
     }
     return true;
 }
@@ -419,9 +419,9 @@ int brk_inv_enc_work(brk_t *b, brk_job_t *j, bool history, int64_t left, brk_inv
 static void rejected(brk_t *b, brk_inv_t *r, const brk_sess_err_t *se) {
     char eid[BRK_INV_ID_LEN + 1], name[80], why[240];
     base_log(BASE_LOG_WARN, "state_rejected", "job=%llu session=%s error=%s",
-            (unsigned long long)r->job->job_id,
-            base_log_str(name, sizeof name, r->job->session.p, r->job->session.n),
-            base_log_str(why, sizeof why, se->message, strlen(se->message)));
+             (unsigned long long)r->job->job_id,
+             base_log_str(name, sizeof name, r->job->session.p, r->job->session.n),
+             base_log_str(why, sizeof why, se->message, strlen(se->message)));
     new_id(b, eid, 'e');
     if (brk_inv_enc_broker_event(&b->invs->ev, eid, r->id, base_unix_ms(), "state_rejected",
                                  se->message) != 0)

@@ -128,20 +128,20 @@ int brk_lease_acquire(brk_t *b) {
             /* the store down: said once per distinct error, not every poll */
             if (strcmp(why, last) != 0)
                 base_log(BASE_LOG_WARN, "lease_store_failed", "error=%s",
-                        base_log_str(q, sizeof q, why, strlen(why)));
+                         base_log_str(q, sizeof q, why, strlen(why)));
             snprintf(last, sizeof last, "%s", why);
             brk_pg_close(&l->pg);
         } else if (!said) {
             base_log(BASE_LOG_INFO, "standby", "poll_ms=%llu holder=%s",
-                    (unsigned long long)b->cfg.lease_poll_ms,
-                    base_log_str(q, sizeof q, l->holder, strlen(l->holder)));
+                     (unsigned long long)b->cfg.lease_poll_ms,
+                     base_log_str(q, sizeof q, l->holder, strlen(l->holder)));
             said = true;
         }
         if (signalled(b, (int64_t)b->cfg.lease_poll_ms)) return -EINTR;
     }
     base_log(BASE_LOG_INFO, "active", "since_ms=%lld takeovers=%llu fence_ms=%llu",
-            (long long)l->since_unix, (unsigned long long)l->takeovers,
-            (unsigned long long)b->cfg.fence_ms);
+             (long long)l->since_unix, (unsigned long long)l->takeovers,
+             (unsigned long long)b->cfg.fence_ms);
     l->next_check = base_mono_ms() + check_period(b);
     return 0;
 }
@@ -151,7 +151,7 @@ static void fence(brk_t *b, const char *why) {
     char q[300];
     const char *e = b->lease->pg.last_error;
     base_log(BASE_LOG_ERROR, "lease_lost", "why=\"%s\" error=%s action=exit", why,
-            base_log_str(q, sizeof q, e, strlen(e)));
+             base_log_str(q, sizeof q, e, strlen(e)));
     _exit(3);
 }
 

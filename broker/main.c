@@ -361,9 +361,9 @@ int main(int argc, char **argv) {
     rc = brk_open(&b, &cfg, sig_pipe[0]);
     if (rc == 0) {
         base_log(BASE_LOG_INFO, "started", "version=%s max_msg=%llu max_queue=%llu "
-                "heartbeat_ms=%llu liveness=%llu", BRK_VERSION,
-                (unsigned long long)cfg.max_msg, (unsigned long long)cfg.max_queue,
-                (unsigned long long)cfg.heartbeat_ms, (unsigned long long)cfg.liveness);
+                 "heartbeat_ms=%llu liveness=%llu", BRK_VERSION,
+                 (unsigned long long)cfg.max_msg, (unsigned long long)cfg.max_queue,
+                 (unsigned long long)cfg.heartbeat_ms, (unsigned long long)cfg.liveness);
         rc = brk_run(&b);
     } else {
         rc = rc == -EINTR ? 0 : 1; /* -EINTR: a standby told to stop */

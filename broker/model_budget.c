@@ -384,8 +384,8 @@ static void on_release(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
         if (!g->on) return; /* grants without a budget are not counted */
         char name[80], be[80];
         base_log(BASE_LOG_WARN, "budget_release_unheld", "worker=%s backend=%s",
-                base_log_str(name, sizeof name, w->name, w->name_len),
-                base_log_str(be, sizeof be, m->backend.p, m->backend.n));
+                 base_log_str(name, sizeof name, w->name, w->name_len),
+                 base_log_str(be, sizeof be, m->backend.p, m->backend.n));
         return;
     }
     hold_put(w->budget, h);
@@ -438,8 +438,8 @@ void brk_budget_worker_lost(brk_t *b, brk_worker_t *w) {
     if (dropped || released) {
         char name[80];
         base_log(BASE_LOG_INFO, "budget_worker_lost", "worker=%s released=%llu dropped=%llu",
-                base_log_str(name, sizeof name, w->name, w->name_len),
-                (unsigned long long)released, (unsigned long long)dropped);
+                 base_log_str(name, sizeof name, w->name, w->name_len),
+                 (unsigned long long)released, (unsigned long long)dropped);
     }
     /* Its permits may let others go, and its backends may now be idle. */
     for (base_list_t *l = g->all.next, *nx; l != &g->all; l = nx) {

@@ -14,12 +14,12 @@ int brk_dedup_start(brk_t *b) {
                             sizeof why);
     if (rc) {
         base_log(BASE_LOG_ERROR, "dedup_failed", "error=%s",
-                base_log_str(q, sizeof q, why, strlen(why)));
+                 base_log_str(q, sizeof q, why, strlen(why)));
         return rc;
     }
     base_log(BASE_LOG_INFO, "dedup", "window_ms=%llu max=%llu max_bytes=%llu loaded=%zu",
-            (unsigned long long)lim.window_ms, (unsigned long long)lim.max,
-            (unsigned long long)lim.max_bytes, brk_dedup_count(b->dedup));
+             (unsigned long long)lim.window_ms, (unsigned long long)lim.max,
+             (unsigned long long)lim.max_bytes, brk_dedup_count(b->dedup));
     return 0;
 }
 
@@ -45,7 +45,7 @@ bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id) {
     int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, body, n);
     char peer[2 * BRK_MAX_IDENTITY + 1];
     base_log(BASE_LOG_DEBUG, "query_replayed", "peer=%s bytes=%zu errno=%d",
-            base_log_hex(peer, sizeof peer, in->id, in->idlen), n, rc < 0 ? -rc : 0);
+             base_log_hex(peer, sizeof peer, in->id, in->idlen), n, rc < 0 ? -rc : 0);
     return true;
 }
 
@@ -78,7 +78,7 @@ void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const u
         char q[300];
         const char *e = brk_dedup_error(b->dedup);
         base_log(BASE_LOG_ERROR, "answer_not_saved", "errno=%d bytes=%zu failed=%llu error=%s "
-                "why=\"kept in memory only: after a restart a resend of its id runs again\"",
-                -rc, n, (unsigned long long)failed, base_log_str(q, sizeof q, e, strlen(e)));
+                 "why=\"kept in memory only: after a restart a resend of its id runs again\"",
+                 -rc, n, (unsigned long long)failed, base_log_str(q, sizeof q, e, strlen(e)));
     }
 }

@@ -48,12 +48,12 @@ void brk_reserve_open(brk_t *b) {
     base_log_str(path, sizeof path, r->path, strlen(r->path));
     if (reserve_make(b, &err))
         base_log(BASE_LOG_INFO, "sessions_reserve", "path=%s bytes=%llu", path,
-                (unsigned long long)b->cfg.sessions_reserve);
+                 (unsigned long long)b->cfg.sessions_reserve);
     else
         base_log(BASE_LOG_WARN, "sessions_reserve_failed",
-                "path=%s bytes=%llu error=\"%s\" "
-                "why=\"on a full disk session.delete will fail too\"",
-                path, (unsigned long long)b->cfg.sessions_reserve, strerror(err));
+                 "path=%s bytes=%llu error=\"%s\" "
+                 "why=\"on a full disk session.delete will fail too\"",
+                 path, (unsigned long long)b->cfg.sessions_reserve, strerror(err));
 }
 
 void brk_reserve_close(brk_t *b) {
@@ -67,10 +67,10 @@ bool brk_reserve_release(brk_t *b) {
     unlink(r->path);
     r->held = false;
     base_log(BASE_LOG_ERROR, "disk_full",
-            "bytes_freed=%llu why=\"the disk of the session file "
-            "is full: its reserve is freed so that session.delete can make room; free disk "
-            "space (the reserve comes back by itself)\"",
-            (unsigned long long)b->cfg.sessions_reserve);
+             "bytes_freed=%llu why=\"the disk of the session file "
+             "is full: its reserve is freed so that session.delete can make room; free disk "
+             "space (the reserve comes back by itself)\"",
+             (unsigned long long)b->cfg.sessions_reserve);
     return true;
 }
 
@@ -79,5 +79,5 @@ void brk_reserve_refill(brk_t *b) {
     int err;
     if (r && !r->held && reserve_make(b, &err))
         base_log(BASE_LOG_INFO, "sessions_reserve", "bytes=%llu why=\"made again\"",
-                (unsigned long long)b->cfg.sessions_reserve);
+                 (unsigned long long)b->cfg.sessions_reserve);
 }

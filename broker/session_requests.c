@@ -43,15 +43,15 @@ int brk_sessions_open(brk_t *b) {
     if (rc) {
         char why[300];
         base_log(BASE_LOG_ERROR, "sessions_failed", "path=%s error=%s", path,
-                base_log_str(why, sizeof why, err.message, strlen(err.message)));
+                 base_log_str(why, sizeof why, err.message, strlen(err.message)));
         return rc;
     }
     /* A pair: a store call that hangs must not outlast the fence (lease.c) by much */
     if (b->cfg.pair) brk_store_pg_set_timeout(b->store, (int64_t)b->cfg.fence_ms);
     base_log(BASE_LOG_INFO, "sessions", "store=%s path=%s sessions=%llu max_sessions=%llu",
-            brk_store_name(b->store), mem ? "-" : path,
-            (unsigned long long)brk_store_count(b->store),
-            (unsigned long long)lim.max_sessions);
+             brk_store_name(b->store), mem ? "-" : path,
+             (unsigned long long)brk_store_count(b->store),
+             (unsigned long long)lim.max_sessions);
     brk_reserve_open(b);
     return 0;
 }
@@ -181,7 +181,7 @@ static void on_delete(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     }
     char name[80];
     if (rc) base_log(BASE_LOG_INFO, "session_deleted", "session=%s",
-                    base_log_str(name, sizeof name, m->session.p, m->session.n));
+                     base_log_str(name, sizeof name, m->session.p, m->session.n));
     if (proto_enc_result_begin(&b->out, m->id) == 0) {
         msgpack_pack_map(&b->out.pk, 1);
         proto_pack_cstr(&b->out, "deleted");

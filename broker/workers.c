@@ -62,8 +62,8 @@ static void send_simple(brk_t *b, const brk_in_t *in, proto_type_t type) {
 static void worker_remove(brk_t *b, brk_worker_t *w) {
     char name[80];
     base_log(BASE_LOG_INFO, "worker_lost", "name=%s why=%s in_flight=%llu",
-            base_log_str(name, sizeof name, w->name, w->name_len),
-            w->dead_why ? w->dead_why : "removed", (unsigned long long)w->in_flight);
+             base_log_str(name, sizeof name, w->name, w->name_len),
+             w->dead_why ? w->dead_why : "removed", (unsigned long long)w->in_flight);
     w->dead = true; /* no longer picked: the retries below go to other hosts */
     brk_mx_worker_lost(b);
     brk_tasks_worker_gone(b, w);
@@ -184,7 +184,7 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     if (b->n_hostings + n_agents > b->cfg.max_agent_hosts) {
         char name[80];
         base_log(BASE_LOG_WARN, "worker_refused", "name=%s agents=%u why=\"max-agent-hosts\"",
-                base_log_str(name, sizeof name, m->name.p, m->name.n), n_agents);
+                 base_log_str(name, sizeof name, m->name.p, m->name.n), n_agents);
         brk_reply_error(b, in, nil, "overloaded", "workers announce %llu agents in all, and "
                         "%u more would pass max-agent-hosts %llu",
                         (unsigned long long)b->n_hostings, n_agents,
@@ -194,7 +194,7 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     if (b->n_workers >= b->cfg.max_workers) {
         char name[80];
         base_log(BASE_LOG_WARN, "worker_refused", "name=%s why=\"worker table full\"",
-                base_log_str(name, sizeof name, m->name.p, m->name.n));
+                 base_log_str(name, sizeof name, m->name.p, m->name.n));
         brk_reply_error(b, in, nil, "overloaded", "worker table full (max-workers %llu)",
                         (unsigned long long)b->cfg.max_workers);
         return;
@@ -210,8 +210,8 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     }
     char name[80];
     base_log(BASE_LOG_INFO, "worker_ready", "name=%s capacity=%llu agents=%u heartbeat_ms=%llu",
-            base_log_str(name, sizeof name, w->name, w->name_len),
-            (unsigned long long)w->capacity, w->n_agents, (unsigned long long)w->hb_ms);
+             base_log_str(name, sizeof name, w->name, w->name_len),
+             (unsigned long long)w->capacity, w->n_agents, (unsigned long long)w->hb_ms);
     brk_budget_worker_ready(b, w);
     brk_worker_want_pump(b, w);
 }

@@ -90,7 +90,7 @@ int brk_security_check(const brk_config_t *cfg) {
             return -EINVAL;
         }
         base_log(BASE_LOG_WARN, "insecure_bind", "endpoint=%s why=\"--insecure: plaintext and "
-                "no authentication on a non-loopback address\"", eps[i]);
+                 "no authentication on a non-loopback address\"", eps[i]);
     }
     /* /metrics is plain HTTP whatever CURVE does for the other sockets: off loopback it
      * always needs --insecure. */
@@ -103,7 +103,7 @@ int brk_security_check(const brk_config_t *cfg) {
             return -EINVAL;
         }
         base_log(BASE_LOG_WARN, "insecure_bind", "endpoint=%s why=\"--insecure: /metrics is "
-                "plain HTTP on a non-loopback address\"", cfg->metrics_ep);
+                 "plain HTTP on a non-loopback address\"", cfg->metrics_ep);
     }
     return 0;
 }
@@ -286,7 +286,7 @@ static int list_reload(brk_t *b, int d) {
     if (rc == 0) rc = list_install(b->zap, d, v, n, &added, &removed);
     if (rc == 0)
         base_log(BASE_LOG_INFO, "keys_loaded", "domain=%s file=%s keys=%zu added=%zu removed=%zu",
-                domain_names[d], path, n, added, removed);
+                 domain_names[d], path, n, added, removed);
     free(v);
     return rc;
 }
@@ -373,7 +373,7 @@ static void log_denied(brk_t *b, const char *domain, zmq_msg_t *addr, const char
     }
     char a[80];
     base_log(BASE_LOG_WARN, "zap_denied", "domain=%s address=%s key=%s why=\"%s\"", domain,
-            base_log_str(a, sizeof a, zmq_msg_data(addr), zmq_msg_size(addr)), key, why);
+             base_log_str(a, sizeof a, zmq_msg_data(addr), zmq_msg_size(addr)), key, why);
 }
 
 /* Decides one request: frames [version][request id][domain][address][identity][mechanism]
