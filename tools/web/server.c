@@ -456,9 +456,7 @@ int main(int argc, char **argv) {
     w.lim.max_size = (size_t)256 << 20; /* the broker already enforced its limit */
     proto_buf_init(&w.json);
     proto_buf_init(&w.msg);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    w.epoch = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    w.epoch = base_unix_ms();
     w.zctx = zmq_ctx_new();
     w.conns = calloc(w.o.max_conns, sizeof *w.conns);
     w.ring = calloc(w.o.ring, sizeof *w.ring);
