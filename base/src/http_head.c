@@ -13,13 +13,24 @@ static bool is_tchar(unsigned char c) {
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
+static bool method_char(unsigned char c, bool strict) {
+    return strict ? c >= 'A' && c <= 'Z' : is_tchar(c);
+}
+
+/* Copies s[0..n) into out (cap bytes, NUL-terminated). Returns: 0, or BASE_HTTP_ELONG. */
+static int copy(char *out, size_t cap, const char *s, size_t n) {
+    if (n >= cap) return BASE_HTTP_ELONG;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
 /* Parses "METHOD SP TARGET SP HTTP/1.D" (line without its end). */
-static int request_line(const char *s, size_t n, base_http_req_t *out) {
+static int request_line(const char *s, size_t n, bool strict, base_http_req_t *out) {
     size_t i = 0, m = 0;
-    while (i < n && is_tchar((unsigned char)s[i])) i++;
-    if (i == 0 || i >= sizeof out->method || i >= n || s[i] != ' ') return BASE_HTTP_EBAD;
-    memcpy(out->method, s, i);
-    out->method[i] = '\0';
+    while (i < n && method_char((unsigned char)s[i], strict)) i++;
+    if (i == 0 || i >= n || s[i] != ' ') return BASE_HTTP_EBAD;
+    if (copy(out->method, sizeof out->method, s, i)) return BASE_HTTP_EBAD;
     size_t t0 = ++i;
     while (i < n && s[i] != ' ') {
         unsigned char c = (unsigned char)s[i];
@@ -28,31 +39,41 @@ static int request_line(const char *s, size_t n, base_http_req_t *out) {
     }
     size_t tn = i - t0;
     if (tn == 0 || s[t0] != '/' || i >= n) return BASE_HTTP_EBAD;
-    while (m < tn && s[t0 + m] != '?' && s[t0 + m] != '#') m++;
-    if (m >= sizeof out->path) return BASE_HTTP_EBAD;
-    memcpy(out->path, s + t0, m);
-    out->path[m] = '\0';
     const char *v = s + i + 1;
     if (n - i - 1 != 8 || memcmp(v, "HTTP/1.", 7) != 0 || v[7] < '0' || v[7] > '9')
         return BASE_HTTP_EBAD;
     out->minor = v[7] - '0';
-    return 0;
+    while (m < tn && s[t0 + m] != '?' && s[t0 + m] != '#') m++;
+    int rc = copy(out->path, sizeof out->path, s + t0, m);
+    if (rc == 0 && m < tn && s[t0 + m] == '?') {
+        size_t q = m + 1, qe = q;
+        while (qe < tn && s[t0 + qe] != '#') qe++;
+        rc = copy(out->query, sizeof out->query, s + t0 + q, qe - q);
+    }
+    return rc;
 }
 
-/* A header line "name: value": a token, a colon, then visible text, spaces or obs-text. */
-static int header_line(const char *s, size_t n) {
+/* A header line "name: value": a token, a colon, then visible text, spaces or obs-text;
+ * handed to the callback with the value's surrounding blanks cut. */
+static int header_line(const char *s, size_t n, const base_http_head_opts_t *o) {
     size_t i = 0;
     while (i < n && is_tchar((unsigned char)s[i])) i++;
     if (i == 0 || i >= n || s[i] != ':') return BASE_HTTP_EBAD;
+    size_t nn = i;
     for (i++; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f) return BASE_HTTP_EBAD;
     }
-    return 0;
+    if (!o->on_header) return 0;
+    const char *v = s + nn + 1, *end = s + n;
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    return o->on_header(o->ctx, s, nn, v, (size_t)(end - v));
 }
 
-int base_http_parse(const char *buf, size_t n, size_t max, base_http_req_t *out) {
-    size_t line = 0, lines = 0, limit = n < max ? n : max;
+int base_http_read_head(const char *buf, size_t n, const base_http_head_opts_t *o,
+                        base_http_req_t *out) {
+    size_t line = 0, lines = 0, limit = n < o->max ? n : o->max;
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < limit; i++) {
         unsigned char c = (unsigned char)buf[i];
@@ -62,16 +83,22 @@ int base_http_parse(const char *buf, size_t n, size_t max, base_http_req_t *out)
         }
         size_t len = i - line; /* a bare LF ends a line too (RFC 9112 allows it) */
         if (len && buf[i - 1] == '\r') len--;
+        else if (o->strict) return BASE_HTTP_EBAD; /* ...but not where lines must be CRLF */
         if (memchr(buf + line, '\r', len)) return BASE_HTTP_EBAD; /* a CR inside a line */
         int rc = 0;
-        if (lines == 0) rc = request_line(buf + line, len, out);
+        if (lines == 0) rc = request_line(buf + line, len, o->strict, out);
         else if (len == 0) return (int)(i + 1); /* the empty line: the head is whole */
-        else rc = header_line(buf + line, len);
+        else rc = header_line(buf + line, len, o);
         if (rc) return rc;
         lines++;
         line = i + 1;
     }
-    return n >= max ? BASE_HTTP_ETOOBIG : 0;
+    return n >= o->max ? BASE_HTTP_ETOOBIG : 0;
+}
+
+int base_http_parse(const char *buf, size_t n, size_t max, base_http_req_t *out) {
+    base_http_head_opts_t o = {.max = max};
+    return base_http_read_head(buf, n, &o, out);
 }
 
 int base_http_status(int rc, const base_http_req_t *req, const char *path) {

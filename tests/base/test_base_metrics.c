@@ -2,6 +2,7 @@
  * share: the bounded HTTP request-head reader (complete, partial, malformed, over the limit),
  * the status a scraper gets, the responses, label escaping, and the histogram (bucket edges,
  * cumulative text). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,10 +64,11 @@ static void test_http_rejects_malformed_heads(void **state) {
     /* a NUL byte is refused as well (strlen would stop at it) */
     static const char nul[] = "GET /m\0 HTTP/1.1\r\n\r\n";
     assert_int_equal(base_http_parse(nul, sizeof nul - 1, 8192, &r), BASE_HTTP_EBAD);
-    /* a target longer than the path field */
+    /* a target longer than the path field: its own code, answered 400 too */
     char longpath[600];
     snprintf(longpath, sizeof longpath, "GET /%0400d HTTP/1.1\r\n\r\n", 0);
-    assert_int_equal(parse(longpath, 8192, &r), BASE_HTTP_EBAD);
+    assert_int_equal(parse(longpath, 8192, &r), BASE_HTTP_ELONG);
+    assert_int_equal(base_http_status(BASE_HTTP_ELONG, &r, "/metrics"), 400);
 }
 
 static void test_http_head_over_the_limit_is_too_big(void **state) {
@@ -195,8 +197,50 @@ static void test_hist_text_is_cumulative_and_counts_add_up(void **state) {
     base_buf_free(&o);
 }
 
+typedef struct seen {
+    char names[128];
+    int calls;
+} seen_t;
+
+static int on_header(void *ctx, const char *name, size_t nn, const char *value, size_t vn) {
+    seen_t *s = ctx;
+    s->calls++;
+    size_t at = strlen(s->names);
+    snprintf(s->names + at, sizeof s->names - at, "%.*s=%.*s;", (int)nn, name, (int)vn, value);
+    return nn == 4 && memcmp(name, "Stop", 4) == 0 ? -EPERM : 0;
+}
+
+static void test_http_read_head_strict_hands_fields_to_the_callback(void **state) {
+    (void)state;
+    base_http_req_t r;
+    seen_t s = {"", 0};
+    base_http_head_opts_t o = {.max = 8192, .strict = true, .on_header = on_header, .ctx = &s};
+    const char *req = "POST /api/q?a=1&b=2#frag HTTP/1.1\r\nHost:  x:1 \r\nX-A:\t\r\n\r\n";
+    assert_int_equal(base_http_read_head(req, strlen(req), &o, &r), (int)strlen(req));
+    assert_string_equal(r.path, "/api/q");
+    assert_string_equal(r.query, "a=1&b=2");
+    assert_string_equal(s.names, "Host=x:1;X-A=;"); /* values trimmed */
+    /* a callback's code ends the read with it */
+    const char *stop = "GET / HTTP/1.1\r\nStop: now\r\nNever: seen\r\n\r\n";
+    s = (seen_t){"", 0};
+    assert_int_equal(base_http_read_head(stop, strlen(stop), &o, &r), -EPERM);
+    assert_int_equal(s.calls, 1);
+    /* strict: CRLF only and an upper-case method; the lenient reader takes both */
+    const char *lf = "GET / HTTP/1.1\nHost: x\n\n", *lower = "get / HTTP/1.1\r\n\r\n";
+    assert_int_equal(base_http_read_head(lf, strlen(lf), &o, &r), BASE_HTTP_EBAD);
+    assert_int_equal(base_http_read_head(lower, strlen(lower), &o, &r), BASE_HTTP_EBAD);
+    assert_int_equal(base_http_parse(lf, strlen(lf), 8192, &r), (int)strlen(lf));
+    assert_int_equal(base_http_parse(lower, strlen(lower), 8192, &r), (int)strlen(lower));
+    /* a query longer than its field */
+    char longq[2200] = "GET /?";
+    memset(longq + 6, 'q', 2100);
+    strcpy(longq + 2106, " HTTP/1.1\r\n\r\n");
+    assert_int_equal(base_http_parse(longq, strlen(longq), 8192, &r), BASE_HTTP_ELONG);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_http_read_head_strict_hands_fields_to_the_callback),
         cmocka_unit_test(test_http_reads_a_whole_get),
         cmocka_unit_test(test_http_partial_head_asks_for_more),
         cmocka_unit_test(test_http_rejects_malformed_heads),

@@ -1,7 +1,10 @@
-/* tools/web/web_http.c: reading a request head and its parameters, and the checks that decide
- * whether a request may be answered (see web_http.h). Everything here reads untrusted bytes:
- * every length is checked before it is used and nothing is asserted on. */
+/* tools/web/web_http.c: the console's request head (read by base's reader, base/http_head.h,
+ * in its strict form) and parameters, and the checks that decide whether a request may be
+ * answered (see web_http.h). Everything here reads untrusted bytes: every length is checked
+ * before it is used and nothing is asserted on. */
 #include "web_http.h"
+
+#include "base/http_head.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -9,16 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* The head's end: the index just past "\r\n\r\n" within buf[0..n), 0 when absent. */
-static size_t head_end(const char *buf, size_t n) {
-    for (size_t i = 3; i < n; i++)
-        if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r')
-            return i + 1;
-    return 0;
-}
-
-static bool ctl_byte(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
 
 /* Copies s[0..n) into out (cap bytes, NUL-terminated). Returns: 0, or -E2BIG. */
 static int copy(char *out, size_t cap, const char *s, size_t n) {
@@ -28,86 +21,58 @@ static int copy(char *out, size_t cap, const char *s, size_t n) {
     return 0;
 }
 
-/* "METHOD SP target SP HTTP/1.x" in line[0..n). */
-static int request_line(const char *line, size_t n, web_req_t *r) {
-    const char *sp1 = memchr(line, ' ', n);
-    if (!sp1 || sp1 == line || (size_t)(sp1 - line) >= sizeof r->method) return -EINVAL;
-    for (const char *p = line; p < sp1; p++)
-        if (*p < 'A' || *p > 'Z') return -EINVAL;
-    const char *t = sp1 + 1, *end = line + n;
-    const char *sp2 = memchr(t, ' ', (size_t)(end - t));
-    if (!sp2 || sp2 == t || *t != '/') return -EINVAL;
-    if (end - sp2 != 9 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || sp2[8] < '0' || sp2[8] > '9')
-        return -EINVAL;
-    for (const char *p = t; p < sp2; p++)
-        if (ctl_byte((unsigned char)*p) || *p == '\t') return -EINVAL;
-    memcpy(r->method, line, (size_t)(sp1 - line));
-    r->method[sp1 - line] = '\0';
-    const char *q = memchr(t, '?', (size_t)(sp2 - t));
-    const char *pend = q ? q : sp2;
-    int rc = copy(r->path, sizeof r->path, t, (size_t)(pend - t));
-    if (rc == 0 && q) rc = copy(r->query, sizeof r->query, q + 1, (size_t)(sp2 - q - 1));
-    return rc;
-}
+typedef struct fields {
+    web_req_t *r;
+    size_t max_body;
+    bool cl_seen;
+} fields_t;
 
-static int content_length(const char *v, size_t n, size_t max_body, web_req_t *r, bool *seen) {
-    if (*seen || n == 0 || n > 19) return -EINVAL;
+static int content_length(const char *v, size_t n, fields_t *f) {
+    if (f->cl_seen || n == 0 || n > 19) return -EINVAL;
     size_t x = 0;
     for (size_t i = 0; i < n; i++) {
         if (v[i] < '0' || v[i] > '9') return -EINVAL;
         x = x * 10 + (size_t)(v[i] - '0');
     }
-    *seen = true;
-    r->content_length = x;
-    return x > max_body ? -EFBIG : 0;
+    f->cl_seen = true;
+    f->r->content_length = x;
+    return x > f->max_body ? -EFBIG : 0;
 }
 
 static bool name_is(const char *name, size_t n, const char *want) {
     return strlen(want) == n && strncasecmp(name, want, n) == 0;
 }
 
-/* One "Name: value" line. Values longer than the field are cut (only Host and the token
- * matter, and a cut one fails its check). */
-static int header(const char *line, size_t n, size_t max_body, web_req_t *r, bool *cl_seen) {
-    const char *colon = memchr(line, ':', n);
-    if (!colon || colon == line) return -EINVAL;
-    size_t nn = (size_t)(colon - line);
-    for (size_t i = 0; i < nn; i++)
-        if (line[i] <= ' ' || line[i] == 0x7f) return -EINVAL;
-    const char *v = colon + 1, *end = line + n;
-    for (const char *p = v; p < end; p++)
-        if (ctl_byte((unsigned char)*p)) return -EINVAL;
-    while (v < end && (*v == ' ' || *v == '\t')) v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
-    size_t vn = (size_t)(end - v);
+/* base_http_read_head's header callback: the fields the console reads. Values longer than
+ * the field are cut (only Host and the token matter, and a cut one fails its check). */
+static int header(void *ctx, const char *name, size_t nn, const char *v, size_t vn) {
+    fields_t *f = ctx;
+    web_req_t *r = f->r;
     char *dst = NULL;
-    if (name_is(line, nn, "content-length")) return content_length(v, vn, max_body, r, cl_seen);
-    if (name_is(line, nn, "transfer-encoding")) return -EINVAL;
-    if (name_is(line, nn, "x-actor-web")) r->has_xweb = true;
-    if (name_is(line, nn, "host")) dst = r->host;
-    if (name_is(line, nn, "x-actor-token")) dst = r->token;
-    if (name_is(line, nn, "content-type")) dst = r->content_type;
+    if (name_is(name, nn, "content-length")) return content_length(v, vn, f);
+    if (name_is(name, nn, "transfer-encoding")) return -EINVAL;
+    if (name_is(name, nn, "x-actor-web")) r->has_xweb = true;
+    if (name_is(name, nn, "host")) dst = r->host;
+    if (name_is(name, nn, "x-actor-token")) dst = r->token;
+    if (name_is(name, nn, "content-type")) dst = r->content_type;
     if (dst) copy(dst, WEB_MAX_FIELD, v, vn < WEB_MAX_FIELD ? vn : WEB_MAX_FIELD - 1);
     return 0;
 }
 
 int web_req_parse(const char *buf, size_t n, size_t max_head, size_t max_body, web_req_t *r) {
     memset(r, 0, sizeof *r);
-    size_t end = head_end(buf, n < max_head ? n : max_head);
-    if (!end) return n >= max_head ? -E2BIG : 0;
-    const char *p = buf, *stop = buf + end - 2; /* the last line's CRLF */
-    bool first = true, cl_seen = false;
-    while (p < stop) {
-        const char *nl = memchr(p, '\r', (size_t)(stop - p));
-        if (!nl || nl[1] != '\n') return -EINVAL;
-        size_t len = (size_t)(nl - p);
-        int rc = first ? request_line(p, len, r) : header(p, len, max_body, r, &cl_seen);
-        if (rc) return rc;
-        first = false;
-        p = nl + 2;
-    }
-    if (first) return -EINVAL;
-    r->head_len = end;
+    fields_t f = {r, max_body, false};
+    base_http_head_opts_t o = {.max = max_head, .strict = true, .on_header = header, .ctx = &f};
+    base_http_req_t req;
+    int rc = base_http_read_head(buf, n, &o, &req);
+    if (rc == 0) return 0;
+    if (rc == BASE_HTTP_ELONG || rc == BASE_HTTP_ETOOBIG) return -E2BIG;
+    if (rc < 0) return rc; /* -EINVAL, or the callback's -EINVAL / -EFBIG */
+    if (copy(r->method, sizeof r->method, req.method, strlen(req.method))) return -EINVAL;
+    if (copy(r->path, sizeof r->path, req.path, strlen(req.path)) ||
+        copy(r->query, sizeof r->query, req.query, strlen(req.query)))
+        return -E2BIG;
+    r->head_len = (size_t)rc;
     return 1;
 }
 

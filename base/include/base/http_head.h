@@ -1,8 +1,10 @@
-/* base/http_head.h: what an endpoint needs of HTTP/1.x to answer a scraper: a bounded reader
- * of one request head, the status the scraper gets, and a whole `Connection: close` answer. */
+/* base/http_head.h: the one reader of HTTP/1.x request heads (the /metrics endpoints and
+ * actor-web's console), bounded, with header fields handed to a callback; the status a
+ * scraper gets, and a whole `Connection: close` answer. */
 #ifndef BASE_HTTP_HEAD_H
 #define BASE_HTTP_HEAD_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,25 +12,45 @@
 #include "base/buf.h"
 
 #define BASE_HTTP_MAX_PATH 256
+#define BASE_HTTP_MAX_QUERY 2048
 #define BASE_HTTP_DEFAULT_MAX 8192 /* bytes of a request head, by default */
 
-/* base_http_parse's errors. */
-#define BASE_HTTP_EBAD (-1)    /* not an HTTP/1.x request head */
-#define BASE_HTTP_ETOOBIG (-2) /* no end of the head within max bytes */
+/* The reader's errors (negative errno values, so a header callback's own codes pass
+ * through beside them). */
+#define BASE_HTTP_EBAD (-EINVAL)        /* not an HTTP/1.x request head */
+#define BASE_HTTP_ETOOBIG (-E2BIG)      /* no end of the head within max bytes */
+#define BASE_HTTP_ELONG (-ENAMETOOLONG) /* a target or query longer than its field */
 
 typedef struct base_http_req {
-    char method[16];                /* "GET" */
-    char path[BASE_HTTP_MAX_PATH];  /* "/metrics", the query string cut off */
-    int minor;                      /* HTTP/1.<minor> */
+    char method[16];                  /* "GET" */
+    char path[BASE_HTTP_MAX_PATH];    /* "/metrics", not decoded, the query string cut off */
+    char query[BASE_HTTP_MAX_QUERY];  /* what followed '?', "" when none */
+    int minor;                        /* HTTP/1.<minor> */
 } base_http_req_t;
 
+/* Receives one header line: name[0..nn) (a token) and value[0..vn) with its surrounding
+ * blanks cut. Returns: 0 to go on, or a negative code that ends the read with it. */
+typedef int (*base_http_header_fn)(void *ctx, const char *name, size_t nn, const char *value,
+                                   size_t vn);
+
+typedef struct base_http_head_opts {
+    size_t max;   /* bytes of the head */
+    bool strict;  /* CRLF line ends only and an upper-case method: a server that other
+                     software may sit in front of reads the head as strictly as it can */
+    base_http_header_fn on_header; /* NULL: header lines are checked for shape only */
+    void *ctx;
+} base_http_head_opts_t;
+
 /* Reads the request head at buf[0..n): the request line and header lines up to the empty
- * line. Header fields are checked for shape (name ":" value) and otherwise ignored. Never
- * reads past n or max, never allocates.
+ * line. Never reads past n or max, never allocates.
  * Returns: 0 while the head is incomplete (read more), else the head's length in bytes.
- * Errors: BASE_HTTP_EBAD (a bad request line, a method or target longer than the fields
- * above, a bad header line, NUL or control bytes), BASE_HTTP_ETOOBIG (no end of the head
- * within max bytes). */
+ * Errors: BASE_HTTP_EBAD (a bad request line, a method longer than its field, a header line
+ * that is not a token, ':' and text, NUL or control bytes, a bare LF when strict),
+ * BASE_HTTP_ELONG (a target or query longer than its field), BASE_HTTP_ETOOBIG (no end of
+ * the head within max bytes), or what on_header returned. */
+int base_http_read_head(const char *buf, size_t n, const base_http_head_opts_t *o,
+                        base_http_req_t *out);
+/* base_http_read_head with max and nothing else: how the /metrics endpoints read. */
 int base_http_parse(const char *buf, size_t n, size_t max, base_http_req_t *out);
 
 /* The status a scraper gets for a head (rc as base_http_parse returned it, > 0) or an error:
