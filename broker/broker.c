@@ -25,18 +25,6 @@ void brk_panic(const char *file, int line, const char *what) {
     abort();
 }
 
-int64_t brk_clock_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t brk_unix_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void *brk_sock(brk_t *b, brk_sock_t s) { return s == BRK_SOCK_CLIENTS ? b->clients : b->workers; }
 
 int brk_send(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen, bool req,
@@ -71,9 +59,10 @@ static bool is_input_error(const char *code) {
 bool brk_bad_input_log_ok(brk_t *b) {
     if (b->now - b->bad_log_start >= 1000) {
         if (b->bad_log_dropped)
-            brk_log(BRK_LOG_WARN, "reply_error_suppressed", "lines=%llu window_ms=%lld "
-                    "why=\"more than log-bad-input a second\"",
-                    (unsigned long long)b->bad_log_dropped, (long long)(b->now - b->bad_log_start));
+            base_log(BASE_LOG_WARN, "reply_error_suppressed", "lines=%llu window_ms=%lld "
+                     "why=\"more than log-bad-input a second\"",
+                     (unsigned long long)b->bad_log_dropped,
+                     (long long)(b->now - b->bad_log_start));
         b->bad_log_start = b->now;
         b->bad_log_n = b->bad_log_dropped = 0;
     }
@@ -93,17 +82,17 @@ void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *c
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
     /* It may quote what the peer sent, and the cut above may split a character. */
-    brk_utf8_clean(msg, sizeof msg, raw, strlen(raw));
+    base_utf8_clean(msg, sizeof msg, raw, strlen(raw));
     brk_mx_error(b, code); /* counted in /metrics whether logged or not */
-    int level = is_input_error(code) ? BRK_LOG_WARN : BRK_LOG_DEBUG;
-    brk_log_hex(peer, sizeof peer, in->id, in->idlen);
-    if (brk_log_on(level) && (level < BRK_LOG_WARN || brk_bad_input_log_ok(b)))
-        brk_log(level, "reply_error", "sock=%s peer=%s code=%s message=%s",
+    int level = is_input_error(code) ? BASE_LOG_WARN : BASE_LOG_DEBUG;
+    base_log_hex(peer, sizeof peer, in->id, in->idlen);
+    if (base_log_on(level) && (level < BASE_LOG_WARN || brk_bad_input_log_ok(b)))
+        base_log(level, "reply_error", "sock=%s peer=%s code=%s message=%s",
                 in->sock == BRK_SOCK_CLIENTS ? "clients" : "workers", peer, code,
-                brk_log_str(q, sizeof q, msg, strlen(msg)));
+                base_log_str(q, sizeof q, msg, strlen(msg)));
     if (proto_enc_error(&b->out, id, code, msg) != 0) return;
     int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, b->out.p, b->out.n);
-    if (rc < 0) brk_log(BRK_LOG_DEBUG, "send_failed", "peer=%s errno=%d", peer, -rc);
+    if (rc < 0) base_log(BASE_LOG_DEBUG, "send_failed", "peer=%s errno=%d", peer, -rc);
 }
 
 /* Works out the envelope: [id][body] (DEALER) or [id][""][body...] (REQ-style). */
@@ -192,7 +181,7 @@ static void refuse_removed_key(brk_t *b, const brk_in_t *in) {
                         "any more");
         return;
     }
-    brk_worker_t *w = brk_container_of(n, brk_worker_t, node);
+    brk_worker_t *w = base_container_of(n, brk_worker_t, node);
     if (!w->dead && proto_enc_simple(&b->out, PROTO_DISCONNECT) == 0)
         brk_send(b, BRK_SOCK_WORKERS, w->id, w->idlen, false, b->out.p, b->out.n);
     brk_worker_mark_dead(b, w, "key removed");
@@ -224,11 +213,11 @@ static bool recv_router(brk_t *b, brk_sock_t s) {
 /* Settles what a message may have left to do: workers whose send failed are removed (their
  * jobs retried or answered) and workers with fresh credit are offered queued work. */
 static void settle(brk_t *b) {
-    while (b->have_dead || !brk_list_empty(&b->pump)) {
+    while (b->have_dead || !base_list_empty(&b->pump)) {
         if (b->have_dead) brk_workers_reap(b);
-        while (!brk_list_empty(&b->pump) && !b->have_dead) {
-            brk_worker_t *w = brk_container_of(b->pump.next, brk_worker_t, pump_link);
-            brk_list_unlink(&w->pump_link);
+        while (!base_list_empty(&b->pump) && !b->have_dead) {
+            brk_worker_t *w = base_container_of(b->pump.next, brk_worker_t, pump_link);
+            base_list_unlink(&w->pump_link);
             if (!w->dead) brk_jobs_pump_worker(b, w);
         }
     }
@@ -238,9 +227,9 @@ static void on_one_signal(brk_t *b) {
     if (!b->draining) {
         b->draining = true;
         b->drain_until = brk_after(b->now, b->cfg.drain_ms);
-        brk_log(BRK_LOG_INFO, "draining", "in_flight=%llu queued=%llu drain_ms=%llu",
-                (unsigned long long)b->n_live, (unsigned long long)b->n_queued,
-                (unsigned long long)b->cfg.drain_ms);
+        base_log(BASE_LOG_INFO, "draining", "in_flight=%llu queued=%llu drain_ms=%llu",
+                 (unsigned long long)b->n_live, (unsigned long long)b->n_queued,
+                 (unsigned long long)b->cfg.drain_ms);
     } else {
         b->drain_until = b->now; /* a second signal: stop now */
     }
@@ -259,18 +248,18 @@ static void on_signal(brk_t *b) {
 
 static void finish_drain(brk_t *b) {
     if (b->n_live)
-        brk_log(BRK_LOG_WARN, "drain_timeout", "unanswered=%llu",
-                (unsigned long long)b->n_live);
+        base_log(BASE_LOG_WARN, "drain_timeout", "unanswered=%llu",
+                 (unsigned long long)b->n_live);
     brk_jobs_abort_all(b, "shutting_down", "the broker stopped before the query finished");
     brk_tasks_abort_all(b, "shutting_down", "the broker stopped before the worker answered");
     brk_workers_disconnect_all(b);
     b->stop = true;
-    brk_log(BRK_LOG_INFO, "stopped", "workers=%llu", (unsigned long long)b->n_workers);
+    base_log(BASE_LOG_INFO, "stopped", "workers=%llu", (unsigned long long)b->n_workers);
 }
 
 static long poll_timeout(brk_t *b) {
     int64_t next = b->now + 1000;
-    int64_t bt = brk_budget_tick(b); /* grants the rate lets go now (budget.c) */
+    int64_t bt = brk_budget_tick(b); /* grants the rate lets go now (model_budget.c) */
     if (bt >= 0 && bt < next) next = bt;
     int64_t t = brk_jobs_tick(b);
     settle(b);
@@ -301,18 +290,18 @@ static long poll_timeout(brk_t *b) {
  * sockets get their turn whatever one peer sends; false once it has none left. The worker
  * socket read empty is what lets liveness call a worker silent. */
 static bool drain_one(brk_t *b, int i) {
-    int64_t t0 = brk_clock_ms();
+    int64_t t0 = base_mono_ms();
     for (int k = 0; k < RECV_BATCH; k++) {
         bool got = i == 0   ? recv_router(b, BRK_SOCK_CLIENTS)
                    : i == 1 ? recv_router(b, BRK_SOCK_WORKERS)
                    : i == 2 ? brk_bus_forward(b)
                             : brk_subs_read(b);
         if (!got) {
-            if (i == 1) b->wdrained_at = brk_clock_ms();
+            if (i == 1) b->wdrained_at = base_mono_ms();
             return false;
         }
         if (i < 2) settle(b);
-        if (k % 16 == 15 && brk_clock_ms() - t0 >= (int64_t)b->cfg.loop_slice_ms) break;
+        if (k % 16 == 15 && base_mono_ms() - t0 >= (int64_t)b->cfg.loop_slice_ms) break;
     }
     return true;
 }
@@ -340,7 +329,7 @@ int brk_run(brk_t *b) {
     bool ready[4] = {false, false, false, false};
     unsigned turns = 0;
     while (!b->stop) {
-        b->now = brk_clock_ms();
+        b->now = base_mono_ms();
         brk_lease_tick(b); /* fencing (--pair): exits when the lease is lost */
         long timeout = poll_timeout(b);
         if (b->draining && (b->n_live == 0 || b->now >= b->drain_until)) {
@@ -352,10 +341,10 @@ int brk_run(brk_t *b) {
             int rc = zmq_poll(items, n_items, any ? 0 : timeout);
             if (rc < 0) {
                 if (errno == EINTR) continue;
-                brk_log(BRK_LOG_ERROR, "poll_failed", "error=\"%s\"", zmq_strerror(errno));
+                base_log(BASE_LOG_ERROR, "poll_failed", "error=\"%s\"", zmq_strerror(errno));
                 return 1;
             }
-            b->now = brk_clock_ms();
+            b->now = base_mono_ms();
             if (!ready[1] && !(items[1].revents & ZMQ_POLLIN)) b->wdrained_at = b->now;
             for (int i = 0; i < 4; i++) ready[i] |= (items[i].revents & ZMQ_POLLIN) != 0;
             if (items[4].revents & ZMQ_POLLIN) on_signal(b);
@@ -378,8 +367,8 @@ static void *open_socket(brk_t *b, int type, const char *ep, const char *what,
     void *s = zmq_socket(b->ctx, type);
     if (!s) return NULL;
     if (brk_zap_secure(b, s, domain) != 0) {
-        brk_log(BRK_LOG_ERROR, "curve_failed", "socket=%s error=\"%s\"", what,
-                zmq_strerror(errno));
+        base_log(BASE_LOG_ERROR, "curve_failed", "socket=%s error=\"%s\"", what,
+                 zmq_strerror(errno));
         zmq_close(s);
         return NULL;
     }
@@ -404,13 +393,13 @@ static void *open_socket(brk_t *b, int type, const char *ep, const char *what,
         zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     if (type == ZMQ_SUB) zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
     if (zmq_bind(s, ep) != 0) {
-        brk_log(BRK_LOG_ERROR, "bind_failed", "socket=%s endpoint=%s error=\"%s\"", what, ep,
-                zmq_strerror(errno));
+        base_log(BASE_LOG_ERROR, "bind_failed", "socket=%s endpoint=%s error=\"%s\"", what, ep,
+                 zmq_strerror(errno));
         zmq_close(s);
         return NULL;
     }
-    brk_log(BRK_LOG_INFO, "listening", "socket=%s endpoint=%s curve=%s", what, ep,
-            brk_zap_on(b) ? domain : "off");
+    base_log(BASE_LOG_INFO, "listening", "socket=%s endpoint=%s curve=%s", what, ep,
+             brk_zap_on(b) ? domain : "off");
     return s;
 }
 
@@ -418,29 +407,29 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     memset(b, 0, sizeof *b);
     b->cfg = *cfg;
     b->sig_fd = sig_fd;
-    b->now = brk_clock_ms();
+    b->now = base_mono_ms();
     b->wdrained_at = b->now;
     /* Job ids start from the wall clock, not 1: a worker still running a job of the broker
      * before a restart must not have its late answer taken for a new job with that id. */
-    b->next_job_id = ((uint64_t)brk_unix_ms() << 16) + 1;
+    b->next_job_id = ((uint64_t)base_unix_ms() << 16) + 1;
     proto_limits_default(&b->lim);
     b->lim.max_size = cfg->max_msg;
     b->wlim = b->lim;
     b->wlim.max_size = cfg->max_msg + BRK_MSG_SLACK;
     proto_buf_init(&b->out);
     proto_buf_init(&b->busbuf);
-    brk_list_init(&b->worker_list);
-    brk_list_init(&b->pump);
-    brk_list_init(&b->held);
+    base_list_init(&b->worker_list);
+    base_list_init(&b->pump);
+    base_list_init(&b->held);
     /* Workers of a broker that restarts come back within liveness heartbeats: until then a
      * query for one of their agents waits instead of failing with unknown_agent. */
     uint64_t grace = cfg->startup_grace_ms != UINT64_MAX ? cfg->startup_grace_ms
                                                          : cfg->liveness * cfg->heartbeat_ms;
     b->grace_until = brk_after(b->now, grace);
-    if (brk_budget_open(b) != 0) return -ENOMEM; /* the model budget (budget.c) */
+    if (brk_budget_open(b) != 0) return -ENOMEM; /* the model budget (model_budget.c) */
     if (brk_outq_init(b) || brk_clients_init(b) || brk_workers_init(b) || brk_agents_init(b) ||
         brk_jobs_init(b)) {
-        brk_log(BRK_LOG_ERROR, "init_failed", "error=\"out of memory\"");
+        base_log(BASE_LOG_ERROR, "init_failed", "error=\"out of memory\"");
         return -ENOMEM;
     }
     if (cfg->pair) { /* the standby waits here, bound to nothing */
@@ -495,7 +484,7 @@ static void term_context(void *ctx, int limit_ms) {
     if (atomic_load(&t.done)) {
         pthread_join(th, NULL);
     } else {
-        brk_log(BRK_LOG_WARN, "context_term_timeout", "limit_ms=%d", limit_ms);
+        base_log(BASE_LOG_WARN, "context_term_timeout", "limit_ms=%d", limit_ms);
         pthread_detach(th);
     }
 }

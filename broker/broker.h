@@ -1,7 +1,8 @@
 /* broker/broker.h: the broker's shared state and the functions its files call on each other.
  * One process, one thread, one zmq_poll loop (broker.c). Tables: clients (clients.c), workers
- * and the agents they host (workers.c, agents.c), jobs with their queue and deadlines
- * (jobs.c); the bus in bus.c; flags and the config file in main.c. Nothing here is public. */
+ * and the agents they host (workers.c, broker_agents.c), jobs with their queue and deadlines
+ * (broker_jobs.c); the bus in broker_bus.c; flags and the config file in main.c. Nothing here
+ * is public. */
 #ifndef BRK_BROKER_H
 #define BRK_BROKER_H
 
@@ -14,16 +15,18 @@
 
 #include "proto/proto.h"
 
-#include "list.h"
-#include "log.h"
-#include "metrics.h"
-#include "map.h"
+#include "base/clock.h"
+#include "base/heap.h"
+#include "base/list.h"
+#include "base/log.h"
+#include "broker_metrics.h"
+#include "hashmap.h"
 #include "invocations.h"
 #include "dedup.h"
 #include "session.h"
-#include "utf8.h"
+#include "base/utf8.h"
 #include "zap.h"
-#include "budget.h"
+#include "model_budget.h"
 
 #define BRK_MAX_NAME 256          /* agent, worker and session names, bytes */
 #define BRK_MAX_AGENTS 1024       /* agents one worker may host */
@@ -73,7 +76,7 @@ typedef struct brk_config {
     uint64_t max_session_waiters; /* queries waiting for one session's lock */
     uint64_t history_events, history_bytes; /* the history an invocation's work carries */
     uint64_t dedup_window_ms, dedup_max, dedup_max_bytes; /* dedup.c: resent query ids */
-    uint64_t startup_grace_ms;    /* agents.c: after start, queries for agents no worker has
+    uint64_t startup_grace_ms;    /* broker_agents.c: after start, queries for agents no worker has
                                      announced yet wait this long; UINT64_MAX: liveness x
                                      heartbeat_ms, the time workers take to come back */
     char metrics_ep[BRK_ENDPOINT_MAX]; /* --metrics: the /metrics endpoint; "" off */
@@ -86,10 +89,10 @@ typedef struct brk_config {
     uint64_t metrics_max_labels;  /* agents, and error codes, with series of their own */
     uint64_t max_tasks_requests;  /* `tasks` requests waiting for their worker */
     char log_format[8];           /* --log-format: kv or json */
-    uint64_t model_concurrency;   /* model budget (budget.c): permits per backend, 0 none */
+    uint64_t model_concurrency;   /* model budget (model_budget.c): permits per backend, 0 none */
     double model_rps;             /* grants per second per backend, 0 none */
     uint64_t model_burst;         /* grants at once after a pause */
-    uint64_t model_tpm;           /* tokens per minute per backend, 0 none (budget.c) */
+    uint64_t model_tpm;           /* tokens per minute per backend, 0 none (model_budget.c) */
     uint64_t model_max_waiters;   /* waiting acquires per backend */
     uint64_t model_max_backends;  /* backend names the budget tracks at once */
     bool pair;                    /* --pair: active/standby on the PostgreSQL store (lease.c) */
@@ -147,10 +150,9 @@ typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_CANCELLING, JOB_WAITING } brk_job_st
 struct brk_job {
     brk_node_t by_job;       /* key: job_id */
     brk_node_t by_cid;       /* key: ckey (client pointer + id bytes); linked until answered */
-    brk_list_t link;         /* in its agent's queue (QUEUED) or its worker's jobs */
-    brk_list_t clink;        /* in its client's jobs, until answered */
-    size_t heap_idx;         /* position in the deadline heap, SIZE_MAX when not in it */
-    int64_t deadline;        /* heap key: timeout_at, or the cancel grace */
+    base_list_t link;         /* in its agent's queue (QUEUED) or its worker's jobs */
+    base_list_t clink;        /* in its client's jobs, until answered */
+    base_heap_node_t deadline_node; /* in b->deadlines; key: timeout_at, or the cancel grace */
     int64_t timeout_at;      /* the query's deadline (ms, monotonic); -1 none */
     uint64_t job_id, qseq, seq, attempt;
     uint32_t lost;           /* workers lost while running it (poison_after) */
@@ -165,16 +167,16 @@ struct brk_job {
     uint8_t *ckey;
     size_t ckey_len;
     brk_inv_t *inv;          /* its invocation record (invocations.c); NULL: none */
-    brk_list_t ilink;        /* in its id's bucket (jobindex.c), until answered */
+    base_list_t ilink;        /* in its id's bucket (jobindex.c), until answered */
     struct brk_idb *idb;     /* that bucket; NULL once answered */
-    int64_t t0_us;           /* when it was accepted, for the latency histogram (metrics.c) */
-    uint32_t mx_slot;        /* its agent's series in metrics.c */
+    int64_t t0_us;           /* when it was accepted, for the latency histogram */
+    uint32_t mx_slot;        /* its agent's series in broker_metrics.c */
     uint8_t buf[];
 };
 
 struct brk_client {
     brk_node_t node;         /* key: key[0..keylen) = socket byte + routing id */
-    brk_list_t jobs;         /* unanswered jobs */
+    base_list_t jobs;         /* unanswered jobs */
     uint64_t in_flight;
     uint64_t n_pending;      /* of those, queued or waiting for a session (fair shares) */
     brk_sock_t sock;
@@ -184,17 +186,17 @@ struct brk_client {
     int fd;                  /* its connection's fd while gone.c watches it, else -1 */
     bool detached;           /* CURVE, explicit id: that connection closed; answers are
                                 remembered, not sent, until the same key is back (gone.c) */
-    brk_list_t fdlink;       /* in gone.c's list of the clients on that fd */
+    base_list_t fdlink;       /* in gone.c's list of the clients on that fd */
 };
 
 struct brk_agent {
     brk_node_t node;         /* key: name */
-    brk_list_t queue;        /* QUEUED jobs, oldest first */
+    base_list_t queue;        /* QUEUED jobs, oldest first */
     brk_worker_t **hosts;
     uint32_t n_hosts, cap_hosts;
     size_t len;
-    uint32_t mx_slot;        /* its series in metrics.c, plus one; 0 not looked up yet */
-    brk_list_t held_link;    /* in brk.held while it has no host (startup grace) */
+    uint32_t mx_slot;        /* its series in broker_metrics.c, plus one; 0 not looked up yet */
+    base_list_t held_link;    /* in brk.held while it has no host (startup grace) */
     uint32_t n_history;      /* hosts that asked for history in its work (ready's
                                 history_agents): none, and its work carries no history */
     char name[];
@@ -202,9 +204,9 @@ struct brk_agent {
 
 struct brk_worker {
     brk_node_t node;         /* key: id */
-    brk_list_t link;         /* in brk.workers */
-    brk_list_t jobs;         /* RUNNING and CANCELLING jobs it holds credit for */
-    brk_list_t pump_link;    /* in brk.pump while it may have credit for queued work */
+    base_list_t link;         /* in brk.workers */
+    base_list_t jobs;         /* RUNNING and CANCELLING jobs it holds credit for */
+    base_list_t pump_link;    /* in brk.pump while it may have credit for queued work */
     uint8_t id[BRK_MAX_IDENTITY];
     size_t idlen;
     char name[BRK_MAX_NAME + 1];
@@ -218,7 +220,7 @@ struct brk_worker {
     brk_agent_t **agents;
     uint8_t *agent_history;  /* agent_history[i]: it asked for history for agents[i] */
     uint32_t n_agents;
-    struct brk_budget_peer *budget; /* budget.c: its waiters and permits, NULL when none */
+    struct brk_budget_peer *budget; /* model_budget.c: its waiters and permits, NULL when none */
 };
 
 typedef struct brk {
@@ -237,8 +239,8 @@ typedef struct brk {
     uint64_t outq_refused;    /* messages not sent: their peer's bytes were over the bound */
     int64_t wdrained_at;      /* when the worker socket was last read empty: liveness judges
                                  a worker silent only on what was read (broker.c) */
-    brk_list_t worker_list, pump;
-    brk_list_t held;          /* agents with queries and no host yet (startup grace) */
+    base_list_t worker_list, pump;
+    base_list_t held;          /* agents with queries and no host yet (startup grace) */
     uint64_t n_held;          /* how many */
     int64_t grace_until;      /* b->now before which unknown agents are held, not refused */
     uint64_t n_clients, n_workers, n_jobs, n_live, n_queued;
@@ -248,9 +250,8 @@ typedef struct brk {
     uint64_t next_job_id, next_qseq;
     uint64_t next_worker_seq; /* brk_worker_t.seq */
     uint64_t n_hostings;      /* agents hosted, summed over workers (--max-agent-hosts) */
-    brk_job_t **heap;
-    size_t heap_n, heap_cap;
-    void *job_cache;          /* free BRK_JOB_BLOCK-byte job blocks, chained (jobs.c) */
+    base_heap_t deadlines;    /* jobs' deadlines (broker_jobs.c), a slot reserved per job */
+    void *job_cache;          /* free BRK_JOB_BLOCK-byte job blocks, chained (broker_jobs.c) */
     size_t job_cache_n;       /* how many */
     bool have_dead, draining, stop;
     int64_t drain_until, next_maint;
@@ -261,9 +262,9 @@ typedef struct brk {
     brk_zap_t *zap;           /* CURVE keys and the ZAP handler (zap.c); NULL without CURVE */
     brk_invs_t *invs;         /* session locks (invocations.c) */
     brk_dedup_t *dedup;       /* answered queries by (client, id) (dedup.h) */
-    struct brk_metrics *mx;   /* counters and the /metrics endpoint (metrics.c) */
+    struct brk_metrics *mx;   /* counters and the /metrics endpoint (broker_metrics.c) */
     struct brk_tasks *tasks;  /* `tasks` requests waiting for their worker (tasks.c) */
-    struct brk_budget *budget; /* the model budget (budget.c) */
+    struct brk_budget *budget; /* the model budget (model_budget.c) */
     struct brk_reserve *reserve; /* room for session.delete on a full disk (reserve.c) */
     struct brk_gone *gone;    /* clients' connections, to cancel what a gone one sent (gone.c) */
 } brk_t;
@@ -272,8 +273,6 @@ typedef struct brk {
 int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd);
 int brk_run(brk_t *b);   /* until drained; returns the exit status */
 void brk_close(brk_t *b);
-int64_t brk_clock_ms(void);
-int64_t brk_unix_ms(void);
 void *brk_sock(brk_t *b, brk_sock_t s);
 /* Sends body to a ROUTER peer, with the delimiter frame when req. Returns: 0.
  * Errors: -EHOSTUNREACH (the peer is gone), -EAGAIN (its queue is full), other -errno. */
@@ -414,7 +413,7 @@ void brk_workers_disconnect_all(brk_t *b);
 /* Answers `status`: one page of workers (after, limit; within --max-reply) and the totals. */
 void brk_workers_status(brk_t *b, const brk_in_t *in, const proto_msg_t *m);
 
-/* ---- agents.c: which workers host which agent, and each agent's queue ---- */
+/* ---- broker_agents.c: which workers host which agent, and each agent's queue ---- */
 int brk_agents_init(brk_t *b);
 void brk_agents_close(brk_t *b);
 brk_agent_t *brk_agent_find(brk_t *b, proto_str_t name);
@@ -433,7 +432,7 @@ int64_t brk_agents_tick(brk_t *b);
 /* The least-loaded host of a with free credit, or NULL. */
 brk_worker_t *brk_agent_pick(brk_agent_t *a);
 
-/* ---- jobs.c: the job table, its state machine, the queue and deadlines ---- */
+/* ---- broker_jobs.c: the job table, its state machine, the queue and deadlines ---- */
 int brk_jobs_init(brk_t *b);
 void brk_jobs_close(brk_t *b);
 /* Accepts a decoded query (admission checks done by the caller); inv: its prepared
@@ -480,7 +479,7 @@ int64_t brk_jobs_tick(brk_t *b);
 bool brk_jobs_room(brk_t *b);
 void brk_jobs_abort_all(brk_t *b, const char *code, const char *message);
 
-/* ---- bus.c: PUB/SUB forwarding and publications ---- */
+/* ---- broker_bus.c: PUB/SUB forwarding and publications ---- */
 /* One message about a query, as its client gets it (the bus copy adds agent and session). */
 typedef struct brk_qmsg {
     proto_type_t type;       /* PROTO_EVENT, PROTO_RESULT or PROTO_ERROR */
@@ -523,7 +522,7 @@ int64_t brk_subs_tick(brk_t *b);
 /* Whether anyone holds a prefix of topic (true when that cannot be told). */
 bool brk_subs_wanted(const brk_t *b, const char *topic, size_t n);
 /* actorbus_broker_bus_subscriptions and the refused and cut counters. */
-void brk_subs_metrics(brk_t *b, proto_buf_t *o);
+void brk_subs_metrics(brk_t *b, base_buf_t *o);
 /* broker.c: whether one more bad-input log line may be written now (--log-bad-input). */
 bool brk_bad_input_log_ok(brk_t *b);
 

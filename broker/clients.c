@@ -18,7 +18,7 @@ void brk_clients_close(brk_t *b) {
     brk_node_t *n;
     while ((n = brk_map_next(&b->client_map, NULL))) {
         brk_map_del(&b->client_map, n);
-        free(brk_container_of(n, brk_client_t, node));
+        free(base_container_of(n, brk_client_t, node));
     }
     brk_map_close(&b->client_map);
     b->n_clients = 0;
@@ -34,7 +34,7 @@ brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t 
     uint8_t key[1 + BRK_MAX_IDENTITY];
     size_t n = client_key(key, s, id, idlen);
     brk_node_t *node = brk_map_get(&b->client_map, key, n);
-    return node ? brk_container_of(node, brk_client_t, node) : NULL;
+    return node ? base_container_of(node, brk_client_t, node) : NULL;
 }
 
 static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
@@ -45,7 +45,7 @@ static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
     c->keylen = client_key(c->key, in->sock, in->id, in->idlen);
     c->node.key = c->key;
     c->node.klen = c->keylen;
-    brk_list_init(&c->jobs);
+    base_list_init(&c->jobs);
     brk_gone_track(b, c, in);
     brk_map_put(&b->client_map, &c->node);
     b->n_clients++;
@@ -76,7 +76,7 @@ void brk_client_pending(brk_t *b, brk_job_t *j, bool on) {
 
 void brk_client_on_answer(brk_t *b, brk_job_t *j) {
     brk_client_t *c = j->client;
-    brk_list_unlink(&j->clink);
+    base_list_unlink(&j->clink);
     j->client = NULL;
     BRK_ASSERT(c->in_flight > 0);
     c->in_flight--;
@@ -87,14 +87,14 @@ void brk_client_on_answer(brk_t *b, brk_job_t *j) {
 void brk_client_drop(brk_t *b, brk_client_t *c, const char *code, const char *why) {
     /* Each abort answers one job and unlinks it; the last one frees c. */
     for (uint64_t n = c->in_flight; n > 0; n--) {
-        brk_job_t *j = brk_container_of(c->jobs.next, brk_job_t, clink);
+        brk_job_t *j = base_container_of(c->jobs.next, brk_job_t, clink);
         brk_job_abort(b, j, code, why);
     }
 }
 
 static void send_reply(brk_t *b, const brk_in_t *in) {
     int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, b->out.p, b->out.n);
-    if (rc < 0) brk_log(BRK_LOG_DEBUG, "send_failed", "what=reply errno=%d", -rc);
+    if (rc < 0) base_log(BASE_LOG_DEBUG, "send_failed", "what=reply errno=%d", -rc);
 }
 
 /* Refuses a decoded query: the error goes to the sender and, like every answer about a
@@ -108,7 +108,7 @@ static void reject_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m, con
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    brk_utf8_clean(msg, sizeof msg, raw, strlen(raw)); /* the cut may split a character */
+    base_utf8_clean(msg, sizeof msg, raw, strlen(raw)); /* the cut may split a character */
     brk_reply_error(b, in, m->id, code, "%s", msg);
     brk_mx_reject(b, m->agent, code);
     brk_qmsg_t q = {.type = PROTO_ERROR, .id = m->id, .agent = m->agent, .session = m->session};
@@ -123,8 +123,8 @@ static void reject_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m, con
 static const char *query_invalid(const proto_msg_t *m) {
     if (m->agent.n > BRK_MAX_NAME) return "field 'agent' is longer than 256 bytes";
     if (m->session.n > BRK_MAX_NAME) return "field 'session' is longer than 256 bytes";
-    if (!brk_utf8_valid(m->agent.p, m->agent.n)) return "field 'agent' is not valid UTF-8";
-    if (!brk_utf8_valid(m->session.p, m->session.n)) return "field 'session' is not valid UTF-8";
+    if (!base_utf8_valid(m->agent.p, m->agent.n)) return "field 'agent' is not valid UTF-8";
+    if (!base_utf8_valid(m->session.p, m->session.n)) return "field 'session' is not valid UTF-8";
     if (m->session.p && m->session.n == 0) /* present but empty: not the same as absent */
         return "field 'session' must not be empty (leave it out for no session)";
     /* A NUL would cut the name wherever it becomes a C string (logs, /metrics labels). */
@@ -182,7 +182,7 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         /* A resend of a query in flight (a drain too: refusing it would be a second reply).
          * Its one answer goes out in this connection's envelope. */
         dup->req = in->req;
-        brk_log(BRK_LOG_DEBUG, "query_attached", "job=%llu", (unsigned long long)dup->job_id);
+        base_log(BASE_LOG_DEBUG, "query_attached", "job=%llu", (unsigned long long)dup->job_id);
         return;
     }
     if (b->draining) {
@@ -208,7 +208,7 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     if (!a) a = brk_agent_hold(b, m->agent); /* just started: its worker may be on the way */
     if (!a) {
         reject_query(b, in, m, "unknown_agent", "no worker hosts agent %s",
-                     brk_log_str(name, sizeof name, m->agent.p, m->agent.n));
+                     base_log_str(name, sizeof name, m->agent.p, m->agent.n));
         return;
     }
     if (!brk_jobs_room(b)) {

@@ -15,15 +15,16 @@
 #include <sqlite3.h>
 
 #include "dedup_pg.h"
-#include "list.h"
-#include "map.h"
+#include "base/clock.h"
+#include "base/list.h"
+#include "hashmap.h"
 
 #define DD_KEY_MAX (2 + 1 + 255 + 40 + 1024) /* its length, the client's key (socket byte,
                                                   routing id, CURVE key), the query id */
 
 typedef struct dd_entry {
     brk_node_t node;  /* key: data[0..klen) */
-    brk_list_t link;  /* in d->fifo, oldest first */
+    base_list_t link;  /* in d->fifo, oldest first */
     int64_t expires;  /* monotonic ms */
     size_t klen, n;   /* key bytes, answer bytes */
     uint8_t data[];   /* key, then the answer */
@@ -40,7 +41,7 @@ static const char *const SQL[N_ST] = {
 struct brk_dedup {
     brk_dedup_limits_t lim;
     brk_map_t map;
-    brk_list_t fifo;
+    base_list_t fifo;
     size_t count, bytes;
     sqlite3 *db;           /* NULL: memory only */
     char boot[64];         /* this boot's id; "" unknown (then the wall clock counts) */
@@ -93,14 +94,14 @@ static int db_put(brk_dedup_t *d, const dd_entry_t *e, int64_t expires_unix) {
 static void entry_drop(brk_dedup_t *d, dd_entry_t *e, bool forget_row) {
     if (forget_row) db_delete(d, e->data, e->klen);
     brk_map_del(&d->map, &e->node);
-    brk_list_unlink(&e->link);
+    base_list_unlink(&e->link);
     d->count--;
     d->bytes -= entry_cost(e);
     free(e);
 }
 
 static dd_entry_t *oldest(brk_dedup_t *d) {
-    return brk_list_empty(&d->fifo) ? NULL : brk_container_of(d->fifo.next, dd_entry_t, link);
+    return base_list_empty(&d->fifo) ? NULL : base_container_of(d->fifo.next, dd_entry_t, link);
 }
 
 static void expire(brk_dedup_t *d, int64_t now_mono) {
@@ -114,7 +115,7 @@ static dd_entry_t *entry_add(brk_dedup_t *d, const uint8_t *key, size_t klen,
     size_t cost = sizeof(dd_entry_t) + klen + n;
     if (cost > d->lim.max_bytes || d->lim.max == 0) return NULL;
     brk_node_t *old = brk_map_get(&d->map, key, klen);
-    if (old) entry_drop(d, brk_container_of(old, dd_entry_t, node), false);
+    if (old) entry_drop(d, base_container_of(old, dd_entry_t, node), false);
     dd_entry_t *e;
     while ((d->count >= d->lim.max || d->bytes + cost > d->lim.max_bytes) && (e = oldest(d)))
         entry_drop(d, e, true);
@@ -128,7 +129,7 @@ static dd_entry_t *entry_add(brk_dedup_t *d, const uint8_t *key, size_t klen,
     e->node.key = e->data;
     e->node.klen = klen;
     brk_map_put(&d->map, &e->node);
-    brk_list_push(&d->fifo, &e->link);
+    base_list_push(&d->fifo, &e->link);
     d->count++;
     d->bytes += cost;
     return e;
@@ -148,11 +149,7 @@ static void boot_read(brk_dedup_t *d) {
         snprintf(d->boot, sizeof d->boot, "%s", d->lim.boot_id);
         return;
     }
-    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-    if (!f) return;
-    if (!fgets(d->boot, sizeof d->boot, f)) d->boot[0] = 0;
-    fclose(f);
-    d->boot[strcspn(d->boot, "\n")] = 0;
+    base_boot_id(d->boot, sizeof d->boot); /* "" when unknown */
 }
 
 /* Whether the file's monotonic expiries were written on this boot; then records this boot as
@@ -267,7 +264,7 @@ int brk_dedup_open(brk_dedup_t **out, const brk_dedup_limits_t *lim, const char 
     brk_dedup_t *d = calloc(1, sizeof *d);
     if (!d) return -ENOMEM;
     d->lim = *lim;
-    brk_list_init(&d->fifo);
+    base_list_init(&d->fifo);
     if (brk_map_init(&d->map) != 0) {
         free(d);
         return -ENOMEM;
@@ -313,7 +310,7 @@ const uint8_t *brk_dedup_find(brk_dedup_t *d, const uint8_t *ckey, size_t cklen,
     if (!klen) return NULL;
     brk_node_t *node = brk_map_get(&d->map, key, klen);
     if (!node) return NULL;
-    dd_entry_t *e = brk_container_of(node, dd_entry_t, node);
+    dd_entry_t *e = base_container_of(node, dd_entry_t, node);
     *n = e->n;
     return e->data + e->klen;
 }

@@ -23,7 +23,7 @@
 typedef struct fdb {
     brk_node_t node; /* key: fd */
     int fd;
-    brk_list_t clients; /* brk_client_t.fdlink */
+    base_list_t clients; /* brk_client_t.fdlink */
 } fdb_t;
 
 struct brk_gone {
@@ -55,8 +55,8 @@ int brk_gone_open(brk_t *b) {
         zmq_setsockopt(g->mon, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(g->mon, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
         zmq_connect(g->mon, addr) != 0) {
-        brk_log(BRK_LOG_ERROR, "monitor_failed", "socket=clients error=\"%s\"",
-                zmq_strerror(errno));
+        base_log(BASE_LOG_ERROR, "monitor_failed", "socket=clients error=\"%s\"",
+                 zmq_strerror(errno));
         if (g->mon) zmq_close(g->mon);
         brk_map_close(&g->by_fd);
         free(g);
@@ -75,7 +75,7 @@ void brk_gone_close(brk_t *b) {
     if (!g) return;
     brk_node_t *n;
     while ((n = brk_map_next(&g->by_fd, NULL))) {
-        fdb_t *f = brk_container_of(n, fdb_t, node); /* its clients are freed already */
+        fdb_t *f = base_container_of(n, fdb_t, node); /* its clients are freed already */
         brk_map_del(&g->by_fd, n);
         free(f);
     }
@@ -98,16 +98,16 @@ int64_t brk_gone_tick(brk_t *b) {
 
 static fdb_t *fdb_find(struct brk_gone *g, int fd) {
     brk_node_t *n = brk_map_get(&g->by_fd, &fd, sizeof fd);
-    return n ? brk_container_of(n, fdb_t, node) : NULL;
+    return n ? base_container_of(n, fdb_t, node) : NULL;
 }
 
 /* A client on a closed connection whose routing id it chose (under CURVE): detached. */
 static bool explicit_id(const brk_client_t *c) { return c->keylen > 1 && c->key[1] != 0; }
 
 static void unlink_fd(struct brk_gone *g, fdb_t *f, brk_client_t *c) {
-    brk_list_unlink(&c->fdlink);
+    base_list_unlink(&c->fdlink);
     c->fd = -1;
-    if (brk_list_empty(&f->clients)) {
+    if (base_list_empty(&f->clients)) {
         brk_map_del(&g->by_fd, &f->node);
         free(f);
     }
@@ -119,12 +119,12 @@ static void on_disconnected(brk_t *b, int fd, bool drop) {
     struct brk_gone *g = b->gone;
     if (fd == g->last_fd) g->last_fd = -1;
     fdb_t *f = fdb_find(g, fd);
-    for (brk_list_t *l = f ? f->clients.next : NULL; f && l != &f->clients;) {
-        brk_client_t *c = brk_container_of(l, brk_client_t, fdlink);
+    for (base_list_t *l = f ? f->clients.next : NULL; f && l != &f->clients;) {
+        brk_client_t *c = base_container_of(l, brk_client_t, fdlink);
         l = l->next;
         if (!explicit_id(c)) continue;
         c->detached = true;
-        brk_log(BRK_LOG_DEBUG, "client_detached", "fd=%d in_flight=%llu", fd,
+        base_log(BASE_LOG_DEBUG, "client_detached", "fd=%d in_flight=%llu", fd,
                 (unsigned long long)c->in_flight);
         unlink_fd(g, f, c);
         if (!(f = fdb_find(g, fd))) break; /* that was the last */
@@ -136,7 +136,7 @@ static void on_disconnected(brk_t *b, int fd, bool drop) {
             int *v = realloc(g->later, cap * sizeof *v);
             if (!v) { /* untracked from here: they run to their end, as before */
                 while ((f = fdb_find(g, fd)))
-                    unlink_fd(g, f, brk_container_of(f->clients.next, brk_client_t, fdlink));
+                    unlink_fd(g, f, base_container_of(f->clients.next, brk_client_t, fdlink));
                 return;
             }
             g->later = v;
@@ -148,14 +148,14 @@ static void on_disconnected(brk_t *b, int fd, bool drop) {
     uint64_t n = 0;
     /* Looked up again each time: dropping one client's queries may touch the others. */
     while ((f = fdb_find(g, fd))) {
-        brk_client_t *c = brk_container_of(f->clients.next, brk_client_t, fdlink);
+        brk_client_t *c = base_container_of(f->clients.next, brk_client_t, fdlink);
         unlink_fd(g, f, c);
         n += c->in_flight;
         brk_client_drop(b, c, "cancelled", "the client disconnected"); /* may free c */
     }
     if (!n) return;
     g->cancelled += n;
-    brk_log(BRK_LOG_INFO, "client_gone", "fd=%d cancelled=%llu", fd, (unsigned long long)n);
+    base_log(BASE_LOG_INFO, "client_gone", "fd=%d cancelled=%llu", fd, (unsigned long long)n);
 }
 
 /* Reads the pending events; drop: act on every disconnect in full (a safe point). */
@@ -196,8 +196,8 @@ void brk_client_attach(brk_t *b, brk_client_t *c, const brk_in_t *in) {
     c->detached = false;
     brk_gone_track(b, c, in);
     char peer[2 * BRK_MAX_IDENTITY + 1];
-    brk_log(BRK_LOG_DEBUG, "client_attached", "peer=%s fd=%d",
-            brk_log_hex(peer, sizeof peer, in->id, in->idlen), in->fd);
+    base_log(BASE_LOG_DEBUG, "client_attached", "peer=%s fd=%d",
+            base_log_hex(peer, sizeof peer, in->id, in->idlen), in->fd);
 }
 
 int brk_gone_fd(brk_t *b, zmq_msg_t *frame, const uint8_t *id, size_t idlen) {
@@ -221,7 +221,7 @@ int brk_gone_fd(brk_t *b, zmq_msg_t *frame, const uint8_t *id, size_t idlen) {
 
 void brk_gone_track(brk_t *b, brk_client_t *c, const brk_in_t *in) {
     struct brk_gone *g = b->gone;
-    brk_list_init(&c->fdlink);
+    base_list_init(&c->fdlink);
     c->fd = -1;
     /* Generated routing ids (they start with a 0 byte) die with their connection (with
      * --cancel-gone); explicit ones are watched under CURVE, to be detached. */
@@ -233,20 +233,20 @@ void brk_gone_track(brk_t *b, brk_client_t *c, const brk_in_t *in) {
         f->fd = in->fd;
         f->node.key = &f->fd;
         f->node.klen = sizeof f->fd;
-        brk_list_init(&f->clients);
+        base_list_init(&f->clients);
         brk_map_put(&g->by_fd, &f->node);
     }
     c->fd = in->fd;
-    brk_list_push(&f->clients, &c->fdlink);
+    base_list_push(&f->clients, &c->fdlink);
 }
 
 void brk_gone_untrack(brk_t *b, brk_client_t *c) {
     struct brk_gone *g = b->gone;
     if (!g || c->fd < 0) return;
-    brk_list_unlink(&c->fdlink);
+    base_list_unlink(&c->fdlink);
     fdb_t *f = fdb_find(g, c->fd);
     c->fd = -1;
-    if (f && brk_list_empty(&f->clients)) {
+    if (f && base_list_empty(&f->clients)) {
         brk_map_del(&g->by_fd, &f->node);
         free(f);
     }

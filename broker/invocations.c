@@ -15,7 +15,7 @@
 typedef struct brk_slock {
     brk_node_t node;          /* key: name */
     brk_inv_t *holder;        /* NULL only while nobody waits */
-    brk_list_t waiters;       /* brk_inv_t.wait_link */
+    base_list_t waiters;       /* brk_inv_t.wait_link */
     uint64_t n_waiters;
     size_t len;
     char name[];
@@ -24,10 +24,10 @@ typedef struct brk_slock {
 struct brk_inv {
     brk_job_t *job;           /* set by bind */
     brk_inv_t *root;          /* the top query's record: itself for a root; NULL once gone */
-    brk_list_t kids;          /* a root's sub-invocations, every depth */
-    brk_list_t kid_link;      /* a sub-invocation's place in root->kids */
+    base_list_t kids;          /* a root's sub-invocations, every depth */
+    base_list_t kid_link;      /* a sub-invocation's place in root->kids */
     brk_slock_t *lock;        /* a root with a session, until it is answered */
-    brk_list_t wait_link;     /* in lock->waiters while waiting */
+    base_list_t wait_link;     /* in lock->waiters while waiting */
     bool started;             /* the user's event is in the session */
     uint64_t parent_job;      /* a sub-invocation's parent job (0: none), to pass its events
                                  up to every ancestor's worker */
@@ -52,7 +52,7 @@ int brk_invs_init(brk_t *b) {
         return -ENOMEM;
     }
     if (getrandom(&v->id_seed, sizeof v->id_seed, GRND_NONBLOCK) != (ssize_t)sizeof v->id_seed)
-        v->id_seed = (uint64_t)brk_unix_ms() * 0x9e3779b97f4a7c15ULL;
+        v->id_seed = (uint64_t)base_unix_ms() * 0x9e3779b97f4a7c15ULL;
     proto_buf_init(&v->hist);
     proto_buf_init(&v->ev);
     b->invs = v;
@@ -65,7 +65,7 @@ void brk_invs_close(brk_t *b) {
     brk_node_t *n;
     while ((n = brk_map_next(&v->locks, NULL))) {
         brk_map_del(&v->locks, n);
-        free(brk_container_of(n, brk_slock_t, node));
+        free(base_container_of(n, brk_slock_t, node));
     }
     brk_map_close(&v->locks);
     proto_buf_free(&v->hist);
@@ -80,7 +80,7 @@ uint64_t brk_invs_waiting(const brk_t *b) {
     uint64_t n = 0;
     const brk_node_t *nd = b->invs ? brk_map_next(&b->invs->locks, NULL) : NULL;
     for (; nd; nd = brk_map_next(&b->invs->locks, nd))
-        n += brk_container_of(nd, brk_slock_t, node)->n_waiters;
+        n += base_container_of(nd, brk_slock_t, node)->n_waiters;
     return n;
 }
 
@@ -108,7 +108,7 @@ static int fail(brk_inv_err_t *err, int rc, const char *code, const char *fmt, .
 
 static brk_slock_t *lock_find(brk_t *b, proto_str_t session) {
     brk_node_t *n = brk_map_get(&b->invs->locks, session.p, session.n);
-    return n ? brk_container_of(n, brk_slock_t, node) : NULL;
+    return n ? base_container_of(n, brk_slock_t, node) : NULL;
 }
 
 static brk_slock_t *lock_new(brk_t *b, proto_str_t session) {
@@ -118,7 +118,7 @@ static brk_slock_t *lock_new(brk_t *b, proto_str_t session) {
     l->len = session.n;
     l->node.key = l->name;
     l->node.klen = l->len;
-    brk_list_init(&l->waiters);
+    base_list_init(&l->waiters);
     brk_map_put(&b->invs->locks, &l->node);
     b->invs->n_locks++;
     return l;
@@ -135,9 +135,9 @@ static void lock_free_if_idle(brk_t *b, brk_slock_t *l) {
  * is gone is answered unknown_agent here (it no longer counts as a waiter, so its answer
  * does not come back into this loop). */
 static void lock_grant(brk_t *b, brk_slock_t *l) {
-    while (!l->holder && !brk_list_empty(&l->waiters)) {
-        brk_inv_t *w = brk_container_of(l->waiters.next, brk_inv_t, wait_link);
-        brk_list_unlink(&w->wait_link);
+    while (!l->holder && !base_list_empty(&l->waiters)) {
+        brk_inv_t *w = base_container_of(l->waiters.next, brk_inv_t, wait_link);
+        base_list_unlink(&w->wait_link);
         l->n_waiters--;
         l->holder = w;
         if (brk_job_enqueue(b, w->job) == 0) break;
@@ -162,15 +162,15 @@ static brk_inv_t *inv_new(proto_str_t app, proto_str_t user, proto_str_t branch)
         p += src[i].n;
     }
     v->root = v;
-    brk_list_init(&v->kids);
-    brk_list_init(&v->kid_link);
-    brk_list_init(&v->wait_link);
+    base_list_init(&v->kids);
+    base_list_init(&v->kid_link);
+    base_list_init(&v->wait_link);
     return v;
 }
 
 /* A name the session store will take: short, UTF-8, no NUL. */
 static bool name_ok(proto_str_t s, size_t max) {
-    return s.n <= max && (s.n == 0 || !memchr(s.p, 0, s.n)) && brk_utf8_valid(s.p, s.n);
+    return s.n <= max && (s.n == 0 || !memchr(s.p, 0, s.n)) && base_utf8_valid(s.p, s.n);
 }
 
 static int prepare_root(brk_t *b, const proto_msg_t *m, brk_inv_t **out, brk_inv_err_t *err) {
@@ -182,7 +182,7 @@ static int prepare_root(brk_t *b, const proto_msg_t *m, brk_inv_t **out, brk_inv
     brk_slock_t *l = lock_find(b, m->session);
     if (l && l->holder && l->n_waiters >= b->cfg.max_session_waiters)
         return fail(err, -EBUSY, "overloaded", "session %s has %llu queries waiting "
-                    "(max-session-waiters)", brk_log_str(name, sizeof name, m->session.p,
+                    "(max-session-waiters)", base_log_str(name, sizeof name, m->session.p,
                     m->session.n), (unsigned long long)l->n_waiters);
     proto_str_t none = {NULL, 0};
     brk_inv_t *v = inv_new(m->app, m->user, none);
@@ -217,7 +217,7 @@ static int prepare_child(brk_t *b, const brk_in_t *in, proto_msg_t *m, brk_inv_t
                     "UTF-8 without NUL", BRK_INV_MAX_BRANCH);
     brk_job_t *pj = brk_job_find(b, m->parent);
     brk_node_t *wn = brk_map_get(&b->worker_map, in->id, in->idlen);
-    if (!pj || !wn || pj->worker != brk_container_of(wn, brk_worker_t, node))
+    if (!pj || !wn || pj->worker != base_container_of(wn, brk_worker_t, node))
         return fail(err, -EINVAL, "bad_request", "field 'parent' (%llu) names no running job "
                     "of this worker", (unsigned long long)m->parent);
     if (pj->answered)
@@ -239,7 +239,7 @@ static int prepare_child(brk_t *b, const brk_in_t *in, proto_msg_t *m, brk_inv_t
     v->root = r;
     v->parent_job = pj->job_id;
     memcpy(v->id, r->id, sizeof v->id);
-    brk_list_push(&r->kids, &v->kid_link);
+    base_list_push(&r->kids, &v->kid_link);
     *out = v;
     return 0;
 }
@@ -256,7 +256,7 @@ void brk_inv_discard(brk_t *b, brk_inv_t **inv) {
     brk_inv_t *v = *inv;
     if (!v) return;
     *inv = NULL;
-    brk_list_unlink(&v->kid_link);
+    base_list_unlink(&v->kid_link);
     if (v->lock) lock_free_if_idle(b, v->lock);
     free(v);
 }
@@ -273,13 +273,13 @@ bool brk_inv_bind(brk_t *b, brk_inv_t *v, brk_job_t *j) {
         l->holder = v;
         return false;
     }
-    brk_list_push(&l->waiters, &v->wait_link);
+    base_list_push(&l->waiters, &v->wait_link);
     l->n_waiters++;
-    if (brk_log_on(BRK_LOG_DEBUG)) {
+    if (base_log_on(BASE_LOG_DEBUG)) {
         char name[80];
-        brk_log(BRK_LOG_DEBUG, "session_wait", "job=%llu session=%s waiters=%llu",
-                (unsigned long long)j->job_id, brk_log_str(name, sizeof name, l->name, l->len),
-                (unsigned long long)l->n_waiters);
+        base_log(BASE_LOG_DEBUG, "session_wait", "job=%llu session=%s waiters=%llu",
+                 (unsigned long long)j->job_id, base_log_str(name, sizeof name, l->name, l->len),
+                 (unsigned long long)l->n_waiters);
     }
     return true;
 }
@@ -294,7 +294,7 @@ void brk_inv_on_answer(brk_t *b, brk_job_t *j) {
         lock_grant(b, l);
         return;
     }
-    brk_list_unlink(&v->wait_link);
+    base_list_unlink(&v->wait_link);
     l->n_waiters--;
     lock_free_if_idle(b, l);
 }
@@ -305,16 +305,16 @@ void brk_inv_on_free(brk_t *b, brk_job_t *j) {
     j->inv = NULL;
     if (v->lock) { /* the broker is closing: no answer came first, and nobody is granted */
         if (v->lock->holder == v) v->lock->holder = NULL;
-        if (brk_list_linked(&v->wait_link)) v->lock->n_waiters--;
-        brk_list_unlink(&v->wait_link);
+        if (base_list_linked(&v->wait_link)) v->lock->n_waiters--;
+        base_list_unlink(&v->wait_link);
         lock_free_if_idle(b, v->lock);
     }
-    while (!brk_list_empty(&v->kids)) {
-        brk_inv_t *k = brk_container_of(v->kids.next, brk_inv_t, kid_link);
-        brk_list_unlink(&k->kid_link);
+    while (!base_list_empty(&v->kids)) {
+        brk_inv_t *k = base_container_of(v->kids.next, brk_inv_t, kid_link);
+        base_list_unlink(&k->kid_link);
         k->root = NULL;
     }
-    brk_list_unlink(&v->kid_link);
+    base_list_unlink(&v->kid_link);
     free(v);
 }
 
@@ -328,7 +328,7 @@ static int load_session(brk_t *b, brk_inv_t *v, proto_str_t session, uint32_t n_
     if (rc == BRK_SESS_ENOENT && v->root == v && !v->started) {
         proto_str_t app = v->app.n ? v->app : proto_str_of(default_app);
         proto_raw_t none = {NULL, 0};
-        rc = brk_store_create(b->store, session, app, v->user, none, brk_unix_ms(), &se);
+        rc = brk_store_create(b->store, session, app, v->user, none, base_unix_ms(), &se);
         if (rc == BRK_SESS_EEXIST)
             return fail(err, rc, "not_found", "session belongs to another app or user");
         if (rc == 0) rc = brk_store_get(b->store, session, v->app, v->user, n_events, s, &se);
@@ -373,7 +373,7 @@ static proto_raw_t pack_history(brk_t *b, const brk_session_t *s, const char *in
 /* Appends the user's input as the invocation's first event (once, not again on a retry). */
 static int append_user_event(brk_t *b, brk_job_t *j, brk_inv_t *v, brk_inv_err_t *err) {
     char eid[BRK_INV_ID_LEN + 1];
-    int64_t now = brk_unix_ms();
+    int64_t now = base_unix_ms();
     new_id(b, eid, 'e');
     if (brk_inv_enc_user_event(&b->invs->ev, eid, v->id, now, j->input) != 0)
         return fail(err, -ENOMEM, "internal", "out of memory");
@@ -418,12 +418,12 @@ int brk_inv_enc_work(brk_t *b, brk_job_t *j, bool history, int64_t left, brk_inv
 /* The store refused an event (its delta, most often): the root's client hears why. */
 static void rejected(brk_t *b, brk_inv_t *r, const brk_sess_err_t *se) {
     char eid[BRK_INV_ID_LEN + 1], name[80], why[240];
-    brk_log(BRK_LOG_WARN, "state_rejected", "job=%llu session=%s error=%s",
-            (unsigned long long)r->job->job_id,
-            brk_log_str(name, sizeof name, r->job->session.p, r->job->session.n),
-            brk_log_str(why, sizeof why, se->message, strlen(se->message)));
+    base_log(BASE_LOG_WARN, "state_rejected", "job=%llu session=%s error=%s",
+             (unsigned long long)r->job->job_id,
+             base_log_str(name, sizeof name, r->job->session.p, r->job->session.n),
+             base_log_str(why, sizeof why, se->message, strlen(se->message)));
     new_id(b, eid, 'e');
-    if (brk_inv_enc_broker_event(&b->invs->ev, eid, r->id, brk_unix_ms(), "state_rejected",
+    if (brk_inv_enc_broker_event(&b->invs->ev, eid, r->id, base_unix_ms(), "state_rejected",
                                  se->message) != 0)
         return;
     proto_raw_t ev = {b->invs->ev.p, b->invs->ev.n};
@@ -440,7 +440,7 @@ static void store_event(brk_t *b, brk_inv_t *r, proto_raw_t event) {
         e.id = proto_str_of(eid);
     }
     brk_sess_event_t ev = {.id = e.id, .invocation = proto_str_of(r->id), .author = e.author,
-                           .ts_ms = e.ts_ms >= 0 ? e.ts_ms : brk_unix_ms(), .body = event};
+                           .ts_ms = e.ts_ms >= 0 ? e.ts_ms : base_unix_ms(), .body = event};
     brk_sess_err_t se = {0};
     if (brk_session_append(b, r->job->session, &ev, e.delta, NULL, &se) != 0)
         rejected(b, r, &se);

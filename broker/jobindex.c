@@ -11,15 +11,15 @@
 
 struct brk_idb {
     brk_node_t node;  /* key: the id's msgpack bytes */
-    brk_list_t jobs;  /* brk_job_t.ilink */
+    base_list_t jobs;  /* brk_job_t.ilink */
     size_t len;
     uint8_t key[];
 };
 
 int brk_jobindex_add(brk_t *b, brk_job_t *j) {
-    brk_list_init(&j->ilink);
+    base_list_init(&j->ilink);
     brk_node_t *n = brk_map_get(&b->id_map, j->id.p, j->id.n);
-    struct brk_idb *ib = n ? brk_container_of(n, struct brk_idb, node) : NULL;
+    struct brk_idb *ib = n ? base_container_of(n, struct brk_idb, node) : NULL;
     if (!ib) {
         ib = malloc(sizeof *ib + j->id.n);
         if (!ib) return -ENOMEM;
@@ -27,10 +27,10 @@ int brk_jobindex_add(brk_t *b, brk_job_t *j) {
         ib->len = j->id.n;
         ib->node.key = ib->key;
         ib->node.klen = j->id.n;
-        brk_list_init(&ib->jobs);
+        base_list_init(&ib->jobs);
         brk_map_put(&b->id_map, &ib->node);
     }
-    brk_list_push(&ib->jobs, &j->ilink);
+    base_list_push(&ib->jobs, &j->ilink);
     j->idb = ib;
     return 0;
 }
@@ -38,9 +38,9 @@ int brk_jobindex_add(brk_t *b, brk_job_t *j) {
 void brk_jobindex_del(brk_t *b, brk_job_t *j) {
     struct brk_idb *ib = j->idb;
     if (!ib) return;
-    brk_list_unlink(&j->ilink);
+    base_list_unlink(&j->ilink);
     j->idb = NULL;
-    if (!brk_list_empty(&ib->jobs)) return;
+    if (!base_list_empty(&ib->jobs)) return;
     brk_map_del(&b->id_map, &ib->node);
     free(ib);
 }
@@ -51,9 +51,9 @@ brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, const brk_key_t *owner,
     *matches = 0;
     brk_node_t *n = brk_map_get(&b->id_map, id.p, id.n);
     if (!n) return NULL;
-    struct brk_idb *ib = brk_container_of(n, struct brk_idb, node);
-    for (brk_list_t *l = ib->jobs.next; l != &ib->jobs; l = l->next) {
-        brk_job_t *j = brk_container_of(l, brk_job_t, ilink);
+    struct brk_idb *ib = base_container_of(n, struct brk_idb, node);
+    for (base_list_t *l = ib->jobs.next; l != &ib->jobs; l = l->next) {
+        brk_job_t *j = base_container_of(l, brk_job_t, ilink);
         if (owner && (!j->client || j->client->curve_key != owner)) continue;
         found = j;
         if (++*matches > 1) break; /* ambiguous already: the caller refuses it */
@@ -67,7 +67,7 @@ void brk_jobindex_close(brk_t *b) {
     brk_node_t *n;
     while ((n = brk_map_next(&b->id_map, NULL))) {
         brk_map_del(&b->id_map, n);
-        free(brk_container_of(n, struct brk_idb, node));
+        free(base_container_of(n, struct brk_idb, node));
     }
     brk_map_close(&b->id_map);
 }

@@ -72,7 +72,7 @@ static int try_lock(brk_lease_t *l, char *why, size_t cap) {
 static int take(brk_lease_t *l, char *why, size_t cap) {
     static const Oid types[] = {OID_TEXT, OID_INT8};
     brk_pg_arg_t a[2];
-    l->since_unix = brk_unix_ms();
+    l->since_unix = base_unix_ms();
     brk_pg_text(&a[0], l->holder, strlen(l->holder));
     brk_pg_int(&a[1], l->since_unix);
     PGresult *r[1];
@@ -107,7 +107,8 @@ static bool signalled(brk_t *b, int64_t ms) {
 
 int brk_lease_acquire(brk_t *b) {
     if (!brk_pg_is_url(b->cfg.sessions)) {
-        brk_log(BRK_LOG_ERROR, "lease_failed", "why=\"--pair needs --sessions postgresql://...\"");
+        base_log(BASE_LOG_ERROR, "lease_failed",
+                 "why=\"--pair needs --sessions postgresql://...\"");
         return -EINVAL;
     }
     brk_lease_t *l = calloc(1, sizeof *l);
@@ -126,22 +127,22 @@ int brk_lease_acquire(brk_t *b) {
         if (rc < 0) {
             /* the store down: said once per distinct error, not every poll */
             if (strcmp(why, last) != 0)
-                brk_log(BRK_LOG_WARN, "lease_store_failed", "error=%s",
-                        brk_log_str(q, sizeof q, why, strlen(why)));
+                base_log(BASE_LOG_WARN, "lease_store_failed", "error=%s",
+                         base_log_str(q, sizeof q, why, strlen(why)));
             snprintf(last, sizeof last, "%s", why);
             brk_pg_close(&l->pg);
         } else if (!said) {
-            brk_log(BRK_LOG_INFO, "standby", "poll_ms=%llu holder=%s",
-                    (unsigned long long)b->cfg.lease_poll_ms,
-                    brk_log_str(q, sizeof q, l->holder, strlen(l->holder)));
+            base_log(BASE_LOG_INFO, "standby", "poll_ms=%llu holder=%s",
+                     (unsigned long long)b->cfg.lease_poll_ms,
+                     base_log_str(q, sizeof q, l->holder, strlen(l->holder)));
             said = true;
         }
         if (signalled(b, (int64_t)b->cfg.lease_poll_ms)) return -EINTR;
     }
-    brk_log(BRK_LOG_INFO, "active", "since_ms=%lld takeovers=%llu fence_ms=%llu",
-            (long long)l->since_unix, (unsigned long long)l->takeovers,
-            (unsigned long long)b->cfg.fence_ms);
-    l->next_check = brk_clock_ms() + check_period(b);
+    base_log(BASE_LOG_INFO, "active", "since_ms=%lld takeovers=%llu fence_ms=%llu",
+             (long long)l->since_unix, (unsigned long long)l->takeovers,
+             (unsigned long long)b->cfg.fence_ms);
+    l->next_check = base_mono_ms() + check_period(b);
     return 0;
 }
 
@@ -149,8 +150,8 @@ int brk_lease_acquire(brk_t *b) {
 static void fence(brk_t *b, const char *why) {
     char q[300];
     const char *e = b->lease->pg.last_error;
-    brk_log(BRK_LOG_ERROR, "lease_lost", "why=\"%s\" error=%s action=exit", why,
-            brk_log_str(q, sizeof q, e, strlen(e)));
+    base_log(BASE_LOG_ERROR, "lease_lost", "why=\"%s\" error=%s action=exit", why,
+             base_log_str(q, sizeof q, e, strlen(e)));
     _exit(3);
 }
 

@@ -155,7 +155,7 @@ void brk_config_default(brk_config_t *c) {
     c->client_queue_bytes = 16ULL << 20;
     c->clients_queue_bytes = 1ULL << 30;
     c->max_reply = 4ULL << 20;
-    c->log_level = BRK_LOG_INFO;
+    c->log_level = BASE_LOG_INFO;
     c->max_sessions = 100000;
     c->session_max_events = 10000;
     c->session_max_bytes = 64ULL << 20;
@@ -213,7 +213,7 @@ static int opt_set(brk_config_t *c, const opt_t *o, const char *v, const char *w
         return 0;
     }
     if (o->kind == OPT_LEVEL) {
-        int level = brk_log_level_parse(v);
+        int level = base_log_level_parse(v);
         if (level < 0) goto bad;
         *(int *)(void *)p = level;
         return 0;
@@ -349,26 +349,27 @@ int main(int argc, char **argv) {
     brk_config_default(&cfg);
     int rc = parse_args(&cfg, argc, argv);
     if (rc != 0) return rc > 0 ? 0 : 2;
-    brk_log_set_level(cfg.log_level);
-    if (brk_log_format_parse(cfg.log_format) < 0) {
+    base_log_set_stamp(true); /* the broker's key=value lines carry their time */
+    base_log_set_level(cfg.log_level);
+    if (base_log_format_parse(cfg.log_format) < 0) {
         fprintf(stderr, "actor-broker: bad value '%s' for log-format (kv or json)\n",
                 cfg.log_format);
         return 2;
     }
-    brk_log_set_format(brk_log_format_parse(cfg.log_format));
+    base_log_set_format(base_log_format_parse(cfg.log_format));
     if (brk_security_check(&cfg) != 0) return 2;
     brk_map_seed();
     if (signals_init() != 0) {
-        brk_log(BRK_LOG_ERROR, "signals_failed", "error=\"%s\"", strerror(errno));
+        base_log(BASE_LOG_ERROR, "signals_failed", "error=\"%s\"", strerror(errno));
         return 1;
     }
     brk_t b;
     rc = brk_open(&b, &cfg, sig_pipe[0]);
     if (rc == 0) {
-        brk_log(BRK_LOG_INFO, "started", "version=%s max_msg=%llu max_queue=%llu "
-                "heartbeat_ms=%llu liveness=%llu", BRK_VERSION,
-                (unsigned long long)cfg.max_msg, (unsigned long long)cfg.max_queue,
-                (unsigned long long)cfg.heartbeat_ms, (unsigned long long)cfg.liveness);
+        base_log(BASE_LOG_INFO, "started", "version=%s max_msg=%llu max_queue=%llu "
+                 "heartbeat_ms=%llu liveness=%llu", BRK_VERSION,
+                 (unsigned long long)cfg.max_msg, (unsigned long long)cfg.max_queue,
+                 (unsigned long long)cfg.heartbeat_ms, (unsigned long long)cfg.liveness);
         rc = brk_run(&b);
     } else {
         rc = rc == -EINTR ? 0 : 1; /* -EINTR: a standby told to stop */

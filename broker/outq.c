@@ -45,7 +45,7 @@ static void on_written(void *data, void *hint) {
 
 static struct brk_outq *outq_get(brk_t *b, const uint8_t *key, size_t klen) {
     brk_node_t *n = brk_map_get(&b->outq_map, key, klen);
-    if (n) return brk_container_of(n, struct brk_outq, node);
+    if (n) return base_container_of(n, struct brk_outq, node);
     struct brk_outq *q = malloc(sizeof *q + klen);
     if (!q) return NULL;
     atomic_init(&q->bytes, 0);
@@ -64,7 +64,7 @@ size_t brk_outq_bytes(brk_t *b, const uint8_t *id, size_t idlen) {
     key[0] = BRK_SOCK_CLIENTS;
     memcpy(key + 1, id, idlen);
     brk_node_t *n = brk_map_get(&b->outq_map, key, idlen + 1);
-    return n ? atomic_load(&brk_container_of(n, struct brk_outq, node)->bytes) : 0;
+    return n ? atomic_load(&base_container_of(n, struct brk_outq, node)->bytes) : 0;
 }
 
 struct brk_outq *brk_outq_admit(brk_t *b, const uint8_t *id, size_t idlen, size_t n,
@@ -115,7 +115,7 @@ void brk_outq_sweep(brk_t *b) {
     brk_node_t *n, *next;
     for (n = brk_map_next(&b->outq_map, NULL); n; n = next) {
         next = brk_map_next(&b->outq_map, n);
-        struct brk_outq *q = brk_container_of(n, struct brk_outq, node);
+        struct brk_outq *q = base_container_of(n, struct brk_outq, node);
         if (atomic_load(&q->bytes)) continue;
         brk_map_del(&b->outq_map, n);
         outq_unref(q);
@@ -132,7 +132,7 @@ void brk_outq_close(brk_t *b) {
     brk_node_t *n;
     while ((n = brk_map_next(&b->outq_map, NULL))) {
         brk_map_del(&b->outq_map, n);
-        outq_unref(brk_container_of(n, struct brk_outq, node));
+        outq_unref(base_container_of(n, struct brk_outq, node));
     }
     brk_map_close(&b->outq_map);
 }

@@ -4,6 +4,8 @@
  * and a connection whose state is unknown is never used again. */
 #include "pg.h"
 
+#include "base/clock.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -14,12 +16,6 @@
 bool brk_pg_is_url(const char *path) {
     return path && (strncmp(path, "postgresql://", 13) == 0 ||
                     strncmp(path, "postgres://", 11) == 0);
-}
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* libpq's message without its trailing newline. */
@@ -87,7 +83,7 @@ void brk_pg_free(brk_pg_t *pg) {
 
 int brk_pg_reopen(brk_pg_t *pg, int64_t retry_ms, char *why, size_t cap) {
     if (brk_pg_ok(pg)) return 0;
-    int64_t now = mono_ms();
+    int64_t now = base_mono_ms();
     if (!pg->url || now < pg->retry_at) {
         if (why && cap) snprintf(why, cap, "%s", pg->last_error);
         return -EIO;
@@ -180,7 +176,7 @@ int brk_pg_send_sql(brk_pg_t *pg, const char *sql, int n, const Oid *types,
 /* Waits until the socket is ready for ev (POLLIN, POLLOUT) or the deadline passes.
  * Returns: 0. Errors: -ETIMEDOUT, -EIO. */
 static int wait_socket(brk_pg_t *pg, short ev, int64_t deadline) {
-    int64_t left = deadline - mono_ms();
+    int64_t left = deadline - base_mono_ms();
     if (left <= 0) return -ETIMEDOUT;
     struct pollfd p = {.fd = PQsocket(pg->conn), .events = ev};
     int n = poll(&p, 1, (int)left);
@@ -247,7 +243,7 @@ static int read_batch(brk_pg_t *pg, PGresult **res, int n, int64_t deadline) {
 int brk_pg_wait(brk_pg_t *pg, PGresult **res, int n, char *why, size_t cap) {
     for (int i = 0; i < n; i++) res[i] = NULL;
     if (!brk_pg_ok(pg)) return down(pg, "wait", why, cap);
-    int64_t deadline = mono_ms() + pg->timeout_ms;
+    int64_t deadline = base_mono_ms() + pg->timeout_ms;
     int rc = PQpipelineSync(pg->conn) ? flush(pg, deadline) : -EIO;
     while (rc == 0 && pg->pending > 0) {
         int r = read_batch(pg, NULL, 0, deadline);

@@ -1,6 +1,6 @@
 /* broker/resend.c: the broker's use of dedup.h. A client with an explicit routing id that
  * resends a query id gets the answer it was sent before (from memory, or from the --sessions
- * file after a restart); clients.c calls replay before admission and jobs.c remembers each
+ * file after a restart); clients.c calls replay before admission and broker_jobs.c remembers each
  * terminal message as it goes out. Attaching a resend to a query still running is clients.c's. */
 #include "broker.h"
 
@@ -10,16 +10,16 @@ int brk_dedup_start(brk_t *b) {
     brk_dedup_limits_t lim = {.window_ms = b->cfg.dedup_window_ms, .max = b->cfg.dedup_max,
                               .max_bytes = b->cfg.dedup_max_bytes};
     char why[512] = "", q[600];
-    int rc = brk_dedup_open(&b->dedup, &lim, b->cfg.sessions, b->now, brk_unix_ms(), why,
+    int rc = brk_dedup_open(&b->dedup, &lim, b->cfg.sessions, b->now, base_unix_ms(), why,
                             sizeof why);
     if (rc) {
-        brk_log(BRK_LOG_ERROR, "dedup_failed", "error=%s",
-                brk_log_str(q, sizeof q, why, strlen(why)));
+        base_log(BASE_LOG_ERROR, "dedup_failed", "error=%s",
+                 base_log_str(q, sizeof q, why, strlen(why)));
         return rc;
     }
-    brk_log(BRK_LOG_INFO, "dedup", "window_ms=%llu max=%llu max_bytes=%llu loaded=%zu",
-            (unsigned long long)lim.window_ms, (unsigned long long)lim.max,
-            (unsigned long long)lim.max_bytes, brk_dedup_count(b->dedup));
+    base_log(BASE_LOG_INFO, "dedup", "window_ms=%llu max=%llu max_bytes=%llu loaded=%zu",
+             (unsigned long long)lim.window_ms, (unsigned long long)lim.max,
+             (unsigned long long)lim.max_bytes, brk_dedup_count(b->dedup));
     return 0;
 }
 
@@ -44,8 +44,8 @@ bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id) {
     if (!body) return false;
     int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, body, n);
     char peer[2 * BRK_MAX_IDENTITY + 1];
-    brk_log(BRK_LOG_DEBUG, "query_replayed", "peer=%s bytes=%zu errno=%d",
-            brk_log_hex(peer, sizeof peer, in->id, in->idlen), n, rc < 0 ? -rc : 0);
+    base_log(BASE_LOG_DEBUG, "query_replayed", "peer=%s bytes=%zu errno=%d",
+             base_log_hex(peer, sizeof peer, in->id, in->idlen), n, rc < 0 ? -rc : 0);
     return true;
 }
 
@@ -59,8 +59,8 @@ void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id) {
     int rc = proto_enc_error(&o, id, "worker_lost", "the broker running this query was lost "
                              "(restart or takeover) and it is not idempotent: not run again");
     if (rc == 0)
-        rc = brk_dedup_put_durable(b->dedup, key, kn, id.p, id.n, o.p, o.n, brk_unix_ms());
-    if (rc < 0) brk_log(BRK_LOG_WARN, "dedup_put_failed", "errno=%d what=running", -rc);
+        rc = brk_dedup_put_durable(b->dedup, key, kn, id.p, id.n, o.p, o.n, base_unix_ms());
+    if (rc < 0) base_log(BASE_LOG_WARN, "dedup_put_failed", "errno=%d what=running", -rc);
     proto_buf_free(&o);
 }
 
@@ -70,15 +70,15 @@ void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const u
         return;
     uint8_t key[1 + BRK_MAX_IDENTITY + 40];
     size_t kn = dedup_key(key, c->key, c->keylen, c->curve_key);
-    int rc = brk_dedup_put(b->dedup, key, kn, id.p, id.n, body, n, b->now, brk_unix_ms());
+    int rc = brk_dedup_put(b->dedup, key, kn, id.p, id.n, body, n, b->now, base_unix_ms());
     static uint64_t failed; /* logged at the 1st, 2nd, 4th, 8th... failure: a full disk
                                fails every answer, and the log must not fill it further */
     if (rc < 0) failed++;
     if (rc < 0 && (failed & (failed - 1)) == 0) {
         char q[300];
         const char *e = brk_dedup_error(b->dedup);
-        brk_log(BRK_LOG_ERROR, "answer_not_saved", "errno=%d bytes=%zu failed=%llu error=%s "
-                "why=\"kept in memory only: after a restart a resend of its id runs again\"",
-                -rc, n, (unsigned long long)failed, brk_log_str(q, sizeof q, e, strlen(e)));
+        base_log(BASE_LOG_ERROR, "answer_not_saved", "errno=%d bytes=%zu failed=%llu error=%s "
+                 "why=\"kept in memory only: after a restart a resend of its id runs again\"",
+                 -rc, n, (unsigned long long)failed, base_log_str(q, sizeof q, e, strlen(e)));
     }
 }

@@ -45,15 +45,15 @@ void brk_reserve_open(brk_t *b) {
     b->reserve = r;
     int err;
     char path[300];
-    brk_log_str(path, sizeof path, r->path, strlen(r->path));
+    base_log_str(path, sizeof path, r->path, strlen(r->path));
     if (reserve_make(b, &err))
-        brk_log(BRK_LOG_INFO, "sessions_reserve", "path=%s bytes=%llu", path,
-                (unsigned long long)b->cfg.sessions_reserve);
+        base_log(BASE_LOG_INFO, "sessions_reserve", "path=%s bytes=%llu", path,
+                 (unsigned long long)b->cfg.sessions_reserve);
     else
-        brk_log(BRK_LOG_WARN, "sessions_reserve_failed",
-                "path=%s bytes=%llu error=\"%s\" "
-                "why=\"on a full disk session.delete will fail too\"",
-                path, (unsigned long long)b->cfg.sessions_reserve, strerror(err));
+        base_log(BASE_LOG_WARN, "sessions_reserve_failed",
+                 "path=%s bytes=%llu error=\"%s\" "
+                 "why=\"on a full disk session.delete will fail too\"",
+                 path, (unsigned long long)b->cfg.sessions_reserve, strerror(err));
 }
 
 void brk_reserve_close(brk_t *b) {
@@ -66,11 +66,11 @@ bool brk_reserve_release(brk_t *b) {
     if (!r || !r->held) return false;
     unlink(r->path);
     r->held = false;
-    brk_log(BRK_LOG_ERROR, "disk_full",
-            "bytes_freed=%llu why=\"the disk of the session file "
-            "is full: its reserve is freed so that session.delete can make room; free disk "
-            "space (the reserve comes back by itself)\"",
-            (unsigned long long)b->cfg.sessions_reserve);
+    base_log(BASE_LOG_ERROR, "disk_full",
+             "bytes_freed=%llu why=\"the disk of the session file "
+             "is full: its reserve is freed so that session.delete can make room; free disk "
+             "space (the reserve comes back by itself)\"",
+             (unsigned long long)b->cfg.sessions_reserve);
     return true;
 }
 
@@ -78,6 +78,6 @@ void brk_reserve_refill(brk_t *b) {
     struct brk_reserve *r = b->reserve;
     int err;
     if (r && !r->held && reserve_make(b, &err))
-        brk_log(BRK_LOG_INFO, "sessions_reserve", "bytes=%llu why=\"made again\"",
-                (unsigned long long)b->cfg.sessions_reserve);
+        base_log(BASE_LOG_INFO, "sessions_reserve", "bytes=%llu why=\"made again\"",
+                 (unsigned long long)b->cfg.sessions_reserve);
 }

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "utf8.h"
+#include "base/utf8.h"
 
 void brk_sess_limits_default(brk_sess_limits_t *l) {
     l->max_name = 256;
@@ -78,7 +78,7 @@ static int check_name(const brk_sess_limits_t *l, proto_str_t s, const char *fie
                              l->max_name);
     if (s.n && memchr(s.p, 0, s.n))
         return brk_sess_fail(err, BRK_SESS_EINVAL, "field '%s' holds a NUL byte", field);
-    if (!brk_utf8_valid(s.p, s.n))
+    if (!base_utf8_valid(s.p, s.n))
         return brk_sess_fail(err, BRK_SESS_EINVAL, "field '%s' is not valid UTF-8", field);
     return 0;
 }
@@ -105,7 +105,7 @@ static int check_key(const brk_sess_limits_t *l, proto_raw_t k, const char *what
         return brk_sess_fail(err, BRK_SESS_EINVAL, "%s key %u is not a string", what, i);
     if (key->n == 0)
         return brk_sess_fail(err, BRK_SESS_EINVAL, "%s key %u is empty", what, i);
-    if (memchr(key->p, 0, key->n) || !brk_utf8_valid(key->p, key->n))
+    if (memchr(key->p, 0, key->n) || !base_utf8_valid(key->p, key->n))
         return brk_sess_fail(err, BRK_SESS_EINVAL, "%s key %u is not UTF-8 without NUL", what,
                              i);
     if (key->n > l->max_key)

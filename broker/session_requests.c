@@ -10,13 +10,13 @@
 #include "pg.h"
 
 /* The path or URL for the log, without a URL's password (postgresql://user:secret@host). */
-static void brk_log_url(char *out, size_t cap, const char *path) {
+static void base_log_url(char *out, size_t cap, const char *path) {
     char copy[BRK_PATH_MAX];
     snprintf(copy, sizeof copy, "%s", path);
     char *at = strchr(copy, '@'), *scheme = strstr(copy, "://");
     char *colon = scheme && at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
     if (colon) memmove(colon, at, strlen(at) + 1);
-    brk_log_str(out, cap, copy, strlen(copy));
+    base_log_str(out, cap, copy, strlen(copy));
 }
 
 static bool in_memory(const char *path) {
@@ -39,19 +39,19 @@ int brk_sessions_open(brk_t *b) {
                                                                   : &brk_store_sqlite;
     int rc = brk_store_open(&b->store, ops, b->cfg.sessions, &lim, &err);
     char path[300];
-    brk_log_url(path, sizeof path, b->cfg.sessions);
+    base_log_url(path, sizeof path, b->cfg.sessions);
     if (rc) {
         char why[300];
-        brk_log(BRK_LOG_ERROR, "sessions_failed", "path=%s error=%s", path,
-                brk_log_str(why, sizeof why, err.message, strlen(err.message)));
+        base_log(BASE_LOG_ERROR, "sessions_failed", "path=%s error=%s", path,
+                 base_log_str(why, sizeof why, err.message, strlen(err.message)));
         return rc;
     }
     /* A pair: a store call that hangs must not outlast the fence (lease.c) by much */
     if (b->cfg.pair) brk_store_pg_set_timeout(b->store, (int64_t)b->cfg.fence_ms);
-    brk_log(BRK_LOG_INFO, "sessions", "store=%s path=%s sessions=%llu max_sessions=%llu",
-            brk_store_name(b->store), mem ? "-" : path,
-            (unsigned long long)brk_store_count(b->store),
-            (unsigned long long)lim.max_sessions);
+    base_log(BASE_LOG_INFO, "sessions", "store=%s path=%s sessions=%llu max_sessions=%llu",
+             brk_store_name(b->store), mem ? "-" : path,
+             (unsigned long long)brk_store_count(b->store),
+             (unsigned long long)lim.max_sessions);
     brk_reserve_open(b);
     return 0;
 }
@@ -63,7 +63,7 @@ void brk_sessions_close(brk_t *b) {
 
 int brk_session_append(brk_t *b, proto_str_t session, const brk_sess_event_t *ev,
                        proto_raw_t delta, uint64_t *seq, brk_sess_err_t *err) {
-    return brk_store_append(b->store, session, ev, delta, brk_unix_ms(), seq, err);
+    return brk_store_append(b->store, session, ev, delta, base_unix_ms(), seq, err);
 }
 
 /* ---- replies ---- */
@@ -74,7 +74,7 @@ static void send_out(brk_t *b, const brk_in_t *in, proto_raw_t id) {
         return;
     }
     int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, b->out.p, b->out.n);
-    if (rc < 0) brk_log(BRK_LOG_DEBUG, "send_failed", "what=session_reply errno=%d", -rc);
+    if (rc < 0) base_log(BASE_LOG_DEBUG, "send_failed", "what=session_reply errno=%d", -rc);
 }
 
 static void key_str(proto_buf_t *o, const char *key, const char *s, size_t n) {
@@ -180,8 +180,8 @@ static void on_delete(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     char name[80];
-    if (rc) brk_log(BRK_LOG_INFO, "session_deleted", "session=%s",
-                    brk_log_str(name, sizeof name, m->session.p, m->session.n));
+    if (rc) base_log(BASE_LOG_INFO, "session_deleted", "session=%s",
+                     base_log_str(name, sizeof name, m->session.p, m->session.n));
     if (proto_enc_result_begin(&b->out, m->id) == 0) {
         msgpack_pack_map(&b->out.pk, 1);
         proto_pack_cstr(&b->out, "deleted");

@@ -9,18 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "list.h"
-#include "map.h"
+#include "base/list.h"
+#include "hashmap.h"
 
 /* A set of state entries: a hash index for lookups, a list to walk and free them. */
 typedef struct kvset {
     brk_map_t map;           /* buckets NULL until the first entry */
-    brk_list_t list;
+    base_list_t list;
 } kvset_t;
 
 typedef struct mem_kv {
     brk_node_t node;         /* key: key[0..klen) */
-    brk_list_t link;
+    base_list_t link;
     uint8_t *val;            /* after the key in the same block */
     size_t klen, vn;
     char key[];
@@ -29,7 +29,7 @@ typedef struct mem_kv {
 /* The state shared by an app ("app:" keys) or an (app, user) ("user:" keys). */
 typedef struct mem_scope {
     brk_node_t node;         /* key: app, or app NUL user */
-    brk_list_t link;         /* in the store's scopes */
+    base_list_t link;         /* in the store's scopes */
     kvset_t kv;
     size_t klen;
     char key[];
@@ -57,7 +57,7 @@ typedef struct mem_sess {
 
 typedef struct mem_store {
     brk_map_t sessions, apps, users;
-    brk_list_t scopes;
+    base_list_t scopes;
     mem_sess_t **order;      /* every session; sorted by id when sorted is set */
     size_t n, cap;
     bool sorted;
@@ -75,7 +75,7 @@ static int id_cmp(const char *a, size_t an, const char *b, size_t bn) {
 
 static void kvset_init(kvset_t *s) {
     memset(&s->map, 0, sizeof s->map);
-    brk_list_init(&s->list);
+    base_list_init(&s->list);
 }
 
 static int kvset_ready(kvset_t *s) {
@@ -85,19 +85,19 @@ static int kvset_ready(kvset_t *s) {
 static mem_kv_t *kvset_get(kvset_t *s, proto_str_t key) {
     if (!s->map.buckets) return NULL;
     brk_node_t *n = brk_map_get(&s->map, key.p, key.n);
-    return n ? brk_container_of(n, mem_kv_t, node) : NULL;
+    return n ? base_container_of(n, mem_kv_t, node) : NULL;
 }
 
 static void kv_drop(kvset_t *s, mem_kv_t *kv) {
     brk_map_del(&s->map, &kv->node);
-    brk_list_unlink(&kv->link);
+    base_list_unlink(&kv->link);
     free(kv);
 }
 
 static void kvset_close(kvset_t *s) {
-    while (!brk_list_empty(&s->list)) {
-        mem_kv_t *kv = brk_container_of(s->list.next, mem_kv_t, link);
-        brk_list_unlink(&kv->link);
+    while (!base_list_empty(&s->list)) {
+        mem_kv_t *kv = base_container_of(s->list.next, mem_kv_t, link);
+        base_list_unlink(&kv->link);
         free(kv);
     }
     brk_map_close(&s->map);
@@ -113,7 +113,7 @@ static mem_kv_t *kv_new(const brk_sess_kv_t *e) {
     kv->vn = e->value.n;
     kv->node.key = kv->key;
     kv->node.klen = kv->klen;
-    brk_list_init(&kv->link);
+    base_list_init(&kv->link);
     return kv;
 }
 
@@ -123,12 +123,12 @@ static void kvset_apply(kvset_t *s, proto_str_t key, mem_kv_t *fresh) {
     if (old) kv_drop(s, old);
     if (!fresh) return;
     brk_map_put(&s->map, &fresh->node);
-    brk_list_push(&s->list, &fresh->link);
+    base_list_push(&s->list, &fresh->link);
 }
 
 static int kvset_build(const kvset_t *s, brk_sess_build_t *b) {
-    for (brk_list_t *l = s->list.next; l != &s->list; l = l->next) {
-        const mem_kv_t *kv = brk_container_of(l, mem_kv_t, link);
+    for (base_list_t *l = s->list.next; l != &s->list; l = l->next) {
+        const mem_kv_t *kv = base_container_of(l, mem_kv_t, link);
         int rc = brk_sess_build_kv(b, (proto_str_t){kv->key, kv->klen},
                                    (proto_raw_t){kv->val, kv->vn});
         if (rc) return rc;
@@ -159,7 +159,7 @@ static int scope_find(mem_store_t *ms, mem_sess_t *s, brk_sess_scope_t scope,
     size_t n = scope_key(key, s, scope);
     brk_node_t *node = brk_map_get(scope == BRK_SCOPE_APP ? &ms->apps : &ms->users, key, n);
     if (key != small) free(key);
-    *out = *memo = node ? brk_container_of(node, mem_scope_t, node) : NULL;
+    *out = *memo = node ? base_container_of(node, mem_scope_t, node) : NULL;
     return 0;
 }
 
@@ -178,7 +178,7 @@ static mem_scope_t *scope_get_or_new(mem_store_t *ms, mem_sess_t *s, brk_sess_sc
     sc->node.key = sc->key;
     sc->node.klen = sc->klen;
     brk_map_put(scope == BRK_SCOPE_APP ? &ms->apps : &ms->users, &sc->node);
-    brk_list_push(&ms->scopes, &sc->link);
+    base_list_push(&ms->scopes, &sc->link);
     s->scope[scope == BRK_SCOPE_APP] = sc;
     return sc;
 }
@@ -213,7 +213,7 @@ static int apply_delta(mem_store_t *ms, mem_sess_t *s, const brk_sess_kv_t *kv, 
 
 static mem_sess_t *sess_find(mem_store_t *ms, proto_str_t id) {
     brk_node_t *n = brk_map_get(&ms->sessions, id.p, id.n);
-    return n ? brk_container_of(n, mem_sess_t, node) : NULL;
+    return n ? base_container_of(n, mem_sess_t, node) : NULL;
 }
 
 static void sess_free(mem_sess_t *s) {
@@ -259,7 +259,7 @@ static int mem_open(brk_store_t *st, const char *path, brk_sess_err_t *err) {
         free(ms);
         return brk_sess_fail(err, BRK_SESS_ENOMEM, "out of memory");
     }
-    brk_list_init(&ms->scopes);
+    base_list_init(&ms->scopes);
     ms->sorted = true;
     st->impl = ms;
     return 0;
@@ -268,9 +268,9 @@ static int mem_open(brk_store_t *st, const char *path, brk_sess_err_t *err) {
 static void mem_close(brk_store_t *st) {
     mem_store_t *ms = MS(st);
     for (size_t i = 0; i < ms->n; i++) sess_free(ms->order[i]);
-    while (!brk_list_empty(&ms->scopes)) {
-        mem_scope_t *sc = brk_container_of(ms->scopes.next, mem_scope_t, link);
-        brk_list_unlink(&sc->link);
+    while (!base_list_empty(&ms->scopes)) {
+        mem_scope_t *sc = base_container_of(ms->scopes.next, mem_scope_t, link);
+        base_list_unlink(&sc->link);
         kvset_close(&sc->kv);
         free(sc);
     }

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "proto/metrics.h"
+#include "base/prom.h"
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -69,7 +69,7 @@ int brk_subs_open(brk_t *b) {
         zmq_setsockopt(s->mon, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(s->mon, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
         zmq_connect(s->mon, addr) != 0) {
-        brk_log(BRK_LOG_ERROR, "monitor_failed", "socket=pub error=\"%s\"", zmq_strerror(errno));
+        base_log(BASE_LOG_ERROR, "monitor_failed", "socket=pub error=\"%s\"", zmq_strerror(errno));
         if (s->mon) zmq_close(s->mon);
         free(s);
         return -EIO;
@@ -195,7 +195,7 @@ static void refuse(brk_t *b, peer_t *p, size_t n, const char *why) {
     struct brk_subs *s = b->subs;
     s->refused++;
     if (brk_bad_input_log_ok(b))
-        brk_log(BRK_LOG_WARN, "subscription_refused", "fd=%d bytes=%zu held=%zu why=\"%s\"",
+        base_log(BASE_LOG_WARN, "subscription_refused", "fd=%d bytes=%zu held=%zu why=\"%s\"",
                 p->fd, n, p->n, why);
     if (p->cut || p->fd < 0) return;
     int fd = p->fd;
@@ -315,7 +315,7 @@ bool brk_subs_wanted(const brk_t *b, const char *topic, size_t n) {
     return false;
 }
 
-void brk_subs_metrics(brk_t *b, proto_buf_t *o) {
+void brk_subs_metrics(brk_t *b, base_buf_t *o) {
     struct brk_subs *s = b->subs;
     if (!s) return;
     static const char *const fam[4][3] = {
@@ -328,7 +328,7 @@ void brk_subs_metrics(brk_t *b, proto_buf_t *o) {
          "Bus connections shut down for subscribing past a bound."}};
     uint64_t v[4] = {s->total, s->n_peers, s->refused, s->cut};
     for (int k = 0; k < 4; k++) {
-        proto_prom_family(o, fam[k][0], fam[k][1], fam[k][2]);
-        proto_prom_u64(o, fam[k][0], "", v[k]);
+        base_prom_family(o, fam[k][0], fam[k][1], fam[k][2]);
+        base_prom_u64(o, fam[k][0], "", v[k]);
     }
 }

@@ -52,7 +52,7 @@ void brk_tasks_close(brk_t *b) {
 
 static void reply(brk_t *b, pending_t *p) {
     int rc = brk_send(b, p->sock, p->peer, p->peerlen, p->req, b->out.p, b->out.n);
-    if (rc < 0) brk_log(BRK_LOG_DEBUG, "send_failed", "what=tasks errno=%d", -rc);
+    if (rc < 0) base_log(BASE_LOG_DEBUG, "send_failed", "what=tasks errno=%d", -rc);
     p->used = false;
 }
 
@@ -64,8 +64,8 @@ static void finish_error(brk_t *b, pending_t *p, const char *code, const char *m
 }
 
 static brk_worker_t *worker_by_name(brk_t *b, proto_str_t name) {
-    for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+    for (base_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        brk_worker_t *w = base_container_of(l, brk_worker_t, link);
         if (!w->dead && w->name_len == name.n && memcmp(w->name, name.p, name.n) == 0)
             return w;
     }
@@ -87,7 +87,7 @@ void brk_tasks_request(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     brk_worker_t *w = worker_by_name(b, m->worker);
     if (!w) {
         brk_reply_error(b, in, m->id, "not_found", "no worker named %s",
-                        brk_log_str(name, sizeof name, m->worker.p, m->worker.n));
+                        base_log_str(name, sizeof name, m->worker.p, m->worker.n));
         return;
     }
     struct brk_tasks *t = tasks_get(b);
@@ -129,7 +129,7 @@ void brk_tasks_reply(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
             finish_error(b, p, "internal", "out of memory");
         return;
     }
-    brk_log(BRK_LOG_DEBUG, "stale_tasks_reply", "ref=%llu", (unsigned long long)m->job);
+    base_log(BASE_LOG_DEBUG, "stale_tasks_reply", "ref=%llu", (unsigned long long)m->job);
 }
 
 void brk_tasks_worker_gone(brk_t *b, brk_worker_t *w) {

@@ -1,7 +1,7 @@
 /* broker/workers.c: the worker table: `ready` registers a worker with its capacity and agents,
  * credit tracks how much work it may hold, heartbeats go out when a worker is otherwise idle
  * and a worker silent past liveness is lost. A lost worker is removed at a safe point (reap):
- * its jobs are retried or answered (jobs.c) and its own calls to other agents are ended. */
+ * its jobs are retried or answered (broker_jobs.c) and its own calls to other agents are ended. */
 #include "broker.h"
 
 #include <errno.h>
@@ -17,9 +17,9 @@ static void worker_free(brk_worker_t *w) {
 }
 
 void brk_workers_close(brk_t *b) {
-    while (!brk_list_empty(&b->worker_list)) {
-        brk_worker_t *w = brk_container_of(b->worker_list.next, brk_worker_t, link);
-        brk_list_unlink(&w->link);
+    while (!base_list_empty(&b->worker_list)) {
+        brk_worker_t *w = base_container_of(b->worker_list.next, brk_worker_t, link);
+        base_list_unlink(&w->link);
         brk_map_del(&b->worker_map, &w->node);
         worker_free(w);
     }
@@ -32,7 +32,7 @@ bool brk_worker_has_credit(const brk_worker_t *w) {
 }
 
 void brk_worker_want_pump(brk_t *b, brk_worker_t *w) {
-    if (!w->dead && !brk_list_linked(&w->pump_link)) brk_list_push(&b->pump, &w->pump_link);
+    if (!w->dead && !base_list_linked(&w->pump_link)) base_list_push(&b->pump, &w->pump_link);
 }
 
 void brk_worker_mark_dead(brk_t *b, brk_worker_t *w, const char *why) {
@@ -40,7 +40,7 @@ void brk_worker_mark_dead(brk_t *b, brk_worker_t *w, const char *why) {
     w->dead = true;
     w->dead_why = why;
     b->have_dead = true;
-    brk_list_unlink(&w->pump_link);
+    base_list_unlink(&w->pump_link);
 }
 
 int brk_worker_send(brk_t *b, brk_worker_t *w, const uint8_t *body, size_t n) {
@@ -61,22 +61,22 @@ static void send_simple(brk_t *b, const brk_in_t *in, proto_type_t type) {
  * with none left answers its queue), and the queries it made are ended. */
 static void worker_remove(brk_t *b, brk_worker_t *w) {
     char name[80];
-    brk_log(BRK_LOG_INFO, "worker_lost", "name=%s why=%s in_flight=%llu",
-            brk_log_str(name, sizeof name, w->name, w->name_len),
-            w->dead_why ? w->dead_why : "removed", (unsigned long long)w->in_flight);
+    base_log(BASE_LOG_INFO, "worker_lost", "name=%s why=%s in_flight=%llu",
+             base_log_str(name, sizeof name, w->name, w->name_len),
+             w->dead_why ? w->dead_why : "removed", (unsigned long long)w->in_flight);
     w->dead = true; /* no longer picked: the retries below go to other hosts */
     brk_mx_worker_lost(b);
     brk_tasks_worker_gone(b, w);
-    brk_list_unlink(&w->pump_link);
-    while (!brk_list_empty(&w->jobs))
-        brk_job_worker_lost(b, brk_container_of(w->jobs.next, brk_job_t, link));
+    base_list_unlink(&w->pump_link);
+    while (!base_list_empty(&w->jobs))
+        brk_job_worker_lost(b, base_container_of(w->jobs.next, brk_job_t, link));
     for (uint32_t i = 0; i < w->n_agents; i++)
         brk_agent_remove_host(b, w->agents[i], w, w->agent_history[i]);
     b->n_hostings -= w->n_agents;
     brk_budget_worker_lost(b, w);
     brk_client_t *c = brk_client_find(b, BRK_SOCK_WORKERS, w->id, w->idlen);
     if (c) brk_client_drop(b, c, "cancelled", "the calling worker was lost");
-    brk_list_unlink(&w->link);
+    base_list_unlink(&w->link);
     brk_map_del(&b->worker_map, &w->node);
     b->n_workers--;
     worker_free(w);
@@ -85,8 +85,8 @@ static void worker_remove(brk_t *b, brk_worker_t *w) {
 void brk_workers_reap(brk_t *b) {
     while (b->have_dead) {
         b->have_dead = false;
-        for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-            brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+        for (base_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+            brk_worker_t *w = base_container_of(l, brk_worker_t, link);
             if (!w->dead) continue;
             worker_remove(b, w);
             b->have_dead = true; /* the list changed under us: look again */
@@ -101,13 +101,13 @@ static const char *ready_invalid(const proto_msg_t *m, uint32_t *n_agents) {
     proto_str_t s;
     int rc;
     if (m->name.n == 0 || m->name.n > BRK_MAX_NAME) return "field 'name' must be 1-256 bytes";
-    if (!brk_utf8_valid(m->name.p, m->name.n)) return "field 'name' is not valid UTF-8";
+    if (!base_utf8_valid(m->name.p, m->name.n)) return "field 'name' is not valid UTF-8";
     if (memchr(m->name.p, 0, m->name.n)) return "field 'name' holds a NUL byte";
     if (m->capacity < 1) return "field 'capacity' must be at least 1";
     *n_agents = 0;
     while ((rc = proto_agents_next(m->agents, &cur, &s)) == 1) {
         if (s.n == 0 || s.n > BRK_MAX_NAME) return "agent names must be 1-256 bytes";
-        if (!brk_utf8_valid(s.p, s.n)) return "agent names must be valid UTF-8";
+        if (!base_utf8_valid(s.p, s.n)) return "agent names must be valid UTF-8";
         if (memchr(s.p, 0, s.n)) return "agent names must not hold a NUL byte";
         if (++*n_agents > BRK_MAX_AGENTS) return "too many agents (at most 1024)";
     }
@@ -165,9 +165,9 @@ static brk_worker_t *worker_new(brk_t *b, const brk_in_t *in, const proto_msg_t 
     w->last_seen = w->last_sent = b->now;
     w->node.key = w->id;
     w->node.klen = w->idlen;
-    brk_list_init(&w->jobs);
-    brk_list_init(&w->pump_link);
-    brk_list_push(&b->worker_list, &w->link);
+    base_list_init(&w->jobs);
+    base_list_init(&w->pump_link);
+    base_list_push(&b->worker_list, &w->link);
     brk_map_put(&b->worker_map, &w->node);
     b->n_workers++;
     return w;
@@ -183,8 +183,8 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     }
     if (b->n_hostings + n_agents > b->cfg.max_agent_hosts) {
         char name[80];
-        brk_log(BRK_LOG_WARN, "worker_refused", "name=%s agents=%u why=\"max-agent-hosts\"",
-                brk_log_str(name, sizeof name, m->name.p, m->name.n), n_agents);
+        base_log(BASE_LOG_WARN, "worker_refused", "name=%s agents=%u why=\"max-agent-hosts\"",
+                 base_log_str(name, sizeof name, m->name.p, m->name.n), n_agents);
         brk_reply_error(b, in, nil, "overloaded", "workers announce %llu agents in all, and "
                         "%u more would pass max-agent-hosts %llu",
                         (unsigned long long)b->n_hostings, n_agents,
@@ -193,8 +193,8 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
     }
     if (b->n_workers >= b->cfg.max_workers) {
         char name[80];
-        brk_log(BRK_LOG_WARN, "worker_refused", "name=%s why=\"worker table full\"",
-                brk_log_str(name, sizeof name, m->name.p, m->name.n));
+        base_log(BASE_LOG_WARN, "worker_refused", "name=%s why=\"worker table full\"",
+                 base_log_str(name, sizeof name, m->name.p, m->name.n));
         brk_reply_error(b, in, nil, "overloaded", "worker table full (max-workers %llu)",
                         (unsigned long long)b->cfg.max_workers);
         return;
@@ -209,9 +209,9 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     char name[80];
-    brk_log(BRK_LOG_INFO, "worker_ready", "name=%s capacity=%llu agents=%u heartbeat_ms=%llu",
-            brk_log_str(name, sizeof name, w->name, w->name_len),
-            (unsigned long long)w->capacity, w->n_agents, (unsigned long long)w->hb_ms);
+    base_log(BASE_LOG_INFO, "worker_ready", "name=%s capacity=%llu agents=%u heartbeat_ms=%llu",
+             base_log_str(name, sizeof name, w->name, w->name_len),
+             (unsigned long long)w->capacity, w->n_agents, (unsigned long long)w->hb_ms);
     brk_budget_worker_ready(b, w);
     /* Answered at once: a worker counts the broker lost `liveness` intervals after it sent
      * ready, and a ready that waited in its socket for the broker to bind (a broker restart)
@@ -225,7 +225,7 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
 
 static brk_worker_t *worker_find(brk_t *b, const brk_in_t *in) {
     brk_node_t *n = brk_map_get(&b->worker_map, in->id, in->idlen);
-    return n ? brk_container_of(n, brk_worker_t, node) : NULL;
+    return n ? base_container_of(n, brk_worker_t, node) : NULL;
 }
 
 /* A decoded message from a registered worker. */
@@ -313,8 +313,8 @@ void brk_worker_message(brk_t *b, const brk_in_t *in) {
 
 int64_t brk_workers_tick(brk_t *b) {
     int64_t next = b->now + 1000;
-    for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+    for (base_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        brk_worker_t *w = base_container_of(l, brk_worker_t, link);
         if (w->dead) continue;
         int64_t window = (int64_t)(w->hb_ms * b->cfg.liveness);
         int64_t lost_at = brk_after(w->last_seen, w->hb_ms * b->cfg.liveness);
@@ -340,8 +340,8 @@ int64_t brk_workers_tick(brk_t *b) {
 
 void brk_workers_disconnect_all(brk_t *b) {
     if (proto_enc_simple(&b->out, PROTO_DISCONNECT) != 0) return;
-    for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+    for (base_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        brk_worker_t *w = base_container_of(l, brk_worker_t, link);
         if (!w->dead) brk_send(b, BRK_SOCK_WORKERS, w->id, w->idlen, false, b->out.p, b->out.n);
     }
 }
@@ -382,8 +382,8 @@ static uint32_t status_page(brk_t *b, proto_buf_t *o, uint64_t after, uint64_t l
     size_t start = o->n;
     uint32_t n = 0;
     *next = 0;
-    for (brk_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+    for (base_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        brk_worker_t *w = base_container_of(l, brk_worker_t, link);
         if (w->dead || w->seq <= after) continue;
         if (n == limit || (n && o->n - start >= b->cfg.max_reply)) {
             *next = w->seq;
@@ -405,9 +405,9 @@ void brk_workers_status(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     uint64_t n = 0, capacity = 0, in_flight = 0;
-    brk_list_t *l;
+    base_list_t *l;
     for (l = b->worker_list.next; l != &b->worker_list; l = l->next) {
-        brk_worker_t *w = brk_container_of(l, brk_worker_t, link);
+        brk_worker_t *w = base_container_of(l, brk_worker_t, link);
         if (w->dead) continue;
         n++;
         capacity = brk_add_sat(capacity, w->capacity);
@@ -449,5 +449,5 @@ void brk_workers_status(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, o->p, o->n);
-    if (rc < 0) brk_log(BRK_LOG_DEBUG, "send_failed", "what=status errno=%d", -rc);
+    if (rc < 0) base_log(BASE_LOG_DEBUG, "send_failed", "what=status errno=%d", -rc);
 }

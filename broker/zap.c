@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/keys.h"
-#include "proto/metrics.h"
+#include "base/prom.h"
+#include "base/keys.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_BATCH 64          /* requests per call, so a handshake storm cannot starve queries */
@@ -22,9 +22,9 @@ static const char *const domain_names[2] = {"clients", "workers"};
 
 struct brk_zap {
     void *sock;               /* REP on ZAP_ENDPOINT */
-    proto_keypair_t kp;       /* the broker's own keys */
+    base_keypair_t kp;       /* the broker's own keys */
     brk_map_t lists[2];       /* z85 -> brk_key_t, per domain (brk_sock_t) */
-    brk_list_t all;           /* every key object, removed ones still referenced included */
+    base_list_t all;           /* every key object, removed ones still referenced included */
     uint64_t allowed, denied;
     uint64_t refused;         /* messages under a removed key */
     uint64_t reloads[2];      /* SIGHUP rereads: [0] both loaded, [1] a list kept */
@@ -89,8 +89,8 @@ int brk_security_check(const brk_config_t *cfg) {
                             "plaintext\n", eps[i]);
             return -EINVAL;
         }
-        brk_log(BRK_LOG_WARN, "insecure_bind", "endpoint=%s why=\"--insecure: plaintext and "
-                "no authentication on a non-loopback address\"", eps[i]);
+        base_log(BASE_LOG_WARN, "insecure_bind", "endpoint=%s why=\"--insecure: plaintext and "
+                 "no authentication on a non-loopback address\"", eps[i]);
     }
     /* /metrics is plain HTTP whatever CURVE does for the other sockets: off loopback it
      * always needs --insecure. */
@@ -102,8 +102,8 @@ int brk_security_check(const brk_config_t *cfg) {
                     cfg->metrics_ep);
             return -EINVAL;
         }
-        brk_log(BRK_LOG_WARN, "insecure_bind", "endpoint=%s why=\"--insecure: /metrics is "
-                "plain HTTP on a non-loopback address\"", cfg->metrics_ep);
+        base_log(BASE_LOG_WARN, "insecure_bind", "endpoint=%s why=\"--insecure: /metrics is "
+                 "plain HTTP on a non-loopback address\"", cfg->metrics_ep);
     }
     return 0;
 }
@@ -122,7 +122,7 @@ void brk_key_unref(brk_t *b, brk_key_t **kp) {
     if (!k) return;
     BRK_ASSERT(k->refs > 0);
     if (--k->refs) return;
-    brk_list_unlink(&k->all);
+    base_list_unlink(&k->all);
     free(k);
 }
 
@@ -160,11 +160,11 @@ static int limit_word(char *w, parsed_t *e) {
  * 0 for a blank line, or -1 with why set. */
 static int parse_line(char *line, parsed_t *e, const char **why) {
     char *save = NULL;
-    proto_key_strip_comment(line);
+    base_key_strip_comment(line);
     char *w = strtok_r(line, " \t\r\n", &save);
     if (!w) return 0;
     memset(e, 0, sizeof *e);
-    if (!proto_key_is_z85(w, strlen(w))) {
+    if (!base_key_is_z85(w, strlen(w))) {
         *why = "the first word is not a public key (40 Z85 characters)";
         return -1;
     }
@@ -197,7 +197,7 @@ static int list_load(const char *path, uint64_t max_keys, parsed_t **out, size_t
     FILE *f = fopen(path, "r");
     if (!f) {
         int e = errno;
-        brk_log(BRK_LOG_ERROR, "keys_failed", "file=%s error=\"%s\"", path, strerror(e));
+        base_log(BASE_LOG_ERROR, "keys_failed", "file=%s error=\"%s\"", path, strerror(e));
         return -e;
     }
     size_t cap = 16;
@@ -216,7 +216,7 @@ static int list_load(const char *path, uint64_t max_keys, parsed_t **out, size_t
         if (r == 1 && parsed_has(v, *n, e.z85)) why = "the key is listed twice", r = -1;
         if (r == 1 && *n >= max_keys) why = "more keys than --max-keys", r = -1;
         if (r < 0) {
-            brk_log(BRK_LOG_ERROR, "keys_failed", "file=%s line=%u error=\"%s\"", path, no, why);
+            base_log(BASE_LOG_ERROR, "keys_failed", "file=%s line=%u error=\"%s\"", path, no, why);
             rc = -EINVAL;
         } else if (r == 1) {
             parsed_t *g = *n == cap ? realloc(v, (cap *= 2) * sizeof *v) : v;
@@ -232,7 +232,7 @@ static int list_load(const char *path, uint64_t max_keys, parsed_t **out, size_t
 
 static brk_key_t *key_find(brk_map_t *m, const char *z85) {
     brk_node_t *n = brk_map_get(m, z85, 40);
-    return n ? brk_container_of(n, brk_key_t, node) : NULL;
+    return n ? base_container_of(n, brk_key_t, node) : NULL;
 }
 
 /* Installs entries as list d: a key kept keeps its object (and in-flight count) with the new
@@ -253,7 +253,7 @@ static int list_install(brk_zap_t *z, int d, const parsed_t *v, size_t n, size_t
             k->node.klen = 40;
             k->refs = 1; /* the list's */
             k->domain = d;
-            brk_list_push(&z->all, &k->all);
+            base_list_push(&z->all, &k->all);
             (*added)++;
         } else {
             rc = -ENOMEM; /* the keys not placed yet are treated as removed */
@@ -267,7 +267,7 @@ static int list_install(brk_zap_t *z, int d, const parsed_t *v, size_t n, size_t
     }
     brk_node_t *node;
     while ((node = brk_map_next(&z->lists[d], NULL))) {
-        brk_key_t *k = brk_container_of(node, brk_key_t, node);
+        brk_key_t *k = base_container_of(node, brk_key_t, node);
         brk_map_del(&z->lists[d], node);
         k->removed = true;
         (*removed)++;
@@ -285,8 +285,8 @@ static int list_reload(brk_t *b, int d) {
     int rc = list_load(path, b->cfg.max_keys, &v, &n);
     if (rc == 0) rc = list_install(b->zap, d, v, n, &added, &removed);
     if (rc == 0)
-        brk_log(BRK_LOG_INFO, "keys_loaded", "domain=%s file=%s keys=%zu added=%zu removed=%zu",
-                domain_names[d], path, n, added, removed);
+        base_log(BASE_LOG_INFO, "keys_loaded", "domain=%s file=%s keys=%zu added=%zu removed=%zu",
+                 domain_names[d], path, n, added, removed);
     free(v);
     return rc;
 }
@@ -301,11 +301,11 @@ int brk_zap_open(brk_t *b) {
     brk_zap_t *z = calloc(1, sizeof *z);
     if (!z) return -ENOMEM;
     b->zap = z;
-    brk_list_init(&z->all);
+    base_list_init(&z->all);
     char err[300];
-    int rc = proto_keypair_load(b->cfg.curve_secret, &z->kp, err, sizeof err);
+    int rc = base_keypair_load(b->cfg.curve_secret, &z->kp, err, sizeof err);
     if (rc) {
-        brk_log(BRK_LOG_ERROR, "curve_key_failed", "error=\"%s\"", err);
+        base_log(BASE_LOG_ERROR, "curve_key_failed", "error=\"%s\"", err);
         return rc;
     }
     if (brk_map_init(&z->lists[0]) || brk_map_init(&z->lists[1])) return -ENOMEM;
@@ -314,10 +314,10 @@ int brk_zap_open(brk_t *b) {
     z->sock = zmq_socket(b->ctx, ZMQ_REP);
     if (!z->sock || zmq_bind(z->sock, ZAP_ENDPOINT) != 0) {
         rc = -errno;
-        brk_log(BRK_LOG_ERROR, "zap_bind_failed", "error=\"%s\"", zmq_strerror(errno));
+        base_log(BASE_LOG_ERROR, "zap_bind_failed", "error=\"%s\"", zmq_strerror(errno));
         return rc;
     }
-    brk_log(BRK_LOG_INFO, "curve_on", "public_key=%s", z->kp.public_);
+    base_log(BASE_LOG_INFO, "curve_on", "public_key=%s", z->kp.public_);
     return 0;
 }
 
@@ -330,9 +330,9 @@ void brk_zap_close(brk_t *b) {
         zmq_close(z->sock);
     }
     for (int d = 0; d < 2; d++) brk_map_close(&z->lists[d]);
-    while (!brk_list_empty(&z->all)) { /* clients are gone: free what they still held too */
-        brk_key_t *k = brk_container_of(z->all.next, brk_key_t, all);
-        brk_list_unlink(&k->all);
+    while (!base_list_empty(&z->all)) { /* clients are gone: free what they still held too */
+        brk_key_t *k = base_container_of(z->all.next, brk_key_t, all);
+        base_list_unlink(&k->all);
         free(k);
     }
     memset(&z->kp, 0, sizeof z->kp);
@@ -363,7 +363,7 @@ static void log_denied(brk_t *b, const char *domain, zmq_msg_t *addr, const char
     int64_t sec = b->now / 1000;
     if (sec != z->log_second) {
         if (z->suppressed)
-            brk_log(BRK_LOG_WARN, "zap_denied_suppressed", "count=%u", z->suppressed);
+            base_log(BASE_LOG_WARN, "zap_denied_suppressed", "count=%u", z->suppressed);
         z->log_second = sec;
         z->logged = z->suppressed = 0;
     }
@@ -372,8 +372,8 @@ static void log_denied(brk_t *b, const char *domain, zmq_msg_t *addr, const char
         return;
     }
     char a[80];
-    brk_log(BRK_LOG_WARN, "zap_denied", "domain=%s address=%s key=%s why=\"%s\"", domain,
-            brk_log_str(a, sizeof a, zmq_msg_data(addr), zmq_msg_size(addr)), key, why);
+    base_log(BASE_LOG_WARN, "zap_denied", "domain=%s address=%s key=%s why=\"%s\"", domain,
+             base_log_str(a, sizeof a, zmq_msg_data(addr), zmq_msg_size(addr)), key, why);
 }
 
 /* Decides one request: frames [version][request id][domain][address][identity][mechanism]
@@ -442,24 +442,24 @@ static void drop_removed_clients(brk_t *b) {
     if (!v) return;
     for (brk_node_t *node = brk_map_next(&b->client_map, NULL); node && n < cap;
          node = brk_map_next(&b->client_map, node)) {
-        brk_client_t *c = brk_container_of(node, brk_client_t, node);
+        brk_client_t *c = base_container_of(node, brk_client_t, node);
         if (c->curve_key && c->curve_key->removed) v[n++] = c;
     }
     for (size_t i = 0; i < n; i++)
         brk_client_drop(b, v[i], "unauthorized", "the client's key was removed from the "
                         "allowlist");
-    if (n) brk_log(BRK_LOG_INFO, "keys_clients_dropped", "clients=%zu", n);
+    if (n) base_log(BASE_LOG_INFO, "keys_clients_dropped", "clients=%zu", n);
     free(v);
 }
 
 int brk_zap_reload(brk_t *b) {
     if (!b->zap) {
-        brk_log(BRK_LOG_INFO, "reload", "what=nothing why=\"no --curve-secret\"");
+        base_log(BASE_LOG_INFO, "reload", "what=nothing why=\"no --curve-secret\"");
         return 0;
     }
     int rc1 = list_reload(b, BRK_SOCK_CLIENTS), rc2 = list_reload(b, BRK_SOCK_WORKERS);
-    if (rc1) brk_log(BRK_LOG_ERROR, "keys_kept", "domain=clients why=\"the file did not load\"");
-    if (rc2) brk_log(BRK_LOG_ERROR, "keys_kept", "domain=workers why=\"the file did not load\"");
+    if (rc1) base_log(BASE_LOG_ERROR, "keys_kept", "domain=clients why=\"the file did not load\"");
+    if (rc2) base_log(BASE_LOG_ERROR, "keys_kept", "domain=workers why=\"the file did not load\"");
     drop_removed_clients(b);
     b->zap->reloads[rc1 || rc2 ? 1 : 0]++;
     return rc1 ? rc1 : rc2;
@@ -469,22 +469,22 @@ void brk_zap_count_refused(brk_t *b) {
     if (b->zap) b->zap->refused++;
 }
 
-void brk_zap_metrics(brk_t *b, proto_buf_t *o) {
+void brk_zap_metrics(brk_t *b, base_buf_t *o) {
     brk_zap_t *z = b->zap;
     if (!z) return;
     const char *hs = "actorbus_broker_curve_handshakes_total";
     const char *keys = "actorbus_broker_curve_keys";
     const char *rl = "actorbus_broker_curve_reloads_total";
-    proto_prom_family(o, hs, "counter", "CURVE handshakes the ZAP handler answered, by result.");
-    proto_prom_u64(o, hs, "result=\"allowed\"", z->allowed);
-    proto_prom_u64(o, hs, "result=\"denied\"", z->denied);
-    proto_prom_family(o, keys, "gauge", "Keys in each allowlist (ZAP domain).");
-    proto_prom_u64(o, keys, "domain=\"clients\"", z->lists[BRK_SOCK_CLIENTS].n);
-    proto_prom_u64(o, keys, "domain=\"workers\"", z->lists[BRK_SOCK_WORKERS].n);
-    proto_prom_family(o, rl, "counter", "SIGHUP rereads of the allowlists, by result.");
-    proto_prom_u64(o, rl, "result=\"loaded\"", z->reloads[0]);
-    proto_prom_u64(o, rl, "result=\"kept\"", z->reloads[1]);
-    proto_prom_family(o, "actorbus_broker_curve_refused_messages_total", "counter",
+    base_prom_family(o, hs, "counter", "CURVE handshakes the ZAP handler answered, by result.");
+    base_prom_u64(o, hs, "result=\"allowed\"", z->allowed);
+    base_prom_u64(o, hs, "result=\"denied\"", z->denied);
+    base_prom_family(o, keys, "gauge", "Keys in each allowlist (ZAP domain).");
+    base_prom_u64(o, keys, "domain=\"clients\"", z->lists[BRK_SOCK_CLIENTS].n);
+    base_prom_u64(o, keys, "domain=\"workers\"", z->lists[BRK_SOCK_WORKERS].n);
+    base_prom_family(o, rl, "counter", "SIGHUP rereads of the allowlists, by result.");
+    base_prom_u64(o, rl, "result=\"loaded\"", z->reloads[0]);
+    base_prom_u64(o, rl, "result=\"kept\"", z->reloads[1]);
+    base_prom_family(o, "actorbus_broker_curve_refused_messages_total", "counter",
                       "Messages refused because their key left the allowlist after connecting.");
-    proto_prom_u64(o, "actorbus_broker_curve_refused_messages_total", "", z->refused);
+    base_prom_u64(o, "actorbus_broker_curve_refused_messages_total", "", z->refused);
 }

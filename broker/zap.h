@@ -11,10 +11,11 @@
 
 #include <zmq.h>
 
+#include "base/buf.h"
 #include "proto/proto.h"
 
-#include "list.h"
-#include "map.h"
+#include "base/list.h"
+#include "hashmap.h"
 
 #define BRK_KEY_NAME_MAX 64 /* bytes of a key's name in an allowlist */
 
@@ -25,7 +26,7 @@ struct brk_config;
  * queries in flight, so that the per-key count survives a reload that keeps the key. */
 typedef struct brk_key {
     brk_node_t node;        /* key: z85, in its allowlist's map (while not removed) */
-    brk_list_t all;         /* in the zap's list of every key object */
+    base_list_t all;         /* in the zap's list of every key object */
     char z85[41];
     char name[BRK_KEY_NAME_MAX + 1];
     uint64_t max_inflight;  /* queries in flight over all its connections; 0: no own limit */
@@ -73,7 +74,7 @@ bool brk_zap_on(const struct brk *b);
 /* Counts a message refused because its key was removed (refuse_removed_key). */
 void brk_zap_count_refused(struct brk *b);
 /* Appends the actorbus_broker_curve_* families to a /metrics page; nothing without CURVE. */
-void brk_zap_metrics(struct brk *b, proto_buf_t *o);
+void brk_zap_metrics(struct brk *b, base_buf_t *o);
 
 brk_key_t *brk_key_ref(brk_key_t *k);        /* NULL stays NULL */
 void brk_key_unref(struct brk *b, brk_key_t **k); /* NULLs *k */

@@ -6,7 +6,10 @@ files include each other in a circle. Prints, per folder, the floors it spans, t
 that leave it, and every circle of files; --check exits 1 when a rule is broken:
   - no circle of files (a strongly connected set of more than one file);
   - no arrow from a lower layer up to a higher one (--layer LOW HIGH, repeatable: no file
-    under LOW may include a file under HIGH).
+    under LOW may include a file under HIGH);
+  - no two C sources of one name anywhere in the tree (a name says what a file is, so two
+    files of one name would mean two things), but the names --same-name allows (main.c:
+    one per program).
 
   tools/house.py worker                       # the drawing of worker/ (and what it reaches)
   tools/house.py --check --layer worker/agent worker --allow worker/include worker
@@ -105,19 +108,32 @@ def floors(edges):
     return {v: floor(v) for v in edges}
 
 
+def same_names(files, allowed):
+    """C sources (.c) that share a basename, except the allowed names."""
+    by_name = {}
+    for f in files:
+        if f.endswith(".c"):
+            by_name.setdefault(os.path.basename(f), []).append(f)
+    return {n: fs for n, fs in sorted(by_name.items()) if len(fs) > 1 and n not in allowed}
+
+
 def under(path, folder):
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folders", nargs="*", default=["broker", "worker", "proto", "libactor"])
+    ap.add_argument("folders", nargs="*",
+                    default=["base", "proto", "libactor", "worker/agent", "worker", "broker"])
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--layer", nargs=2, action="append", default=[], metavar=("LOW", "HIGH"))
     ap.add_argument("--allow", action="append", default=[], metavar="FOLDER",
                     help="a folder under HIGH that LOW may include (an ABI header's)")
+    ap.add_argument("--same-name", action="append", default=["main.c"], metavar="NAME",
+                    help="a C source name more than one folder may use (main.c is allowed)")
     a = ap.parse_args()
-    edges = graph(sources())
+    files = sources()
+    edges = graph(files)
     fl = floors(edges)
     broken = []
     for folder in a.folders:
@@ -139,6 +155,8 @@ def main():
                     if under(t, high) and not under(t, low) and \
                             not any(under(t, x) for x in a.allow):
                         broken.append(f"up: {f} -> {t} ({low} must not include {high})")
+    for name, fs in same_names(files, set(a.same_name)).items():
+        broken.append(f"same name: {name}: " + ", ".join(fs))
     for b in broken:
         print(b)
     print(f"{len(broken)} broken rules")

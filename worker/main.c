@@ -40,7 +40,10 @@ static const char usage[] =
     "  --log-format FMT    kv (key=value lines, the default) or json (one object a line)\n"
     "  --metrics ENDPOINT  serve Prometheus text at GET /metrics, e.g.\n"
     "                      tcp://127.0.0.1:9465 (default: off)\n"
-    "  --metrics-max-conns N    scrapers connected at once (default 16)\n"
+    "  --metrics-max-conns N    scrapers connected at once; past it the one waiting longest\n"
+    "                           without a whole request is closed (default 16)\n"
+    "  --metrics-idle-ms MS     a scraper without a whole request by then is closed\n"
+    "                           (default 10000)\n"
     "  --metrics-max-request N  bytes of one HTTP request head (default 8192)\n"
     "  --metrics-max-labels N   error codes with series of their own (default 256)\n"
     "  --curve-server-key K  the broker's public key (FILE or Z85): connect with CURVE\n"
@@ -106,8 +109,8 @@ static int curve_setup(opts *o) {
                         "is false); install a libzmq with libsodium\n");
         return 1;
     }
-    if (proto_key_public_load(o->curve_server, o->cfg.curve_server, err, sizeof err) != 0 ||
-        proto_keypair_load(o->curve_key, &o->cfg.curve_kp, err, sizeof err) != 0) {
+    if (base_key_public_load(o->curve_server, o->cfg.curve_server, err, sizeof err) != 0 ||
+        base_keypair_load(o->curve_key, &o->cfg.curve_kp, err, sizeof err) != 0) {
         fprintf(stderr, "actor-worker: %s\n", err);
         return 1;
     }
@@ -123,6 +126,7 @@ static int parse(int argc, char **argv, opts *o) {
         {"agents", 1, 0, 'a'},
         {"log-format", 1, 0, 'F'},   {"metrics", 1, 0, 'M'},   {"metrics-max-conns", 1, 0, 'C'},
         {"metrics-max-request", 1, 0, 'R'}, {"metrics-max-labels", 1, 0, 'B'},
+        {"metrics-idle-ms", 1, 0, 'I'},
         {"curve-server-key", 1, 0, 'K'}, {"curve-key", 1, 0, 'k'},
         {"max-lent", 1, 0, 'm'},     {"watchdog-ms", 1, 0, 'W'},
         {0, 0, 0, 0}};
@@ -173,6 +177,10 @@ static int parse(int argc, char **argv, opts *o) {
         case 'B':
             rc = number("--metrics-max-labels", optarg, 1, 65536, &v);
             o->cfg.metrics_max_labels = (uint64_t)v;
+            break;
+        case 'I':
+            rc = number("--metrics-idle-ms", optarg, 10, 3600000, &v);
+            o->cfg.metrics_idle_ms = (uint64_t)v;
             break;
         case 'K': o->curve_server = optarg; break;
         case 'k': o->curve_key = optarg; break;
@@ -252,6 +260,7 @@ int main(int argc, char **argv) {
     opts o = {.cfg = {.broker = "tcp://127.0.0.1:5556", .capacity = 16, .heartbeat_ms = 1000,
                       .liveness = 3, .drain_ms = 5000, .metrics_max_conns = 16,
                       .metrics_max_request = 8192, .metrics_max_labels = 256,
+                      .metrics_idle_ms = 10000,
                       .max_lent = 1024, .watchdog_ms = 60000},
               .level = ACT_LOG_INFO};
     char host[64] = "localhost";

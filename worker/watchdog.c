@@ -41,12 +41,6 @@ static _Atomic int64_t beat_ms;
 static int64_t limit_ms;
 static pthread_t loop_thread;
 
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void put(const char *s) {
     ssize_t n = write(STDERR_FILENO, s, strlen(s));
     (void)n;
@@ -61,7 +55,7 @@ static void on_stuck(int sig) {
     snprintf(line, sizeof line,
              "level=error event=watchdog task=%s held_ms=%lld "
              "why=\"a task did not yield for --watchdog-ms; exiting %d for a restart\"\n",
-             t ? act_task_name(t) : "(loop)", (long long)(mono_ms() - atomic_load(&beat_ms)),
+             t ? act_task_name(t) : "(loop)", (long long)(base_mono_ms() - atomic_load(&beat_ms)),
              WRK_WATCHDOG_EXIT);
     put(line);
     void *frames[48];
@@ -88,9 +82,9 @@ static bool wd_sleep(struct wrk_watchdog *wd, int64_t ms) {
 
 static void *watch(void *arg) {
     struct wrk_watchdog *wd = arg;
-    int64_t period = wd->every_ms, last = mono_ms();
+    int64_t period = wd->every_ms, last = base_mono_ms();
     while (!wd_sleep(wd, period)) {
-        int64_t now = mono_ms();
+        int64_t now = base_mono_ms();
         bool suspended = now - last > 2 * period + 1000; /* SIGSTOP, a suspended VM: the
                                                             ticker had no chance either */
         last = now;
@@ -120,7 +114,7 @@ static int tick(void *arg, void **result) {
     (void)result;
     struct wrk_watchdog *wd = arg;
     for (;;) {
-        atomic_store(&beat_ms, mono_ms());
+        atomic_store(&beat_ms, base_mono_ms());
         notify(wd, "WATCHDOG=1");
         if (act_sleep(wd->every_ms) != 0) return 0;
     }
@@ -159,7 +153,7 @@ int wrk_watchdog_start(wrk_t *w) {
     }
     pthread_mutex_init(&wd->mu, NULL);
     pthread_cond_init(&wd->cv, NULL);
-    atomic_store(&beat_ms, mono_ms());
+    atomic_store(&beat_ms, base_mono_ms());
     act_spawn_opts_t o = {.name = "watchdog"};
     int rc = act_spawn(tick, wd, &o, &wd->ticker);
     if (rc == 0 && limit_ms > 0) {

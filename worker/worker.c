@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "worker.h"
+#include "base/connect.h"
 #include "agent/runtime.h"
 
 #define LINGER_MS 1000   /* how long a final message may take to leave on exit */
@@ -190,40 +191,25 @@ static void mon_explain(wrk_t *w) {
  * not up, so everything goes to the broker that answers; when it changes, the new one says
  * `disconnect` to the stranger and the worker starts over with `ready`.
  * Returns: 0, or -1 with errno (the endpoint that failed is logged). */
-static int connect_all(void *s, const char *list) {
-    int one = 1;
-    if (strchr(list, ',')) zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
-    for (const char *p = list; *p;) {
-        size_t n = strcspn(p, ",");
-        char ep[512];
-        snprintf(ep, sizeof ep, "%.*s", (int)(n < sizeof ep ? n : sizeof ep - 1), p);
-        if (n && zmq_connect(s, ep) != 0) {
-            int e = errno;
-            act_log(ACT_LOG_ERROR, "connect_failed", "broker=%s error=\"%s\"", ep,
-                    zmq_strerror(e));
-            errno = e;
-            return -1;
-        }
-        p += n + (p[n] == ',');
-    }
-    return 0;
-}
-
 static int conn_open(wrk_t *w) {
     void *s = zmq_socket(w->zctx, ZMQ_DEALER);
     if (!s) return ACT_ENOMEM;
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     if (w->cfg.curve && /* a CURVE client of the broker (keys checked at start) */
-        (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, w->cfg.curve_server, PROTO_Z85_KEY_LEN + 1) ||
-         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, w->cfg.curve_kp.public_, PROTO_Z85_KEY_LEN + 1) ||
-         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, w->cfg.curve_kp.secret, PROTO_Z85_KEY_LEN + 1))) {
+        (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, w->cfg.curve_server, BASE_Z85_KEY_LEN + 1) ||
+         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, w->cfg.curve_kp.public_, BASE_Z85_KEY_LEN + 1) ||
+         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, w->cfg.curve_kp.secret, BASE_Z85_KEY_LEN + 1))) {
         act_log(ACT_LOG_ERROR, "curve_failed", "error=\"%s\"", zmq_strerror(errno));
         zmq_close(s);
         return ACT_EINVAL;
     }
     mon_open(w, s);
-    if (connect_all(s, w->cfg.broker) != 0) {
+    char failed[512] = "";
+    int crc = base_connect_all(s, w->cfg.broker, failed, sizeof failed);
+    if (crc != 0) {
+        act_log(ACT_LOG_ERROR, "connect_failed", "broker=%s error=\"%s\"", failed,
+                zmq_strerror(-crc));
         mon_close(w);
         zmq_close(s);
         return ACT_EINVAL;

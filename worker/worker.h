@@ -11,7 +11,8 @@
 #include "actor/actor.h"
 #include "actor/zsock.h"
 #include "actorbus/plugin.h"
-#include "proto/keys.h"
+#include "base/clock.h"
+#include "base/keys.h"
 #include "proto/proto.h"
 #include "agent/runtime.h"
 #include "budget_client.h"
@@ -25,13 +26,14 @@ typedef struct wrk_config {
     int64_t heartbeat_ms;  /* heartbeat interval */
     int64_t liveness;      /* heartbeats of silence before the broker counts as lost */
     int64_t drain_ms;      /* SIGTERM: how long running jobs may take to finish */
-    const char *metrics;   /* --metrics endpoint; NULL or "" off (metrics.c) */
+    const char *metrics;   /* --metrics endpoint; NULL or "" off (worker_metrics.c) */
     uint64_t metrics_max_conns, metrics_max_request, metrics_max_labels;
+    uint64_t metrics_idle_ms; /* a scraper without a whole request by then is closed */
     uint64_t max_lent;     /* credit lent by jobs waiting on sub-queries, at most (calls.c) */
     int64_t watchdog_ms;   /* a task holding the loop this long ends the process; 0 off */
     bool curve;            /* CURVE to the broker: its public key and our key pair below */
-    char curve_server[PROTO_Z85_KEY_LEN + 1];
-    proto_keypair_t curve_kp;
+    char curve_server[BASE_Z85_KEY_LEN + 1];
+    base_keypair_t curve_kp;
 } wrk_config_t;
 
 /* ---- agents (plugin.c) ---- */
@@ -68,7 +70,7 @@ void wrk_host_close(abp_host_t *host);
 int wrk_pack_emit(abp_ctx_t *ctx, const abp_pack_t *p);
 int wrk_pack_set_output(abp_ctx_t *ctx, const abp_pack_t *p);
 
-/* ---- jobs (jobs.c): one libactor task per `work` ---- */
+/* ---- jobs (worker_jobs.c): one libactor task per `work` ---- */
 struct abp_ctx {
     struct abp_ctx *next, *prev; /* in the worker's job list */
     wrk_t *w;                    /* owner */
@@ -95,7 +97,7 @@ struct abp_ctx {
                                     sub-agent's (the runner switches it) */
     size_t in_n;
     const char *agent_now;       /* the running agent's name (the runner switches it) */
-    int64_t t0_us;               /* when it arrived, for the latency histogram (metrics.c) */
+    int64_t t0_us;               /* when it arrived, for the latency histogram (worker_metrics.c) */
 };
 
 void wrk_jobs_start(wrk_t *w, const proto_msg_t *m);
@@ -186,7 +188,7 @@ struct wrk {
     int64_t drain_deadline;    /* act_now() by which jobs must be done */
     proto_limits_t limits;     /* for decoding broker messages */
     proto_buf_t enc;           /* scratch encoder */
-    struct wrk_metrics *mx;    /* counters and /metrics (metrics.c) */
+    struct wrk_metrics *mx;    /* counters and /metrics (worker_metrics.c) */
     void *mon;                 /* PAIR: this connection's failed handshakes, or NULL */
     uint64_t lent;             /* jobs now waiting on their sub-queries (wrk_lend) */
     uint64_t credit_sent;      /* the capacity the broker last heard from us */
@@ -223,14 +225,13 @@ void wrk_signal(wrk_t *w, int signum);
 int wrk_watchdog_start(wrk_t *w);
 void wrk_watchdog_stop(wrk_t *w); /* stops both; safe when never started */
 
-/* ---- metrics and tasks (metrics.c) ---- */
+/* ---- metrics and tasks (worker_metrics.c) ---- */
 typedef struct wrk_metrics wrk_metrics_t;
 /* Creates w->mx and, with --metrics, binds the endpoint and spawns the task serving it (in a
  * task, after the zmq context exists). Returns: 0. Errors: ACT_ENOMEM, ACT_EINVAL (the bind
  * failed; logged), or act_spawn's. */
 int wrk_metrics_start(wrk_t *w);
 void wrk_metrics_stop(wrk_t *w); /* stops the task, closes the socket, frees w->mx */
-int64_t wrk_mx_now_us(void);     /* the clock of t0_us */
 /* A model call's tokens, by agent and model (agt_host_t.tokens), for /metrics. */
 void wrk_mx_tokens(wrk_t *w, const char *agent, const char *model, uint64_t prompt,
                    uint64_t completion);

@@ -52,7 +52,7 @@ static void describe(act_task_t *t, act_task_info_t *i) {
         i->waits_on = t->waiter->what;
         i->object = t->waiter->obj;
         i->waiting_ms = act_now() - t->waiter->since;
-        i->deadline = act__timer_armed(&t->waiter->timer) ? t->waiter->timer.deadline : -1;
+        i->deadline = act__timer_armed(&t->waiter->timer) ? t->waiter->timer.node.key : -1;
     }
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "actor/actor.h"
+#include "base/heap.h"
 
 /* ACT_ASAN: built with AddressSanitizer (gcc defines the macro, clang has the feature). */
 #if defined(__has_feature)
@@ -62,26 +63,20 @@ static inline act__list *act__list_pop(act__list *h) {
     return n;
 }
 
-/* ---- timers: a binary min-heap ordered by (deadline, insertion sequence) ---- */
+/* ---- timers: base's intrusive min-heap (base/heap.h), by (deadline, arming order) ---- */
 typedef struct act__timer act__timer;
 typedef void act__timer_fn(act__timer *t);
 struct act__timer {
-    int64_t deadline;    /* absolute ms on the loop clock */
-    uint64_t seq;        /* ties keep arming order */
-    size_t idx;          /* position in the heap, SIZE_MAX when not armed */
-    act__timer_fn *fire; /* called once when the deadline passes */
+    base_heap_node_t node; /* node.key: the deadline, absolute ms on the loop clock */
+    act__timer_fn *fire;   /* called once when the deadline passes */
 };
 
-typedef struct act__heap {
-    act__timer **v; /* heap array */
-    size_t n, cap;  /* used, allocated */
-    uint64_t seq;   /* next sequence number */
-} act__heap;
+typedef base_heap_t act__heap;
 
 void act__timer_init(act__timer *t, act__timer_fn *fire);
 int act__timer_arm(act_loop_t *L, act__timer *t, int64_t deadline);
 void act__timer_disarm(act_loop_t *L, act__timer *t);
-static inline bool act__timer_armed(const act__timer *t) { return t->idx != SIZE_MAX; }
+static inline bool act__timer_armed(const act__timer *t) { return base_heap_in(&t->node); }
 /* Fires every timer due at `now`; returns how many fired. */
 size_t act__timers_run(act_loop_t *L, int64_t now);
 int64_t act__timers_next(const act_loop_t *L); /* -1 when none */

@@ -59,7 +59,7 @@ static inline void proto__buf_put(proto_buf_t *b, const void *p, size_t n) {
     b->n += n;
 }
 
-/* The encoders' pieces (encode.c, budget.c): a key and its value; the end of a message. */
+/* The encoders' pieces (encode.c, enc_budget.c): a key and its value; the end of a message. */
 static inline void pack_key_str(proto_buf_t *b, const char *key, proto_str_t s) {
     proto_pack_cstr(b, key);
     proto_pack_str(b, s.p, s.n);
@@ -73,9 +73,5 @@ static inline int done(proto_buf_t *b) { return b->failed ? PROTO_ENOMEM : 0; }
 /* Fills err (if not NULL) with the wire code for rc and a formatted message; returns rc. */
 int proto__fail(proto_error_t *err, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/* Length of the valid UTF-8 sequence at p (strict: no overlongs, surrogates or > U+10FFFF),
- * or 0 if there is none (json.c). n >= 1. */
-size_t proto__utf8_len(const uint8_t *p, size_t n);
 
 #endif

@@ -8,30 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "base/utf8.h"
 #include "internal.h"
 
 /* ---- msgpack -> JSON ---- */
 
 static void put_str(proto_buf_t *b, const char *s) {
     proto__buf_put(b, s, strlen(s));
-}
-
-size_t proto__utf8_len(const uint8_t *p, size_t n) {
-    uint8_t c = p[0];
-    size_t len;
-    uint32_t min, cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, min = 0x80, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, min = 0x800, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, min = 0x10000, cp = c & 0x07;
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return len;
 }
 
 /* Bytes that can stand in a JSON string as they are, and that both directions copy in runs:
@@ -76,7 +59,7 @@ static void put_json_string(proto_buf_t *b, const uint8_t *s, size_t n) {
             continue;
         }
         uint8_t c = s[i];
-        size_t run = proto__utf8_len(s + i, n - i);
+        size_t run = base_utf8_len(s + i, n - i);
         if (run == 0) { /* not UTF-8: say so rather than pass it on */
             put_str(b, "\\ufffd");
             i++;
@@ -337,7 +320,7 @@ static int scan_string(parser_t *ps, uint8_t *dst, size_t *len) {
             }
             if (dst) memcpy(dst + n, o, k);
         } else {
-            k = proto__utf8_len((const uint8_t *)ps->s + ps->off, ps->n - ps->off);
+            k = base_utf8_len((const uint8_t *)ps->s + ps->off, ps->n - ps->off);
             if (k == 0) return perr(ps, "invalid UTF-8");
             if (dst) memcpy(dst + n, ps->s + ps->off, k);
             ps->off += k;

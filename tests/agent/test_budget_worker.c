@@ -1,5 +1,5 @@
 /* test_budget_worker.c: the worker's client of the broker's model budget (worker/agent/
- * budget.c) against a fake broker in the test: what it sends (budget.acquire, .release,
+ * model/budget_client.c) against a fake broker in the test: what it sends (budget.acquire, .release,
  * .cancel, decoded back with the real codec), waiting for a grant, deadlines and cancellation
  * (a grant that crosses the cancel is given back), denies, a lost connection, and the model
  * guard on top of it never running more requests than the broker grants. Virtual clock. */

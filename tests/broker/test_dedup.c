@@ -14,7 +14,7 @@
 #include "harness.h"
 #include "pgserver.h"
 #include "dedup.h"
-#include "map.h"
+#include "hashmap.h"
 
 static const uint8_t CK_A[] = {0, 'a'}, CK_B[] = {0, 'b'};
 static char why[256];

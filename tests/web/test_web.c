@@ -1,13 +1,13 @@
-/* test_web.c: what actor-web (tools/web/http.h) reads from browsers: request heads (complete,
- * partial, too large, malformed, smuggling attempts), query-string parameters and their
- * escapes, the Host and token checks that keep other sites out, and the JSON escaping of the
- * strings the server writes itself. */
+/* test_web.c: what actor-web (tools/web/web_http.h) reads from browsers: request heads
+ * (complete, partial, too large, malformed, smuggling attempts), query-string parameters and
+ * their escapes, the Host and token checks that keep other sites out, and the JSON escaping
+ * of the strings the server writes itself. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "harness.h"
-#include "http.h"
+#include "web_http.h"
 
 static int parse(const char *s, size_t max_head, size_t max_body, web_req_t *r) {
     return web_req_parse(s, strlen(s), max_head, max_body, r);

@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "base/clock.h"
+#include "base/connect.h"
 #include "fields.h"
 #include "observe.h"
 #include "proto/proto.h"
@@ -143,19 +145,6 @@ static void print_json(FILE *f, const char *prefix, proto_raw_t v) {
 /* Connects s to each endpoint of the comma-separated list (a broker pair). With more than
  * one, ZMQ_IMMEDIATE sends only on connections that are up: to the active broker, since the
  * standby binds nothing. Returns: 0, or -1 with errno. */
-static int connect_all(void *s, const char *list) {
-    int one = 1;
-    if (strchr(list, ',')) zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
-    for (const char *p = list; *p;) {
-        size_t n = strcspn(p, ",");
-        char ep[512];
-        snprintf(ep, sizeof ep, "%.*s", (int)(n < sizeof ep ? n : sizeof ep - 1), p);
-        if (n && zmq_connect(s, ep) != 0) return -1;
-        p += n + (p[n] == ',');
-    }
-    return 0;
-}
-
 static void *dealer(ctl_t *c) {
     void *s = zmq_socket(c->zctx, ZMQ_DEALER);
     int linger = 200;
@@ -165,9 +154,14 @@ static void *dealer(ctl_t *c) {
                                                                          : -1;
     zmq_setsockopt(s, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
     ctl_curve_watch(&c->curve, c->zctx, s);
-    if (ctl_curve_apply(&c->curve, s) != 0 || connect_all(s, c->broker) != 0) {
-        fprintf(stderr, "actorctl: cannot connect to --broker '%s': %s\n", c->broker,
-                zmq_strerror(errno));
+    char failed[512] = "";
+    errno = 0;
+    int rc = ctl_curve_apply(&c->curve, s) != 0 ? (errno ? -errno : -EINVAL)
+                                                : base_connect_all(s, c->broker, failed,
+                                                                   sizeof failed);
+    if (rc != 0) {
+        fprintf(stderr, "actorctl: cannot connect to --broker '%s': %s\n",
+                *failed ? failed : c->broker, zmq_strerror(-rc));
         zmq_close(s);
         return NULL;
     }
@@ -184,7 +178,7 @@ static int send_buf(void *s, const proto_buf_t *b) {
 static int recv_until(void *s, zmq_msg_t *m, int64_t deadline) {
     zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
     for (;;) {
-        long wait = deadline < 0 ? -1 : (long)(deadline - ctl_now_ms());
+        long wait = deadline < 0 ? -1 : (long)(deadline - base_mono_ms());
         if (deadline >= 0 && wait < 0) wait = 0;
         int n = zmq_poll(&it, 1, wait);
         if (n < 0 && errno == EINTR) return -2;
@@ -205,7 +199,7 @@ static int no_answer(ctl_t *c, const char *what) {
 }
 
 static int64_t wait_deadline(const ctl_t *c, int64_t grace) {
-    return ctl_now_ms() + (c->timeout_ms < 0 ? 30000 : c->timeout_ms + grace);
+    return base_mono_ms() + (c->timeout_ms < 0 ? 30000 : c->timeout_ms + grace);
 }
 
 /* Prints an error reply on stderr. */
@@ -271,7 +265,7 @@ static int on_query_reply(ctl_t *c, const proto_msg_t *m, const proto_buf_t *id)
  * a cancel, and the broker's `cancelled` error then ends the wait. */
 static int query_wait(ctl_t *c, void *s, const proto_buf_t *id) {
     int64_t deadline = wait_deadline(c, 2000); /* the broker's own timeout error comes first */
-    int64_t cancel_at = c->cancel_after >= 0 ? ctl_now_ms() + c->cancel_after : -1;
+    int64_t cancel_at = c->cancel_after >= 0 ? base_mono_ms() + c->cancel_after : -1;
     bool cancel_sent = false;
     for (;;) {
         int64_t until = (cancel_at >= 0 && !cancel_sent && cancel_at < deadline) ? cancel_at
@@ -279,13 +273,13 @@ static int query_wait(ctl_t *c, void *s, const proto_buf_t *id) {
         zmq_msg_t f;
         proto_msg_t m;
         int r = next_reply(c, s, until, &f, &m);
-        bool cancel_due = cancel_at >= 0 && ctl_now_ms() >= cancel_at;
+        bool cancel_due = cancel_at >= 0 && base_mono_ms() >= cancel_at;
         if (r == -2 || (r == -1 && cancel_due && !cancel_sent)) {
             if (cancel_sent) return 1; /* a second Ctrl-C: stop waiting */
             interrupted = 0;
             cancel_sent = true;
             if (send_cancel(s, id) != 0) return 1;
-            deadline = ctl_now_ms() + 5000;
+            deadline = base_mono_ms() + 5000;
             continue;
         }
         if (r == -1) return no_answer(c, "answer");
@@ -471,7 +465,7 @@ static int cmd_subscribe(ctl_t *c, const char *prefix) {
         return 1;
     }
     fprintf(stderr, "actorctl: subscribed to '%s' on %s\n", prefix, c->pub);
-    int64_t deadline = c->timeout_ms < 0 ? -1 : ctl_now_ms() + c->timeout_ms;
+    int64_t deadline = c->timeout_ms < 0 ? -1 : base_mono_ms() + c->timeout_ms;
     int64_t got = 0;
     int r = 0;
     while (c->count < 0 || got < c->count) {

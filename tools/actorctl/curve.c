@@ -27,12 +27,12 @@ int ctl_curve_setup(ctl_curve_t *cv) {
         return 2;
     }
     if (need_curve()) return 1;
-    if (proto_key_public_load(cv->server_arg, cv->server, err, sizeof err) != 0) {
+    if (base_key_public_load(cv->server_arg, cv->server, err, sizeof err) != 0) {
         fprintf(stderr, "actorctl: --curve-server-key: %s\n", err);
         return 1;
     }
     if (cv->key_file) {
-        if (proto_keypair_load(cv->key_file, &cv->kp, err, sizeof err) != 0) {
+        if (base_keypair_load(cv->key_file, &cv->kp, err, sizeof err) != 0) {
             fprintf(stderr, "actorctl: --curve-key: %s\n", err);
             return 1;
         }
@@ -46,9 +46,9 @@ int ctl_curve_setup(ctl_curve_t *cv) {
 
 int ctl_curve_apply(const ctl_curve_t *cv, void *sock) {
     if (!cv->on) return 0;
-    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, cv->server, PROTO_Z85_KEY_LEN + 1) ||
-        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, cv->kp.public_, PROTO_Z85_KEY_LEN + 1) ||
-        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, cv->kp.secret, PROTO_Z85_KEY_LEN + 1)) {
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, cv->server, BASE_Z85_KEY_LEN + 1) ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, cv->kp.public_, BASE_Z85_KEY_LEN + 1) ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, cv->kp.secret, BASE_Z85_KEY_LEN + 1)) {
         fprintf(stderr, "actorctl: cannot set the CURVE keys: %s\n", zmq_strerror(errno));
         return -1;
     }
@@ -118,7 +118,7 @@ static int write_file(const char *path, const char *text, mode_t mode, bool excl
 
 int ctl_keygen(const char *prefix) {
     if (need_curve()) return 1;
-    char pub[PROTO_Z85_KEY_LEN + 1], sec[PROTO_Z85_KEY_LEN + 1];
+    char pub[BASE_Z85_KEY_LEN + 1], sec[BASE_Z85_KEY_LEN + 1];
     if (zmq_curve_keypair(pub, sec) != 0) {
         fprintf(stderr, "actorctl: cannot make a key pair: %s\n", zmq_strerror(errno));
         return 1;

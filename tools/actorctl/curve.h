@@ -5,13 +5,13 @@
 
 #include <stdbool.h>
 
-#include "proto/keys.h"
+#include "base/keys.h"
 
 typedef struct ctl_curve {
     const char *server_arg;  /* --curve-server-key FILE|Z85; NULL: plaintext */
     const char *key_file;    /* --curve-key FILE; NULL: an ephemeral key pair */
-    char server[PROTO_Z85_KEY_LEN + 1];
-    proto_keypair_t kp;
+    char server[BASE_Z85_KEY_LEN + 1];
+    base_keypair_t kp;
     bool on;
     void *mon;               /* PAIR reading the last socket's handshake failures, or NULL */
     unsigned n_mon;          /* monitors made, for unique inproc addresses */

@@ -4,12 +4,6 @@
 #include <string.h>
 #include <time.h>
 
-int64_t ctl_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 const msgpack_object *ctl_get(const msgpack_object *map, const char *key) {
     if (!map || map->type != MSGPACK_OBJECT_MAP) return NULL;
     size_t n = strlen(key);

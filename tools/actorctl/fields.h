@@ -7,8 +7,6 @@
 
 #include <msgpack.h>
 
-/* Monotonic milliseconds. */
-int64_t ctl_now_ms(void);
 /* The value under a string key of a map object; NULL when absent or map is not a map. */
 const msgpack_object *ctl_get(const msgpack_object *map, const char *key);
 /* The integer under key, 0 when absent or not an integer. */

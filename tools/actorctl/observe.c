@@ -1,6 +1,7 @@
 /* observe.c: actorctl status, top and tasks (observe.h). Each frame of `top` is one status
  * request drawn from the top of the terminal with plain ANSI (home, clear to end): no curses.
  * Rates come from the difference of the `answered` and `errors` counters of two replies. */
+#include "base/clock.h"
 #include "fields.h"
 #include "observe.h"
 
@@ -31,10 +32,10 @@ static int exchange(const ctl_obs_t *o, void *s, const proto_buf_t *msg, reply_t
         fprintf(stderr, "actorctl: could not send the request: %s\n", zmq_strerror(errno));
         return 1;
     }
-    int64_t deadline = ctl_now_ms() + (o->timeout_ms < 0 ? 30000 : o->timeout_ms);
+    int64_t deadline = base_mono_ms() + (o->timeout_ms < 0 ? 30000 : o->timeout_ms);
     zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
     for (;;) {
-        long wait = (long)(deadline - ctl_now_ms());
+        long wait = (long)(deadline - base_mono_ms());
         if (wait < 0 || zmq_poll(&it, 1, wait) <= 0 || *o->interrupted) {
             if (!*o->interrupted)
                 fprintf(stderr, "actorctl: no reply from the broker at %s within %lld ms\n",
@@ -99,7 +100,7 @@ static void print_status(const ctl_obs_t *o, const msgpack_object *st, const sam
     uint32_t nw = ws && ws->type == MSGPACK_OBJECT_ARRAY ? ws->via.array.size : 0;
     now->answered = ctl_num(st, "answered");
     now->errors = ctl_num(st, "errors");
-    now->at = ctl_now_ms();
+    now->at = base_mono_ms();
     double secs = prev ? (double)(now->at - prev->at) / 1000.0 : ctl_num(st, "uptime_ms") / 1000.0;
     double ok_rate = 0, err_rate = 0;
     if (secs > 0) {

@@ -115,7 +115,7 @@ void web_on_reply(web_t *w) {
         if (m.type == PROTO_RESULT || m.type == PROTO_ERROR) {
             c->req = 0;
             c->st = WEB_C_WRITE;
-            c->deadline = web_now_ms() + w->o.request_ms; /* to send the rest */
+            c->deadline = base_mono_ms() + w->o.request_ms; /* to send the rest */
             c->close_when_sent = true;
         }
     }
@@ -250,7 +250,7 @@ static void ask(web_t *w, web_conn_t *c, uint64_t req, int enc_rc, web_cstate_t 
     }
     c->req = req;
     c->st = st;
-    c->deadline = web_now_ms() + w->o.request_ms;
+    c->deadline = base_mono_ms() + w->o.request_ms;
 }
 
 /* A query parameter as a proto string in buf; {NULL, 0} when absent or empty. Returns: 0,

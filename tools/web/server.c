@@ -56,12 +56,6 @@ extern const char web_page_html[], web_page_html_end[];
 extern const char web_page_js[], web_page_js_end[];
 extern const char web_page_css[], web_page_css_end[];
 
-int64_t web_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- output ---- */
 
 int web_send(web_t *w, web_conn_t *c, const char *p, size_t n) {
@@ -128,7 +122,7 @@ void web_respond(web_t *w, web_conn_t *c, int status, const char *type, const ch
                       "Connection: close\r\n\r\n",
                       status, reason(status), type, n, common_headers);
     c->st = WEB_C_WRITE;
-    c->deadline = web_now_ms() + w->o.request_ms; /* a reader that never reads goes */
+    c->deadline = base_mono_ms() + w->o.request_ms; /* a reader that never reads goes */
     if (web_send(w, c, head, (size_t)hn) == 0) web_send(w, c, body, n);
     c->close_when_sent = true;
 }
@@ -274,7 +268,7 @@ static void on_accept(web_t *w) {
     c->fd = fd;
     c->in = in;
     c->st = WEB_C_READ;
-    c->deadline = web_now_ms() + w->o.request_ms; /* a request trickled in too slowly goes */
+    c->deadline = base_mono_ms() + w->o.request_ms; /* a request trickled in too slowly goes */
 }
 
 /* ---- setup and the loop ---- */
@@ -361,7 +355,7 @@ static void run(web_t *w) {
             if (c->st != WEB_C_FREE && (it[i].revents & (ZMQ_POLLOUT | ZMQ_POLLERR)))
                 on_writable(w, c);
         }
-        web_tick(w, web_now_ms());
+        web_tick(w, base_mono_ms());
     }
     free(it);
     free(who);
@@ -462,9 +456,7 @@ int main(int argc, char **argv) {
     w.lim.max_size = (size_t)256 << 20; /* the broker already enforced its limit */
     proto_buf_init(&w.json);
     proto_buf_init(&w.msg);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    w.epoch = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    w.epoch = base_unix_ms();
     w.zctx = zmq_ctx_new();
     w.conns = calloc(w.o.max_conns, sizeof *w.conns);
     w.ring = calloc(w.o.ring, sizeof *w.ring);

@@ -9,8 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/clock.h"
 #include "curve.h"
-#include "http.h"
+#include "web_http.h"
 #include "proto/proto.h"
 
 typedef struct web_opts {
@@ -77,7 +78,6 @@ typedef struct web {
 } web_t;
 
 /* ---- server.c ---- */
-int64_t web_now_ms(void);
 /* Appends n bytes to c's output. Returns: 0. Errors: -ENOBUFS (past max_buffer: the
  * connection is closed; a slow reader loses its stream rather than the server its memory). */
 int web_send(web_t *w, web_conn_t *c, const char *p, size_t n);

@@ -10,7 +10,8 @@
  * - llm.c, tools.c, models.c, mcp_toolsets.c (the model side): the LLM agent, the tool
  *   registry and concurrent tool calls with per-tool timeouts, the named models of the config
  *   (agentrt: OpenAI-compatible backend behind a guard), MCP servers as toolsets (agentmcp).
- * - budget.c: the broker's cross-worker model budget (agt_rt_t.budget). */
+ * - model/budget_client.c: the client of the broker's cross-worker model budget
+ *   (agt_rt_t.budget). */
 #ifndef AGT_RUNTIME_H
 #define AGT_RUNTIME_H
 
@@ -101,9 +102,9 @@ typedef struct agt_rt {
     agt_models_t *models;
     agt_toolsets_t *mcp;
     agt_callbacks_t *callbacks;
-    /* The broker's model budget (budget.c), set by worker.c while it runs; it asks nothing
-     * until the broker announces a budget. NULL: none. models.c's guards reach it through a
-     * shim, so guards built before it was set use it too. */
+    /* The broker's model budget (model/budget_client.c), set by worker.c while it runs; it
+     * asks nothing until the broker announces a budget. NULL: none. models.c's guards reach
+     * it through a shim, so guards built before it was set use it too. */
     const agt_model_budget_t *budget;
 } agt_rt_t;
 

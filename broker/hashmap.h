@@ -1,0 +1,41 @@
+/* broker/hashmap.h: an intrusive hash index from byte keys to table entries (clients, workers,
+ * agents, jobs). Entries embed a brk_node_t that points at their own key bytes, so the index
+ * allocates only its bucket array. Keys come from the network, so the hash is SipHash with a
+ * random per-process key: nobody can aim many keys at one bucket. */
+#ifndef BRK_MAP_H
+#define BRK_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct brk_node {
+    struct brk_node *next;
+    uint64_t hash;
+    const void *key; /* owned by the entry; must not change while the node is in a map */
+    size_t klen;
+} brk_node_t;
+
+typedef struct brk_map {
+    brk_node_t **buckets;
+    size_t nbuckets; /* a power of two */
+    size_t n;
+} brk_map_t;
+
+/* Seeds the hash from the system's random source (once per process). */
+void brk_map_seed(void);
+
+/* Returns: 0. Errors: -ENOMEM. */
+int brk_map_init(brk_map_t *m);
+void brk_map_close(brk_map_t *m);
+
+brk_node_t *brk_map_get(const brk_map_t *m, const void *key, size_t klen);
+/* Links node, whose key and klen are set and not yet in m. Never fails: when growing the
+ * bucket array fails, the chains just get longer. */
+void brk_map_put(brk_map_t *m, brk_node_t *node);
+/* Unlinks node, which must be in m. */
+void brk_map_del(brk_map_t *m, brk_node_t *node);
+/* Iteration: pass NULL for the first node; returns NULL after the last. Do not put or delete
+ * while iterating (collect first). */
+brk_node_t *brk_map_next(const brk_map_t *m, const brk_node_t *prev);
+
+#endif

@@ -1,0 +1,307 @@
+/* worker/worker_jobs.c: one libactor task per `work` message. The job's timeout_ms becomes a scope deadline
+ * around the agent; `cancel` cancels its task (the agent sees ABP_ECANCELED and cleans up);
+ * when the agent returns, exactly one `result` or `error` goes back. The agent runs through
+ * the agent runtime's runner (agent/runner.c: callbacks, agent types, transfers). Also the
+ * part of the plugin table that acts on the job itself (input, emit, set_output, fail...). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "worker.h"
+#include "agent/runtime.h"
+
+/* ---- the job list ---- */
+
+static void job_link(wrk_t *w, abp_ctx_t *j) {
+    j->prev = NULL;
+    j->next = w->jobs;
+    if (w->jobs) w->jobs->prev = j;
+    w->jobs = j;
+    w->n_jobs++;
+    act_event_clear(&w->jobs_idle);
+}
+
+static void job_free(abp_ctx_t *j) {
+    wrk_t *w = j->w;
+    if (j->prev) j->prev->next = j->next;
+    else w->jobs = j->next;
+    if (j->next) j->next->prev = j->prev;
+    if (--w->n_jobs == 0) act_event_set(&w->jobs_idle);
+    act_task_release(&j->task);
+    agt_job_end(&j->agt);
+    proto_buf_free(&j->output);
+    free(j->input);
+    free(j->session);
+    free(j->err_code);
+    free(j->err_msg);
+    free(j);
+}
+
+static abp_ctx_t *job_find(wrk_t *w, uint64_t id) {
+    for (abp_ctx_t *j = w->jobs; j; j = j->next) {
+        if (j->id == id) return j;
+    }
+    return NULL;
+}
+
+size_t wrk_jobs_running(const wrk_t *w) { return w->n_jobs; }
+
+/* ---- answering ---- */
+
+static void send_error(wrk_t *w, uint64_t gen, uint64_t job, const char *code, const char *msg) {
+    proto_buf_t b;
+    proto_buf_init(&b);
+    if (proto_enc_job_error(&b, job, code, msg) == 0) wrk_send(w, gen, &b);
+    proto_buf_free(&b);
+}
+
+/* The one terminal message of a job, from how it ended. */
+static void job_answer(abp_ctx_t *j, int rc, int scope_rc) {
+    wrk_t *w = j->w;
+    char msg[160];
+    const char *code = NULL, *text = msg; /* code NULL: a result */
+    if (j->cancelled) {
+        code = "cancelled", text = "the query was cancelled";
+    } else if (j->stopping) {
+        code = "shutting_down", text = "the worker stopped before the job ended";
+    } else if (j->err_code) {
+        code = j->err_code, text = j->err_msg ? j->err_msg : "";
+    } else if (rc == 0) {
+    } else if (rc == ABP_ETIMEDOUT || scope_rc == ACT_ETIMEDOUT) {
+        code = "timeout", text = "the job's timeout_ms passed";
+    } else if (rc == ABP_ECANCELED) {
+        code = "cancelled", text = "the agent was cancelled";
+    } else {
+        snprintf(msg, sizeof msg, "agent '%s' returned %s", j->agent->name, act_err_name(rc));
+        code = "internal";
+    }
+    wrk_mx_job_end(w, j, j->orphaned ? "orphaned" : code ? code : "ok");
+    if (j->orphaned) return;
+    if (code) {
+        send_error(w, j->gen, j->id, code, text);
+        return;
+    }
+    static const uint8_t nil = 0xc0;
+    proto_raw_t out = {j->has_output ? j->output.p : &nil, j->has_output ? j->output.n : 1};
+    proto_buf_t b;
+    proto_buf_init(&b);
+    if (proto_enc_job_result(&b, j->id, out) == 0) wrk_send(w, j->gen, &b);
+    proto_buf_free(&b);
+}
+
+static int job_body(void *arg, void **result) {
+    (void)result;
+    abp_ctx_t *j = arg;
+    j->ran = true;
+    act_scope_t s;
+    act_scope_enter(&s, j->deadline, 0);
+    int rc = agt_job_run(j);
+    int scope_rc = act_scope_leave(&s);
+    wrk_calls_release(j);
+    job_answer(j, rc, scope_rc);
+    act_log(rc ? ACT_LOG_INFO : ACT_LOG_DEBUG, "job_end", "job=%llu agent=%s rc=%s%s",
+            (unsigned long long)j->id, j->agent->name, rc ? act_err_name(rc) : "0",
+            j->cancelled ? " cancelled=1" : "");
+    job_free(j);
+    return 0;
+}
+
+/* ---- from the broker ---- */
+
+static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) {
+    abp_ctx_t *j = calloc(1, sizeof(*j));
+    if (!j) return NULL;
+    j->input = malloc(m->input.n ? m->input.n : 1);
+    if (!j->input) {
+        free(j);
+        return NULL;
+    }
+    memcpy(j->input, m->input.p, m->input.n);
+    j->input_n = m->input.n;
+    if (m->session.n && !(j->session = strndup(m->session.p, m->session.n))) {
+        free(j->input);
+        free(j);
+        return NULL;
+    }
+    j->w = w;
+    j->t0_us = base_mono_us();
+    j->id = m->job;
+    j->gen = w->gen;
+    j->agent = a;
+    j->deadline = m->timeout_ms >= 0 ? act_deadline_in(proto_timeout_clamp(m->timeout_ms)) : -1;
+    j->in = j->input, j->in_n = j->input_n, j->agent_now = a->name;
+    proto_buf_init(&j->output);
+    act_event_init(&j->changed);
+    if (agt_job_begin(m, &j->agt) != 0) {
+        proto_buf_free(&j->output), free(j->input), free(j->session), free(j);
+        return NULL;
+    }
+    return j;
+}
+
+void wrk_jobs_start(wrk_t *w, const proto_msg_t *m) {
+    const wrk_agent_t *a = wrk_agent_find(w->host, m->agent);
+    if (!a) {
+        send_error(w, w->gen, m->job, "unknown_agent", "this worker does not host the agent");
+        return;
+    }
+    if (job_find(w, m->job)) {
+        send_error(w, w->gen, m->job, "duplicate_id", "this worker already runs that job");
+        return;
+    }
+    abp_ctx_t *j = job_new(w, m, a);
+    act_spawn_opts_t o = {.name = a->name};
+    if (!j || act_spawn(job_body, j, &o, &j->task) != 0) {
+        if (j) agt_job_end(&j->agt), proto_buf_free(&j->output), free(j->input), free(j->session);
+        free(j);
+        send_error(w, w->gen, m->job, "internal", "the worker is out of memory");
+        return;
+    }
+    job_link(w, j);
+    act_log(ACT_LOG_DEBUG, "job_start", "job=%llu agent=%s attempt=%llu timeout_ms=%lld",
+            (unsigned long long)j->id, a->name, (unsigned long long)m->attempt,
+            (long long)m->timeout_ms);
+}
+
+/* Cancels j's task. A task that never started ends at once without running job_body, so
+ * its answer and cleanup happen here. */
+static void job_cancel(abp_ctx_t *j) {
+    act_task_cancel(j->task);
+    if (!j->ran && act_task_done(j->task)) {
+        job_answer(j, ABP_ECANCELED, 0);
+        job_free(j);
+    }
+}
+
+void wrk_jobs_cancel(wrk_t *w, uint64_t id) {
+    abp_ctx_t *j = job_find(w, id);
+    if (!j) return; /* it ended already: its answer is on its way */
+    act_log(ACT_LOG_INFO, "job_cancel", "job=%llu agent=%s", (unsigned long long)id,
+            j->agent->name);
+    j->cancelled = true;
+    job_cancel(j);
+}
+
+void wrk_jobs_cancel_all(wrk_t *w, bool orphan) {
+    abp_ctx_t *j = w->jobs;
+    while (j) {
+        abp_ctx_t *next = j->next; /* job_cancel may free j */
+        if (orphan) j->orphaned = true;
+        else j->stopping = true;
+        job_cancel(j);
+        j = next;
+    }
+}
+
+int wrk_jobs_wait_idle(wrk_t *w, int64_t deadline) {
+    act_scope_t shield;
+    act_scope_enter(&shield, -1, ACT_SCOPE_SHIELD);
+    int rc = act_event_wait(&w->jobs_idle, deadline);
+    act_scope_leave(&shield);
+    return rc;
+}
+
+/* ---- the table's job functions ---- */
+
+int wrk_ctx_input(abp_ctx_t *ctx, const uint8_t **bytes, size_t *n) {
+    *bytes = ctx->in;
+    *n = ctx->in_n;
+    return 0;
+}
+
+int wrk_ctx_emit(abp_ctx_t *ctx, const uint8_t *event, size_t n) {
+    if (!event || !agt_is_one_value(event, n)) return ABP_EINVAL;
+    return wrk_ctx_emit_built(ctx, event, n);
+}
+
+int wrk_ctx_emit_built(abp_ctx_t *ctx, const uint8_t *event, size_t n) {
+    if (ctx->w->out_len >= WRK_OUT_MAX) return ABP_EAGAIN;
+    proto_buf_t b;
+    proto_buf_init(&b);
+    int rc = proto_enc_job_event(&b, ctx->id, (proto_raw_t){event, n});
+    if (rc == 0) wrk_send(ctx->w, ctx->gen, &b);
+    proto_buf_free(&b);
+    return rc ? ABP_ENOMEM : 0;
+}
+
+int wrk_pack_emit(abp_ctx_t *ctx, const abp_pack_t *p) {
+    return p->buf.failed ? ABP_ENOMEM : wrk_ctx_emit(ctx, p->buf.p, p->buf.n);
+}
+
+int wrk_ctx_set_output(abp_ctx_t *ctx, const uint8_t *output, size_t n) {
+    if (!output || !agt_is_one_value(output, n)) return ABP_EINVAL;
+    proto_buf_reset(&ctx->output);
+    proto_buf_raw(&ctx->output, (proto_raw_t){output, n});
+    if (ctx->output.failed) return ABP_ENOMEM;
+    ctx->has_output = true;
+    return 0;
+}
+
+int wrk_pack_set_output(abp_ctx_t *ctx, const abp_pack_t *p) {
+    return p->buf.failed ? ABP_ENOMEM : wrk_ctx_set_output(ctx, p->buf.p, p->buf.n);
+}
+
+int wrk_ctx_fail(abp_ctx_t *ctx, const char *code, const char *message) {
+    if (!code || !*code) return ABP_EINVAL;
+    char *c = strdup(code), *m = strdup(message ? message : "");
+    if (!c || !m) {
+        free(c);
+        free(m);
+        return ABP_ENOMEM;
+    }
+    free(ctx->err_code);
+    free(ctx->err_msg);
+    ctx->err_code = c;
+    ctx->err_msg = m;
+    return 0;
+}
+
+int wrk_ctx_sleep(abp_ctx_t *ctx, int64_t ms) {
+    (void)ctx;
+    /* act_sleep(-1) would never end; a huge ms must not overflow its deadline */
+    return act_sleep(ms < 0 ? 0 : proto_timeout_clamp(ms));
+}
+
+const char *wrk_ctx_worker_name(abp_ctx_t *ctx) { return ctx->w->cfg.name; }
+const char *wrk_ctx_agent_name(abp_ctx_t *ctx) {
+    return ctx->agent_now ? ctx->agent_now : ctx->agent->name;
+}
+uint64_t wrk_ctx_job_id(abp_ctx_t *ctx) { return ctx->id; }
+const char *wrk_ctx_session(abp_ctx_t *ctx) { return ctx->session; }
+
+/* The one deadline is the calling task's: the job's scope, narrowed by a tool's timeout. */
+int64_t wrk_ctx_time_left(abp_ctx_t *ctx) {
+    (void)ctx;
+    int64_t deadline = act_effective_deadline();
+    if (deadline < 0) return -1;
+    int64_t left = deadline - act_now();
+    return left > 0 ? left : 0;
+}
+
+bool wrk_ctx_cancelled(abp_ctx_t *ctx) {
+    return ctx->cancelled || ctx->stopping || ctx->orphaned ||
+           (ctx->task && act_task_cancel_requested(ctx->task));
+}
+
+int64_t wrk_unix_ms(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+void wrk_ctx_log(abp_ctx_t *ctx, int level, const char *event, const char *fmt, ...) {
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt ? fmt : "", ap);
+    va_end(ap);
+    if (level < ABP_LOG_DEBUG || level > ABP_LOG_ERROR) level = ABP_LOG_INFO;
+    if (ctx) {
+        act_log((act_log_level_t)level, event ? event : "plugin", "job=%llu agent=%s %s",
+                (unsigned long long)ctx->id, ctx->agent->name, line);
+    } else {
+        act_log((act_log_level_t)level, event ? event : "plugin", "%s", line);
+    }
+}
