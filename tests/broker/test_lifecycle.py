@@ -142,36 +142,6 @@ def test_broker_restart_with_sessions_answers_once():
     b2.stop()
 
 
-def test_queries_right_after_a_restart_wait_for_their_workers():
-    b = Broker("--startup-grace-ms", "60000").start()
-    c = b.client()
-    c.send(query("early", "echo", "before any worker"))
-    c.send(query("never", "nosuch", {}))
-    c.expect_quiet(0.3)  # held, not refused: a worker may be on its way
-    start_workers(b, ["w1"], capacity=2)
-    got = c.collect(["early"], timeout=10)
-    assert _terminals(got["early"]) == [
-        {"v": 1, "type": "result", "id": "early", "output": "before any worker"}], got
-    b.stop()  # the drain answers the held query of an agent nobody announced
-    got = c.collect(["never"], timeout=10)
-    assert [t["code"] for t in _terminals(got["never"])] == ["shutting_down"], got
-    # After the grace an agent nobody announced is refused, naming it.
-    b2 = Broker("--startup-grace-ms", "0").start()
-    _, e = b2.client().call(query("late", "nosuch", {}))
-    assert e["code"] == "unknown_agent" and "nosuch" in e["message"], e
-    b2.stop()
-
-
-def test_held_queries_end_unknown_agent_when_the_grace_ends():
-    b = Broker("--startup-grace-ms", "300").start()
-    c = b.client()
-    c.send(query("h1", "nosuch", {}))
-    got = c.collect(["h1"], timeout=10)
-    (t,) = _terminals(got["h1"])
-    assert t["code"] == "unknown_agent" and "nosuch" in t["message"], got
-    b.stop()
-
-
 def test_resend_during_a_drain_is_attached_not_refused():
     b = Broker("--drain-ms", "5000").start()
     (w,) = start_workers(b, ["w1"], capacity=1)
