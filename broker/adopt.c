@@ -171,14 +171,26 @@ static bool get(const proto_val_t *m, const char *key, int type, proto_val_t *ou
     return proto_val_map_get(m, key, out) == 1 && out->type == type;
 }
 
+/* A non-negative integer (msgpack may write it in any integer format). */
+static bool get_u64(const proto_val_t *m, const char *key, uint64_t *out) {
+    proto_val_t v;
+    if (proto_val_map_get(m, key, &v) != 1) return false;
+    if (v.type == PROTO_V_UINT || (v.type == PROTO_V_INT && v.i >= 0)) {
+        *out = v.type == PROTO_V_UINT ? v.u : (uint64_t)v.i;
+        return true;
+    }
+    return false;
+}
+
 /* Reads one entry. Returns: NULL, or what is wrong with it. */
 static const char *held_read(const brk_t *b, const proto_val_t *e, held_t *h) {
     proto_val_t v, o;
     memset(h, 0, sizeof *h);
     h->r.timeout_ms = -1;
     if (e->type != PROTO_V_MAP) return "an entry is not a map";
-    if (!get(e, "job", PROTO_V_UINT, &v)) return "'job' is not a non-negative integer";
-    h->r.job_id = v.u;
+    uint64_t u;
+    if (!get_u64(e, "job", &u)) return "'job' is not a non-negative integer";
+    h->r.job_id = u;
     h->has_job = true;
     if (!get(e, "agent", PROTO_V_STR, &v) || v.len == 0 || v.len > BRK_MAX_NAME)
         return "'agent' is not a name";
@@ -190,9 +202,8 @@ static const char *held_read(const brk_t *b, const proto_val_t *e, held_t *h) {
     }
     if (get(e, "invocation", PROTO_V_STR, &v))
         h->invocation = (proto_str_t){(const char *)v.data, v.len};
-    if (get(e, "timeout_ms", PROTO_V_UINT, &v))
-        h->r.timeout_ms = v.u > (uint64_t)PROTO_TIMEOUT_MAX_MS ? PROTO_TIMEOUT_MAX_MS
-                                                              : (int64_t)v.u;
+    if (get_u64(e, "timeout_ms", &u))
+        h->r.timeout_ms = u > (uint64_t)PROTO_TIMEOUT_MAX_MS ? PROTO_TIMEOUT_MAX_MS : (int64_t)u;
     if (proto_val_map_get(e, "input", &v) == 1) h->r.input = (proto_raw_t){v.raw, v.raw_n};
     if (!get(e, "origin", PROTO_V_MAP, &o)) return "'origin' is missing";
     if (proto_val_map_get(&o, "id", &v) != 1 ||
