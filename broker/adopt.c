@@ -269,6 +269,7 @@ static void adopt_one(brk_t *b, brk_worker_t *w, const proto_val_t *e) {
     }
     parked_t *p = park_find(b->adopt, h.rid, h.ridlen, h.r.id);
     h.r.req = p && p->req;
+    h.r.resent = p != NULL;
     brk_job_t *j;
     int rc = brk_job_adopt(b, c, w, brk_agent_find(b, h.r.agent_name), &h.r, &j);
     if (rc) {

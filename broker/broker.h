@@ -158,6 +158,8 @@ struct brk_job {
     brk_job_state_t state;
     bool answered, idempotent, req;
     bool pending;            /* counted in its client's n_pending (queued or waiting) */
+    bool quiet;              /* adopted, its client has not resent the id yet: the answer is
+                                remembered for the resend, not sent (adopt.c) */
     brk_client_t *client;    /* NULL once answered */
     brk_worker_t *worker;    /* RUNNING and CANCELLING */
     brk_agent_t *agent;      /* QUEUED only: whose queue */
@@ -425,6 +427,7 @@ typedef struct brk_adopted {
     int64_t timeout_ms;      /* time left, -1 none */
     bool idempotent;
     bool req;                /* the client's resend came REQ-style */
+    bool resent;             /* the client's resend is waiting for it (parked) */
 } brk_adopted_t;
 /* Makes the RUNNING job a worker reported, bound to w (one credit), for client c; when c has
  * the same id in flight already (its resend came first and is queued) that job becomes it.

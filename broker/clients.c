@@ -193,6 +193,7 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         /* A resend of a query in flight (a drain too: refusing it would be a second reply).
          * Its one answer goes out in this connection's envelope. */
         dup->req = in->req;
+        dup->quiet = false; /* adopted at a takeover: this resend takes its answer */
         brk_log(BRK_LOG_DEBUG, "query_attached", "job=%llu", (unsigned long long)dup->job_id);
         return;
     }

@@ -224,7 +224,8 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
          * after its restart, that the client may have this answer (else a resend runs the
          * query again and the client gets two terminal replies). */
         brk_dedup_remember(b, c, j->id, b->out.p, b->out.n);
-        int rc = brk_send(b, c->sock, c->key + 1, c->keylen - 1, j->req, b->out.p, b->out.n);
+        int rc = j->quiet ? 0 : brk_send(b, c->sock, c->key + 1, c->keylen - 1, j->req,
+                                         b->out.p, b->out.n);
         if (rc < 0) /* gone (EHOSTUNREACH) is routine; full (EAGAIN) loses an answer */
             brk_log(rc == -EHOSTUNREACH ? BRK_LOG_DEBUG : BRK_LOG_WARN, "answer_undelivered",
                     "job=%llu errno=%d", (unsigned long long)j->job_id, -rc);
@@ -557,6 +558,7 @@ int brk_job_adopt(brk_t *b, brk_client_t *c, brk_worker_t *w, brk_agent_t *a,
                   const brk_adopted_t *r, brk_job_t **out) {
     if (job_find(b, r->job_id)) return -EEXIST;
     brk_job_t *j = brk_job_find_cid(b, c, r->id);
+    bool resent = j != NULL;
     if (j) {
         int rc = adopt_into(b, j, r);
         if (rc) return rc;
@@ -609,6 +611,9 @@ int brk_job_adopt(brk_t *b, brk_client_t *c, brk_worker_t *w, brk_agent_t *a,
     j->worker = w;
     w->in_flight++;
     brk_list_push(&w->jobs, &j->link);
+    /* The client resends what it has no answer for (PROTOCOL.md, "Broker pairs"): the answer
+     * waits for that resend (remembered) unless it came first, so it is sent once. */
+    j->quiet = !(resent || r->resent);
     *out = j;
     return 0;
 }
