@@ -271,7 +271,12 @@ class Soak:
                     answered += 1
                 else:
                     errored += 1
-                    codes[r["code"]] = codes.get(r["code"], 0) + 1
+                    code = r["code"]
+                    if code == "worker_lost" and "broker" in r.get("message", ""):
+                        # the provisional answer (PROTOCOL.md, "Broker pairs"): no worker
+                        # reported the query after the takeover (its worker died too)
+                        code = "worker_lost (not reported after a takeover)"
+                    codes[code] = codes.get(code, 0) + 1
         sent = sum(c.sent for c in clients)
         lost = sum(len(c.open) for c in clients)
         dups = [d for c in clients for d in c.dups]
