@@ -26,6 +26,7 @@ struct brk_adopt {
     brk_list_t parked;
     uint64_t n_parked;
     uint64_t adopted, refused; /* jobs, since the takeover (logged) */
+    uint64_t known;            /* answers reported again that were answered already */
 };
 
 int brk_adopt_open(brk_t *b) {
@@ -151,8 +152,8 @@ int64_t brk_adopt_tick(brk_t *b) {
         park_free(a, p);
     }
     brk_log(BRK_LOG_INFO, "adopt_window_over", "answered_worker_lost=%llu adopted=%llu "
-            "refused=%llu", (unsigned long long)n, (unsigned long long)a->adopted,
-            (unsigned long long)a->refused);
+            "refused=%llu known=%llu", (unsigned long long)n, (unsigned long long)a->adopted,
+            (unsigned long long)a->refused, (unsigned long long)a->known);
     return -1;
 }
 
@@ -165,6 +166,7 @@ typedef struct held {
     const uint8_t *rid;
     size_t ridlen;
     bool has_job;
+    bool done;               /* answered on the worker: its answer follows the ready */
 } held_t;
 
 static bool get(const proto_val_t *m, const char *key, int type, proto_val_t *out) {
@@ -216,6 +218,7 @@ static const char *held_read(const brk_t *b, const proto_val_t *e, held_t *h) {
     h->rid = v.data;
     h->ridlen = v.len;
     h->r.idempotent = get(&o, "idempotent", PROTO_V_BOOL, &v) && v.b;
+    h->done = get(e, "done", PROTO_V_BOOL, &v) && v.b;
     return NULL;
 }
 
@@ -261,6 +264,13 @@ static void adopt_one(brk_t *b, brk_worker_t *w, const proto_val_t *e) {
     held_t h;
     brk_client_t *c = NULL;
     const char *bad = held_read(b, e, &h);
+    if (!bad && h.done && answered_before(b, &h)) {
+        /* A worker reports the answers it sent lately again (the broker that died may never
+         * have read them): this one was read and answered. */
+        b->adopt->known++;
+        brk_log(BRK_LOG_DEBUG, "adopt_known", "job=%llu", (unsigned long long)h.r.job_id);
+        return;
+    }
     if (!bad) bad = adoptable(b, &h, &c);
     if (bad) {
         if (c) brk_client_unadopt(b, c);

@@ -142,13 +142,60 @@ void wrk_held_flush(wrk_t *w) {
     }
 }
 
-void wrk_held_free_all(wrk_t *w) {
-    wrk_held_t *h = w->held_head;
+static void free_list(wrk_held_t *h) {
     while (h) {
         wrk_held_t *next = h->next;
         free(h);
         h = next;
     }
+}
+
+void wrk_held_free_all(wrk_t *w) {
+    free_list(w->held_head);
     w->held_head = w->held_tail = NULL;
     w->n_held = w->held_bytes = 0;
+    free_list(w->recent_head);
+    w->recent_head = w->recent_tail = NULL;
+    w->n_recent = w->recent_bytes = 0;
+}
+
+/* How long a sent answer is kept: what the worker takes to notice a dead broker. */
+static int64_t recent_ms(const wrk_t *w) { return w->cfg.heartbeat_ms * w->cfg.liveness; }
+
+static void recent_drop_head(wrk_t *w) {
+    wrk_held_t *h = w->recent_head;
+    w->recent_head = h->next;
+    if (!w->recent_head) w->recent_tail = NULL;
+    w->n_recent--;
+    w->recent_bytes -= h->entry_n + h->msg_n;
+    free(h);
+}
+
+void wrk_held_sent(wrk_t *w, wrk_held_t *h) {
+    size_t bytes = h->entry_n + h->msg_n;
+    h->next = NULL;
+    h->sent_at = act_now();
+    if (w->recent_tail) w->recent_tail->next = h;
+    else w->recent_head = h;
+    w->recent_tail = h;
+    w->n_recent++;
+    w->recent_bytes += bytes;
+    /* oldest first: past the window or the bounds (the newest are the likeliest unread) */
+    int64_t old = h->sent_at - recent_ms(w);
+    while (w->recent_head && (w->recent_head->sent_at < old || w->n_recent > w->cfg.max_held ||
+                              w->recent_bytes > w->cfg.max_held_bytes))
+        recent_drop_head(w);
+}
+
+void wrk_held_recall(wrk_t *w) {
+    int64_t old = act_now() - recent_ms(w);
+    while (w->recent_head && w->recent_head->sent_at < old) recent_drop_head(w);
+    wrk_held_t *h = w->recent_head;
+    w->recent_head = w->recent_tail = NULL;
+    w->n_recent = w->recent_bytes = 0;
+    while (h) {
+        wrk_held_t *next = h->next;
+        wrk_held_keep(w, h);
+        h = next;
+    }
 }

@@ -133,7 +133,7 @@ static int writer_task(void *arg, void **result) {
         act_zframe_t f = {h ? h->data + h->entry_n : o->data, h ? h->msg_n : o->n};
         int rc = act_zsock_send_frames(w->z, &f, 1, -1);
         if (rc == 0) wrk_mx_out(w, f.n);
-        if (h && rc == 0) free(h);
+        if (h && rc == 0) wrk_held_sent(w, h); /* kept a while: the broker may die unread */
         else if (h) wrk_held_keep(w, h); /* its connection went: for the next ready */
         free(o);
         if (!w->out_head) act_event_set(&w->flushed);
@@ -282,7 +282,7 @@ static void conn_close(wrk_t *w, int linger_ms, bool hold) {
     /* A broker pair: jobs whose work said who asked keep running, for the next broker to
      * adopt (held.c); the others cannot be answered any more. */
     size_t held = 0;
-    if (hold) held = wrk_jobs_hold(w);
+    if (hold) held = wrk_jobs_hold(w), wrk_held_recall(w);
     else wrk_jobs_cancel_all(w, true);
     wrk_calls_fail_all(w, "worker_lost", "the worker's connection to the broker was reset");
     agt_budget_reset(w->budget); /* the broker took our permits back */

@@ -171,6 +171,7 @@ int wrk_call_sub(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t
  * `ready`'s held list: queued for the broker, or kept while no broker is connected. */
 typedef struct wrk_held {
     struct wrk_held *next;
+    int64_t sent_at;             /* act_now() when handed to libzmq (the recent list) */
     size_t entry_n, msg_n;
     uint8_t data[];              /* the held entry, then the answer message */
 } wrk_held_t;
@@ -184,6 +185,13 @@ void wrk_held_answer(wrk_t *w, abp_ctx_t *j, const proto_buf_t *msg);
 /* Keeps an answer that did not reach a broker (its connection went); frees it past the
  * bounds. Ownership: takes h. */
 void wrk_held_keep(wrk_t *w, wrk_held_t *h);
+/* h's answer was handed to libzmq: kept a while (the worker's liveness), within the bounds,
+ * because a broker that dies may never have read it; a reconnect reports those again
+ * (wrk_held_recall) and the next broker adopts what its store does not show answered.
+ * Ownership: takes h. */
+void wrk_held_sent(wrk_t *w, wrk_held_t *h);
+/* At a reconnect: the answers sent within the liveness are kept for the next ready. */
+void wrk_held_recall(wrk_t *w);
 /* Adds the `held` field (running jobs kept by wrk_jobs_hold, then kept answers) to the ready
  * just encoded in o. Returns: 0. Errors: ACT_ENOMEM (o is left as it was). */
 int wrk_held_ready(wrk_t *w, proto_buf_t *o);
@@ -232,6 +240,8 @@ struct wrk {
     struct wrk_watchdog *wd;   /* watchdog.c; NULL when off */
     wrk_held_t *held_head, *held_tail; /* answers kept for the next ready (held.c) */
     size_t n_held, held_bytes;
+    wrk_held_t *recent_head, *recent_tail; /* answers sent lately, oldest first (held.c) */
+    size_t n_recent, recent_bytes;
     uint64_t held_dropped;     /* answers dropped past --max-held / --max-held-bytes */
 };
 

@@ -8,6 +8,7 @@ PostgreSQL is started by the script (abtest.PgServer; skipped, 77, where it cann
 Assertions are on states, counts and order, never on time.
 Env: ACTOR_BROKER, ACTOR_WORKER."""
 import re
+import signal
 
 import abtest
 from abtest import query, wait_until
@@ -34,6 +35,15 @@ def _start(rid, *extra):
                           + list(extra)).start()
     p.a.wait_workers(["rw1"])
     return p, w, PairClient(p, rid)
+
+
+def _stop_clean(p, w):
+    """Stops the worker (SIGTERM: it drains and frees what it kept) and the broker; neither
+    log may show a sanitizer report (held answers are freed, adopted jobs too)."""
+    assert w.kill(signal.SIGTERM) == 0, w.log()
+    for mark in abtest.SANITIZER_MARKS:
+        assert mark not in w.log(), w.log()
+    p.b.stop()
 
 
 def _take_over(p):
@@ -65,28 +75,48 @@ def test_kill_9_running_queries_are_adopted_and_answered_once():
     again = c.collect(["once"], timeout=10)
     assert _terminals(again["once"]) == _terminals(got["once"]), again
     assert _runs(w) == 2, w.log()
-    p.b.stop()
+    _stop_clean(p, w)
 
 
 def test_answer_that_comes_while_no_broker_is_up_is_held_and_delivered():
     """The query ends while the worker has no broker: its answer is kept and follows the
     ready; the resend gets it (the real one, though it is not idempotent)."""
     p, w, c = _start(b"adopt-held")
-    c.send(query("short", "sleep", {"ms": 300}))
+    c.send(query("short", "sleep", {"ms": 1500}))
     wait_until(lambda: p.a.status()["in_flight"] == 1, 10, "the query to run")
     # Stop the standby from taking over until the answer exists: it is started only after.
     p.b.kill()
     _kill_active_and_wait_answer(p, w)
     p.b = test_pair.Broker("--pair", "--sessions", test_pair.PG.url, *WINDOWS,
                            ports=p.b.ports).start()
-    c.send(query("short", "sleep", {"ms": 300}))
+    c.send(query("short", "sleep", {"ms": 1500}))
     got = c.collect(["short"], timeout=30)
     # The adopted answer waits for the resend (remembered), so it is sent once.
     assert [m["type"] for m in _terminals(got["short"])] == ["result"], got
     c.expect_quiet(0.5)
     assert "event=job_adopted" in p.b.log(), p.b.log()
     assert _runs(w) == 1, w.log()
-    p.b.stop()
+    _stop_clean(p, w)
+
+
+def test_answer_sent_to_an_active_that_died_unread_is_reported_again():
+    """The active is stopped (SIGSTOP), the query's answer goes into its socket unread, then
+    it is SIGKILLed: the worker reports the answers it sent within its liveness again, the
+    new active finds no real answer for that id in the store and adopts it."""
+    p, w, c = _start(b"adopt-unread", "--liveness", "30")  # 3 s at 100 ms heartbeats
+    c.send(query("unread", "sleep", {"ms": 800}))
+    wait_until(lambda: p.a.status()["in_flight"] == 1, 10, "the query to run")
+    p.a.proc.send_signal(signal.SIGSTOP)
+    wait_until(lambda: re.search(r"event=job_end .*agent=sleep", w.log()), 15,
+               "the answer to be sent to the stopped broker")
+    _take_over(p)
+    c.send(query("unread", "sleep", {"ms": 800}))
+    got = c.collect(["unread"], timeout=30)
+    assert [m["type"] for m in _terminals(got["unread"])] == ["result"], got
+    c.expect_quiet(0.5)
+    assert "event=job_adopted" in p.b.log(), p.b.log()
+    assert _runs(w) == 1, w.log()
+    _stop_clean(p, w)
 
 
 def _kill_active_and_wait_answer(p, w):
@@ -114,7 +144,7 @@ def test_adopted_invocation_holds_its_session_lock():
     start_second = re.search(r"event=job_start .*agent=echo", log)
     assert end_first and start_second and end_first.start() < start_second.start(), log
     assert _runs(w) == 1, log
-    p.b.stop()
+    _stop_clean(p, w)
 
 
 if __name__ == "__main__":
