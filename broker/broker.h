@@ -387,8 +387,8 @@ uint64_t brk_lease_takeovers(const brk_t *b);
 int brk_dedup_start(brk_t *b);
 /* Answers a query whose answer is remembered (the same reply again); true when it did. */
 bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id);
-/* A query that is not idempotent was accepted: its durable answer, until the real one
- * replaces it, is `worker_lost`, so that a broker that takes over (or restarts) answers its
+/* A query that is not idempotent is sent to its first worker: its durable answer, until the
+ * real one replaces it, is `worker_lost`, so that a broker that takes over (or restarts) answers its
  * resend with that instead of running it twice. Only with --sessions postgresql://. */
 void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id);
 /* Whether body is the provisional answer brk_dedup_mark_running stores for query id. */

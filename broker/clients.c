@@ -251,8 +251,6 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     if (c->curve_key) c->curve_key->in_flight++; /* first: accepting may answer it at once */
-    /* Before accepting: accepting may answer it at once, and that answer must win. */
-    if (!qm.idempotent && m->id.n) brk_dedup_mark_running(b, c, m->id);
     if (brk_job_accept(b, c, in, &qm, a, inv) != 0) {
         if (c->curve_key) c->curve_key->in_flight--;
         brk_inv_discard(b, &inv);
