@@ -148,6 +148,10 @@ int64_t brk_adopt_tick(brk_t *b) {
     uint64_t n = a->n_parked;
     while (!brk_list_empty(&a->parked)) { /* nobody reported them: the provisional answer */
         parked_t *p = brk_container_of(a->parked.next, parked_t, link);
+        char peer[2 * BRK_MAX_IDENTITY + 1], id[2 * 256 + 1];
+        brk_log(BRK_LOG_INFO, "resend_not_reported", "peer=%s id=%s",
+                brk_log_hex(peer, sizeof peer, p->rid, p->ridlen),
+                brk_log_hex(id, sizeof id, p->data, p->idn));
         brk_send(b, BRK_SOCK_CLIENTS, p->rid, p->ridlen, p->req, p->data + p->idn, p->n);
         park_free(a, p);
     }
