@@ -77,6 +77,7 @@ void wrk_held_answer(wrk_t *w, abp_ctx_t *j, const proto_buf_t *msg) {
         return;
     }
     h->next = NULL;
+    h->recalled = false;
     h->entry_n = e.n;
     h->msg_n = msg->n;
     memcpy(h->data, e.p, e.n);
@@ -105,25 +106,90 @@ void wrk_held_keep(wrk_t *w, wrk_held_t *h) {
     w->held_bytes += bytes;
 }
 
+/* Running held jobs past the report's bytes: they cannot be adopted, so they stop (their
+ * answer would go to a broker that does not know them). Returns how many were packed. */
+static size_t pack_running(wrk_t *w, proto_buf_t *e, size_t budget, size_t *cut) {
+    size_t n = 0, input_left = budget / 2; /* inputs: at most half the report */
+    abp_ctx_t *next;
+    for (abp_ctx_t *j = w->jobs; j; j = next) {
+        next = j->next; /* wrk_jobs_cancel may free j */
+        if (!j->held) continue;
+        size_t before = e->n;
+        pack_entry(e, j, false, &input_left);
+        if (e->n <= budget) {
+            n++;
+            continue;
+        }
+        e->n = before;
+        (*cut)++;
+        j->held = false;
+        j->orphaned = true;
+        wrk_jobs_cancel(w, j->id);
+    }
+    return n;
+}
+
+/* Kept answers (recalled ones or the others) past the report's bytes are dropped (counted
+ * in held_dropped). */
+static size_t pack_done(wrk_t *w, proto_buf_t *e, size_t budget, size_t *cut, bool recalled) {
+    size_t n = 0;
+    wrk_held_t **pp = &w->held_head, *last = NULL;
+    while (*pp) {
+        wrk_held_t *h = *pp;
+        if (h->recalled != recalled) {
+            last = h;
+            pp = &h->next;
+            continue;
+        }
+        if (e->n + h->entry_n > budget) {
+            *pp = h->next;
+            w->n_held--;
+            w->held_bytes -= h->entry_n + h->msg_n;
+            w->held_dropped++;
+            (*cut)++;
+            free(h);
+            continue;
+        }
+        proto_buf_raw(e, (proto_raw_t){h->data, h->entry_n});
+        n++;
+        last = h;
+        pp = &h->next;
+    }
+    w->held_tail = last;
+    return n;
+}
+
 int wrk_held_ready(wrk_t *w, proto_buf_t *o) {
-    size_t n = w->n_held;
-    for (const abp_ctx_t *j = w->jobs; j; j = j->next) n += j->held;
-    if (n == 0) return 0;
-    size_t at = o->n, input_left = WRK_HELD_INPUT_BYTES;
+    bool any = w->n_held > 0;
+    for (const abp_ctx_t *j = w->jobs; j && !any; j = j->next) any = j->held;
+    if (!any) return 0;
+    proto_buf_t e;
+    proto_buf_init(&e);
+    size_t budget = w->cfg.max_held_report, cut_run = 0, cut_done = 0;
+    size_t n_run = pack_running(w, &e, budget, &cut_run);
+    /* Answers nobody has read first; those sent lately (maybe read) with the room left. */
+    size_t n_done = pack_done(w, &e, budget, &cut_done, false);
+    n_done += pack_done(w, &e, budget, &cut_done, true);
+    if (cut_run || cut_done)
+        act_log(ACT_LOG_WARN, "held_cut", "running=%zu answered=%zu max_held_report=%zu "
+                "dropped=%llu", cut_run, cut_done, budget, (unsigned long long)w->held_dropped);
+    size_t at = o->n;
     proto_pack_cstr(o, "held");
-    msgpack_pack_array(&o->pk, (uint32_t)n);
-    for (const abp_ctx_t *j = w->jobs; j; j = j->next)
-        if (j->held) pack_entry(o, j, false, &input_left);
-    for (const wrk_held_t *h = w->held_head; h; h = h->next)
-        proto_buf_raw(o, (proto_raw_t){h->data, h->entry_n});
-    if (o->failed || !bump_map(o)) {
+    msgpack_pack_array(&o->pk, (uint32_t)(n_run + n_done));
+    proto_buf_raw(o, (proto_raw_t){e.p, e.n});
+    int rc = 0;
+    if (e.failed || o->failed || !bump_map(o)) {
         o->n = at;
         o->failed = false;
-        act_log(ACT_LOG_ERROR, "held_not_reported", "jobs=%zu why=out_of_memory", n);
-        return ACT_ENOMEM;
+        act_log(ACT_LOG_ERROR, "held_not_reported", "jobs=%zu why=out_of_memory",
+                n_run + n_done);
+        rc = ACT_ENOMEM;
+    } else {
+        act_log(ACT_LOG_INFO, "held_reported", "running=%zu answered=%zu bytes=%zu", n_run,
+                n_done, e.n);
     }
-    act_log(ACT_LOG_INFO, "held_reported", "jobs=%zu answered=%zu", n, w->n_held);
-    return 0;
+    proto_buf_free(&e);
+    return rc;
 }
 
 void wrk_held_flush(wrk_t *w) {
@@ -195,6 +261,7 @@ void wrk_held_recall(wrk_t *w) {
     w->n_recent = w->recent_bytes = 0;
     while (h) {
         wrk_held_t *next = h->next;
+        h->recalled = true;
         wrk_held_keep(w, h);
         h = next;
     }

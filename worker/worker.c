@@ -282,7 +282,7 @@ static void conn_close(wrk_t *w, int linger_ms, bool hold) {
     /* A broker pair: jobs whose work said who asked keep running, for the next broker to
      * adopt (held.c); the others cannot be answered any more. */
     size_t held = 0;
-    if (hold) held = wrk_jobs_hold(w), wrk_held_recall(w);
+    if (hold) held = wrk_jobs_hold(w);
     else wrk_jobs_cancel_all(w, true);
     wrk_calls_fail_all(w, "worker_lost", "the worker's connection to the broker was reset");
     agt_budget_reset(w->budget); /* the broker took our permits back */
@@ -293,6 +293,9 @@ static void conn_close(wrk_t *w, int linger_ms, bool hold) {
     w->sock = NULL;
     mon_close(w);
     out_purge(w);
+    /* The answers sent lately (maybe never read by a broker that died): reported too, with
+     * what room --max-held-report leaves after the unread ones. */
+    if (hold) wrk_held_recall(w);
     if (held || w->n_held)
         act_log(ACT_LOG_INFO, "jobs_held", "running=%zu answered=%zu", held, w->n_held);
     if (!held) wrk_jobs_wait_idle(w, act_deadline_in(IDLE_WAIT_MS));

@@ -31,6 +31,8 @@ typedef struct wrk_config {
     int64_t watchdog_ms;   /* a task holding the loop this long ends the process; 0 off */
     uint64_t max_held;     /* jobs kept across a broker takeover, running or answered (held.c) */
     uint64_t max_held_bytes; /* bytes of the answers kept while no broker is connected */
+    uint64_t max_held_report; /* bytes of ready's held list (inputs: at most half): within
+                                 the broker's --max-msg, or the ready is refused */
     bool curve;            /* CURVE to the broker: its public key and our key pair below */
     char curve_server[PROTO_Z85_KEY_LEN + 1];
     proto_keypair_t curve_kp;
@@ -172,11 +174,11 @@ int wrk_call_sub(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t
 typedef struct wrk_held {
     struct wrk_held *next;
     int64_t sent_at;             /* act_now() when handed to libzmq (the recent list) */
+    bool recalled;               /* sent lately, reported again: maybe read already */
     size_t entry_n, msg_n;
     uint8_t data[];              /* the held entry, then the answer message */
 } wrk_held_t;
 
-#define WRK_HELD_INPUT_BYTES 262144 /* inputs a ready's held list carries (for retries) */
 
 /* Answers job j (which has an origin) with the encoded message msg: queued as usual on j's
  * connection, or kept for the next `ready` when that connection is gone (bounded by
@@ -193,7 +195,9 @@ void wrk_held_sent(wrk_t *w, wrk_held_t *h);
 /* At a reconnect: the answers sent within the liveness are kept for the next ready. */
 void wrk_held_recall(wrk_t *w);
 /* Adds the `held` field (running jobs kept by wrk_jobs_hold, then kept answers) to the ready
- * just encoded in o. Returns: 0. Errors: ACT_ENOMEM (o is left as it was). */
+ * just encoded in o, within --max-held-report bytes: running jobs past it are cancelled,
+ * answers past it dropped (logged held_cut, counted). Returns: 0. Errors: ACT_ENOMEM (o is
+ * left as it was). */
 int wrk_held_ready(wrk_t *w, proto_buf_t *o);
 /* After the ready went into the queue: the held jobs belong to the new connection, the kept
  * answers follow the ready. */
