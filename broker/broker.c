@@ -68,7 +68,7 @@ static bool is_input_error(const char *code) {
 /* Whether one more bad-input line may be logged now: at most --log-bad-input per second, so
  * that a flood of bad frames is not a flood of log. The lines left out are counted and
  * reported, in one line, with the first line of the next second. */
-static bool bad_input_log_ok(brk_t *b) {
+bool brk_bad_input_log_ok(brk_t *b) {
     if (b->now - b->bad_log_start >= 1000) {
         if (b->bad_log_dropped)
             brk_log(BRK_LOG_WARN, "reply_error_suppressed", "lines=%llu window_ms=%lld "
@@ -97,7 +97,7 @@ void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *c
     brk_mx_error(b, code); /* counted in /metrics whether logged or not */
     int level = is_input_error(code) ? BRK_LOG_WARN : BRK_LOG_DEBUG;
     brk_log_hex(peer, sizeof peer, in->id, in->idlen);
-    if (brk_log_on(level) && (level < BRK_LOG_WARN || bad_input_log_ok(b)))
+    if (brk_log_on(level) && (level < BRK_LOG_WARN || brk_bad_input_log_ok(b)))
         brk_log(level, "reply_error", "sock=%s peer=%s code=%s message=%s",
                 in->sock == BRK_SOCK_CLIENTS ? "clients" : "workers", peer, code,
                 brk_log_str(q, sizeof q, msg, strlen(msg)));
@@ -289,6 +289,8 @@ static long poll_timeout(brk_t *b) {
     if (t >= 0 && t < next) next = t;
     t = brk_adopt_tick(b); /* after a takeover: resends nobody reported */
     if (t >= 0 && t < next) next = t;
+    t = brk_subs_tick(b); /* the bus subscribers' disconnects */
+    if (t >= 0 && t < next) next = t;
     if (b->now >= b->next_maint) { /* once a second: client queues that emptied */
         brk_outq_sweep(b);
         b->next_maint = b->now + 1000;
@@ -306,7 +308,7 @@ static bool drain_one(brk_t *b, int i) {
         bool got = i == 0   ? recv_router(b, BRK_SOCK_CLIENTS)
                    : i == 1 ? recv_router(b, BRK_SOCK_WORKERS)
                    : i == 2 ? brk_bus_forward(b)
-                            : brk_bus_subscription(b);
+                            : brk_subs_read(b);
         if (!got) {
             if (i == 1) b->wdrained_at = brk_clock_ms();
             return false;
@@ -462,6 +464,8 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     b->pub = open_socket(b, ZMQ_XPUB, cfg->pub_ep, "pub", "clients");
     b->sub = open_socket(b, ZMQ_SUB, cfg->sub_ep, "sub", "clients");
     if (!b->clients || !b->workers || !b->pub || !b->sub) return -EADDRINUSE;
+    int src = brk_subs_open(b);
+    if (src != 0) return src;
     return brk_gone_open(b);
 }
 
@@ -508,17 +512,18 @@ void brk_close(brk_t *b) {
     int linger = 2000; /* long enough to flush the last answers and disconnects */
     void *socks[4] = {b->clients, b->workers, b->pub, b->sub};
     brk_gone_stop(b); /* before the client socket closes and lingers */
+    brk_subs_stop(b);
     for (int i = 0; i < 4; i++) {
         if (!socks[i]) continue;
         zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(socks[i]);
     }
     brk_gone_close(b); /* after the clients: it frees only its own records */
+    brk_subs_close(b);
     brk_metrics_close_socket(b);
     brk_zap_close(b); /* after the clients that held key references */
     if (b->ctx) term_context(b->ctx, linger + 1000);
     brk_outq_close(b); /* after the context: its I/O threads give the last bytes back */
-    brk_bus_close(b);
     proto_buf_free(&b->out);
     proto_buf_free(&b->busbuf);
     brk_sessions_close(b);

@@ -78,6 +78,8 @@ typedef struct brk_config {
                                      heartbeat_ms, the time workers take to come back */
     char metrics_ep[BRK_ENDPOINT_MAX]; /* --metrics: the /metrics endpoint; "" off */
     uint64_t max_sub_bytes;       /* bytes of one bus subscription prefix */
+    uint64_t max_subs_per_peer;   /* bus subscriptions one connection holds (subs.c) */
+    uint64_t max_subs;            /* bus subscriptions all connections hold together */
     uint64_t metrics_max_conns;   /* scrapers connected at once; past it the oldest goes */
     uint64_t metrics_idle_ms;     /* a scraper without a whole request by then is closed */
     uint64_t metrics_max_request; /* bytes of one HTTP request head */
@@ -185,6 +187,8 @@ struct brk_client {
     uint8_t key[1 + BRK_MAX_IDENTITY];
     brk_key_t *curve_key;    /* its CURVE key (a reference), for the per-key limits */
     int fd;                  /* its connection's fd while gone.c watches it, else -1 */
+    bool detached;           /* CURVE, explicit id: that connection closed; answers are
+                                remembered, not sent, until the same key is back (gone.c) */
     brk_list_t fdlink;       /* in gone.c's list of the clients on that fd */
 };
 
@@ -227,9 +231,7 @@ typedef struct brk {
     proto_limits_t lim;       /* client messages */
     proto_limits_t wlim;      /* worker messages: up to the socket's limit (see workers.c) */
     void *ctx, *clients, *workers, *pub, *sub;
-    char **subs;              /* prefixes someone subscribes to on the bus (XPUB) */
-    size_t n_subs;            /* how many */
-    bool subs_overflow;       /* more than BRK_MAX_SUBS: publish everything */
+    struct brk_subs *subs;    /* who subscribes to what on the bus (subs.c) */
     int sig_fd;
     int64_t now;              /* ms, monotonic, refreshed each loop pass */
     proto_buf_t out, busbuf;  /* scratch encoders */
@@ -347,8 +349,14 @@ int64_t brk_gone_tick(brk_t *b);
 /* The fd a client message came on (its last frame), -1 unknown; reads pending disconnects
  * first when the message comes from another peer (fd or routing id) than the last one. */
 int brk_gone_fd(brk_t *b, zmq_msg_t *frame, const uint8_t *id, size_t idlen);
-/* Links a new client to its connection (anonymous routing ids only); untrack before free. */
+/* Links a client to its connection (anonymous routing ids; explicit ones under CURVE);
+ * untrack before free. */
 void brk_gone_track(brk_t *b, brk_client_t *c, const brk_in_t *in);
+/* Whether c's answers may be sent: not when it is detached (checked against pending
+ * disconnects; never acts on more than detaching, so it is safe while answering). */
+bool brk_client_reachable(brk_t *b, brk_client_t *c);
+/* A message from c's routing id under c's own key: a detached c is attached again. */
+void brk_client_attach(brk_t *b, brk_client_t *c, const brk_in_t *in);
 void brk_gone_untrack(brk_t *b, brk_client_t *c);
 
 /* ---- session_requests.c: the session store and the session.* requests ---- */
@@ -547,8 +555,6 @@ void brk_bus_query(brk_t *b, const brk_qmsg_t *q);
  * them, to be closed by the caller) and dropping the rest. Returns its frame count, 0 if none. */
 size_t brk_recv_frames(void *sock, zmq_msg_t *f, size_t keep, size_t *nf);
 bool brk_bus_forward(brk_t *b);  /* one message from SUB to PUB; false when none */
-bool brk_bus_subscription(brk_t *b); /* one (un)subscription from XPUB; false when none */
-void brk_bus_close(brk_t *b);
 void brk_bus_send(brk_t *b, const char *topic, size_t tlen, const uint8_t *body, size_t n);
 /* The broker's own topics (query.<agent>.<session>): only the broker publishes under them;
  * a client `publish` there is refused and a publisher's message there dropped. */
@@ -556,5 +562,23 @@ void brk_bus_send(brk_t *b, const char *topic, size_t tlen, const uint8_t *body,
 bool brk_bus_reserved(const char *topic, size_t n);
 /* A client `publish`: [topic][{v, type:"event", topic, data}]. Returns: 0 or -ENOMEM. */
 int brk_bus_publish(brk_t *b, proto_str_t topic, proto_raw_t data);
+
+/* ---- subs.c: bus subscriptions, bounded per connection and in all ---- */
+/* Turns on the XPUB's verboser mode and its monitor (after b->pub is bound).
+ * Returns: 0. Errors: -ENOMEM, -EIO (the monitor could not start; logged). */
+int brk_subs_open(brk_t *b);
+void brk_subs_stop(brk_t *b);  /* ends the monitor, before the XPUB closes */
+void brk_subs_close(brk_t *b); /* frees the records; safe to repeat */
+/* Reads one (un)subscription from the XPUB and applies the bounds (a connection past one is
+ * shut down). Returns: false when there was none. */
+bool brk_subs_read(brk_t *b);
+/* Reads the XPUB's disconnects now and then. Returns: when it wants to run again, or -1. */
+int64_t brk_subs_tick(brk_t *b);
+/* Whether anyone holds a prefix of topic (true when that cannot be told). */
+bool brk_subs_wanted(const brk_t *b, const char *topic, size_t n);
+/* actorbus_broker_bus_subscriptions and the refused and cut counters. */
+void brk_subs_metrics(brk_t *b, proto_buf_t *o);
+/* broker.c: whether one more bad-input log line may be written now (--log-bad-input). */
+bool brk_bad_input_log_ok(brk_t *b);
 
 #endif

@@ -3,8 +3,8 @@
  * and error of a query is published under query.<agent>.<session or -> as the client's map
  * plus "agent", "session" and what a watcher needs to draw it (job, worker, invocation,
  * accepted_ms, ts_ms: tools/web's timeline). Bus messages are fire-and-forget: PUB drops at
- * its HWM. The PUB socket is an XPUB so the broker knows which prefixes anyone subscribes to, and
- * does not even encode a query's bus message when nobody would receive it. */
+ * its HWM. The PUB socket is an XPUB so the broker knows which prefixes anyone subscribes
+ * to (subs.c), and does not even encode a query's bus message when nobody would receive it. */
 #include "broker.h"
 #include "invocations.h"
 
@@ -14,57 +14,9 @@
 
 #include <zmq.h>
 
-#define BRK_MAX_SUBS 1024 /* distinct prefixes tracked; past it everything is published */
-
 bool brk_bus_reserved(const char *topic, size_t n) {
     static const char pfx[] = BRK_BUS_RESERVED;
     return n >= sizeof pfx - 1 && memcmp(topic, pfx, sizeof pfx - 1) == 0;
-}
-
-static bool wanted(const brk_t *b, const char *topic, size_t n) {
-    if (b->subs_overflow) return true;
-    for (size_t i = 0; i < b->n_subs; i++) {
-        size_t pn = strlen(b->subs[i]);
-        if (pn <= n && memcmp(b->subs[i], topic, pn) == 0) return true;
-    }
-    return false;
-}
-
-/* XPUB passes up the first subscription to a prefix and the last unsubscription from it. */
-bool brk_bus_subscription(brk_t *b) {
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, b->pub, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&m);
-        return false;
-    }
-    const char *d = zmq_msg_data(&m);
-    size_t n = zmq_msg_size(&m);
-    if (n >= 1 && (d[0] == 0 || d[0] == 1) && !memchr(d + 1, 0, n - 1)) {
-        size_t i = 0;
-        while (i < b->n_subs && !(strlen(b->subs[i]) == n - 1 && !memcmp(b->subs[i], d + 1, n - 1)))
-            i++;
-        if (d[0] == 1 && i == b->n_subs) {
-            char **v = b->n_subs < BRK_MAX_SUBS ? realloc(b->subs, (b->n_subs + 1) * sizeof *v)
-                                                : NULL;
-            char *p = v ? strndup(d + 1, n - 1) : NULL;
-            if (v) b->subs = v;
-            if (p) b->subs[b->n_subs++] = p;
-            else b->subs_overflow = true;
-        } else if (d[0] == 0 && i < b->n_subs) {
-            free(b->subs[i]);
-            b->subs[i] = b->subs[--b->n_subs];
-        }
-    }
-    zmq_msg_close(&m);
-    return true;
-}
-
-void brk_bus_close(brk_t *b) {
-    for (size_t i = 0; i < b->n_subs; i++) free(b->subs[i]);
-    free(b->subs);
-    b->subs = NULL;
-    b->n_subs = 0;
 }
 
 void brk_bus_send(brk_t *b, const char *topic, size_t tlen, const uint8_t *body, size_t n) {
@@ -160,7 +112,7 @@ void brk_bus_query(brk_t *b, const brk_qmsg_t *q) {
     } else {
         topic[n++] = '-';
     }
-    if (!wanted(b, topic, n)) return;
+    if (!brk_subs_wanted(b, topic, n)) return;
     if (brk_enc_query_msg(&b->busbuf, q, true) == 0)
         brk_bus_send(b, topic, n, b->busbuf.p, b->busbuf.n);
 }

@@ -188,6 +188,7 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         reject_query(b, in, m, "unauthorized", "this routing id has queries of another key");
         return;
     }
+    if (c) brk_client_attach(b, c, in); /* its owner is back (gone.c) */
     brk_job_t *dup = c ? brk_job_find_cid(b, c, m->id) : NULL;
     if (dup && brk_dedup_eligible(b->dedup, in->id, in->idlen) && in->sock == BRK_SOCK_CLIENTS) {
         /* A resend of a query in flight (a drain too: refusing it would be a second reply).

@@ -2,7 +2,7 @@
  * over all its connections, cannot fill the queue that everyone shares. Below --fair-share-from
  * percent of --max-queue anyone may queue; past it an owner may add a query only while it
  * holds fewer than max-queue / (owners + 1), and room is kept for owners with nothing
- * waiting, so a newcomer always gets in. A pure function (tests/unit/test_fair.c). */
+ * waiting, so a newcomer always gets in. A pure function (tests/broker/test_fair.c). */
 #ifndef BRK_FAIR_H
 #define BRK_FAIR_H
 

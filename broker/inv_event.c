@@ -1,7 +1,7 @@
 /* broker/inv_event.c: the invocation helpers that need no broker state (invocations.h, last
  * section): reading an agent event's author, id, time and state delta in place, and writing
  * the events the broker itself adds to a session. Kept apart from invocations.c so that
- * tests/unit/test_invocations.c links them with the session store alone. */
+ * tests/broker/test_invocations.c links them with the session store alone. */
 #include "invocations.h"
 
 #include <errno.h>

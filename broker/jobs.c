@@ -224,10 +224,13 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
          * after its restart, that the client may have this answer (else a resend runs the
          * query again and the client gets two terminal replies). */
         brk_dedup_remember(b, c, j->id, b->out.p, b->out.n);
-        int rc = j->quiet ? 0 : brk_send(b, c->sock, c->key + 1, c->keylen - 1, j->req,
-                                         b->out.p, b->out.n);
-        if (rc < 0) /* gone (EHOSTUNREACH) is routine; full (EAGAIN) loses an answer */
-            brk_log(rc == -EHOSTUNREACH ? BRK_LOG_DEBUG : BRK_LOG_WARN, "answer_undelivered",
+        int rc = j->quiet ? 0 /* adopted, no resend yet: remembered for it (adopt.c) */
+                 : brk_client_reachable(b, c) ? brk_send(b, c->sock, c->key + 1, c->keylen - 1,
+                                                        j->req, b->out.p, b->out.n)
+                                              : -ENOTCONN; /* detached: its resend gets it */
+        if (rc < 0) /* gone (EHOSTUNREACH, ENOTCONN) is routine; full (EAGAIN) loses one */
+            brk_log(rc == -EHOSTUNREACH || rc == -ENOTCONN ? BRK_LOG_DEBUG : BRK_LOG_WARN,
+                    "answer_undelivered",
                     "job=%llu errno=%d", (unsigned long long)j->job_id, -rc);
     }
     brk_bus_query(b, &q);
@@ -435,7 +438,7 @@ void brk_job_send_event(brk_t *b, brk_job_t *j, proto_raw_t event, bool publish)
     q.payload = event;
     brk_client_t *c = j->client;
     /* A REQ-style client takes exactly one reply: it gets the terminal message only. */
-    if (c && !j->req && brk_enc_query_msg(&b->out, &q, false) == 0)
+    if (c && !j->req && brk_client_reachable(b, c) && brk_enc_query_msg(&b->out, &q, false) == 0)
         brk_send(b, c->sock, c->key + 1, c->keylen - 1, false, b->out.p, b->out.n);
     if (publish) brk_bus_query(b, &q);
 }

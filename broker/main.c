@@ -104,6 +104,10 @@ static const opt_t opts[] = {
                              "heartbeat-ms)")},
     {"max-sub-bytes", U64(max_sub_bytes, 16, 1 << 20, "bytes of one bus subscription prefix "
                           "(a subscriber sending a longer one is disconnected)")},
+    {"max-subs-per-peer", U64(max_subs_per_peer, 1, UINT32_MAX, "bus subscriptions one "
+                              "connection holds (a subscriber past it is disconnected)")},
+    {"max-subs", U64(max_subs, 1, UINT32_MAX, "bus subscriptions all connections hold "
+                     "together (a subscriber past it is disconnected)")},
     {"metrics", OPT_STR, offsetof(brk_config_t, metrics_ep), 0, 0,
      "Prometheus /metrics endpoint, e.g. tcp://127.0.0.1:9464 (default: off)"},
     {"metrics-max-conns", U64(metrics_max_conns, 1, 4096, "scrapers connected at once (past "
@@ -172,6 +176,8 @@ void brk_config_default(brk_config_t *c) {
     c->startup_grace_ms = UINT64_MAX;
     c->metrics_max_conns = 16;
     c->max_sub_bytes = 1024;
+    c->max_subs_per_peer = 64;
+    c->max_subs = 8192;
     c->metrics_idle_ms = 5000;
     c->metrics_max_request = 8192;
     c->metrics_max_labels = 256;

@@ -356,6 +356,7 @@ static void render(brk_t *b, proto_buf_t *o) {
             "Publications refused or dropped: the topic is the broker's own (query.).",
             mx->bus_refused);
     render_traffic(mx, o);
+    brk_subs_metrics(b, o); /* actorbus_broker_bus_subscriptions and its bounds (subs.c) */
     brk_zap_metrics(b, o); /* actorbus_broker_curve_*: with --curve-secret only */
     proto_prom_family(o, "actorbus_broker_start_time_seconds", "gauge",
                       "When the broker started, Unix seconds.");

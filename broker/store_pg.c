@@ -53,7 +53,7 @@ enum {
     S_COUNT, S_INS_SESS, S_SEL_SESS, S_DEL_SESS, S_DEL_EVENTS, S_DEL_SSTATE, S_TOUCH,
     S_INS_EVENT, S_SET_S, S_DEL_S, S_SET_U, S_DEL_U, S_SET_A, S_DEL_A,
     S_SEL_SSTATE, S_SEL_USTATE, S_SEL_ASTATE, S_SEL_EVENTS,
-    S_LIST, S_LIST_APP, S_LIST_USER, S_LIST_APP_USER, N_STMT
+    S_LIST, S_LIST_APP, S_LIST_USER, S_LIST_APP_USER, S_TRIM, N_STMT
 };
 
 #define T OID_TEXT
@@ -115,6 +115,18 @@ static const struct {
                      {T, I, T}},
     [S_LIST_APP_USER] = {LIST_COLS " WHERE id > $1 AND app_name = $3 AND user_id = $4"
                          " ORDER BY id LIMIT $2", 4, {T, I, T, T}},
+    /* A full log drops its oldest events, as store_sqlite.c's S_TRIM: those older than the
+     * newest $2 events whose bodies fit $3 bytes (the newest one always stays); the count
+     * follows in the same statement. After S_INS_EVENT in the append's batch. */
+    [S_TRIM] = {"WITH keep AS (SELECT coalesce(min(seq), 0) AS seq FROM ("
+                "SELECT seq, count(*) OVER w AS k, sum(octet_length(body)) OVER w AS cum"
+                " FROM events WHERE session = $1"
+                " WINDOW w AS (ORDER BY seq DESC ROWS UNBOUNDED PRECEDING)) x"
+                " WHERE k = 1 OR (k <= $2 AND cum <= $3)),"
+                " gone AS (DELETE FROM events WHERE session = $1 AND seq < (SELECT seq FROM keep)"
+                " RETURNING 1)"
+                " UPDATE sessions SET n_events = n_events - (SELECT count(*) FROM gone)"
+                " WHERE id = $1 AND EXISTS (SELECT 1 FROM gone)", 3, {T, I, I}},
 };
 
 #undef T
@@ -330,10 +342,16 @@ static int pgs_append(brk_store_t *st, proto_str_t id, const brk_sess_event_t *e
     brk_pg_text(&e[3], ev->author.p, ev->author.n);
     brk_pg_int(&e[4], ev->ts_ms);
     brk_pg_text(&e[5], ev->body.p, ev->body.n);
-    if (q_send(q, S_TOUCH, t) || q_send(q, S_INS_EVENT, e) || send_delta(q, id, kv, n_kv))
+    const brk_sess_limits_t *lim = brk_store_limits(st);
+    brk_pg_arg_t r[3];
+    r[0] = t[0];
+    brk_pg_int(&r[1], (int64_t)lim->max_log_events);
+    brk_pg_int(&r[2], lim->max_log_bytes > INT64_MAX ? INT64_MAX : (int64_t)lim->max_log_bytes);
+    if (q_send(q, S_TOUCH, t) || q_send(q, S_INS_EVENT, e) || q_send(q, S_TRIM, r) ||
+        send_delta(q, id, kv, n_kv))
         return db_fail(err, "append", q->pg.last_error);
     PGresult *touch = NULL;
-    rc = write_batch(q, 2 + (int)n_kv, "append", &touch, err);
+    rc = write_batch(q, 3 + (int)n_kv, "append", &touch, err);
     if (rc == 0 && PQntuples(touch) == 1) *seq = (uint64_t)brk_pg_get_int(touch, 0, 0);
     else if (rc == 0) rc = brk_sess_not_found(err, id); /* the batch changed nothing */
     else if (rc > 0) rc = BRK_SESS_EIO;

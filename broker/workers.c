@@ -214,6 +214,13 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
             (unsigned long long)w->capacity, w->n_agents, (unsigned long long)w->hb_ms);
     brk_budget_worker_ready(b, w);
     brk_adopt_held(b, w, m->held); /* jobs it kept running across a takeover (adopt.c) */
+    /* Answered at once: a worker counts the broker lost `liveness` intervals after it sent
+     * ready, and a ready that waited in its socket for the broker to bind (a broker restart)
+     * arrives near that deadline. Silent until the first interval, the broker would see the
+     * worker give up and come back on a new connection: a second registration of one name,
+     * the first one stale, and work sent to it lost. */
+    if (proto_enc_simple(&b->out, PROTO_HEARTBEAT) == 0)
+        brk_worker_send(b, w, b->out.p, b->out.n);
     brk_worker_want_pump(b, w);
 }
 

@@ -58,7 +58,7 @@ aarch64_tests() {
     local tests="fiber task cancel sync queue choose compose time resilience chan debug log bus"
     local threaded="thread loop" out=build-aarch64 cc=aarch64-linux-gnu-gcc
     local flags="-std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Ilibactor/include
-                 -Ilibactor/src -Itests/unit"
+                 -Ilibactor/src -Itests/lib"
     local qemu="qemu-aarch64 -L /usr/aarch64-linux-gnu"
     rm -rf "$out" && mkdir -p "$out/obj"
     for f in libactor/src/*.c libactor/src/*.S; do
@@ -77,7 +77,7 @@ aarch64_tests() {
     fi
     local failed=0
     for t in $tests; do
-        $cc $flags "tests/unit/test_$t.c" tests/unit/harness.c "$out/libactor.a" -luv -lcmocka \
+        $cc $flags "tests/libactor/test_$t.c" tests/lib/harness.c "$out/libactor.a" -luv -lcmocka \
             -lpthread -o "$out/test_$t" || return 1
         if ACTOR_UNDER_QEMU=1 CMOCKA_MESSAGE_OUTPUT=stdout timeout 300 $qemu "$out/test_$t" \
             > "$out/test_$t.log" 2>&1; then

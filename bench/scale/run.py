@@ -2,7 +2,7 @@
 1, 2, 4 and 8 real workers of --capacity 16 each, against the ideal workers x capacity / ms,
 printed as a markdown table (and written to --out). Each row starts a fresh broker and its
 workers on free loopback ports and keeps 2 x workers x capacity queries outstanding, so the
-workers always have a queue to take from. Uses tests/integration/abtest.py to run processes."""
+workers always have a queue to take from. Uses tests/lib/abtest.py to run processes."""
 import argparse
 import json
 import os
@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "lib"))
 import abtest  # noqa: E402
 
 

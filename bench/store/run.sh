@@ -5,7 +5,7 @@
 #      flight from a client with an explicit routing id, so the broker writes each answer to
 #      the store's dedup table (and marks each non-idempotent query running there first).
 # The memory row is the baseline: no store, an anonymous client (nothing remembered).
-# PostgreSQL is a throwaway server (tests/pg_server.sh) on a Unix socket, fsync off.
+# PostgreSQL is a throwaway server (tests/lib/pg_server.sh) on a Unix socket, fsync off.
 #   bench/store/run.sh [BUILD_DIR] [SECONDS]
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -14,11 +14,11 @@ secs=${2:-5}
 tmp=$(mktemp -d /tmp/storebench.XXXXXX)
 chmod 755 "$tmp" # the server runs as nobody when this runs as root
 pgdir=$tmp/pg
-url=$("$root/tests/pg_server.sh" start "$pgdir")
+url=$("$root/tests/lib/pg_server.sh" start "$pgdir")
 pids=""
 cleanup() {
     for p in $pids; do kill "$p" 2>/dev/null || true; done
-    "$root/tests/pg_server.sh" stop "$pgdir"
+    "$root/tests/lib/pg_server.sh" stop "$pgdir"
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM

@@ -1,4 +1,4 @@
-/* adk_test.c: a plugin for tests/integration/test_adk.py: custom agents that exercise the
+/* adk_test.c: a plugin for tests/agent/test_adk.py: custom agents that exercise the
  * agent runtime (state deltas and deletes, transfer, escalate, reporting where they ran), a
  * before_agent callback that short-circuits and an after_agent one that replaces the output
  * when the input asks, and a small composition declared through define_agents_json. */

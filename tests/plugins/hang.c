@@ -1,4 +1,4 @@
-/* hang.c: a plugin for tests/integration/test_hardening.py: agents that misbehave the way a
+/* hang.c: a plugin for tests/system/test_hardening.py: agents that misbehave the way a
  * careless plugin does. `spin` never yields (a busy loop: the worker's watchdog must end the
  * process) and `bad_utf8` fails with a code and message that are not UTF-8 (the broker must
  * still answer its client with valid UTF-8). */

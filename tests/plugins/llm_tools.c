@@ -1,4 +1,4 @@
-/* llm_tools.c: the test plugin of tests/integration/test_llm.py: C tools for LLM agents
+/* llm_tools.c: the test plugin of tests/agent/test_llm.py: C tools for LLM agents
  * (get_weather, get_time, fail_tool, slow_tool, block_read on a thread of its own), model and tool
  * callbacks for agents "cached" and "guarded", and a custom agent "billing" to transfer to.
  * It reaches the worker only through the plugin table, like any plugin. */

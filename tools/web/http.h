@@ -1,5 +1,5 @@
 /* tools/web/http.h: the parts of actor-web that read untrusted bytes, kept free of sockets so
- * tests/unit/test_web.c can drive them: one HTTP/1.x request head (bounded), query-string
+ * tests/web/test_web.c can drive them: one HTTP/1.x request head (bounded), query-string
  * parameters, the Host and token checks that keep other web pages out, and JSON string
  * escaping for the few strings the server writes itself. */
 #ifndef WEB_HTTP_H
