@@ -27,6 +27,7 @@ struct brk_adopt {
     uint64_t n_parked;
     uint64_t adopted, refused; /* jobs, since the takeover (logged) */
     uint64_t known;            /* answers reported again that were answered already */
+    uint64_t refused_now;      /* refusals in the ready being read */
 };
 
 int brk_adopt_open(brk_t *b) {
@@ -206,8 +207,13 @@ static const char *held_read(const brk_t *b, const proto_val_t *e, held_t *h) {
             return "'session' is not a name";
         h->r.session = (proto_str_t){(const char *)v.data, v.len};
     }
-    if (get(e, "invocation", PROTO_V_STR, &v))
+    if (get(e, "invocation", PROTO_V_STR, &v)) {
+        /* ours ("i-" and hex, BRK_INV_ID_LEN): it becomes a C string and a stored field */
+        bool ok = v.len > 0 && v.len <= BRK_INV_ID_LEN;
+        for (size_t i = 0; ok && i < v.len; i++) ok = v.data[i] > 0x20 && v.data[i] < 0x7f;
+        if (!ok) return "'invocation' is not an invocation id";
         h->invocation = (proto_str_t){(const char *)v.data, v.len};
+    }
     if (get_u64(e, "timeout_ms", &u))
         h->r.timeout_ms = u > (uint64_t)PROTO_TIMEOUT_MAX_MS ? PROTO_TIMEOUT_MAX_MS : (int64_t)u;
     if (proto_val_map_get(e, "input", &v) == 1) h->r.input = (proto_raw_t){v.raw, v.raw_n};
@@ -226,12 +232,16 @@ static const char *held_read(const brk_t *b, const proto_val_t *e, held_t *h) {
     return NULL;
 }
 
+#define REFUSED_LOGGED 10 /* adopt_refused lines at warn per ready; the rest at debug */
+
 static void refuse(brk_t *b, brk_worker_t *w, const held_t *h, const char *why) {
     char q[200];
-    b->adopt->refused++;
-    brk_log(BRK_LOG_WARN, "adopt_refused", "worker=%s job=%llu why=\"%s\"",
+    /* A worker's list can be long (or hostile): the first few say why, a summary counts. */
+    brk_log(++b->adopt->refused_now <= REFUSED_LOGGED ? BRK_LOG_WARN : BRK_LOG_DEBUG,
+            "adopt_refused", "worker=%s job=%llu why=\"%s\"",
             brk_log_str(q, sizeof q, w->name, w->name_len), (unsigned long long)h->r.job_id,
             why);
+    b->adopt->refused++;
     if (h->has_job && proto_enc_cancel_job(&b->out, h->r.job_id) == 0)
         brk_worker_send(b, w, b->out.p, b->out.n); /* it stops; its answer is stale */
 }
@@ -251,9 +261,16 @@ static bool answered_before(brk_t *b, const held_t *h) {
     return false;
 }
 
+static bool hosts(const brk_worker_t *w, proto_str_t agent) {
+    for (uint32_t i = 0; i < w->n_agents; i++)
+        if (w->agents[i]->len == agent.n && memcmp(w->agents[i]->name, agent.p, agent.n) == 0)
+            return true;
+    return false;
+}
+
 /* Why the job h cannot be adopted, or NULL with *cp (its client) set. */
-static const char *adoptable(brk_t *b, const held_t *h, brk_client_t **cp) {
-    if (!brk_agent_find(b, h->r.agent_name)) return "its agent is not one the worker announced";
+static const char *adoptable(brk_t *b, brk_worker_t *w, const held_t *h, brk_client_t **cp) {
+    if (!hosts(w, h->r.agent_name)) return "its agent is not one the worker announced";
     if (!brk_dedup_eligible(b->dedup, h->rid, h->ridlen))
         return "its client cannot resend (no explicit routing id, or dedup off)";
     if (answered_before(b, h)) return "the query was answered already";
@@ -275,7 +292,7 @@ static void adopt_one(brk_t *b, brk_worker_t *w, const proto_val_t *e) {
         brk_log(BRK_LOG_DEBUG, "adopt_known", "job=%llu", (unsigned long long)h.r.job_id);
         return;
     }
-    if (!bad) bad = adoptable(b, &h, &c);
+    if (!bad) bad = adoptable(b, w, &h, &c);
     if (bad) {
         if (c) brk_client_unadopt(b, c);
         refuse(b, w, &h, bad);
@@ -319,5 +336,12 @@ void brk_adopt_held(brk_t *b, brk_worker_t *w, proto_raw_t held) {
         return;
     }
     size_t cur = 0;
+    b->adopt->refused_now = 0;
     while (proto_val_next(&arr, &cur, &e) == 1) adopt_one(b, w, &e);
+    if (b->adopt->refused_now > REFUSED_LOGGED) {
+        char q[200];
+        brk_log(BRK_LOG_WARN, "adopt_refused_more", "worker=%s refused=%llu",
+                brk_log_str(q, sizeof q, w->name, w->name_len),
+                (unsigned long long)b->adopt->refused_now);
+    }
 }
