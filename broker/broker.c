@@ -276,6 +276,8 @@ static long poll_timeout(brk_t *b) {
     t = brk_gone_tick(b); /* disconnects: not in the poll set, where each socket costs */
     settle(b);
     if (t >= 0 && t < next) next = t;
+    t = brk_adopt_tick(b); /* after a takeover: resends nobody reported */
+    if (t >= 0 && t < next) next = t;
     t = brk_subs_tick(b); /* the bus subscribers' disconnects */
     if (t >= 0 && t < next) next = t;
     if (b->now >= b->next_maint) { /* once a second: client queues that emptied */
@@ -438,6 +440,7 @@ int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd) {
     }
     if (brk_sessions_open(b) != 0) return -EIO;
     if (brk_dedup_start(b) != 0) return -EIO;
+    if (cfg->pair && brk_adopt_open(b) != 0) return -ENOMEM;
     b->ctx = zmq_ctx_new();
     if (!b->ctx) return -ENOMEM;
     zmq_ctx_set(b->ctx, ZMQ_IO_THREADS, (int)cfg->io_threads); /* before the first socket */
@@ -514,6 +517,7 @@ void brk_close(brk_t *b) {
     proto_buf_free(&b->busbuf);
     brk_sessions_close(b);
     brk_dedup_close(&b->dedup);
+    brk_adopt_close(b);
     brk_lease_close(b); /* last: the standby takes over once the store is written */
     brk_tasks_close(b);
     brk_metrics_close(b);

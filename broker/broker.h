@@ -98,6 +98,9 @@ typedef struct brk_config {
     bool pair;                    /* --pair: active/standby on the PostgreSQL store (lease.c) */
     uint64_t lease_poll_ms;       /* how often a standby tries for the lease */
     uint64_t fence_ms;            /* an active whose lease check is unanswered this long exits */
+    uint64_t adopt_window_ms;     /* after a takeover: how long a resend of a query that may
+                                     still run on a worker waits for that worker (adopt.c);
+                                     UINT64_MAX: 2 x liveness x heartbeat_ms */
 } brk_config_t;
 
 void brk_config_default(brk_config_t *c);
@@ -159,6 +162,8 @@ struct brk_job {
     brk_job_state_t state;
     bool answered, idempotent, req;
     bool pending;            /* counted in its client's n_pending (queued or waiting) */
+    bool quiet;              /* adopted, its client has not resent the id yet: the answer is
+                                remembered for the resend, not sent (adopt.c) */
     brk_client_t *client;    /* NULL once answered */
     brk_worker_t *worker;    /* RUNNING and CANCELLING */
     brk_agent_t *agent;      /* QUEUED only: whose queue */
@@ -267,6 +272,7 @@ typedef struct brk {
     struct brk_budget *budget; /* the model budget (model_budget.c) */
     struct brk_reserve *reserve; /* room for session.delete on a full disk (reserve.c) */
     struct brk_gone *gone;    /* clients' connections, to cancel what a gone one sent (gone.c) */
+    struct brk_adopt *adopt;  /* --pair: jobs workers report in ready (adopt.c); else NULL */
 } brk_t;
 
 /* ---- broker.c: sockets, the loop, sending ---- */
@@ -388,13 +394,61 @@ uint64_t brk_lease_takeovers(const brk_t *b);
 int brk_dedup_start(brk_t *b);
 /* Answers a query whose answer is remembered (the same reply again); true when it did. */
 bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id);
-/* A query that is not idempotent was accepted: its durable answer, until the real one
- * replaces it, is `worker_lost`, so that a broker that takes over (or restarts) answers its
+/* A query that is not idempotent is sent to its first worker: its durable answer, until the
+ * real one replaces it, is `worker_lost`, so that a broker that takes over (or restarts) answers its
  * resend with that instead of running it twice. Only with --sessions postgresql://. */
 void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id);
+/* Whether body is the provisional answer brk_dedup_mark_running stores for query id. */
+bool brk_dedup_is_marker(proto_raw_t id, const uint8_t *body, size_t n);
 /* Remembers the terminal message body just sent to c for query id. */
 void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const uint8_t *body,
                         size_t n);
+
+/* ---- adopt.c: a new active broker adopts the jobs workers still run (--pair) ---- */
+/* Sets up adoption after the lease is taken (a pair only): the adoption window and the
+ * startup grace start now, not when the standby started waiting. Returns: 0. Errors: -ENOMEM. */
+int brk_adopt_open(brk_t *b);
+void brk_adopt_close(brk_t *b);
+/* Adds `origin` (who asked: id, routing id, idempotent, app, user) to the work message just
+ * encoded in b->out for j, when j is a client's query that can be adopted (explicit routing id,
+ * no CURVE key). Leaves b->out as it was when it cannot. */
+void brk_adopt_stamp(brk_t *b, const brk_job_t *j);
+/* A worker's `ready` listed jobs it still runs (held): each is adopted (a job bound to w, its
+ * session's lock, its id attached for a resend) or cancelled on w (known, answered, or out of
+ * room), and logged. */
+void brk_adopt_held(brk_t *b, brk_worker_t *w, proto_raw_t held);
+/* A resend found body remembered for its id: within the adoption window, when body is the
+ * provisional worker_lost of a query not yet reported, the resend waits (true: handled) for a
+ * worker to report it, or for the window to end (then body is sent). */
+bool brk_adopt_park(brk_t *b, const brk_in_t *in, proto_raw_t id, const uint8_t *body,
+                    size_t n);
+/* Ends the window: resends still waiting get their remembered answer. Returns the next time
+ * it wants to run, or -1. */
+int64_t brk_adopt_tick(brk_t *b);
+
+/* What a worker reported about a job it holds (adopt.c parses it, jobs.c makes the job). */
+typedef struct brk_adopted {
+    uint64_t job_id;         /* the id the job had on the broker that sent the work */
+    proto_raw_t id, input;   /* the query's id; its input (n == 0: not reported) */
+    proto_str_t agent_name, session;
+    int64_t timeout_ms;      /* time left, -1 none */
+    bool idempotent;
+    bool req;                /* the client's resend came REQ-style */
+    bool resent;             /* the client's resend is waiting for it (parked) */
+} brk_adopted_t;
+/* Makes the RUNNING job a worker reported, bound to w (one credit), for client c; when c has
+ * the same id in flight already (its resend came first and is queued) that job becomes it.
+ * Returns: 0 with *out set. Errors: -EEXIST (the job id, or the id running elsewhere:
+ * nothing changed), -ENOSPC (job table full), -ENOMEM. */
+int brk_job_adopt(brk_t *b, brk_client_t *c, brk_worker_t *w, brk_agent_t *a,
+                  const brk_adopted_t *r, brk_job_t **out);
+/* A client entry for an adopted query's routing id on the client socket (found or made).
+ * Returns: the client, or NULL (table full, out of memory). */
+brk_client_t *brk_client_adopt(brk_t *b, const uint8_t *rid, size_t ridlen);
+/* Counts an adopted job in c's in-flight queries (brk_job_adopt does, through this). */
+void brk_client_adopted(brk_client_t *c);
+/* Frees c when it has nothing in flight (an adoption refused after brk_client_adopt). */
+void brk_client_unadopt(brk_t *b, brk_client_t *c);
 
 /* ---- workers.c: the worker table, heartbeats, liveness ---- */
 int brk_workers_init(brk_t *b);

@@ -180,9 +180,10 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
          * after its restart, that the client may have this answer (else a resend runs the
          * query again and the client gets two terminal replies). */
         brk_dedup_remember(b, c, j->id, b->out.p, b->out.n);
-        int rc = brk_client_reachable(b, c) ? brk_send(b, c->sock, c->key + 1, c->keylen - 1,
-                                                       j->req, b->out.p, b->out.n)
-                                            : -ENOTCONN; /* detached: its resend gets it */
+        int rc = j->quiet ? 0 /* adopted, no resend yet: remembered for it (adopt.c) */
+                 : brk_client_reachable(b, c) ? brk_send(b, c->sock, c->key + 1, c->keylen - 1,
+                                                        j->req, b->out.p, b->out.n)
+                                              : -ENOTCONN; /* detached: its resend gets it */
         if (rc < 0) /* gone (EHOSTUNREACH, ENOTCONN) is routine; full (EAGAIN) loses one */
             base_log(rc == -EHOSTUNREACH || rc == -ENOTCONN ? BASE_LOG_DEBUG : BASE_LOG_WARN,
                     "answer_undelivered",
@@ -244,6 +245,11 @@ static void dispatch(brk_t *b, brk_job_t *j, brk_worker_t *w) {
         job_finish(b, j, term_error("internal", "out of memory"));
         return;
     }
+    if (b->adopt) brk_adopt_stamp(b, j); /* a pair: who asked, for a takeover (adopt.c) */
+    /* Before it leaves: a broker lost from here on must not run it again (resend.c). A query
+     * still queued when its broker is lost never ran, and a resend runs it. */
+    if (!j->idempotent && j->attempt == 0 && j->id.n)
+        brk_dedup_mark_running(b, j->client, j->id);
     int rc = brk_worker_send(b, w, b->out.p, b->out.n);
     if (rc < 0) {
         brk_worker_mark_dead(b, w, rc == -EAGAIN ? "send queue full" : "send failed");
@@ -496,4 +502,82 @@ void brk_jobs_abort_all(brk_t *b, const char *code, const char *message) {
     brk_node_t *n;
     while ((n = brk_map_next(&b->client_map, NULL)))
         brk_client_drop(b, base_container_of(n, brk_client_t, node), code, message);
+}
+
+/* ---- adoption (adopt.c): a job a worker kept running across a takeover ---- */
+
+/* The resend of r that came first (queued: the agent had no free host, or the grace held
+ * it) becomes the reported job: re-keyed to the worker's job id, bound to w. */
+static int adopt_into(brk_t *b, brk_job_t *j, const brk_adopted_t *r) {
+    if (j->state != JOB_QUEUED) return -EEXIST; /* running elsewhere: the copy on w goes */
+    queue_remove(b, j);
+    brk_map_del(&b->job_map, &j->by_job);
+    j->job_id = r->job_id;
+    brk_map_put(&b->job_map, &j->by_job);
+    j->req = r->req;
+    return 0;
+}
+
+int brk_job_adopt(brk_t *b, brk_client_t *c, brk_worker_t *w, brk_agent_t *a,
+                  const brk_adopted_t *r, brk_job_t **out) {
+    if (job_find(b, r->job_id)) return -EEXIST;
+    brk_job_t *j = brk_job_find_cid(b, c, r->id);
+    bool resent = j != NULL;
+    if (j) {
+        int rc = adopt_into(b, j, r);
+        if (rc) return rc;
+    } else {
+        if (!brk_jobs_room(b)) return -ENOSPC;
+        if (r->id.n > CKEY_MAX - sizeof c) return -ENOMEM;
+        size_t need = sizeof c + r->id.n + r->agent_name.n + r->session.n + r->input.n;
+        if (!(j = job_alloc(b, sizeof *j + need))) return -ENOMEM;
+        uint8_t *p = j->buf;
+        j->ckey = p;
+        j->ckey_len = sizeof c + r->id.n;
+        memcpy(p, &c, sizeof c);
+        memcpy(p + sizeof c, r->id.p, r->id.n);
+        j->id = (proto_raw_t){p + sizeof c, r->id.n};
+        if (brk_jobindex_add(b, j) != 0) {
+            job_release(b, j, sizeof *j + need);
+            return -ENOMEM;
+        }
+        p += j->ckey_len;
+        if (r->agent_name.n) memcpy(p, r->agent_name.p, r->agent_name.n);
+        j->agent_name = (proto_str_t){(const char *)p, r->agent_name.n};
+        p += r->agent_name.n;
+        if (r->session.n) memcpy(p, r->session.p, r->session.n);
+        j->session = (proto_str_t){(const char *)p, r->session.n};
+        p += r->session.n;
+        if (r->input.n) memcpy(p, r->input.p, r->input.n);
+        j->input = (proto_raw_t){p, r->input.n};
+        j->job_id = r->job_id;
+        j->qseq = b->next_qseq++;
+        j->idempotent = r->idempotent;
+        j->req = r->req;
+        j->client = c;
+        j->heap_idx = SIZE_MAX;
+        j->timeout_at = r->timeout_ms >= 0 ? brk_after(b->now, (uint64_t)r->timeout_ms) : -1;
+        j->by_job = (brk_node_t){.key = &j->job_id, .klen = sizeof j->job_id};
+        j->by_cid = (brk_node_t){.key = j->ckey, .klen = j->ckey_len};
+        base_list_init(&j->link);
+        brk_map_put(&b->job_map, &j->by_job);
+        brk_map_put(&b->cid_map, &j->by_cid);
+        base_list_push(&c->jobs, &j->clink);
+        brk_client_adopted(c);
+        b->n_jobs++;
+        b->n_live++;
+        if (j->timeout_at >= 0) heap_set(b, j, j->timeout_at);
+        brk_mx_accept(b, j, a);
+    }
+    /* Without its input a retry could not be sent: one attempt past --max-retries. */
+    j->attempt = r->input.n ? 1 : b->cfg.max_retries + 1;
+    j->state = JOB_RUNNING;
+    j->worker = w;
+    w->in_flight++;
+    base_list_push(&w->jobs, &j->link);
+    /* The client resends what it has no answer for (PROTOCOL.md, "Broker pairs"): the answer
+     * waits for that resend (remembered) unless it came first, so it is sent once. */
+    j->quiet = !(resent || r->resent);
+    *out = j;
+    return 0;
 }

@@ -52,6 +52,16 @@ static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
     return c;
 }
 
+brk_client_t *brk_client_adopt(brk_t *b, const uint8_t *rid, size_t ridlen) {
+    brk_client_t *c = brk_client_find(b, BRK_SOCK_CLIENTS, rid, ridlen);
+    if (c || b->n_clients >= b->cfg.max_clients || ridlen > BRK_MAX_IDENTITY) return c;
+    brk_in_t in = {.sock = BRK_SOCK_CLIENTS, .idlen = ridlen, .fd = -1};
+    memcpy(in.id, rid, ridlen);
+    return client_new(b, &in);
+}
+
+void brk_client_adopted(brk_client_t *c) { c->in_flight++; }
+
 static void client_free_if_idle(brk_t *b, brk_client_t *c) {
     if (c->in_flight) return;
     brk_gone_untrack(b, c);
@@ -60,6 +70,8 @@ static void client_free_if_idle(brk_t *b, brk_client_t *c) {
     brk_key_unref(b, &c->curve_key);
     free(c);
 }
+
+void brk_client_unadopt(brk_t *b, brk_client_t *c) { client_free_if_idle(b, c); }
 
 void brk_client_pending(brk_t *b, brk_job_t *j, bool on) {
     brk_client_t *c = j->client;
@@ -182,6 +194,7 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         /* A resend of a query in flight (a drain too: refusing it would be a second reply).
          * Its one answer goes out in this connection's envelope. */
         dup->req = in->req;
+        dup->quiet = false; /* adopted at a takeover: this resend takes its answer */
         base_log(BASE_LOG_DEBUG, "query_attached", "job=%llu", (unsigned long long)dup->job_id);
         return;
     }
@@ -239,8 +252,6 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     if (c->curve_key) c->curve_key->in_flight++; /* first: accepting may answer it at once */
-    /* Before accepting: accepting may answer it at once, and that answer must win. */
-    if (!qm.idempotent && m->id.n) brk_dedup_mark_running(b, c, m->id);
     if (brk_job_accept(b, c, in, &qm, a, inv) != 0) {
         if (c->curve_key) c->curve_key->in_flight--;
         brk_inv_discard(b, &inv);

@@ -315,6 +315,16 @@ const uint8_t *brk_dedup_find(brk_dedup_t *d, const uint8_t *ckey, size_t cklen,
     return e->data + e->klen;
 }
 
+bool brk_dedup_forget(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, const uint8_t *id,
+                      size_t idlen) {
+    uint8_t key[DD_KEY_MAX];
+    size_t klen = make_key(key, ckey, cklen, id, idlen);
+    brk_node_t *node = klen ? brk_map_get(&d->map, key, klen) : NULL;
+    if (!node) return false;
+    entry_drop(d, base_container_of(node, dd_entry_t, node), false);
+    return true;
+}
+
 int brk_dedup_put(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, const uint8_t *id,
                   size_t idlen, const uint8_t *body, size_t n, int64_t now_mono,
                   int64_t now_unix) {

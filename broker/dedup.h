@@ -48,6 +48,12 @@ int brk_dedup_put(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, const uint8
                   size_t idlen, const uint8_t *body, size_t n, int64_t now_mono,
                   int64_t now_unix);
 
+/* Drops the remembered answer of (client key, query id) from memory only: its row stays in
+ * the file or PostgreSQL (a broker adopting a running query forgets the provisional answer
+ * that a broker taking over after it must still find). Returns: true when there was one. */
+bool brk_dedup_forget(brk_dedup_t *d, const uint8_t *ckey, size_t cklen, const uint8_t *id,
+                      size_t idlen);
+
 /* Writes body as the answer of (client key, query id) to PostgreSQL only, not to the memory:
  * what a broker that starts (or takes over) after this one will replay, unless brk_dedup_put
  * replaces it first. Without PostgreSQL (memory, a SQLite file) it does nothing.

@@ -29,6 +29,7 @@ struct brk_inv {
     brk_slock_t *lock;        /* a root with a session, until it is answered */
     base_list_t wait_link;     /* in lock->waiters while waiting */
     bool started;             /* the user's event is in the session */
+    bool adopted;             /* reported by a worker after a takeover (brk_inv_adopt) */
     uint64_t parent_job;      /* a sub-invocation's parent job (0: none), to pass its events
                                  up to every ancestor's worker */
     char id[BRK_INV_ID_LEN + 1]; /* "" when the root has no session */
@@ -316,6 +317,52 @@ void brk_inv_on_free(brk_t *b, brk_job_t *j) {
     }
     base_list_unlink(&v->kid_link);
     free(v);
+}
+
+/* ---- adoption: a job a worker kept running across a takeover ---- */
+
+/* Two adopted invocations claim one session (two workers each say they run one): the older
+ * job (the lower id: ids grow) keeps the lock, whichever reported first, so every broker
+ * that adopts them decides alike. */
+static bool adopt_wins(const brk_inv_t *v, const brk_inv_t *holder) {
+    return holder->adopted && v->job->job_id < holder->job->job_id;
+}
+
+int brk_inv_adopt(brk_t *b, brk_job_t *j, proto_str_t invocation, proto_str_t app,
+                  proto_str_t user) {
+    proto_str_t none = {NULL, 0};
+    brk_inv_t *v = inv_new(app, user, none);
+    if (!v) return -ENOMEM;
+    size_t n = invocation.n < BRK_INV_ID_LEN ? invocation.n : BRK_INV_ID_LEN;
+    memcpy(v->id, invocation.p, n);
+    v->started = true; /* the user's event was stored by the broker that sent the work */
+    v->adopted = true;
+    v->job = j;
+    j->inv = v;
+    if (!j->session.n) return 0;
+    brk_slock_t *l = lock_find(b, j->session);
+    if (!l && !(l = lock_new(b, j->session))) return 0; /* runs without its lock */
+    char name[80];
+    brk_inv_t *h = l->holder;
+    if (h && !adopt_wins(v, h)) {
+        base_log(BASE_LOG_WARN, "adopt_lock_conflict", "session=%s job=%llu holder=%llu "
+                "kept=holder why=\"%s\"", base_log_str(name, sizeof name, l->name, l->len),
+                (unsigned long long)j->job_id, (unsigned long long)h->job->job_id,
+                h->adopted ? "the older job keeps the lock" : "a query since the takeover "
+                "holds it");
+        lock_free_if_idle(b, l);
+        return 0; /* runs on, answered as usual, but writes nothing to the session */
+    }
+    if (h) {
+        base_log(BASE_LOG_WARN, "adopt_lock_conflict", "session=%s job=%llu holder=%llu "
+                "kept=job why=\"the older job keeps the lock\"",
+                base_log_str(name, sizeof name, l->name, l->len), (unsigned long long)j->job_id,
+                (unsigned long long)h->job->job_id);
+        h->lock = NULL;
+    }
+    l->holder = v;
+    v->lock = l;
+    return 0;
 }
 
 /* ---- work ---- */

@@ -75,6 +75,13 @@ void brk_inv_on_event(brk_t *b, brk_job_t *j, proto_raw_t event);
 void brk_inv_on_answer(brk_t *b, brk_job_t *j);
 /* j is being freed: its record goes (a root's sub-invocations lose their root). */
 void brk_inv_on_free(brk_t *b, brk_job_t *j);
+/* Gives j, a job a worker reported after a takeover (adopt.c), the record of a root
+ * invocation with that id, and its session's lock when free; two adopted jobs on one session
+ * keep the lock with the older (lower job id), the other runs on without it (logged
+ * adopt_lock_conflict), as does one that finds a query since the takeover holding it.
+ * Returns: 0. Errors: -ENOMEM (j has no record: it runs as a query without session lock). */
+int brk_inv_adopt(brk_t *b, brk_job_t *j, proto_str_t invocation, proto_str_t app,
+                  proto_str_t user);
 /* The id of the invocation j runs in (its root's), or "" when none. */
 const char *brk_inv_id_of(const brk_job_t *j);
 

@@ -81,6 +81,9 @@ static const opt_t opts[] = {
     {"pair", OPT_BOOL, offsetof(brk_config_t, pair), 0, 0,
      "one of an active/standby pair on --sessions postgresql://... (takes no value)"},
     {"lease-poll-ms", U64(lease_poll_ms, 10, 60000, "how often a standby tries for the lease")},
+    {"adopt-window-ms", U64(adopt_window_ms, 0, 3600000, "after a takeover, how long a "
+                            "resend of a query a worker may still run waits for that worker "
+                            "(default 2 x liveness x heartbeat-ms)")},
     {"fence-ms", U64(fence_ms, 100, 600000, "an active whose store is unreachable this long "
                      "exits")},
     {"insecure", OPT_BOOL, offsetof(brk_config_t, insecure), 0, 0,
@@ -161,6 +164,7 @@ void brk_config_default(brk_config_t *c) {
     c->session_max_bytes = 64ULL << 20;
     c->lease_poll_ms = 200;
     c->fence_ms = 2000;
+    c->adopt_window_ms = UINT64_MAX;
     c->max_keys = 10000;
     c->io_threads = 1;
     c->max_session_waiters = BRK_INV_DEFAULT_WAITERS;

@@ -42,11 +42,28 @@ bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id) {
     size_t n, kn = dedup_key(key, ckey, in->idlen + 1, in->key);
     const uint8_t *body = brk_dedup_find(b->dedup, key, kn, id.p, id.n, b->now, &n);
     if (!body) return false;
+    /* Just after a takeover the provisional answer may be about a query a worker still runs
+     * and has not reported yet: the resend waits for it (adopt.c). */
+    if (b->adopt && brk_adopt_park(b, in, id, body, n)) return true;
     int rc = brk_send(b, in->sock, in->id, in->idlen, in->req, body, n);
     char peer[2 * BRK_MAX_IDENTITY + 1];
     base_log(BASE_LOG_DEBUG, "query_replayed", "peer=%s bytes=%zu errno=%d",
              base_log_hex(peer, sizeof peer, in->id, in->idlen), n, rc < 0 ? -rc : 0);
     return true;
+}
+
+/* The provisional answer of a running query that is not idempotent. */
+static int enc_marker(proto_buf_t *o, proto_raw_t id) {
+    return proto_enc_error(o, id, "worker_lost", "the broker running this query was lost "
+                           "(restart or takeover) and it is not idempotent: not run again");
+}
+
+bool brk_dedup_is_marker(proto_raw_t id, const uint8_t *body, size_t n) {
+    proto_buf_t o;
+    proto_buf_init(&o);
+    bool same = enc_marker(&o, id) == 0 && o.n == n && memcmp(o.p, body, n) == 0;
+    proto_buf_free(&o);
+    return same;
 }
 
 void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id) {
@@ -56,8 +73,7 @@ void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id) {
     size_t kn = dedup_key(key, c->key, c->keylen, c->curve_key);
     proto_buf_t o;
     proto_buf_init(&o);
-    int rc = proto_enc_error(&o, id, "worker_lost", "the broker running this query was lost "
-                             "(restart or takeover) and it is not idempotent: not run again");
+    int rc = enc_marker(&o, id);
     if (rc == 0)
         rc = brk_dedup_put_durable(b->dedup, key, kn, id.p, id.n, o.p, o.n, base_unix_ms());
     if (rc < 0) base_log(BASE_LOG_WARN, "dedup_put_failed", "errno=%d what=running", -rc);

@@ -32,6 +32,12 @@ static const char usage[] =
     "  --max-lent N        slots that jobs waiting on their sub-queries lend to other work\n"
     "                      (the broker sees capacity + waiting jobs, at most N more), so\n"
     "                      nested agents cannot hold every slot (default 1024; 0 off)\n"
+    "  --max-held N        jobs kept running across a broker takeover and reported in ready\n"
+    "                      (a pair), running or answered (default 1024; 0: none)\n"
+    "  --max-held-bytes N  bytes of answers kept while no broker is connected, and of those\n"
+    "                      sent within the liveness (reported again) (default 64 MiB)\n"
+    "  --max-held-report N bytes of that report in ready, inputs at most half (262144;\n"
+    "                      keep it under the broker's --max-msg)\n"
     "  --watchdog-ms MS    a task that holds the loop this long (never yields) is logged\n"
     "                      with its stack and the process exits 70 for its supervisor to\n"
     "                      restart it (default 60000; 0 off). With systemd's\n"
@@ -129,6 +135,8 @@ static int parse(int argc, char **argv, opts *o) {
         {"metrics-idle-ms", 1, 0, 'I'},
         {"curve-server-key", 1, 0, 'K'}, {"curve-key", 1, 0, 'k'},
         {"max-lent", 1, 0, 'm'},     {"watchdog-ms", 1, 0, 'W'},
+        {"max-held", 1, 0, 'j'},     {"max-held-bytes", 1, 0, 'J'},
+        {"max-held-report", 1, 0, 'r'},
         {0, 0, 0, 0}};
     int64_t v = 0;
     int c, rc = 0;
@@ -159,6 +167,18 @@ static int parse(int argc, char **argv, opts *o) {
             o->cfg.max_lent = (uint64_t)(rc ? 0 : v);
             break;
         case 'W': rc = number("--watchdog-ms", optarg, 0, 86400000, &o->cfg.watchdog_ms); break;
+        case 'j':
+            rc = number("--max-held", optarg, 0, 100000, &v);
+            o->cfg.max_held = (uint64_t)(rc ? 0 : v);
+            break;
+        case 'J':
+            rc = number("--max-held-bytes", optarg, 0, (int64_t)1 << 40, &v);
+            o->cfg.max_held_bytes = (uint64_t)(rc ? 0 : v);
+            break;
+        case 'r':
+            rc = number("--max-held-report", optarg, 0, 1 << 30, &v);
+            o->cfg.max_held_report = (uint64_t)(rc ? 0 : v);
+            break;
         case 'l': rc = level_of(optarg, &o->level); break;
         case 'F':
             if (strcmp(optarg, "kv") && strcmp(optarg, "json"))
@@ -261,7 +281,8 @@ int main(int argc, char **argv) {
                       .liveness = 3, .drain_ms = 5000, .metrics_max_conns = 16,
                       .metrics_max_request = 8192, .metrics_max_labels = 256,
                       .metrics_idle_ms = 10000,
-                      .max_lent = 1024, .watchdog_ms = 60000},
+                      .max_lent = 1024, .watchdog_ms = 60000, .max_held = 1024,
+                      .max_held_bytes = 64 << 20, .max_held_report = 262144},
               .level = ACT_LOG_INFO};
     char host[64] = "localhost";
     gethostname(host, sizeof host - 1);

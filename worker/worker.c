@@ -18,11 +18,14 @@
 
 typedef struct wrk_out {
     struct wrk_out *next;
+    wrk_held_t *held;  /* an adoptable job's answer (sent from there), else NULL */
     size_t n;
     uint8_t data[];
 } wrk_out;
 
 enum { SERVE_RECONNECT = 1 };
+
+static void out_push(wrk_t *w, wrk_out *o);
 
 /* ---- the outgoing queue and its writer ---- */
 
@@ -38,8 +41,25 @@ void wrk_send(wrk_t *w, uint64_t gen, const proto_buf_t *msg) {
         return;
     }
     o->next = NULL;
+    o->held = NULL;
     o->n = msg->n;
     memcpy(o->data, msg->p, msg->n);
+    out_push(w, o);
+}
+
+void wrk_send_held(wrk_t *w, wrk_held_t *h) {
+    wrk_out *o = w->sock ? malloc(sizeof(*o)) : NULL;
+    if (!o) { /* no connection (or no memory): kept for the next ready */
+        wrk_held_keep(w, h);
+        return;
+    }
+    o->next = NULL;
+    o->held = h;
+    o->n = 0;
+    out_push(w, o);
+}
+
+static void out_push(wrk_t *w, wrk_out *o) {
     if (w->out_tail) w->out_tail->next = o;
     else w->out_head = o;
     w->out_tail = o;
@@ -57,9 +77,13 @@ static wrk_out *out_pop(wrk_t *w) {
     return o;
 }
 
+/* Drops what was not sent; an adoptable job's answer is kept for the next ready. */
 static void out_purge(wrk_t *w) {
     wrk_out *o;
-    while ((o = out_pop(w)) != NULL) free(o);
+    while ((o = out_pop(w)) != NULL) {
+        if (o->held) wrk_held_keep(w, o->held);
+        free(o);
+    }
     act_event_set(&w->flushed);
 }
 
@@ -106,9 +130,12 @@ static int writer_task(void *arg, void **result) {
         if (w->credit_dirty) credit_flush(w);
         if (!w->out_head) continue;
         wrk_out *o = out_pop(w);
-        act_zframe_t f = {o->data, o->n};
+        wrk_held_t *h = o->held;
+        act_zframe_t f = {h ? h->data + h->entry_n : o->data, h ? h->msg_n : o->n};
         int rc = act_zsock_send_frames(w->z, &f, 1, -1);
-        if (rc == 0) wrk_mx_out(w, o->n);
+        if (rc == 0) wrk_mx_out(w, f.n);
+        if (h && rc == 0) wrk_held_sent(w, h); /* kept a while: the broker may die unread */
+        else if (h) wrk_held_keep(w, h); /* its connection went: for the next ready */
         free(o);
         if (!w->out_head) act_event_set(&w->flushed);
         if (rc == 0) w->last_sent = act_now();
@@ -134,7 +161,9 @@ static void send_ready(wrk_t *w) {
     if (names && history &&
         proto_enc_ready_history(&w->enc, proto_str_of(w->cfg.name), w->cfg.capacity, names,
                                 history, h->n_agents, (uint64_t)w->cfg.heartbeat_ms) == 0) {
+        wrk_held_ready(w, &w->enc); /* the jobs it kept across a takeover */
         wrk_send(w, w->gen, &w->enc);
+        wrk_held_flush(w);
     }
     free(names);
     free(history);
@@ -234,9 +263,13 @@ static int conn_open(wrk_t *w) {
 
 /* Ends the connection: its jobs and sub-queries can no longer be answered, so they are
  * cancelled (and waited for, so the next `ready` declares capacity that is really free). */
-static void conn_close(wrk_t *w, int linger_ms) {
+static void conn_close(wrk_t *w, int linger_ms, bool hold) {
     if (!w->sock) return;
-    wrk_jobs_cancel_all(w, true);
+    /* A broker pair: jobs whose work said who asked keep running, for the next broker to
+     * adopt (held.c); the others cannot be answered any more. */
+    size_t held = 0;
+    if (hold) held = wrk_jobs_hold(w);
+    else wrk_jobs_cancel_all(w, true);
     wrk_calls_fail_all(w, "worker_lost", "the worker's connection to the broker was reset");
     agt_budget_reset(w->budget); /* the broker took our permits back */
     if (linger_ms == 0) out_purge(w);
@@ -246,7 +279,12 @@ static void conn_close(wrk_t *w, int linger_ms) {
     w->sock = NULL;
     mon_close(w);
     out_purge(w);
-    wrk_jobs_wait_idle(w, act_deadline_in(IDLE_WAIT_MS));
+    /* The answers sent lately (maybe never read by a broker that died): reported too, with
+     * what room --max-held-report leaves after the unread ones. */
+    if (hold) wrk_held_recall(w);
+    if (held || w->n_held)
+        act_log(ACT_LOG_INFO, "jobs_held", "running=%zu answered=%zu", held, w->n_held);
+    if (!held) wrk_jobs_wait_idle(w, act_deadline_in(IDLE_WAIT_MS));
 }
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -337,11 +375,11 @@ static int conn_task(void *arg, void **result) {
         if (rc) return rc;
         rc = conn_serve(w);
         if (rc == ACT_ECANCELED) {
-            conn_close(w, LINGER_MS); /* shutting down: let `disconnect` leave */
+            conn_close(w, LINGER_MS, false); /* shutting down: let `disconnect` leave */
             return 0;
         }
         if (rc < 0) act_log(ACT_LOG_WARN, "connection_error", "error=%s", act_err_name(rc));
-        conn_close(w, 0);
+        conn_close(w, 0, !w->draining);
         if (w->draining) return 0;
         if ((rc = act_sleep(RECONNECT_MS)) != 0) return rc == ACT_ECANCELED ? 0 : rc;
     }
@@ -436,6 +474,7 @@ int wrk_run(wrk_t *w) {
     wrk_watchdog_stop(w);
     wrk_metrics_stop(w);
     out_purge(w);
+    wrk_held_free_all(w);
     proto_buf_free(&w->enc);
     zmq_ctx_term(w->zctx);
     w->zctx = NULL;

@@ -31,6 +31,10 @@ typedef struct wrk_config {
     uint64_t metrics_idle_ms; /* a scraper without a whole request by then is closed */
     uint64_t max_lent;     /* credit lent by jobs waiting on sub-queries, at most (calls.c) */
     int64_t watchdog_ms;   /* a task holding the loop this long ends the process; 0 off */
+    uint64_t max_held;     /* jobs kept across a broker takeover, running or answered (held.c) */
+    uint64_t max_held_bytes; /* bytes of the answers kept while no broker is connected */
+    uint64_t max_held_report; /* bytes of ready's held list (inputs: at most half): within
+                                 the broker's --max-msg, or the ready is refused */
     bool curve;            /* CURVE to the broker: its public key and our key pair below */
     char curve_server[BASE_Z85_KEY_LEN + 1];
     base_keypair_t curve_kp;
@@ -98,6 +102,10 @@ struct abp_ctx {
     size_t in_n;
     const char *agent_now;       /* the running agent's name (the runner switches it) */
     int64_t t0_us;               /* when it arrived, for the latency histogram (worker_metrics.c) */
+    uint8_t *origin;             /* work's origin (a broker pair: who asked), NULL if none */
+    size_t origin_n;
+    char *invocation;            /* work's invocation id, NULL if none */
+    bool held;                   /* kept running across a reconnect, not yet reported */
 };
 
 void wrk_jobs_start(wrk_t *w, const proto_msg_t *m);
@@ -162,6 +170,48 @@ void wrk_call_free(abp_call_t **call);
 int wrk_call_sub(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t n,
                  const char *branch, int64_t timeout_ms, abp_call_t **out);
 
+/* ---- jobs kept across a broker takeover (held.c) ---- */
+/* The answer of a job that can be adopted (its work had `origin`), with its entry in a
+ * `ready`'s held list: queued for the broker, or kept while no broker is connected. */
+typedef struct wrk_held {
+    struct wrk_held *next;
+    int64_t sent_at;             /* act_now() when handed to libzmq (the recent list) */
+    bool recalled;               /* sent lately, reported again: maybe read already */
+    size_t entry_n, msg_n;
+    uint8_t data[];              /* the held entry, then the answer message */
+} wrk_held_t;
+
+
+/* Answers job j (which has an origin) with the encoded message msg: queued as usual on j's
+ * connection, or kept for the next `ready` when that connection is gone (bounded by
+ * --max-held and --max-held-bytes: past them it is dropped, logged and counted). */
+void wrk_held_answer(wrk_t *w, abp_ctx_t *j, const proto_buf_t *msg);
+/* Keeps an answer that did not reach a broker (its connection went); frees it past the
+ * bounds. Ownership: takes h. */
+void wrk_held_keep(wrk_t *w, wrk_held_t *h);
+/* h's answer was handed to libzmq: kept a while (the worker's liveness), within the bounds,
+ * because a broker that dies may never have read it; a reconnect reports those again
+ * (wrk_held_recall) and the next broker adopts what its store does not show answered.
+ * Ownership: takes h. */
+void wrk_held_sent(wrk_t *w, wrk_held_t *h);
+/* At a reconnect: the answers sent within the liveness are kept for the next ready. */
+void wrk_held_recall(wrk_t *w);
+/* Adds the `held` field (running jobs kept by wrk_jobs_hold, then kept answers) to the ready
+ * just encoded in o, within --max-held-report bytes: running jobs past it are cancelled,
+ * answers past it dropped (logged held_cut, counted). Returns: 0. Errors: ACT_ENOMEM (o is
+ * left as it was). */
+int wrk_held_ready(wrk_t *w, proto_buf_t *o);
+/* After the ready went into the queue: the held jobs belong to the new connection, the kept
+ * answers follow the ready. */
+void wrk_held_flush(wrk_t *w);
+void wrk_held_free_all(wrk_t *w);
+/* At a reconnect: jobs with an origin keep running (held, up to --max-held); the others are
+ * cancelled as orphans. Returns: how many were held. */
+size_t wrk_jobs_hold(wrk_t *w);
+/* Queues h's answer on the current connection, tagged so that it is kept again if that
+ * connection goes before it is written. Ownership: takes h. */
+void wrk_send_held(wrk_t *w, wrk_held_t *h);
+
 /* ---- the worker and its connection (worker.c) ---- */
 struct wrk {
     wrk_config_t cfg;
@@ -194,6 +244,11 @@ struct wrk {
     uint64_t credit_sent;      /* the capacity the broker last heard from us */
     bool credit_dirty;         /* lent changed: the writer sends `credit` if it must */
     struct wrk_watchdog *wd;   /* watchdog.c; NULL when off */
+    wrk_held_t *held_head, *held_tail; /* answers kept for the next ready (held.c) */
+    size_t n_held, held_bytes;
+    wrk_held_t *recent_head, *recent_tail; /* answers sent lately, oldest first (held.c) */
+    size_t n_recent, recent_bytes;
+    uint64_t held_dropped;     /* answers dropped past --max-held / --max-held-bytes */
 };
 
 /* A job starts (+1) or stops (-1) waiting on its own sub-queries. While it waits it lends

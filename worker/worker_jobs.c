@@ -36,6 +36,8 @@ static void job_free(abp_ctx_t *j) {
     free(j->session);
     free(j->err_code);
     free(j->err_msg);
+    free(j->origin);
+    free(j->invocation);
     free(j);
 }
 
@@ -79,12 +81,21 @@ static void job_answer(abp_ctx_t *j, int rc, int scope_rc) {
     }
     wrk_mx_job_end(w, j, j->orphaned ? "orphaned" : code ? code : "ok");
     if (j->orphaned) return;
+    static const uint8_t nil = 0xc0;
+    proto_raw_t out = {j->has_output ? j->output.p : &nil, j->has_output ? j->output.n : 1};
+    if (j->origin) { /* adoptable: kept if its broker is gone (held.c) */
+        proto_buf_t b;
+        proto_buf_init(&b);
+        int rc = code ? proto_enc_job_error(&b, j->id, code, text)
+                      : proto_enc_job_result(&b, j->id, out);
+        if (rc == 0) wrk_held_answer(w, j, &b);
+        proto_buf_free(&b);
+        return;
+    }
     if (code) {
         send_error(w, j->gen, j->id, code, text);
         return;
     }
-    static const uint8_t nil = 0xc0;
-    proto_raw_t out = {j->has_output ? j->output.p : &nil, j->has_output ? j->output.n : 1};
     proto_buf_t b;
     proto_buf_init(&b);
     if (proto_enc_job_result(&b, j->id, out) == 0) wrk_send(w, j->gen, &b);
@@ -110,6 +121,18 @@ static int job_body(void *arg, void **result) {
 
 /* ---- from the broker ---- */
 
+/* A broker pair's work says who asked (origin): kept, so that the job can be reported to the
+ * broker that takes over and adopted there. Returns: 0 or ACT_ENOMEM. */
+static int job_new_origin(wrk_t *w, abp_ctx_t *j, const proto_msg_t *m) {
+    if (!m->origin.n || w->cfg.max_held == 0) return 0;
+    if (!(j->origin = malloc(m->origin.n))) return ACT_ENOMEM;
+    memcpy(j->origin, m->origin.p, m->origin.n);
+    j->origin_n = m->origin.n;
+    if (m->invocation.n && !(j->invocation = strndup(m->invocation.p, m->invocation.n)))
+        return ACT_ENOMEM;
+    return 0;
+}
+
 static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) {
     abp_ctx_t *j = calloc(1, sizeof(*j));
     if (!j) return NULL;
@@ -134,8 +157,9 @@ static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) 
     j->in = j->input, j->in_n = j->input_n, j->agent_now = a->name;
     proto_buf_init(&j->output);
     act_event_init(&j->changed);
-    if (agt_job_begin(m, &j->agt) != 0) {
-        proto_buf_free(&j->output), free(j->input), free(j->session), free(j);
+    if (job_new_origin(w, j, m) != 0 || agt_job_begin(m, &j->agt) != 0) {
+        proto_buf_free(&j->output), free(j->input), free(j->session);
+        free(j->origin), free(j->invocation), free(j);
         return NULL;
     }
     return j;
@@ -155,6 +179,7 @@ void wrk_jobs_start(wrk_t *w, const proto_msg_t *m) {
     act_spawn_opts_t o = {.name = a->name};
     if (!j || act_spawn(job_body, j, &o, &j->task) != 0) {
         if (j) agt_job_end(&j->agt), proto_buf_free(&j->output), free(j->input), free(j->session);
+        if (j) free(j->origin), free(j->invocation);
         free(j);
         send_error(w, w->gen, m->job, "internal", "the worker is out of memory");
         return;
@@ -193,6 +218,26 @@ void wrk_jobs_cancel_all(wrk_t *w, bool orphan) {
         job_cancel(j);
         j = next;
     }
+}
+
+size_t wrk_jobs_hold(wrk_t *w) {
+    size_t held = 0, kept = w->n_held; /* answers kept already count against --max-held */
+    abp_ctx_t *j = w->jobs;
+    while (j) {
+        abp_ctx_t *next = j->next; /* job_cancel may free j */
+        if (j->origin && !j->cancelled && !j->stopping && held + kept < w->cfg.max_held) {
+            j->held = true;
+            held++;
+        } else {
+            if (j->origin && !j->cancelled && !j->stopping)
+                act_log(ACT_LOG_WARN, "job_not_held", "job=%llu why=max_held max_held=%llu",
+                        (unsigned long long)j->id, (unsigned long long)w->cfg.max_held);
+            j->orphaned = true;
+            job_cancel(j);
+        }
+        j = next;
+    }
+    return held;
 }
 
 int wrk_jobs_wait_idle(wrk_t *w, int64_t deadline) {

@@ -13,6 +13,7 @@ enum field {
     F_INVOCATION, F_STATE, F_HISTORY, F_WORKER, F_HISTORY_AGENTS,
     F_REQ, F_BACKEND, F_MODEL_CONCURRENCY, F_MODEL_RPS, F_MODEL_BURST, /* the model budget */
     F_MODEL_TPM, F_TOKENS,
+    F_ORIGIN, F_HELD, /* broker pairs: a job's origin in work, the jobs a worker holds in ready */
     F_COUNT
 };
 
@@ -23,6 +24,7 @@ static const char *const field_names[F_COUNT] = {
     "invocation", "state", "history", "worker", "history_agents",
     "req", "backend", "model_concurrency", "model_rps", "model_burst",
     "model_tpm", "tokens",
+    "origin", "held",
 };
 
 static const char *const type_names[] = {
@@ -78,11 +80,13 @@ static const spec_t specs[] = {
     [PROTO_ERROR] = {{R(F_ID, K_REPLY_ID, 0), R(F_JOB, K_UINT, 0), R(F_CODE, K_STR, 1),
                       R(F_MESSAGE, K_STR, 1)}, 4, true},
     [PROTO_READY] = {{R(F_NAME, K_NAME, 1), R(F_CAPACITY, K_POS, 1), R(F_AGENTS, K_NAMES, 1),
-                      R(F_HEARTBEAT_MS, K_UINT, 0), R(F_HISTORY_AGENTS, K_NAMES, 0)}, 5, false},
+                      R(F_HEARTBEAT_MS, K_UINT, 0), R(F_HISTORY_AGENTS, K_NAMES, 0),
+                      R(F_HELD, K_ARRAY, 0)}, 6, false},
     [PROTO_WORK] = {{R(F_JOB, K_UINT, 1), R(F_AGENT, K_NAME, 1), R(F_INPUT, K_ANY, 0),
                      R(F_SESSION, K_STR, 0), R(F_TIMEOUT_MS, K_TIMEOUT, 0),
                      R(F_ATTEMPT, K_POS, 1), R(F_INVOCATION, K_STR, 0), R(F_BRANCH, K_STR, 0),
-                     R(F_STATE, K_MAP, 0), R(F_HISTORY, K_ARRAY, 0)}, 10, false},
+                     R(F_STATE, K_MAP, 0), R(F_HISTORY, K_ARRAY, 0), R(F_ORIGIN, K_MAP, 0)}, 11,
+                    false},
     [PROTO_CREDIT] = {{R(F_CAPACITY, K_UINT, 1)}, 1, false},
     [PROTO_HEARTBEAT] = {{{0, 0, 0}}, 0, false},
     [PROTO_DISCONNECT] = {{{0, 0, 0}}, 0, false},
@@ -326,6 +330,8 @@ static void store(proto_msg_t *out, int f, const val_t *v) {
     case F_MODEL_BURST: out->model_burst = uint_of(v); break;
     case F_MODEL_TPM: out->model_tpm = uint_of(v); break;
     case F_TOKENS: out->tokens = uint_of(v); break;
+    case F_ORIGIN: out->origin = v->raw; break;
+    case F_HELD: out->held = v->raw; break;
     default: break;
     }
 }

@@ -167,6 +167,30 @@ static void test_sqlite_file_keeps_answers_across_reopen(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* Adoption (broker/adopt.c) forgets the provisional answer in memory only: a broker that
+ * opens the file after this one still finds it. */
+static void test_forget_drops_from_memory_and_keeps_the_row(void **state) {
+    (void)state;
+    char dir[] = "/tmp/test_dedup.XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/d.db", dir);
+    brk_dedup_limits_t lim = {1000, 10, 1 << 20, "boot-1"};
+    brk_dedup_t *d = NULL;
+    assert_int_equal(brk_dedup_open(&d, &lim, path, 0, 5000, why, sizeof why), 0);
+    assert_int_equal(put(d, CK_A, "q", "provisional", 0), 0);
+    assert_true(brk_dedup_forget(d, CK_A, 2, (const uint8_t *)"q", 1));
+    assert_string_equal(get(d, CK_A, "q", 1), "");
+    assert_int_equal(brk_dedup_count(d), 0);
+    assert_false(brk_dedup_forget(d, CK_A, 2, (const uint8_t *)"q", 1)); /* once */
+    brk_dedup_close(&d);
+    assert_int_equal(brk_dedup_open(&d, &lim, path, 1, 5001, why, sizeof why), 0);
+    assert_string_equal(get(d, CK_A, "q", 2), "provisional");
+    brk_dedup_close(&d);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* One answer put at monotonic 1000 (window 1000) on boot-a, wall 5000, and the file closed. */
 static void put_on_boot_a(const char *path) {
     brk_dedup_limits_t lim = {1000, 10, 1 << 20, "boot-a"};
@@ -267,6 +291,7 @@ int main(void) {
         cmocka_unit_test(test_entry_and_byte_bounds_evict_the_oldest),
         cmocka_unit_test(test_only_explicit_routing_ids_take_part),
         cmocka_unit_test(test_sqlite_file_keeps_answers_across_reopen),
+        cmocka_unit_test(test_forget_drops_from_memory_and_keeps_the_row),
         cmocka_unit_test(test_a_wall_clock_jump_between_restarts_on_one_boot_changes_nothing),
         cmocka_unit_test(test_unopenable_file_is_an_error_naming_it),
         cmocka_unit_test(test_postgresql_keeps_answers_across_reopen),

@@ -409,6 +409,28 @@ static void test_decode_ignores_unknown_fields_must(void **state) {
     assert_int_equal(msg.type, PROTO_HEARTBEAT);
 }
 
+/* Broker pairs: work's origin (a map) and ready's held (an array) are kept verbatim. */
+static void test_decode_keeps_origin_and_held_for_adoption(void **state) {
+    (void)state;
+#define TREADY T(5, 'r', 'e', 'a', 'd', 'y')
+#define TWORK T(4, 'w', 'o', 'r', 'k')
+#define READY_FIELDS KV("name", 0xa1, 'w'), KV("capacity", 1), KV("agents", 0x91, 0xa1, 'e')
+    assert_int_equal(DECODE(V1, TREADY, READY_FIELDS, KV("held", 0x91, 0x81, 0xa1, 'j', 7)), 0);
+    assert_int_equal(msg.held.n, 5);
+    assert_int_equal(msg.held.p[0], 0x91);
+    assert_int_equal(DECODE(V1, TREADY, READY_FIELDS), 0);
+    assert_int_equal(msg.held.n, 0);
+    assert_int_equal(DECODE(V1, TREADY, READY_FIELDS, KV("held", 5)), PROTO_EBAD);
+    assert_int_equal(DECODE(V1, TWORK, KV("job", 1), AGENT_ECHO, KV("attempt", 1),
+                            KV("origin", 0x81, 0xa2, 'i', 'd', 3)), 0);
+    assert_int_equal(msg.origin.n, 5);
+    assert_int_equal(DECODE(V1, TWORK, KV("job", 1), AGENT_ECHO, KV("attempt", 1),
+                            KV("origin", 0x91, 3)), PROTO_EBAD);
+#undef TREADY
+#undef TWORK
+#undef READY_FIELDS
+}
+
 static void test_decode_rejects_duplicate_fields(void **state) {
     (void)state;
     assert_int_equal(DECODE(V1, TQUERY, KV("id", 1), AGENT_ECHO, KV("agent", 0xa1, 'x')),
@@ -1063,6 +1085,7 @@ int main(void) {
         PT(test_decode_rejects_oversized_id),
         PT(test_decode_rejects_long_agent_name),
         PT(test_decode_ignores_unknown_fields_must),
+        PT(test_decode_keeps_origin_and_held_for_adoption),
         PT(test_decode_rejects_duplicate_fields),
         PT(test_decode_requires_fields_of_every_type),
         PT(test_decode_keeps_nil_reply_id),

@@ -242,7 +242,7 @@ class Soak:
             open_n = sum(len(c.open) for c in clients)
             if not sending and (open_n == 0 or now > end + GRACE_S):
                 break
-            if sending and now >= next_kill:
+            if sending and o.worker_kills and now >= next_kill:
                 self.chaos_worker()
                 next_kill = now + self.rng.uniform(0.5, 2.0)
             if o.pair and sending and take_at and now >= take_at[0]:
@@ -271,7 +271,12 @@ class Soak:
                     answered += 1
                 else:
                     errored += 1
-                    codes[r["code"]] = codes.get(r["code"], 0) + 1
+                    code = r["code"]
+                    if code == "worker_lost" and "broker" in r.get("message", ""):
+                        # the provisional answer (PROTOCOL.md, "Broker pairs"): no worker
+                        # reported the query after the takeover (its worker died too)
+                        code = "worker_lost (not reported after a takeover)"
+                    codes[code] = codes.get(code, 0) + 1
         sent = sum(c.sent for c in clients)
         lost = sum(len(c.open) for c in clients)
         dups = [d for c in clients for d in c.dups]
@@ -318,6 +323,8 @@ def main():
     ap.add_argument("--resend-s", type=float, default=5.0,
                     help="resend a query unanswered this long")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--no-worker-kills", dest="worker_kills", action="store_false",
+                    help="no worker chaos: only the broker kills (--pair) or restart")
     ap.add_argument("--pair", type=int, default=0,
                     help="run a broker pair on PostgreSQL and kill the active this many times")
     o = ap.parse_args()

@@ -136,6 +136,11 @@ typedef struct proto_msg {
     uint64_t model_burst;    /* budget: grants at once after a pause (0 if absent) */
     uint64_t model_tpm;      /* budget: tokens per minute per backend (0: absent, no limit) */
     uint64_t tokens;         /* budget.release: tokens the request used (0 if absent) */
+    /* Broker pairs (PROTOCOL.md "Broker pairs"): */
+    proto_raw_t origin;      /* work: who asked (a map the worker keeps and reports back;
+                                n == 0 if absent) */
+    proto_raw_t held;        /* ready: the jobs the worker still holds (an array of maps;
+                                n == 0 if absent) */
 } proto_msg_t;
 
 /* Validates and decodes one message. Unknown fields are ignored (forward compatibility); a

@@ -1,0 +1,347 @@
+/* broker/adopt.c: nothing lost at a takeover (--pair). The active broker stamps each work it
+ * sends for a client that can resend (explicit routing id, no CURVE key) with `origin`; the
+ * worker keeps such jobs running when its broker goes and lists them in its next `ready`
+ * (`held`). The new active adopts each one: a RUNNING job bound to that worker, its session's
+ * lock, its id attached so that the client's resend waits for the one answer. A resend that
+ * comes before the worker (its id remembered with the provisional worker_lost of a query that
+ * is not idempotent) is parked for the adoption window and answered then if nobody reports
+ * the query. proto/PROTOCOL.md, "Broker pairs", is the contract. */
+#include "broker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A resend waiting for a worker to report its query. */
+typedef struct parked {
+    base_list_t link;
+    bool req;                  /* answer in a REQ envelope */
+    size_t ridlen, idn, n;     /* routing id, query id and answer bytes */
+    uint8_t rid[BRK_MAX_IDENTITY];
+    uint8_t data[];            /* the id, then the remembered (provisional) answer */
+} parked_t;
+
+struct brk_adopt {
+    int64_t until;             /* b->now: the window ends (parked resends are answered) */
+    base_list_t parked;
+    uint64_t n_parked;
+    uint64_t adopted, refused; /* jobs, since the takeover (logged) */
+    uint64_t known;            /* answers reported again that were answered already */
+    uint64_t refused_now;      /* refusals in the ready being read */
+};
+
+int brk_adopt_open(brk_t *b) {
+    struct brk_adopt *a = calloc(1, sizeof *a);
+    if (!a) return -ENOMEM;
+    base_list_init(&a->parked);
+    /* The standby waited for the lease for as long as the old active lived: the startup
+     * grace, and the window in which workers come back, start now. */
+    b->now = base_mono_ms();
+    uint64_t hb = b->cfg.heartbeat_ms * b->cfg.liveness;
+    uint64_t grace = b->cfg.startup_grace_ms != UINT64_MAX ? b->cfg.startup_grace_ms : hb;
+    b->grace_until = brk_after(b->now, grace);
+    uint64_t win = b->cfg.adopt_window_ms != UINT64_MAX ? b->cfg.adopt_window_ms : 2 * hb;
+    a->until = brk_after(b->now, win);
+    b->adopt = a;
+    base_log(BASE_LOG_INFO, "adopt_window", "ms=%llu", (unsigned long long)win);
+    return 0;
+}
+
+void brk_adopt_close(brk_t *b) {
+    struct brk_adopt *a = b->adopt;
+    if (!a) return;
+    while (!base_list_empty(&a->parked)) {
+        parked_t *p = base_container_of(a->parked.next, parked_t, link);
+        base_list_unlink(&p->link);
+        free(p);
+    }
+    free(a);
+    b->adopt = NULL;
+}
+
+/* ---- work's origin ---- */
+
+/* One more entry in the map that starts o (a message: fixmap or map16). */
+static bool bump_map(proto_buf_t *o) {
+    uint8_t *p = o->p;
+    if (p[0] >= 0x80 && p[0] < 0x8f) {
+        p[0]++;
+        return true;
+    }
+    if (p[0] != 0xde || o->n < 3) return false;
+    unsigned n = (unsigned)p[1] << 8 | p[2];
+    if (n == 0xffff) return false;
+    n++;
+    p[1] = (uint8_t)(n >> 8);
+    p[2] = (uint8_t)n;
+    return true;
+}
+
+void brk_adopt_stamp(brk_t *b, const brk_job_t *j) {
+    const brk_client_t *c = j->client;
+    proto_buf_t *o = &b->out;
+    if (!c || c->sock != BRK_SOCK_CLIENTS || c->curve_key || o->failed || o->n == 0 ||
+        !brk_dedup_eligible(b->dedup, c->key + 1, c->keylen - 1))
+        return;
+    size_t at = o->n;
+    proto_pack_cstr(o, "origin");
+    msgpack_pack_map(&o->pk, 3);
+    proto_pack_cstr(o, "id");
+    proto_buf_raw(o, j->id);
+    proto_pack_cstr(o, "client");
+    msgpack_pack_bin(&o->pk, c->keylen - 1);
+    msgpack_pack_bin_body(&o->pk, c->key + 1, c->keylen - 1);
+    proto_pack_cstr(o, "idempotent");
+    if (j->idempotent) msgpack_pack_true(&o->pk);
+    else msgpack_pack_false(&o->pk);
+    if (o->failed || !bump_map(o)) { /* not adoptable: the work goes as it was */
+        o->n = at;
+        o->failed = false;
+    }
+}
+
+/* ---- parked resends ---- */
+
+static parked_t *park_find(struct brk_adopt *a, const uint8_t *rid, size_t ridlen,
+                           proto_raw_t id) {
+    for (base_list_t *l = a->parked.next; l != &a->parked; l = l->next) {
+        parked_t *p = base_container_of(l, parked_t, link);
+        if (p->ridlen == ridlen && p->idn == id.n && memcmp(p->rid, rid, ridlen) == 0 &&
+            memcmp(p->data, id.p, id.n) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+static void park_free(struct brk_adopt *a, parked_t *p) {
+    base_list_unlink(&p->link);
+    a->n_parked--;
+    free(p);
+}
+
+bool brk_adopt_park(brk_t *b, const brk_in_t *in, proto_raw_t id, const uint8_t *body,
+                    size_t n) {
+    struct brk_adopt *a = b->adopt;
+    if (b->now >= a->until || !brk_dedup_is_marker(id, body, n)) return false;
+    parked_t *p = park_find(a, in->id, in->idlen, id);
+    if (p) { /* resent again: its answer goes in this envelope */
+        p->req = in->req;
+        return true;
+    }
+    if (a->n_parked >= b->cfg.max_queue || !(p = malloc(sizeof *p + id.n + n))) return false;
+    p->req = in->req;
+    p->ridlen = in->idlen;
+    p->idn = id.n;
+    p->n = n;
+    memcpy(p->rid, in->id, in->idlen);
+    memcpy(p->data, id.p, id.n);
+    memcpy(p->data + id.n, body, n);
+    base_list_push(&a->parked, &p->link);
+    a->n_parked++;
+    base_log(BASE_LOG_DEBUG, "resend_parked", "parked=%llu", (unsigned long long)a->n_parked);
+    return true;
+}
+
+int64_t brk_adopt_tick(brk_t *b) {
+    struct brk_adopt *a = b->adopt;
+    if (!a || base_list_empty(&a->parked)) return -1;
+    if (b->now < a->until) return a->until;
+    uint64_t n = a->n_parked;
+    while (!base_list_empty(&a->parked)) { /* nobody reported them: the provisional answer */
+        parked_t *p = base_container_of(a->parked.next, parked_t, link);
+        char peer[2 * BRK_MAX_IDENTITY + 1], id[2 * 256 + 1];
+        base_log(BASE_LOG_INFO, "resend_not_reported", "peer=%s id=%s",
+                base_log_hex(peer, sizeof peer, p->rid, p->ridlen),
+                base_log_hex(id, sizeof id, p->data, p->idn));
+        brk_send(b, BRK_SOCK_CLIENTS, p->rid, p->ridlen, p->req, p->data + p->idn, p->n);
+        park_free(a, p);
+    }
+    base_log(BASE_LOG_INFO, "adopt_window_over", "answered_worker_lost=%llu adopted=%llu "
+            "refused=%llu known=%llu", (unsigned long long)n, (unsigned long long)a->adopted,
+            (unsigned long long)a->refused, (unsigned long long)a->known);
+    return -1;
+}
+
+/* ---- held jobs in ready ---- */
+
+/* One entry of `held`, read in place (pointers into the ready message). */
+typedef struct held {
+    brk_adopted_t r;
+    proto_str_t invocation;
+    const uint8_t *rid;
+    size_t ridlen;
+    bool has_job;
+    bool done;               /* answered on the worker: its answer follows the ready */
+} held_t;
+
+static bool get(const proto_val_t *m, const char *key, int type, proto_val_t *out) {
+    return proto_val_map_get(m, key, out) == 1 && out->type == type;
+}
+
+/* A non-negative integer (msgpack may write it in any integer format). */
+static bool get_u64(const proto_val_t *m, const char *key, uint64_t *out) {
+    proto_val_t v;
+    if (proto_val_map_get(m, key, &v) != 1) return false;
+    if (v.type == PROTO_V_UINT || (v.type == PROTO_V_INT && v.i >= 0)) {
+        *out = v.type == PROTO_V_UINT ? v.u : (uint64_t)v.i;
+        return true;
+    }
+    return false;
+}
+
+/* Reads one entry. Returns: NULL, or what is wrong with it. */
+static const char *held_read(const brk_t *b, const proto_val_t *e, held_t *h) {
+    proto_val_t v, o;
+    memset(h, 0, sizeof *h);
+    h->r.timeout_ms = -1;
+    if (e->type != PROTO_V_MAP) return "an entry is not a map";
+    uint64_t u;
+    if (!get_u64(e, "job", &u)) return "'job' is not a non-negative integer";
+    h->r.job_id = u;
+    h->has_job = true;
+    if (!get(e, "agent", PROTO_V_STR, &v) || v.len == 0 || v.len > BRK_MAX_NAME)
+        return "'agent' is not a name";
+    h->r.agent_name = (proto_str_t){(const char *)v.data, v.len};
+    if (get(e, "session", PROTO_V_STR, &v)) {
+        if (v.len == 0 || v.len > BRK_MAX_NAME || !base_utf8_valid((const char *)v.data, v.len))
+            return "'session' is not a name";
+        h->r.session = (proto_str_t){(const char *)v.data, v.len};
+    }
+    if (get(e, "invocation", PROTO_V_STR, &v)) {
+        /* ours ("i-" and hex, BRK_INV_ID_LEN): it becomes a C string and a stored field */
+        bool ok = v.len > 0 && v.len <= BRK_INV_ID_LEN;
+        for (size_t i = 0; ok && i < v.len; i++) ok = v.data[i] > 0x20 && v.data[i] < 0x7f;
+        if (!ok) return "'invocation' is not an invocation id";
+        h->invocation = (proto_str_t){(const char *)v.data, v.len};
+    }
+    if (get_u64(e, "timeout_ms", &u))
+        h->r.timeout_ms = u > (uint64_t)PROTO_TIMEOUT_MAX_MS ? PROTO_TIMEOUT_MAX_MS : (int64_t)u;
+    if (proto_val_map_get(e, "input", &v) == 1) h->r.input = (proto_raw_t){v.raw, v.raw_n};
+    if (!get(e, "origin", PROTO_V_MAP, &o)) return "'origin' is missing";
+    if (proto_val_map_get(&o, "id", &v) != 1 ||
+        (v.type != PROTO_V_STR && v.type != PROTO_V_UINT && v.type != PROTO_V_INT) ||
+        v.raw_n > b->lim.max_id)
+        return "origin 'id' is not a query id";
+    h->r.id = (proto_raw_t){v.raw, v.raw_n};
+    if (!get(&o, "client", PROTO_V_BIN, &v) || v.len == 0 || v.len > BRK_MAX_IDENTITY)
+        return "origin 'client' is not a routing id";
+    h->rid = v.data;
+    h->ridlen = v.len;
+    h->r.idempotent = get(&o, "idempotent", PROTO_V_BOOL, &v) && v.b;
+    h->done = get(e, "done", PROTO_V_BOOL, &v) && v.b;
+    return NULL;
+}
+
+#define REFUSED_LOGGED 10 /* adopt_refused lines at warn per ready; the rest at debug */
+
+static void refuse(brk_t *b, brk_worker_t *w, const held_t *h, const char *why) {
+    char q[200];
+    /* A worker's list can be long (or hostile): the first few say why, a summary counts. */
+    base_log(++b->adopt->refused_now <= REFUSED_LOGGED ? BASE_LOG_WARN : BASE_LOG_DEBUG,
+            "adopt_refused", "worker=%s job=%llu why=\"%s\"",
+            base_log_str(q, sizeof q, w->name, w->name_len), (unsigned long long)h->r.job_id,
+            why);
+    b->adopt->refused++;
+    if (h->has_job && proto_enc_cancel_job(&b->out, h->r.job_id) == 0)
+        brk_worker_send(b, w, b->out.p, b->out.n); /* it stops; its answer is stale */
+}
+
+/* The remembered answer of the query: none or the provisional one (forgotten here, in
+ * memory only: the row stays for a broker after this one) lets it be adopted. */
+static bool answered_before(brk_t *b, const held_t *h) {
+    uint8_t ckey[1 + BRK_MAX_IDENTITY];
+    ckey[0] = (uint8_t)BRK_SOCK_CLIENTS;
+    memcpy(ckey + 1, h->rid, h->ridlen);
+    size_t n;
+    const uint8_t *body = brk_dedup_find(b->dedup, ckey, h->ridlen + 1, h->r.id.p, h->r.id.n,
+                                         b->now, &n);
+    if (!body) return false;
+    if (!brk_dedup_is_marker(h->r.id, body, n)) return true;
+    brk_dedup_forget(b->dedup, ckey, h->ridlen + 1, h->r.id.p, h->r.id.n);
+    return false;
+}
+
+static bool hosts(const brk_worker_t *w, proto_str_t agent) {
+    for (uint32_t i = 0; i < w->n_agents; i++)
+        if (w->agents[i]->len == agent.n && memcmp(w->agents[i]->name, agent.p, agent.n) == 0)
+            return true;
+    return false;
+}
+
+/* Why the job h cannot be adopted, or NULL with *cp (its client) set. */
+static const char *adoptable(brk_t *b, brk_worker_t *w, const held_t *h, brk_client_t **cp) {
+    if (!hosts(w, h->r.agent_name)) return "its agent is not one the worker announced";
+    if (!brk_dedup_eligible(b->dedup, h->rid, h->ridlen))
+        return "its client cannot resend (no explicit routing id, or dedup off)";
+    if (answered_before(b, h)) return "the query was answered already";
+    brk_client_t *c = brk_client_adopt(b, h->rid, h->ridlen);
+    if (!c) return "client table full";
+    *cp = c;
+    if (c->curve_key) return "its routing id has queries of a CURVE key";
+    return NULL;
+}
+
+static void adopt_one(brk_t *b, brk_worker_t *w, const proto_val_t *e) {
+    held_t h;
+    brk_client_t *c = NULL;
+    const char *bad = held_read(b, e, &h);
+    if (!bad && h.done && answered_before(b, &h)) {
+        /* A worker reports the answers it sent lately again (the broker that died may never
+         * have read them): this one was read and answered. */
+        b->adopt->known++;
+        base_log(BASE_LOG_DEBUG, "adopt_known", "job=%llu", (unsigned long long)h.r.job_id);
+        return;
+    }
+    if (!bad) bad = adoptable(b, w, &h, &c);
+    if (bad) {
+        if (c) brk_client_unadopt(b, c);
+        refuse(b, w, &h, bad);
+        return;
+    }
+    parked_t *p = park_find(b->adopt, h.rid, h.ridlen, h.r.id);
+    h.r.req = p && p->req;
+    h.r.resent = p != NULL;
+    brk_job_t *j;
+    int rc = brk_job_adopt(b, c, w, brk_agent_find(b, h.r.agent_name), &h.r, &j);
+    if (rc) {
+        brk_client_unadopt(b, c);
+        refuse(b, w, &h, rc == -EEXIST ? "the job or its query is running already"
+                         : rc == -ENOSPC ? "job table full" : "out of memory");
+        return;
+    }
+    if (p) park_free(b->adopt, p);
+    if (!j->inv && (h.r.session.n || h.invocation.n))
+        brk_inv_adopt(b, j, h.invocation, (proto_str_t){NULL, 0}, (proto_str_t){NULL, 0});
+    b->adopt->adopted++;
+    char q[200], s[80], ag[80];
+    base_log(BASE_LOG_INFO, "job_adopted", "worker=%s job=%llu agent=%s session=%s "
+            "idempotent=%d resend_waiting=%d",
+            base_log_str(q, sizeof q, w->name, w->name_len), (unsigned long long)j->job_id,
+            base_log_str(ag, sizeof ag, j->agent_name.p, j->agent_name.n),
+            base_log_str(s, sizeof s, j->session.p, j->session.n), j->idempotent, p != NULL);
+}
+
+void brk_adopt_held(brk_t *b, brk_worker_t *w, proto_raw_t held) {
+    proto_val_t arr, e;
+    if (!held.n || proto_val_read(held.p, held.n, &arr) != 0 || arr.type != PROTO_V_ARRAY)
+        return;
+    if (!b->adopt) { /* not a pair: nothing was stamped, nothing is adopted */
+        size_t cur = 0;
+        while (proto_val_next(&arr, &cur, &e) == 1) {
+            held_t h;
+            held_read(b, &e, &h);
+            if (h.has_job && proto_enc_cancel_job(&b->out, h.r.job_id) == 0)
+                brk_worker_send(b, w, b->out.p, b->out.n);
+        }
+        return;
+    }
+    size_t cur = 0;
+    b->adopt->refused_now = 0;
+    while (proto_val_next(&arr, &cur, &e) == 1) adopt_one(b, w, &e);
+    if (b->adopt->refused_now > REFUSED_LOGGED) {
+        char q[200];
+        base_log(BASE_LOG_WARN, "adopt_refused_more", "worker=%s refused=%llu",
+                base_log_str(q, sizeof q, w->name, w->name_len),
+                (unsigned long long)b->adopt->refused_now);
+    }
+}

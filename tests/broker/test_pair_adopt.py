@@ -1,0 +1,155 @@
+"""Nothing lost at a takeover (issue 14 point 3; broker/adopt.c, worker/held.c): the active
+broker of a pair is SIGKILLed while queries run on a real actor-worker; the worker keeps them
+running and lists them in its next ready; the new active adopts them, so the client that
+resends its ids gets one answer each, the real one (not worker_lost), and nothing runs twice
+(the side effect counted: the worker's job_start log lines, one per run). An adopted
+invocation's session lock is rebuilt: a second query on the same session waits for it.
+PostgreSQL is started by the script (abtest.PgServer; skipped, 77, where it cannot be).
+Assertions are on states, counts and order, never on time.
+Env: ACTOR_BROKER, ACTOR_WORKER."""
+import os
+import re
+import signal
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import abtest  # noqa: E402
+from abtest import query, wait_until  # noqa: E402
+from test_lifecycle import _terminals  # noqa: E402
+import test_pair  # noqa: E402
+from test_pair import Pair, PairClient  # noqa: E402
+
+# Generous windows: a loaded machine (or ASan) must not turn a slow re-registration into a
+# worker_lost; the defaults are what the soak measures.
+WINDOWS = ("--adopt-window-ms", "20000", "--startup-grace-ms", "20000")
+SLEEP_MS = 4000  # long enough to be running when the worker reaches the new active
+
+
+def _runs(worker, agent="sleep"):
+    """Runs the worker started, counted from its log: one job_start line each."""
+    return len(re.findall(r"event=job_start .*agent=%s\b" % agent, worker.log()))
+
+
+def _start(rid, *extra):
+    if not abtest.real_worker_available():
+        abtest.skip("set ACTOR_WORKER to the actor-worker binary")
+    p = Pair(*WINDOWS)
+    w = abtest.RealWorker(p.a, "rw1", extra=["--broker", p.b.workers, "--log-level", "debug"]
+                          + list(extra)).start()
+    p.a.wait_workers(["rw1"])
+    return p, w, PairClient(p, rid)
+
+
+def _stop_clean(p, w):
+    """Stops the worker (SIGTERM: it drains and frees what it kept) and the broker; neither
+    log may show a sanitizer report (held answers are freed, adopted jobs too)."""
+    assert w.kill(signal.SIGTERM) == 0, w.log()
+    for mark in abtest.SANITIZER_MARKS:
+        assert mark not in w.log(), w.log()
+    p.b.stop()
+
+
+def _take_over(p):
+    p.a.kill()  # SIGKILL mid-query: nothing of the old active is left
+    wait_until(lambda: "event=active" in p.b.log(), 15, "the standby to take over")
+
+
+def test_kill_9_running_queries_are_adopted_and_answered_once():
+    p, w, c = _start(b"adopt-client")
+    c.send(query("idem", "sleep", {"ms": SLEEP_MS}, idempotent=True))
+    c.send(query("once", "sleep", {"ms": SLEEP_MS}))  # not idempotent
+    wait_until(lambda: p.a.status()["in_flight"] == 2, 10, "both queries to run")
+    _take_over(p)
+    # The client resends at once: before or after the worker reports, each resend waits
+    # for the adopted job (the one that is not idempotent is parked, the other queued).
+    c.send(query("idem", "sleep", {"ms": SLEEP_MS}, idempotent=True))
+    c.send(query("once", "sleep", {"ms": SLEEP_MS}))
+    got = c.collect(["idem", "once"], timeout=30)
+    for qid in ("idem", "once"):
+        t = _terminals(got[qid])
+        assert [m["type"] for m in t] == ["result"], (qid, got)  # not worker_lost
+    c.expect_quiet(0.5)  # nothing more: one answer each
+    log = p.b.log()
+    assert log.count("event=job_adopted") == 2, log
+    assert "held_reported" in w.log(), w.log()
+    assert _runs(w) == 2, w.log()  # each ran once, on the worker that kept it
+    # A resend after the answer is replayed, not run.
+    c.send(query("once", "sleep", {"ms": SLEEP_MS}))
+    again = c.collect(["once"], timeout=10)
+    assert _terminals(again["once"]) == _terminals(got["once"]), again
+    assert _runs(w) == 2, w.log()
+    _stop_clean(p, w)
+
+
+def test_answer_that_comes_while_no_broker_is_up_is_held_and_delivered():
+    """The query ends while the worker has no broker: its answer is kept and follows the
+    ready; the resend gets it (the real one, though it is not idempotent)."""
+    p, w, c = _start(b"adopt-held")
+    c.send(query("short", "sleep", {"ms": 1500}))
+    wait_until(lambda: p.a.status()["in_flight"] == 1, 10, "the query to run")
+    # Stop the standby from taking over until the answer exists: it is started only after.
+    p.b.kill()
+    _kill_active_and_wait_answer(p, w)
+    p.b = test_pair.Broker("--pair", "--sessions", test_pair.PG.url, *WINDOWS,
+                           ports=p.b.ports).start()
+    c.send(query("short", "sleep", {"ms": 1500}))
+    got = c.collect(["short"], timeout=30)
+    # The adopted answer waits for the resend (remembered), so it is sent once.
+    assert [m["type"] for m in _terminals(got["short"])] == ["result"], got
+    c.expect_quiet(0.5)
+    assert "event=job_adopted" in p.b.log(), p.b.log()
+    assert _runs(w) == 1, w.log()
+    _stop_clean(p, w)
+
+
+def test_answer_sent_to_an_active_that_died_unread_is_reported_again():
+    """The active is stopped (SIGSTOP), the query's answer goes into its socket unread, then
+    it is SIGKILLed: the worker reports the answers it sent within its liveness again, the
+    new active finds no real answer for that id in the store and adopts it."""
+    p, w, c = _start(b"adopt-unread", "--liveness", "30")  # 3 s at 100 ms heartbeats
+    c.send(query("unread", "sleep", {"ms": 800}))
+    wait_until(lambda: p.a.status()["in_flight"] == 1, 10, "the query to run")
+    p.a.proc.send_signal(signal.SIGSTOP)
+    wait_until(lambda: re.search(r"event=job_end .*agent=sleep", w.log()), 15,
+               "the answer to be sent to the stopped broker")
+    _take_over(p)
+    c.send(query("unread", "sleep", {"ms": 800}))
+    got = c.collect(["unread"], timeout=30)
+    assert [m["type"] for m in _terminals(got["unread"])] == ["result"], got
+    c.expect_quiet(0.5)
+    assert "event=job_adopted" in p.b.log(), p.b.log()
+    assert _runs(w) == 1, w.log()
+    _stop_clean(p, w)
+
+
+def _kill_active_and_wait_answer(p, w):
+    p.a.kill()
+    wait_until(lambda: re.search(r"event=job_end .*agent=sleep", w.log()), 15,
+               "the query to end with no broker up")
+
+
+def test_adopted_invocation_holds_its_session_lock():
+    p, w, c = _start(b"adopt-session")
+    c.send(query("first", "sleep", {"ms": SLEEP_MS}, session="s-adopt"))
+    wait_until(lambda: p.a.status()["in_flight"] == 1, 10, "the invocation to run")
+    _take_over(p)
+    c.send(query("first", "sleep", {"ms": SLEEP_MS}, session="s-adopt"))
+    wait_until(lambda: "event=job_adopted" in p.b.log(), 15, "the worker to report it")
+    st = p.b.status()
+    assert st["sessions_locked"] == 1, st  # rebuilt from what the worker reported
+    c.send(query("second", "echo", {"n": 2}, session="s-adopt"))
+    got = c.collect(["first", "second"], timeout=30)
+    assert [m["type"] for m in _terminals(got["first"])] == ["result"], got
+    assert [m["type"] for m in _terminals(got["second"])] == ["result"], got
+    # The second ran after the first ended: its start follows the adopted job's end.
+    log = w.log()
+    end_first = re.search(r"event=job_end .*agent=sleep", log)
+    start_second = re.search(r"event=job_start .*agent=echo", log)
+    assert end_first and start_second and end_first.start() < start_second.start(), log
+    assert _runs(w) == 1, log
+    _stop_clean(p, w)
+
+
+if __name__ == "__main__":
+    test_pair.PG = abtest.PgServer()
+    abtest.run_tests(globals())

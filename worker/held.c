@@ -1,0 +1,268 @@
+/* held.c: what a worker keeps across a broker takeover (a broker pair, proto/PROTOCOL.md
+ * "Broker pairs"). A job whose work carried `origin` keeps running when the connection goes;
+ * its answer, if it comes while no broker is connected (or was still queued when the
+ * connection went), is kept here, bounded. The next `ready` lists both (`held`): the running
+ * jobs with their origin, the kept answers as entries marked done, which follow the ready. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker.h"
+
+/* One more entry in the map that starts o (a message: fixmap or map16). */
+static bool bump_map(proto_buf_t *o) {
+    uint8_t *p = o->p;
+    if (o->n == 0) return false;
+    if (p[0] >= 0x80 && p[0] < 0x8f) {
+        p[0]++;
+        return true;
+    }
+    if (p[0] != 0xde || o->n < 3) return false;
+    unsigned n = (unsigned)p[1] << 8 | p[2];
+    if (n == 0xffff) return false;
+    n++;
+    p[1] = (uint8_t)(n >> 8);
+    p[2] = (uint8_t)n;
+    return true;
+}
+
+/* Packs j's held entry: {job, agent, session?, invocation?, timeout_ms?, input?, origin,
+ * done?}. input only within *input_left bytes (NULL: never). */
+static void pack_entry(proto_buf_t *o, const abp_ctx_t *j, bool done, size_t *input_left) {
+    int64_t left = -1;
+    if (!done && j->deadline >= 0) {
+        left = j->deadline - act_now();
+        if (left < 0) left = 0;
+    }
+    bool input = input_left && j->input_n <= *input_left;
+    if (input) *input_left -= j->input_n;
+    msgpack_pack_map(&o->pk, 3 + (j->session != NULL) + (j->invocation != NULL) + (left >= 0) +
+                                 input + done);
+    proto_pack_cstr(o, "job");
+    msgpack_pack_uint64(&o->pk, j->id);
+    proto_pack_cstr(o, "agent");
+    proto_pack_cstr(o, j->agent->name);
+    if (j->session) {
+        proto_pack_cstr(o, "session");
+        proto_pack_cstr(o, j->session);
+    }
+    if (j->invocation) {
+        proto_pack_cstr(o, "invocation");
+        proto_pack_cstr(o, j->invocation);
+    }
+    if (left >= 0) {
+        proto_pack_cstr(o, "timeout_ms");
+        msgpack_pack_uint64(&o->pk, (uint64_t)left);
+    }
+    if (input) {
+        proto_pack_cstr(o, "input");
+        proto_buf_raw(o, (proto_raw_t){j->input, j->input_n});
+    }
+    proto_pack_cstr(o, "origin");
+    proto_buf_raw(o, (proto_raw_t){j->origin, j->origin_n});
+    if (done) {
+        proto_pack_cstr(o, "done");
+        msgpack_pack_true(&o->pk);
+    }
+}
+
+void wrk_held_answer(wrk_t *w, abp_ctx_t *j, const proto_buf_t *msg) {
+    proto_buf_t e;
+    proto_buf_init(&e);
+    pack_entry(&e, j, true, NULL);
+    wrk_held_t *h = e.failed ? NULL : malloc(sizeof *h + e.n + msg->n);
+    if (!h) {
+        act_log(ACT_LOG_ERROR, "send_dropped", "reason=out_of_memory job=%llu",
+                (unsigned long long)j->id);
+        proto_buf_free(&e);
+        return;
+    }
+    h->next = NULL;
+    h->recalled = false;
+    h->entry_n = e.n;
+    h->msg_n = msg->n;
+    memcpy(h->data, e.p, e.n);
+    memcpy(h->data + e.n, msg->p, msg->n);
+    proto_buf_free(&e);
+    if (j->gen == w->gen && w->sock) wrk_send_held(w, h);
+    else wrk_held_keep(w, h); /* its broker is gone: for the next one */
+}
+
+void wrk_held_keep(wrk_t *w, wrk_held_t *h) {
+    size_t bytes = h->entry_n + h->msg_n;
+    if (w->n_held >= w->cfg.max_held || w->held_bytes + bytes > w->cfg.max_held_bytes) {
+        w->held_dropped++;
+        act_log(ACT_LOG_WARN, "held_dropped", "bytes=%zu held=%zu held_bytes=%zu dropped=%llu "
+                "why=\"--max-held or --max-held-bytes: the client's resend gets worker_lost "
+                "or runs again\"", bytes, w->n_held, w->held_bytes,
+                (unsigned long long)w->held_dropped);
+        free(h);
+        return;
+    }
+    h->next = NULL;
+    if (w->held_tail) w->held_tail->next = h;
+    else w->held_head = h;
+    w->held_tail = h;
+    w->n_held++;
+    w->held_bytes += bytes;
+}
+
+/* Running held jobs past the report's bytes: they cannot be adopted, so they stop (their
+ * answer would go to a broker that does not know them). Returns how many were packed. */
+static size_t pack_running(wrk_t *w, proto_buf_t *e, size_t budget, size_t *cut) {
+    size_t n = 0, input_left = budget / 2; /* inputs: at most half the report */
+    abp_ctx_t *next;
+    for (abp_ctx_t *j = w->jobs; j; j = next) {
+        next = j->next; /* wrk_jobs_cancel may free j */
+        if (!j->held) continue;
+        size_t before = e->n;
+        pack_entry(e, j, false, &input_left);
+        if (e->n <= budget) {
+            n++;
+            continue;
+        }
+        e->n = before;
+        (*cut)++;
+        j->held = false;
+        j->orphaned = true;
+        wrk_jobs_cancel(w, j->id);
+    }
+    return n;
+}
+
+/* Kept answers (recalled ones or the others) past the report's bytes are dropped (counted
+ * in held_dropped). */
+static size_t pack_done(wrk_t *w, proto_buf_t *e, size_t budget, size_t *cut, bool recalled) {
+    size_t n = 0;
+    wrk_held_t **pp = &w->held_head, *last = NULL;
+    while (*pp) {
+        wrk_held_t *h = *pp;
+        if (h->recalled != recalled) {
+            last = h;
+            pp = &h->next;
+            continue;
+        }
+        if (e->n + h->entry_n > budget) {
+            *pp = h->next;
+            w->n_held--;
+            w->held_bytes -= h->entry_n + h->msg_n;
+            w->held_dropped++;
+            (*cut)++;
+            free(h);
+            continue;
+        }
+        proto_buf_raw(e, (proto_raw_t){h->data, h->entry_n});
+        n++;
+        last = h;
+        pp = &h->next;
+    }
+    w->held_tail = last;
+    return n;
+}
+
+int wrk_held_ready(wrk_t *w, proto_buf_t *o) {
+    bool any = w->n_held > 0;
+    for (const abp_ctx_t *j = w->jobs; j && !any; j = j->next) any = j->held;
+    if (!any) return 0;
+    proto_buf_t e;
+    proto_buf_init(&e);
+    size_t budget = w->cfg.max_held_report, cut_run = 0, cut_done = 0;
+    size_t n_run = pack_running(w, &e, budget, &cut_run);
+    /* Answers nobody has read first; those sent lately (maybe read) with the room left. */
+    size_t n_done = pack_done(w, &e, budget, &cut_done, false);
+    n_done += pack_done(w, &e, budget, &cut_done, true);
+    if (cut_run || cut_done)
+        act_log(ACT_LOG_WARN, "held_cut", "running=%zu answered=%zu max_held_report=%zu "
+                "dropped=%llu", cut_run, cut_done, budget, (unsigned long long)w->held_dropped);
+    size_t at = o->n;
+    proto_pack_cstr(o, "held");
+    msgpack_pack_array(&o->pk, (uint32_t)(n_run + n_done));
+    proto_buf_raw(o, (proto_raw_t){e.p, e.n});
+    int rc = 0;
+    if (e.failed || o->failed || !bump_map(o)) {
+        o->n = at;
+        o->failed = false;
+        act_log(ACT_LOG_ERROR, "held_not_reported", "jobs=%zu why=out_of_memory",
+                n_run + n_done);
+        rc = ACT_ENOMEM;
+    } else {
+        act_log(ACT_LOG_INFO, "held_reported", "running=%zu answered=%zu bytes=%zu", n_run,
+                n_done, e.n);
+    }
+    proto_buf_free(&e);
+    return rc;
+}
+
+void wrk_held_flush(wrk_t *w) {
+    for (abp_ctx_t *j = w->jobs; j; j = j->next) {
+        if (!j->held) continue;
+        j->held = false;
+        j->gen = w->gen; /* its events and answer go to the new broker */
+    }
+    wrk_held_t *h = w->held_head;
+    w->held_head = w->held_tail = NULL;
+    w->n_held = w->held_bytes = 0;
+    while (h) {
+        wrk_held_t *next = h->next;
+        wrk_send_held(w, h);
+        h = next;
+    }
+}
+
+static void free_list(wrk_held_t *h) {
+    while (h) {
+        wrk_held_t *next = h->next;
+        free(h);
+        h = next;
+    }
+}
+
+void wrk_held_free_all(wrk_t *w) {
+    free_list(w->held_head);
+    w->held_head = w->held_tail = NULL;
+    w->n_held = w->held_bytes = 0;
+    free_list(w->recent_head);
+    w->recent_head = w->recent_tail = NULL;
+    w->n_recent = w->recent_bytes = 0;
+}
+
+/* How long a sent answer is kept: what the worker takes to notice a dead broker. */
+static int64_t recent_ms(const wrk_t *w) { return w->cfg.heartbeat_ms * w->cfg.liveness; }
+
+static void recent_drop_head(wrk_t *w) {
+    wrk_held_t *h = w->recent_head;
+    w->recent_head = h->next;
+    if (!w->recent_head) w->recent_tail = NULL;
+    w->n_recent--;
+    w->recent_bytes -= h->entry_n + h->msg_n;
+    free(h);
+}
+
+void wrk_held_sent(wrk_t *w, wrk_held_t *h) {
+    size_t bytes = h->entry_n + h->msg_n;
+    h->next = NULL;
+    h->sent_at = act_now();
+    if (w->recent_tail) w->recent_tail->next = h;
+    else w->recent_head = h;
+    w->recent_tail = h;
+    w->n_recent++;
+    w->recent_bytes += bytes;
+    /* oldest first: past the window or the bounds (the newest are the likeliest unread) */
+    int64_t old = h->sent_at - recent_ms(w);
+    while (w->recent_head && (w->recent_head->sent_at < old || w->n_recent > w->cfg.max_held ||
+                              w->recent_bytes > w->cfg.max_held_bytes))
+        recent_drop_head(w);
+}
+
+void wrk_held_recall(wrk_t *w) {
+    int64_t old = act_now() - recent_ms(w);
+    while (w->recent_head && w->recent_head->sent_at < old) recent_drop_head(w);
+    wrk_held_t *h = w->recent_head;
+    w->recent_head = w->recent_tail = NULL;
+    w->n_recent = w->recent_bytes = 0;
+    while (h) {
+        wrk_held_t *next = h->next;
+        h->recalled = true;
+        wrk_held_keep(w, h);
+        h = next;
+    }
+}
