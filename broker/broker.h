@@ -233,6 +233,8 @@ typedef struct brk {
     brk_map_t outq_map;       /* client connections with bytes in libzmq's queue (outq.c) */
     atomic_size_t outq_total; /* those bytes, all clients */
     uint64_t outq_refused;    /* messages not sent: their peer's bytes were over the bound */
+    _Atomic(void *) outq_back; /* small message blocks libzmq's I/O thread gave back (outq.c) */
+    void *outq_cache;         /* the loop's free small message blocks, chained */
     int64_t wdrained_at;      /* when the worker socket was last read empty: liveness judges
                                  a worker silent only on what was read (broker.c) */
     brk_list_t worker_list, pump;
@@ -250,6 +252,8 @@ typedef struct brk {
     size_t heap_n, heap_cap;
     void *job_cache;          /* free BRK_JOB_BLOCK-byte job blocks, chained (jobs.c) */
     size_t job_cache_n;       /* how many */
+    void *idb_cache;          /* free small id buckets, chained (jobindex.c) */
+    size_t idb_cache_n;       /* how many */
     bool have_dead, draining, stop;
     int64_t drain_until, next_maint;
     int64_t bad_log_start;    /* broker.c: the second bad-input log lines are counted in */
