@@ -32,7 +32,6 @@ static void job_free(abp_ctx_t *j) {
     act_task_release(&j->task);
     agt_job_end(&j->agt);
     proto_buf_free(&j->output);
-    free(j->input);
     free(j->session);
     free(j->err_code);
     free(j->err_msg);
@@ -50,11 +49,10 @@ size_t wrk_jobs_running(const wrk_t *w) { return w->n_jobs; }
 
 /* ---- answering ---- */
 
+/* Answers are encoded into the worker's scratch encoder, which wrk_send copies from at once
+ * (nothing yields in between), instead of a buffer allocated and freed per job. */
 static void send_error(wrk_t *w, uint64_t gen, uint64_t job, const char *code, const char *msg) {
-    proto_buf_t b;
-    proto_buf_init(&b);
-    if (proto_enc_job_error(&b, job, code, msg) == 0) wrk_send(w, gen, &b);
-    proto_buf_free(&b);
+    if (proto_enc_job_error(&w->enc, job, code, msg) == 0) wrk_send(w, gen, &w->enc);
 }
 
 /* The one terminal message of a job, from how it ended. */
@@ -85,10 +83,7 @@ static void job_answer(abp_ctx_t *j, int rc, int scope_rc) {
     }
     static const uint8_t nil = 0xc0;
     proto_raw_t out = {j->has_output ? j->output.p : &nil, j->has_output ? j->output.n : 1};
-    proto_buf_t b;
-    proto_buf_init(&b);
-    if (proto_enc_job_result(&b, j->id, out) == 0) wrk_send(w, j->gen, &b);
-    proto_buf_free(&b);
+    if (proto_enc_job_result(&w->enc, j->id, out) == 0) wrk_send(w, j->gen, &w->enc);
 }
 
 static int job_body(void *arg, void **result) {
@@ -111,17 +106,13 @@ static int job_body(void *arg, void **result) {
 /* ---- from the broker ---- */
 
 static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) {
-    abp_ctx_t *j = calloc(1, sizeof(*j));
+    /* The input's copy lives in the job's own allocation: one malloc per job, not two. */
+    abp_ctx_t *j = calloc(1, sizeof(*j) + m->input.n);
     if (!j) return NULL;
-    j->input = malloc(m->input.n ? m->input.n : 1);
-    if (!j->input) {
-        free(j);
-        return NULL;
-    }
-    memcpy(j->input, m->input.p, m->input.n);
+    j->input = (uint8_t *)(j + 1);
+    if (m->input.n) memcpy(j->input, m->input.p, m->input.n);
     j->input_n = m->input.n;
     if (m->session.n && !(j->session = strndup(m->session.p, m->session.n))) {
-        free(j->input);
         free(j);
         return NULL;
     }
@@ -135,7 +126,7 @@ static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) 
     proto_buf_init(&j->output);
     act_event_init(&j->changed);
     if (agt_job_begin(m, &j->agt) != 0) {
-        proto_buf_free(&j->output), free(j->input), free(j->session), free(j);
+        proto_buf_free(&j->output), free(j->session), free(j);
         return NULL;
     }
     return j;
