@@ -78,12 +78,11 @@ bool brk_bus_forward(brk_t *b) {
     if (total == 0) return false;
     if (total == 2 && brk_bus_reserved(zmq_msg_data(&f[0]), zmq_msg_size(&f[0])))
         brk_mx_bus_refused(b); /* the broker's own topics: a publisher may not forge them */
-    else if (total == 2)
-        brk_bus_send(b, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), zmq_msg_data(&f[1]),
-                     zmq_msg_size(&f[1]));
-    else
+    else if (total == 2 && zmq_msg_send(&f[0], b->pub, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_msg_send(&f[1], b->pub, ZMQ_DONTWAIT); /* the frames as received: no copy */
+    else if (total != 2)
         brk_log(BRK_LOG_WARN, "bus_dropped", "frames=%zu why=\"expected [topic][body]\"", total);
-    for (size_t i = 0; i < nf; i++) zmq_msg_close(&f[i]);
+    for (size_t i = 0; i < nf; i++) zmq_msg_close(&f[i]); /* a sent frame is empty: a no-op */
     return true;
 }
 
