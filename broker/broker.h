@@ -242,6 +242,8 @@ typedef struct brk {
     brk_map_t outq_map;       /* client connections with bytes in libzmq's queue (outq.c) */
     atomic_size_t outq_total; /* those bytes, all clients */
     uint64_t outq_refused;    /* messages not sent: their peer's bytes were over the bound */
+    _Atomic(void *) outq_back; /* small message blocks libzmq's I/O thread gave back (outq.c) */
+    void *outq_cache;         /* the loop's free small message blocks, chained */
     int64_t wdrained_at;      /* when the worker socket was last read empty: liveness judges
                                  a worker silent only on what was read (broker.c) */
     base_list_t worker_list, pump;
@@ -258,6 +260,8 @@ typedef struct brk {
     base_heap_t deadlines;    /* jobs' deadlines (broker_jobs.c), a slot reserved per job */
     void *job_cache;          /* free BRK_JOB_BLOCK-byte job blocks, chained (broker_jobs.c) */
     size_t job_cache_n;       /* how many */
+    void *idb_cache;          /* free small id buckets, chained (jobindex.c) */
+    size_t idb_cache_n;       /* how many */
     bool have_dead, draining, stop;
     int64_t drain_until, next_maint;
     int64_t bad_log_start;    /* broker.c: the second bad-input log lines are counted in */
@@ -550,6 +554,23 @@ typedef struct brk_qmsg {
 int brk_enc_query_msg(proto_buf_t *o, const brk_qmsg_t *q, bool for_bus);
 /* Publishes q under query.<agent>.<session or ->. */
 void brk_bus_query(brk_t *b, const brk_qmsg_t *q);
+#define BRK_BUS_TOPIC_MAX (16 + 2 * BRK_MAX_NAME)
+/* q encoded once for its client and the bus (the bus copy is the client's map plus the
+ * fields above): brk_query_enc leaves the client's copy in b->out.p[0..e->n); once it is
+ * sent, brk_query_publish publishes the bus copy from the same bytes when anyone subscribes
+ * to its topic. Nothing may use b->out in between. brk_query_enc returns: 0.
+ * Errors: PROTO_ENOMEM (nothing to send or publish). */
+typedef struct brk_qenc {
+    size_t n;       /* the client's copy: b->out.p[0..n) */
+    bool bus;       /* someone subscribes to topic: publish */
+    bool twice;     /* the map header was not one byte: the bus copy is encoded from q */
+    uint8_t hdr_bus; /* the bus copy's first byte (its map header) */
+    brk_qmsg_t q;   /* with twice */
+    size_t tlen;
+    char topic[BRK_BUS_TOPIC_MAX];
+} brk_qenc_t;
+int brk_query_enc(brk_t *b, const brk_qmsg_t *q, brk_qenc_t *e);
+void brk_query_publish(brk_t *b, const brk_qenc_t *e);
 /* Reads one whole message without waiting, keeping its first `keep` frames in f (*nf of
  * them, to be closed by the caller) and dropping the rest. Returns its frame count, 0 if none. */
 size_t brk_recv_frames(void *sock, zmq_msg_t *f, size_t keep, size_t *nf);

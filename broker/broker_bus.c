@@ -30,12 +30,11 @@ bool brk_bus_forward(brk_t *b) {
     if (total == 0) return false;
     if (total == 2 && brk_bus_reserved(zmq_msg_data(&f[0]), zmq_msg_size(&f[0])))
         brk_mx_bus_refused(b); /* the broker's own topics: a publisher may not forge them */
-    else if (total == 2)
-        brk_bus_send(b, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), zmq_msg_data(&f[1]),
-                     zmq_msg_size(&f[1]));
-    else
+    else if (total == 2 && zmq_msg_send(&f[0], b->pub, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_msg_send(&f[1], b->pub, ZMQ_DONTWAIT); /* the frames as received: no copy */
+    else if (total != 2)
         base_log(BASE_LOG_WARN, "bus_dropped", "frames=%zu why=\"expected [topic][body]\"", total);
-    for (size_t i = 0; i < nf; i++) zmq_msg_close(&f[i]);
+    for (size_t i = 0; i < nf; i++) zmq_msg_close(&f[i]); /* a sent frame is empty: a no-op */
     return true;
 }
 
@@ -71,13 +70,16 @@ static void pack_watch(proto_buf_t *o, const brk_job_t *j, const char *inv) {
     }
 }
 
-/* proto encodes the message as the client gets it; the bus copy's fields follow in the map. */
-int brk_enc_query_msg(proto_buf_t *o, const brk_qmsg_t *q, bool for_bus) {
+/* proto encodes the message as the client gets it; the bus copy's fields follow in the map.
+ * *client_end: where the client's fields end; *extra: how many bus fields follow them. */
+static int enc_query(proto_buf_t *o, const brk_qmsg_t *q, bool for_bus, size_t *client_end,
+                     uint32_t *extra) {
     const char *inv = "";
-    uint32_t extra = for_bus ? (q->session.n ? 2 : 1) + watch_fields(q->job, &inv) : 0;
+    *extra = for_bus ? (q->session.n ? 2 : 1) + watch_fields(q->job, &inv) : 0;
     proto_reply_t r = {.type = q->type, .id = q->id, .seq = q->seq, .payload = q->payload,
                        .code = q->code, .message = q->message};
-    if (proto_enc_reply(o, &r, extra) != 0) return PROTO_ENOMEM;
+    if (proto_enc_reply(o, &r, *extra) != 0) return PROTO_ENOMEM;
+    *client_end = o->n;
     if (for_bus) {
         proto_pack_cstr(o, "agent");
         proto_pack_str(o, q->agent.p, q->agent.n);
@@ -90,13 +92,18 @@ int brk_enc_query_msg(proto_buf_t *o, const brk_qmsg_t *q, bool for_bus) {
     return o->failed ? PROTO_ENOMEM : 0;
 }
 
-void brk_bus_query(brk_t *b, const brk_qmsg_t *q) {
-    char topic[16 + 2 * BRK_MAX_NAME];
+int brk_enc_query_msg(proto_buf_t *o, const brk_qmsg_t *q, bool for_bus) {
+    size_t end;
+    uint32_t extra;
+    return enc_query(o, q, for_bus, &end, &extra);
+}
+
+/* query.<agent>.<session or ->, each name cut at BRK_MAX_NAME; returns its length. */
+static size_t query_topic(char *topic, const brk_qmsg_t *q) {
     size_t an = q->agent.n > BRK_MAX_NAME ? BRK_MAX_NAME : q->agent.n;
     size_t sn = q->session.n > BRK_MAX_NAME ? BRK_MAX_NAME : q->session.n;
-    size_t n = 0;
+    size_t n = 6;
     memcpy(topic, "query.", 6);
-    n = 6;
     if (an) memcpy(topic + n, q->agent.p, an);
     n += an;
     topic[n++] = '.';
@@ -106,7 +113,51 @@ void brk_bus_query(brk_t *b, const brk_qmsg_t *q) {
     } else {
         topic[n++] = '-';
     }
+    return n;
+}
+
+void brk_bus_query(brk_t *b, const brk_qmsg_t *q) {
+    char topic[BRK_BUS_TOPIC_MAX];
+    size_t n = query_topic(topic, q);
     if (!brk_subs_wanted(b, topic, n)) return;
     if (brk_enc_query_msg(&b->busbuf, q, true) == 0)
         brk_bus_send(b, topic, n, b->busbuf.p, b->busbuf.n);
+}
+
+/* The client's map and the bus copy differ only in the map's entry count and the bus fields
+ * after the client's: one encoding serves both. Every reply map has under 16 entries, so its
+ * header is one byte (a fixmap); anything else falls back to a second encoding. */
+int brk_query_enc(brk_t *b, const brk_qmsg_t *q, brk_qenc_t *e) {
+    size_t end;
+    uint32_t extra;
+    e->tlen = query_topic(e->topic, q);
+    e->bus = brk_subs_wanted(b, e->topic, e->tlen);
+    e->twice = false;
+    int rc = enc_query(&b->out, q, e->bus, &end, &extra);
+    if (rc != 0) return rc;
+    e->n = b->out.n;
+    if (!e->bus) return 0;
+    uint8_t h = b->out.p[0];
+    if ((h & 0xf0) != 0x80 || (h & 0x0f) < extra) { /* not a fixmap: encode the bus copy apart */
+        e->twice = true;
+        e->q = *q;
+        rc = enc_query(&b->out, q, false, &end, &extra);
+        e->n = b->out.n;
+        return rc;
+    }
+    e->hdr_bus = h;
+    b->out.p[0] = (uint8_t)(h - extra);
+    e->n = end;
+    return 0;
+}
+
+void brk_query_publish(brk_t *b, const brk_qenc_t *e) {
+    if (!e->bus) return;
+    if (e->twice) {
+        if (brk_enc_query_msg(&b->busbuf, &e->q, true) == 0)
+            brk_bus_send(b, e->topic, e->tlen, b->busbuf.p, b->busbuf.n);
+        return;
+    }
+    b->out.p[0] = e->hdr_bus;
+    brk_bus_send(b, e->topic, e->tlen, b->out.p, b->out.n);
 }

@@ -175,21 +175,22 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
     q.code = t->code;
     q.message = t->message;
     brk_client_t *c = j->client;
-    if (brk_enc_query_msg(&b->out, &q, false) == 0) {
+    brk_qenc_t e; /* encoded once, for the client and the bus */
+    if (brk_query_enc(b, &q, &e) == 0) {
         /* Remembered before it is sent: a broker killed between the two must still know,
          * after its restart, that the client may have this answer (else a resend runs the
          * query again and the client gets two terminal replies). */
-        brk_dedup_remember(b, c, j->id, b->out.p, b->out.n);
+        brk_dedup_remember(b, c, j->id, b->out.p, e.n);
         int rc = j->quiet ? 0 /* adopted, no resend yet: remembered for it (adopt.c) */
                  : brk_client_reachable(b, c) ? brk_send(b, c->sock, c->key + 1, c->keylen - 1,
-                                                        j->req, b->out.p, b->out.n)
+                                                        j->req, b->out.p, e.n)
                                               : -ENOTCONN; /* detached: its resend gets it */
         if (rc < 0) /* gone (EHOSTUNREACH, ENOTCONN) is routine; full (EAGAIN) loses one */
             base_log(rc == -EHOSTUNREACH || rc == -ENOTCONN ? BASE_LOG_DEBUG : BASE_LOG_WARN,
-                    "answer_undelivered",
+                     "answer_undelivered",
                     "job=%llu errno=%d", (unsigned long long)j->job_id, -rc);
+        brk_query_publish(b, &e);
     }
-    brk_bus_query(b, &q);
     char code[48];
     base_log(BASE_LOG_DEBUG, "query_answered", "job=%llu type=%s code=%s attempt=%llu",
              (unsigned long long)j->job_id, t->ok ? "result" : "error",
@@ -394,9 +395,15 @@ void brk_job_send_event(brk_t *b, brk_job_t *j, proto_raw_t event, bool publish)
     q.payload = event;
     brk_client_t *c = j->client;
     /* A REQ-style client takes exactly one reply: it gets the terminal message only. */
-    if (c && !j->req && brk_client_reachable(b, c) && brk_enc_query_msg(&b->out, &q, false) == 0)
-        brk_send(b, c->sock, c->key + 1, c->keylen - 1, false, b->out.p, b->out.n);
-    if (publish) brk_bus_query(b, &q);
+    if (!c || j->req || !brk_client_reachable(b, c)) {
+        if (publish) brk_bus_query(b, &q);
+        return;
+    }
+    brk_qenc_t e; /* encoded once, for the client and the bus */
+    if (brk_query_enc(b, &q, &e) != 0) return;
+    e.bus = e.bus && publish;
+    brk_send(b, c->sock, c->key + 1, c->keylen - 1, false, b->out.p, e.n);
+    brk_query_publish(b, &e);
 }
 
 void brk_job_from_worker(brk_t *b, brk_worker_t *w, const proto_msg_t *m, size_t body_len) {

@@ -16,12 +16,50 @@ struct brk_idb {
     uint8_t key[];
 };
 
+/* Nearly every id is a small integer or a short string, and nearly every bucket lives exactly
+ * as long as one query: small buckets are recycled through a bounded free list (as jobs.c
+ * does with its job blocks) instead of a malloc and a free per query. Sanitizer builds keep
+ * none, so a use after free is still caught. */
+#define IDB_SMALL 96
+#if defined(__SANITIZE_ADDRESS__)
+#define IDB_CACHE_MAX 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define IDB_CACHE_MAX 0
+#endif
+#endif
+#ifndef IDB_CACHE_MAX
+#define IDB_CACHE_MAX 1024
+#endif
+static const size_t idb_cache_max = IDB_CACHE_MAX; /* a variable: no always-true warning */
+
+static struct brk_idb *idb_alloc(brk_t *b, size_t klen) {
+    if (sizeof(struct brk_idb) + klen > IDB_SMALL) return malloc(sizeof(struct brk_idb) + klen);
+    void *p = b->idb_cache;
+    if (p) {
+        memcpy(&b->idb_cache, p, sizeof p);
+        b->idb_cache_n--;
+        return p;
+    }
+    return malloc(IDB_SMALL);
+}
+
+static void idb_release(brk_t *b, struct brk_idb *ib) {
+    if (sizeof *ib + ib->len > IDB_SMALL || b->idb_cache_n >= idb_cache_max) {
+        free(ib);
+        return;
+    }
+    memcpy((void *)ib, &b->idb_cache, sizeof b->idb_cache);
+    b->idb_cache = ib;
+    b->idb_cache_n++;
+}
+
 int brk_jobindex_add(brk_t *b, brk_job_t *j) {
     base_list_init(&j->ilink);
     brk_node_t *n = brk_map_get(&b->id_map, j->id.p, j->id.n);
     struct brk_idb *ib = n ? base_container_of(n, struct brk_idb, node) : NULL;
     if (!ib) {
-        ib = malloc(sizeof *ib + j->id.n);
+        ib = idb_alloc(b, j->id.n);
         if (!ib) return -ENOMEM;
         if (j->id.n) memcpy(ib->key, j->id.p, j->id.n);
         ib->len = j->id.n;
@@ -42,7 +80,7 @@ void brk_jobindex_del(brk_t *b, brk_job_t *j) {
     j->idb = NULL;
     if (!base_list_empty(&ib->jobs)) return;
     brk_map_del(&b->id_map, &ib->node);
-    free(ib);
+    idb_release(b, ib);
 }
 
 brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, const brk_key_t *owner,
@@ -61,7 +99,11 @@ brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, const brk_key_t *owner,
     return found;
 }
 
-int brk_jobindex_init(brk_t *b) { return brk_map_init(&b->id_map); }
+int brk_jobindex_init(brk_t *b) {
+    b->idb_cache = NULL;
+    b->idb_cache_n = 0;
+    return brk_map_init(&b->id_map);
+}
 
 void brk_jobindex_close(brk_t *b) {
     brk_node_t *n;
@@ -69,5 +111,11 @@ void brk_jobindex_close(brk_t *b) {
         brk_map_del(&b->id_map, n);
         free(base_container_of(n, struct brk_idb, node));
     }
+    while (b->idb_cache) {
+        void *p = b->idb_cache;
+        memcpy(&b->idb_cache, p, sizeof p);
+        free(p);
+    }
+    b->idb_cache_n = 0;
     brk_map_close(&b->id_map);
 }

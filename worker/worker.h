@@ -81,7 +81,7 @@ struct abp_ctx {
     uint64_t id;                 /* broker's job id */
     uint64_t gen;                /* connection it came on */
     const wrk_agent_t *agent;    /* what runs */
-    uint8_t *input;              /* copy of the input (msgpack) */
+    uint8_t *input;              /* copy of the input (msgpack), in the job's allocation */
     char *session;               /* the query's session, NULL if none */
     size_t input_n;
     int64_t deadline;            /* from timeout_ms, -1 none */

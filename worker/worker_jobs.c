@@ -32,7 +32,6 @@ static void job_free(abp_ctx_t *j) {
     act_task_release(&j->task);
     agt_job_end(&j->agt);
     proto_buf_free(&j->output);
-    free(j->input);
     free(j->session);
     free(j->err_code);
     free(j->err_msg);
@@ -52,11 +51,10 @@ size_t wrk_jobs_running(const wrk_t *w) { return w->n_jobs; }
 
 /* ---- answering ---- */
 
+/* Answers are encoded into the worker's scratch encoder, which wrk_send copies from at once
+ * (nothing yields in between), instead of a buffer allocated and freed per job. */
 static void send_error(wrk_t *w, uint64_t gen, uint64_t job, const char *code, const char *msg) {
-    proto_buf_t b;
-    proto_buf_init(&b);
-    if (proto_enc_job_error(&b, job, code, msg) == 0) wrk_send(w, gen, &b);
-    proto_buf_free(&b);
+    if (proto_enc_job_error(&w->enc, job, code, msg) == 0) wrk_send(w, gen, &w->enc);
 }
 
 /* The one terminal message of a job, from how it ended. */
@@ -96,10 +94,7 @@ static void job_answer(abp_ctx_t *j, int rc, int scope_rc) {
         send_error(w, j->gen, j->id, code, text);
         return;
     }
-    proto_buf_t b;
-    proto_buf_init(&b);
-    if (proto_enc_job_result(&b, j->id, out) == 0) wrk_send(w, j->gen, &b);
-    proto_buf_free(&b);
+    if (proto_enc_job_result(&w->enc, j->id, out) == 0) wrk_send(w, j->gen, &w->enc);
 }
 
 static int job_body(void *arg, void **result) {
@@ -134,17 +129,13 @@ static int job_new_origin(wrk_t *w, abp_ctx_t *j, const proto_msg_t *m) {
 }
 
 static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) {
-    abp_ctx_t *j = calloc(1, sizeof(*j));
+    /* The input's copy lives in the job's own allocation: one malloc per job, not two. */
+    abp_ctx_t *j = calloc(1, sizeof(*j) + m->input.n);
     if (!j) return NULL;
-    j->input = malloc(m->input.n ? m->input.n : 1);
-    if (!j->input) {
-        free(j);
-        return NULL;
-    }
-    memcpy(j->input, m->input.p, m->input.n);
+    j->input = (uint8_t *)(j + 1);
+    if (m->input.n) memcpy(j->input, m->input.p, m->input.n);
     j->input_n = m->input.n;
     if (m->session.n && !(j->session = strndup(m->session.p, m->session.n))) {
-        free(j->input);
         free(j);
         return NULL;
     }
@@ -158,7 +149,7 @@ static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) 
     proto_buf_init(&j->output);
     act_event_init(&j->changed);
     if (job_new_origin(w, j, m) != 0 || agt_job_begin(m, &j->agt) != 0) {
-        proto_buf_free(&j->output), free(j->input), free(j->session);
+        proto_buf_free(&j->output), free(j->session);
         free(j->origin), free(j->invocation), free(j);
         return NULL;
     }
@@ -178,7 +169,7 @@ void wrk_jobs_start(wrk_t *w, const proto_msg_t *m) {
     abp_ctx_t *j = job_new(w, m, a);
     act_spawn_opts_t o = {.name = a->name};
     if (!j || act_spawn(job_body, j, &o, &j->task) != 0) {
-        if (j) agt_job_end(&j->agt), proto_buf_free(&j->output), free(j->input), free(j->session);
+        if (j) agt_job_end(&j->agt), proto_buf_free(&j->output), free(j->session);
         if (j) free(j->origin), free(j->invocation);
         free(j);
         send_error(w, w->gen, m->job, "internal", "the worker is out of memory");

@@ -16,8 +16,10 @@ enum field {
     F_ORIGIN, F_HELD, /* broker pairs: a job's origin in work, the jobs a worker holds in ready */
     F_COUNT
 };
+_Static_assert(F_COUNT <= 64, "collect() keeps the fields seen in a uint64_t");
 
-static const char *const field_names[F_COUNT] = {
+/* Fixed-size rows: find_field compares a key's bytes without a strlen per name. */
+static const char field_names[F_COUNT][20] = {
     "v", "type", "id", "agent", "input", "session", "timeout_ms", "idempotent", "job", "seq",
     "event", "output", "code", "message", "topic", "data", "name", "capacity", "agents",
     "heartbeat_ms", "attempt", "app", "user", "events", "after", "limit", "parent", "branch",
@@ -123,42 +125,64 @@ typedef struct val {
 } val_t;
 
 static int find_field(const proto__item_t *key) {
-    if (key->kind != PROTO__STR || key->len == 0) return -1;
+    if (key->kind != PROTO__STR || key->len == 0 || key->len >= sizeof field_names[0])
+        return -1;
     const char *k = (const char *)key->data;
     for (int f = 0; f < F_COUNT; f++) {
-        /* First byte before strlen: this runs for every key of every message. */
+        /* First byte first: this runs for every key of every message. */
         if (field_names[f][0] != k[0]) continue;
-        size_t n = strlen(field_names[f]);
-        if (key->len == n && memcmp(k, field_names[f], n) == 0) return f;
+        /* the name is exactly len bytes: its last one is not padding, the next one is */
+        if (field_names[f][key->len - 1] != '\0' && field_names[f][key->len] == '\0' &&
+            memcmp(k, field_names[f], key->len) == 0)
+            return f;
     }
     return -1;
 }
 
-/* Reads the top-level map into vals[] (raw.n == 0: absent). Bytes are already validated. */
-static int collect(const uint8_t *buf, size_t len, val_t *vals, proto_error_t *err) {
+/* Reads the top-level map into vals[]: a field is present when its bit is set in *seen (the
+ * others are left unwritten: clearing all of vals cost more than the rest of a decode).
+ * Each key and value is read once; only a container is walked again, to skip its elements.
+ * Bytes are already validated. */
+static int collect(const uint8_t *buf, size_t len, val_t *vals, uint64_t *seen,
+                   proto_error_t *err) {
     proto__rd_t r = {buf, len, 0};
     proto__item_t map;
     proto__rd_next(&r, &map);
     if (map.kind != PROTO__MAP)
         return proto__fail(err, PROTO_EBAD, "message is a %s, not a map",
                            proto__fmt_name(map.byte));
+    *seen = 0;
     for (uint32_t i = 0; i < map.len; i++) {
         size_t key_at = r.off;
         proto__item_t key;
         proto__rd_next(&r, &key);
-        r.off = key_at;
-        proto__rd_skip(&r); /* keys may be containers: skip the whole key */
+        if (key.kind == PROTO__ARRAY || key.kind == PROTO__MAP) { /* keys may be containers */
+            r.off = key_at;
+            proto__rd_skip(&r);
+        }
         int f = find_field(&key);
         size_t at = r.off;
-        proto__rd_skip(&r);
-        if (f < 0) continue;
-        if (vals[f].raw.n)
+        if (f < 0) {
+            proto__rd_skip(&r);
+            continue;
+        }
+        if (*seen & (UINT64_C(1) << f))
             return proto__fail(err, PROTO_EBAD, "field '%s' appears twice", field_names[f]);
+        *seen |= UINT64_C(1) << f;
+        proto__rd_next(&r, &vals[f].it);
+        if (vals[f].it.kind == PROTO__ARRAY || vals[f].it.kind == PROTO__MAP) {
+            r.off = at;
+            proto__rd_skip(&r);
+        }
         vals[f].raw = (proto_raw_t){buf + at, r.off - at};
-        proto__rd_t vr = {vals[f].raw.p, vals[f].raw.n, 0};
-        proto__rd_next(&vr, &vals[f].it);
     }
     return 0;
+}
+
+/* Field f of a collected message; an absent one reads as raw.n == 0. */
+static const val_t *field_of(const val_t *vals, uint64_t seen, int f) {
+    static const val_t absent;
+    return seen & (UINT64_C(1) << f) ? &vals[f] : &absent;
 }
 
 static bool is_uint(const proto__item_t *it, uint64_t *out) {
@@ -336,12 +360,12 @@ static void store(proto_msg_t *out, int f, const val_t *v) {
     }
 }
 
-static int apply_spec(const spec_t *s, const val_t *vals, const proto_limits_t *lim,
-                      proto_msg_t *out, proto_error_t *err) {
+static int apply_spec(const spec_t *s, const val_t *vals, uint64_t seen,
+                      const proto_limits_t *lim, proto_msg_t *out, proto_error_t *err) {
     bool have_id_or_job = false;
     for (unsigned i = 0; i < s->n; i++) {
         const rule_t *r = &s->rules[i];
-        const val_t *v = &vals[r->field];
+        const val_t *v = field_of(vals, seen, r->field);
         const char *name = field_names[r->field];
         /* nil is a value for K_ANY and reply ids; elsewhere an OPTIONAL nil means absent */
         bool absent = !v->raw.n || (!r->required && v->it.kind == PROTO__NIL &&
@@ -372,16 +396,17 @@ int proto_decode(const uint8_t *buf, size_t len, const proto_limits_t *lim, prot
     int rc = proto_validate(buf, len, lim, err);
     if (rc) return rc;
     val_t vals[F_COUNT];
-    memset(vals, 0, sizeof vals);
-    if ((rc = collect(buf, len, vals, err))) return rc;
+    uint64_t seen = 0;
+    if ((rc = collect(buf, len, vals, &seen, err))) return rc;
     proto_type_t type = PROTO_UNKNOWN;
-    if ((rc = check_version(&vals[F_V], err)) || (rc = check_type(&vals[F_TYPE], &type, err)) ||
-        (rc = apply_spec(&specs[type], vals, lim, out, err))) {
+    const val_t *id = field_of(vals, seen, F_ID);
+    if ((rc = check_version(field_of(vals, seen, F_V), err)) ||
+        (rc = check_type(field_of(vals, seen, F_TYPE), &type, err)) ||
+        (rc = apply_spec(&specs[type], vals, seen, lim, out, err))) {
         memset(out, 0, sizeof *out);
         out->timeout_ms = -1;
         /* An id that reads as one is kept, so the error can name the request it answers. */
-        if (vals[F_ID].raw.n && check_id(&vals[F_ID], "id", false, lim, NULL) == 0)
-            out->id = vals[F_ID].raw;
+        if (id->raw.n && check_id(id, "id", false, lim, NULL) == 0) out->id = id->raw;
         return rc;
     }
     if ((type == PROTO_QUERY || type == PROTO_WORK) && !out->input.n) out->input = raw_nil;

@@ -234,6 +234,19 @@ int proto_validate(const uint8_t *buf, size_t len, const proto_limits_t *lim,
         while (depth > 0 && left[depth] == 0) depth--;
         if (left[depth] == 0) break;
         left[depth]--;
+        /* Fixints and short strings that fit (most keys and values) need no item filled in;
+         * anything else, a cut string included, takes the full reader and its errors. */
+        if (r.off < r.n) {
+            uint8_t b = r.p[r.off];
+            if (b <= 0x7f || b >= 0xe0) {
+                r.off++;
+                continue;
+            }
+            if (b >= 0xa0 && b <= 0xbf && r.n - r.off - 1 >= (size_t)(b & 0x1f)) {
+                r.off += 1 + (size_t)(b & 0x1f);
+                continue;
+            }
+        }
         proto__item_t it;
         size_t at = r.off;
         int rc = proto__rd_next(&r, &it);

@@ -431,6 +431,43 @@ static void test_decode_keeps_origin_and_held_for_adoption(void **state) {
 #undef READY_FIELDS
 }
 
+/* A field is named by exactly its bytes: a key that only starts like one, a longer one, one
+ * with a NUL after the name, and one past every name's length are unknown fields. A container
+ * value is skipped whole, and the field after it still read. */
+static void test_decode_matches_field_names_exactly(void **state) {
+    (void)state;
+    proto_buf_reset(&tb);
+    msgpack_pack_map(&tb.pk, 9);
+    proto_pack_cstr(&tb, "v");
+    msgpack_pack_int(&tb.pk, 1);
+    proto_pack_cstr(&tb, "type");
+    proto_pack_cstr(&tb, "query");
+    proto_pack_str(&tb, "id\0", 3); /* not "id": its value would fail the id check */
+    msgpack_pack_map(&tb.pk, 0);
+    proto_pack_cstr(&tb, "agen");
+    msgpack_pack_int(&tb.pk, 5);
+    proto_pack_cstr(&tb, "agentx");
+    msgpack_pack_int(&tb.pk, 5);
+    proto_pack_cstr(&tb, "model_concurrency_and_more");
+    msgpack_pack_int(&tb.pk, 5);
+    proto_pack_cstr(&tb, "input");
+    msgpack_pack_array(&tb.pk, 2);
+    msgpack_pack_map(&tb.pk, 1);
+    proto_pack_cstr(&tb, "agent");
+    msgpack_pack_int(&tb.pk, 9);
+    msgpack_pack_int(&tb.pk, 2);
+    proto_pack_cstr(&tb, "id");
+    msgpack_pack_int(&tb.pk, 4);
+    proto_pack_cstr(&tb, "agent");
+    proto_pack_cstr(&tb, "echo");
+    assert_int_equal(proto_decode(tb.p, tb.n, NULL, &msg, &last_err), 0);
+    assert_int_equal(msg.id.n, 1);
+    assert_int_equal(msg.id.p[0], 4);
+    assert_true(proto_str_eq(msg.agent, "echo"));
+    assert_int_equal(msg.input.n, 1 + 1 + 6 + 1 + 1); /* [ {"agent": 9}, 2 ] */
+    assert_int_equal(msg.input.p[0], 0x92);
+}
+
 static void test_decode_rejects_duplicate_fields(void **state) {
     (void)state;
     assert_int_equal(DECODE(V1, TQUERY, KV("id", 1), AGENT_ECHO, KV("agent", 0xa1, 'x')),
@@ -1086,6 +1123,7 @@ int main(void) {
         PT(test_decode_rejects_long_agent_name),
         PT(test_decode_ignores_unknown_fields_must),
         PT(test_decode_keeps_origin_and_held_for_adoption),
+        PT(test_decode_matches_field_names_exactly),
         PT(test_decode_rejects_duplicate_fields),
         PT(test_decode_requires_fields_of_every_type),
         PT(test_decode_keeps_nil_reply_id),
