@@ -7,8 +7,9 @@
  * every check period and exits (code 3) when the connection is lost or a check is unanswered
  * for --fence-ms, so an active cut off from the store stops serving within fence_ms + one
  * loop wake-up (1 s) or one store call (bounded by fence_ms in a pair), before the server
- * (keepalive 2 s idle + 3 probes of 1 s, set on the connection) gives the lock away. The row broker_lease says who holds it, since
- * when, and how many takeovers there were (actorctl status, /metrics). */
+ * (keepalive 2 s idle + 3 probes of 1 s, and a 5 s bound on unacknowledged data, set on the
+ * connection) gives the lock away. The row broker_lease says who holds it, since when, and
+ * how many takeovers there were (actorctl status, /metrics). */
 #include "broker.h"
 
 #include <errno.h>
@@ -43,10 +44,13 @@ static const char TAKE[] =
     " takeovers = broker_lease.takeovers + 1 RETURNING takeovers";
 /* The server drops a connection it cannot reach after 2 + 3 x 1 s (TCP), after the active's
  * own fence (fence_ms + at most max(1 s, fence_ms): defaults 4 s): the lock is not handed
- * over while the old active may still serve. */
+ * over while the old active may still serve. Keepalive probes only go out on an idle
+ * connection: when the cut comes while the server's answer to a check is in flight, that
+ * answer is retransmitted for the kernel's tcp_retries2 (about 15 minutes) and the lock stays
+ * that long. tcp_user_timeout bounds that case to the same 5 s (PostgreSQL 12 and later). */
 static const char KEEPALIVE[] =
     "SET tcp_keepalives_idle = 2; SET tcp_keepalives_interval = 1;"
-    " SET tcp_keepalives_count = 3";
+    " SET tcp_keepalives_count = 3; SET tcp_user_timeout = 5000";
 
 static int64_t check_period(const brk_t *b) {
     int64_t p = (int64_t)b->cfg.fence_ms / 4;
