@@ -555,7 +555,7 @@ int brk_job_adopt(brk_t *b, brk_client_t *c, brk_worker_t *w, brk_agent_t *a,
         j->idempotent = r->idempotent;
         j->req = r->req;
         j->client = c;
-        j->heap_idx = SIZE_MAX;
+        base_heap_node_init(&j->deadline_node);
         j->timeout_at = r->timeout_ms >= 0 ? brk_after(b->now, (uint64_t)r->timeout_ms) : -1;
         j->by_job = (brk_node_t){.key = &j->job_id, .klen = sizeof j->job_id};
         j->by_cid = (brk_node_t){.key = j->ckey, .klen = j->ckey_len};
