@@ -5,7 +5,9 @@
  * lock, its id attached so that the client's resend waits for the one answer. A resend that
  * comes before the worker (its id remembered with the provisional worker_lost of a query that
  * is not idempotent) is parked for the adoption window and answered then if nobody reports
- * the query. proto/PROTOCOL.md, "Broker pairs", is the contract. */
+ * the query, unless the worker process its work went to (named in that provisional answer)
+ * comes back on a later connection without it: the work never reached it, and the resend
+ * runs. proto/PROTOCOL.md, "Broker pairs", is the contract. */
 #include "broker.h"
 
 #include <errno.h>
@@ -16,9 +18,11 @@
 typedef struct parked {
     base_list_t link;
     bool req;                  /* answer in a REQ envelope */
-    size_t ridlen, idn, n;     /* routing id, query id and answer bytes */
+    brk_key_t *key;            /* its CURVE key, or NULL */
+    size_t ridlen, idn, n, qn, dkn; /* routing id, query id, answer, query, dedup key bytes */
     uint8_t rid[BRK_MAX_IDENTITY];
-    uint8_t data[];            /* the id, then the remembered (provisional) answer */
+    uint8_t dkey[1 + BRK_MAX_IDENTITY + 40]; /* the answer's dedup key (resend.c) */
+    uint8_t data[];            /* the id, the remembered (provisional) answer, the query */
 } parked_t;
 
 struct brk_adopt {
@@ -119,27 +123,88 @@ static void park_free(struct brk_adopt *a, parked_t *p) {
     free(p);
 }
 
-bool brk_adopt_park(brk_t *b, const brk_in_t *in, proto_raw_t id, const uint8_t *body,
-                    size_t n) {
+/* Whether the worker process that the marker body names came back (registered here, same
+ * incarnation) with a complete report that did not list the query: its work never reached
+ * it (the worker reads nothing of a connection after its ready on the next one), or its
+ * answer was read (then body would not be a marker). */
+static bool never_reached(brk_t *b, proto_raw_t id, const uint8_t *body, size_t n,
+                          const brk_worker_t *only) {
+    char name[BRK_MAX_NAME + 1];
+    size_t nl;
+    uint64_t conn, inc;
+    if (!brk_dedup_marker_worker(id, body, n, &conn, &inc, name, sizeof name, &nl))
+        return false;
+    for (base_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        const brk_worker_t *w = base_container_of(l, brk_worker_t, link);
+        if (only && w != only) continue;
+        /* Its ready came on a later connection of that process (a ready still in a socket
+         * from before the work proves nothing), and no bound dropped a job or answer of it
+         * since the work's connection. */
+        if (!w->dead && w->incarnation == inc && w->conn > conn && conn > w->lost_at &&
+            w->name_len == nl && memcmp(w->name, name, nl) == 0)
+            return true;
+    }
+    return false;
+}
+
+brk_resend_t brk_adopt_resend(brk_t *b, const brk_in_t *in, proto_raw_t id,
+                              const uint8_t *body, size_t n, const uint8_t *dkey, size_t dkn) {
     struct brk_adopt *a = b->adopt;
-    if (b->now >= a->until || !brk_dedup_is_marker(id, body, n)) return false;
+    if (!brk_dedup_is_marker(id, body, n)) return BRK_RESEND_ANSWER;
     parked_t *p = park_find(a, in->id, in->idlen, id);
     if (p) { /* resent again: its answer goes in this envelope */
         p->req = in->req;
-        return true;
+        return BRK_RESEND_PARKED;
     }
-    if (a->n_parked >= b->cfg.max_queue || !(p = malloc(sizeof *p + id.n + n))) return false;
+    if (never_reached(b, id, body, n, NULL)) {
+        base_log(BASE_LOG_INFO, "resend_runs", "why=\"its worker came back without it\"");
+        return BRK_RESEND_RUN;
+    }
+    if (b->now >= a->until || dkn > sizeof p->dkey) return BRK_RESEND_ANSWER;
+    if (a->n_parked >= b->cfg.max_queue || !(p = malloc(sizeof *p + id.n + n + in->n)))
+        return BRK_RESEND_ANSWER;
     p->req = in->req;
+    p->key = in->key;
     p->ridlen = in->idlen;
     p->idn = id.n;
     p->n = n;
+    p->qn = in->n;
+    p->dkn = dkn;
     memcpy(p->rid, in->id, in->idlen);
+    memcpy(p->dkey, dkey, dkn);
     memcpy(p->data, id.p, id.n);
     memcpy(p->data + id.n, body, n);
+    if (in->n) memcpy(p->data + id.n + n, in->body, in->n);
     base_list_push(&a->parked, &p->link);
     a->n_parked++;
-    base_log(BASE_LOG_DEBUG, "resend_parked", "parked=%llu", (unsigned long long)a->n_parked);
-    return true;
+    base_log(BASE_LOG_INFO, "resend_parked", "parked=%llu", (unsigned long long)a->n_parked);
+    return BRK_RESEND_PARKED;
+}
+
+/* The parked resends whose work went to w's process, which just came back without them:
+ * they run now, as if they had just come (their marker forgotten first). */
+static void run_unreached(brk_t *b, const brk_worker_t *w) {
+    struct brk_adopt *a = b->adopt;
+    base_list_t *l = a->parked.next;
+    while (l != &a->parked) {
+        parked_t *p = base_container_of(l, parked_t, link);
+        l = l->next;
+        proto_raw_t id = {p->data, p->idn};
+        if (!never_reached(b, id, p->data + p->idn, p->n, w)) continue;
+        base_list_unlink(&p->link); /* out first: the query's own checks may park again */
+        a->n_parked--;
+        brk_dedup_forget(b->dedup, p->dkey, p->dkn, id.p, id.n);
+        brk_in_t in = {.sock = BRK_SOCK_CLIENTS, .idlen = p->ridlen, .req = p->req,
+                       .body = p->data + p->idn + p->n, .n = p->qn, .key = p->key, .fd = -1};
+        memcpy(in.id, p->rid, p->ridlen);
+        proto_msg_t m;
+        proto_error_t err;
+        memset(&err, 0, sizeof err);
+        base_log(BASE_LOG_INFO, "resend_runs", "why=\"its worker came back without it\"");
+        if (proto_decode(in.body, in.n, &b->lim, &m, &err) == 0) brk_client_request(b, &in, &m);
+        else brk_send(b, BRK_SOCK_CLIENTS, p->rid, p->ridlen, p->req, id.p + id.n, p->n);
+        free(p); /* the request parks nothing of its own (its marker is forgotten) */
+    }
 }
 
 int64_t brk_adopt_tick(brk_t *b) {
@@ -321,10 +386,33 @@ static void adopt_one(brk_t *b, brk_worker_t *w, const proto_val_t *e) {
             base_log_str(s, sizeof s, j->session.p, j->session.n), j->idempotent, p != NULL);
 }
 
-void brk_adopt_held(brk_t *b, brk_worker_t *w, proto_raw_t held) {
-    proto_val_t arr, e;
-    if (!held.n || proto_val_read(held.p, held.n, &arr) != 0 || arr.type != PROTO_V_ARRAY)
+/* The ready's `incarnation`, `connection` and `held_lost_at`, kept in w. */
+static void read_incarnation(brk_worker_t *w, const brk_in_t *in) {
+    proto_val_t m;
+    uint64_t inc = 0, conn = 0, lost = 0;
+    w->incarnation = w->conn = w->lost_at = 0;
+    if (!in->body || proto_val_read(in->body, in->n, &m) != 0 || m.type != PROTO_V_MAP ||
+        !get_u64(&m, "incarnation", &inc) || !get_u64(&m, "connection", &conn))
         return;
+    proto_val_t v;
+    if (proto_val_map_get(&m, "held_lost_at", &v) == 1 && !get_u64(&m, "held_lost_at", &lost))
+        lost = UINT64_MAX; /* not a number: proves nothing */
+    w->incarnation = inc;
+    w->conn = conn;
+    w->lost_at = lost;
+    char q[200];
+    base_log(BASE_LOG_DEBUG, "worker_process", "name=%s incarnation=%016llx connection=%llu "
+             "held_lost_at=%llu", base_log_str(q, sizeof q, w->name, w->name_len),
+             (unsigned long long)inc, (unsigned long long)conn, (unsigned long long)lost);
+}
+
+void brk_adopt_held(brk_t *b, brk_worker_t *w, const brk_in_t *in, proto_raw_t held) {
+    proto_val_t arr, e;
+    read_incarnation(w, in);
+    if (!held.n || proto_val_read(held.p, held.n, &arr) != 0 || arr.type != PROTO_V_ARRAY) {
+        if (b->adopt && !held.n) run_unreached(b, w);
+        return;
+    }
     if (!b->adopt) { /* not a pair: nothing was stamped, nothing is adopted */
         size_t cur = 0;
         while (proto_val_next(&arr, &cur, &e) == 1) {
@@ -338,6 +426,7 @@ void brk_adopt_held(brk_t *b, brk_worker_t *w, proto_raw_t held) {
     size_t cur = 0;
     b->adopt->refused_now = 0;
     while (proto_val_next(&arr, &cur, &e) == 1) adopt_one(b, w, &e);
+    run_unreached(b, w);
     if (b->adopt->refused_now > REFUSED_LOGGED) {
         char q[200];
         base_log(BASE_LOG_WARN, "adopt_refused_more", "worker=%s refused=%llu",

@@ -221,6 +221,8 @@ struct brk_worker {
     uint64_t hb_ms;          /* its heartbeat interval (its own, or ours) */
     int64_t last_seen, last_sent;
     bool dead;               /* a send failed or it said goodbye: reaped at a safe point */
+    uint64_t incarnation;    /* its process, from ready (0: not said); adopt.c */
+    uint64_t conn, lost_at;  /* its ready's `connection` and `held_lost_at` (adopt.c) */
     const char *dead_why;
     brk_agent_t **agents;
     uint8_t *agent_history;  /* agent_history[i]: it asked for history for agents[i] */
@@ -397,9 +399,16 @@ bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id);
 /* A query that is not idempotent is sent to its first worker: its durable answer, until the
  * real one replaces it, is `worker_lost`, so that a broker that takes over (or restarts) answers its
  * resend with that instead of running it twice. Only with --sessions postgresql://. */
-void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id);
+void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id,
+                            const brk_worker_t *w);
 /* Whether body is the provisional answer brk_dedup_mark_running stores for query id. */
 bool brk_dedup_is_marker(proto_raw_t id, const uint8_t *body, size_t n);
+/* The worker a provisional answer names (the one its query was sent to): the connection and
+ * incarnation it had said in its ready, and its name (name_cap >= BRK_MAX_NAME + 1).
+ * Returns: true when body is a marker naming one; false otherwise (not a marker, or one of a
+ * broker or worker before incarnations). */
+bool brk_dedup_marker_worker(proto_raw_t id, const uint8_t *body, size_t n, uint64_t *conn,
+                             uint64_t *inc, char *name, size_t name_cap, size_t *name_len);
 /* Remembers the terminal message body just sent to c for query id. */
 void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const uint8_t *body,
                         size_t n);
@@ -413,15 +422,26 @@ void brk_adopt_close(brk_t *b);
  * encoded in b->out for j, when j is a client's query that can be adopted (explicit routing id,
  * no CURVE key). Leaves b->out as it was when it cannot. */
 void brk_adopt_stamp(brk_t *b, const brk_job_t *j);
-/* A worker's `ready` listed jobs it still runs (held): each is adopted (a job bound to w, its
- * session's lock, its id attached for a resend) or cancelled on w (known, answered, or out of
- * room), and logged. */
-void brk_adopt_held(brk_t *b, brk_worker_t *w, proto_raw_t held);
-/* A resend found body remembered for its id: within the adoption window, when body is the
- * provisional worker_lost of a query not yet reported, the resend waits (true: handled) for a
- * worker to report it, or for the window to end (then body is sent). */
-bool brk_adopt_park(brk_t *b, const brk_in_t *in, proto_raw_t id, const uint8_t *body,
-                    size_t n);
+/* A worker's `ready` (in): its incarnation, connection and held_lost_at are kept in w; the jobs it
+ * listed as still running (held) are each adopted (a job bound to w, its session's lock, its
+ * id attached for a resend) or cancelled on w (known, answered, or out of room), and logged.
+ * Then the parked resends whose provisional answer names this worker process, which did not
+ * list them in a complete report, run (their work never reached it). */
+void brk_adopt_held(brk_t *b, brk_worker_t *w, const brk_in_t *in, proto_raw_t held);
+/* What a resend whose remembered answer is body does (brk_adopt_resend). */
+typedef enum {
+    BRK_RESEND_ANSWER, /* gets body */
+    BRK_RESEND_PARKED, /* waits for a worker to report its query (handled) */
+    BRK_RESEND_RUN,    /* body is a provisional worker_lost, and the worker process it names
+                          came back without the query: it never ran; the caller forgets body
+                          and runs the query */
+} brk_resend_t;
+/* A resend found body remembered for its id (dkey: its dedup key, for the parked resend to
+ * forget it later): within the adoption window, when body is the provisional worker_lost of
+ * a query not yet reported, the resend waits for a worker to report it, or for the window to
+ * end (then body is sent). */
+brk_resend_t brk_adopt_resend(brk_t *b, const brk_in_t *in, proto_raw_t id,
+                              const uint8_t *body, size_t n, const uint8_t *dkey, size_t dkn);
 /* Ends the window: resends still waiting get their remembered answer. Returns the next time
  * it wants to run, or -1. */
 int64_t brk_adopt_tick(brk_t *b);

@@ -5,6 +5,9 @@
  * jobs with their origin, the kept answers as entries marked done, which follow the ready. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "worker.h"
 
@@ -91,6 +94,7 @@ void wrk_held_keep(wrk_t *w, wrk_held_t *h) {
     size_t bytes = h->entry_n + h->msg_n;
     if (w->n_held >= w->cfg.max_held || w->held_bytes + bytes > w->cfg.max_held_bytes) {
         w->held_dropped++;
+        w->lost_at = w->gen;
         act_log(ACT_LOG_WARN, "held_dropped", "bytes=%zu held=%zu held_bytes=%zu dropped=%llu "
                 "why=\"--max-held or --max-held-bytes: the client's resend gets worker_lost "
                 "or runs again\"", bytes, w->n_held, w->held_bytes,
@@ -159,10 +163,46 @@ static size_t pack_done(wrk_t *w, proto_buf_t *e, size_t budget, size_t *cut, bo
     return n;
 }
 
+void wrk_held_incarnation(wrk_t *w) {
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v || v == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
+            ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)w;
+    }
+    w->incarnation = v ? v : 1;
+}
+
+/* `incarnation` (this process), `connection` (this connection: nothing of an earlier one is
+ * read after this ready) and `held_lost_at` (the connection current when a bound last dropped
+ * a held job or answer): the broker takes the absence of a query from `held` as proof that
+ * this process never got it only for work sent on a connection after held_lost_at and before
+ * this one (proto/PROTOCOL.md, "Broker pairs"). */
+static int pack_incarnation(wrk_t *w, proto_buf_t *o) {
+    size_t at = o->n;
+    uint64_t lost = w->cfg.max_held == 0 ? w->gen : w->lost_at; /* 0: origins are not kept */
+    proto_pack_cstr(o, "incarnation");
+    msgpack_pack_uint64(&o->pk, w->incarnation);
+    proto_pack_cstr(o, "connection");
+    msgpack_pack_uint64(&o->pk, w->gen);
+    if (o->failed || !bump_map(o) || !bump_map(o)) goto fail;
+    if (lost) {
+        proto_pack_cstr(o, "held_lost_at");
+        msgpack_pack_uint64(&o->pk, lost);
+        if (o->failed || !bump_map(o)) goto fail;
+    }
+    return 0;
+fail:
+    o->n = at; /* without incarnation the broker takes nothing as proof */
+    o->failed = false;
+    return ACT_ENOMEM;
+}
+
 int wrk_held_ready(wrk_t *w, proto_buf_t *o) {
     bool any = w->n_held > 0;
     for (const abp_ctx_t *j = w->jobs; j && !any; j = j->next) any = j->held;
-    if (!any) return 0;
+    if (!any) return pack_incarnation(w, o);
     proto_buf_t e;
     proto_buf_init(&e);
     size_t budget = w->cfg.max_held_report, cut_run = 0, cut_done = 0;
@@ -170,6 +210,7 @@ int wrk_held_ready(wrk_t *w, proto_buf_t *o) {
     /* Answers nobody has read first; those sent lately (maybe read) with the room left. */
     size_t n_done = pack_done(w, &e, budget, &cut_done, false);
     n_done += pack_done(w, &e, budget, &cut_done, true);
+    if (cut_run || cut_done) w->lost_at = w->gen;
     if (cut_run || cut_done)
         act_log(ACT_LOG_WARN, "held_cut", "running=%zu answered=%zu max_held_report=%zu "
                 "dropped=%llu", cut_run, cut_done, budget, (unsigned long long)w->held_dropped);
@@ -183,13 +224,15 @@ int wrk_held_ready(wrk_t *w, proto_buf_t *o) {
         o->failed = false;
         act_log(ACT_LOG_ERROR, "held_not_reported", "jobs=%zu why=out_of_memory",
                 n_run + n_done);
+        w->lost_at = w->gen;
         rc = ACT_ENOMEM;
     } else {
         act_log(ACT_LOG_INFO, "held_reported", "running=%zu answered=%zu bytes=%zu", n_run,
                 n_done, e.n);
     }
     proto_buf_free(&e);
-    return rc;
+    int irc = pack_incarnation(w, o);
+    return rc ? rc : irc;
 }
 
 void wrk_held_flush(wrk_t *w) {
@@ -249,8 +292,10 @@ void wrk_held_sent(wrk_t *w, wrk_held_t *h) {
     /* oldest first: past the window or the bounds (the newest are the likeliest unread) */
     int64_t old = h->sent_at - recent_ms(w);
     while (w->recent_head && (w->recent_head->sent_at < old || w->n_recent > w->cfg.max_held ||
-                              w->recent_bytes > w->cfg.max_held_bytes))
+                              w->recent_bytes > w->cfg.max_held_bytes)) {
+        if (w->recent_head->sent_at >= old) w->lost_at = w->gen; /* a bound, not its age */
         recent_drop_head(w);
+    }
 }
 
 void wrk_held_recall(wrk_t *w) {

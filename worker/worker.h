@@ -198,9 +198,13 @@ void wrk_held_sent(wrk_t *w, wrk_held_t *h);
 void wrk_held_recall(wrk_t *w);
 /* Adds the `held` field (running jobs kept by wrk_jobs_hold, then kept answers) to the ready
  * just encoded in o, within --max-held-report bytes: running jobs past it are cancelled,
- * answers past it dropped (logged held_cut, counted). Returns: 0. Errors: ACT_ENOMEM (o is
- * left as it was). */
+ * answers past it dropped (logged held_cut, counted); then `incarnation`, `connection`
+ * and `held_lost_at` (the connection current at the last such drop, if any). Returns: 0.
+ * Errors: ACT_ENOMEM (what could not be added is left out: `held` marks a loss at this
+ * connection; without `incarnation` the broker takes nothing as proof). */
 int wrk_held_ready(wrk_t *w, proto_buf_t *o);
+/* Makes w->incarnation (random; a clock-based one if the kernel has no entropy yet). */
+void wrk_held_incarnation(wrk_t *w);
 /* After the ready went into the queue: the held jobs belong to the new connection, the kept
  * answers follow the ready. */
 void wrk_held_flush(wrk_t *w);
@@ -249,6 +253,11 @@ struct wrk {
     wrk_held_t *recent_head, *recent_tail; /* answers sent lately, oldest first (held.c) */
     size_t n_recent, recent_bytes;
     uint64_t held_dropped;     /* answers dropped past --max-held / --max-held-bytes */
+    uint64_t incarnation;      /* random, made at start: this process in `ready` (held.c) */
+    uint64_t test_drop_work;   /* tests only (env ACTOR_WORKER_TEST_DROP_WORK=N): the first
+                                  N works are dropped unread, as if lost on the way */
+    uint64_t lost_at;          /* the connection (gen) current when a bound last dropped a
+                                  held job or answer; 0: never (held.c) */
 };
 
 /* A job starts (+1) or stops (-1) waiting on its own sub-queries. While it waits it lends

@@ -30,12 +30,18 @@ def _runs(worker, agent="sleep"):
     return len(re.findall(r"event=job_start .*agent=%s\b" % agent, worker.log()))
 
 
-def _start(rid, *extra):
+def _wait_running(w, n):
+    """Waits until the worker started n runs: the active's in_flight counts works sent, and a
+    SIGKILL may catch one on its way (it then never ran, and its resend runs it)."""
+    wait_until(lambda: _runs(w) >= n, 10, "%d queries to run on the worker" % n)
+
+
+def _start(rid, *extra, env=None, windows=WINDOWS):
     if not abtest.real_worker_available():
         abtest.skip("set ACTOR_WORKER to the actor-worker binary")
-    p = Pair(*WINDOWS)
+    p = Pair(*windows)
     w = abtest.RealWorker(p.a, "rw1", extra=["--broker", p.b.workers, "--log-level", "debug"]
-                          + list(extra)).start()
+                          + list(extra), env=env).start()
     p.a.wait_workers(["rw1"])
     return p, w, PairClient(p, rid)
 
@@ -58,7 +64,7 @@ def test_kill_9_running_queries_are_adopted_and_answered_once():
     p, w, c = _start(b"adopt-client")
     c.send(query("idem", "sleep", {"ms": SLEEP_MS}, idempotent=True))
     c.send(query("once", "sleep", {"ms": SLEEP_MS}))  # not idempotent
-    wait_until(lambda: p.a.status()["in_flight"] == 2, 10, "both queries to run")
+    _wait_running(w, 2)  # on the worker: a work still on its way would die with the active
     _take_over(p)
     # The client resends at once: before or after the worker reports, each resend waits
     # for the adopted job (the one that is not idempotent is parked, the other queued).
@@ -86,7 +92,7 @@ def test_answer_that_comes_while_no_broker_is_up_is_held_and_delivered():
     ready; the resend gets it (the real one, though it is not idempotent)."""
     p, w, c = _start(b"adopt-held")
     c.send(query("short", "sleep", {"ms": 1500}))
-    wait_until(lambda: p.a.status()["in_flight"] == 1, 10, "the query to run")
+    _wait_running(w, 1)
     # Stop the standby from taking over until the answer exists: it is started only after.
     p.b.kill()
     _kill_active_and_wait_answer(p, w)
@@ -108,7 +114,7 @@ def test_answer_sent_to_an_active_that_died_unread_is_reported_again():
     new active finds no real answer for that id in the store and adopts it."""
     p, w, c = _start(b"adopt-unread", "--liveness", "30")  # 3 s at 100 ms heartbeats
     c.send(query("unread", "sleep", {"ms": 800}))
-    wait_until(lambda: p.a.status()["in_flight"] == 1, 10, "the query to run")
+    _wait_running(w, 1)
     p.a.proc.send_signal(signal.SIGSTOP)
     wait_until(lambda: re.search(r"event=job_end .*agent=sleep", w.log()), 15,
                "the answer to be sent to the stopped broker")
@@ -131,7 +137,7 @@ def _kill_active_and_wait_answer(p, w):
 def test_adopted_invocation_holds_its_session_lock():
     p, w, c = _start(b"adopt-session")
     c.send(query("first", "sleep", {"ms": SLEEP_MS}, session="s-adopt"))
-    wait_until(lambda: p.a.status()["in_flight"] == 1, 10, "the invocation to run")
+    _wait_running(w, 1)
     _take_over(p)
     c.send(query("first", "sleep", {"ms": SLEEP_MS}, session="s-adopt"))
     wait_until(lambda: "event=job_adopted" in p.b.log(), 15, "the worker to report it")
@@ -147,6 +153,73 @@ def test_adopted_invocation_holds_its_session_lock():
     start_second = re.search(r"event=job_start .*agent=echo", log)
     assert end_first and start_second and end_first.start() < start_second.start(), log
     assert _runs(w) == 1, log
+    _stop_clean(p, w)
+
+
+def _lose_one_work(p, w, c, qid):
+    """Sends qid (not idempotent): the active stores its provisional worker_lost, naming the
+    worker process, and sends the work, which the worker's test hook drops unread (as the
+    socket of an active that dies would); then the active is SIGKILLed."""
+    c.send(query(qid, "sleep", {"ms": 100}))
+    wait_until(lambda: "event=test_work_dropped" in w.log(), 10, "the work to be dropped")
+    assert p.a.status()["in_flight"] == 1  # the active counts it running on rw1
+    _take_over(p)
+    p.b.wait_workers(["rw1"])  # the same process, back with its report
+
+
+def test_work_that_never_reached_its_worker_runs_on_the_resend():
+    """The worker process the provisional answer names came back to the new active, and its
+    complete report does not list the query: it never got the work, so the resend runs it
+    (a real result, one run) instead of getting worker_lost when the window ends."""
+    env = dict(os.environ, ACTOR_WORKER_TEST_DROP_WORK="1")
+    p, w, c = _start(b"adopt-unreached", env=env)
+    _lose_one_work(p, w, c, "lost")
+    c.send(query("lost", "sleep", {"ms": 100}))
+    got = c.collect(["lost"], timeout=30)
+    assert [m["type"] for m in _terminals(got["lost"])] == ["result"], got
+    c.expect_quiet(0.5)
+    assert "event=resend_runs" in p.b.log(), p.b.log()
+    assert _runs(w) == 1, w.log()  # the resend's run, the only one
+    # Answered for real now: a resend after it is replayed, not run.
+    c.send(query("lost", "sleep", {"ms": 100}))
+    again = c.collect(["lost"], timeout=10)
+    assert _terminals(again["lost"]) == _terminals(got["lost"]), again
+    assert _runs(w) == 1, w.log()
+    _stop_clean(p, w)
+
+
+def test_parked_resend_runs_when_its_worker_comes_back_without_it():
+    """The resend comes before the worker is back (parked); the worker's ready, complete and
+    without the query, releases it to run."""
+    env = dict(os.environ, ACTOR_WORKER_TEST_DROP_WORK="1")
+    p, w, c = _start(b"adopt-unreached-parked", "--liveness", "80", env=env)  # back in ~8 s
+    c.send(query("lost", "sleep", {"ms": 100}))
+    wait_until(lambda: "event=test_work_dropped" in w.log(), 10, "the work to be dropped")
+    _take_over(p)
+    c.send(query("lost", "sleep", {"ms": 100}))  # before rw1 notices: parked
+    got = c.collect(["lost"], timeout=30)
+    assert [m["type"] for m in _terminals(got["lost"])] == ["result"], got
+    c.expect_quiet(0.5)
+    log = p.b.log()
+    assert "event=resend_parked" in log and "event=resend_runs" in log, log
+    assert log.index("event=resend_parked") < log.index("event=worker_ready"), log
+    assert _runs(w) == 1, w.log()
+    _stop_clean(p, w)
+
+
+def test_report_cut_by_a_bound_is_no_proof():
+    """A worker whose report may miss jobs (here --max-held 0: it keeps none, so every ready
+    says held_complete false) proves nothing: the resend gets the provisional worker_lost."""
+    env = dict(os.environ, ACTOR_WORKER_TEST_DROP_WORK="1")
+    p, w, c = _start(b"adopt-incomplete", "--max-held", "0", env=env,
+                     windows=("--adopt-window-ms", "2000", "--startup-grace-ms", "20000"))
+    _lose_one_work(p, w, c, "lost")
+    c.send(query("lost", "sleep", {"ms": 100}))
+    got = c.collect(["lost"], timeout=30)
+    t = _terminals(got["lost"])
+    assert [(m["type"], m.get("code")) for m in t] == [("error", "worker_lost")], got
+    assert "event=resend_runs" not in p.b.log(), p.b.log()
+    assert _runs(w) == 0, w.log()
     _stop_clean(p, w)
 
 

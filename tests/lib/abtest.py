@@ -538,7 +538,7 @@ def run_tests(namespace):
             for p in list(_procs):
                 print("---- log of %s (last 3000 chars)\n%s" % (
                     " ".join(p.args[:4]) if isinstance(p.args, list) else p.args,
-                    read_log(p)[-3000:]), flush=True)
+                    read_log(p)[-int(os.environ.get("ABTEST_LOG_TAIL", "3000")):]), flush=True)
         finally:
             try:
                 if callable(namespace.get("after_each")):
