@@ -1,5 +1,5 @@
 /* broker/adopt.c: nothing lost at a takeover (--pair). The active broker stamps each work it
- * sends for a client that can resend (explicit routing id, no CURVE key) with `origin`; the
+ * sends for a client that can resend (explicit routing id; its CURVE key too) with `origin`; the
  * worker keeps such jobs running when its broker goes and lists them in its next `ready`
  * (`held`). The new active adopts each one: a RUNNING job bound to that worker, its session's
  * lock, its id attached so that the client's resend waits for the one answer. A resend that
@@ -57,7 +57,7 @@ void brk_adopt_close(brk_t *b) {
     while (!base_list_empty(&a->parked)) {
         parked_t *p = base_container_of(a->parked.next, parked_t, link);
         base_list_unlink(&p->link);
-        free(p);
+        free(p); /* its key reference: brk_zap_close, before this, freed every key */
     }
     free(a);
     b->adopt = NULL;
@@ -84,12 +84,16 @@ static bool bump_map(proto_buf_t *o) {
 void brk_adopt_stamp(brk_t *b, const brk_job_t *j) {
     const brk_client_t *c = j->client;
     proto_buf_t *o = &b->out;
-    if (!c || c->sock != BRK_SOCK_CLIENTS || c->curve_key || o->failed || o->n == 0 ||
+    if (!c || c->sock != BRK_SOCK_CLIENTS || o->failed || o->n == 0 ||
         !brk_dedup_eligible(b->dedup, c->key + 1, c->keylen - 1))
         return;
     size_t at = o->n;
     proto_pack_cstr(o, "origin");
-    msgpack_pack_map(&o->pk, 3);
+    msgpack_pack_map(&o->pk, c->curve_key ? 4 : 3);
+    if (c->curve_key) { /* its answers are its key's only (resend.c): the new active checks */
+        proto_pack_cstr(o, "key");
+        proto_pack_str(o, c->curve_key->z85, 40);
+    }
     proto_pack_cstr(o, "id");
     proto_buf_raw(o, j->id);
     proto_pack_cstr(o, "client");
@@ -107,19 +111,21 @@ void brk_adopt_stamp(brk_t *b, const brk_job_t *j) {
 /* ---- parked resends ---- */
 
 static parked_t *park_find(struct brk_adopt *a, const uint8_t *rid, size_t ridlen,
-                           proto_raw_t id) {
+                           proto_raw_t id, const brk_key_t *key) {
     for (base_list_t *l = a->parked.next; l != &a->parked; l = l->next) {
         parked_t *p = base_container_of(l, parked_t, link);
-        if (p->ridlen == ridlen && p->idn == id.n && memcmp(p->rid, rid, ridlen) == 0 &&
+        if (p->key == key && p->ridlen == ridlen && p->idn == id.n &&
+            memcmp(p->rid, rid, ridlen) == 0 &&
             memcmp(p->data, id.p, id.n) == 0)
             return p;
     }
     return NULL;
 }
 
-static void park_free(struct brk_adopt *a, parked_t *p) {
+static void park_free(brk_t *b, parked_t *p) {
     base_list_unlink(&p->link);
-    a->n_parked--;
+    b->adopt->n_parked--;
+    brk_key_unref(b, &p->key);
     free(p);
 }
 
@@ -151,7 +157,7 @@ brk_resend_t brk_adopt_resend(brk_t *b, const brk_in_t *in, proto_raw_t id,
                               const uint8_t *body, size_t n, const uint8_t *dkey, size_t dkn) {
     struct brk_adopt *a = b->adopt;
     if (!brk_dedup_is_marker(id, body, n)) return BRK_RESEND_ANSWER;
-    parked_t *p = park_find(a, in->id, in->idlen, id);
+    parked_t *p = park_find(a, in->id, in->idlen, id, in->key);
     if (p) { /* resent again: its answer goes in this envelope */
         p->req = in->req;
         return BRK_RESEND_PARKED;
@@ -164,7 +170,7 @@ brk_resend_t brk_adopt_resend(brk_t *b, const brk_in_t *in, proto_raw_t id,
     if (a->n_parked >= b->cfg.max_queue || !(p = malloc(sizeof *p + id.n + n + in->n)))
         return BRK_RESEND_ANSWER;
     p->req = in->req;
-    p->key = in->key;
+    p->key = brk_key_ref(in->key); /* kept: a reload may drop the allowlist's reference */
     p->ridlen = in->idlen;
     p->idn = id.n;
     p->n = n;
@@ -201,8 +207,15 @@ static void run_unreached(brk_t *b, const brk_worker_t *w) {
         proto_error_t err;
         memset(&err, 0, sizeof err);
         base_log(BASE_LOG_INFO, "resend_runs", "why=\"its worker came back without it\"");
-        if (proto_decode(in.body, in.n, &b->lim, &m, &err) == 0) brk_client_request(b, &in, &m);
-        else brk_send(b, BRK_SOCK_CLIENTS, p->rid, p->ridlen, p->req, id.p + id.n, p->n);
+        /* a key removed since: refused as recv_router refuses its messages */
+        if (p->key && p->key->removed)
+            brk_reply_error(b, &in, id, "unauthorized", "this connection's key is not allowed "
+                            "any more");
+        else if (proto_decode(in.body, in.n, &b->lim, &m, &err) == 0)
+            brk_client_request(b, &in, &m);
+        else
+            brk_send(b, BRK_SOCK_CLIENTS, p->rid, p->ridlen, p->req, id.p + id.n, p->n);
+        brk_key_unref(b, &p->key);
         free(p); /* the request parks nothing of its own (its marker is forgotten) */
     }
 }
@@ -219,7 +232,7 @@ int64_t brk_adopt_tick(brk_t *b) {
                 base_log_hex(peer, sizeof peer, p->rid, p->ridlen),
                 base_log_hex(id, sizeof id, p->data, p->idn));
         brk_send(b, BRK_SOCK_CLIENTS, p->rid, p->ridlen, p->req, p->data + p->idn, p->n);
-        park_free(a, p);
+        park_free(b, p);
     }
     base_log(BASE_LOG_INFO, "adopt_window_over", "answered_worker_lost=%llu adopted=%llu "
             "refused=%llu known=%llu", (unsigned long long)n, (unsigned long long)a->adopted,
@@ -235,6 +248,7 @@ typedef struct held {
     proto_str_t invocation;
     const uint8_t *rid;
     size_t ridlen;
+    const char *z85;         /* the client's CURVE key (40 characters), or NULL */
     bool has_job;
     bool done;               /* answered on the worker: its answer follows the ready */
 } held_t;
@@ -292,6 +306,10 @@ static const char *held_read(const brk_t *b, const proto_val_t *e, held_t *h) {
         return "origin 'client' is not a routing id";
     h->rid = v.data;
     h->ridlen = v.len;
+    if (proto_val_map_get(&o, "key", &v) == 1) {
+        if (v.type != PROTO_V_STR || v.len != 40) return "origin 'key' is not a CURVE key";
+        h->z85 = (const char *)v.data;
+    }
     h->r.idempotent = get(&o, "idempotent", PROTO_V_BOOL, &v) && v.b;
     h->done = get(e, "done", PROTO_V_BOOL, &v) && v.b;
     return NULL;
@@ -314,15 +332,20 @@ static void refuse(brk_t *b, brk_worker_t *w, const held_t *h, const char *why) 
 /* The remembered answer of the query: none or the provisional one (forgotten here, in
  * memory only: the row stays for a broker after this one) lets it be adopted. */
 static bool answered_before(brk_t *b, const held_t *h) {
-    uint8_t ckey[1 + BRK_MAX_IDENTITY];
+    /* the dedup key (resend.c): socket byte, routing id, then the CURVE key's text */
+    uint8_t ckey[1 + BRK_MAX_IDENTITY + 40];
+    size_t kn = h->ridlen + 1;
     ckey[0] = (uint8_t)BRK_SOCK_CLIENTS;
     memcpy(ckey + 1, h->rid, h->ridlen);
+    if (h->z85) {
+        memcpy(ckey + kn, h->z85, 40);
+        kn += 40;
+    }
     size_t n;
-    const uint8_t *body = brk_dedup_find(b->dedup, ckey, h->ridlen + 1, h->r.id.p, h->r.id.n,
-                                         b->now, &n);
+    const uint8_t *body = brk_dedup_find(b->dedup, ckey, kn, h->r.id.p, h->r.id.n, b->now, &n);
     if (!body) return false;
     if (!brk_dedup_is_marker(h->r.id, body, n)) return true;
-    brk_dedup_forget(b->dedup, ckey, h->ridlen + 1, h->r.id.p, h->r.id.n);
+    brk_dedup_forget(b->dedup, ckey, kn, h->r.id.p, h->r.id.n);
     return false;
 }
 
@@ -338,11 +361,14 @@ static const char *adoptable(brk_t *b, brk_worker_t *w, const held_t *h, brk_cli
     if (!hosts(w, h->r.agent_name)) return "its agent is not one the worker announced";
     if (!brk_dedup_eligible(b->dedup, h->rid, h->ridlen))
         return "its client cannot resend (no explicit routing id, or dedup off)";
+    brk_key_t *k = NULL;
+    if (h->z85 && !(k = brk_zap_client_key(b, h->z85, 40)))
+        return "its CURVE key is not allowed here (no CURVE, or not in --client-keys)";
     if (answered_before(b, h)) return "the query was answered already";
-    brk_client_t *c = brk_client_adopt(b, h->rid, h->ridlen);
+    brk_client_t *c = brk_client_adopt(b, h->rid, h->ridlen, k);
     if (!c) return "client table full";
     *cp = c;
-    if (c->curve_key) return "its routing id has queries of a CURVE key";
+    if (c->curve_key != k) return "its routing id has queries of another CURVE key";
     return NULL;
 }
 
@@ -363,7 +389,7 @@ static void adopt_one(brk_t *b, brk_worker_t *w, const proto_val_t *e) {
         refuse(b, w, &h, bad);
         return;
     }
-    parked_t *p = park_find(b->adopt, h.rid, h.ridlen, h.r.id);
+    parked_t *p = park_find(b->adopt, h.rid, h.ridlen, h.r.id, c->curve_key);
     h.r.req = p && p->req;
     h.r.resent = p != NULL;
     brk_job_t *j;
@@ -374,7 +400,7 @@ static void adopt_one(brk_t *b, brk_worker_t *w, const proto_val_t *e) {
                          : rc == -ENOSPC ? "job table full" : "out of memory");
         return;
     }
-    if (p) park_free(b->adopt, p);
+    if (p) park_free(b, p);
     if (!j->inv && (h.r.session.n || h.invocation.n))
         brk_inv_adopt(b, j, h.invocation, (proto_str_t){NULL, 0}, (proto_str_t){NULL, 0});
     b->adopt->adopted++;

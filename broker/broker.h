@@ -418,9 +418,9 @@ void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const u
  * startup grace start now, not when the standby started waiting. Returns: 0. Errors: -ENOMEM. */
 int brk_adopt_open(brk_t *b);
 void brk_adopt_close(brk_t *b);
-/* Adds `origin` (who asked: id, routing id, idempotent, app, user) to the work message just
- * encoded in b->out for j, when j is a client's query that can be adopted (explicit routing id,
- * no CURVE key). Leaves b->out as it was when it cannot. */
+/* Adds `origin` (who asked: id, routing id, idempotent, and the CURVE key's Z85 text when
+ * the client has one) to the work message just encoded in b->out for j, when j is a client's
+ * query that can be adopted (explicit routing id). Leaves b->out as it was when it cannot. */
 void brk_adopt_stamp(brk_t *b, const brk_job_t *j);
 /* A worker's `ready` (in): its incarnation, connection and held_lost_at are kept in w; the jobs it
  * listed as still running (held) are each adopted (a job bound to w, its session's lock, its
@@ -462,9 +462,10 @@ typedef struct brk_adopted {
  * nothing changed), -ENOSPC (job table full), -ENOMEM. */
 int brk_job_adopt(brk_t *b, brk_client_t *c, brk_worker_t *w, brk_agent_t *a,
                   const brk_adopted_t *r, brk_job_t **out);
-/* A client entry for an adopted query's routing id on the client socket (found or made).
- * Returns: the client, or NULL (table full, out of memory). */
-brk_client_t *brk_client_adopt(brk_t *b, const uint8_t *rid, size_t ridlen);
+/* A client entry for an adopted query's routing id on the client socket (found, or made
+ * with CURVE key key, NULL for none). Returns: the client (its key may differ: the caller
+ * checks), or NULL (table full, out of memory). */
+brk_client_t *brk_client_adopt(brk_t *b, const uint8_t *rid, size_t ridlen, brk_key_t *key);
 /* Counts an adopted job in c's in-flight queries (brk_job_adopt does, through this). */
 void brk_client_adopted(brk_client_t *c);
 /* Frees c when it has nothing in flight (an adoption refused after brk_client_adopt). */

@@ -192,11 +192,16 @@ def test_parked_resend_runs_when_its_worker_comes_back_without_it():
     """The resend comes before the worker is back (parked); the worker's ready, complete and
     without the query, releases it to run."""
     env = dict(os.environ, ACTOR_WORKER_TEST_DROP_WORK="1")
-    p, w, c = _start(b"adopt-unreached-parked", "--liveness", "80", env=env)  # back in ~8 s
+    p, w, c = _start(b"adopt-unreached-parked", env=env)
     c.send(query("lost", "sleep", {"ms": 100}))
     wait_until(lambda: "event=test_work_dropped" in w.log(), 10, "the work to be dropped")
-    _take_over(p)
-    c.send(query("lost", "sleep", {"ms": 100}))  # before rw1 notices: parked
+    w.proc.send_signal(signal.SIGSTOP)  # it cannot come back before the resend
+    try:
+        _take_over(p)
+        c.send(query("lost", "sleep", {"ms": 100}))
+        wait_until(lambda: "event=resend_parked" in p.b.log(), 10, "the resend to be parked")
+    finally:
+        w.proc.send_signal(signal.SIGCONT)
     got = c.collect(["lost"], timeout=30)
     assert [m["type"] for m in _terminals(got["lost"])] == ["result"], got
     c.expect_quiet(0.5)
@@ -221,6 +226,80 @@ def test_report_cut_by_a_bound_is_no_proof():
     assert "event=resend_runs" not in p.b.log(), p.b.log()
     assert _runs(w) == 0, w.log()
     _stop_clean(p, w)
+
+
+def _curve_pair(clients, workers):
+    """A pair under CURVE: both brokers with one key pair and one set of allowlists."""
+    from test_security import SecureBroker, write
+    test_pair.PG.reset()
+    args = ["--pair", "--sessions", test_pair.PG.url] + list(WINDOWS)
+    a = SecureBroker(clients=clients, workers=workers, extra=args).start()
+    b = SecureBroker(clients=clients, workers=workers, extra=args)
+    b.pair, b.admin = a.pair, a.admin  # one service: the same server key
+    write(b.key_path, "public = %s\nsecret = %s\n" % a.pair)
+    write(b.pub_path, a.pair[0] + "\n")
+    b.set_keys(clients, workers)
+    b.proc = abtest.spawn(b.argv(), "broker-%d.log" % b.ports["clients"])
+    wait_until(lambda: "event=standby" in b.log(), 10, "the standby")
+    p = Pair.__new__(Pair)
+    p.a, p.b = a, b
+    return p
+
+
+def test_curve_client_resend_attaches_to_the_adopted_job_of_its_key_only():
+    """Under CURVE a query's origin carries its client's key: the new active adopts the job
+    for that key and routing id. A resend under another key with that routing id is refused
+    (unauthorized), as on one broker; the key's own resend gets the one answer."""
+    from test_security import keypair, write_pair, curve_socket, after_each as close_clients
+    if not abtest.real_worker_available():
+        abtest.skip("set ACTOR_WORKER to the actor-worker binary")
+    alice, mallory, wk = keypair(), keypair(), keypair()
+    p = _curve_pair([alice[0], mallory[0]], [wk[0]])
+    kp = write_pair("worker-adopt-curve", wk)
+    w = abtest.RealWorker(p.a, "rw1", extra=["--broker", p.b.workers, "--log-level", "debug",
+                                             "--curve-server-key", p.a.pub_path,
+                                             "--curve-key", kp]).start()
+    p.a.wait_workers(["rw1"])
+
+    def dealer(pair):
+        s = curve_socket(abtest.zmq.DEALER, p.a.pair[0], pair)
+        s.setsockopt(abtest.zmq.ROUTING_ID, b"adopt-curve")
+        s.setsockopt(abtest.zmq.IMMEDIATE, 1)
+        s.connect(p.a.clients)
+        s.connect(p.b.clients)
+        return s
+
+    def ask(pair, qid, tries=20):
+        """Sends qid on a fresh connection until one is answered (under CURVE a routing id
+        is given to a new connection only once the last one holding it is gone)."""
+        for _ in range(tries):
+            s = dealer(pair)
+            s.send(abtest.pack(query(qid, "sleep", {"ms": SLEEP_MS})))
+            got = abtest.unpack(s.recv()) if s.poll(3000) else None
+            s.close(0)
+            if got:
+                return got
+        raise AssertionError("no answer to %s" % qid)
+
+    try:
+        s = dealer(alice)
+        s.send(abtest.pack(query("once", "sleep", {"ms": SLEEP_MS})))  # not idempotent
+        _wait_running(w, 1)
+        s.close(0)
+        _take_over(p)
+        wait_until(lambda: "event=job_adopted" in p.b.log(), 15, "the worker to report it")
+        got = ask(mallory, "once")
+        assert got["type"] == "error" and got["code"] == "unauthorized", got
+        got = ask(alice, "once")
+        assert got["type"] == "result" and got["id"] == "once", got  # not worker_lost
+        assert _runs(w) == 1, w.log()
+        assert "adopt_refused" not in p.b.log(), p.b.log()
+    finally:
+        close_clients()
+    assert w.kill(signal.SIGTERM) == 0, w.log()
+    for mark in abtest.SANITIZER_MARKS:
+        assert mark not in w.log(), w.log()
+    p.b.stop()
 
 
 if __name__ == "__main__":
