@@ -228,6 +228,28 @@ def test_report_cut_by_a_bound_is_no_proof():
     _stop_clean(p, w)
 
 
+def test_sub_invocation_at_a_takeover_fails_the_call_and_the_parent_answers_once():
+    """Sub-invocations are not adopted (PROTOCOL.md, "Broker pairs"): at the takeover the
+    parent's pending call ends worker_lost on its worker, the child (no origin) is cancelled
+    where it runs, and the adopted parent answers its client once, with what its agent made
+    of the failed call (fanout: the call's error)."""
+    p, w, c = _start(b"adopt-fanout")
+    fan = {"agent": "sleep", "inputs": [{"ms": SLEEP_MS}]}
+    c.send(query("fan", "fanout", fan))
+    _wait_running(w, 1)  # the child sleep runs: the call is pending
+    _take_over(p)
+    c.send(query("fan", "fanout", fan))
+    got = c.collect(["fan"], timeout=30)
+    t = _terminals(got["fan"])
+    assert [(m["type"], m.get("code")) for m in t] == [("error", "worker_lost")], got
+    assert t[0]["message"].startswith("input 0: the worker's connection"), got
+    c.expect_quiet(0.5)
+    log = p.b.log()
+    assert log.count("event=job_adopted") == 1 and "agent=\"fanout\"" in log, log
+    assert _runs(w) == 1, w.log()  # the child was not run again
+    _stop_clean(p, w)
+
+
 def _curve_pair(clients, workers):
     """A pair under CURVE: both brokers with one key pair and one set of allowlists."""
     from test_security import SecureBroker, write
