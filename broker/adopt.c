@@ -135,20 +135,17 @@ static void park_free(brk_t *b, parked_t *p) {
  * answer was read (then body would not be a marker). */
 static bool never_reached(brk_t *b, proto_raw_t id, const uint8_t *body, size_t n,
                           const brk_worker_t *only) {
-    char name[BRK_MAX_NAME + 1];
-    size_t nl;
-    uint64_t conn, inc;
-    if (!brk_dedup_marker_worker(id, body, n, &conn, &inc, name, sizeof name, &nl))
-        return false;
+    brk_sent_to_t to;
+    if (!brk_dedup_marker_worker(id, body, n, &to)) return false;
     for (base_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
         const brk_worker_t *w = base_container_of(l, brk_worker_t, link);
-        if (only && w != only) continue;
-        /* Its ready came on a later connection of that process (a ready still in a socket
-         * from before the work proves nothing), and no bound dropped a job or answer of it
-         * since the work's connection. */
-        if (!w->dead && w->incarnation == inc && w->conn > conn && conn > w->lost_at &&
-            w->name_len == nl && memcmp(w->name, name, nl) == 0)
-            return true;
+        if ((only && w != only) || w->dead || w->incarnation != to.inc ||
+            w->name_len != to.name_len || memcmp(w->name, to.name, to.name_len) != 0)
+            continue;
+        /* Works on one connection arrive in the order sent: the nth one came if the process
+         * counted n on that connection (reported once it was closed). */
+        for (size_t i = 0; i < w->n_recv; i++)
+            if (w->recv_conn[i] == to.conn) return to.nth > w->recv_n[i];
     }
     return false;
 }
@@ -227,10 +224,29 @@ int64_t brk_adopt_tick(brk_t *b) {
     uint64_t n = a->n_parked;
     while (!base_list_empty(&a->parked)) { /* nobody reported them: the provisional answer */
         parked_t *p = base_container_of(a->parked.next, parked_t, link);
-        char peer[2 * BRK_MAX_IDENTITY + 1], id[2 * 256 + 1];
-        base_log(BASE_LOG_INFO, "resend_not_reported", "peer=%s id=%s",
-                base_log_hex(peer, sizeof peer, p->rid, p->ridlen),
-                base_log_hex(id, sizeof id, p->data, p->idn));
+        char peer[2 * BRK_MAX_IDENTITY + 1], id[2 * 256 + 1], q[200];
+        brk_sent_to_t to = {0};
+        /* where it went, and what that worker process said here: why it was no proof */
+        brk_dedup_marker_worker((proto_raw_t){p->data, p->idn}, p->data + p->idn, p->n, &to);
+        const brk_worker_t *w = NULL;
+        for (base_list_t *l = b->worker_list.next; l != &b->worker_list && to.name_len;
+             l = l->next) {
+            const brk_worker_t *x = base_container_of(l, brk_worker_t, link);
+            if (!x->dead && x->name_len == to.name_len &&
+                memcmp(x->name, to.name, to.name_len) == 0)
+                w = x;
+        }
+        uint64_t got = UINT64_MAX; /* what that connection received; MAX: not reported */
+        for (size_t i = 0; w && w->incarnation == to.inc && i < w->n_recv; i++)
+            if (w->recv_conn[i] == to.conn) got = w->recv_n[i];
+        base_log(BASE_LOG_INFO, "resend_not_reported", "peer=%s id=%s worker=%s connection=%llu "
+                 "work=%llu same_process=%d now_connection=%llu received=%lld",
+                 base_log_hex(peer, sizeof peer, p->rid, p->ridlen),
+                 base_log_hex(id, sizeof id, p->data, p->idn),
+                 base_log_str(q, sizeof q, to.name, to.name_len), (unsigned long long)to.conn,
+                 (unsigned long long)to.nth, w && w->incarnation == to.inc,
+                 (unsigned long long)(w ? w->conn : 0),
+                 got == UINT64_MAX ? -1LL : (long long)got);
         brk_send(b, BRK_SOCK_CLIENTS, p->rid, p->ridlen, p->req, p->data + p->idn, p->n);
         park_free(b, p);
     }
@@ -255,6 +271,14 @@ typedef struct held {
 
 static bool get(const proto_val_t *m, const char *key, int type, proto_val_t *out) {
     return proto_val_map_get(m, key, out) == 1 && out->type == type;
+}
+
+/* v as a non-negative integer. */
+static bool val_u64(const proto_val_t *v, uint64_t *out) {
+    if (v->type == PROTO_V_UINT) *out = v->u;
+    else if (v->type == PROTO_V_INT && v->i >= 0) *out = (uint64_t)v->i;
+    else return false;
+    return true;
 }
 
 /* A non-negative integer (msgpack may write it in any integer format). */
@@ -412,24 +436,34 @@ static void adopt_one(brk_t *b, brk_worker_t *w, const proto_val_t *e) {
             base_log_str(s, sizeof s, j->session.p, j->session.n), j->idempotent, p != NULL);
 }
 
-/* The ready's `incarnation`, `connection` and `held_lost_at`, kept in w. */
+/* The ready's `incarnation`, `connection` and `received`, kept in w. */
 static void read_incarnation(brk_worker_t *w, const brk_in_t *in) {
-    proto_val_t m;
-    uint64_t inc = 0, conn = 0, lost = 0;
-    w->incarnation = w->conn = w->lost_at = 0;
+    proto_val_t m, arr, e, x;
+    uint64_t inc = 0, conn = 0;
+    w->incarnation = w->conn = 0;
+    w->n_recv = 0;
     if (!in->body || proto_val_read(in->body, in->n, &m) != 0 || m.type != PROTO_V_MAP ||
         !get_u64(&m, "incarnation", &inc) || !get_u64(&m, "connection", &conn))
         return;
-    proto_val_t v;
-    if (proto_val_map_get(&m, "held_lost_at", &v) == 1 && !get_u64(&m, "held_lost_at", &lost))
-        lost = UINT64_MAX; /* not a number: proves nothing */
     w->incarnation = inc;
     w->conn = conn;
-    w->lost_at = lost;
+    size_t cur = 0;
+    if (get(&m, "received", PROTO_V_ARRAY, &arr)) {
+        while (w->n_recv < BRK_RECV_KEPT && proto_val_next(&arr, &cur, &e) == 1) {
+            size_t ec = 0;
+            uint64_t c, k;
+            if (e.type != PROTO_V_ARRAY || proto_val_next(&e, &ec, &x) != 1 ||
+                !val_u64(&x, &c) || c >= conn || proto_val_next(&e, &ec, &x) != 1 ||
+                !val_u64(&x, &k))
+                continue; /* only closed connections count (c < conn) */
+            w->recv_conn[w->n_recv] = c;
+            w->recv_n[w->n_recv++] = k;
+        }
+    }
     char q[200];
     base_log(BASE_LOG_DEBUG, "worker_process", "name=%s incarnation=%016llx connection=%llu "
-             "held_lost_at=%llu", base_log_str(q, sizeof q, w->name, w->name_len),
-             (unsigned long long)inc, (unsigned long long)conn, (unsigned long long)lost);
+             "received=%zu", base_log_str(q, sizeof q, w->name, w->name_len),
+             (unsigned long long)inc, (unsigned long long)conn, w->n_recv);
 }
 
 void brk_adopt_held(brk_t *b, brk_worker_t *w, const brk_in_t *in, proto_raw_t held) {

@@ -207,6 +207,8 @@ struct brk_agent {
     char name[];
 };
 
+#define BRK_RECV_KEPT 16 /* [connection, works] pairs kept of a ready's `received` */
+
 struct brk_worker {
     brk_node_t node;         /* key: id */
     base_list_t link;         /* in brk.workers */
@@ -222,7 +224,11 @@ struct brk_worker {
     int64_t last_seen, last_sent;
     bool dead;               /* a send failed or it said goodbye: reaped at a safe point */
     uint64_t incarnation;    /* its process, from ready (0: not said); adopt.c */
-    uint64_t conn, lost_at;  /* its ready's `connection` and `held_lost_at` (adopt.c) */
+    uint64_t conn;           /* its ready's `connection` (adopt.c) */
+    uint64_t works_sent;     /* works sent to this registration (the marker names the k-th) */
+    uint64_t recv_conn[BRK_RECV_KEPT], recv_n[BRK_RECV_KEPT]; /* its ready's `received`:
+                                works its process got on each of its last connections */
+    size_t n_recv;
     const char *dead_why;
     brk_agent_t **agents;
     uint8_t *agent_history;  /* agent_history[i]: it asked for history for agents[i] */
@@ -403,12 +409,16 @@ void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id,
                             const brk_worker_t *w);
 /* Whether body is the provisional answer brk_dedup_mark_running stores for query id. */
 bool brk_dedup_is_marker(proto_raw_t id, const uint8_t *body, size_t n);
-/* The worker a provisional answer names (the one its query was sent to): the connection and
- * incarnation it had said in its ready, and its name (name_cap >= BRK_MAX_NAME + 1).
- * Returns: true when body is a marker naming one; false otherwise (not a marker, or one of a
- * broker or worker before incarnations). */
-bool brk_dedup_marker_worker(proto_raw_t id, const uint8_t *body, size_t n, uint64_t *conn,
-                             uint64_t *inc, char *name, size_t name_cap, size_t *name_len);
+/* Where a provisional answer says its query went. */
+typedef struct brk_sent_to {
+    uint64_t conn, nth, inc; /* the worker's connection and incarnation (from its ready), and
+                                the work's place among those sent on that connection (1...) */
+    char name[BRK_MAX_NAME + 1];
+    size_t name_len;
+} brk_sent_to_t;
+/* Reads where the marker body says its query went. Returns: true when body is a marker that
+ * names it; false otherwise (not a marker, or one of a broker or worker before this). */
+bool brk_dedup_marker_worker(proto_raw_t id, const uint8_t *body, size_t n, brk_sent_to_t *to);
 /* Remembers the terminal message body just sent to c for query id. */
 void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const uint8_t *body,
                         size_t n);
@@ -422,7 +432,7 @@ void brk_adopt_close(brk_t *b);
  * the client has one) to the work message just encoded in b->out for j, when j is a client's
  * query that can be adopted (explicit routing id). Leaves b->out as it was when it cannot. */
 void brk_adopt_stamp(brk_t *b, const brk_job_t *j);
-/* A worker's `ready` (in): its incarnation, connection and held_lost_at are kept in w; the jobs it
+/* A worker's `ready` (in): its incarnation, connection and received are kept in w; the jobs it
  * listed as still running (held) are each adopted (a job bound to w, its session's lock, its
  * id attached for a resend) or cancelled on w (known, answered, or out of room), and logged.
  * Then the parked resends whose provisional answer names this worker process, which did not

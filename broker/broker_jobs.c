@@ -256,6 +256,7 @@ static void dispatch(brk_t *b, brk_job_t *j, brk_worker_t *w) {
         queue_push(b, a, j, true);
         return;
     }
+    w->works_sent++; /* the marker above named it by this count (adopt.c) */
     j->attempt++;
     j->state = JOB_RUNNING;
     j->worker = w;

@@ -65,18 +65,20 @@ bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id) {
 #define MARKER_TEXT "the broker running this query was lost (restart or takeover) and it is " \
                     "not idempotent: not run again"
 #define MARKER_SENT " [sent to connection "
+#define MARKER_NTH " as work "
 #define MARKER_INC " of incarnation "
 #define MARKER_OF " of worker "
-#define MARKER_MAX (sizeof MARKER_TEXT + sizeof MARKER_SENT + 20 + sizeof MARKER_INC + 16 + \
-                    sizeof MARKER_OF + BRK_MAX_NAME + 2)
+#define MARKER_MAX (sizeof MARKER_TEXT + sizeof MARKER_SENT + 20 + sizeof MARKER_NTH + 20 + \
+                    sizeof MARKER_INC + 16 + sizeof MARKER_OF + BRK_MAX_NAME + 2)
 
 static int enc_marker(proto_buf_t *o, proto_raw_t id, const brk_worker_t *w) {
     char msg[MARKER_MAX];
     if (!w || !w->incarnation || !w->conn)
         return proto_enc_error(o, id, "worker_lost", MARKER_TEXT);
-    snprintf(msg, sizeof msg, "%s%s%llu%s%016llx%s%.*s]", MARKER_TEXT, MARKER_SENT,
-             (unsigned long long)w->conn, MARKER_INC, (unsigned long long)w->incarnation,
-             MARKER_OF, (int)w->name_len, w->name);
+    snprintf(msg, sizeof msg, "%s%s%llu%s%llu%s%016llx%s%.*s]", MARKER_TEXT, MARKER_SENT,
+             (unsigned long long)w->conn, MARKER_NTH, (unsigned long long)w->works_sent + 1,
+             MARKER_INC, (unsigned long long)w->incarnation, MARKER_OF, (int)w->name_len,
+             w->name);
     return proto_enc_error(o, id, "worker_lost", msg);
 }
 
@@ -113,17 +115,24 @@ static bool skip(const char **p, const char *end, const char *s) {
     return true;
 }
 
-bool brk_dedup_marker_worker(proto_raw_t id, const uint8_t *body, size_t n, uint64_t *conn,
-                             uint64_t *inc, char *name, size_t name_cap, size_t *name_len) {
+/* A decimal number at *p (1 to 20 digits): true with *p past it. */
+static bool number(const char **p, const char *end, uint64_t *v) {
+    int digits = 0;
+    *v = 0;
+    for (; *p < end && **p >= '0' && **p <= '9' && digits < 20; (*p)++, digits++)
+        *v = *v * 10 + (uint64_t)(**p - '0');
+    return digits > 0;
+}
+
+bool brk_dedup_marker_worker(proto_raw_t id, const uint8_t *body, size_t n, brk_sent_to_t *to) {
     proto_str_t msg;
     if (!marker_message(id, body, n, &msg)) return false;
     const char *p = msg.p + sizeof MARKER_TEXT - 1, *end = msg.p + msg.n;
-    if (!skip(&p, end, MARKER_SENT)) return false;
-    uint64_t c = 0, v = 0;
-    int digits = 0;
-    for (; p < end && *p >= '0' && *p <= '9' && digits < 20; p++, digits++)
-        c = c * 10 + (uint64_t)(*p - '0');
-    if (!digits || !skip(&p, end, MARKER_INC) || end - p < 16) return false;
+    uint64_t v = 0;
+    if (!skip(&p, end, MARKER_SENT) || !number(&p, end, &to->conn) ||
+        !skip(&p, end, MARKER_NTH) || !number(&p, end, &to->nth) ||
+        !skip(&p, end, MARKER_INC) || end - p < 16)
+        return false;
     for (const char *h = p + 16; p < h; p++) {
         int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
         if (d < 0) return false;
@@ -131,12 +140,11 @@ bool brk_dedup_marker_worker(proto_raw_t id, const uint8_t *body, size_t n, uint
     }
     if (!skip(&p, end, MARKER_OF) || end - p < 2 || end[-1] != ']') return false;
     size_t nn = (size_t)(end - 1 - p);
-    if (nn >= name_cap || v == 0 || c == 0) return false;
-    memcpy(name, p, nn);
-    name[nn] = 0;
-    *name_len = nn;
-    *conn = c;
-    *inc = v;
+    if (nn >= sizeof to->name || v == 0 || to->conn == 0 || to->nth == 0) return false;
+    memcpy(to->name, p, nn);
+    to->name[nn] = 0;
+    to->name_len = nn;
+    to->inc = v;
     return true;
 }
 

@@ -94,7 +94,6 @@ void wrk_held_keep(wrk_t *w, wrk_held_t *h) {
     size_t bytes = h->entry_n + h->msg_n;
     if (w->n_held >= w->cfg.max_held || w->held_bytes + bytes > w->cfg.max_held_bytes) {
         w->held_dropped++;
-        w->lost_at = w->gen;
         act_log(ACT_LOG_WARN, "held_dropped", "bytes=%zu held=%zu held_bytes=%zu dropped=%llu "
                 "why=\"--max-held or --max-held-bytes: the client's resend gets worker_lost "
                 "or runs again\"", bytes, w->n_held, w->held_bytes,
@@ -174,29 +173,39 @@ void wrk_held_incarnation(wrk_t *w) {
     w->incarnation = v ? v : 1;
 }
 
+void wrk_held_conn_end(wrk_t *w) {
+    size_t i = w->gen % WRK_RECV_KEPT;
+    w->recv_conn[i] = w->gen;
+    w->recv_n[i] = w->works_in;
+    w->works_in = 0;
+}
+
 /* `incarnation` (this process), `connection` (this connection: nothing of an earlier one is
- * read after this ready) and `held_lost_at` (the connection current when a bound last dropped
- * a held job or answer): the broker takes the absence of a query from `held` as proof that
- * this process never got it only for work sent on a connection after held_lost_at and before
- * this one (proto/PROTOCOL.md, "Broker pairs"). */
+ * read after this ready) and `received` ([connection, works] for the last connections, which
+ * a broker reads in order): a work the broker counted as the k-th it sent on connection c,
+ * with k past what c received, never reached this process (proto/PROTOCOL.md, "Broker
+ * pairs"). */
 static int pack_incarnation(wrk_t *w, proto_buf_t *o) {
-    size_t at = o->n;
-    uint64_t lost = w->cfg.max_held == 0 ? w->gen : w->lost_at; /* 0: origins are not kept */
+    size_t at = o->n, n = 0;
+    for (size_t i = 0; i < WRK_RECV_KEPT; i++) n += w->recv_conn[i] != 0;
     proto_pack_cstr(o, "incarnation");
     msgpack_pack_uint64(&o->pk, w->incarnation);
     proto_pack_cstr(o, "connection");
     msgpack_pack_uint64(&o->pk, w->gen);
-    if (o->failed || !bump_map(o) || !bump_map(o)) goto fail;
-    if (lost) {
-        proto_pack_cstr(o, "held_lost_at");
-        msgpack_pack_uint64(&o->pk, lost);
-        if (o->failed || !bump_map(o)) goto fail;
+    proto_pack_cstr(o, "received");
+    msgpack_pack_array(&o->pk, (uint32_t)n);
+    for (size_t i = 0; i < WRK_RECV_KEPT; i++) {
+        if (!w->recv_conn[i]) continue;
+        msgpack_pack_array(&o->pk, 2);
+        msgpack_pack_uint64(&o->pk, w->recv_conn[i]);
+        msgpack_pack_uint64(&o->pk, w->recv_n[i]);
+    }
+    if (o->failed || !bump_map(o) || !bump_map(o) || !bump_map(o)) {
+        o->n = at; /* without incarnation the broker takes nothing as proof */
+        o->failed = false;
+        return ACT_ENOMEM;
     }
     return 0;
-fail:
-    o->n = at; /* without incarnation the broker takes nothing as proof */
-    o->failed = false;
-    return ACT_ENOMEM;
 }
 
 int wrk_held_ready(wrk_t *w, proto_buf_t *o) {
@@ -210,7 +219,6 @@ int wrk_held_ready(wrk_t *w, proto_buf_t *o) {
     /* Answers nobody has read first; those sent lately (maybe read) with the room left. */
     size_t n_done = pack_done(w, &e, budget, &cut_done, false);
     n_done += pack_done(w, &e, budget, &cut_done, true);
-    if (cut_run || cut_done) w->lost_at = w->gen;
     if (cut_run || cut_done)
         act_log(ACT_LOG_WARN, "held_cut", "running=%zu answered=%zu max_held_report=%zu "
                 "dropped=%llu", cut_run, cut_done, budget, (unsigned long long)w->held_dropped);
@@ -224,7 +232,6 @@ int wrk_held_ready(wrk_t *w, proto_buf_t *o) {
         o->failed = false;
         act_log(ACT_LOG_ERROR, "held_not_reported", "jobs=%zu why=out_of_memory",
                 n_run + n_done);
-        w->lost_at = w->gen;
         rc = ACT_ENOMEM;
     } else {
         act_log(ACT_LOG_INFO, "held_reported", "running=%zu answered=%zu bytes=%zu", n_run,
@@ -293,7 +300,6 @@ void wrk_held_sent(wrk_t *w, wrk_held_t *h) {
     int64_t old = h->sent_at - recent_ms(w);
     while (w->recent_head && (w->recent_head->sent_at < old || w->n_recent > w->cfg.max_held ||
                               w->recent_bytes > w->cfg.max_held_bytes)) {
-        if (w->recent_head->sent_at >= old) w->lost_at = w->gen; /* a bound, not its age */
         recent_drop_head(w);
     }
 }

@@ -277,6 +277,7 @@ static void conn_close(wrk_t *w, int linger_ms, bool hold) {
     zmq_setsockopt(w->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
     zmq_close(w->sock);
     w->sock = NULL;
+    wrk_held_conn_end(w); /* nothing more is read of it: its count of works is final */
     mon_close(w);
     out_purge(w);
     /* The answers sent lately (maybe never read by a broker that died): reported too, with
@@ -309,6 +310,7 @@ static int dispatch(wrk_t *w, zmq_msg_t *parts, size_t n) {
             act_log(ACT_LOG_INFO, "test_work_dropped", "job=%llu", (unsigned long long)m.job);
             return 0;
         }
+        w->works_in++; /* counted as received: reported in the next ready (held.c) */
         wrk_jobs_start(w, &m);
         return 0;
     case PROTO_CANCEL:

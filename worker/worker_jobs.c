@@ -229,7 +229,6 @@ size_t wrk_jobs_hold(wrk_t *w) {
             j->held = true;
             held++;
         } else {
-            if (j->origin && !j->cancelled && !j->stopping) w->lost_at = w->gen;
             if (j->origin && !j->cancelled && !j->stopping)
                 act_log(ACT_LOG_WARN, "job_not_held", "job=%llu why=max_held max_held=%llu",
                         (unsigned long long)j->id, (unsigned long long)w->cfg.max_held);

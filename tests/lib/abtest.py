@@ -115,8 +115,10 @@ def _on_signal(sig, _frame):
 
 def _cleanup():
     kill_all()
-    if _tmp is not None:
+    if _tmp is not None and not os.environ.get("ABTEST_KEEP"):  # ABTEST_KEEP=1: logs stay
         shutil.rmtree(_tmp, True)
+    elif _tmp is not None:
+        print("abtest: kept %s" % _tmp, file=sys.stderr)
 
 
 atexit.register(_cleanup)
