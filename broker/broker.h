@@ -207,6 +207,8 @@ struct brk_agent {
     char name[];
 };
 
+#define BRK_RECV_KEPT 16 /* [connection, works] pairs kept of a ready's `received` */
+
 struct brk_worker {
     brk_node_t node;         /* key: id */
     base_list_t link;         /* in brk.workers */
@@ -221,6 +223,12 @@ struct brk_worker {
     uint64_t hb_ms;          /* its heartbeat interval (its own, or ours) */
     int64_t last_seen, last_sent;
     bool dead;               /* a send failed or it said goodbye: reaped at a safe point */
+    uint64_t incarnation;    /* its process, from ready (0: not said); adopt.c */
+    uint64_t conn;           /* its ready's `connection` (adopt.c) */
+    uint64_t works_sent;     /* works sent to this registration (the marker names the k-th) */
+    uint64_t recv_conn[BRK_RECV_KEPT], recv_n[BRK_RECV_KEPT]; /* its ready's `received`:
+                                works its process got on each of its last connections */
+    size_t n_recv;
     const char *dead_why;
     brk_agent_t **agents;
     uint8_t *agent_history;  /* agent_history[i]: it asked for history for agents[i] */
@@ -401,9 +409,20 @@ bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id);
 /* A query that is not idempotent is sent to its first worker: its durable answer, until the
  * real one replaces it, is `worker_lost`, so that a broker that takes over (or restarts) answers its
  * resend with that instead of running it twice. Only with --sessions postgresql://. */
-void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id);
+void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id,
+                            const brk_worker_t *w);
 /* Whether body is the provisional answer brk_dedup_mark_running stores for query id. */
 bool brk_dedup_is_marker(proto_raw_t id, const uint8_t *body, size_t n);
+/* Where a provisional answer says its query went. */
+typedef struct brk_sent_to {
+    uint64_t conn, nth, inc; /* the worker's connection and incarnation (from its ready), and
+                                the work's place among those sent on that connection (1...) */
+    char name[BRK_MAX_NAME + 1];
+    size_t name_len;
+} brk_sent_to_t;
+/* Reads where the marker body says its query went. Returns: true when body is a marker that
+ * names it; false otherwise (not a marker, or one of a broker or worker before this). */
+bool brk_dedup_marker_worker(proto_raw_t id, const uint8_t *body, size_t n, brk_sent_to_t *to);
 /* Remembers the terminal message body just sent to c for query id. */
 void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const uint8_t *body,
                         size_t n);
@@ -413,19 +432,30 @@ void brk_dedup_remember(brk_t *b, const brk_client_t *c, proto_raw_t id, const u
  * startup grace start now, not when the standby started waiting. Returns: 0. Errors: -ENOMEM. */
 int brk_adopt_open(brk_t *b);
 void brk_adopt_close(brk_t *b);
-/* Adds `origin` (who asked: id, routing id, idempotent, app, user) to the work message just
- * encoded in b->out for j, when j is a client's query that can be adopted (explicit routing id,
- * no CURVE key). Leaves b->out as it was when it cannot. */
+/* Adds `origin` (who asked: id, routing id, idempotent, and the CURVE key's Z85 text when
+ * the client has one) to the work message just encoded in b->out for j, when j is a client's
+ * query that can be adopted (explicit routing id). Leaves b->out as it was when it cannot. */
 void brk_adopt_stamp(brk_t *b, const brk_job_t *j);
-/* A worker's `ready` listed jobs it still runs (held): each is adopted (a job bound to w, its
- * session's lock, its id attached for a resend) or cancelled on w (known, answered, or out of
- * room), and logged. */
-void brk_adopt_held(brk_t *b, brk_worker_t *w, proto_raw_t held);
-/* A resend found body remembered for its id: within the adoption window, when body is the
- * provisional worker_lost of a query not yet reported, the resend waits (true: handled) for a
- * worker to report it, or for the window to end (then body is sent). */
-bool brk_adopt_park(brk_t *b, const brk_in_t *in, proto_raw_t id, const uint8_t *body,
-                    size_t n);
+/* A worker's `ready` (in): its incarnation, connection and received are kept in w; the jobs it
+ * listed as still running (held) are each adopted (a job bound to w, its session's lock, its
+ * id attached for a resend) or cancelled on w (known, answered, or out of room), and logged.
+ * Then the parked resends whose provisional answer names this worker process, which did not
+ * list them in a complete report, run (their work never reached it). */
+void brk_adopt_held(brk_t *b, brk_worker_t *w, const brk_in_t *in, proto_raw_t held);
+/* What a resend whose remembered answer is body does (brk_adopt_resend). */
+typedef enum {
+    BRK_RESEND_ANSWER, /* gets body */
+    BRK_RESEND_PARKED, /* waits for a worker to report its query (handled) */
+    BRK_RESEND_RUN,    /* body is a provisional worker_lost, and the worker process it names
+                          came back without the query: it never ran; the caller forgets body
+                          and runs the query */
+} brk_resend_t;
+/* A resend found body remembered for its id (dkey: its dedup key, for the parked resend to
+ * forget it later): within the adoption window, when body is the provisional worker_lost of
+ * a query not yet reported, the resend waits for a worker to report it, or for the window to
+ * end (then body is sent). */
+brk_resend_t brk_adopt_resend(brk_t *b, const brk_in_t *in, proto_raw_t id,
+                              const uint8_t *body, size_t n, const uint8_t *dkey, size_t dkn);
 /* Ends the window: resends still waiting get their remembered answer. Returns the next time
  * it wants to run, or -1. */
 int64_t brk_adopt_tick(brk_t *b);
@@ -446,9 +476,10 @@ typedef struct brk_adopted {
  * nothing changed), -ENOSPC (job table full), -ENOMEM. */
 int brk_job_adopt(brk_t *b, brk_client_t *c, brk_worker_t *w, brk_agent_t *a,
                   const brk_adopted_t *r, brk_job_t **out);
-/* A client entry for an adopted query's routing id on the client socket (found or made).
- * Returns: the client, or NULL (table full, out of memory). */
-brk_client_t *brk_client_adopt(brk_t *b, const uint8_t *rid, size_t ridlen);
+/* A client entry for an adopted query's routing id on the client socket (found, or made
+ * with CURVE key key, NULL for none). Returns: the client (its key may differ: the caller
+ * checks), or NULL (table full, out of memory). */
+brk_client_t *brk_client_adopt(brk_t *b, const uint8_t *rid, size_t ridlen, brk_key_t *key);
 /* Counts an adopted job in c's in-flight queries (brk_job_adopt does, through this). */
 void brk_client_adopted(brk_client_t *c);
 /* Frees c when it has nothing in flight (an adoption refused after brk_client_adopt). */

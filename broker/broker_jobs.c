@@ -250,13 +250,14 @@ static void dispatch(brk_t *b, brk_job_t *j, brk_worker_t *w) {
     /* Before it leaves: a broker lost from here on must not run it again (resend.c). A query
      * still queued when its broker is lost never ran, and a resend runs it. */
     if (!j->idempotent && j->attempt == 0 && j->id.n)
-        brk_dedup_mark_running(b, j->client, j->id);
+        brk_dedup_mark_running(b, j->client, j->id, w);
     int rc = brk_worker_send(b, w, b->out.p, b->out.n);
     if (rc < 0) {
         brk_worker_mark_dead(b, w, rc == -EAGAIN ? "send queue full" : "send failed");
         queue_push(b, a, j, true);
         return;
     }
+    w->works_sent++; /* the marker above named it by this count (adopt.c) */
     j->attempt++;
     j->state = JOB_RUNNING;
     j->worker = w;

@@ -52,15 +52,18 @@ static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
     return c;
 }
 
-brk_client_t *brk_client_adopt(brk_t *b, const uint8_t *rid, size_t ridlen) {
+brk_client_t *brk_client_adopt(brk_t *b, const uint8_t *rid, size_t ridlen, brk_key_t *key) {
     brk_client_t *c = brk_client_find(b, BRK_SOCK_CLIENTS, rid, ridlen);
     if (c || b->n_clients >= b->cfg.max_clients || ridlen > BRK_MAX_IDENTITY) return c;
-    brk_in_t in = {.sock = BRK_SOCK_CLIENTS, .idlen = ridlen, .fd = -1};
+    brk_in_t in = {.sock = BRK_SOCK_CLIENTS, .idlen = ridlen, .fd = -1, .key = key};
     memcpy(in.id, rid, ridlen);
     return client_new(b, &in);
 }
 
-void brk_client_adopted(brk_client_t *c) { c->in_flight++; }
+void brk_client_adopted(brk_client_t *c) {
+    c->in_flight++;
+    if (c->curve_key) c->curve_key->in_flight++; /* as on_query counts it */
+}
 
 static void client_free_if_idle(brk_t *b, brk_client_t *c) {
     if (c->in_flight) return;

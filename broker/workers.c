@@ -213,7 +213,7 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
              base_log_str(name, sizeof name, w->name, w->name_len),
              (unsigned long long)w->capacity, w->n_agents, (unsigned long long)w->hb_ms);
     brk_budget_worker_ready(b, w);
-    brk_adopt_held(b, w, m->held); /* jobs it kept running across a takeover (adopt.c) */
+    brk_adopt_held(b, w, in, m->held); /* jobs it kept running across a takeover (adopt.c) */
     /* Answered at once: a worker counts the broker lost `liveness` intervals after it sent
      * ready, and a ready that waited in its socket for the broker to bind (a broker restart)
      * arrives near that deadline. Silent until the first interval, the broker would see the

@@ -294,6 +294,12 @@ static int list_reload(brk_t *b, int d) {
 /* ---- open, close, sockets ---- */
 
 bool brk_zap_on(const brk_t *b) { return b->zap != NULL; }
+
+brk_key_t *brk_zap_client_key(brk_t *b, const char *z85, size_t n) {
+    if (!b->zap || n != 40) return NULL;
+    brk_key_t *k = key_find(&b->zap->lists[BRK_SOCK_CLIENTS], z85);
+    return k && !k->removed ? k : NULL;
+}
 void *brk_zap_socket(brk_t *b) { return b->zap ? b->zap->sock : NULL; }
 
 int brk_zap_open(brk_t *b) {

@@ -71,6 +71,9 @@ int brk_zap_reload(struct brk *b);
  * sock; NULL when the key is not (or no longer) allowed. Without CURVE: NULL. */
 brk_key_t *brk_zap_key(struct brk *b, int sock, zmq_msg_t *frame);
 bool brk_zap_on(const struct brk *b);
+/* The allowed client key whose Z85 text is z85 (40 characters), or NULL (no CURVE, not in
+ * --client-keys). Ownership: the broker's (brk_key_ref to keep it). */
+brk_key_t *brk_zap_client_key(struct brk *b, const char *z85, size_t n);
 /* Counts a message refused because its key was removed (refuse_removed_key). */
 void brk_zap_count_refused(struct brk *b);
 /* Appends the actorbus_broker_curve_* families to a /metrics page; nothing without CURVE. */

@@ -5,6 +5,9 @@
  * jobs with their origin, the kept answers as entries marked done, which follow the ready. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "worker.h"
 
@@ -159,10 +162,56 @@ static size_t pack_done(wrk_t *w, proto_buf_t *e, size_t budget, size_t *cut, bo
     return n;
 }
 
+void wrk_held_incarnation(wrk_t *w) {
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v || v == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
+            ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)w;
+    }
+    w->incarnation = v ? v : 1;
+}
+
+void wrk_held_conn_end(wrk_t *w) {
+    size_t i = w->gen % WRK_RECV_KEPT;
+    w->recv_conn[i] = w->gen;
+    w->recv_n[i] = w->works_in;
+    w->works_in = 0;
+}
+
+/* `incarnation` (this process), `connection` (this connection: nothing of an earlier one is
+ * read after this ready) and `received` ([connection, works] for the last connections, which
+ * a broker reads in order): a work the broker counted as the k-th it sent on connection c,
+ * with k past what c received, never reached this process (proto/PROTOCOL.md, "Broker
+ * pairs"). */
+static int pack_incarnation(wrk_t *w, proto_buf_t *o) {
+    size_t at = o->n, n = 0;
+    for (size_t i = 0; i < WRK_RECV_KEPT; i++) n += w->recv_conn[i] != 0;
+    proto_pack_cstr(o, "incarnation");
+    msgpack_pack_uint64(&o->pk, w->incarnation);
+    proto_pack_cstr(o, "connection");
+    msgpack_pack_uint64(&o->pk, w->gen);
+    proto_pack_cstr(o, "received");
+    msgpack_pack_array(&o->pk, (uint32_t)n);
+    for (size_t i = 0; i < WRK_RECV_KEPT; i++) {
+        if (!w->recv_conn[i]) continue;
+        msgpack_pack_array(&o->pk, 2);
+        msgpack_pack_uint64(&o->pk, w->recv_conn[i]);
+        msgpack_pack_uint64(&o->pk, w->recv_n[i]);
+    }
+    if (o->failed || !bump_map(o) || !bump_map(o) || !bump_map(o)) {
+        o->n = at; /* without incarnation the broker takes nothing as proof */
+        o->failed = false;
+        return ACT_ENOMEM;
+    }
+    return 0;
+}
+
 int wrk_held_ready(wrk_t *w, proto_buf_t *o) {
     bool any = w->n_held > 0;
     for (const abp_ctx_t *j = w->jobs; j && !any; j = j->next) any = j->held;
-    if (!any) return 0;
+    if (!any) return pack_incarnation(w, o);
     proto_buf_t e;
     proto_buf_init(&e);
     size_t budget = w->cfg.max_held_report, cut_run = 0, cut_done = 0;
@@ -189,7 +238,8 @@ int wrk_held_ready(wrk_t *w, proto_buf_t *o) {
                 n_done, e.n);
     }
     proto_buf_free(&e);
-    return rc;
+    int irc = pack_incarnation(w, o);
+    return rc ? rc : irc;
 }
 
 void wrk_held_flush(wrk_t *w) {
@@ -249,8 +299,9 @@ void wrk_held_sent(wrk_t *w, wrk_held_t *h) {
     /* oldest first: past the window or the bounds (the newest are the likeliest unread) */
     int64_t old = h->sent_at - recent_ms(w);
     while (w->recent_head && (w->recent_head->sent_at < old || w->n_recent > w->cfg.max_held ||
-                              w->recent_bytes > w->cfg.max_held_bytes))
+                              w->recent_bytes > w->cfg.max_held_bytes)) {
         recent_drop_head(w);
+    }
 }
 
 void wrk_held_recall(wrk_t *w) {

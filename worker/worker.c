@@ -277,6 +277,7 @@ static void conn_close(wrk_t *w, int linger_ms, bool hold) {
     zmq_setsockopt(w->sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
     zmq_close(w->sock);
     w->sock = NULL;
+    wrk_held_conn_end(w); /* nothing more is read of it: its count of works is final */
     mon_close(w);
     out_purge(w);
     /* The answers sent lately (maybe never read by a broker that died): reported too, with
@@ -303,7 +304,15 @@ static int dispatch(wrk_t *w, zmq_msg_t *parts, size_t n) {
         return 0;
     }
     switch (m.type) {
-    case PROTO_WORK: wrk_jobs_start(w, &m); return 0;
+    case PROTO_WORK:
+        if (w->test_drop_work) { /* a test's work lost on the way (tests/broker) */
+            w->test_drop_work--;
+            act_log(ACT_LOG_INFO, "test_work_dropped", "job=%llu", (unsigned long long)m.job);
+            return 0;
+        }
+        w->works_in++; /* counted as received: reported in the next ready (held.c) */
+        wrk_jobs_start(w, &m);
+        return 0;
     case PROTO_CANCEL:
         if (m.has_job) wrk_jobs_cancel(w, m.job);
         return 0;
@@ -461,6 +470,9 @@ int wrk_run(wrk_t *w) {
     proto_limits_default(&w->limits);
     w->limits.max_size = (size_t)256 << 20; /* the broker enforced its own --max-msg */
     proto_buf_init(&w->enc);
+    wrk_held_incarnation(w); /* this process, in each ready (held.c) */
+    const char *drop = getenv("ACTOR_WORKER_TEST_DROP_WORK");
+    if (drop) w->test_drop_work = strtoull(drop, NULL, 10);
     w->zctx = zmq_ctx_new();
     if (!w->zctx) return ACT_ENOMEM;
     int rc = wrk_metrics_start(w);

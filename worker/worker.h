@@ -173,6 +173,8 @@ int wrk_call_sub(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t
 /* ---- jobs kept across a broker takeover (held.c) ---- */
 /* The answer of a job that can be adopted (its work had `origin`), with its entry in a
  * `ready`'s held list: queued for the broker, or kept while no broker is connected. */
+#define WRK_RECV_KEPT 16 /* connections whose received-work counts a ready reports */
+
 typedef struct wrk_held {
     struct wrk_held *next;
     int64_t sent_at;             /* act_now() when handed to libzmq (the recent list) */
@@ -198,9 +200,15 @@ void wrk_held_sent(wrk_t *w, wrk_held_t *h);
 void wrk_held_recall(wrk_t *w);
 /* Adds the `held` field (running jobs kept by wrk_jobs_hold, then kept answers) to the ready
  * just encoded in o, within --max-held-report bytes: running jobs past it are cancelled,
- * answers past it dropped (logged held_cut, counted). Returns: 0. Errors: ACT_ENOMEM (o is
- * left as it was). */
+ * answers past it dropped (logged held_cut, counted); then `incarnation`, `connection`
+ * and `received` (the works each of the last connections got). Returns: 0. Errors:
+ * ACT_ENOMEM (what could not be added is left out; without `incarnation` the broker takes
+ * nothing as proof). */
 int wrk_held_ready(wrk_t *w, proto_buf_t *o);
+/* Makes w->incarnation (random; a clock-based one if the kernel has no entropy yet). */
+void wrk_held_incarnation(wrk_t *w);
+/* A connection ends: its count of works received is kept for the next readies. */
+void wrk_held_conn_end(wrk_t *w);
 /* After the ready went into the queue: the held jobs belong to the new connection, the kept
  * answers follow the ready. */
 void wrk_held_flush(wrk_t *w);
@@ -249,6 +257,12 @@ struct wrk {
     wrk_held_t *recent_head, *recent_tail; /* answers sent lately, oldest first (held.c) */
     size_t n_recent, recent_bytes;
     uint64_t held_dropped;     /* answers dropped past --max-held / --max-held-bytes */
+    uint64_t incarnation;      /* random, made at start: this process in `ready` (held.c) */
+    uint64_t test_drop_work;   /* tests only (env ACTOR_WORKER_TEST_DROP_WORK=N): the first
+                                  N works are dropped unread, as if lost on the way */
+    uint64_t works_in;         /* works received on this connection (held.c) */
+    uint64_t recv_conn[WRK_RECV_KEPT], recv_n[WRK_RECV_KEPT]; /* the last connections' counts,
+                                  ring by connection number, for `received` in ready */
 };
 
 /* A job starts (+1) or stops (-1) waiting on its own sub-queries. While it waits it lends

@@ -30,12 +30,18 @@ def _runs(worker, agent="sleep"):
     return len(re.findall(r"event=job_start .*agent=%s\b" % agent, worker.log()))
 
 
-def _start(rid, *extra):
+def _wait_running(w, n):
+    """Waits until the worker started n runs: the active's in_flight counts works sent, and a
+    SIGKILL may catch one on its way (it then never ran, and its resend runs it)."""
+    wait_until(lambda: _runs(w) >= n, 10, "%d queries to run on the worker" % n)
+
+
+def _start(rid, *extra, env=None, windows=WINDOWS):
     if not abtest.real_worker_available():
         abtest.skip("set ACTOR_WORKER to the actor-worker binary")
-    p = Pair(*WINDOWS)
+    p = Pair(*windows)
     w = abtest.RealWorker(p.a, "rw1", extra=["--broker", p.b.workers, "--log-level", "debug"]
-                          + list(extra)).start()
+                          + list(extra), env=env).start()
     p.a.wait_workers(["rw1"])
     return p, w, PairClient(p, rid)
 
@@ -58,7 +64,7 @@ def test_kill_9_running_queries_are_adopted_and_answered_once():
     p, w, c = _start(b"adopt-client")
     c.send(query("idem", "sleep", {"ms": SLEEP_MS}, idempotent=True))
     c.send(query("once", "sleep", {"ms": SLEEP_MS}))  # not idempotent
-    wait_until(lambda: p.a.status()["in_flight"] == 2, 10, "both queries to run")
+    _wait_running(w, 2)  # on the worker: a work still on its way would die with the active
     _take_over(p)
     # The client resends at once: before or after the worker reports, each resend waits
     # for the adopted job (the one that is not idempotent is parked, the other queued).
@@ -86,7 +92,7 @@ def test_answer_that_comes_while_no_broker_is_up_is_held_and_delivered():
     ready; the resend gets it (the real one, though it is not idempotent)."""
     p, w, c = _start(b"adopt-held")
     c.send(query("short", "sleep", {"ms": 1500}))
-    wait_until(lambda: p.a.status()["in_flight"] == 1, 10, "the query to run")
+    _wait_running(w, 1)
     # Stop the standby from taking over until the answer exists: it is started only after.
     p.b.kill()
     _kill_active_and_wait_answer(p, w)
@@ -108,7 +114,7 @@ def test_answer_sent_to_an_active_that_died_unread_is_reported_again():
     new active finds no real answer for that id in the store and adopts it."""
     p, w, c = _start(b"adopt-unread", "--liveness", "30")  # 3 s at 100 ms heartbeats
     c.send(query("unread", "sleep", {"ms": 800}))
-    wait_until(lambda: p.a.status()["in_flight"] == 1, 10, "the query to run")
+    _wait_running(w, 1)
     p.a.proc.send_signal(signal.SIGSTOP)
     wait_until(lambda: re.search(r"event=job_end .*agent=sleep", w.log()), 15,
                "the answer to be sent to the stopped broker")
@@ -131,7 +137,7 @@ def _kill_active_and_wait_answer(p, w):
 def test_adopted_invocation_holds_its_session_lock():
     p, w, c = _start(b"adopt-session")
     c.send(query("first", "sleep", {"ms": SLEEP_MS}, session="s-adopt"))
-    wait_until(lambda: p.a.status()["in_flight"] == 1, 10, "the invocation to run")
+    _wait_running(w, 1)
     _take_over(p)
     c.send(query("first", "sleep", {"ms": SLEEP_MS}, session="s-adopt"))
     wait_until(lambda: "event=job_adopted" in p.b.log(), 15, "the worker to report it")
@@ -148,6 +154,179 @@ def test_adopted_invocation_holds_its_session_lock():
     assert end_first and start_second and end_first.start() < start_second.start(), log
     assert _runs(w) == 1, log
     _stop_clean(p, w)
+
+
+def _lose_one_work(p, w, c, qid):
+    """Sends qid (not idempotent): the active stores its provisional worker_lost, naming the
+    worker process, and sends the work, which the worker's test hook drops unread (as the
+    socket of an active that dies would); then the active is SIGKILLed."""
+    c.send(query(qid, "sleep", {"ms": 100}))
+    wait_until(lambda: "event=test_work_dropped" in w.log(), 10, "the work to be dropped")
+    assert p.a.status()["in_flight"] == 1  # the active counts it running on rw1
+    _take_over(p)
+    p.b.wait_workers(["rw1"])  # the same process, back with its report
+
+
+def test_work_that_never_reached_its_worker_runs_on_the_resend():
+    """The worker process the provisional answer names came back to the new active, and its
+    complete report does not list the query: it never got the work, so the resend runs it
+    (a real result, one run) instead of getting worker_lost when the window ends."""
+    env = dict(os.environ, ACTOR_WORKER_TEST_DROP_WORK="1")
+    p, w, c = _start(b"adopt-unreached", env=env)
+    _lose_one_work(p, w, c, "lost")
+    c.send(query("lost", "sleep", {"ms": 100}))
+    got = c.collect(["lost"], timeout=30)
+    assert [m["type"] for m in _terminals(got["lost"])] == ["result"], got
+    c.expect_quiet(0.5)
+    assert "event=resend_runs" in p.b.log(), p.b.log()
+    assert _runs(w) == 1, w.log()  # the resend's run, the only one
+    # Answered for real now: a resend after it is replayed, not run.
+    c.send(query("lost", "sleep", {"ms": 100}))
+    again = c.collect(["lost"], timeout=10)
+    assert _terminals(again["lost"]) == _terminals(got["lost"]), again
+    assert _runs(w) == 1, w.log()
+    _stop_clean(p, w)
+
+
+def test_parked_resend_runs_when_its_worker_comes_back_without_it():
+    """The resend comes before the worker is back (parked); the worker's ready, complete and
+    without the query, releases it to run."""
+    env = dict(os.environ, ACTOR_WORKER_TEST_DROP_WORK="1")
+    p, w, c = _start(b"adopt-unreached-parked", env=env)
+    c.send(query("lost", "sleep", {"ms": 100}))
+    wait_until(lambda: "event=test_work_dropped" in w.log(), 10, "the work to be dropped")
+    w.proc.send_signal(signal.SIGSTOP)  # it cannot come back before the resend
+    try:
+        _take_over(p)
+        c.send(query("lost", "sleep", {"ms": 100}))
+        wait_until(lambda: "event=resend_parked" in p.b.log(), 10, "the resend to be parked")
+    finally:
+        w.proc.send_signal(signal.SIGCONT)
+    got = c.collect(["lost"], timeout=30)
+    assert [m["type"] for m in _terminals(got["lost"])] == ["result"], got
+    c.expect_quiet(0.5)
+    log = p.b.log()
+    assert "event=resend_parked" in log and "event=resend_runs" in log, log
+    assert log.index("event=resend_parked") < log.index("event=worker_ready"), log
+    assert _runs(w) == 1, w.log()
+    _stop_clean(p, w)
+
+
+def test_work_its_worker_got_is_no_proof():
+    """The work reached the worker (counted in its `received`), which did not keep the job
+    (--max-held 0: cancelled at the reconnect, nothing listed in held): it may have run, so
+    the resend gets the provisional worker_lost, and nothing runs it again."""
+    p, w, c = _start(b"adopt-received", "--max-held", "0",
+                     windows=("--adopt-window-ms", "2000", "--startup-grace-ms", "20000"))
+    c.send(query("got", "sleep", {"ms": SLEEP_MS}))
+    _wait_running(w, 1)
+    _take_over(p)
+    p.b.wait_workers(["rw1"])  # back, with its received counts
+    c.send(query("got", "sleep", {"ms": SLEEP_MS}))
+    got = c.collect(["got"], timeout=30)
+    t = _terminals(got["got"])
+    assert [(m["type"], m.get("code")) for m in t] == [("error", "worker_lost")], got
+    log = p.b.log()
+    assert "event=resend_runs" not in log, log
+    assert "event=resend_not_reported" in log and "same_process=1" in log, log
+    assert _runs(w) == 1, w.log()
+    _stop_clean(p, w)
+
+
+def test_sub_invocation_at_a_takeover_fails_the_call_and_the_parent_answers_once():
+    """Sub-invocations are not adopted (PROTOCOL.md, "Broker pairs"): at the takeover the
+    parent's pending call ends worker_lost on its worker, the child (no origin) is cancelled
+    where it runs, and the adopted parent answers its client once, with what its agent made
+    of the failed call (fanout: the call's error)."""
+    p, w, c = _start(b"adopt-fanout")
+    fan = {"agent": "sleep", "inputs": [{"ms": SLEEP_MS}]}
+    c.send(query("fan", "fanout", fan))
+    _wait_running(w, 1)  # the child sleep runs: the call is pending
+    _take_over(p)
+    c.send(query("fan", "fanout", fan))
+    got = c.collect(["fan"], timeout=30)
+    t = _terminals(got["fan"])
+    assert [(m["type"], m.get("code")) for m in t] == [("error", "worker_lost")], got
+    assert t[0]["message"].startswith("input 0: the worker's connection"), got
+    c.expect_quiet(0.5)
+    log = p.b.log()
+    assert log.count("event=job_adopted") == 1 and "agent=\"fanout\"" in log, log
+    assert _runs(w) == 1, w.log()  # the child was not run again
+    _stop_clean(p, w)
+
+
+def _curve_pair(clients, workers):
+    """A pair under CURVE: both brokers with one key pair and one set of allowlists."""
+    from test_security import SecureBroker, write
+    test_pair.PG.reset()
+    args = ["--pair", "--sessions", test_pair.PG.url] + list(WINDOWS)
+    a = SecureBroker(clients=clients, workers=workers, extra=args).start()
+    b = SecureBroker(clients=clients, workers=workers, extra=args)
+    b.pair, b.admin = a.pair, a.admin  # one service: the same server key
+    write(b.key_path, "public = %s\nsecret = %s\n" % a.pair)
+    write(b.pub_path, a.pair[0] + "\n")
+    b.set_keys(clients, workers)
+    b.proc = abtest.spawn(b.argv(), "broker-%d.log" % b.ports["clients"])
+    wait_until(lambda: "event=standby" in b.log(), 10, "the standby")
+    p = Pair.__new__(Pair)
+    p.a, p.b = a, b
+    return p
+
+
+def test_curve_client_resend_attaches_to_the_adopted_job_of_its_key_only():
+    """Under CURVE a query's origin carries its client's key: the new active adopts the job
+    for that key and routing id. A resend under another key with that routing id is refused
+    (unauthorized), as on one broker; the key's own resend gets the one answer."""
+    from test_security import keypair, write_pair, curve_socket, after_each as close_clients
+    if not abtest.real_worker_available():
+        abtest.skip("set ACTOR_WORKER to the actor-worker binary")
+    alice, mallory, wk = keypair(), keypair(), keypair()
+    p = _curve_pair([alice[0], mallory[0]], [wk[0]])
+    kp = write_pair("worker-adopt-curve", wk)
+    w = abtest.RealWorker(p.a, "rw1", extra=["--broker", p.b.workers, "--log-level", "debug",
+                                             "--curve-server-key", p.a.pub_path,
+                                             "--curve-key", kp]).start()
+    p.a.wait_workers(["rw1"])
+
+    def dealer(pair):
+        s = curve_socket(abtest.zmq.DEALER, p.a.pair[0], pair)
+        s.setsockopt(abtest.zmq.ROUTING_ID, b"adopt-curve")
+        s.setsockopt(abtest.zmq.IMMEDIATE, 1)
+        s.connect(p.a.clients)
+        s.connect(p.b.clients)
+        return s
+
+    def ask(pair, qid, tries=20):
+        """Sends qid on a fresh connection until one is answered (under CURVE a routing id
+        is given to a new connection only once the last one holding it is gone)."""
+        for _ in range(tries):
+            s = dealer(pair)
+            s.send(abtest.pack(query(qid, "sleep", {"ms": SLEEP_MS})))
+            got = abtest.unpack(s.recv()) if s.poll(3000) else None
+            s.close(0)
+            if got:
+                return got
+        raise AssertionError("no answer to %s" % qid)
+
+    try:
+        s = dealer(alice)
+        s.send(abtest.pack(query("once", "sleep", {"ms": SLEEP_MS})))  # not idempotent
+        _wait_running(w, 1)
+        s.close(0)
+        _take_over(p)
+        wait_until(lambda: "event=job_adopted" in p.b.log(), 15, "the worker to report it")
+        got = ask(mallory, "once")
+        assert got["type"] == "error" and got["code"] == "unauthorized", got
+        got = ask(alice, "once")
+        assert got["type"] == "result" and got["id"] == "once", got  # not worker_lost
+        assert _runs(w) == 1, w.log()
+        assert "adopt_refused" not in p.b.log(), p.b.log()
+    finally:
+        close_clients()
+    assert w.kill(signal.SIGTERM) == 0, w.log()
+    for mark in abtest.SANITIZER_MARKS:
+        assert mark not in w.log(), w.log()
+    p.b.stop()
 
 
 if __name__ == "__main__":

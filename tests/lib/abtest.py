@@ -115,8 +115,10 @@ def _on_signal(sig, _frame):
 
 def _cleanup():
     kill_all()
-    if _tmp is not None:
+    if _tmp is not None and not os.environ.get("ABTEST_KEEP"):  # ABTEST_KEEP=1: logs stay
         shutil.rmtree(_tmp, True)
+    elif _tmp is not None:
+        print("abtest: kept %s" % _tmp, file=sys.stderr)
 
 
 atexit.register(_cleanup)
@@ -538,7 +540,7 @@ def run_tests(namespace):
             for p in list(_procs):
                 print("---- log of %s (last 3000 chars)\n%s" % (
                     " ".join(p.args[:4]) if isinstance(p.args, list) else p.args,
-                    read_log(p)[-3000:]), flush=True)
+                    read_log(p)[-int(os.environ.get("ABTEST_LOG_TAIL", "3000")):]), flush=True)
         finally:
             try:
                 if callable(namespace.get("after_each")):
