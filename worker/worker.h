@@ -224,6 +224,7 @@ struct wrk {
     int64_t last_sent;         /* act_now() of the last message sent */
     struct wrk_out *out_head, *out_tail; /* messages waiting for the writer */
     size_t out_len;
+    bool out_busy;             /* the writer holds a message it is sending */
     act_event_t out_ready;     /* the writer has something to do */
     act_event_t flushed;       /* set while out_head is NULL */
     abp_ctx_t *jobs;           /* running jobs */
