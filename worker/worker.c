@@ -491,6 +491,7 @@ int wrk_run(wrk_t *w) {
     wrk_metrics_stop(w);
     out_purge(w);
     wrk_held_free_all(w);
+    wrk_jobs_free_spares(w);
     proto_buf_free(&w->enc);
     zmq_ctx_term(w->zctx);
     w->zctx = NULL;
