@@ -1,8 +1,9 @@
 /* worker.c: the worker's connection to the broker. A DEALER on the loop (act_zsock) sends
  * `ready`, keeps heartbeats going both ways, dispatches what the broker sends (work, cancel,
  * replies to sub-queries) and reconnects with a fresh socket when the broker says `disconnect`
- * or falls silent. Every outgoing message goes through one queue and one writer task, so
- * nothing that answers a job ever waits. SIGTERM drains: stop taking work (credit 0), let
+ * or falls silent. An outgoing message leaves at once when the socket takes it and nothing is
+ * queued before it; otherwise it waits in one queue for one writer task, so nothing that
+ * answers a job ever waits. SIGTERM drains: stop taking work (credit 0), let
  * the running jobs finish up to --drain-ms, say `disconnect`, leave. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,19 @@ void wrk_send(wrk_t *w, uint64_t gen, const proto_buf_t *msg) {
     if (msg->failed) {
         act_log(ACT_LOG_ERROR, "send_dropped", "reason=encode_failed");
         return;
+    }
+    if (!w->out_head && !w->out_busy && w->z) { /* nothing ahead of it: try it now */
+        int rc = act_zsock_try_send_frame(w->z, msg->p, msg->n);
+        if (rc == 0) {
+            wrk_mx_out(w, msg->n);
+            w->last_sent = act_now();
+            return;
+        }
+        if (rc != ACT_EAGAIN) { /* as the writer would have found it */
+            if (rc != ACT_ECLOSED)
+                act_log(ACT_LOG_WARN, "send_failed", "error=%s", act_err_name(rc));
+            return;
+        }
     }
     wrk_out *o = malloc(sizeof(*o) + msg->n);
     if (!o) {
@@ -132,7 +146,9 @@ static int writer_task(void *arg, void **result) {
         wrk_out *o = out_pop(w);
         wrk_held_t *h = o->held;
         act_zframe_t f = {h ? h->data + h->entry_n : o->data, h ? h->msg_n : o->n};
+        w->out_busy = true; /* wrk_send must not pass it while it waits */
         int rc = act_zsock_send_frames(w->z, &f, 1, -1);
+        w->out_busy = false;
         if (rc == 0) wrk_mx_out(w, f.n);
         if (h && rc == 0) wrk_held_sent(w, h); /* kept a while: the broker may die unread */
         else if (h) wrk_held_keep(w, h); /* its connection went: for the next ready */
@@ -487,6 +503,7 @@ int wrk_run(wrk_t *w) {
     wrk_metrics_stop(w);
     out_purge(w);
     wrk_held_free_all(w);
+    wrk_jobs_free_spares(w);
     proto_buf_free(&w->enc);
     zmq_ctx_term(w->zctx);
     w->zctx = NULL;

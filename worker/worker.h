@@ -112,6 +112,8 @@ void wrk_jobs_start(wrk_t *w, const proto_msg_t *m);
 void wrk_jobs_cancel(wrk_t *w, uint64_t job);
 /* Cancels every job; orphan: their answers go nowhere (connection lost), else they answer
  * shutting_down. */
+/* Frees the kept output buffers (at exit). */
+void wrk_jobs_free_spares(wrk_t *w);
 void wrk_jobs_cancel_all(wrk_t *w, bool orphan);
 /* Waits (shielded) until no job runs or the deadline passes. Returns: 0 or ACT_ETIMEDOUT. */
 int wrk_jobs_wait_idle(wrk_t *w, int64_t deadline);
@@ -220,6 +222,11 @@ size_t wrk_jobs_hold(wrk_t *w);
  * connection goes before it is written. Ownership: takes h. */
 void wrk_send_held(wrk_t *w, wrk_held_t *h);
 
+/* Output buffers kept from ended jobs (worker_jobs.c): a malloc and a free per job fewer.
+ * Bounded in count and in each buffer's size. */
+#define WRK_SPARE_OUT 64
+#define WRK_SPARE_OUT_MAX_BYTES 4096
+
 /* ---- the worker and its connection (worker.c) ---- */
 struct wrk {
     wrk_config_t cfg;
@@ -232,6 +239,9 @@ struct wrk {
     int64_t last_sent;         /* act_now() of the last message sent */
     struct wrk_out *out_head, *out_tail; /* messages waiting for the writer */
     size_t out_len;
+    bool out_busy;             /* the writer holds a message it is sending */
+    proto_buf_t spare_out[WRK_SPARE_OUT]; /* ended jobs' output buffers, for the next jobs */
+    size_t n_spare_out;
     act_event_t out_ready;     /* the writer has something to do */
     act_event_t flushed;       /* set while out_head is NULL */
     abp_ctx_t *jobs;           /* running jobs */

@@ -31,7 +31,11 @@ static void job_free(abp_ctx_t *j) {
     if (--w->n_jobs == 0) act_event_set(&w->jobs_idle);
     act_task_release(&j->task);
     agt_job_end(&j->agt);
-    proto_buf_free(&j->output);
+    if (j->output.cap && j->output.cap <= WRK_SPARE_OUT_MAX_BYTES &&
+        w->n_spare_out < WRK_SPARE_OUT) /* kept for the next job's output */
+        w->spare_out[w->n_spare_out++] = j->output;
+    else
+        proto_buf_free(&j->output);
     free(j->session);
     free(j->err_code);
     free(j->err_msg);
@@ -48,6 +52,10 @@ static abp_ctx_t *job_find(wrk_t *w, uint64_t id) {
 }
 
 size_t wrk_jobs_running(const wrk_t *w) { return w->n_jobs; }
+
+void wrk_jobs_free_spares(wrk_t *w) {
+    while (w->n_spare_out) proto_buf_free(&w->spare_out[--w->n_spare_out]);
+}
 
 /* ---- answering ---- */
 
@@ -146,7 +154,11 @@ static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) 
     j->agent = a;
     j->deadline = m->timeout_ms >= 0 ? act_deadline_in(proto_timeout_clamp(m->timeout_ms)) : -1;
     j->in = j->input, j->in_n = j->input_n, j->agent_now = a->name;
-    proto_buf_init(&j->output);
+    proto_buf_init(&j->output); /* its packer points at it: init, then lend the memory */
+    if (w->n_spare_out) { /* an ended job's buffer: set_output fills it without a malloc */
+        const proto_buf_t *sp = &w->spare_out[--w->n_spare_out];
+        j->output.p = sp->p, j->output.cap = sp->cap;
+    }
     act_event_init(&j->changed);
     if (job_new_origin(w, j, m) != 0 || agt_job_begin(m, &j->agt) != 0) {
         proto_buf_free(&j->output), free(j->session);

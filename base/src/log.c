@@ -170,7 +170,10 @@ static void emit(int level, const char *line) {
         return;
     }
     char out[2100];
-    size_t n = strnlen(line, sizeof out - 2);
+    /* strlen, not strnlen: every caller's line is NUL-terminated and shorter than out, and
+     * GCC -O3 (the Release build) rejects a strnlen bound larger than the caller's array. */
+    size_t n = strlen(line);
+    if (n > sizeof out - 2) n = sizeof out - 2;
     memcpy(out, line, n);
     out[n] = '\n';
     out[n + 1] = '\0';

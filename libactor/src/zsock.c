@@ -295,3 +295,13 @@ int act_zsock_send_frames(act_zsock_t *z, const act_zframe_t *frames, size_t n,
     act_zsock_close_parts(parts, n);
     return rc;
 }
+
+int act_zsock_try_send_frame(act_zsock_t *z, const void *p, size_t n) {
+    if (!z || (!p && n)) return ACT_EINVAL;
+    if (z->closed) return ACT_ECLOSED;
+    if (!act__list_empty(&z->writers)) return ACT_EAGAIN; /* keep arrival order */
+    int rc = zmq_send(z->sock, p, n, ZMQ_DONTWAIT) < 0 ? zmq_code(errno) : 0;
+    /* As in run_op: the call may have consumed the fd's signal a parked reader waits for. */
+    if (!act__list_empty(&z->readers)) z->stale = true;
+    return rc;
+}

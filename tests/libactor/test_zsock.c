@@ -336,6 +336,78 @@ static int hwm_blocks_sender(void *arg, void **result) {
 
 RUN_TEST(test_zsock_sender_parks_while_hwm_is_full, hwm_blocks_sender, VCLOCK)
 
+/* act_zsock_try_send_frame: sends while the pipe takes it, says ACT_EAGAIN when it is full
+ * and while a parked sender is ahead (order kept), and never loses a message. */
+static int try_send_fills_then_refuses(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    pair p;
+    pair_open(&p, ZMQ_PUSH, ZMQ_PULL, 2);
+    int sent = 0, rc = 0;
+    char b[16];
+    for (; sent < 100; sent++) {
+        snprintf(b, sizeof b, "%d", sent);
+        if ((rc = act_zsock_try_send_frame(p.za, b, strlen(b))) != 0) break;
+    }
+    assert_int_equal(rc, ACT_EAGAIN);
+    assert_true(sent > 0 && sent < 100);
+    /* A sender parked on the full pipe goes first: try_send refuses while it waits. */
+    tx s = {.p = &p, .sent = sent, .total = sent + 1};
+    act_task_t *t = NULL;
+    assert_int_equal(act_spawn(hwm_sender, &s, NULL, &t), 0);
+    assert_int_equal(act_sleep(10), 0);
+    assert_int_equal(act_task_state(t), ACT_TASK_WAITING);
+    assert_int_equal(act_zsock_try_send_frame(p.za, "late", 4), ACT_EAGAIN);
+    for (int i = 0; i <= sent; i++) { /* every message once, in order, "late" never */
+        char want[16];
+        assert_int_equal(recv_str(p.zb, b, sizeof b, -1), 0);
+        snprintf(want, sizeof want, "%d", i);
+        assert_string_equal(b, want);
+    }
+    assert_int_equal(act_join(t, NULL, -1), 0);
+    act_task_release(&t);
+    assert_int_equal(act_zsock_try_send_frame(NULL, "x", 1), ACT_EINVAL);
+    pair_close(&p);
+    return 0;
+}
+
+RUN_TEST(test_zsock_try_send_fills_then_refuses, try_send_fills_then_refuses, VCLOCK)
+
+/* A reader parked on a PAIR while its own side sends with try_send (the worker's shape: the
+ * connection task waits to read while jobs answer) still wakes for the reply. */
+static int try_send_echo(void *arg, void **result) {
+    (void)result;
+    pair *p = arg;
+    char b[16];
+    for (int i = 0; i < 20; i++) {
+        if (recv_str(p->zb, b, sizeof b, -1) != 0) return -1;
+        if (act_zsock_try_send_frame(p->zb, b, strlen(b)) != 0) return -1;
+    }
+    return 0;
+}
+
+static int try_send_keeps_reader_awake(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    pair p;
+    pair_open(&p, ZMQ_PAIR, ZMQ_PAIR, 0);
+    act_task_t *t = NULL;
+    assert_int_equal(act_spawn(try_send_echo, &p, NULL, &t), 0);
+    for (int i = 0; i < 20; i++) {
+        char b[16], want[16];
+        snprintf(want, sizeof want, "m%d", i);
+        assert_int_equal(act_zsock_try_send_frame(p.za, want, strlen(want)), 0);
+        assert_int_equal(recv_str(p.za, b, sizeof b, act_deadline_in(5000)), 0);
+        assert_string_equal(b, want);
+    }
+    assert_int_equal(act_join(t, NULL, -1), 0);
+    act_task_release(&t);
+    pair_close(&p);
+    return 0;
+}
+
+RUN_TEST(test_zsock_try_send_keeps_reader_awake, try_send_keeps_reader_awake, 0)
+
 static int cancel_blocked_sender(void *arg, void **result) {
     (void)arg;
     (void)result;
@@ -594,6 +666,8 @@ int main(void) {
         cmocka_unit_test(test_zsock_waiting_receivers_are_served_fifo),
         cmocka_unit_test(test_zsock_many_messages_arrive_in_order),
         cmocka_unit_test(test_zsock_sender_parks_while_hwm_is_full),
+        cmocka_unit_test(test_zsock_try_send_fills_then_refuses),
+        cmocka_unit_test(test_zsock_try_send_keeps_reader_awake),
         cmocka_unit_test(test_zsock_cancelled_sender_sends_nothing_more),
         cmocka_unit_test(test_zsock_parked_senders_are_served_fifo),
         cmocka_unit_test(test_zsock_recv_and_send_wait_on_one_socket),

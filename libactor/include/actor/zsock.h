@@ -64,6 +64,16 @@ int act_zsock_send(act_zsock_t *z, zmq_msg_t *parts, size_t n, int64_t deadline)
 int act_zsock_send_frames(act_zsock_t *z, const act_zframe_t *frames, size_t n,
                           int64_t deadline);
 
+/* Sends one frame of n bytes (copied; may be freed when it returns) if the socket takes it
+ * now and no parked sender is ahead of it; never waits, never yields, so it may be called
+ * outside a task too (on the loop thread). For a writer that queues only what the socket
+ * refuses: a queue and a task wake per message cost more than the send.
+ * Returns: 0 (sent).
+ * Errors: ACT_EAGAIN (not sent: the socket is full or a sender is parked; queue it and send it
+ * with act_zsock_send), ACT_ECLOSED, ACT_EINVAL (bad arguments), ACT_ENOMEM, ACT_EHOSTUNREACH,
+ * ACT_EIO (errno holds libzmq's code). */
+int act_zsock_try_send_frame(act_zsock_t *z, const void *p, size_t n);
+
 /* Closes parts[0..n) (after a successful act_zsock_recv). */
 void act_zsock_close_parts(zmq_msg_t *parts, size_t n);
 

@@ -115,11 +115,11 @@ void agt_rt_stop(agt_rt_t *rt) {
 
 /* ---- a job's runner state ---- */
 
-static char *dup_view(proto_str_t s) {
-    char *p = malloc(s.n + 1);
-    if (p && s.n) memcpy(p, s.p, s.n); /* an absent field has p == NULL */
-    if (p) p[s.n] = 0;
-    return p;
+/* Copies s.n bytes of p and a NUL to dst; returns the byte after the NUL. */
+static char *put_str(char *dst, const char *p, size_t n) {
+    if (n) memcpy(dst, p, n); /* an absent field has p == NULL */
+    dst[n] = 0;
+    return dst + n + 1;
 }
 
 static void job_state_init(struct agt_job *jb, proto_raw_t state) {
@@ -132,18 +132,22 @@ static void job_state_init(struct agt_job *jb, proto_raw_t state) {
 }
 
 int agt_job_begin(const proto_msg_t *m, struct agt_job **out) {
-    struct agt_job *jb = calloc(1, sizeof(*jb));
-    if (!jb) return ABP_ENOMEM;
+    /* The invocation id and the branch live in the job's own allocation: one malloc per job
+     * where there were three (bench/broker/worker_cg.sh). */
     char made[24];
-    if (!m->invocation.n) agt__make_id('i', made);
-    jb->invocation = m->invocation.n ? dup_view(m->invocation) : strdup(made);
-    jb->branch = dup_view(m->branch);
+    proto_str_t inv = m->invocation;
+    if (!inv.n) agt__make_id('i', made), inv = (proto_str_t){made, strlen(made)};
+    struct agt_job *jb = calloc(1, sizeof(*jb) + inv.n + 1 + m->branch.n + 1);
+    if (!jb) return ABP_ENOMEM;
+    jb->invocation = (char *)(jb + 1);
+    jb->branch = put_str(jb->invocation, inv.p, inv.n);
+    put_str(jb->branch, m->branch.p, m->branch.n);
     job_state_init(jb, m->state);
     if (m->history.n && (jb->history = malloc(m->history.n))) {
         memcpy(jb->history, m->history.p, m->history.n);
         jb->history_n = m->history.n;
     }
-    if (!jb->invocation || !jb->branch || jb->st[0].failed ||
+    if (jb->st[0].failed ||
         (m->history.n && !jb->history)) {
         agt_job_end(&jb);
         return ABP_ENOMEM;
@@ -162,9 +166,7 @@ void agt_job_end(struct agt_job **jbp) {
     }
     for (int i = 0; i < 2; i++) proto_buf_free(&jb->st[i]);
     free(jb->history);
-    free(jb->invocation);
-    free(jb->branch);
-    free(jb);
+    free(jb); /* invocation and branch with it */
     *jbp = NULL;
 }
 
@@ -203,11 +205,11 @@ static int frame_push(abp_ctx_t *ctx, const agt_def_t *def, const char *branch) 
         return fail_rc(ctx, "too_deep", "agent '%s' is nested too deep (AGT_MAX_DEPTH)",
                        def->name);
     }
-    agt_frame_t *f = calloc(1, sizeof(*f));
-    if (!f || !(f->branch = strdup(branch))) {
-        free(f);
-        return ABP_ENOMEM;
-    }
+    size_t n = strlen(branch);
+    agt_frame_t *f = calloc(1, sizeof(*f) + n + 1); /* the branch inside: one malloc */
+    if (!f) return ABP_ENOMEM;
+    f->branch = (char *)(f + 1);
+    put_str(f->branch, branch, n);
     f->def = def;
     f->up = jb->top;
     jb->top = f;
@@ -223,8 +225,7 @@ static char *frame_pop(abp_ctx_t *ctx) {
     jb->top = f->up;
     jb->depth--;
     if (f->escalated && jb->top && f->def->kind != AGT_LOOP) jb->top->escalated = true;
-    free(f->branch);
-    free(f);
+    free(f); /* the branch with it */
     return transfer;
 }
 

@@ -12,7 +12,7 @@ typedef struct agt_frame {
     const agt_def_t *def;
     const uint8_t *in;  /* its input, while it runs */
     size_t in_n;
-    char *branch;    /* "" at the root; "a.b" under a parallel agent */
+    char *branch;    /* "" at the root; "a.b" under a parallel agent (in f's block) */
     char *transfer;  /* transfer_to_agent an event of this agent asked for */
     bool escalated;  /* an event of this agent (or of a child, passed up) escalated */
 } agt_frame_t;
@@ -25,8 +25,8 @@ typedef struct agt_keep {
 } agt_keep_t;
 
 struct agt_job {
-    char *invocation;    /* the broker's invocation id, or one made here */
-    char *branch;        /* the work's branch ("" at the root) */
+    char *invocation;    /* the broker's invocation id, or one made here (in jb's block) */
+    char *branch;        /* the work's branch ("" at the root; in jb's block) */
     proto_buf_t st[2];   /* the state view (a map); cur is the live one */
     int cur;
     uint8_t *history;    /* the work's history (an array), n == 0 when none */
