@@ -5,6 +5,8 @@
  * QUEUED or RUNNING goes through it. Deadlines (timeout_ms, cancel grace) sit in a min-heap. */
 #include "broker.h"
 
+#include "base/asan.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,14 +18,9 @@
  * the steady state allocates nothing. Sanitizer builds keep no cache: every job is its own
  * allocation, so a use after free is still caught. */
 #define JOB_BLOCK 512
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef BASE_ASAN
 #define JOB_CACHE_MAX 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define JOB_CACHE_MAX 0
-#endif
-#endif
-#ifndef JOB_CACHE_MAX
+#else
 #define JOB_CACHE_MAX 1024
 #endif
 static const size_t job_cache_max = JOB_CACHE_MAX; /* a variable: no always-true warning */

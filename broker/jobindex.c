@@ -5,6 +5,8 @@
  * job per id in flight, so a bucket holds at most one job per client. */
 #include "broker.h"
 
+#include "base/asan.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,14 +23,9 @@ struct brk_idb {
  * does with its job blocks) instead of a malloc and a free per query. Sanitizer builds keep
  * none, so a use after free is still caught. */
 #define IDB_SMALL 96
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef BASE_ASAN
 #define IDB_CACHE_MAX 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define IDB_CACHE_MAX 0
-#endif
-#endif
-#ifndef IDB_CACHE_MAX
+#else
 #define IDB_CACHE_MAX 1024
 #endif
 static const size_t idb_cache_max = IDB_CACHE_MAX; /* a variable: no always-true warning */

@@ -7,6 +7,8 @@
  * refused (-ENOBUFS) instead of queued. brk_send (broker.c) is the one caller. */
 #include "broker.h"
 
+#include "base/asan.h"
+
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -39,14 +41,9 @@ typedef struct out_block {
  * stack; only the loop takes from it, all at once); the loop keeps up to OUT_CACHE_MAX.
  * Sanitizer builds keep no cache, so a use after free is still caught. */
 #define OUT_SMALL 512
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef BASE_ASAN
 #define OUT_CACHE_MAX 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define OUT_CACHE_MAX 0
-#endif
-#endif
-#ifndef OUT_CACHE_MAX
+#else
 #define OUT_CACHE_MAX 4096
 #endif
 static const size_t out_cache_max = OUT_CACHE_MAX; /* a variable: no always-true warning */

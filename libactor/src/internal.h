@@ -14,13 +14,9 @@
 #include "actor/actor.h"
 #include "base/heap.h"
 
-/* ACT_ASAN: built with AddressSanitizer (gcc defines the macro, clang has the feature). */
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ACT_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
+/* ACT_ASAN: built with AddressSanitizer (base/asan.h). */
+#include "base/asan.h"
+#ifdef BASE_ASAN
 #define ACT_ASAN 1
 #endif
 
