@@ -65,22 +65,6 @@ void brk_adopt_close(brk_t *b) {
 
 /* ---- work's origin ---- */
 
-/* One more entry in the map that starts o (a message: fixmap or map16). */
-static bool bump_map(proto_buf_t *o) {
-    uint8_t *p = o->p;
-    if (p[0] >= 0x80 && p[0] < 0x8f) {
-        p[0]++;
-        return true;
-    }
-    if (p[0] != 0xde || o->n < 3) return false;
-    unsigned n = (unsigned)p[1] << 8 | p[2];
-    if (n == 0xffff) return false;
-    n++;
-    p[1] = (uint8_t)(n >> 8);
-    p[2] = (uint8_t)n;
-    return true;
-}
-
 void brk_adopt_stamp(brk_t *b, const brk_job_t *j) {
     const brk_client_t *c = j->client;
     proto_buf_t *o = &b->out;
@@ -102,7 +86,7 @@ void brk_adopt_stamp(brk_t *b, const brk_job_t *j) {
     proto_pack_cstr(o, "idempotent");
     if (j->idempotent) msgpack_pack_true(&o->pk);
     else msgpack_pack_false(&o->pk);
-    if (o->failed || !bump_map(o)) { /* not adoptable: the work goes as it was */
+    if (o->failed || !proto_buf_map_grow(o, 1)) { /* not adoptable: the work goes as it was */
         o->n = at;
         o->failed = false;
     }

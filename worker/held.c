@@ -11,23 +11,6 @@
 
 #include "worker.h"
 
-/* One more entry in the map that starts o (a message: fixmap or map16). */
-static bool bump_map(proto_buf_t *o) {
-    uint8_t *p = o->p;
-    if (o->n == 0) return false;
-    if (p[0] >= 0x80 && p[0] < 0x8f) {
-        p[0]++;
-        return true;
-    }
-    if (p[0] != 0xde || o->n < 3) return false;
-    unsigned n = (unsigned)p[1] << 8 | p[2];
-    if (n == 0xffff) return false;
-    n++;
-    p[1] = (uint8_t)(n >> 8);
-    p[2] = (uint8_t)n;
-    return true;
-}
-
 /* Packs j's held entry: {job, agent, session?, invocation?, timeout_ms?, input?, origin,
  * done?}. input only within *input_left bytes (NULL: never). */
 static void pack_entry(proto_buf_t *o, const abp_ctx_t *j, bool done, size_t *input_left) {
@@ -200,7 +183,7 @@ static int pack_incarnation(wrk_t *w, proto_buf_t *o) {
         msgpack_pack_uint64(&o->pk, w->recv_conn[i]);
         msgpack_pack_uint64(&o->pk, w->recv_n[i]);
     }
-    if (o->failed || !bump_map(o) || !bump_map(o) || !bump_map(o)) {
+    if (o->failed || !proto_buf_map_grow(o, 3)) {
         o->n = at; /* without incarnation the broker takes nothing as proof */
         o->failed = false;
         return ACT_ENOMEM;
@@ -227,7 +210,7 @@ int wrk_held_ready(wrk_t *w, proto_buf_t *o) {
     msgpack_pack_array(&o->pk, (uint32_t)(n_run + n_done));
     proto_buf_raw(o, (proto_raw_t){e.p, e.n});
     int rc = 0;
-    if (e.failed || o->failed || !bump_map(o)) {
+    if (e.failed || o->failed || !proto_buf_map_grow(o, 1)) {
         o->n = at;
         o->failed = false;
         act_log(ACT_LOG_ERROR, "held_not_reported", "jobs=%zu why=out_of_memory",

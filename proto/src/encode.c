@@ -48,6 +48,23 @@ void proto_buf_raw(proto_buf_t *b, proto_raw_t raw) {
     proto__buf_put(b, raw.p, raw.n);
 }
 
+bool proto_buf_map_grow(proto_buf_t *b, unsigned k) {
+    uint8_t *p = b->p;
+    if (b->n == 0 || k > 0xffff) return false;
+    if (p[0] >= 0x80 && p[0] <= 0x8f) { /* fixmap */
+        if ((p[0] & 0x0f) + k > 15) return false;
+        p[0] = (uint8_t)(p[0] + k);
+        return true;
+    }
+    if (p[0] != 0xde || b->n < 3) return false; /* map16 */
+    unsigned n = (unsigned)p[1] << 8 | p[2];
+    if (n + k > 0xffff) return false;
+    n += k;
+    p[1] = (uint8_t)(n >> 8);
+    p[2] = (uint8_t)n;
+    return true;
+}
+
 void proto_pack_str(proto_buf_t *b, const char *s, size_t n) {
     if (n < 32) { /* fixstr (field names, most values): header and body in one write */
         if (proto__buf_reserve(b, n + 1)) return;

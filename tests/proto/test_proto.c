@@ -431,6 +431,29 @@ static void test_decode_keeps_origin_and_held_for_adoption(void **state) {
 #undef READY_FIELDS
 }
 
+/* Fields appended to an encoded message: the header counts all k of them, or is left as it
+ * was when it cannot (a fixmap stops at 15, a map16 at 65535, anything else is no map). */
+static void test_map_grow_counts_all_fields_or_none(void **state) {
+    (void)state;
+    proto_buf_reset(&tb);
+    assert_false(proto_buf_map_grow(&tb, 1)); /* empty */
+    msgpack_pack_map(&tb.pk, 13);
+    assert_false(proto_buf_map_grow(&tb, 3)); /* 16 would not fit a fixmap */
+    assert_int_equal(tb.p[0], 0x8d);
+    assert_true(proto_buf_map_grow(&tb, 2));
+    assert_int_equal(tb.p[0], 0x8f);
+    assert_false(proto_buf_map_grow(&tb, 1));
+    proto_buf_reset(&tb);
+    msgpack_pack_map(&tb.pk, 0xfffe);
+    assert_true(proto_buf_map_grow(&tb, 1));
+    assert_int_equal(tb.p[1], 0xff);
+    assert_int_equal(tb.p[2], 0xff);
+    assert_false(proto_buf_map_grow(&tb, 1));
+    proto_buf_reset(&tb);
+    msgpack_pack_array(&tb.pk, 1);
+    assert_false(proto_buf_map_grow(&tb, 1));
+}
+
 /* A field is named by exactly its bytes: a key that only starts like one, a longer one, one
  * with a NUL after the name, and one past every name's length are unknown fields. A container
  * value is skipped whole, and the field after it still read. */
@@ -1124,6 +1147,7 @@ int main(void) {
         PT(test_decode_ignores_unknown_fields_must),
         PT(test_decode_keeps_origin_and_held_for_adoption),
         PT(test_decode_matches_field_names_exactly),
+        PT(test_map_grow_counts_all_fields_or_none),
         PT(test_decode_rejects_duplicate_fields),
         PT(test_decode_requires_fields_of_every_type),
         PT(test_decode_keeps_nil_reply_id),

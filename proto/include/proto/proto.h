@@ -228,6 +228,10 @@ void proto_buf_reset(proto_buf_t *b);   /* n = 0, failed = false, keeps the memo
 void proto_buf_free(proto_buf_t *b);
 /* Appends bytes verbatim (a proto_raw_t value). */
 void proto_buf_raw(proto_buf_t *b, proto_raw_t raw);
+/* Counts k more entries in the map that starts b (a message, after k fields were appended).
+ * Returns: false, the header unchanged, when it cannot say k more without moving the bytes
+ * (no map, a fixmap past 15, a map16 past 65535): the caller then takes the fields back. */
+bool proto_buf_map_grow(proto_buf_t *b, unsigned k);
 void proto_pack_str(proto_buf_t *b, const char *s, size_t n);
 /* Inline so that a literal's strlen folds to a constant (field names on the hot path). */
 static inline void proto_pack_cstr(proto_buf_t *b, const char *s) {
