@@ -11,6 +11,7 @@
 #include "broker.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,10 +26,33 @@ typedef struct parked {
     uint8_t data[];            /* the id, the remembered (provisional) answer, the query */
 } parked_t;
 
+/* A call a worker listed as pending under one of its adopted jobs: the job that answers it
+ * (a child some worker reports) is linked to it, or the window's end answers it. */
+typedef struct wcall {
+    base_list_t link;
+    uint64_t caller, call;     /* the caller's incarnation, the call's id */
+    uint64_t job;              /* the adopted job that made it */
+} wcall_t;
+
+/* A job reported for a worker's call that its caller has not listed yet: parked until it
+ * does, or until the window ends (then cancelled on its worker). */
+typedef struct pchild {
+    base_list_t link;
+    brk_worker_t *w;           /* its worker: compared, never read, until w_seq says it lives */
+    uint64_t w_seq, job, caller, call;
+    bool counted;              /* running: holds one of w's credits meanwhile */
+    bool answered, ok;         /* its answer came while parked (ans) */
+    uint8_t *ans;              /* result: the output; error: code, then message */
+    size_t ans_n, code_n, entry_n;
+    uint8_t entry[];           /* the held entry, verbatim */
+} pchild_t;
+
 struct brk_adopt {
     int64_t until;             /* b->now: the window ends (parked resends are answered) */
     base_list_t parked;
     uint64_t n_parked;
+    base_list_t wcalls, children; /* calls waiting for their child, children for their call */
+    uint64_t n_wcalls, n_children;
     uint64_t adopted, refused; /* jobs, since the takeover (logged) */
     uint64_t known;            /* answers reported again that were answered already */
     uint64_t refused_now;      /* refusals in the ready being read */
@@ -38,6 +62,8 @@ int brk_adopt_open(brk_t *b) {
     struct brk_adopt *a = calloc(1, sizeof *a);
     if (!a) return -ENOMEM;
     base_list_init(&a->parked);
+    base_list_init(&a->wcalls);
+    base_list_init(&a->children);
     /* The standby waited for the lease for as long as the old active lived: the startup
      * grace, and the window in which workers come back, start now. */
     b->now = base_mono_ms();
@@ -59,6 +85,17 @@ void brk_adopt_close(brk_t *b) {
         base_list_unlink(&p->link);
         free(p); /* its key reference: brk_zap_close, before this, freed every key */
     }
+    while (!base_list_empty(&a->wcalls)) {
+        base_list_t *l = a->wcalls.next;
+        base_list_unlink(l);
+        free(base_container_of(l, wcall_t, link));
+    }
+    while (!base_list_empty(&a->children)) {
+        pchild_t *p = base_container_of(a->children.next, pchild_t, link);
+        base_list_unlink(&p->link);
+        free(p->ans);
+        free(p);
+    }
     free(a);
     b->adopt = NULL;
 }
@@ -68,29 +105,32 @@ void brk_adopt_close(brk_t *b) {
 void brk_adopt_stamp(brk_t *b, const brk_job_t *j) {
     const brk_client_t *c = j->client;
     proto_buf_t *o = &b->out;
-    if (!c || c->sock != BRK_SOCK_CLIENTS || o->failed || o->n == 0 ||
-        !brk_dedup_eligible(b->dedup, c->key + 1, c->keylen - 1))
-        return;
+    if (!c || o->failed || o->n == 0 || !j->id.n) return;
+    proto_origin_t og = {.id = j->id, .idempotent = j->idempotent};
+    if (c->sock == BRK_SOCK_CLIENTS) {
+        if (!brk_dedup_eligible(b->dedup, c->key + 1, c->keylen - 1)) return;
+        og.client = c->key + 1;
+        og.client_n = c->keylen - 1;
+        /* its answers are its key's only (resend.c): the new active checks */
+        og.key = c->curve_key ? c->curve_key->z85 : NULL;
+    } else {
+        /* A worker's call: named by the caller's process and the call's id, which the caller
+         * lists under its job when it reports it to the broker that takes over. */
+        brk_node_t *n = brk_map_get(&b->worker_map, c->key + 1, c->keylen - 1);
+        const brk_worker_t *w = n ? base_container_of(n, brk_worker_t, node) : NULL;
+        if (!w || !w->incarnation) return;
+        og.caller = w->incarnation;
+        og.parent = brk_inv_parent_of(j);
+    }
     size_t at = o->n;
     proto_pack_cstr(o, "origin");
-    msgpack_pack_map(&o->pk, c->curve_key ? 4 : 3);
-    if (c->curve_key) { /* its answers are its key's only (resend.c): the new active checks */
-        proto_pack_cstr(o, "key");
-        proto_pack_str(o, c->curve_key->z85, 40);
-    }
-    proto_pack_cstr(o, "id");
-    proto_buf_raw(o, j->id);
-    proto_pack_cstr(o, "client");
-    msgpack_pack_bin(&o->pk, c->keylen - 1);
-    msgpack_pack_bin_body(&o->pk, c->key + 1, c->keylen - 1);
-    proto_pack_cstr(o, "idempotent");
-    if (j->idempotent) msgpack_pack_true(&o->pk);
-    else msgpack_pack_false(&o->pk);
-    if (o->failed || !proto_buf_map_grow(o, 1)) { /* not adoptable: the work goes as it was */
-        o->n = at;
+    if (proto_enc_origin(o, &og) != 0 || o->failed || !proto_buf_map_grow(o, 1)) {
+        o->n = at; /* not adoptable: the work goes as it was */
         o->failed = false;
     }
 }
+
+static void calls_window_over(brk_t *b);
 
 /* ---- parked resends ---- */
 
@@ -203,8 +243,9 @@ static void run_unreached(brk_t *b, const brk_worker_t *w) {
 
 int64_t brk_adopt_tick(brk_t *b) {
     struct brk_adopt *a = b->adopt;
-    if (!a || base_list_empty(&a->parked)) return -1;
+    if (!a || (base_list_empty(&a->parked) && !a->n_wcalls && !a->n_children)) return -1;
     if (b->now < a->until) return a->until;
+    calls_window_over(b);
     uint64_t n = a->n_parked;
     while (!base_list_empty(&a->parked)) { /* nobody reported them: the provisional answer */
         parked_t *p = base_container_of(a->parked.next, parked_t, link);
@@ -246,9 +287,9 @@ int64_t brk_adopt_tick(brk_t *b) {
 typedef struct held {
     brk_adopted_t r;
     proto_str_t invocation;
-    const uint8_t *rid;
-    size_t ridlen;
-    const char *z85;         /* the client's CURVE key (40 characters), or NULL */
+    proto_origin_t o;        /* o.client: a client's query; o.caller: a worker's call */
+    proto_val_t calls;       /* the job's pending calls (an array of ids), when has_calls */
+    bool has_calls;
     bool has_job;
     bool done;               /* answered on the worker: its answer follows the ready */
 } held_t;
@@ -268,12 +309,7 @@ static bool val_u64(const proto_val_t *v, uint64_t *out) {
 /* A non-negative integer (msgpack may write it in any integer format). */
 static bool get_u64(const proto_val_t *m, const char *key, uint64_t *out) {
     proto_val_t v;
-    if (proto_val_map_get(m, key, &v) != 1) return false;
-    if (v.type == PROTO_V_UINT || (v.type == PROTO_V_INT && v.i >= 0)) {
-        *out = v.type == PROTO_V_UINT ? v.u : (uint64_t)v.i;
-        return true;
-    }
-    return false;
+    return proto_val_map_get(m, key, &v) == 1 && val_u64(&v, out);
 }
 
 /* Reads one entry. Returns: NULL, or what is wrong with it. */
@@ -304,21 +340,15 @@ static const char *held_read(const brk_t *b, const proto_val_t *e, held_t *h) {
     if (get_u64(e, "timeout_ms", &u))
         h->r.timeout_ms = u > (uint64_t)PROTO_TIMEOUT_MAX_MS ? PROTO_TIMEOUT_MAX_MS : (int64_t)u;
     if (proto_val_map_get(e, "input", &v) == 1) h->r.input = (proto_raw_t){v.raw, v.raw_n};
-    if (!get(e, "origin", PROTO_V_MAP, &o)) return "'origin' is missing";
-    if (proto_val_map_get(&o, "id", &v) != 1 ||
-        (v.type != PROTO_V_STR && v.type != PROTO_V_UINT && v.type != PROTO_V_INT) ||
-        v.raw_n > b->lim.max_id)
-        return "origin 'id' is not a query id";
-    h->r.id = (proto_raw_t){v.raw, v.raw_n};
-    if (!get(&o, "client", PROTO_V_BIN, &v) || v.len == 0 || v.len > BRK_MAX_IDENTITY)
-        return "origin 'client' is not a routing id";
-    h->rid = v.data;
-    h->ridlen = v.len;
-    if (proto_val_map_get(&o, "key", &v) == 1) {
-        if (v.type != PROTO_V_STR || v.len != 40) return "origin 'key' is not a CURVE key";
-        h->z85 = (const char *)v.data;
+    if (proto_val_map_get(e, "origin", &o) != 1) return "'origin' is missing";
+    const char *why = NULL;
+    if (proto_origin_read(&o, b->lim.max_id, &h->o, &why) != 0) return why;
+    h->r.id = h->o.id;
+    h->r.idempotent = h->o.idempotent;
+    if (proto_val_map_get(e, "calls", &h->calls) == 1) {
+        if (h->calls.type != PROTO_V_ARRAY) return "'calls' is not an array";
+        h->has_calls = true;
     }
-    h->r.idempotent = get(&o, "idempotent", PROTO_V_BOOL, &v) && v.b;
     h->done = get(e, "done", PROTO_V_BOOL, &v) && v.b;
     return NULL;
 }
@@ -342,11 +372,12 @@ static void refuse(brk_t *b, brk_worker_t *w, const held_t *h, const char *why) 
 static bool answered_before(brk_t *b, const held_t *h) {
     /* the dedup key (resend.c): socket byte, routing id, then the CURVE key's text */
     uint8_t ckey[1 + BRK_MAX_IDENTITY + 40];
-    size_t kn = h->ridlen + 1;
+    size_t kn = h->o.client_n + 1;
+    if (!h->o.client_n) return false; /* a worker's call: nothing remembered */
     ckey[0] = (uint8_t)BRK_SOCK_CLIENTS;
-    memcpy(ckey + 1, h->rid, h->ridlen);
-    if (h->z85) {
-        memcpy(ckey + kn, h->z85, 40);
+    memcpy(ckey + 1, h->o.client, h->o.client_n);
+    if (h->o.key) {
+        memcpy(ckey + kn, h->o.key, 40);
         kn += 40;
     }
     size_t n;
@@ -367,23 +398,279 @@ static bool hosts(const brk_worker_t *w, proto_str_t agent) {
 /* Why the job h cannot be adopted, or NULL with *cp (its client) set. */
 static const char *adoptable(brk_t *b, brk_worker_t *w, const held_t *h, brk_client_t **cp) {
     if (!hosts(w, h->r.agent_name)) return "its agent is not one the worker announced";
-    if (!brk_dedup_eligible(b->dedup, h->rid, h->ridlen))
+    if (!brk_dedup_eligible(b->dedup, h->o.client, h->o.client_n))
         return "its client cannot resend (no explicit routing id, or dedup off)";
     brk_key_t *k = NULL;
-    if (h->z85 && !(k = brk_zap_client_key(b, h->z85, 40)))
+    if (h->o.key && !(k = brk_zap_client_key(b, h->o.key, 40)))
         return "its CURVE key is not allowed here (no CURVE, or not in --client-keys)";
     if (answered_before(b, h)) return "the query was answered already";
-    brk_client_t *c = brk_client_adopt(b, h->rid, h->ridlen, k);
+    brk_client_t *c = brk_client_adopt(b, BRK_SOCK_CLIENTS, h->o.client, h->o.client_n, k);
     if (!c) return "client table full";
     *cp = c;
     if (c->curve_key != k) return "its routing id has queries of another CURVE key";
     return NULL;
 }
 
+/* ---- workers' calls: a child job and the call it answers (a fanout, a sub-invocation) ---- */
+
+/* Whether w (compared only: it may have been freed) is still registration seq. */
+static bool worker_alive(const brk_t *b, const brk_worker_t *w, uint64_t seq) {
+    for (const base_list_t *l = b->worker_list.next; l != &b->worker_list; l = l->next) {
+        const brk_worker_t *x = base_container_of(l, brk_worker_t, link);
+        if (x == w) return !x->dead && x->seq == seq;
+    }
+    return false;
+}
+
+/* Ends worker w's call `call` with an error (the worker's call ids are integers). */
+static void call_error(brk_t *b, brk_worker_t *w, uint64_t call, const char *why) {
+    char msg[240];
+    proto_buf_t id;
+    proto_buf_init(&id);
+    msgpack_pack_uint64(&id.pk, call);
+    snprintf(msg, sizeof msg, "the call's query was not adopted after the broker takeover: %s",
+             why);
+    if (!id.failed && proto_enc_error(&b->out, (proto_raw_t){id.p, id.n}, "worker_lost",
+                                      msg) == 0)
+        brk_worker_send(b, w, b->out.p, b->out.n);
+    proto_buf_free(&id);
+    char q[200];
+    base_log(BASE_LOG_WARN, "call_not_adopted", "worker=%s call=%llu why=\"%s\"",
+             base_log_str(q, sizeof q, w->name, w->name_len), (unsigned long long)call, why);
+}
+
+static wcall_t *wcall_find(struct brk_adopt *a, uint64_t caller, uint64_t call) {
+    for (base_list_t *l = a->wcalls.next; l != &a->wcalls; l = l->next) {
+        wcall_t *c = base_container_of(l, wcall_t, link);
+        if (c->caller == caller && c->call == call) return c;
+    }
+    return NULL;
+}
+
+static void wcall_free(struct brk_adopt *a, wcall_t *c) {
+    base_list_unlink(&c->link);
+    a->n_wcalls--;
+    free(c);
+}
+
+/* The calls w listed under its adopted job j: each waits for the child that answers it,
+ * within the window and --max-queue (with the parked children); the others end now. */
+static void calls_expect(brk_t *b, brk_worker_t *w, const brk_job_t *j, const held_t *h) {
+    struct brk_adopt *a = b->adopt;
+    size_t cur = 0;
+    proto_val_t v;
+    while (h->has_calls && proto_val_next(&h->calls, &cur, &v) == 1) {
+        uint64_t call;
+        wcall_t *c = NULL;
+        const char *why = NULL;
+        if (!val_u64(&v, &call)) continue;
+        if (!w->incarnation) why = "the calling worker's ready has no incarnation";
+        else if (b->now >= a->until) why = "the adoption window was over when its caller came";
+        else if (wcall_find(a, w->incarnation, call)) continue; /* listed twice: once */
+        else if (a->n_wcalls + a->n_children >= b->cfg.max_queue)
+            why = "too many calls and jobs wait to be linked (max-queue)";
+        else if (!(c = malloc(sizeof *c))) why = "out of memory";
+        if (why) {
+            call_error(b, w, call, why);
+            continue;
+        }
+        c->caller = w->incarnation;
+        c->call = call;
+        c->job = j->job_id;
+        base_list_push(&a->wcalls, &c->link);
+        a->n_wcalls++;
+    }
+}
+
+typedef enum { LINK_DONE, LINK_LATER, LINK_REFUSED } link_t;
+
+/* Links h, a job w reported for a worker's call, to that call: adopted as a query of the
+ * caller's connection now (its id the call's), and a sub-invocation under its parent's
+ * invocation (the root's session lock). LINK_LATER: the caller has not listed the call yet
+ * and the window is open. */
+static link_t link_child(brk_t *b, brk_worker_t *w, held_t *h) {
+    struct brk_adopt *a = b->adopt;
+    wcall_t *wc = wcall_find(a, h->o.caller, h->o.call);
+    if (!wc) {
+        if (b->now < a->until) return LINK_LATER;
+        refuse(b, w, h, "its caller did not list the call within the adoption window");
+        return LINK_REFUSED;
+    }
+    brk_job_t *pj = brk_job_find(b, wc->job);
+    const char *why = NULL;
+    if (!pj || pj->answered || !pj->worker || pj->worker->dead) {
+        why = "the job that made the call has ended";
+        wcall_free(a, wc);
+    } else if (h->o.parent && h->o.parent != pj->job_id) {
+        why = "its parent is not the job that listed the call";
+    } else if (!hosts(w, h->r.agent_name)) {
+        why = "its agent is not one the worker announced";
+    }
+    brk_client_t *c = NULL;
+    if (!why && !(c = brk_client_adopt(b, BRK_SOCK_WORKERS, pj->worker->id, pj->worker->idlen,
+                                       NULL)))
+        why = "client table full";
+    h->r.req = false;
+    h->r.resent = true; /* its caller waits: the answer goes to it, not remembered */
+    brk_job_t *j = NULL;
+    int rc = why ? 0 : brk_job_adopt(b, c, w, brk_agent_find(b, h->r.agent_name), &h->r, &j);
+    if (rc) {
+        brk_client_unadopt(b, c);
+        why = rc == -EEXIST ? "the job or its call is running already"
+              : rc == -ENOSPC ? "job table full" : "out of memory";
+    }
+    if (why) {
+        refuse(b, w, h, why);
+        return LINK_REFUSED;
+    }
+    wcall_free(a, wc);
+    int irc = 0;
+    if (h->o.parent) irc = brk_inv_adopt_child(b, j, pj);
+    else if (h->r.session.n || h->invocation.n) /* a plain call with a session: a root */
+        brk_inv_adopt(b, j, h->invocation, (proto_str_t){NULL, 0}, (proto_str_t){NULL, 0});
+    a->adopted++;
+    char q[200], cq[200], ag[80];
+    base_log(BASE_LOG_INFO, "job_adopted", "worker=%s job=%llu agent=%s caller=%s call=%llu "
+             "parent=%llu", base_log_str(q, sizeof q, w->name, w->name_len),
+             (unsigned long long)j->job_id,
+             base_log_str(ag, sizeof ag, j->agent_name.p, j->agent_name.n),
+             base_log_str(cq, sizeof cq, pj->worker->name, pj->worker->name_len),
+             (unsigned long long)h->o.call, (unsigned long long)pj->job_id);
+    if (irc) { /* the parent's invocation ended, or the sessions differ: it stops */
+        brk_job_abort(b, j, "cancelled", irc == -EINVAL ? "a sub-invocation runs in its "
+                      "parent's session" : "the invocation the parent belongs to has ended");
+        return LINK_DONE;
+    }
+    calls_expect(b, w, j, h); /* its own calls: a fanout of fanouts */
+    return LINK_DONE;
+}
+
+/* Parks h (entry e, on w) until its caller lists the call. */
+static void child_park(brk_t *b, brk_worker_t *w, const proto_val_t *e, const held_t *h) {
+    struct brk_adopt *a = b->adopt;
+    pchild_t *p = NULL;
+    if (a->n_wcalls + a->n_children >= b->cfg.max_queue ||
+        !(p = calloc(1, sizeof *p + e->raw_n))) {
+        refuse(b, w, h, "too many calls and jobs wait to be linked (max-queue), or out of "
+               "memory");
+        return;
+    }
+    p->w = w;
+    p->w_seq = w->seq;
+    p->job = h->r.job_id;
+    p->caller = h->o.caller;
+    p->call = h->o.call;
+    p->entry_n = e->raw_n;
+    memcpy(p->entry, e->raw, e->raw_n);
+    p->counted = !h->done; /* it runs there: one of w's credits */
+    if (p->counted) w->in_flight++;
+    base_list_push(&a->children, &p->link);
+    a->n_children++;
+    base_log(BASE_LOG_DEBUG, "child_parked", "job=%llu call=%llu children=%llu",
+             (unsigned long long)p->job, (unsigned long long)p->call,
+             (unsigned long long)a->n_children);
+}
+
+bool brk_adopt_child_answer(brk_t *b, brk_worker_t *w, const proto_msg_t *m) {
+    struct brk_adopt *a = b->adopt;
+    if (!a || !a->n_children) return false;
+    for (base_list_t *l = a->children.next; l != &a->children; l = l->next) {
+        pchild_t *p = base_container_of(l, pchild_t, link);
+        if (p->w != w || p->w_seq != w->seq || p->job != m->job) continue;
+        if (m->type == PROTO_EVENT || p->answered) return true; /* not kept while parked */
+        bool ok = m->type == PROTO_RESULT;
+        size_t n = ok ? m->output.n : m->code.n + m->message.n;
+        if (!(p->ans = malloc(n ? n : 1))) return true; /* its call ends at the window */
+        if (ok) memcpy(p->ans, m->output.p, n);
+        if (!ok && m->code.n) memcpy(p->ans, m->code.p, m->code.n);
+        if (!ok && m->message.n) memcpy(p->ans + m->code.n, m->message.p, m->message.n);
+        p->ans_n = n;
+        p->code_n = ok ? 0 : m->code.n;
+        p->ok = ok;
+        p->answered = true;
+        if (p->counted) { /* it ended: its credit is free again */
+            p->counted = false;
+            w->in_flight--;
+            brk_worker_want_pump(b, w);
+        }
+        return true;
+    }
+    return false;
+}
+
+/* The answer that came while p was parked, now that its job exists. */
+static void child_deliver(brk_t *b, brk_worker_t *w, const pchild_t *p) {
+    proto_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.type = p->ok ? PROTO_RESULT : PROTO_ERROR;
+    m.job = p->job;
+    m.has_job = true;
+    if (p->ok) {
+        m.output = (proto_raw_t){p->ans, p->ans_n};
+    } else {
+        m.code = (proto_str_t){(const char *)p->ans, p->code_n};
+        m.message = (proto_str_t){(const char *)p->ans + p->code_n, p->ans_n - p->code_n};
+    }
+    brk_job_from_worker(b, w, &m, p->ans_n);
+}
+
+/* Parked children whose call is listed now are linked, and once the window is over the
+ * others are refused (cancelled). A link may list more calls (a fanout of fanouts): the
+ * list is walked again until nothing changes. */
+static void children_link(brk_t *b) {
+    struct brk_adopt *a = b->adopt;
+    bool again = true;
+    while (again) {
+        again = false;
+        base_list_t *l = a->children.next;
+        while (l != &a->children) {
+            pchild_t *p = base_container_of(l, pchild_t, link);
+            l = l->next;
+            bool alive = worker_alive(b, p->w, p->w_seq);
+            if (alive && !wcall_find(a, p->caller, p->call) && b->now < a->until) continue;
+            base_list_unlink(&p->link); /* out first: linking may walk the list */
+            a->n_children--;
+            proto_val_t e;
+            held_t h;
+            if (alive && p->counted) p->w->in_flight--; /* linking counts it again */
+            if (alive && proto_val_read(p->entry, p->entry_n, &e) == 0 &&
+                held_read(b, &e, &h) == NULL && link_child(b, p->w, &h) == LINK_DONE) {
+                if (p->answered) child_deliver(b, p->w, p);
+                again = true;
+            } else if (alive && p->counted) {
+                brk_worker_want_pump(b, p->w);
+            }
+            free(p->ans);
+            free(p);
+        }
+    }
+}
+
+/* The window is over: parked children are cancelled and the calls no child answered end
+ * with worker_lost on their caller. */
+static void calls_window_over(brk_t *b) {
+    struct brk_adopt *a = b->adopt;
+    a->refused_now = 0;
+    children_link(b);
+    while (!base_list_empty(&a->wcalls)) {
+        wcall_t *c = base_container_of(a->wcalls.next, wcall_t, link);
+        brk_job_t *pj = brk_job_find(b, c->job);
+        if (pj && !pj->answered && pj->worker && !pj->worker->dead)
+            call_error(b, pj->worker, c->call, "no worker reported its query within the "
+                       "adoption window (its worker was lost too, or its work never reached "
+                       "one)");
+        wcall_free(a, c);
+    }
+}
+
 static void adopt_one(brk_t *b, brk_worker_t *w, const proto_val_t *e) {
     held_t h;
     brk_client_t *c = NULL;
     const char *bad = held_read(b, e, &h);
+    if (!bad && h.o.caller) { /* a worker's call: linked to it, or waits for its caller */
+        if (link_child(b, w, &h) == LINK_LATER) child_park(b, w, e, &h);
+        return;
+    }
     if (!bad && h.done && answered_before(b, &h)) {
         /* A worker reports the answers it sent lately again (the broker that died may never
          * have read them): this one was read and answered. */
@@ -397,7 +684,7 @@ static void adopt_one(brk_t *b, brk_worker_t *w, const proto_val_t *e) {
         refuse(b, w, &h, bad);
         return;
     }
-    parked_t *p = park_find(b->adopt, h.rid, h.ridlen, h.r.id, c->curve_key);
+    parked_t *p = park_find(b->adopt, h.o.client, h.o.client_n, h.r.id, c->curve_key);
     h.r.req = p && p->req;
     h.r.resent = p != NULL;
     brk_job_t *j;
@@ -412,6 +699,7 @@ static void adopt_one(brk_t *b, brk_worker_t *w, const proto_val_t *e) {
     if (!j->inv && (h.r.session.n || h.invocation.n))
         brk_inv_adopt(b, j, h.invocation, (proto_str_t){NULL, 0}, (proto_str_t){NULL, 0});
     b->adopt->adopted++;
+    calls_expect(b, w, j, &h); /* its pending calls wait for the jobs that answer them */
     char q[200], s[80], ag[80];
     base_log(BASE_LOG_INFO, "job_adopted", "worker=%s job=%llu agent=%s session=%s "
             "idempotent=%d resend_waiting=%d",
@@ -470,6 +758,7 @@ void brk_adopt_held(brk_t *b, brk_worker_t *w, const brk_in_t *in, proto_raw_t h
     size_t cur = 0;
     b->adopt->refused_now = 0;
     while (proto_val_next(&arr, &cur, &e) == 1) adopt_one(b, w, &e);
+    children_link(b); /* a child listed before its caller's job in this ready */
     run_unreached(b, w);
     if (b->adopt->refused_now > REFUSED_LOGGED) {
         char q[200];

@@ -456,9 +456,15 @@ typedef enum {
  * end (then body is sent). */
 brk_resend_t brk_adopt_resend(brk_t *b, const brk_in_t *in, proto_raw_t id,
                               const uint8_t *body, size_t n, const uint8_t *dkey, size_t dkn);
-/* Ends the window: resends still waiting get their remembered answer. Returns the next time
- * it wants to run, or -1. */
+/* Ends the window: resends still waiting get their remembered answer, jobs reported for a
+ * worker's call that its caller never listed are cancelled on their worker, and calls no
+ * reported job answers end worker_lost on their caller. Returns the next time it wants to
+ * run, or -1. */
 int64_t brk_adopt_tick(brk_t *b);
+/* A message from w about a job it is not bound to (stale, for brk_job_from_worker): true when
+ * the job is one w reported for a worker's call and is parked until its caller lists the
+ * call; a result or error is then kept for the call (events are dropped). */
+bool brk_adopt_child_answer(brk_t *b, brk_worker_t *w, const proto_msg_t *m);
 
 /* What a worker reported about a job it holds (adopt.c parses it, jobs.c makes the job). */
 typedef struct brk_adopted {
@@ -476,10 +482,12 @@ typedef struct brk_adopted {
  * nothing changed), -ENOSPC (job table full), -ENOMEM. */
 int brk_job_adopt(brk_t *b, brk_client_t *c, brk_worker_t *w, brk_agent_t *a,
                   const brk_adopted_t *r, brk_job_t **out);
-/* A client entry for an adopted query's routing id on the client socket (found, or made
- * with CURVE key key, NULL for none). Returns: the client (its key may differ: the caller
- * checks), or NULL (table full, out of memory). */
-brk_client_t *brk_client_adopt(brk_t *b, const uint8_t *rid, size_t ridlen, brk_key_t *key);
+/* A client entry for an adopted query's routing id on socket sock (found, or made with CURVE
+ * key key, NULL for none): a client's, or, for a worker's call, the calling worker's
+ * connection now. Returns: the client (its key may differ: the caller checks), or NULL
+ * (table full, out of memory). */
+brk_client_t *brk_client_adopt(brk_t *b, brk_sock_t sock, const uint8_t *rid, size_t ridlen,
+                               brk_key_t *key);
 /* Counts an adopted job in c's in-flight queries (brk_job_adopt does, through this). */
 void brk_client_adopted(brk_client_t *c);
 /* Frees c when it has nothing in flight (an adoption refused after brk_client_adopt). */

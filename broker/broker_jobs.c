@@ -406,6 +406,7 @@ void brk_job_send_event(brk_t *b, brk_job_t *j, proto_raw_t event, bool publish)
 
 void brk_job_from_worker(brk_t *b, brk_worker_t *w, const proto_msg_t *m, size_t body_len) {
     brk_job_t *j = job_find(b, m->job);
+    if (!j && b->adopt && brk_adopt_child_answer(b, w, m)) return; /* parked (adopt.c) */
     if (!j || j->worker != w) {
         base_log(BASE_LOG_DEBUG, "stale_job_message", "job=%llu type=%s",
                  (unsigned long long)m->job, proto_type_name(m->type));

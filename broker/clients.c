@@ -52,10 +52,11 @@ static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
     return c;
 }
 
-brk_client_t *brk_client_adopt(brk_t *b, const uint8_t *rid, size_t ridlen, brk_key_t *key) {
-    brk_client_t *c = brk_client_find(b, BRK_SOCK_CLIENTS, rid, ridlen);
+brk_client_t *brk_client_adopt(brk_t *b, brk_sock_t sock, const uint8_t *rid, size_t ridlen,
+                               brk_key_t *key) {
+    brk_client_t *c = brk_client_find(b, sock, rid, ridlen);
     if (c || b->n_clients >= b->cfg.max_clients || ridlen > BRK_MAX_IDENTITY) return c;
-    brk_in_t in = {.sock = BRK_SOCK_CLIENTS, .idlen = ridlen, .fd = -1, .key = key};
+    brk_in_t in = {.sock = sock, .idlen = ridlen, .fd = -1, .key = key};
     memcpy(in.id, rid, ridlen);
     return client_new(b, &in);
 }

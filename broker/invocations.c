@@ -365,6 +365,33 @@ int brk_inv_adopt(brk_t *b, brk_job_t *j, proto_str_t invocation, proto_str_t ap
     return 0;
 }
 
+int brk_inv_adopt_child(brk_t *b, brk_job_t *j, brk_job_t *pj) {
+    (void)b;
+    brk_inv_t *pv = parent_record(pj);
+    if (!pv) return -ENOMEM;
+    brk_inv_t *r = pv->root;
+    if (!r || !r->job || r->job->answered) return -ECANCELED;
+    proto_str_t rs = r->job->session;
+    if (j->session.n != rs.n || (rs.n && memcmp(j->session.p, rs.p, rs.n) != 0))
+        return -EINVAL;
+    proto_str_t none = {NULL, 0};
+    brk_inv_t *v = inv_new(none, none, none); /* its branch went with its work already */
+    if (!v) return -ENOMEM;
+    v->root = r;
+    v->parent_job = pj->job_id;
+    memcpy(v->id, r->id, sizeof v->id);
+    v->started = true;
+    v->adopted = true;
+    base_list_push(&r->kids, &v->kid_link);
+    v->job = j;
+    j->inv = v;
+    return 0;
+}
+
+uint64_t brk_inv_parent_of(const brk_job_t *j) {
+    return j->inv && j->inv->root != j->inv ? j->inv->parent_job : 0;
+}
+
 /* ---- work ---- */
 
 /* The store's view of app and user: what the query named, or any. */

@@ -82,6 +82,14 @@ void brk_inv_on_free(brk_t *b, brk_job_t *j);
  * Returns: 0. Errors: -ENOMEM (j has no record: it runs as a query without session lock). */
 int brk_inv_adopt(brk_t *b, brk_job_t *j, proto_str_t invocation, proto_str_t app,
                   proto_str_t user);
+/* Makes j, a sub-invocation a worker reported after a takeover and linked to its call
+ * (adopt.c), a sub-invocation of pj's invocation again: it runs under its root's session lock
+ * and its events go up to its ancestors and the root's client, as before the takeover.
+ * Returns: 0. Errors: -ECANCELED (the root has ended), -EINVAL (j's session is not the
+ * root's), -ENOMEM; j then has no record. */
+int brk_inv_adopt_child(brk_t *b, brk_job_t *j, brk_job_t *pj);
+/* The job a sub-invocation was made for (its `parent`), or 0 when j is none. */
+uint64_t brk_inv_parent_of(const brk_job_t *j);
 /* The id of the invocation j runs in (its root's), or "" when none. */
 const char *brk_inv_id_of(const brk_job_t *j);
 

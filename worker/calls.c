@@ -89,6 +89,15 @@ void wrk_calls_fail_all(wrk_t *w, const char *code, const char *message) {
     while (w->calls) finish_error(w->calls, proto_str_of(code), proto_str_of(message));
 }
 
+void wrk_calls_fail_unheld(wrk_t *w, const char *code, const char *message) {
+    abp_call_t *c = w->calls;
+    while (c) {
+        abp_call_t *next = c->wnext; /* finish unlinks c */
+        if (!c->job->held) finish_error(c, proto_str_of(code), proto_str_of(message));
+        c = next;
+    }
+}
+
 /* Tells the broker we no longer want a call's answer. */
 static void send_cancel(abp_call_t *c) {
     proto_buf_t id, msg;

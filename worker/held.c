@@ -12,7 +12,8 @@
 #include "worker.h"
 
 /* Packs j's held entry: {job, agent, session?, invocation?, timeout_ms?, input?, origin,
- * done?}. input only within *input_left bytes (NULL: never). */
+ * calls?, done?}. input only within *input_left bytes (NULL: never); calls: the ids of its
+ * calls still waiting for an answer (kept across the reconnect, calls.c). */
 static void pack_entry(proto_buf_t *o, const abp_ctx_t *j, bool done, size_t *input_left) {
     int64_t left = -1;
     if (!done && j->deadline >= 0) {
@@ -21,8 +22,10 @@ static void pack_entry(proto_buf_t *o, const abp_ctx_t *j, bool done, size_t *in
     }
     bool input = input_left && j->input_n <= *input_left;
     if (input) *input_left -= j->input_n;
+    uint32_t calls = 0; /* its calls still waiting: the new broker links their jobs to them */
+    for (const abp_call_t *c = done ? NULL : j->calls; c; c = c->next) calls += !c->done;
     msgpack_pack_map(&o->pk, 3 + (j->session != NULL) + (j->invocation != NULL) + (left >= 0) +
-                                 input + done);
+                                 input + done + (calls > 0));
     proto_pack_cstr(o, "job");
     msgpack_pack_uint64(&o->pk, j->id);
     proto_pack_cstr(o, "agent");
@@ -45,6 +48,12 @@ static void pack_entry(proto_buf_t *o, const abp_ctx_t *j, bool done, size_t *in
     }
     proto_pack_cstr(o, "origin");
     proto_buf_raw(o, (proto_raw_t){j->origin, j->origin_n});
+    if (calls) {
+        proto_pack_cstr(o, "calls");
+        msgpack_pack_array(&o->pk, calls);
+        for (const abp_call_t *c = j->calls; c; c = c->next)
+            if (!c->done) msgpack_pack_uint64(&o->pk, c->id);
+    }
     if (done) {
         proto_pack_cstr(o, "done");
         msgpack_pack_true(&o->pk);

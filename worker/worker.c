@@ -286,7 +286,12 @@ static void conn_close(wrk_t *w, int linger_ms, bool hold) {
     size_t held = 0;
     if (hold) held = wrk_jobs_hold(w);
     else wrk_jobs_cancel_all(w, true);
-    wrk_calls_fail_all(w, "worker_lost", "the worker's connection to the broker was reset");
+    /* A held job's calls wait for the next broker too: it links the jobs that answer them
+     * (held.c lists them in the ready), or ends them itself. */
+    if (hold) wrk_calls_fail_unheld(w, "worker_lost", "the worker's connection to the broker "
+                                    "was reset");
+    else wrk_calls_fail_all(w, "worker_lost", "the worker's connection to the broker was "
+                            "reset");
     agt_budget_reset(w->budget); /* the broker took our permits back */
     if (linger_ms == 0) out_purge(w);
     act_zsock_destroy(&w->z);

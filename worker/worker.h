@@ -156,6 +156,10 @@ struct abp_call {
 void wrk_calls_deliver(wrk_t *w, const proto_msg_t *m);
 /* Ends every pending call with code (the connection was reset). */
 void wrk_calls_fail_all(wrk_t *w, const char *code, const char *message);
+/* At a reconnect of a broker pair: ends the pending calls of the jobs that are not held; a
+ * held job's calls wait on, listed in the next ready (`calls`), for the broker that takes
+ * over to link the jobs that answer them (or to end them worker_lost). */
+void wrk_calls_fail_unheld(wrk_t *w, const char *code, const char *message);
 /* Frees a job's calls, cancelling those still pending. */
 void wrk_calls_release(abp_ctx_t *job);
 int wrk_call(abp_ctx_t *ctx, const char *agent, const uint8_t *input, size_t n,

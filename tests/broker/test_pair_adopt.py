@@ -233,11 +233,12 @@ def test_work_its_worker_got_is_no_proof():
     _stop_clean(p, w)
 
 
-def test_sub_invocation_at_a_takeover_fails_the_call_and_the_parent_answers_once():
-    """Sub-invocations are not adopted (PROTOCOL.md, "Broker pairs"): at the takeover the
-    parent's pending call ends worker_lost on its worker, the child (no origin) is cancelled
-    where it runs, and the adopted parent answers its client once, with what its agent made
-    of the failed call (fanout: the call's error)."""
+def test_fanout_child_running_at_a_takeover_is_adopted_and_the_root_answers_once():
+    """A worker's call is adopted with its parent (PROTOCOL.md, "Broker pairs"): the fanout's
+    worker keeps its pending call across the reconnect and lists it under the fanout's job;
+    the child's job, whose origin names the caller's process and the call, is linked to it
+    again on the new active, so the child's one run answers the call and the fanout answers
+    its client once, with the child's output (not worker_lost)."""
     p, w, c = _start(b"adopt-fanout")
     fan = {"agent": "sleep", "inputs": [{"ms": SLEEP_MS}]}
     c.send(query("fan", "fanout", fan))
@@ -246,13 +247,76 @@ def test_sub_invocation_at_a_takeover_fails_the_call_and_the_parent_answers_once
     c.send(query("fan", "fanout", fan))
     got = c.collect(["fan"], timeout=30)
     t = _terminals(got["fan"])
-    assert [(m["type"], m.get("code")) for m in t] == [("error", "worker_lost")], got
-    assert t[0]["message"].startswith("input 0: the worker's connection"), got
+    assert [m["type"] for m in t] == ["result"], got  # not worker_lost
+    assert [o["slept_ms"] for o in t[0]["output"]] == [SLEEP_MS], got
+    c.expect_quiet(0.5)  # one answer
+    log = p.b.log()
+    assert log.count("event=job_adopted") == 2, log  # the fanout and its child
+    assert re.search(r"event=job_adopted .*agent=\"?sleep\"? caller=", log), log
+    assert "adopt_refused" not in log and "call_not_adopted" not in log, log
+    assert _runs(w) == 1, w.log()  # the child ran once, on the worker that kept it
+    assert _runs(w, "fanout") == 1, w.log()
+    _stop_clean(p, w)
+
+
+def test_fanout_of_fanouts_at_a_takeover_is_adopted_at_every_level():
+    """Nested calls: a fanout calling a fanout calling sleep, all on one worker, which lists
+    them newest first (the grandchild before its caller): each level is linked to its call
+    once its caller's job is adopted, and the root answers once with the grandchild's
+    output."""
+    p, w, c = _start(b"adopt-nested")
+    fan = {"agent": "fanout", "inputs": [{"agent": "sleep", "inputs": [{"ms": SLEEP_MS}]}]}
+    c.send(query("nest", "fanout", fan))
+    _wait_running(w, 1)
+    _take_over(p)
+    c.send(query("nest", "fanout", fan))
+    got = c.collect(["nest"], timeout=30)
+    t = _terminals(got["nest"])
+    assert [m["type"] for m in t] == ["result"], got
+    assert [[o["slept_ms"] for o in inner] for inner in t[0]["output"]] == [[SLEEP_MS]], got
     c.expect_quiet(0.5)
     log = p.b.log()
-    assert log.count("event=job_adopted") == 1 and "agent=\"fanout\"" in log, log
-    assert _runs(w) == 1, w.log()  # the child was not run again
+    assert log.count("event=job_adopted") == 3, log
+    assert "adopt_refused" not in log and "call_not_adopted" not in log, log
+    assert _runs(w) == 1 and _runs(w, "fanout") == 2, w.log()
     _stop_clean(p, w)
+
+
+def test_child_whose_caller_died_too_is_cancelled_and_the_root_answered_once():
+    """The fanout's worker dies with the active: the child, reported by its own worker, waits
+    for a caller that never comes and is cancelled there when the adoption window ends (one
+    error, logged with why); the call it answered is gone with its worker, and the root's
+    client gets exactly one terminal reply, the provisional worker_lost (the root is not
+    idempotent and no worker kept it)."""
+    if not abtest.real_worker_available():
+        abtest.skip("set ACTOR_WORKER to the actor-worker binary")
+    p = Pair("--adopt-window-ms", "5000", "--startup-grace-ms", "5000")
+    # The root's worker has one slot and lends none: its child must go to the other one.
+    wa = abtest.RealWorker(p.a, "rwa", capacity=1, extra=[
+        "--broker", p.b.workers, "--log-level", "debug", "--max-lent", "0"]).start()
+    p.a.wait_workers(["rwa"])
+    c = PairClient(p, b"adopt-orphan")
+    fan = {"agent": "sleep", "inputs": [{"ms": 60000}]}
+    c.send(query("root", "fanout", fan))
+    wait_until(lambda: _runs(wa, "fanout") == 1, 10, "the fanout to run")
+    wb = abtest.RealWorker(p.a, "rwb", extra=["--broker", p.b.workers,
+                                             "--log-level", "debug"]).start()
+    _wait_running(wb, 1)  # the child runs on the second worker
+    wa.kill()
+    _take_over(p)
+    c.send(query("root", "fanout", fan))
+    got = c.collect(["root"], timeout=30)
+    t = _terminals(got["root"])
+    assert [(m["type"], m.get("code")) for m in t] == [("error", "worker_lost")], got
+    wait_until(lambda: "event=job_cancel" in wb.log(), 15, "the child to be cancelled")
+    c.expect_quiet(0.5)
+    log = p.b.log()
+    assert len(re.findall(r"event=adopt_refused .*its caller did not list the call", log)) \
+        == 1, log
+    assert log.count("event=job_adopted") == 0, log
+    assert _runs(wb) == 1 and _runs(wa) == 0, (wa.log(), wb.log())  # the child ran once
+    assert wb.log().count("event=job_cancel") == 1, wb.log()
+    _stop_clean(p, wb)
 
 
 def _curve_pair(clients, workers):

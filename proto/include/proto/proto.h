@@ -332,6 +332,36 @@ int proto_enc_budget_cancel(proto_buf_t *b, uint64_t req);
  * Returns: 0. Errors: PROTO_ENOMEM (also check b->failed after packing the output). */
 int proto_enc_result_begin(proto_buf_t *b, proto_raw_t id);
 
+/* ---- a work's origin (PROTOCOL.md "Broker pairs") ---- */
+
+/* Who asked for a job, as a broker pair's active stamps it on `work` and a worker reports it
+ * back in `ready`'s held list: a client's query (client set) or a worker's call (caller set:
+ * a plain call, or a sub-invocation when parent is set). */
+typedef struct proto_origin {
+    proto_raw_t id;          /* the query's id (a call's: the caller's integer call id) */
+    const uint8_t *client;   /* a client's routing id (bin); NULL for a worker's call */
+    size_t client_n;
+    const char *key;         /* the client's CURVE key, 40 Z85 characters; NULL none */
+    uint64_t caller;         /* a worker's call: the caller's incarnation (never 0) */
+    uint64_t call;           /* a worker's call: its id as an integer (id holds it packed) */
+    uint64_t parent;         /* a sub-invocation: the job that made it; 0 none */
+    bool idempotent;
+} proto_origin_t;
+
+/* Appends o as one msgpack map (the value of a work's `origin`): {id, client, idempotent,
+ * key?} for a client's query, {id, caller, parent?, idempotent} for a worker's call.
+ * Returns: 0. Errors: PROTO_EBAD (neither client nor caller, or both; no id; a key that is
+ * not 40 characters; b unchanged), PROTO_ENOMEM (b->failed set). */
+int proto_enc_origin(proto_buf_t *b, const proto_origin_t *o);
+/* Reads an origin map (v: one value, e.g. a held entry's `origin`); pointers point into its
+ * bytes. max_id: bytes of the id as msgpack (0: no limit). *why: what was wrong, on error.
+ * Returns: 0. Errors: PROTO_EBAD (not a map; no id, or one that is not a string or integer
+ * within max_id; a client that is not 1-255 bytes of bin; a key that is not 40 characters; a
+ * caller that is not a positive integer, or a caller's id that is not a non-negative integer;
+ * neither client nor caller, or both). */
+int proto_origin_read(const proto_val_t *v, size_t max_id, proto_origin_t *o,
+                      const char **why);
+
 /* ---- JSON, for people and command-line tools ---- */
 
 /* Appends a msgpack value (exactly one, validated here) as one line of JSON to json_out:
