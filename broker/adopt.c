@@ -531,11 +531,11 @@ static link_t link_child(brk_t *b, brk_worker_t *w, held_t *h) {
     a->adopted++;
     char q[200], cq[200], ag[80];
     base_log(BASE_LOG_INFO, "job_adopted", "worker=%s job=%llu agent=%s caller=%s call=%llu "
-             "parent=%llu", base_log_str(q, sizeof q, w->name, w->name_len),
+             "caller_job=%llu sub_invocation=%d", base_log_str(q, sizeof q, w->name, w->name_len),
              (unsigned long long)j->job_id,
              base_log_str(ag, sizeof ag, j->agent_name.p, j->agent_name.n),
              base_log_str(cq, sizeof cq, pj->worker->name, pj->worker->name_len),
-             (unsigned long long)h->o.call, (unsigned long long)pj->job_id);
+             (unsigned long long)h->o.call, (unsigned long long)pj->job_id, h->o.parent != 0);
     if (irc) { /* the parent's invocation ended, or the sessions differ: it stops */
         brk_job_abort(b, j, "cancelled", irc == -EINVAL ? "a sub-invocation runs in its "
                       "parent's session" : "the invocation the parent belongs to has ended");

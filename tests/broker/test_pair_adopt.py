@@ -7,6 +7,7 @@ invocation's session lock is rebuilt: a second query on the same session waits f
 PostgreSQL is started by the script (abtest.PgServer; skipped, 77, where it cannot be).
 Assertions are on states, counts and order, never on time.
 Env: ACTOR_BROKER, ACTOR_WORKER."""
+import json
 import os
 import re
 import signal
@@ -279,6 +280,46 @@ def test_fanout_of_fanouts_at_a_takeover_is_adopted_at_every_level():
     assert log.count("event=job_adopted") == 3, log
     assert "adopt_refused" not in log and "call_not_adopted" not in log, log
     assert _runs(w) == 1 and _runs(w, "fanout") == 2, w.log()
+    _stop_clean(p, w)
+
+
+def test_parallel_sub_invocations_at_a_takeover_run_on_under_the_root_lock():
+    """Sub-invocations (queries with `parent`: a parallel agent's children, in a session) are
+    linked to their parent's invocation on the new active: their state writes, made after the
+    takeover, reach the root's next step and are stored once in the session (under the
+    root's rebuilt lock), and each child ran once."""
+    plugin = os.environ.get("ACTOR_PLUGIN_ADK", "")
+    if not plugin:
+        abtest.skip("set ACTOR_PLUGIN_ADK to tests/plugins' adk_test module")
+    path = os.path.join(abtest.tmpdir(), "adopt-agents.json")
+    with open(path, "w") as f:
+        json.dump({"agents": [
+            {"name": "fan", "type": "parallel", "sub_agents": ["adk_where", "adk_where2"]},
+            {"name": "fan_then_read", "type": "sequential", "sub_agents": ["fan", "adk_state"]},
+        ]}, f)
+    p, w, c = _start(b"adopt-parallel", "--plugin", plugin, "--agents", path)
+    get = ["where.adk_where", "where.adk_where2"]
+    q = query("par", "fan_then_read", {"ms": SLEEP_MS, "get": get}, session="s-par")
+    c.send(q)
+    wait_until(lambda: _runs(w, "adk_where") == 1 and _runs(w, "adk_where2") == 1, 10,
+               "both children to run")
+    _take_over(p)
+    c.send(q)
+    got = c.collect(["par"], timeout=30)
+    t = _terminals(got["par"])
+    assert [m["type"] for m in t] == ["result"], got
+    assert t[0]["output"] == {k: "rw1" for k in get}, got  # the children's writes, seen
+    c.expect_quiet(0.5)
+    log = p.b.log()
+    assert re.search(r"event=job_adopted .*agent=\"?adk_where\"? caller=.*sub_invocation=1",
+                     log), log
+    assert "adopt_refused" not in log and "call_not_adopted" not in log, log
+    c.send({"v": 1, "type": "session.get", "id": "g", "session": "s-par"})
+    stored = _terminals(c.collect(["g"], timeout=10)["g"])[0]["output"]
+    authors = [e["author"] for e in stored["events"]]
+    assert authors.count("adk_where") == 1 and authors.count("adk_where2") == 1, stored
+    assert stored["state"] == {k: "rw1" for k in get}, stored
+    assert _runs(w, "adk_where") == 1 and _runs(w, "adk_where2") == 1, w.log()
     _stop_clean(p, w)
 
 
