@@ -508,18 +508,19 @@ static link_t link_child(brk_t *b, brk_worker_t *w, held_t *h) {
     }
     brk_client_t *c = NULL;
     if (!why && !(c = brk_client_adopt(b, BRK_SOCK_WORKERS, pj->worker->id, pj->worker->idlen,
-                                       NULL)))
+                                       pj->worker->key)))
         why = "client table full";
+    else if (!why && c->curve_key != pj->worker->key)
+        why = "its caller's routing id has queries of another CURVE key";
     h->r.req = false;
     h->r.resent = true; /* its caller waits: the answer goes to it, not remembered */
     brk_job_t *j = NULL;
     int rc = why ? 0 : brk_job_adopt(b, c, w, brk_agent_find(b, h->r.agent_name), &h->r, &j);
-    if (rc) {
-        brk_client_unadopt(b, c);
+    if (rc)
         why = rc == -EEXIST ? "the job or its call is running already"
               : rc == -ENOSPC ? "job table full" : "out of memory";
-    }
     if (why) {
+        if (c) brk_client_unadopt(b, c); /* freed if it has nothing in flight */
         refuse(b, w, h, why);
         return LINK_REFUSED;
     }

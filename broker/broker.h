@@ -234,6 +234,8 @@ struct brk_worker {
     uint8_t *agent_history;  /* agent_history[i]: it asked for history for agents[i] */
     uint32_t n_agents;
     struct brk_budget_peer *budget; /* model_budget.c: its waiters and permits, NULL when none */
+    brk_key_t *key;          /* its CURVE key (a reference; NULL without CURVE): the key its
+                                calls' client entry has, for calls adopted after a takeover */
 };
 
 typedef struct brk {

@@ -17,6 +17,7 @@ static void worker_free(brk_worker_t *w) {
 }
 
 void brk_workers_close(brk_t *b) {
+    /* their key references go with the keys (brk_zap_close, after this) */
     while (!base_list_empty(&b->worker_list)) {
         brk_worker_t *w = base_container_of(b->worker_list.next, brk_worker_t, link);
         base_list_unlink(&w->link);
@@ -79,6 +80,7 @@ static void worker_remove(brk_t *b, brk_worker_t *w) {
     base_list_unlink(&w->link);
     brk_map_del(&b->worker_map, &w->node);
     b->n_workers--;
+    brk_key_unref(b, &w->key);
     worker_free(w);
 }
 
@@ -158,6 +160,7 @@ static brk_worker_t *worker_new(brk_t *b, const brk_in_t *in, const proto_msg_t 
     w->seq = ++b->next_worker_seq;
     memcpy(w->name, m->name.p, m->name.n);
     w->name_len = m->name.n;
+    w->key = brk_key_ref(in->key);
     w->capacity = m->capacity;
     w->hb_ms = m->heartbeat_ms ? m->heartbeat_ms : b->cfg.heartbeat_ms;
     if (w->hb_ms < 10) w->hb_ms = 10; /* the same bounds as --heartbeat-ms */
