@@ -11,6 +11,9 @@ shows a crash; 0 else.
                                              starts): the active one SIGKILLed 20 times, the
                                              standby taking over, default heartbeats (1 s);
                                              prints the takeover times too
+  python3 tests/soak/soak.py --fanout 0.3 ... that share of the queries are `fanout`s of 1-3
+                                             `sleep` calls (real workers only): workers'
+                                             calls cross the takeovers too
 
 A duplicate is a second terminal reply that differs from the first (the job ran twice: a
 `sleep` answer carries its start time and worker) or one for an id never resent; a resent id
@@ -36,8 +39,10 @@ GRACE_S = 20.0         # after the sending stops: time for the last answers (bou
 class SoakClient:
     """A DEALER with an explicit routing id and its book of queries."""
 
-    def __init__(self, endpoint, n, rng):
+    def __init__(self, endpoint, n, rng, fanout=0.0):
         self.name = "soak-client-%d" % n
+        self.fanout = fanout     # share of new queries that are fanouts
+        self.fanouts = set()     # their ids
         self.sock = abtest.ctx().socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.ROUTING_ID, self.name.encode())
@@ -57,8 +62,14 @@ class SoakClient:
     def send_new(self, now):
         qid = "%s-%d" % (self.name, self.next)
         self.next += 1
-        m = abtest.query(qid, "sleep", {"ms": self.rng.randint(5, 40)},
-                         idempotent=self.rng.random() < 0.5)
+        if self.fanout and self.rng.random() < self.fanout:
+            kids = [{"ms": self.rng.randint(5, 40)} for _ in range(self.rng.randint(1, 3))]
+            m = abtest.query(qid, "fanout", {"agent": "sleep", "inputs": kids},
+                             idempotent=self.rng.random() < 0.5)
+            self.fanouts.add(qid)
+        else:
+            m = abtest.query(qid, "sleep", {"ms": self.rng.randint(5, 40)},
+                             idempotent=self.rng.random() < 0.5)
         self.send(m)
         self.open[qid] = (m, now, 1)
         self.sent += 1
@@ -223,7 +234,7 @@ class Soak:
         self.workers = [self.start_worker(i) for i in range(o.workers)]
         self.broker.wait_workers(["soak-w%d" % i for i in range(o.workers)], 20)
         ep = self.endpoints if o.pair else self.broker.clients
-        clients = [SoakClient(ep, n, random.Random(self.rng.random()))
+        clients = [SoakClient(ep, n, random.Random(self.rng.random()), o.fanout)
                    for n in range(o.clients)]
         poller = zmq.Poller()
         for c in clients:
@@ -264,9 +275,12 @@ class Soak:
 
     def report(self, clients, took):
         codes = {}
-        answered = errored = 0
+        answered = errored = fan_answered = fan_errored = 0
         for c in clients:
-            for r in c.first.values():
+            for qid, r in c.first.items():
+                fan = qid in c.fanouts
+                fan_answered += fan and r["type"] == "result"
+                fan_errored += fan and r["type"] != "result"
                 if r["type"] == "result":
                     answered += 1
                 else:
@@ -276,6 +290,7 @@ class Soak:
                         # the provisional answer (PROTOCOL.md, "Broker pairs"): no worker
                         # reported the query after the takeover (its worker died too)
                         code = "worker_lost (not reported after a takeover)"
+                    code += " (fanout)" if fan else ""
                     codes[code] = codes.get(code, 0) + 1
         sent = sum(c.sent for c in clients)
         lost = sum(len(c.open) for c in clients)
@@ -287,6 +302,9 @@ class Soak:
                 ("sent", sent), ("resent", sum(c.resent for c in clients)),
                 ("answered", answered), ("errored", errored)]
         rows += [("  error " + k, v) for k, v in sorted(codes.items())]
+        if self.o.fanout:
+            rows += [("fanouts sent", sum(len(c.fanouts) for c in clients)),
+                     ("fanouts answered", fan_answered), ("fanouts errored", fan_errored)]
         rows += [("resend echoes", sum(c.echoes for c in clients)),
                  ("lost", lost), ("duplicated", len(dups))]
         print("\n| soak | count |\n|---|---|")
@@ -298,6 +316,10 @@ class Soak:
                   " (heartbeat 1000 ms, lease poll 200 ms)" % (len(t), t[len(t) // 2], t[-1]))
         for d in dups[:5]:
             print("duplicate: %r" % (d,))
+        fan_msgs = sorted({r.get("message", "") for c in clients for q, r in c.first.items()
+                           if q in c.fanouts and r["type"] != "result"})
+        for m in fan_msgs[:5]:  # why fanouts failed (a call's error, as the fanout saw it)
+            print("fanout error: %s" % m)
         for c in clients:
             for qid in list(c.open)[:5]:
                 print("lost: %s (sent %d times)" % (qid, c.open[qid][2]))
@@ -327,7 +349,13 @@ def main():
                     help="no worker chaos: only the broker kills (--pair) or restart")
     ap.add_argument("--pair", type=int, default=0,
                     help="run a broker pair on PostgreSQL and kill the active this many times")
+    ap.add_argument("--fanout", type=float, default=0.0,
+                    help="share of the queries that are fanouts of 1-3 sleeps (real workers)")
     o = ap.parse_args()
+    if not 0 <= o.fanout <= 1:
+        ap.error("--fanout 0..1")
+    if o.fanout and not abtest.real_worker_available():
+        ap.error("--fanout needs real workers (ACTOR_WORKER): the fake one hosts no fanout")
     if not (1 <= o.seconds <= 86400 and 1 <= o.clients <= 64 and 1 <= o.workers <= 64):
         ap.error("--seconds 1..86400, --clients 1..64, --workers 1..64")
     if o.seed is None:
