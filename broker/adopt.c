@@ -493,6 +493,12 @@ static link_t link_child(brk_t *b, brk_worker_t *w, held_t *h) {
     wcall_t *wc = wcall_find(a, h->o.caller, h->o.call);
     if (!wc) {
         if (b->now < a->until) return LINK_LATER;
+        if (h->done) { /* its answer was read before the takeover (or its caller is gone) */
+            a->known++;
+            base_log(BASE_LOG_DEBUG, "adopt_known", "job=%llu call=%llu",
+                     (unsigned long long)h->r.job_id, (unsigned long long)h->o.call);
+            return LINK_REFUSED;
+        }
         refuse(b, w, h, "its caller did not list the call within the adoption window");
         return LINK_REFUSED;
     }
