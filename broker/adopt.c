@@ -32,6 +32,8 @@ typedef struct wcall {
     base_list_t link;
     uint64_t caller, call;     /* the caller's incarnation, the call's id */
     uint64_t job;              /* the adopted job that made it */
+    uint8_t *query;            /* its query as the caller reported it, or NULL */
+    size_t query_n;
 } wcall_t;
 
 /* A job reported for a worker's call that its caller has not listed yet: parked until it
@@ -86,9 +88,10 @@ void brk_adopt_close(brk_t *b) {
         free(p); /* its key reference: brk_zap_close, before this, freed every key */
     }
     while (!base_list_empty(&a->wcalls)) {
-        base_list_t *l = a->wcalls.next;
-        base_list_unlink(l);
-        free(base_container_of(l, wcall_t, link));
+        wcall_t *c = base_container_of(a->wcalls.next, wcall_t, link);
+        base_list_unlink(&c->link);
+        free(c->query);
+        free(c);
     }
     while (!base_list_empty(&a->children)) {
         pchild_t *p = base_container_of(a->children.next, pchild_t, link);
@@ -101,6 +104,23 @@ void brk_adopt_close(brk_t *b) {
 }
 
 /* ---- work's origin ---- */
+
+/* The registered worker whose calls client entry c holds, or NULL. */
+static const brk_worker_t *caller_of(brk_t *b, const brk_client_t *c) {
+    brk_node_t *n = brk_map_get(&b->worker_map, c->key + 1, c->keylen - 1);
+    return n ? base_container_of(n, brk_worker_t, node) : NULL;
+}
+
+static size_t call_key_of(uint8_t *key, uint64_t inc) {
+    key[0] = 2; /* neither socket's byte: no client's key looks like it */
+    for (int i = 0; i < 8; i++) key[1 + i] = (uint8_t)(inc >> (56 - 8 * i));
+    return BRK_CALL_KEY_LEN;
+}
+
+size_t brk_adopt_call_key(brk_t *b, const brk_client_t *c, uint8_t *key) {
+    const brk_worker_t *w = caller_of(b, c);
+    return w && w->incarnation ? call_key_of(key, w->incarnation) : 0;
+}
 
 void brk_adopt_stamp(brk_t *b, const brk_job_t *j) {
     const brk_client_t *c = j->client;
@@ -116,8 +136,7 @@ void brk_adopt_stamp(brk_t *b, const brk_job_t *j) {
     } else {
         /* A worker's call: named by the caller's process and the call's id, which the caller
          * lists under its job when it reports it to the broker that takes over. */
-        brk_node_t *n = brk_map_get(&b->worker_map, c->key + 1, c->keylen - 1);
-        const brk_worker_t *w = n ? base_container_of(n, brk_worker_t, node) : NULL;
+        const brk_worker_t *w = caller_of(b, c);
         if (!w || !w->incarnation) return;
         og.caller = w->incarnation;
         og.parent = brk_inv_parent_of(j);
@@ -289,7 +308,8 @@ typedef struct held {
     proto_str_t invocation;
     proto_origin_t o;        /* o.client: a client's query; o.caller: a worker's call */
     proto_val_t calls;       /* the job's pending calls (an array of ids), when has_calls */
-    bool has_calls;
+    proto_val_t queries;     /* their queries (bin or nil, in that order), when has_queries */
+    bool has_calls, has_queries;
     bool has_job;
     bool done;               /* answered on the worker: its answer follows the ready */
 } held_t;
@@ -348,6 +368,10 @@ static const char *held_read(const brk_t *b, const proto_val_t *e, held_t *h) {
     if (proto_val_map_get(e, "calls", &h->calls) == 1) {
         if (h->calls.type != PROTO_V_ARRAY) return "'calls' is not an array";
         h->has_calls = true;
+    }
+    if (proto_val_map_get(e, "call_queries", &h->queries) == 1) {
+        if (h->queries.type != PROTO_V_ARRAY) return "'call_queries' is not an array";
+        h->has_queries = true;
     }
     h->done = get(e, "done", PROTO_V_BOOL, &v) && v.b;
     return NULL;
@@ -450,6 +474,7 @@ static wcall_t *wcall_find(struct brk_adopt *a, uint64_t caller, uint64_t call) 
 static void wcall_free(struct brk_adopt *a, wcall_t *c) {
     base_list_unlink(&c->link);
     a->n_wcalls--;
+    free(c->query);
     free(c);
 }
 
@@ -457,12 +482,15 @@ static void wcall_free(struct brk_adopt *a, wcall_t *c) {
  * within the window and --max-queue (with the parked children); the others end now. */
 static void calls_expect(brk_t *b, brk_worker_t *w, const brk_job_t *j, const held_t *h) {
     struct brk_adopt *a = b->adopt;
-    size_t cur = 0;
-    proto_val_t v;
+    size_t cur = 0, qcur = 0;
+    proto_val_t v, q;
     while (h->has_calls && proto_val_next(&h->calls, &cur, &v) == 1) {
         uint64_t call;
         wcall_t *c = NULL;
         const char *why = NULL;
+        /* its query, in the same place of call_queries (nil or absent: none) */
+        bool has_q = h->has_queries && proto_val_next(&h->queries, &qcur, &q) == 1 &&
+                     q.type == PROTO_V_BIN && q.len > 0 && q.len <= b->cfg.max_msg;
         if (!val_u64(&v, &call)) continue;
         if (!w->incarnation) why = "the calling worker's ready has no incarnation";
         else if (b->now >= a->until) why = "the adoption window was over when its caller came";
@@ -477,6 +505,9 @@ static void calls_expect(brk_t *b, brk_worker_t *w, const brk_job_t *j, const he
         c->caller = w->incarnation;
         c->call = call;
         c->job = j->job_id;
+        c->query = has_q ? malloc(q.len) : NULL; /* without it the call cannot run here */
+        c->query_n = c->query ? q.len : 0;
+        if (c->query) memcpy(c->query, q.data, q.len);
         base_list_push(&a->wcalls, &c->link);
         a->n_wcalls++;
     }
@@ -653,20 +684,63 @@ static void children_link(brk_t *b) {
     }
 }
 
-/* The window is over: parked children are cancelled and the calls no child answered end
- * with worker_lost on their caller. */
+/* Whether call c (its query decoded in m), which no worker reported, never ran: the old
+ * active stored no provisional answer for it (it never sent its work on: it had it queued,
+ * or never got the query; or it is idempotent and may run again), or the one it stored
+ * names a work that the worker process it went to came back without (never reached). */
+static bool call_never_ran(brk_t *b, const wcall_t *c, const proto_msg_t *m) {
+    uint8_t key[BRK_CALL_KEY_LEN];
+    size_t n;
+    if (!b->dedup) return m->idempotent; /* nothing was marked: only what may run twice */
+    call_key_of(key, c->caller);
+    const uint8_t *body = brk_dedup_find(b->dedup, key, sizeof key, m->id.p, m->id.n, b->now,
+                                         &n);
+    return !body || never_reached(b, m->id, body, n, NULL);
+}
+
+/* A call no worker reported: run now, as if its caller (w, the connection it has now) had
+ * just sent its query, when it never ran; else it ends worker_lost. */
+static void call_unreported(brk_t *b, brk_worker_t *w, const wcall_t *c) {
+    proto_msg_t m;
+    proto_error_t err;
+    uint64_t id = UINT64_MAX;
+    brk_in_t in = {.sock = BRK_SOCK_WORKERS, .idlen = w->idlen, .body = c->query,
+                   .n = c->query_n, .key = w->key, .fd = -1};
+    memcpy(in.id, w->id, w->idlen);
+    memset(&err, 0, sizeof err);
+    bool query = c->query && proto_decode(in.body, in.n, &b->wlim, &m, &err) == 0 &&
+                 m.type == PROTO_QUERY;
+    if (query) {
+        proto_val_t v;
+        if (proto_val_read(m.id.p, m.id.n, &v) != 0 || !val_u64(&v, &id)) id = UINT64_MAX;
+    }
+    if (!query || id != c->call || !call_never_ran(b, c, &m)) {
+        call_error(b, w, c->call, "no worker reported its query within the adoption window "
+                   "(its worker was lost too, or its work never reached one)");
+        return;
+    }
+    char q[200];
+    base_log(BASE_LOG_INFO, "call_runs", "worker=%s call=%llu why=\"its query was never sent "
+             "on to a worker\"", base_log_str(q, sizeof q, w->name, w->name_len),
+             (unsigned long long)c->call);
+    brk_client_request(b, &in, &m);
+}
+
+/* The window is over: parked children are cancelled; the calls no child answered run when
+ * they never ran, and end worker_lost on their caller otherwise. */
 static void calls_window_over(brk_t *b) {
     struct brk_adopt *a = b->adopt;
     a->refused_now = 0;
     children_link(b);
     while (!base_list_empty(&a->wcalls)) {
         wcall_t *c = base_container_of(a->wcalls.next, wcall_t, link);
+        base_list_unlink(&c->link); /* out first: running it may walk the list */
+        a->n_wcalls--;
         brk_job_t *pj = brk_job_find(b, c->job);
         if (pj && !pj->answered && pj->worker && !pj->worker->dead)
-            call_error(b, pj->worker, c->call, "no worker reported its query within the "
-                       "adoption window (its worker was lost too, or its work never reached "
-                       "one)");
-        wcall_free(a, c);
+            call_unreported(b, pj->worker, c);
+        free(c->query);
+        free(c);
     }
 }
 

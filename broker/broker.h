@@ -410,7 +410,9 @@ int brk_dedup_start(brk_t *b);
 bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id);
 /* A query that is not idempotent is sent to its first worker: its durable answer, until the
  * real one replaces it, is `worker_lost`, so that a broker that takes over (or restarts) answers its
- * resend with that instead of running it twice. Only with --sessions postgresql://. */
+ * resend with that instead of running it twice. Only with --sessions postgresql://. A
+ * worker's call (a pair only) is marked too, under its caller's process (brk_adopt_call_key):
+ * the broker that takes over runs a call whose query was never sent on (adopt.c). */
 void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id,
                             const brk_worker_t *w);
 /* Whether body is the provisional answer brk_dedup_mark_running stores for query id. */
@@ -438,6 +440,11 @@ void brk_adopt_close(brk_t *b);
  * the client has one) to the work message just encoded in b->out for j, when j is a client's
  * query that can be adopted (explicit routing id). Leaves b->out as it was when it cannot. */
 void brk_adopt_stamp(brk_t *b, const brk_job_t *j);
+#define BRK_CALL_KEY_LEN 9 /* a call's dedup key: the byte 2, the caller's incarnation */
+/* Writes into key the dedup key of c's calls (c: a worker's client entry): the byte 2 (no
+ * socket's) and the calling worker's incarnation, big-endian. Returns: its length,
+ * BRK_CALL_KEY_LEN, or 0 when the caller is unknown or said no incarnation. */
+size_t brk_adopt_call_key(brk_t *b, const brk_client_t *c, uint8_t *key);
 /* A worker's `ready` (in): its incarnation, connection and received are kept in w; the jobs it
  * listed as still running (held) are each adopted (a job bound to w, its session's lock, its
  * id attached for a resend) or cancelled on w (known, answered, or out of room), and logged.

@@ -150,10 +150,14 @@ bool brk_dedup_marker_worker(proto_raw_t id, const uint8_t *body, size_t n, brk_
 
 void brk_dedup_mark_running(brk_t *b, const brk_client_t *c, proto_raw_t id,
                             const brk_worker_t *w) {
-    if (c->sock != BRK_SOCK_CLIENTS || !brk_dedup_eligible(b->dedup, c->key + 1, c->keylen - 1))
-        return;
     uint8_t key[1 + BRK_MAX_IDENTITY + 40];
-    size_t kn = dedup_key(key, c->key, c->keylen, c->curve_key);
+    size_t kn;
+    if (c->sock == BRK_SOCK_WORKERS) { /* a worker's call, in a pair: by caller process */
+        if (!b->adopt || !(kn = brk_adopt_call_key(b, c, key))) return;
+    } else {
+        if (!brk_dedup_eligible(b->dedup, c->key + 1, c->keylen - 1)) return;
+        kn = dedup_key(key, c->key, c->keylen, c->curve_key);
+    }
     proto_buf_t o;
     proto_buf_init(&o);
     int rc = enc_marker(&o, id, w);

@@ -121,6 +121,7 @@ static void call_destroy(abp_call_t *c) {
     free(c->output);
     free(c->code);
     free(c->message);
+    free(c->query);
     free(c);
 }
 
@@ -139,6 +140,12 @@ static int send_query(abp_ctx_t *ctx, abp_call_t *c, const proto_query_t *q) {
     qq.id = (proto_raw_t){id.p, id.n};
     int rc = id.failed ? PROTO_ENOMEM : proto_enc_query_msg(&msg, &qq);
     if (rc == 0) wrk_send(ctx->w, ctx->gen, &msg);
+    /* A job a broker pair may hand over (origin) keeps its calls' queries: if the broker that
+     * takes over finds that its predecessor never sent one on, it runs it (held.c). */
+    if (rc == 0 && ctx->origin && (c->query = malloc(msg.n))) {
+        memcpy(c->query, msg.p, msg.n);
+        c->query_n = msg.n;
+    }
     proto_buf_free(&id);
     proto_buf_free(&msg);
     return rc ? ABP_ENOMEM : 0;
@@ -165,6 +172,7 @@ static int call_start(abp_ctx_t *ctx, proto_query_t *q, bool sub, abp_call_t **o
     c->id = ++ctx->w->next_call_id;
     int rc = send_query(ctx, c, q);
     if (rc) {
+        free(c->query);
         free(c);
         return rc;
     }

@@ -12,8 +12,9 @@
 #include "worker.h"
 
 /* Packs j's held entry: {job, agent, session?, invocation?, timeout_ms?, input?, origin,
- * calls?, done?}. input only within *input_left bytes (NULL: never); calls: the ids of its
- * calls still waiting for an answer (kept across the reconnect, calls.c). */
+ * calls?, call_queries?, done?}. input only within *input_left bytes (NULL: never); calls:
+ * the ids of its calls still waiting for an answer (kept across the reconnect, calls.c),
+ * call_queries their query messages (bin, or nil), within *input_left too. */
 static void pack_entry(proto_buf_t *o, const abp_ctx_t *j, bool done, size_t *input_left) {
     int64_t left = -1;
     if (!done && j->deadline >= 0) {
@@ -25,7 +26,7 @@ static void pack_entry(proto_buf_t *o, const abp_ctx_t *j, bool done, size_t *in
     uint32_t calls = 0; /* its calls still waiting: the new broker links their jobs to them */
     for (const abp_call_t *c = done ? NULL : j->calls; c; c = c->next) calls += !c->done;
     msgpack_pack_map(&o->pk, 3 + (j->session != NULL) + (j->invocation != NULL) + (left >= 0) +
-                                 input + done + (calls > 0));
+                                 input + done + 2 * (calls > 0));
     proto_pack_cstr(o, "job");
     msgpack_pack_uint64(&o->pk, j->id);
     proto_pack_cstr(o, "agent");
@@ -53,6 +54,20 @@ static void pack_entry(proto_buf_t *o, const abp_ctx_t *j, bool done, size_t *in
         msgpack_pack_array(&o->pk, calls);
         for (const abp_call_t *c = j->calls; c; c = c->next)
             if (!c->done) msgpack_pack_uint64(&o->pk, c->id);
+        /* each call's query (nil past the inputs' share of the report): a call whose query
+         * its old broker never sent on can run on the new one (PROTOCOL.md "Broker pairs") */
+        proto_pack_cstr(o, "call_queries");
+        msgpack_pack_array(&o->pk, calls);
+        for (const abp_call_t *c = j->calls; c; c = c->next) {
+            if (c->done) continue;
+            if (c->query && input_left && c->query_n <= *input_left) {
+                *input_left -= c->query_n;
+                msgpack_pack_bin(&o->pk, c->query_n);
+                msgpack_pack_bin_body(&o->pk, c->query, c->query_n);
+            } else {
+                msgpack_pack_nil(&o->pk);
+            }
+        }
     }
     if (done) {
         proto_pack_cstr(o, "done");

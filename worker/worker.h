@@ -150,6 +150,9 @@ struct abp_call {
     size_t output_n;
     char *code, *message;           /* error */
     bool sub;                       /* a sub-invocation of the runner: its events count */
+    uint8_t *query;                 /* its query message, kept for a job with origin (a broker
+                                       pair may need it after a takeover, held.c); or NULL */
+    size_t query_n;
 };
 
 /* A reply (event/result/error with an integer id) for one of our sub-queries. */

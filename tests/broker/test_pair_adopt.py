@@ -323,26 +323,39 @@ def test_parallel_sub_invocations_at_a_takeover_run_on_under_the_root_lock():
     _stop_clean(p, w)
 
 
+def _fanout_on_its_own_worker(rid, child_ms, start_b=True):
+    """A pair with a short adoption window; worker rwa (one slot, lends none) runs the fanout
+    `root`, so its child goes elsewhere: to worker rwb when start_b (it runs there), or it
+    waits in the active's queue."""
+    if not abtest.real_worker_available():
+        abtest.skip("set ACTOR_WORKER to the actor-worker binary")
+    p = Pair("--adopt-window-ms", "5000", "--startup-grace-ms", "5000")
+    wa = abtest.RealWorker(p.a, "rwa", capacity=1, extra=[
+        "--broker", p.b.workers, "--log-level", "debug", "--max-lent", "0"]).start()
+    p.a.wait_workers(["rwa"])
+    c = PairClient(p, rid)
+    fan = {"agent": "sleep", "inputs": [{"ms": child_ms}]}
+    c.send(query("root", "fanout", fan))
+    wait_until(lambda: _runs(wa, "fanout") == 1, 10, "the fanout to run")
+    wb = None
+    if start_b:
+        wb = _second_worker(p)
+        _wait_running(wb, 1)  # the child runs on the second worker
+    return p, wa, wb, c, fan
+
+
+def _second_worker(p):
+    return abtest.RealWorker(p.a, "rwb", extra=["--broker", p.b.workers,
+                                               "--log-level", "debug"]).start()
+
+
 def test_child_whose_caller_died_too_is_cancelled_and_the_root_answered_once():
     """The fanout's worker dies with the active: the child, reported by its own worker, waits
     for a caller that never comes and is cancelled there when the adoption window ends (one
     error, logged with why); the call it answered is gone with its worker, and the root's
     client gets exactly one terminal reply, the provisional worker_lost (the root is not
     idempotent and no worker kept it)."""
-    if not abtest.real_worker_available():
-        abtest.skip("set ACTOR_WORKER to the actor-worker binary")
-    p = Pair("--adopt-window-ms", "5000", "--startup-grace-ms", "5000")
-    # The root's worker has one slot and lends none: its child must go to the other one.
-    wa = abtest.RealWorker(p.a, "rwa", capacity=1, extra=[
-        "--broker", p.b.workers, "--log-level", "debug", "--max-lent", "0"]).start()
-    p.a.wait_workers(["rwa"])
-    c = PairClient(p, b"adopt-orphan")
-    fan = {"agent": "sleep", "inputs": [{"ms": 60000}]}
-    c.send(query("root", "fanout", fan))
-    wait_until(lambda: _runs(wa, "fanout") == 1, 10, "the fanout to run")
-    wb = abtest.RealWorker(p.a, "rwb", extra=["--broker", p.b.workers,
-                                             "--log-level", "debug"]).start()
-    _wait_running(wb, 1)  # the child runs on the second worker
+    p, wa, wb, c, fan = _fanout_on_its_own_worker(b"adopt-orphan", 60000)
     wa.kill()
     _take_over(p)
     c.send(query("root", "fanout", fan))
@@ -358,6 +371,49 @@ def test_child_whose_caller_died_too_is_cancelled_and_the_root_answered_once():
     assert _runs(wb) == 1 and _runs(wa) == 0, (wa.log(), wb.log())  # the child ran once
     assert wb.log().count("event=job_cancel") == 1, wb.log()
     _stop_clean(p, wb)
+
+
+def test_call_whose_child_worker_died_too_ends_worker_lost_not_run_twice():
+    """The child's worker dies with the active: the caller keeps and lists its call, nobody
+    reports the child, and the old active had sent its work on (its provisional answer, stored
+    under the caller's process, names that worker process, which never came back): the call
+    is not run again but ends worker_lost when the window ends, and the fanout answers its
+    client once with that error."""
+    p, wa, wb, c, fan = _fanout_on_its_own_worker(b"adopt-childlost", 60000)
+    wb.kill()
+    _take_over(p)
+    c.send(query("root", "fanout", fan))
+    got = c.collect(["root"], timeout=30)
+    t = _terminals(got["root"])
+    assert [(m["type"], m.get("code")) for m in t] == [("error", "worker_lost")], got
+    assert "no worker reported its query" in t[0]["message"], got
+    c.expect_quiet(0.5)
+    log = p.b.log()
+    assert log.count("event=call_not_adopted") == 1 and "call_runs" not in log, log
+    assert _runs(wb) == 1 and _runs(wa) == 0, (wa.log(), wb.log())  # ran once, not again
+    _stop_clean(p, wa)
+
+
+def test_call_the_old_active_never_sent_on_runs_after_the_takeover():
+    """The fanout's child waits in the active's queue (no free worker) when the active dies:
+    no work was sent, so no provisional answer names it. The caller lists the call with its
+    query; nobody reports a child; when the window ends the new active runs the query as the
+    caller's (logged call_runs), on the worker that has come meanwhile, and the fanout
+    answers its client once with the child's output."""
+    p, wa, _, c, fan = _fanout_on_its_own_worker(b"adopt-queued", 300, start_b=False)
+    _take_over(p)
+    wb = _second_worker(p)
+    c.send(query("root", "fanout", fan))
+    got = c.collect(["root"], timeout=30)
+    t = _terminals(got["root"])
+    assert [m["type"] for m in t] == ["result"], got
+    assert [o["slept_ms"] for o in t[0]["output"]] == [300], got
+    c.expect_quiet(0.5)
+    log = p.b.log()
+    assert log.count("event=call_runs") == 1 and "call_not_adopted" not in log, log
+    assert _runs(wb) == 1 and _runs(wa) == 0, (wa.log(), wb.log())
+    _stop_clean(p, wb)
+    assert wa.kill(signal.SIGTERM) == 0, wa.log()
 
 
 def _curve_pair(clients, workers):
