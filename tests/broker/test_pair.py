@@ -17,6 +17,7 @@ from abtest import Broker, FakeWorker, query, wait_until  # noqa: E402
 from test_lifecycle import IdClient, _terminals  # noqa: E402
 
 PG = None
+SLEEP_MS = 3000  # long enough to outlast a kill that comes late on a loaded machine
 
 
 class Pair:
@@ -90,17 +91,20 @@ def test_kill_9_mid_query_the_resend_gets_one_answer():
     c = PairClient(p, b"pair-client")
     _, done = c.call(query("done", "echo", {"n": 1}))
     assert done["type"] == "result", done
-    c.send(query("running", "sleep", {"ms": 400}, idempotent=True))
-    c.send(query("once", "sleep", {"ms": 400}))  # not idempotent
+    # Sleeps long enough that the kill lands while both run on the busiest machine: with
+    # 400 ms, a kill late by the sleep found `running` answered and remembered in PostgreSQL
+    # (replayed, not rerun: the test then waited for a rerun that never came).
+    c.send(query("running", "sleep", {"ms": SLEEP_MS}, idempotent=True))
+    c.send(query("once", "sleep", {"ms": SLEEP_MS}))  # not idempotent
     w.wait_stats(lambda s: s["works"] == 3, 5, "both sleeps to run")
     p.a.kill()  # SIGKILL mid-query: their answers never leave
     wait_until(lambda: "event=active" in p.b.log(), 10, "the standby to take over")
     p.b.wait_workers(["w1"], timeout=15)  # the worker followed the active broker
     # The client resends what it had not been answered and what it is unsure of.
     c.send(query("done", "echo", {"n": 1}))
-    c.send(query("running", "sleep", {"ms": 400}, idempotent=True))
-    c.send(query("once", "sleep", {"ms": 400}))
-    got = c.collect(["done", "running", "once"], timeout=15)
+    c.send(query("running", "sleep", {"ms": SLEEP_MS}, idempotent=True))
+    c.send(query("once", "sleep", {"ms": SLEEP_MS}))
+    got = c.collect(["done", "running", "once"], timeout=20)
     assert _terminals(got["done"]) == [done], got  # replayed from PostgreSQL, not rerun
     assert [m["type"] for m in _terminals(got["running"])] == ["result"], got
     assert [m.get("code") for m in _terminals(got["once"])] == ["worker_lost"], got
