@@ -341,6 +341,11 @@ def _fanout_on_its_own_worker(rid, child_ms, start_b=True):
     if start_b:
         wb = _second_worker(p)
         _wait_running(wb, 1)  # the child runs on the second worker
+    # The active posts its provisional answers (the root's; the call's once sent on) to
+    # PostgreSQL without waiting: a kill before they land would test another case.
+    want = "2" if start_b else "1"
+    wait_until(lambda: test_pair.PG.sql("SELECT count(*) FROM dedup") == want, 10,
+               "the provisional answers to be stored")
     return p, wa, wb, c, fan
 
 
