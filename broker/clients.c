@@ -192,7 +192,8 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     if (c) brk_client_attach(b, c, in); /* its owner is back (gone.c) */
-    brk_job_t *dup = c ? brk_job_find_cid(b, c, m->id) : NULL;
+    uint64_t idh = brk_map_hash(m->id.p, m->id.n); /* once, for every map of ids */
+    brk_job_t *dup = c ? brk_job_find_cid(b, c, m->id, idh) : NULL;
     if (dup && brk_dedup_eligible(b->dedup, in->id, in->idlen) && in->sock == BRK_SOCK_CLIENTS) {
         /* A resend of a query in flight (a drain too: refusing it would be a second reply).
          * Its one answer goes out in this connection's envelope. */
@@ -255,7 +256,7 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     if (c->curve_key) c->curve_key->in_flight++; /* first: accepting may answer it at once */
-    if (brk_job_accept(b, c, in, &qm, a, inv) != 0) {
+    if (brk_job_accept(b, c, in, &qm, idh, a, inv) != 0) {
         if (c->curve_key) c->curve_key->in_flight--;
         brk_inv_discard(b, &inv);
         client_free_if_idle(b, c);
@@ -270,12 +271,13 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
 static brk_job_t *cancel_target(brk_t *b, const brk_in_t *in, proto_raw_t id,
                                 const char **err, size_t *matches) {
     brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
-    brk_job_t *j = c && c->curve_key == in->key ? brk_job_find_cid(b, c, id) : NULL;
+    uint64_t idh = brk_map_hash(id.p, id.n); /* once, for both maps */
+    brk_job_t *j = c && c->curve_key == in->key ? brk_job_find_cid(b, c, id, idh) : NULL;
     *err = NULL;
     *matches = 0;
     if (j || in->sock != BRK_SOCK_CLIENTS) return j;
     const brk_key_t *owner = in->key && !in->key->is_operator ? in->key : NULL;
-    j = brk_job_find_any(b, id, owner, matches);
+    j = brk_job_find_any(b, id, idh, owner, matches);
     if (*matches > 1) {
         *err = "ambiguous";
         return NULL;
