@@ -254,6 +254,11 @@ typedef struct brk {
     brk_map_t job_map;        /* adopted jobs, whose ids another broker gave (adopt.c) */
     brk_map_t id_map;         /* unanswered jobs by query id, any client (jobindex.c) */
     brk_map_t outq_map;       /* client connections with bytes in libzmq's queue (outq.c) */
+    /* The last peer each table found: messages come in runs from one peer, and comparing
+     * its key costs less than hashing it. Cleared when that entry is freed. */
+    struct brk_outq *outq_last;
+    brk_client_t *client_last;
+    brk_worker_t *worker_last;
     atomic_size_t outq_total; /* those bytes, all clients */
     uint64_t outq_refused;    /* messages not sent: their peer's bytes were over the bound */
     _Atomic(void *) outq_back; /* small message blocks libzmq's I/O thread gave back (outq.c) */

@@ -21,6 +21,7 @@ void brk_clients_close(brk_t *b) {
         free(base_container_of(n, brk_client_t, node));
     }
     brk_map_close(&b->client_map);
+    b->client_last = NULL;
     b->n_clients = 0;
 }
 
@@ -31,10 +32,15 @@ static size_t client_key(uint8_t *key, brk_sock_t s, const uint8_t *id, size_t i
 }
 
 brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen) {
+    brk_client_t *c = b->client_last;
+    if (c && c->keylen == idlen + 1 && c->key[0] == (uint8_t)s &&
+        memcmp(c->key + 1, id, idlen) == 0)
+        return c;
     uint8_t key[1 + BRK_MAX_IDENTITY];
     size_t n = client_key(key, s, id, idlen);
     brk_node_t *node = brk_map_get(&b->client_map, key, n);
-    return node ? base_container_of(node, brk_client_t, node) : NULL;
+    if (!node) return NULL;
+    return b->client_last = base_container_of(node, brk_client_t, node);
 }
 
 static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
@@ -69,6 +75,7 @@ static void client_free_if_idle(brk_t *b, brk_client_t *c) {
     if (c->in_flight) return;
     brk_gone_untrack(b, c);
     brk_map_del(&b->client_map, &c->node);
+    if (b->client_last == c) b->client_last = NULL;
     b->n_clients--;
     brk_key_unref(b, &c->curve_key);
     free(c);
