@@ -283,6 +283,8 @@ typedef struct brk {
     size_t idb_cache_n;       /* how many */
     bool have_dead, draining, stop;
     int64_t drain_until, next_maint;
+    int64_t workers_due;      /* b->now of the next brk_workers_tick that can have work: it
+                                 walks every worker, so it is not run every loop pass */
     int64_t bad_log_start;    /* broker.c: the second bad-input log lines are counted in */
     uint64_t bad_log_n, bad_log_dropped; /* lines logged and left out in it */
     brk_store_t *store;       /* sessions (session_requests.c) */

@@ -171,6 +171,7 @@ static brk_worker_t *worker_new(brk_t *b, const brk_in_t *in, const proto_msg_t 
     base_list_push(&b->worker_list, &w->link);
     brk_map_put(&b->worker_map, &w->node);
     b->n_workers++;
+    b->workers_due = 0; /* its heartbeats and liveness join the next tick */
     return w;
 }
 
