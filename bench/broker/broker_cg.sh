@@ -6,6 +6,9 @@
 # cost cancel out. Both broker threads count (loop and libzmq's I/O). With FUNCS=N it also
 # prints the N functions with the largest inclusive cost per query (callgrind_annotate
 # --inclusive=yes of each run, differenced the same way), self cost beside it.
+# MODE=bus measures the bus instead: instructions per published message through PUB ->
+# --sub -> --pub -> 4 SUB (bench/broker/pubsub, 64-byte messages), for actor-broker or, with
+# SYSTEM=raw, for rawproxy pubsub (zmq_proxy XSUB -> XPUB), the same way.
 # Usage: bench/broker/broker_cg.sh [BUILD_DIR] [N1] [N2]  (defaults: build 5000 25000)
 # KEEP=1 keeps the callgrind files.
 set -eu
@@ -14,8 +17,34 @@ B=${1:-build}
 N1=${2:-5000}
 N2=${3:-25000}
 INFLIGHT=${INFLIGHT:-128}
+MODE=${MODE:-query}
+SYSTEM=${SYSTEM:-ours}
 T=$(mktemp -d)
+one_bus() {
+    set -- "$1" $(/usr/bin/python3 -c '
+import socket
+ss = [socket.socket() for _ in range(4)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+    if [ "$SYSTEM" = raw ]; then
+        valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$T/cg.$1" \
+            $B/bench/broker/rawproxy pubsub "tcp://127.0.0.1:$5" "tcp://127.0.0.1:$4" \
+            >/dev/null 2>"$T/broker.$1.log" &
+    else
+        valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$T/cg.$1" \
+            $B/broker/actor-broker --clients "tcp://127.0.0.1:$2" \
+            --workers "tcp://127.0.0.1:$3" --pub "tcp://127.0.0.1:$4" \
+            --sub "tcp://127.0.0.1:$5" 2>"$T/broker.$1.log" &
+    fi
+    bp=$!
+    sleep 3
+    $B/bench/broker/pubsub --pub "tcp://127.0.0.1:$5" --sub "tcp://127.0.0.1:$4" \
+        --count "$1" >"$T/ps.$1"
+    kill -TERM $bp; wait $bp || true
+    grep -h '^totals:\|^summary:' "$T/cg.$1" | head -1 | awk '{print $2}'
+}
 one() {
+    if [ "$MODE" = bus ]; then one_bus "$1"; return; fi
     set -- "$1" $(/usr/bin/python3 -c '
 import socket
 ss = [socket.socket() for _ in range(4)]
@@ -41,7 +70,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')
 }
 a=$(one "$N1")
 b=$(one "$N2")
-echo "Ir $N1: $a  Ir $N2: $b  per query: $(( (b - a) / (N2 - N1) ))"
+echo "Ir $N1: $a  Ir $N2: $b  per $([ "$MODE" = bus ] && echo message || echo query): $(( (b - a) / (N2 - N1) ))"
 if [ -n "${FUNCS:-}" ]; then
     for n in "$N1" "$N2"; do
         callgrind_annotate --inclusive=yes --threshold=100 "$T/cg.$n" >"$T/inc.$n" 2>/dev/null
