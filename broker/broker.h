@@ -259,6 +259,7 @@ typedef struct brk {
     struct brk_outq *outq_last;
     brk_client_t *client_last;
     brk_worker_t *worker_last;
+    brk_agent_t *agent_last;
     atomic_size_t outq_total; /* those bytes, all clients */
     uint64_t outq_refused;    /* messages not sent: their peer's bytes were over the bound */
     _Atomic(void *) outq_back; /* small message blocks libzmq's I/O thread gave back (outq.c) */
