@@ -233,10 +233,11 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
         brk_query_publish(b, &e);
     }
     char code[48];
-    base_log(BASE_LOG_DEBUG, "query_answered", "job=%llu type=%s code=%s attempt=%llu",
-             (unsigned long long)j->job_id, t->ok ? "result" : "error",
-             t->ok ? "-" : base_log_str(code, sizeof code, t->code.p, t->code.n),
-             (unsigned long long)j->attempt);
+    if (base_log_on(BASE_LOG_DEBUG)) /* once per query: not even the call when off */
+        base_log(BASE_LOG_DEBUG, "query_answered", "job=%llu type=%s code=%s attempt=%llu",
+                 (unsigned long long)j->job_id, t->ok ? "result" : "error",
+                 t->ok ? "-" : base_log_str(code, sizeof code, t->code.p, t->code.n),
+                 (unsigned long long)j->attempt);
     brk_map_del(&b->cid_map, &j->by_cid);
     brk_jobindex_del(b, j);
     brk_client_pending(b, j, false);

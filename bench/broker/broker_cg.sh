@@ -8,7 +8,8 @@
 # --inclusive=yes of each run, differenced the same way), self cost beside it.
 # MODE=bus measures the bus instead: instructions per published message through PUB ->
 # --sub -> --pub -> 4 SUB (bench/broker/pubsub, 64-byte messages), for actor-broker or, with
-# SYSTEM=raw, for rawproxy pubsub (zmq_proxy XSUB -> XPUB), the same way.
+# SYSTEM=raw, for rawproxy pubsub (zmq_proxy XSUB -> XPUB), the same way. SYSTEM=raw without
+# MODE=bus: rawproxy reqrep with 2 rawecho, per echo query (the limit to compare with).
 # Usage: bench/broker/broker_cg.sh [BUILD_DIR] [N1] [N2]  (defaults: build 5000 25000)
 # KEEP=1 keeps the callgrind files.
 set -eu
@@ -50,21 +51,36 @@ import socket
 ss = [socket.socket() for _ in range(4)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
-    valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$T/cg.$1" \
-        $B/broker/actor-broker --clients "tcp://127.0.0.1:$2" --workers "tcp://127.0.0.1:$3" \
-        --pub "tcp://127.0.0.1:$4" --sub "tcp://127.0.0.1:$5" 2>"$T/broker.$1.log" &
-    bp=$!
-    sleep 3
-    $B/worker/actor-worker --broker "tcp://127.0.0.1:$3" --capacity 64 --name cg1 \
-        2>/dev/null &
-    w1=$!
-    $B/worker/actor-worker --broker "tcp://127.0.0.1:$3" --capacity 64 --name cg2 \
-        2>/dev/null &
-    w2=$!
+    if [ "$SYSTEM" = raw ]; then
+        valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$T/cg.$1" \
+            $B/bench/broker/rawproxy reqrep "tcp://127.0.0.1:$2" "tcp://127.0.0.1:$3" \
+            >/dev/null 2>"$T/broker.$1.log" &
+        bp=$!
+        sleep 3
+        $B/bench/broker/rawecho "tcp://127.0.0.1:$3" >/dev/null 2>&1 &
+        w1=$!
+        $B/bench/broker/rawecho "tcp://127.0.0.1:$3" >/dev/null 2>&1 &
+        w2=$!
+        lgmode=echo
+    else
+        valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$T/cg.$1" \
+            $B/broker/actor-broker --clients "tcp://127.0.0.1:$2" \
+            --workers "tcp://127.0.0.1:$3" --pub "tcp://127.0.0.1:$4" \
+            --sub "tcp://127.0.0.1:$5" 2>"$T/broker.$1.log" &
+        bp=$!
+        sleep 3
+        $B/worker/actor-worker --broker "tcp://127.0.0.1:$3" --capacity 64 --name cg1 \
+            2>/dev/null &
+        w1=$!
+        $B/worker/actor-worker --broker "tcp://127.0.0.1:$3" --capacity 64 --name cg2 \
+            2>/dev/null &
+        w2=$!
+        lgmode=broker
+    fi
     sleep 2
-    $B/bench/broker/loadgen --endpoint "tcp://127.0.0.1:$2" --mode broker \
+    $B/bench/broker/loadgen --endpoint "tcp://127.0.0.1:$2" --mode $lgmode \
         --inflight "$INFLIGHT" --count "$1" --seconds 300 --warmup 0 >"$T/lg.$1"
-    kill -TERM $w1 $w2; wait $w1 || true; wait $w2 || true
+    kill -TERM $w1 $w2; wait $w1 2>/dev/null || true; wait $w2 2>/dev/null || true
     kill -TERM $bp; wait $bp || true
     grep -h '^totals:\|^summary:' "$T/cg.$1" | head -1 | awk '{print $2}'
 }
