@@ -101,10 +101,9 @@ void brk_jobs_close(brk_t *b) {
         close_one(b, base_container_of(n, brk_job_t, by_job));
     }
     brk_slot_t *sl;
-    while ((sl = brk_slots_next(&b->job_slots, NULL))) {
-        brk_slots_del(&b->job_slots, sl);
+    size_t cursor = 0;
+    while ((sl = brk_slots_take(&b->job_slots, &cursor)))
         close_one(b, base_container_of(sl, brk_job_t, slot));
-    }
     brk_slots_close(&b->job_slots);
     brk_invs_close(b);
     brk_jobindex_close(b);

@@ -58,6 +58,17 @@ void brk_slots_del(brk_slots_t *t, brk_slot_t *e) {
     t->n--;
 }
 
+brk_slot_t *brk_slots_take(brk_slots_t *t, size_t *cursor) {
+    for (; *cursor < t->cap; (*cursor)++) {
+        brk_slot_t *e = t->v[*cursor];
+        if (!e) continue;
+        t->v[(*cursor)++] = NULL;
+        t->n--;
+        return e;
+    }
+    return NULL;
+}
+
 brk_slot_t *brk_slots_next(const brk_slots_t *t, const brk_slot_t *prev) {
     size_t i = prev ? (prev->id & (t->cap - 1)) + 1 : 0;
     for (; i < t->cap; i++)

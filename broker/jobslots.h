@@ -50,5 +50,8 @@ void brk_slots_del(brk_slots_t *t, brk_slot_t *e);
 /* Iteration in slot order: pass NULL first; NULL after the last. Do not add or delete while
  * iterating. */
 brk_slot_t *brk_slots_next(const brk_slots_t *t, const brk_slot_t *prev);
+/* Removes and returns the first entry at or after slot *cursor (start with 0), advancing
+ * *cursor past it; NULL when none is left. Emptying the table this way is one pass. */
+brk_slot_t *brk_slots_take(brk_slots_t *t, size_t *cursor);
 
 #endif

@@ -108,6 +108,14 @@ static void test_growth_keeps_every_entry(void **state) {
         else
             assert_ptr_equal(brk_slots_get(&t, e[i].id), &e[i]);
     }
+    /* Emptied in one pass, as the broker does at exit */
+    size_t cursor = 0, taken = 0;
+    for (brk_slot_t *s; (s = brk_slots_take(&t, &cursor));) {
+        assert_null(brk_slots_get(&t, s->id));
+        taken++;
+    }
+    assert_int_equal(taken, seen);
+    assert_int_equal(t.n, 0);
     brk_slots_close(&t);
     free(e);
 }
