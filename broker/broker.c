@@ -264,9 +264,13 @@ static long poll_timeout(brk_t *b) {
     int64_t t = brk_jobs_tick(b);
     settle(b);
     if (t >= 0 && t < next) next = t;
-    t = brk_workers_tick(b);
-    settle(b);
-    if (t < next) next = t;
+    /* What brk_workers_tick returned holds until a worker registers (which clears it):
+     * heartbeats and liveness deadlines only move later as messages come and go. */
+    if (b->now >= b->workers_due) {
+        b->workers_due = brk_workers_tick(b);
+        settle(b);
+    }
+    if (b->workers_due < next) next = b->workers_due;
     if (b->draining && b->drain_until < next) next = b->drain_until;
     t = brk_metrics_tick(b);
     if (t < next) next = t;
@@ -292,7 +296,9 @@ static long poll_timeout(brk_t *b) {
  * sockets get their turn whatever one peer sends; false once it has none left. The worker
  * socket read empty is what lets liveness call a worker silent. */
 static bool drain_one(brk_t *b, int i) {
-    int64_t t0 = base_mono_ms();
+    /* The slice counts from the pass's start (b->now, read after zmq_poll or at the top of
+     * the pass): no clock read per socket, and a later socket only gets a shorter slice. */
+    int64_t t0 = b->now;
     for (int k = 0; k < RECV_BATCH; k++) {
         bool got = i == 0   ? recv_router(b, BRK_SOCK_CLIENTS)
                    : i == 1 ? recv_router(b, BRK_SOCK_WORKERS)

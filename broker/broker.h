@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "broker_metrics.h"
 #include "hashmap.h"
+#include "jobslots.h"
 #include "invocations.h"
 #include "dedup.h"
 #include "session.h"
@@ -151,8 +152,10 @@ typedef struct brk_term {
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_CANCELLING, JOB_WAITING } brk_job_state_t;
 
 struct brk_job {
-    brk_node_t by_job;       /* key: job_id */
+    brk_slot_t slot;         /* in b->job_slots under job_id (ids this broker gave) */
+    brk_node_t by_job;       /* key: job_id; only adopted jobs (foreign ids), in b->job_map */
     brk_node_t by_cid;       /* key: ckey (client pointer + id bytes); linked until answered */
+    uint64_t idh;            /* brk_map_hash of the id's bytes: jobindex.c and by_cid */
     base_list_t link;         /* in its agent's queue (QUEUED) or its worker's jobs */
     base_list_t clink;        /* in its client's jobs, until answered */
     base_heap_node_t deadline_node; /* in b->deadlines; key: timeout_at, or the cancel grace */
@@ -161,6 +164,7 @@ struct brk_job {
     uint32_t lost;           /* workers lost while running it (poison_after) */
     brk_job_state_t state;
     bool answered, idempotent, req;
+    bool foreign;            /* job_id came from a worker at a takeover: in job_map */
     bool pending;            /* counted in its client's n_pending (queued or waiting) */
     bool quiet;              /* adopted, its client has not resent the id yet: the answer is
                                 remembered for the resend, not sent (adopt.c) */
@@ -247,9 +251,17 @@ typedef struct brk {
     int sig_fd;
     int64_t now;              /* ms, monotonic, refreshed each loop pass */
     proto_buf_t out, busbuf;  /* scratch encoders */
-    brk_map_t client_map, worker_map, agent_map, job_map, cid_map;
+    brk_map_t client_map, worker_map, agent_map, cid_map;
+    brk_slots_t job_slots;    /* jobs by the id this broker gave them (jobslots.h) */
+    brk_map_t job_map;        /* adopted jobs, whose ids another broker gave (adopt.c) */
     brk_map_t id_map;         /* unanswered jobs by query id, any client (jobindex.c) */
     brk_map_t outq_map;       /* client connections with bytes in libzmq's queue (outq.c) */
+    /* The last peer each table found: messages come in runs from one peer, and comparing
+     * its key costs less than hashing it. Cleared when that entry is freed. */
+    struct brk_outq *outq_last;
+    brk_client_t *client_last;
+    brk_worker_t *worker_last;
+    brk_agent_t *agent_last;
     atomic_size_t outq_total; /* those bytes, all clients */
     uint64_t outq_refused;    /* messages not sent: their peer's bytes were over the bound */
     _Atomic(void *) outq_back; /* small message blocks libzmq's I/O thread gave back (outq.c) */
@@ -274,6 +286,8 @@ typedef struct brk {
     size_t idb_cache_n;       /* how many */
     bool have_dead, draining, stop;
     int64_t drain_until, next_maint;
+    int64_t workers_due;      /* b->now of the next brk_workers_tick that can have work: it
+                                 walks every worker, so it is not run every loop pass */
     int64_t bad_log_start;    /* broker.c: the second bad-input log lines are counted in */
     uint64_t bad_log_n, bad_log_dropped; /* lines logged and left out in it */
     brk_store_t *store;       /* sessions (session_requests.c) */
@@ -545,23 +559,26 @@ void brk_jobs_close(brk_t *b);
  * invocation record (brk_inv_prepare) or NULL, the job's from here on. Returns: 0.
  * Errors: -ENOMEM (nothing was accepted; inv is still the caller's). */
 int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_msg_t *m,
-                   brk_agent_t *a, brk_inv_t *inv);
+                   uint64_t idh, brk_agent_t *a, brk_inv_t *inv);
 /* The job with this broker job id, in any state, or NULL. */
 brk_job_t *brk_job_find(brk_t *b, uint64_t job_id);
 /* Puts a JOB_WAITING job at the back of its agent's queue; its hosts are pumped at the next
  * settle. Returns: 0. Errors: -ENOENT (no worker hosts its agent; the job is unchanged). */
 int brk_job_enqueue(brk_t *b, brk_job_t *j);
-brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id);
+/* c's unanswered job with this id, or NULL. idh: brk_map_hash(id.p, id.n), computed once per
+ * message for every map the id is looked up in (brk_job_accept, brk_job_find_any too). */
+brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id, uint64_t idh);
 
 /* ---- jobindex.c: unanswered jobs by query id, across clients ---- */
 int brk_jobindex_init(brk_t *b);  /* Returns: 0. Errors: -ENOMEM. */
 void brk_jobindex_close(brk_t *b);
-/* Indexes j under j->id (at accept). Returns: 0. Errors: -ENOMEM (j is not indexed). */
+/* Indexes j under j->id, hashed as j->idh (at accept). Returns: 0. Errors: -ENOMEM (j is not
+ * indexed). */
 int brk_jobindex_add(brk_t *b, brk_job_t *j);
 void brk_jobindex_del(brk_t *b, brk_job_t *j); /* at its answer; safe to repeat */
 /* The unanswered job with this id, whichever client sent it; with owner, only jobs whose
  * client has that CURVE key. *matches counts them, stopping at 2 (ambiguous). */
-brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, const brk_key_t *owner,
+brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, uint64_t idh, const brk_key_t *owner,
                             size_t *matches);
 /* Ends the query with an error (cancelled, timeout, shutting_down, ...); a job on a worker
  * is cancelled there and kept CANCELLING until the worker answers or the grace ends. */

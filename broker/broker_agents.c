@@ -20,6 +20,7 @@ static void unhold(brk_t *b, brk_agent_t *a) {
 static void agent_free(brk_t *b, brk_agent_t *a) {
     unhold(b, a);
     brk_map_del(&b->agent_map, &a->node);
+    if (b->agent_last == a) b->agent_last = NULL;
     free(a->hosts);
     free(a);
 }
@@ -32,8 +33,11 @@ void brk_agents_close(brk_t *b) {
 }
 
 brk_agent_t *brk_agent_find(brk_t *b, proto_str_t name) {
+    brk_agent_t *a = b->agent_last;
+    if (a && a->len == name.n && (!name.n || memcmp(a->name, name.p, name.n) == 0)) return a;
     brk_node_t *n = brk_map_get(&b->agent_map, name.p, name.n);
-    return n ? base_container_of(n, brk_agent_t, node) : NULL;
+    if (!n) return NULL;
+    return b->agent_last = base_container_of(n, brk_agent_t, node);
 }
 
 static brk_agent_t *agent_new(brk_t *b, proto_str_t name) {

@@ -72,6 +72,7 @@ static void heap_set(brk_t *b, brk_job_t *j, int64_t deadline) {
 
 bool brk_jobs_room(brk_t *b) {
     if (b->n_jobs >= b->cfg.max_jobs) return false;
+    if (brk_slots_reserve(&b->job_slots) != 0) return false; /* the id's slot, too */
     if (b->deadlines.cap > b->n_jobs) return true;
     return base_heap_reserve(&b->deadlines, b->deadlines.cap ? b->deadlines.cap * 2 : 64) == 0;
 }
@@ -79,22 +80,31 @@ bool brk_jobs_room(brk_t *b) {
 /* ---- the table ---- */
 
 int brk_jobs_init(brk_t *b) {
+    brk_slots_init(&b->job_slots, b->cfg.max_jobs);
     if (brk_map_init(&b->job_map) || brk_map_init(&b->cid_map)) return -ENOMEM;
     if (brk_invs_init(b)) return -ENOMEM; /* the session locks live beside the jobs */
     if (brk_jobindex_init(b)) return -ENOMEM;
     return brk_jobs_room(b) ? 0 : -ENOMEM;
 }
 
+static void close_one(brk_t *b, brk_job_t *j) {
+    base_list_unlink(&j->link);
+    base_list_unlink(&j->clink);
+    brk_inv_on_free(b, j);
+    job_release(b, j, job_size(j));
+}
+
 void brk_jobs_close(brk_t *b) {
     brk_node_t *n;
     while ((n = brk_map_next(&b->job_map, NULL))) {
-        brk_job_t *j = base_container_of(n, brk_job_t, by_job);
         brk_map_del(&b->job_map, n);
-        base_list_unlink(&j->link);
-        base_list_unlink(&j->clink);
-        brk_inv_on_free(b, j);
-        job_release(b, j, job_size(j));
+        close_one(b, base_container_of(n, brk_job_t, by_job));
     }
+    brk_slot_t *sl;
+    size_t cursor = 0;
+    while ((sl = brk_slots_take(&b->job_slots, &cursor)))
+        close_one(b, base_container_of(sl, brk_job_t, slot));
+    brk_slots_close(&b->job_slots);
     brk_invs_close(b);
     brk_jobindex_close(b);
     while (b->job_cache) {
@@ -109,18 +119,51 @@ void brk_jobs_close(brk_t *b) {
     b->n_jobs = b->n_live = b->n_queued = b->n_waiting = 0;
 }
 
-brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id) {
+/* The hash of a (client, id) key from the id's keyed hash: the id is hashed once per query
+ * for both maps. Still unpredictable to a peer (its part of the key goes through SipHash),
+ * and a bijection of idh for one client. */
+static uint64_t cid_hash(const brk_client_t *c, uint64_t idh) {
+    uint64_t h = (idh ^ (uint64_t)(uintptr_t)c) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 29);
+}
+
+brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id, uint64_t idh) {
     uint8_t key[CKEY_MAX];
     if (id.n > CKEY_MAX - sizeof c) return NULL;
     memcpy(key, &c, sizeof c);
     if (id.n) memcpy(key + sizeof c, id.p, id.n);
-    brk_node_t *n = brk_map_get(&b->cid_map, key, sizeof c + id.n);
+    brk_node_t *n = brk_map_get_h(&b->cid_map, key, sizeof c + id.n, cid_hash(c, idh));
     return n ? base_container_of(n, brk_job_t, by_cid) : NULL;
 }
 
+/* The broker's own ids are found by their slot; adopted ones (rare, after a takeover) in the
+ * map, which is empty otherwise. */
 static brk_job_t *job_find(brk_t *b, uint64_t job_id) {
-    brk_node_t *n = brk_map_get(&b->job_map, &job_id, sizeof job_id);
+    brk_slot_t *sl = brk_slots_get(&b->job_slots, job_id);
+    if (sl) return base_container_of(sl, brk_job_t, slot);
+    brk_node_t *n = b->job_map.n ? brk_map_get(&b->job_map, &job_id, sizeof job_id) : NULL;
     return n ? base_container_of(n, brk_job_t, by_job) : NULL;
+}
+
+/* brk_slots_add's veto: an id an adopted job holds is never given to a new job. */
+static bool foreign_taken(void *arg, uint64_t id) {
+    brk_t *b = arg;
+    return b->job_map.n && brk_map_get(&b->job_map, &id, sizeof id);
+}
+
+static void id_unlink(brk_t *b, brk_job_t *j) {
+    if (j->foreign)
+        brk_map_del(&b->job_map, &j->by_job);
+    else
+        brk_slots_del(&b->job_slots, &j->slot);
+    j->foreign = false;
+}
+
+static void id_link_foreign(brk_t *b, brk_job_t *j, uint64_t job_id) {
+    j->job_id = job_id;
+    j->foreign = true;
+    j->by_job = (brk_node_t){.key = &j->job_id, .klen = sizeof j->job_id};
+    brk_map_put(&b->job_map, &j->by_job);
 }
 
 brk_job_t *brk_job_find(brk_t *b, uint64_t job_id) { return job_find(b, job_id); }
@@ -189,10 +232,11 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
         brk_query_publish(b, &e);
     }
     char code[48];
-    base_log(BASE_LOG_DEBUG, "query_answered", "job=%llu type=%s code=%s attempt=%llu",
-             (unsigned long long)j->job_id, t->ok ? "result" : "error",
-             t->ok ? "-" : base_log_str(code, sizeof code, t->code.p, t->code.n),
-             (unsigned long long)j->attempt);
+    if (base_log_on(BASE_LOG_DEBUG)) /* once per query: not even the call when off */
+        base_log(BASE_LOG_DEBUG, "query_answered", "job=%llu type=%s code=%s attempt=%llu",
+                 (unsigned long long)j->job_id, t->ok ? "result" : "error",
+                 t->ok ? "-" : base_log_str(code, sizeof code, t->code.p, t->code.n),
+                 (unsigned long long)j->attempt);
     brk_map_del(&b->cid_map, &j->by_cid);
     brk_jobindex_del(b, j);
     brk_client_pending(b, j, false);
@@ -212,7 +256,7 @@ static void job_free(brk_t *b, brk_job_t *j) {
         brk_worker_want_pump(b, j->worker);
         j->worker = NULL;
     }
-    brk_map_del(&b->job_map, &j->by_job);
+    id_unlink(b, j);
     b->n_jobs--;
     brk_inv_on_free(b, j);
     job_release(b, j, job_size(j));
@@ -283,11 +327,18 @@ void brk_jobs_pump_worker(brk_t *b, brk_worker_t *w) {
 }
 
 int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_msg_t *m,
-                   brk_agent_t *a, brk_inv_t *inv) {
+                   uint64_t idh, brk_agent_t *a, brk_inv_t *inv) {
     if (m->id.n > CKEY_MAX - sizeof c) return -ENOMEM;
     size_t need = sizeof c + m->id.n + m->agent.n + m->session.n + m->input.n;
     brk_job_t *j = job_alloc(b, sizeof *j + need);
     if (!j) return -ENOMEM;
+    /* Its id and slot (reserved by brk_jobs_room, so this does not fail there) */
+    if (brk_slots_add(&b->job_slots, &j->slot, &b->next_job_id, foreign_taken, b) != 0) {
+        job_release(b, j, sizeof *j + need);
+        return -ENOMEM;
+    }
+    j->job_id = j->slot.id;
+    j->idh = idh;
     uint8_t *p = j->buf;
     j->ckey = p;
     j->ckey_len = sizeof c + m->id.n;
@@ -296,6 +347,7 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     j->id.p = p + sizeof c;
     j->id.n = m->id.n;
     if (brk_jobindex_add(b, j) != 0) {
+        brk_slots_del(&b->job_slots, &j->slot);
         job_release(b, j, sizeof *j + need);
         return -ENOMEM;
     }
@@ -311,20 +363,16 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     if (m->input.n) memcpy(p, m->input.p, m->input.n);
     j->input.p = p;
     j->input.n = m->input.n;
-    j->job_id = b->next_job_id++;
     j->qseq = b->next_qseq++;
     j->idempotent = m->idempotent;
     j->req = in->req;
     j->client = c;
     base_heap_node_init(&j->deadline_node);
     j->timeout_at = m->timeout_ms >= 0 ? brk_after(b->now, (uint64_t)m->timeout_ms) : -1;
-    j->by_job.key = &j->job_id;
-    j->by_job.klen = sizeof j->job_id;
     j->by_cid.key = j->ckey;
     j->by_cid.klen = j->ckey_len;
     base_list_init(&j->link);
-    brk_map_put(&b->job_map, &j->by_job);
-    brk_map_put(&b->cid_map, &j->by_cid);
+    brk_map_put_h(&b->cid_map, &j->by_cid, cid_hash(c, idh));
     base_list_push(&c->jobs, &j->clink);
     c->in_flight++;
     b->n_jobs++;
@@ -517,9 +565,8 @@ void brk_jobs_abort_all(brk_t *b, const char *code, const char *message) {
 static int adopt_into(brk_t *b, brk_job_t *j, const brk_adopted_t *r) {
     if (j->state != JOB_QUEUED) return -EEXIST; /* running elsewhere: the copy on w goes */
     queue_remove(b, j);
-    brk_map_del(&b->job_map, &j->by_job);
-    j->job_id = r->job_id;
-    brk_map_put(&b->job_map, &j->by_job);
+    id_unlink(b, j);
+    id_link_foreign(b, j, r->job_id);
     j->req = r->req;
     return 0;
 }
@@ -527,7 +574,8 @@ static int adopt_into(brk_t *b, brk_job_t *j, const brk_adopted_t *r) {
 int brk_job_adopt(brk_t *b, brk_client_t *c, brk_worker_t *w, brk_agent_t *a,
                   const brk_adopted_t *r, brk_job_t **out) {
     if (job_find(b, r->job_id)) return -EEXIST;
-    brk_job_t *j = brk_job_find_cid(b, c, r->id);
+    uint64_t idh = brk_map_hash(r->id.p, r->id.n);
+    brk_job_t *j = brk_job_find_cid(b, c, r->id, idh);
     bool resent = j != NULL;
     if (j) {
         int rc = adopt_into(b, j, r);
@@ -543,6 +591,7 @@ int brk_job_adopt(brk_t *b, brk_client_t *c, brk_worker_t *w, brk_agent_t *a,
         memcpy(p, &c, sizeof c);
         memcpy(p + sizeof c, r->id.p, r->id.n);
         j->id = (proto_raw_t){p + sizeof c, r->id.n};
+        j->idh = idh;
         if (brk_jobindex_add(b, j) != 0) {
             job_release(b, j, sizeof *j + need);
             return -ENOMEM;
@@ -556,18 +605,16 @@ int brk_job_adopt(brk_t *b, brk_client_t *c, brk_worker_t *w, brk_agent_t *a,
         p += r->session.n;
         if (r->input.n) memcpy(p, r->input.p, r->input.n);
         j->input = (proto_raw_t){p, r->input.n};
-        j->job_id = r->job_id;
+        id_link_foreign(b, j, r->job_id);
         j->qseq = b->next_qseq++;
         j->idempotent = r->idempotent;
         j->req = r->req;
         j->client = c;
         base_heap_node_init(&j->deadline_node);
         j->timeout_at = r->timeout_ms >= 0 ? brk_after(b->now, (uint64_t)r->timeout_ms) : -1;
-        j->by_job = (brk_node_t){.key = &j->job_id, .klen = sizeof j->job_id};
         j->by_cid = (brk_node_t){.key = j->ckey, .klen = j->ckey_len};
         base_list_init(&j->link);
-        brk_map_put(&b->job_map, &j->by_job);
-        brk_map_put(&b->cid_map, &j->by_cid);
+        brk_map_put_h(&b->cid_map, &j->by_cid, cid_hash(c, idh));
         base_list_push(&c->jobs, &j->clink);
         brk_client_adopted(c);
         b->n_jobs++;

@@ -21,6 +21,7 @@ void brk_clients_close(brk_t *b) {
         free(base_container_of(n, brk_client_t, node));
     }
     brk_map_close(&b->client_map);
+    b->client_last = NULL;
     b->n_clients = 0;
 }
 
@@ -31,10 +32,15 @@ static size_t client_key(uint8_t *key, brk_sock_t s, const uint8_t *id, size_t i
 }
 
 brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen) {
+    brk_client_t *c = b->client_last;
+    if (c && c->keylen == idlen + 1 && c->key[0] == (uint8_t)s &&
+        memcmp(c->key + 1, id, idlen) == 0)
+        return c;
     uint8_t key[1 + BRK_MAX_IDENTITY];
     size_t n = client_key(key, s, id, idlen);
     brk_node_t *node = brk_map_get(&b->client_map, key, n);
-    return node ? base_container_of(node, brk_client_t, node) : NULL;
+    if (!node) return NULL;
+    return b->client_last = base_container_of(node, brk_client_t, node);
 }
 
 static brk_client_t *client_new(brk_t *b, const brk_in_t *in) {
@@ -70,6 +76,7 @@ static void client_free_if_idle(brk_t *b, brk_client_t *c) {
     if (c->in_flight) return;
     brk_gone_untrack(b, c);
     brk_map_del(&b->client_map, &c->node);
+    if (b->client_last == c) b->client_last = NULL;
     b->n_clients--;
     brk_key_unref(b, &c->curve_key);
     free(c);
@@ -193,7 +200,8 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     if (c) brk_client_attach(b, c, in); /* its owner is back (gone.c) */
-    brk_job_t *dup = c ? brk_job_find_cid(b, c, m->id) : NULL;
+    uint64_t idh = brk_map_hash(m->id.p, m->id.n); /* once, for every map of ids */
+    brk_job_t *dup = c ? brk_job_find_cid(b, c, m->id, idh) : NULL;
     if (dup && brk_dedup_eligible(b->dedup, in->id, in->idlen) && in->sock == BRK_SOCK_CLIENTS) {
         /* A resend of a query in flight (a drain too: refusing it would be a second reply).
          * Its one answer goes out in this connection's envelope. */
@@ -256,7 +264,7 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     if (c->curve_key) c->curve_key->in_flight++; /* first: accepting may answer it at once */
-    if (brk_job_accept(b, c, in, &qm, a, inv) != 0) {
+    if (brk_job_accept(b, c, in, &qm, idh, a, inv) != 0) {
         if (c->curve_key) c->curve_key->in_flight--;
         brk_inv_discard(b, &inv);
         client_free_if_idle(b, c);
@@ -271,12 +279,13 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
 static brk_job_t *cancel_target(brk_t *b, const brk_in_t *in, proto_raw_t id,
                                 const char **err, size_t *matches) {
     brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
-    brk_job_t *j = c && c->curve_key == in->key ? brk_job_find_cid(b, c, id) : NULL;
+    uint64_t idh = brk_map_hash(id.p, id.n); /* once, for both maps */
+    brk_job_t *j = c && c->curve_key == in->key ? brk_job_find_cid(b, c, id, idh) : NULL;
     *err = NULL;
     *matches = 0;
     if (j || in->sock != BRK_SOCK_CLIENTS) return j;
     const brk_key_t *owner = in->key && !in->key->is_operator ? in->key : NULL;
-    j = brk_job_find_any(b, id, owner, matches);
+    j = brk_job_find_any(b, id, idh, owner, matches);
     if (*matches > 1) {
         *err = "ambiguous";
         return NULL;

@@ -203,6 +203,13 @@ void brk_client_attach(brk_t *b, brk_client_t *c, const brk_in_t *in) {
 int brk_gone_fd(brk_t *b, zmq_msg_t *frame, const uint8_t *id, size_t idlen) {
     struct brk_gone *g = b->gone;
     if (!g) return -1;
+    /* The same generated routing id as the last message: the same connection (libzmq never
+     * gives one id to two connections of a socket), so the same fd, and nothing to read.
+     * Saves zmq_msg_get, which finds the fd as a metadata string and parses it (~470
+     * instructions, a quarter of the broker's own per query under one client's load). */
+    if (idlen && id[0] == 0 && g->last_fd >= 0 && idlen == g->last_idlen &&
+        memcmp(id, g->last_id, idlen) == 0)
+        return g->last_fd;
     int fd = zmq_msg_get(frame, ZMQ_SRCFD);
     if (fd < 0) return -1;
     /* Another peer than the last: a disconnect of this fd's last user comes first. So for

@@ -34,6 +34,12 @@ brk_node_t *brk_map_get(const brk_map_t *m, const void *key, size_t klen);
 void brk_map_put(brk_map_t *m, brk_node_t *node);
 /* Unlinks node, which must be in m. */
 void brk_map_del(brk_map_t *m, brk_node_t *node);
+/* The same with the key's hash given: h is brk_map_hash(key, klen), or for a composite key
+ * a mix of such hashes (still keyed, so still unpredictable to a peer), computed once by a
+ * caller that looks one key up in several maps. The same key must always get the same h. */
+uint64_t brk_map_hash(const void *key, size_t klen);
+brk_node_t *brk_map_get_h(const brk_map_t *m, const void *key, size_t klen, uint64_t h);
+void brk_map_put_h(brk_map_t *m, brk_node_t *node, uint64_t h);
 /* Iteration: pass NULL for the first node; returns NULL after the last. Do not put or delete
  * while iterating (collect first). */
 brk_node_t *brk_map_next(const brk_map_t *m, const brk_node_t *prev);

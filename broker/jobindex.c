@@ -53,7 +53,8 @@ static void idb_release(brk_t *b, struct brk_idb *ib) {
 
 int brk_jobindex_add(brk_t *b, brk_job_t *j) {
     base_list_init(&j->ilink);
-    brk_node_t *n = brk_map_get(&b->id_map, j->id.p, j->id.n);
+    /* j->idh: hashed once by the caller, for this map and the client's (cid_map) */
+    brk_node_t *n = brk_map_get_h(&b->id_map, j->id.p, j->id.n, j->idh);
     struct brk_idb *ib = n ? base_container_of(n, struct brk_idb, node) : NULL;
     if (!ib) {
         ib = idb_alloc(b, j->id.n);
@@ -63,7 +64,7 @@ int brk_jobindex_add(brk_t *b, brk_job_t *j) {
         ib->node.key = ib->key;
         ib->node.klen = j->id.n;
         base_list_init(&ib->jobs);
-        brk_map_put(&b->id_map, &ib->node);
+        brk_map_put_h(&b->id_map, &ib->node, j->idh);
     }
     base_list_push(&ib->jobs, &j->ilink);
     j->idb = ib;
@@ -80,11 +81,11 @@ void brk_jobindex_del(brk_t *b, brk_job_t *j) {
     idb_release(b, ib);
 }
 
-brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, const brk_key_t *owner,
+brk_job_t *brk_job_find_any(brk_t *b, proto_raw_t id, uint64_t idh, const brk_key_t *owner,
                             size_t *matches) {
     brk_job_t *found = NULL;
     *matches = 0;
-    brk_node_t *n = brk_map_get(&b->id_map, id.p, id.n);
+    brk_node_t *n = brk_map_get_h(&b->id_map, id.p, id.n, idh);
     if (!n) return NULL;
     struct brk_idb *ib = base_container_of(n, struct brk_idb, node);
     for (base_list_t *l = ib->jobs.next; l != &ib->jobs; l = l->next) {

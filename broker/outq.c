@@ -117,8 +117,10 @@ static void free_chain(void *p) {
 }
 
 static struct brk_outq *outq_get(brk_t *b, const uint8_t *key, size_t klen) {
+    struct brk_outq *last = b->outq_last;
+    if (last && last->klen == klen && memcmp(last->key, key, klen) == 0) return last;
     brk_node_t *n = brk_map_get(&b->outq_map, key, klen);
-    if (n) return base_container_of(n, struct brk_outq, node);
+    if (n) return b->outq_last = base_container_of(n, struct brk_outq, node);
     struct brk_outq *q = malloc(sizeof *q + klen);
     if (!q) return NULL;
     atomic_init(&q->bytes, 0);
@@ -130,7 +132,7 @@ static struct brk_outq *outq_get(brk_t *b, const uint8_t *key, size_t klen) {
     q->node.key = q->key;
     q->node.klen = klen;
     brk_map_put(&b->outq_map, &q->node);
-    return q;
+    return b->outq_last = q;
 }
 
 size_t brk_outq_bytes(brk_t *b, const uint8_t *id, size_t idlen) {
@@ -192,6 +194,7 @@ void brk_outq_sweep(brk_t *b) {
         next = brk_map_next(&b->outq_map, n);
         struct brk_outq *q = base_container_of(n, struct brk_outq, node);
         if (atomic_load(&q->bytes)) continue;
+        if (q == b->outq_last) b->outq_last = NULL;
         brk_map_del(&b->outq_map, n);
         outq_unref(q);
     }
@@ -212,6 +215,7 @@ void brk_outq_close(brk_t *b) {
         outq_unref(base_container_of(n, struct brk_outq, node));
     }
     brk_map_close(&b->outq_map);
+    b->outq_last = NULL;
     free_chain(b->outq_cache);
     free_chain(atomic_exchange(&b->outq_back, NULL));
     b->outq_cache = NULL;

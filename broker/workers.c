@@ -10,7 +10,8 @@
 
 int brk_workers_init(brk_t *b) { return brk_map_init(&b->worker_map); }
 
-static void worker_free(brk_worker_t *w) {
+static void worker_free(brk_t *b, brk_worker_t *w) {
+    if (b->worker_last == w) b->worker_last = NULL;
     free(w->agents);
     free(w->agent_history);
     free(w);
@@ -22,7 +23,7 @@ void brk_workers_close(brk_t *b) {
         brk_worker_t *w = base_container_of(b->worker_list.next, brk_worker_t, link);
         base_list_unlink(&w->link);
         brk_map_del(&b->worker_map, &w->node);
-        worker_free(w);
+        worker_free(b, w);
     }
     brk_map_close(&b->worker_map);
     b->n_workers = 0;
@@ -81,7 +82,7 @@ static void worker_remove(brk_t *b, brk_worker_t *w) {
     brk_map_del(&b->worker_map, &w->node);
     b->n_workers--;
     brk_key_unref(b, &w->key);
-    worker_free(w);
+    worker_free(b, w);
 }
 
 void brk_workers_reap(brk_t *b) {
@@ -173,6 +174,7 @@ static brk_worker_t *worker_new(brk_t *b, const brk_in_t *in, const proto_msg_t 
     base_list_push(&b->worker_list, &w->link);
     brk_map_put(&b->worker_map, &w->node);
     b->n_workers++;
+    b->workers_due = 0; /* its heartbeats and liveness join the next tick */
     return w;
 }
 
@@ -228,8 +230,11 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
 }
 
 static brk_worker_t *worker_find(brk_t *b, const brk_in_t *in) {
+    brk_worker_t *w = b->worker_last;
+    if (w && w->idlen == in->idlen && memcmp(w->id, in->id, in->idlen) == 0) return w;
     brk_node_t *n = brk_map_get(&b->worker_map, in->id, in->idlen);
-    return n ? base_container_of(n, brk_worker_t, node) : NULL;
+    if (!n) return NULL;
+    return b->worker_last = base_container_of(n, brk_worker_t, node);
 }
 
 /* A decoded message from a registered worker. */
