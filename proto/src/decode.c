@@ -1,6 +1,7 @@
-/* proto/src/decode.c: proto_decode. Validates the bytes, collects the top-level map's known
- * fields as zero-copy spans, checks "v" and "type", then checks each type's fields against
- * a table (proto/PROTOCOL.md, "Field types"): what is REQUIRED and of which type. */
+/* proto/src/decode.c: proto_decode. One walk over the bytes validates them and collects the
+ * top-level map's known fields as zero-copy spans; then "v" and "type" are checked, and each
+ * type's fields against a table (proto/PROTOCOL.md, "Field types"): what is REQUIRED and of
+ * which type. */
 #include <stdio.h>
 
 #include "internal.h"
@@ -124,58 +125,135 @@ typedef struct val {
     proto__item_t it;
 } val_t;
 
-static int find_field(const proto__item_t *key) {
-    if (key->kind != PROTO__STR || key->len == 0 || key->len >= sizeof field_names[0])
-        return -1;
-    const char *k = (const char *)key->data;
-    for (int f = 0; f < F_COUNT; f++) {
-        /* First byte first: this runs for every key of every message. */
-        if (field_names[f][0] != k[0]) continue;
-        /* the name is exactly len bytes: its last one is not padding, the next one is */
-        if (field_names[f][key->len - 1] != '\0' && field_names[f][key->len] == '\0' &&
-            memcmp(k, field_names[f], key->len) == 0)
-            return f;
+/* The field a key names, or -1. The key's length and first byte (and, where two names share
+ * those, its last byte) pick the one candidate; its name must then match whole. This runs for
+ * every key of every message: a switch, not a search of the table. */
+static int find_field(const char *k, size_t n) {
+    int f = -1;
+    switch (n) {
+    case 1: f = k[0] == 'v' ? F_V : -1; break;
+    case 2: f = k[0] == 'i' ? F_ID : -1; break;
+    case 3:
+        switch (k[0]) {
+        case 'j': f = F_JOB; break;
+        case 's': f = F_SEQ; break;
+        case 'a': f = F_APP; break;
+        case 'r': f = F_REQ; break;
+        }
+        break;
+    case 4:
+        switch (k[0]) {
+        case 't': f = F_TYPE; break;
+        case 'c': f = F_CODE; break;
+        case 'd': f = F_DATA; break;
+        case 'n': f = F_NAME; break;
+        case 'u': f = F_USER; break;
+        case 'h': f = F_HELD; break;
+        }
+        break;
+    case 5:
+        switch (k[0]) {
+        case 'a': f = k[4] == 't' ? F_AGENT : F_AFTER; break;
+        case 'i': f = F_INPUT; break;
+        case 'e': f = F_EVENT; break;
+        case 't': f = F_TOPIC; break;
+        case 'l': f = F_LIMIT; break;
+        case 's': f = F_STATE; break;
+        }
+        break;
+    case 6:
+        switch (k[0]) {
+        case 'o': f = k[5] == 't' ? F_OUTPUT : F_ORIGIN; break;
+        case 'a': f = F_AGENTS; break;
+        case 'e': f = F_EVENTS; break;
+        case 'p': f = F_PARENT; break;
+        case 'b': f = F_BRANCH; break;
+        case 'w': f = F_WORKER; break;
+        case 't': f = F_TOKENS; break;
+        }
+        break;
+    case 7:
+        switch (k[0]) {
+        case 's': f = F_SESSION; break;
+        case 'm': f = F_MESSAGE; break;
+        case 'a': f = F_ATTEMPT; break;
+        case 'h': f = F_HISTORY; break;
+        case 'b': f = F_BACKEND; break;
+        }
+        break;
+    case 8: f = k[0] == 'c' ? F_CAPACITY : -1; break;
+    case 9: f = k[6] == 'r' ? F_MODEL_RPS : F_MODEL_TPM; break;
+    case 10:
+        switch (k[0]) {
+        case 't': f = F_TIMEOUT_MS; break;
+        case 'i': f = k[9] == 't' ? F_IDEMPOTENT : F_INVOCATION; break;
+        }
+        break;
+    case 11: f = F_MODEL_BURST; break;
+    case 12: f = F_HEARTBEAT_MS; break;
+    case 14: f = F_HISTORY_AGENTS; break;
+    case 17: f = F_MODEL_CONCURRENCY; break;
     }
-    return -1;
+    if (f < 0 || field_names[f][n] != '\0' || memcmp(k, field_names[f], n) != 0) return -1;
+    return f;
 }
 
-/* Reads the top-level map into vals[]: a field is present when its bit is set in *seen (the
- * others are left unwritten: clearing all of vals cost more than the rest of a decode).
- * Each key and value is read once; only a container is walked again, to skip its elements.
- * Bytes are already validated. */
-static int collect(const uint8_t *buf, size_t len, val_t *vals, uint64_t *seen,
-                   proto_error_t *err) {
+/* The one walk over a message: the top-level map's keys are read and looked up, a known
+ * field's value is read into vals[] (a field is present when its bit is set in *seen; the
+ * others are left unwritten: clearing all of vals cost more than the rest of a decode), and
+ * every key and value is validated as it is stepped over, by the validator's own walk
+ * (validate.c), which also gives where a container ends. Nothing is acted on before the walk
+ * has reached the end: a validation error anywhere wins over what the fields say (a second
+ * copy of a field, a message that is not a map), as if the whole message had been validated
+ * first. */
+static int collect(const uint8_t *buf, size_t len, const proto_limits_t *lim, val_t *vals,
+                   uint64_t *seen, proto_error_t *err) {
     proto__rd_t r = {buf, len, 0};
     proto__item_t map;
-    proto__rd_next(&r, &map);
-    if (map.kind != PROTO__MAP)
+    int rc = proto__rd_next(&r, &map);
+    if (rc) return proto__read_error(&r, &map, rc, err);
+    if (map.kind != PROTO__MAP) {
+        if ((rc = proto__walk_in(&r, &map, 0, 0, lim, err)) || (rc = proto__check_end(&r, err)))
+            return rc;
         return proto__fail(err, PROTO_EBAD, "message is a %s, not a map",
                            proto__fmt_name(map.byte));
+    }
+    if ((rc = proto__open(&r, &map, 0, 0, lim, err))) return rc;
     *seen = 0;
+    int twice = -1; /* the first field given twice, reported once the walk is through */
     for (uint32_t i = 0; i < map.len; i++) {
-        size_t key_at = r.off;
-        proto__item_t key;
-        proto__rd_next(&r, &key);
-        if (key.kind == PROTO__ARRAY || key.kind == PROTO__MAP) { /* keys may be containers */
-            r.off = key_at;
-            proto__rd_skip(&r);
+        int f = -1;
+        uint8_t b = r.off < r.n ? r.p[r.off] : 0;
+        if (b >= 0xa0 && b <= 0xbf && r.n - r.off - 1 >= (size_t)(b & 0x1f)) {
+            /* a fixstr key (every key a sender of ours writes), read in place */
+            f = find_field((const char *)r.p + r.off + 1, b & 0x1f);
+            r.off += 1 + (size_t)(b & 0x1f);
+        } else {
+            /* anything else (a str8 key, a cut string, a container: keys may be any value) */
+            size_t key_at = r.off;
+            proto__item_t key;
+            if ((rc = proto__rd_next(&r, &key))) return proto__read_error(&r, &key, rc, err);
+            if (key.kind == PROTO__STR) f = find_field((const char *)key.data, key.len);
+            else if ((rc = proto__walk_in(&r, &key, key_at, 1, lim, err))) return rc;
         }
-        int f = find_field(&key);
-        size_t at = r.off;
-        if (f < 0) {
-            proto__rd_skip(&r);
+        if (f >= 0 && (*seen & (UINT64_C(1) << f))) {
+            if (twice < 0) twice = f;
+            f = -1;
+        }
+        if (f < 0) { /* an unknown field, or one given twice: validated, not kept */
+            if ((rc = proto__walk(&r, 1, 1, lim, err))) return rc;
             continue;
         }
-        if (*seen & (UINT64_C(1) << f))
-            return proto__fail(err, PROTO_EBAD, "field '%s' appears twice", field_names[f]);
+        size_t at = r.off;
+        val_t *v = &vals[f];
+        if ((rc = proto__rd_next(&r, &v->it))) return proto__read_error(&r, &v->it, rc, err);
+        if ((rc = proto__walk_in(&r, &v->it, at, 1, lim, err))) return rc;
+        v->raw = (proto_raw_t){buf + at, r.off - at};
         *seen |= UINT64_C(1) << f;
-        proto__rd_next(&r, &vals[f].it);
-        if (vals[f].it.kind == PROTO__ARRAY || vals[f].it.kind == PROTO__MAP) {
-            r.off = at;
-            proto__rd_skip(&r);
-        }
-        vals[f].raw = (proto_raw_t){buf + at, r.off - at};
     }
+    if ((rc = proto__check_end(&r, err))) return rc;
+    if (twice >= 0)
+        return proto__fail(err, PROTO_EBAD, "field '%s' appears twice", field_names[twice]);
     return 0;
 }
 
@@ -393,11 +471,11 @@ int proto_decode(const uint8_t *buf, size_t len, const proto_limits_t *lim, prot
     }
     memset(out, 0, sizeof *out);
     out->timeout_ms = -1;
-    int rc = proto_validate(buf, len, lim, err);
+    int rc = proto__check_size(len, lim, err);
     if (rc) return rc;
     val_t vals[F_COUNT];
     uint64_t seen = 0;
-    if ((rc = collect(buf, len, vals, &seen, err))) return rc;
+    if ((rc = collect(buf, len, lim, vals, &seen, err))) return rc;
     proto_type_t type = PROTO_UNKNOWN;
     const val_t *id = field_of(vals, seen, F_ID);
     if ((rc = check_version(field_of(vals, seen, F_V), err)) ||

@@ -44,6 +44,31 @@ int proto__rd_skip(proto__rd_t *r);
 /* The msgpack name of a format byte ("str32", "fixmap", ...). */
 const char *proto__fmt_name(uint8_t byte);
 
+/* The validator, in the pieces proto_validate and proto_decode share (validate.c). Every
+ * check and error message lives there once: proto_validate walks a whole value with them,
+ * proto_decode walks a message's top-level map itself and hands each key and value to them.
+ * "depth" is the number of containers open around the object (0 for a whole message, 1 for
+ * a value of its top-level map). All return 0 or fill err and return PROTO_EBAD/ETOOBIG. */
+/* The size limit of a whole message. */
+int proto__check_size(size_t len, const proto_limits_t *lim, proto_error_t *err);
+/* Turns a proto__rd_next failure rc (it as that call left it) into an error naming the
+ * offset. Returns: PROTO_EBAD. */
+int proto__read_error(const proto__rd_t *r, const proto__item_t *it, int rc,
+                      proto_error_t *err);
+/* Checks a container header just read (at: its offset; r past the header): the depth limit,
+ * the element limit and the bytes left for its elements. Does not read the elements. */
+int proto__open(const proto__rd_t *r, const proto__item_t *it, size_t at, unsigned depth,
+                const proto_limits_t *lim, proto_error_t *err);
+/* Validates the next n whole objects at r->off and moves r past them. */
+int proto__walk(proto__rd_t *r, uint64_t n, unsigned depth, const proto_limits_t *lim,
+                proto_error_t *err);
+/* After a header it read at `at` (r past it): for a container, proto__open and the walk of
+ * its elements, so r ends after the whole value; for anything else, nothing. */
+int proto__walk_in(proto__rd_t *r, const proto__item_t *it, size_t at, unsigned depth,
+                   const proto_limits_t *lim, proto_error_t *err);
+/* Nothing may follow the object: r must be at its end. */
+int proto__check_end(const proto__rd_t *r, proto_error_t *err);
+
 /* Makes room for extra more bytes by growing b; on failure sets b->failed.
  * Returns: 0 or -1. */
 int proto__buf_grow(proto_buf_t *b, size_t extra);

@@ -1,0 +1,38 @@
+#!/bin/sh
+# bench/broker/broker_cg.sh: the broker's user-space instructions per echo query, independent
+# of the machine's load: worker_cg.sh's twin. Runs actor-broker (under callgrind) and one
+# actor-worker twice, with N1 and N2 queries from loadgen (32 in flight), and prints
+# (Ir(N2) - Ir(N1)) / (N2 - N1): start, stop and idle cost cancel out. Both of the broker's
+# threads count (the loop and libzmq's I/O thread).
+# Usage: bench/broker/broker_cg.sh [BUILD_DIR] [N1] [N2]  (defaults: build 3000 15000)
+# KEEP=1 keeps the callgrind outputs (callgrind_annotate them for where the instructions go).
+set -eu
+cd "$(dirname "$0")/../.."
+B=${1:-build}
+N1=${2:-3000}
+N2=${3:-15000}
+T=$(mktemp -d)
+one() {
+    set -- "$1" $(/usr/bin/python3 -c '
+import socket
+ss = [socket.socket() for _ in range(2)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+    valgrind --tool=callgrind --callgrind-out-file="$T/cg.$1" \
+        $B/broker/actor-broker --clients "tcp://127.0.0.1:$2" --workers "tcp://127.0.0.1:$3" \
+        2>"$T/broker.$1.log" &
+    bp=$!
+    $B/worker/actor-worker --broker "tcp://127.0.0.1:$3" --capacity 64 --name cg \
+        2>"$T/worker.$1.log" &
+    wp=$!
+    sleep 3
+    $B/bench/broker/loadgen --endpoint "tcp://127.0.0.1:$2" --mode broker --inflight 32 \
+        --count "$1" --seconds 300 --warmup 0 >"$T/lg.$1"
+    kill -TERM $wp; wait $wp || true
+    kill -TERM $bp; wait $bp || true
+    grep -h '^totals:\|^summary:' "$T/cg.$1" | head -1 | awk '{print $2}'
+}
+a=$(one "$N1")
+b=$(one "$N2")
+echo "Ir $N1: $a  Ir $N2: $b  per query: $(( (b - a) / (N2 - N1) ))"
+if [ -n "${KEEP:-}" ]; then echo "kept: $T"; else rm -rf "$T"; fi
