@@ -30,7 +30,8 @@ static const char field_names[F_COUNT][20] = {
     "origin", "held",
 };
 
-static const char *const type_names[] = {
+/* Fixed-size rows, like field_names: check_type needs no strlen per name. */
+static const char type_names[][16] = {
     "unknown", "query", "cancel", "publish", "status", "event", "result", "error", "ready",
     "work", "credit", "heartbeat", "disconnect", "session.get", "session.list",
     "session.delete", "tasks", "tasks_reply", "budget", "budget.acquire", "budget.grant",
@@ -125,6 +126,34 @@ typedef struct val {
     proto__item_t it;
 } val_t;
 
+static inline uint16_t ld16(const char *p) {
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline uint32_t ld32(const char *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline uint64_t ld64(const char *p) {
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Whether the n (at most 24) bytes at k are the first n of name. Overlapping loads of 2, 4 or
+ * 8 bytes from both ends, none past n: names are short, and a call to memcmp cost more than
+ * the compare itself. */
+static inline bool same(const char *k, const char *name, size_t n) {
+    if (n >= 8)
+        return ld64(k) == ld64(name) && ld64(k + n - 8) == ld64(name + n - 8) &&
+               (n <= 16 || ld64(k + 8) == ld64(name + 8));
+    if (n >= 4) return ld32(k) == ld32(name) && ld32(k + n - 4) == ld32(name + n - 4);
+    if (n >= 2) return ld16(k) == ld16(name) && ld16(k + n - 2) == ld16(name + n - 2);
+    return n == 0 || k[0] == name[0];
+}
+
 /* The field a key names, or -1. The key's length and first byte (and, where two names share
  * those, its last byte) pick the one candidate; its name must then match whole. This runs for
  * every key of every message: a switch, not a search of the table. */
@@ -194,8 +223,28 @@ static int find_field(const char *k, size_t n) {
     case 14: f = F_HISTORY_AGENTS; break;
     case 17: f = F_MODEL_CONCURRENCY; break;
     }
-    if (f < 0 || field_names[f][n] != '\0' || memcmp(k, field_names[f], n) != 0) return -1;
+    if (f < 0 || field_names[f][n] != '\0' || !same(k, field_names[f], n)) return -1;
     return f;
+}
+
+/* proto__rd_next with the forms most values take (fixints, short strings that fit) read in
+ * line: the same item, the same errors. */
+static inline int read_head(proto__rd_t *r, proto__item_t *it) {
+    if (r->off < r->n) {
+        uint8_t b = r->p[r->off];
+        if (b <= 0x7f) {
+            *it = (proto__item_t){.kind = PROTO__UINT, .byte = b, .u = b};
+            r->off++;
+            return 0;
+        }
+        if (b >= 0xa0 && b <= 0xbf && r->n - r->off - 1 >= (size_t)(b & 0x1f)) {
+            *it = (proto__item_t){.kind = PROTO__STR, .byte = b, .len = b & 0x1fu,
+                                  .data = r->p + r->off + 1};
+            r->off += 1 + (size_t)(b & 0x1f);
+            return 0;
+        }
+    }
+    return proto__rd_next(r, it);
 }
 
 /* The one walk over a message: the top-level map's keys are read and looked up, a known
@@ -246,8 +295,10 @@ static int collect(const uint8_t *buf, size_t len, const proto_limits_t *lim, va
         }
         size_t at = r.off;
         val_t *v = &vals[f];
-        if ((rc = proto__rd_next(&r, &v->it))) return proto__read_error(&r, &v->it, rc, err);
-        if ((rc = proto__walk_in(&r, &v->it, at, 1, lim, err))) return rc;
+        if ((rc = read_head(&r, &v->it))) return proto__read_error(&r, &v->it, rc, err);
+        if ((v->it.kind == PROTO__ARRAY || v->it.kind == PROTO__MAP) &&
+            (rc = proto__walk_in(&r, &v->it, at, 1, lim, err)))
+            return rc;
         v->raw = (proto_raw_t){buf + at, r.off - at};
         *seen |= UINT64_C(1) << f;
     }
@@ -287,13 +338,51 @@ static int check_type(const val_t *v, proto_type_t *type, proto_error_t *err) {
     if (!v->raw.n) return proto__fail(err, PROTO_EBAD, "field 'type' is missing");
     if (v->it.kind != PROTO__STR)
         return proto__fail(err, PROTO_EBAD, "field 'type' must be a string");
-    for (int t = PROTO_QUERY; t <= PROTO_TYPE_LAST; t++) {
-        if (!v->it.len || type_names[t][0] != ((const char *)v->it.data)[0]) continue;
-        size_t n = strlen(type_names[t]);
-        if (v->it.len == n && memcmp(v->it.data, type_names[t], n) == 0) {
-            *type = (proto_type_t)t;
-            return 0;
+    /* like find_field: the length and the first byte (and where two names share those, one
+     * more byte) pick the candidate, which must then match whole */
+    size_t n = v->it.len;
+    const char *d = (const char *)v->it.data;
+    int t = PROTO_UNKNOWN;
+    switch (n) {
+    case 4: t = PROTO_WORK; break;
+    case 5:
+        switch (d[0]) {
+        case 'q': t = PROTO_QUERY; break;
+        case 'e': t = d[4] == 't' ? PROTO_EVENT : PROTO_ERROR; break;
+        case 'r': t = PROTO_READY; break;
+        case 't': t = PROTO_TASKS; break;
         }
+        break;
+    case 6:
+        switch (d[0]) {
+        case 'c': t = d[5] == 'l' ? PROTO_CANCEL : PROTO_CREDIT; break;
+        case 's': t = PROTO_STATUS; break;
+        case 'r': t = PROTO_RESULT; break;
+        case 'b': t = PROTO_BUDGET; break;
+        }
+        break;
+    case 7: t = PROTO_PUBLISH; break;
+    case 9: t = PROTO_HEARTBEAT; break;
+    case 10: t = PROTO_DISCONNECT; break;
+    case 11:
+        switch (d[0]) {
+        case 's': t = PROTO_SESSION_GET; break;
+        case 't': t = PROTO_TASKS_REPLY; break;
+        case 'b': t = PROTO_BUDGET_DENY; break;
+        }
+        break;
+    case 12: t = d[0] == 's' ? PROTO_SESSION_LIST : PROTO_BUDGET_GRANT; break;
+    case 13: t = PROTO_BUDGET_CANCEL; break;
+    case 14:
+        switch (d[0]) {
+        case 's': t = PROTO_SESSION_DELETE; break;
+        case 'b': t = d[7] == 'a' ? PROTO_BUDGET_ACQUIRE : PROTO_BUDGET_RELEASE; break;
+        }
+        break;
+    }
+    if (t != PROTO_UNKNOWN && type_names[t][n] == '\0' && same(d, type_names[t], n)) {
+        *type = (proto_type_t)t;
+        return 0;
     }
     int shown = v->it.len > 40 ? 40 : (int)v->it.len;
     return proto__fail(err, PROTO_EBAD, "unknown type '%.*s'", shown,
@@ -443,16 +532,19 @@ static int apply_spec(const spec_t *s, const val_t *vals, uint64_t seen,
     bool have_id_or_job = false;
     for (unsigned i = 0; i < s->n; i++) {
         const rule_t *r = &s->rules[i];
-        const val_t *v = field_of(vals, seen, r->field);
-        const char *name = field_names[r->field];
-        /* nil is a value for K_ANY and reply ids; elsewhere an OPTIONAL nil means absent */
-        bool absent = !v->raw.n || (!r->required && v->it.kind == PROTO__NIL &&
-                                    r->kind != K_ANY && r->kind != K_REPLY_ID);
-        if (absent) {
-            if (r->required) return proto__fail(err, PROTO_EBAD, "field '%s' is missing", name);
+        /* most of a type's fields are OPTIONAL and absent: one bit test each */
+        if (!(seen & (UINT64_C(1) << r->field))) {
+            if (r->required)
+                return proto__fail(err, PROTO_EBAD, "field '%s' is missing",
+                                   field_names[r->field]);
             continue;
         }
-        int rc = check_kind(v, r->kind, name, lim, err);
+        const val_t *v = &vals[r->field];
+        /* nil is a value for K_ANY and reply ids; elsewhere an OPTIONAL nil means absent */
+        if (!r->required && v->it.kind == PROTO__NIL && r->kind != K_ANY &&
+            r->kind != K_REPLY_ID)
+            continue;
+        int rc = check_kind(v, r->kind, field_names[r->field], lim, err);
         if (rc) return rc;
         store(out, r->field, v);
         if (r->field == F_ID || r->field == F_JOB) have_id_or_job = true;

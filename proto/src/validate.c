@@ -43,10 +43,25 @@ const char *proto__fmt_name(uint8_t b) {
     return named[b - 0xc0];
 }
 
+/* A big-endian header value of n (0, 1, 2, 4 or 8) bytes: a load each, not a byte loop (it
+ * runs for every id, length and integer that is not a fix form). */
 static uint64_t be(const uint8_t *p, unsigned n) {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++) v = v << 8 | p[i];
-    return v;
+    uint16_t v16;
+    uint32_t v32;
+    uint64_t v64;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define PROTO__BE(bits, v) __builtin_bswap##bits(v)
+#else
+#define PROTO__BE(bits, v) (v)
+#endif
+    switch (n) {
+    case 1: return p[0];
+    case 2: memcpy(&v16, p, 2); return PROTO__BE(16, v16);
+    case 4: memcpy(&v32, p, 4); return PROTO__BE(32, v32);
+    case 8: memcpy(&v64, p, 8); return PROTO__BE(64, v64);
+    default: return 0;
+    }
+#undef PROTO__BE
 }
 
 /* Splits a format byte into: bytes of the header after it (hdr), and how to read them. */
@@ -226,14 +241,15 @@ int proto__open(const proto__rd_t *r, const proto__item_t *it, size_t at, unsign
     /* The count against the limit and against the bytes left (each element takes at least
      * one byte), so a huge declared count is refused before anyone allocates. */
     uint64_t elems = it->kind == PROTO__MAP ? 2 * (uint64_t)it->len : it->len;
-    const char *what = proto__fmt_name(it->byte);
     if (it->len > lim->max_elems)
         return proto__fail(err, PROTO_ETOOBIG, "%s at offset %zu has %u elements (limit %u)",
-                           what, at, (unsigned)it->len, (unsigned)lim->max_elems);
+                           proto__fmt_name(it->byte), at, (unsigned)it->len,
+                           (unsigned)lim->max_elems);
     if (elems > r->n - r->off)
         return proto__fail(err, PROTO_EBAD,
                            "%s at offset %zu declares %u elements, more than the %zu bytes "
-                           "that remain", what, at, (unsigned)it->len, r->n - r->off);
+                           "that remain", proto__fmt_name(it->byte), at, (unsigned)it->len,
+                           r->n - r->off);
     return 0;
 }
 
