@@ -89,9 +89,27 @@ static inline void pack_key_str(proto_buf_t *b, const char *key, proto_str_t s) 
     proto_pack_cstr(b, key);
     proto_pack_str(b, s.p, s.n);
 }
+/* An unsigned integer in its shortest form (as msgpack_pack_uint64 writes it), written in
+ * line: msgpack-c's packer goes through a callback per token, which cost more than the bytes. */
+static inline void proto__pack_u64(proto_buf_t *b, uint64_t v) {
+    if (proto__buf_reserve(b, 9)) return;
+    uint8_t *p = b->p + b->n;
+    unsigned n = v < 0x80 ? 0 : v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffff ? 4 : 8;
+    if (n == 0) {
+        p[0] = (uint8_t)v;
+    } else {
+        p[0] = n == 1 ? 0xcc : n == 2 ? 0xcd : n == 4 ? 0xce : 0xcf;
+        for (unsigned i = 0; i < n; i++) p[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    }
+    b->n += 1 + n;
+}
+static inline void proto__pack_nil(proto_buf_t *b) {
+    static const uint8_t nil = 0xc0;
+    proto__buf_put(b, &nil, 1);
+}
 static inline void pack_key_u64(proto_buf_t *b, const char *key, uint64_t v) {
     proto_pack_cstr(b, key);
-    msgpack_pack_uint64(&b->pk, v);
+    proto__pack_u64(b, v);
 }
 static inline int done(proto_buf_t *b) { return b->failed ? PROTO_ENOMEM : 0; }
 
