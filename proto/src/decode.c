@@ -155,8 +155,10 @@ static inline bool same(const char *k, const char *name, size_t n) {
 }
 
 /* The field a key names, or -1. The key's length and first byte (and, where two names share
- * those, its last byte) pick the one candidate; its name must then match whole. This runs for
- * every key of every message: a switch, not a search of the table. */
+ * those, one more byte where they differ) pick the one candidate; its name must then match
+ * whole. This runs for every key of every message: a switch, not a search of the table.
+ * test_every_field_name_is_found_exactly (tests/proto/test_proto_decode.c) holds it to the
+ * table: a name added to field_names needs its case here. */
 static int find_field(const char *k, size_t n) {
     int f = -1;
     switch (n) {
