@@ -229,8 +229,8 @@ static int find_field(const char *k, size_t n) {
     return f;
 }
 
-/* proto__rd_next with the forms most values take (fixints, short strings that fit) read in
- * line: the same item, the same errors. */
+/* proto__rd_next with the forms most values take (fixints, strings that fit, uint32) read in
+ * line: the same item; anything else, errors included, goes to proto__rd_next. */
 static inline int read_head(proto__rd_t *r, proto__item_t *it) {
     if (r->off < r->n) {
         uint8_t b = r->p[r->off];
@@ -243,6 +243,21 @@ static inline int read_head(proto__rd_t *r, proto__item_t *it) {
             *it = (proto__item_t){.kind = PROTO__STR, .byte = b, .len = b & 0x1fu,
                                   .data = r->p + r->off + 1};
             r->off += 1 + (size_t)(b & 0x1f);
+            return 0;
+        }
+        size_t left = r->n - r->off;
+        const uint8_t *p = r->p + r->off;
+        /* str8 (inputs and outputs of 32-255 bytes) and uint32 (ids, job numbers) */
+        if (b == 0xd9 && left >= 2 && left - 2 >= p[1]) {
+            *it = (proto__item_t){.kind = PROTO__STR, .byte = b, .len = p[1], .data = p + 2};
+            r->off += 2 + (size_t)p[1];
+            return 0;
+        }
+        if (b == 0xce && left >= 5) {
+            *it = (proto__item_t){.kind = PROTO__UINT, .byte = b,
+                                  .u = (uint64_t)p[1] << 24 | (uint64_t)p[2] << 16 |
+                                       (uint64_t)p[3] << 8 | p[4]};
+            r->off += 5;
             return 0;
         }
     }
