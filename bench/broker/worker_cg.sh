@@ -13,19 +13,24 @@ T=$(mktemp -d)
 one() {
     set -- "$1" $(/usr/bin/python3 -c '
 import socket
-ss = [socket.socket() for _ in range(2)]
+ss = [socket.socket() for _ in range(4)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
     $B/broker/actor-broker --clients "tcp://127.0.0.1:$2" --workers "tcp://127.0.0.1:$3" \
-        2>"$T/broker.log" &
+        --pub "tcp://127.0.0.1:$4" --sub "tcp://127.0.0.1:$5" \
+        >/dev/null 2>"$T/broker.log" &
     bp=$!
     valgrind --tool=callgrind --callgrind-out-file="$T/cg.$1" \
         $B/worker/actor-worker --broker "tcp://127.0.0.1:$3" --capacity 64 --name cg \
-        2>"$T/worker.$1.log" &
+        >/dev/null 2>"$T/worker.$1.log" &
     wp=$!
     sleep 2
-    $B/bench/broker/loadgen --endpoint "tcp://127.0.0.1:$2" --mode broker --inflight 32 \
-        --count "$1" --seconds 120 --warmup 0 >"$T/lg.$1"
+    if ! $B/bench/broker/loadgen --endpoint "tcp://127.0.0.1:$2" --mode broker --inflight 32 \
+        --count "$1" --seconds 120 --warmup 0 >"$T/lg.$1"; then
+        kill -TERM $wp $bp; wait $wp $bp || true
+        echo "loadgen failed: logs kept in $T" >&2
+        exit 1
+    fi
     kill -TERM $wp; wait $wp || true
     kill -TERM $bp; wait $bp || true
     grep -h '^totals:\|^summary:' "$T/cg.$1" | head -1 | awk '{print $2}'

@@ -1,6 +1,7 @@
-/* proto/src/decode.c: proto_decode. Validates the bytes, collects the top-level map's known
- * fields as zero-copy spans, checks "v" and "type", then checks each type's fields against
- * a table (proto/PROTOCOL.md, "Field types"): what is REQUIRED and of which type. */
+/* proto/src/decode.c: proto_decode. One walk over the bytes validates them and collects the
+ * top-level map's known fields as zero-copy spans; then "v" and "type" are checked, and each
+ * type's fields against a table (proto/PROTOCOL.md, "Field types"): what is REQUIRED and of
+ * which type. */
 #include <stdio.h>
 
 #include "internal.h"
@@ -29,7 +30,8 @@ static const char field_names[F_COUNT][20] = {
     "origin", "held",
 };
 
-static const char *const type_names[] = {
+/* Fixed-size rows, like field_names: check_type needs no strlen per name. */
+static const char type_names[][16] = {
     "unknown", "query", "cancel", "publish", "status", "event", "result", "error", "ready",
     "work", "credit", "heartbeat", "disconnect", "session.get", "session.list",
     "session.delete", "tasks", "tasks_reply", "budget", "budget.acquire", "budget.grant",
@@ -124,58 +126,202 @@ typedef struct val {
     proto__item_t it;
 } val_t;
 
-static int find_field(const proto__item_t *key) {
-    if (key->kind != PROTO__STR || key->len == 0 || key->len >= sizeof field_names[0])
-        return -1;
-    const char *k = (const char *)key->data;
-    for (int f = 0; f < F_COUNT; f++) {
-        /* First byte first: this runs for every key of every message. */
-        if (field_names[f][0] != k[0]) continue;
-        /* the name is exactly len bytes: its last one is not padding, the next one is */
-        if (field_names[f][key->len - 1] != '\0' && field_names[f][key->len] == '\0' &&
-            memcmp(k, field_names[f], key->len) == 0)
-            return f;
-    }
-    return -1;
+static inline uint16_t ld16(const char *p) {
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline uint32_t ld32(const char *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline uint64_t ld64(const char *p) {
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
-/* Reads the top-level map into vals[]: a field is present when its bit is set in *seen (the
- * others are left unwritten: clearing all of vals cost more than the rest of a decode).
- * Each key and value is read once; only a container is walked again, to skip its elements.
- * Bytes are already validated. */
-static int collect(const uint8_t *buf, size_t len, val_t *vals, uint64_t *seen,
-                   proto_error_t *err) {
+/* Whether the n (at most 24) bytes at k are the first n of name. Overlapping loads of 2, 4 or
+ * 8 bytes from both ends, none past n: names are short, and a call to memcmp cost more than
+ * the compare itself. */
+static inline bool same(const char *k, const char *name, size_t n) {
+    if (n >= 8)
+        return ld64(k) == ld64(name) && ld64(k + n - 8) == ld64(name + n - 8) &&
+               (n <= 16 || ld64(k + 8) == ld64(name + 8));
+    if (n >= 4) return ld32(k) == ld32(name) && ld32(k + n - 4) == ld32(name + n - 4);
+    if (n >= 2) return ld16(k) == ld16(name) && ld16(k + n - 2) == ld16(name + n - 2);
+    return n == 0 || k[0] == name[0];
+}
+
+/* The field a key names, or -1. The key's length and first byte (and, where two names share
+ * those, one more byte where they differ) pick the one candidate; its name must then match
+ * whole. This runs for every key of every message: a switch, not a search of the table.
+ * test_every_field_name_is_found_exactly (tests/proto/test_proto_decode.c) holds it to the
+ * table: a name added to field_names needs its case here. */
+static int find_field(const char *k, size_t n) {
+    int f = -1;
+    switch (n) {
+    case 1: f = k[0] == 'v' ? F_V : -1; break;
+    case 2: f = k[0] == 'i' ? F_ID : -1; break;
+    case 3:
+        switch (k[0]) {
+        case 'j': f = F_JOB; break;
+        case 's': f = F_SEQ; break;
+        case 'a': f = F_APP; break;
+        case 'r': f = F_REQ; break;
+        }
+        break;
+    case 4:
+        switch (k[0]) {
+        case 't': f = F_TYPE; break;
+        case 'c': f = F_CODE; break;
+        case 'd': f = F_DATA; break;
+        case 'n': f = F_NAME; break;
+        case 'u': f = F_USER; break;
+        case 'h': f = F_HELD; break;
+        }
+        break;
+    case 5:
+        switch (k[0]) {
+        case 'a': f = k[4] == 't' ? F_AGENT : F_AFTER; break;
+        case 'i': f = F_INPUT; break;
+        case 'e': f = F_EVENT; break;
+        case 't': f = F_TOPIC; break;
+        case 'l': f = F_LIMIT; break;
+        case 's': f = F_STATE; break;
+        }
+        break;
+    case 6:
+        switch (k[0]) {
+        case 'o': f = k[5] == 't' ? F_OUTPUT : F_ORIGIN; break;
+        case 'a': f = F_AGENTS; break;
+        case 'e': f = F_EVENTS; break;
+        case 'p': f = F_PARENT; break;
+        case 'b': f = F_BRANCH; break;
+        case 'w': f = F_WORKER; break;
+        case 't': f = F_TOKENS; break;
+        }
+        break;
+    case 7:
+        switch (k[0]) {
+        case 's': f = F_SESSION; break;
+        case 'm': f = F_MESSAGE; break;
+        case 'a': f = F_ATTEMPT; break;
+        case 'h': f = F_HISTORY; break;
+        case 'b': f = F_BACKEND; break;
+        }
+        break;
+    case 8: f = k[0] == 'c' ? F_CAPACITY : -1; break;
+    case 9: f = k[6] == 'r' ? F_MODEL_RPS : F_MODEL_TPM; break;
+    case 10:
+        switch (k[0]) {
+        case 't': f = F_TIMEOUT_MS; break;
+        case 'i': f = k[9] == 't' ? F_IDEMPOTENT : F_INVOCATION; break;
+        }
+        break;
+    case 11: f = F_MODEL_BURST; break;
+    case 12: f = F_HEARTBEAT_MS; break;
+    case 14: f = F_HISTORY_AGENTS; break;
+    case 17: f = F_MODEL_CONCURRENCY; break;
+    }
+    if (f < 0 || field_names[f][n] != '\0' || !same(k, field_names[f], n)) return -1;
+    return f;
+}
+
+/* proto__rd_next with the forms most values take (fixints, strings that fit, uint32) read in
+ * line: the same item; anything else, errors included, goes to proto__rd_next. */
+static inline int read_head(proto__rd_t *r, proto__item_t *it) {
+    if (r->off < r->n) {
+        uint8_t b = r->p[r->off];
+        if (b <= 0x7f) {
+            *it = (proto__item_t){.kind = PROTO__UINT, .byte = b, .u = b};
+            r->off++;
+            return 0;
+        }
+        if (b >= 0xa0 && b <= 0xbf && r->n - r->off - 1 >= (size_t)(b & 0x1f)) {
+            *it = (proto__item_t){.kind = PROTO__STR, .byte = b, .len = b & 0x1fu,
+                                  .data = r->p + r->off + 1};
+            r->off += 1 + (size_t)(b & 0x1f);
+            return 0;
+        }
+        size_t left = r->n - r->off;
+        const uint8_t *p = r->p + r->off;
+        /* str8 (inputs and outputs of 32-255 bytes) and uint32 (ids, job numbers) */
+        if (b == 0xd9 && left >= 2 && left - 2 >= p[1]) {
+            *it = (proto__item_t){.kind = PROTO__STR, .byte = b, .len = p[1], .data = p + 2};
+            r->off += 2 + (size_t)p[1];
+            return 0;
+        }
+        if (b == 0xce && left >= 5) {
+            *it = (proto__item_t){.kind = PROTO__UINT, .byte = b,
+                                  .u = (uint64_t)p[1] << 24 | (uint64_t)p[2] << 16 |
+                                       (uint64_t)p[3] << 8 | p[4]};
+            r->off += 5;
+            return 0;
+        }
+    }
+    return proto__rd_next(r, it);
+}
+
+/* The one walk over a message: the top-level map's keys are read and looked up, a known
+ * field's value is read into vals[] (a field is present when its bit is set in *seen; the
+ * others are left unwritten: clearing all of vals cost more than the rest of a decode), and
+ * every key and value is validated as it is stepped over, by the validator's own walk
+ * (validate.c), which also gives where a container ends. Nothing is acted on before the walk
+ * has reached the end: a validation error anywhere wins over what the fields say (a second
+ * copy of a field, a message that is not a map), as if the whole message had been validated
+ * first. */
+static int collect(const uint8_t *buf, size_t len, const proto_limits_t *lim, val_t *vals,
+                   uint64_t *seen, proto_error_t *err) {
     proto__rd_t r = {buf, len, 0};
     proto__item_t map;
-    proto__rd_next(&r, &map);
-    if (map.kind != PROTO__MAP)
+    int rc = proto__rd_next(&r, &map);
+    if (rc) return proto__read_error(&r, &map, rc, err);
+    if (map.kind != PROTO__MAP) {
+        if ((rc = proto__walk_in(&r, &map, 0, 0, lim, err)) || (rc = proto__check_end(&r, err)))
+            return rc;
         return proto__fail(err, PROTO_EBAD, "message is a %s, not a map",
                            proto__fmt_name(map.byte));
+    }
+    if ((rc = proto__open(&r, &map, 0, 0, lim, err))) return rc;
     *seen = 0;
+    int twice = -1; /* the first field given twice, reported once the walk is through */
     for (uint32_t i = 0; i < map.len; i++) {
-        size_t key_at = r.off;
-        proto__item_t key;
-        proto__rd_next(&r, &key);
-        if (key.kind == PROTO__ARRAY || key.kind == PROTO__MAP) { /* keys may be containers */
-            r.off = key_at;
-            proto__rd_skip(&r);
+        int f = -1;
+        uint8_t b = r.off < r.n ? r.p[r.off] : 0;
+        if (b >= 0xa0 && b <= 0xbf && r.n - r.off - 1 >= (size_t)(b & 0x1f)) {
+            /* a fixstr key (every key a sender of ours writes), read in place */
+            f = find_field((const char *)r.p + r.off + 1, b & 0x1f);
+            r.off += 1 + (size_t)(b & 0x1f);
+        } else {
+            /* anything else (a str8 key, a cut string, a container: keys may be any value) */
+            size_t key_at = r.off;
+            proto__item_t key;
+            if ((rc = proto__rd_next(&r, &key))) return proto__read_error(&r, &key, rc, err);
+            if (key.kind == PROTO__STR) f = find_field((const char *)key.data, key.len);
+            else if ((rc = proto__walk_in(&r, &key, key_at, 1, lim, err))) return rc;
         }
-        int f = find_field(&key);
-        size_t at = r.off;
-        if (f < 0) {
-            proto__rd_skip(&r);
+        if (f >= 0 && (*seen & (UINT64_C(1) << f))) {
+            if (twice < 0) twice = f;
+            f = -1;
+        }
+        if (f < 0) { /* an unknown field, or one given twice: validated, not kept */
+            if ((rc = proto__walk(&r, 1, 1, lim, err))) return rc;
             continue;
         }
-        if (*seen & (UINT64_C(1) << f))
-            return proto__fail(err, PROTO_EBAD, "field '%s' appears twice", field_names[f]);
+        size_t at = r.off;
+        val_t *v = &vals[f];
+        if ((rc = read_head(&r, &v->it))) return proto__read_error(&r, &v->it, rc, err);
+        if ((v->it.kind == PROTO__ARRAY || v->it.kind == PROTO__MAP) &&
+            (rc = proto__walk_in(&r, &v->it, at, 1, lim, err)))
+            return rc;
+        v->raw = (proto_raw_t){buf + at, r.off - at};
         *seen |= UINT64_C(1) << f;
-        proto__rd_next(&r, &vals[f].it);
-        if (vals[f].it.kind == PROTO__ARRAY || vals[f].it.kind == PROTO__MAP) {
-            r.off = at;
-            proto__rd_skip(&r);
-        }
-        vals[f].raw = (proto_raw_t){buf + at, r.off - at};
     }
+    if ((rc = proto__check_end(&r, err))) return rc;
+    if (twice >= 0)
+        return proto__fail(err, PROTO_EBAD, "field '%s' appears twice", field_names[twice]);
     return 0;
 }
 
@@ -209,13 +355,51 @@ static int check_type(const val_t *v, proto_type_t *type, proto_error_t *err) {
     if (!v->raw.n) return proto__fail(err, PROTO_EBAD, "field 'type' is missing");
     if (v->it.kind != PROTO__STR)
         return proto__fail(err, PROTO_EBAD, "field 'type' must be a string");
-    for (int t = PROTO_QUERY; t <= PROTO_TYPE_LAST; t++) {
-        if (!v->it.len || type_names[t][0] != ((const char *)v->it.data)[0]) continue;
-        size_t n = strlen(type_names[t]);
-        if (v->it.len == n && memcmp(v->it.data, type_names[t], n) == 0) {
-            *type = (proto_type_t)t;
-            return 0;
+    /* like find_field: the length and the first byte (and where two names share those, one
+     * more byte) pick the candidate, which must then match whole */
+    size_t n = v->it.len;
+    const char *d = (const char *)v->it.data;
+    int t = PROTO_UNKNOWN;
+    switch (n) {
+    case 4: t = PROTO_WORK; break;
+    case 5:
+        switch (d[0]) {
+        case 'q': t = PROTO_QUERY; break;
+        case 'e': t = d[4] == 't' ? PROTO_EVENT : PROTO_ERROR; break;
+        case 'r': t = PROTO_READY; break;
+        case 't': t = PROTO_TASKS; break;
         }
+        break;
+    case 6:
+        switch (d[0]) {
+        case 'c': t = d[5] == 'l' ? PROTO_CANCEL : PROTO_CREDIT; break;
+        case 's': t = PROTO_STATUS; break;
+        case 'r': t = PROTO_RESULT; break;
+        case 'b': t = PROTO_BUDGET; break;
+        }
+        break;
+    case 7: t = PROTO_PUBLISH; break;
+    case 9: t = PROTO_HEARTBEAT; break;
+    case 10: t = PROTO_DISCONNECT; break;
+    case 11:
+        switch (d[0]) {
+        case 's': t = PROTO_SESSION_GET; break;
+        case 't': t = PROTO_TASKS_REPLY; break;
+        case 'b': t = PROTO_BUDGET_DENY; break;
+        }
+        break;
+    case 12: t = d[0] == 's' ? PROTO_SESSION_LIST : PROTO_BUDGET_GRANT; break;
+    case 13: t = PROTO_BUDGET_CANCEL; break;
+    case 14:
+        switch (d[0]) {
+        case 's': t = PROTO_SESSION_DELETE; break;
+        case 'b': t = d[7] == 'a' ? PROTO_BUDGET_ACQUIRE : PROTO_BUDGET_RELEASE; break;
+        }
+        break;
+    }
+    if (t != PROTO_UNKNOWN && type_names[t][n] == '\0' && same(d, type_names[t], n)) {
+        *type = (proto_type_t)t;
+        return 0;
     }
     int shown = v->it.len > 40 ? 40 : (int)v->it.len;
     return proto__fail(err, PROTO_EBAD, "unknown type '%.*s'", shown,
@@ -365,16 +549,19 @@ static int apply_spec(const spec_t *s, const val_t *vals, uint64_t seen,
     bool have_id_or_job = false;
     for (unsigned i = 0; i < s->n; i++) {
         const rule_t *r = &s->rules[i];
-        const val_t *v = field_of(vals, seen, r->field);
-        const char *name = field_names[r->field];
-        /* nil is a value for K_ANY and reply ids; elsewhere an OPTIONAL nil means absent */
-        bool absent = !v->raw.n || (!r->required && v->it.kind == PROTO__NIL &&
-                                    r->kind != K_ANY && r->kind != K_REPLY_ID);
-        if (absent) {
-            if (r->required) return proto__fail(err, PROTO_EBAD, "field '%s' is missing", name);
+        /* most of a type's fields are OPTIONAL and absent: one bit test each */
+        if (!(seen & (UINT64_C(1) << r->field))) {
+            if (r->required)
+                return proto__fail(err, PROTO_EBAD, "field '%s' is missing",
+                                   field_names[r->field]);
             continue;
         }
-        int rc = check_kind(v, r->kind, name, lim, err);
+        const val_t *v = &vals[r->field];
+        /* nil is a value for K_ANY and reply ids; elsewhere an OPTIONAL nil means absent */
+        if (!r->required && v->it.kind == PROTO__NIL && r->kind != K_ANY &&
+            r->kind != K_REPLY_ID)
+            continue;
+        int rc = check_kind(v, r->kind, field_names[r->field], lim, err);
         if (rc) return rc;
         store(out, r->field, v);
         if (r->field == F_ID || r->field == F_JOB) have_id_or_job = true;
@@ -393,11 +580,11 @@ int proto_decode(const uint8_t *buf, size_t len, const proto_limits_t *lim, prot
     }
     memset(out, 0, sizeof *out);
     out->timeout_ms = -1;
-    int rc = proto_validate(buf, len, lim, err);
+    int rc = proto__check_size(len, lim, err);
     if (rc) return rc;
     val_t vals[F_COUNT];
     uint64_t seen = 0;
-    if ((rc = collect(buf, len, vals, &seen, err))) return rc;
+    if ((rc = collect(buf, len, lim, vals, &seen, err))) return rc;
     proto_type_t type = PROTO_UNKNOWN;
     const val_t *id = field_of(vals, seen, F_ID);
     if ((rc = check_version(field_of(vals, seen, F_V), err)) ||

@@ -78,17 +78,30 @@ void proto_pack_str(proto_buf_t *b, const char *s, size_t n) {
 }
 
 void proto_pack_header(proto_buf_t *b, proto_type_t type, uint32_t n_fields) {
+    const char *name = proto_type_name(type);
+    size_t n = strlen(name);
+    if (n_fields + 2 <= 15) { /* every message but the largest: one write of known bytes */
+        if (proto__buf_reserve(b, 10 + n)) return;
+        uint8_t *p = b->p + b->n;
+        p[0] = (uint8_t)(0x80 | (n_fields + 2));
+        memcpy(p + 1, "\xa1v\x01\xa4type", 8); /* "v": PROTO_VERSION, "type": */
+        _Static_assert(PROTO_VERSION < 0x80, "the version packs as a positive fixint");
+        p[9] = (uint8_t)(0xa0 | n);
+        memcpy(p + 10, name, n);
+        b->n += 10 + n;
+        return;
+    }
     msgpack_pack_map(&b->pk, n_fields + 2);
     proto_pack_cstr(b, "v");
     msgpack_pack_int(&b->pk, PROTO_VERSION);
     proto_pack_cstr(b, "type");
-    proto_pack_cstr(b, proto_type_name(type));
+    proto_pack_cstr(b, name);
 }
 
 /* A raw value, or nil when absent. */
 static void pack_raw_or_nil(proto_buf_t *b, proto_raw_t raw) {
     if (raw.n) proto_buf_raw(b, raw);
-    else msgpack_pack_nil(&b->pk);
+    else proto__pack_nil(b);
 }
 
 static void pack_key_raw(proto_buf_t *b, const char *key, proto_raw_t raw) {

@@ -44,6 +44,31 @@ int proto__rd_skip(proto__rd_t *r);
 /* The msgpack name of a format byte ("str32", "fixmap", ...). */
 const char *proto__fmt_name(uint8_t byte);
 
+/* The validator, in the pieces proto_validate and proto_decode share (validate.c). Every
+ * check and error message lives there once: proto_validate walks a whole value with them,
+ * proto_decode walks a message's top-level map itself and hands each key and value to them.
+ * "depth" is the number of containers open around the object (0 for a whole message, 1 for
+ * a value of its top-level map). All return 0 or fill err and return PROTO_EBAD/ETOOBIG. */
+/* The size limit of a whole message. */
+int proto__check_size(size_t len, const proto_limits_t *lim, proto_error_t *err);
+/* Turns a proto__rd_next failure rc (it as that call left it) into an error naming the
+ * offset. Returns: PROTO_EBAD. */
+int proto__read_error(const proto__rd_t *r, const proto__item_t *it, int rc,
+                      proto_error_t *err);
+/* Checks a container header just read (at: its offset; r past the header): the depth limit,
+ * the element limit and the bytes left for its elements. Does not read the elements. */
+int proto__open(const proto__rd_t *r, const proto__item_t *it, size_t at, unsigned depth,
+                const proto_limits_t *lim, proto_error_t *err);
+/* Validates the next n whole objects at r->off and moves r past them. */
+int proto__walk(proto__rd_t *r, uint64_t n, unsigned depth, const proto_limits_t *lim,
+                proto_error_t *err);
+/* After a header it read at `at` (r past it): for a container, proto__open and the walk of
+ * its elements, so r ends after the whole value; for anything else, nothing. */
+int proto__walk_in(proto__rd_t *r, const proto__item_t *it, size_t at, unsigned depth,
+                   const proto_limits_t *lim, proto_error_t *err);
+/* Nothing may follow the object: r must be at its end. */
+int proto__check_end(const proto__rd_t *r, proto_error_t *err);
+
 /* Makes room for extra more bytes by growing b; on failure sets b->failed.
  * Returns: 0 or -1. */
 int proto__buf_grow(proto_buf_t *b, size_t extra);
@@ -64,9 +89,27 @@ static inline void pack_key_str(proto_buf_t *b, const char *key, proto_str_t s) 
     proto_pack_cstr(b, key);
     proto_pack_str(b, s.p, s.n);
 }
+/* An unsigned integer in its shortest form (as msgpack_pack_uint64 writes it), written in
+ * line: msgpack-c's packer goes through a callback per token, which cost more than the bytes. */
+static inline void proto__pack_u64(proto_buf_t *b, uint64_t v) {
+    if (proto__buf_reserve(b, 9)) return;
+    uint8_t *p = b->p + b->n;
+    unsigned n = v < 0x80 ? 0 : v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffff ? 4 : 8;
+    if (n == 0) {
+        p[0] = (uint8_t)v;
+    } else {
+        p[0] = n == 1 ? 0xcc : n == 2 ? 0xcd : n == 4 ? 0xce : 0xcf;
+        for (unsigned i = 0; i < n; i++) p[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    }
+    b->n += 1 + n;
+}
+static inline void proto__pack_nil(proto_buf_t *b) {
+    static const uint8_t nil = 0xc0;
+    proto__buf_put(b, &nil, 1);
+}
 static inline void pack_key_u64(proto_buf_t *b, const char *key, uint64_t v) {
     proto_pack_cstr(b, key);
-    msgpack_pack_uint64(&b->pk, v);
+    proto__pack_u64(b, v);
 }
 static inline int done(proto_buf_t *b) { return b->failed ? PROTO_ENOMEM : 0; }
 

@@ -1,7 +1,8 @@
 /* proto/src/validate.c: the first thing untrusted bytes meet. A bounds-checked reader of
- * msgpack headers, and proto_validate: an iterative walk (a fixed stack of element counts,
- * no recursion, no allocation) that checks lengths, depth, counts and size before anything
- * else looks at a message. */
+ * msgpack headers, and the validator's walk (proto__walk: lengths, depth, counts; no
+ * recursion, no allocation), shared by proto_validate (a whole value) and proto_decode (which
+ * walks a message's top-level map itself and validates each value as it steps over it), so
+ * the rules exist once. */
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -42,10 +43,25 @@ const char *proto__fmt_name(uint8_t b) {
     return named[b - 0xc0];
 }
 
+/* A big-endian header value of n (0, 1, 2, 4 or 8) bytes: a load each, not a byte loop (it
+ * runs for every id, length and integer that is not a fix form). */
 static uint64_t be(const uint8_t *p, unsigned n) {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++) v = v << 8 | p[i];
-    return v;
+    uint16_t v16;
+    uint32_t v32;
+    uint64_t v64;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define PROTO__BE(bits, v) __builtin_bswap##bits(v)
+#else
+#define PROTO__BE(bits, v) (v)
+#endif
+    switch (n) {
+    case 1: return p[0];
+    case 2: memcpy(&v16, p, 2); return PROTO__BE(16, v16);
+    case 4: memcpy(&v32, p, 4); return PROTO__BE(32, v32);
+    case 8: memcpy(&v64, p, 8); return PROTO__BE(64, v64);
+    default: return 0;
+    }
+#undef PROTO__BE
 }
 
 /* Splits a format byte into: bytes of the header after it (hdr), and how to read them. */
@@ -184,7 +200,7 @@ int proto__rd_skip(proto__rd_t *r) {
     return 0;
 }
 
-static int read_error(const proto__rd_t *r, const proto__item_t *it, int rc,
+int proto__read_error(const proto__rd_t *r, const proto__item_t *it, int rc,
                       proto_error_t *err) {
     size_t off = r->off;
     if (rc == PROTO__RD_EINVALID)
@@ -199,20 +215,88 @@ static int read_error(const proto__rd_t *r, const proto__item_t *it, int rc,
                        proto__fmt_name(it->byte), off, (unsigned)it->len, r->n - off);
 }
 
-/* Checks a container's count against the limit and against the bytes left (each element
- * takes at least one byte), so a huge declared count is refused before anyone allocates. */
-static int check_count(const proto__rd_t *r, const proto__item_t *it, size_t at,
-                       const proto_limits_t *lim, proto_error_t *err) {
+int proto__check_size(size_t len, const proto_limits_t *lim, proto_error_t *err) {
+    if (len > lim->max_size)
+        return proto__fail(err, PROTO_ETOOBIG, "message of %zu bytes is over the %zu limit",
+                           len, lim->max_size);
+    return 0;
+}
+
+int proto__check_end(const proto__rd_t *r, proto_error_t *err) {
+    if (r->off != r->n)
+        return proto__fail(err, PROTO_EBAD, "%zu trailing bytes after the object, at offset %zu",
+                           r->n - r->off, r->off);
+    return 0;
+}
+
+static unsigned depth_limit(const proto_limits_t *lim) {
+    return lim->max_depth < PROTO_MAX_DEPTH ? lim->max_depth : PROTO_MAX_DEPTH;
+}
+
+int proto__open(const proto__rd_t *r, const proto__item_t *it, size_t at, unsigned depth,
+                const proto_limits_t *lim, proto_error_t *err) {
+    if (depth + 1 > depth_limit(lim))
+        return proto__fail(err, PROTO_ETOOBIG, "%s at offset %zu nests deeper than %u",
+                           proto__fmt_name(it->byte), at, depth_limit(lim));
+    /* The count against the limit and against the bytes left (each element takes at least
+     * one byte), so a huge declared count is refused before anyone allocates. */
     uint64_t elems = it->kind == PROTO__MAP ? 2 * (uint64_t)it->len : it->len;
-    const char *what = proto__fmt_name(it->byte);
     if (it->len > lim->max_elems)
         return proto__fail(err, PROTO_ETOOBIG, "%s at offset %zu has %u elements (limit %u)",
-                           what, at, (unsigned)it->len, (unsigned)lim->max_elems);
+                           proto__fmt_name(it->byte), at, (unsigned)it->len,
+                           (unsigned)lim->max_elems);
     if (elems > r->n - r->off)
         return proto__fail(err, PROTO_EBAD,
                            "%s at offset %zu declares %u elements, more than the %zu bytes "
-                           "that remain", what, at, (unsigned)it->len, r->n - r->off);
+                           "that remain", proto__fmt_name(it->byte), at, (unsigned)it->len,
+                           r->n - r->off);
     return 0;
+}
+
+/* The validator itself: an iterative walk (a fixed stack of element counts, no recursion, no
+ * allocation) over `n` objects that sit inside `depth` open containers, moving r past them.
+ * left[] is indexed by absolute depth, so a walk that starts inside a message (the decoder's
+ * values, depth 1) applies the same depth limit as one over the whole message. */
+int proto__walk(proto__rd_t *r, uint64_t n, unsigned depth, const proto_limits_t *lim,
+                proto_error_t *err) {
+    uint64_t left[PROTO_MAX_DEPTH + 1]; /* objects still to read at each depth */
+    const unsigned base = depth;
+    left[depth] = n;
+    for (;;) {
+        while (depth > base && left[depth] == 0) depth--;
+        if (left[depth] == 0) break;
+        left[depth]--;
+        /* Fixints and short strings that fit (most keys and values) need no item filled in;
+         * anything else, a cut string included, takes the full reader and its errors. */
+        if (r->off < r->n) {
+            uint8_t b = r->p[r->off];
+            if (b <= 0x7f || b >= 0xe0) {
+                r->off++;
+                continue;
+            }
+            if (b >= 0xa0 && b <= 0xbf && r->n - r->off - 1 >= (size_t)(b & 0x1f)) {
+                r->off += 1 + (size_t)(b & 0x1f);
+                continue;
+            }
+        }
+        proto__item_t it;
+        size_t at = r->off;
+        int rc = proto__rd_next(r, &it);
+        if (rc) return proto__read_error(r, &it, rc, err);
+        if (it.kind != PROTO__ARRAY && it.kind != PROTO__MAP) continue;
+        if ((rc = proto__open(r, &it, at, depth, lim, err))) return rc;
+        left[++depth] = it.kind == PROTO__MAP ? 2 * (uint64_t)it.len : it.len;
+    }
+    return 0;
+}
+
+int proto__walk_in(proto__rd_t *r, const proto__item_t *it, size_t at, unsigned depth,
+                   const proto_limits_t *lim, proto_error_t *err) {
+    if (it->kind != PROTO__ARRAY && it->kind != PROTO__MAP) return 0;
+    int rc = proto__open(r, it, at, depth, lim, err);
+    if (rc) return rc;
+    uint64_t elems = it->kind == PROTO__MAP ? 2 * (uint64_t)it->len : it->len;
+    return elems ? proto__walk(r, elems, depth + 1, lim, err) : 0;
 }
 
 int proto_validate(const uint8_t *buf, size_t len, const proto_limits_t *lim,
@@ -222,44 +306,9 @@ int proto_validate(const uint8_t *buf, size_t len, const proto_limits_t *lim,
         proto_limits_default(&dl);
         lim = &dl;
     }
-    if (len > lim->max_size)
-        return proto__fail(err, PROTO_ETOOBIG, "message of %zu bytes is over the %zu limit",
-                           len, lim->max_size);
-    unsigned max_depth = lim->max_depth < PROTO_MAX_DEPTH ? lim->max_depth : PROTO_MAX_DEPTH;
-    uint64_t left[PROTO_MAX_DEPTH + 1]; /* objects still to read at each depth */
-    unsigned depth = 0;
+    int rc = proto__check_size(len, lim, err);
+    if (rc) return rc;
     proto__rd_t r = {buf, len, 0};
-    left[0] = 1;
-    for (;;) {
-        while (depth > 0 && left[depth] == 0) depth--;
-        if (left[depth] == 0) break;
-        left[depth]--;
-        /* Fixints and short strings that fit (most keys and values) need no item filled in;
-         * anything else, a cut string included, takes the full reader and its errors. */
-        if (r.off < r.n) {
-            uint8_t b = r.p[r.off];
-            if (b <= 0x7f || b >= 0xe0) {
-                r.off++;
-                continue;
-            }
-            if (b >= 0xa0 && b <= 0xbf && r.n - r.off - 1 >= (size_t)(b & 0x1f)) {
-                r.off += 1 + (size_t)(b & 0x1f);
-                continue;
-            }
-        }
-        proto__item_t it;
-        size_t at = r.off;
-        int rc = proto__rd_next(&r, &it);
-        if (rc) return read_error(&r, &it, rc, err);
-        if (it.kind != PROTO__ARRAY && it.kind != PROTO__MAP) continue;
-        if (depth + 1 > max_depth)
-            return proto__fail(err, PROTO_ETOOBIG, "%s at offset %zu nests deeper than %u",
-                               proto__fmt_name(it.byte), at, max_depth);
-        if ((rc = check_count(&r, &it, at, lim, err))) return rc;
-        left[++depth] = it.kind == PROTO__MAP ? 2 * (uint64_t)it.len : it.len;
-    }
-    if (r.off != len)
-        return proto__fail(err, PROTO_EBAD, "%zu trailing bytes after the object, at offset %zu",
-                           len - r.off, r.off);
-    return 0;
+    if ((rc = proto__walk(&r, 1, 0, lim, err))) return rc;
+    return proto__check_end(&r, err);
 }

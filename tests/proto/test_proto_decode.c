@@ -1,0 +1,408 @@
+/* test_proto_decode.c: proto_decode's one walk. Validation and decoding share one pass over
+ * the bytes (proto/src/decode.c collect(), with validate.c's walker), so these pin down what
+ * that pass must keep from "validate the whole message, then decode it": a field read early
+ * does not let a message through whose later bytes are bad; a value nested deep, or in a
+ * field nobody reads, is still checked; the limits apply at the same depths; a validation
+ * error anywhere wins over what the fields say; and every field and type name is found. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "harness.h"
+#include "proto/proto.h"
+
+#define B(...) ((const uint8_t[]){__VA_ARGS__})
+
+static proto_buf_t tb;
+static proto_msg_t msg;
+static proto_error_t err;
+
+/* Packs a map from alternating keys and already-packed values. */
+typedef struct kv {
+    const char *key;
+    const uint8_t *val;
+    size_t n;
+} kv_t;
+#define KV(k, ...) {k, B(__VA_ARGS__), sizeof((const uint8_t[]){__VA_ARGS__})}
+
+static void pack_kvs(const kv_t *kvs, size_t n) {
+    proto_buf_reset(&tb);
+    msgpack_pack_map(&tb.pk, n);
+    for (size_t i = 0; i < n; i++) {
+        proto_pack_cstr(&tb, kvs[i].key);
+        proto_buf_raw(&tb, (proto_raw_t){kvs[i].val, kvs[i].n});
+    }
+}
+
+static int decode_lim(const proto_limits_t *lim) {
+    memset(&err, 0, sizeof err);
+    memset(&msg, 0x5a, sizeof msg); /* whatever was there must not survive a decode */
+    return proto_decode(tb.p, tb.n, lim, &msg, &err);
+}
+
+#define PACK(...) pack_kvs((const kv_t[]){__VA_ARGS__}, \
+                           sizeof((const kv_t[]){__VA_ARGS__}) / sizeof(kv_t))
+#define DECODE(...) (PACK(__VA_ARGS__), decode_lim(NULL))
+#define V1 KV("v", 1)
+#define TQUERY KV("type", 0xa5, 'q', 'u', 'e', 'r', 'y')
+#define AGENT_ECHO KV("agent", 0xa4, 'e', 'c', 'h', 'o')
+
+/* A failed decode leaves nothing of what it read: a zeroed message but for timeout_ms. */
+static void assert_msg_cleared(void) {
+    assert_int_equal(msg.type, PROTO_UNKNOWN);
+    assert_int_equal(msg.id.n, 0);
+    assert_int_equal(msg.agent.n, 0);
+    assert_int_equal(msg.input.n, 0);
+    assert_int_equal(msg.body.n, 0);
+    assert_int_equal(msg.timeout_ms, -1);
+}
+
+static void assert_err(int rc, int want_rc, const char *code, const char *message) {
+    assert_int_equal(rc, want_rc);
+    assert_string_equal(err.code, code);
+    assert_string_equal(err.message, message);
+}
+
+/* The fields before the bad one were read and were fine; the message is still refused whole,
+ * with the validator's error, and nothing read survives (not even the id: the bytes are not
+ * one well-formed map). */
+static void test_a_later_invalid_field_rejects_the_message(void **state) {
+    (void)state;
+    char want[120];
+    /* the byte 0xc1 (never used) as the value of the last field */
+    int rc = DECODE(V1, TQUERY, KV("id", 7), AGENT_ECHO, KV("session", 0xc1));
+    snprintf(want, sizeof want, "invalid msgpack byte 0xc1 at offset %zu", tb.n - 1);
+    assert_err(rc, PROTO_EBAD, "bad_request", want);
+    assert_msg_cleared();
+    /* a string whose length runs past the end, after every REQUIRED field */
+    rc = DECODE(V1, TQUERY, KV("id", 7), AGENT_ECHO, KV("input", 0xd9, 10, 'a', 'b'));
+    snprintf(want, sizeof want, "str8 at offset %zu declares 10 bytes, more than the 4 that "
+             "remain", tb.n - 4);
+    assert_err(rc, PROTO_EBAD, "bad_request", want);
+    assert_msg_cleared();
+    /* a value over a limit, after a field that was stored */
+    proto_limits_t lim;
+    proto_limits_default(&lim);
+    lim.max_elems = 2;
+    PACK(V1, TQUERY, KV("id", 7), KV("agent", 0xa4, 'e', 'c', 'h', 'o'));
+    assert_err(decode_lim(&lim), PROTO_ETOOBIG, "too_large",
+               "fixmap at offset 0 has 4 elements (limit 2)");
+    PACK(KV("v", 1), KV("input", 0x93, 1, 2, 3));
+    assert_err(decode_lim(&lim), PROTO_ETOOBIG, "too_large",
+               "fixarray at offset 10 has 3 elements (limit 2)");
+    /* the map declares more entries than there are: the walk runs off the end */
+    proto_buf_reset(&tb);
+    proto_buf_raw(&tb, (proto_raw_t){B(0x83, 0xa1, 'v', 1, 0xa2, 'i', 'd', 7), 8});
+    assert_err(decode_lim(NULL), PROTO_EBAD, "bad_request", "msgpack ends early at offset 8");
+    assert_msg_cleared();
+    /* trailing bytes after a good message */
+    PACK(V1, TQUERY, KV("id", 7), AGENT_ECHO);
+    size_t n = tb.n;
+    proto_buf_raw(&tb, (proto_raw_t){B(0xc0), 1});
+    snprintf(want, sizeof want, "1 trailing bytes after the object, at offset %zu", n);
+    assert_err(decode_lim(NULL), PROTO_EBAD, "bad_request", want);
+    assert_msg_cleared();
+}
+
+/* `input` is kept verbatim, never decoded: its inside is still validated, limits included,
+ * at the depth it has in the message (the top-level map is depth 1). */
+static void test_input_is_validated_at_depth(void **state) {
+    (void)state;
+    proto_limits_t lim;
+    proto_limits_default(&lim);
+    lim.max_depth = 4;
+    /* map(1) > input [ (2) { (3) "k": [ (4) 1 ] } ]: exactly at the limit */
+    PACK(V1, TQUERY, KV("id", 7), AGENT_ECHO,
+         KV("input", 0x91, 0x81, 0xa1, 'k', 0x91, 1));
+    assert_int_equal(decode_lim(&lim), 0);
+    assert_int_equal(msg.input.n, 6);
+    assert_memory_equal(msg.input.p, B(0x91, 0x81, 0xa1, 'k', 0x91, 1), 6);
+    /* one level more: refused, naming the container and where it is */
+    PACK(V1, TQUERY, KV("id", 7), AGENT_ECHO,
+         KV("input", 0x91, 0x81, 0xa1, 'k', 0x91, 0x90));
+    size_t at = tb.n - 1;
+    char want[120];
+    snprintf(want, sizeof want, "fixarray at offset %zu nests deeper than 4", at);
+    assert_err(decode_lim(&lim), PROTO_ETOOBIG, "too_large", want);
+    assert_msg_cleared();
+    /* a bad byte three levels down, with a field after it */
+    int rc = DECODE(V1, TQUERY, KV("id", 7), KV("input", 0x91, 0x81, 0xa1, 'k', 0x92, 1, 0xc1),
+                    AGENT_ECHO);
+    snprintf(want, sizeof want, "invalid msgpack byte 0xc1 at offset %zu",
+             tb.n - 11 /* "agent" "echo" */ - 1);
+    assert_err(rc, PROTO_EBAD, "bad_request", want);
+    /* max_depth 1: the top-level map is all there may be */
+    lim.max_depth = 1;
+    PACK(V1, TQUERY, KV("id", 7), AGENT_ECHO, KV("input", 5));
+    assert_int_equal(decode_lim(&lim), 0);
+    PACK(V1, TQUERY, KV("id", 7), AGENT_ECHO, KV("input", 0x90));
+    snprintf(want, sizeof want, "fixarray at offset %zu nests deeper than 1", tb.n - 1);
+    assert_err(decode_lim(&lim), PROTO_ETOOBIG, "too_large", want);
+    lim.max_depth = 0;
+    assert_err(decode_lim(&lim), PROTO_ETOOBIG, "too_large",
+               "fixmap at offset 0 nests deeper than 0");
+}
+
+/* Unknown fields are skipped (forward compatibility) but validated like any other value. */
+static void test_unknown_fields_are_skipped_but_validated(void **state) {
+    (void)state;
+    /* every kind of value under unknown names, before, between and after the known ones */
+    assert_int_equal(DECODE(KV("x-map", 0x82, 0xa1, 'a', 0x91, 0xc0, 0x92, 1, 2, 0xc3),
+                            V1, KV("x-bin", 0xc4, 2, 0, 1), TQUERY,
+                            KV("x-ext", 0xd4, 5, 9), KV("id", 7),
+                            KV("x-str16", 0xda, 0, 1, 'z'), AGENT_ECHO,
+                            KV("x-float", 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0),
+                            KV("x-deep", 0x91, 0x91, 0x91, 0x90)),
+                     0);
+    assert_int_equal(msg.type, PROTO_QUERY);
+    assert_true(proto_str_eq(msg.agent, "echo"));
+    assert_int_equal(msg.id.p[0], 7);
+    assert_int_equal(msg.input.n, 1); /* absent: nil */
+    /* an unknown field with a bad value, even after all known fields decoded */
+    char want[120];
+    int rc = DECODE(V1, TQUERY, KV("id", 7), AGENT_ECHO, KV("x-later", 0x92, 1, 0xc1));
+    snprintf(want, sizeof want, "invalid msgpack byte 0xc1 at offset %zu", tb.n - 1);
+    assert_err(rc, PROTO_EBAD, "bad_request", want);
+    assert_msg_cleared();
+    /* and over a limit */
+    proto_limits_t lim;
+    proto_limits_default(&lim);
+    lim.max_depth = 2;
+    PACK(V1, TQUERY, KV("id", 7), AGENT_ECHO, KV("x-deep", 0x91, 0x91, 1));
+    snprintf(want, sizeof want, "fixarray at offset %zu nests deeper than 2", tb.n - 2);
+    assert_err(decode_lim(&lim), PROTO_ETOOBIG, "too_large", want);
+    /* unknown names may repeat: only a known field given twice is an error */
+    assert_int_equal(DECODE(V1, TQUERY, KV("x", 1), KV("id", 7), KV("x", 2), AGENT_ECHO), 0);
+}
+
+/* Keys need not be fixstrs: a str8 key names its field like a fixstr, and a container key
+ * is no field but is validated like a value. */
+static void test_keys_of_every_form(void **state) {
+    (void)state;
+    proto_buf_reset(&tb);
+    msgpack_pack_map(&tb.pk, 5);
+    proto_buf_raw(&tb, (proto_raw_t){B(0xa1, 'v', 1), 3});
+    proto_buf_raw(&tb, (proto_raw_t){B(0xd9, 4, 't', 'y', 'p', 'e', 0xa5, 'q', 'u', 'e', 'r',
+                                       'y'), 12});
+    proto_buf_raw(&tb, (proto_raw_t){B(0xda, 0, 2, 'i', 'd', 9), 6});
+    proto_buf_raw(&tb, (proto_raw_t){B(0x92, 0xa1, 'k', 0x81, 1, 2, 0xc0), 7}); /* [..]: nil */
+    proto_buf_raw(&tb, (proto_raw_t){B(0xa5, 'a', 'g', 'e', 'n', 't', 0xa1, 'e'), 8});
+    assert_int_equal(decode_lim(NULL), 0);
+    assert_int_equal(msg.type, PROTO_QUERY);
+    assert_int_equal(msg.id.n, 1);
+    assert_int_equal(msg.id.p[0], 9);
+    assert_true(proto_str_eq(msg.agent, "e"));
+    /* a str8 key is a field like any other: twice is twice */
+    proto_buf_raw(&tb, (proto_raw_t){B(0xd9, 5, 'a', 'g', 'e', 'n', 't', 0xa1, 'f'), 9});
+    tb.p[0] = 0x86;
+    assert_err(decode_lim(NULL), PROTO_EBAD, "bad_request", "field 'agent' appears twice");
+    /* a container key with a bad byte inside */
+    proto_buf_reset(&tb);
+    proto_buf_raw(&tb, (proto_raw_t){B(0x82, 0xa1, 'v', 1, 0x91, 0xc1, 0xc0), 7});
+    assert_err(decode_lim(NULL), PROTO_EBAD, "bad_request",
+               "invalid msgpack byte 0xc1 at offset 5");
+    /* a key cut short */
+    proto_buf_reset(&tb);
+    proto_buf_raw(&tb, (proto_raw_t){B(0x82, 0xa1, 'v', 1, 0xa5, 'a', 'g'), 7});
+    assert_err(decode_lim(NULL), PROTO_EBAD, "bad_request",
+               "fixstr at offset 4 declares 5 bytes, more than the 3 that remain");
+}
+
+/* The order of errors is that of validating first: a bad byte anywhere wins over a field
+ * given twice before it, and over a message that is not a map. */
+static void test_validation_errors_come_first(void **state) {
+    (void)state;
+    char want[120];
+    int rc = DECODE(V1, TQUERY, AGENT_ECHO, KV("agent", 0xa1, 'x'), KV("x", 0xc1));
+    snprintf(want, sizeof want, "invalid msgpack byte 0xc1 at offset %zu", tb.n - 1);
+    assert_err(rc, PROTO_EBAD, "bad_request", want);
+    rc = DECODE(V1, TQUERY, KV("id", 7), AGENT_ECHO, KV("agent", 0xa1, 'x'), KV("x", 1));
+    assert_err(rc, PROTO_EBAD, "bad_request", "field 'agent' appears twice");
+    assert_msg_cleared(); /* a duplicate: not one message, no id kept */
+    /* not a map, and bad inside */
+    proto_buf_reset(&tb);
+    proto_buf_raw(&tb, (proto_raw_t){B(0x92, 1, 0xc1), 3});
+    assert_err(decode_lim(NULL), PROTO_EBAD, "bad_request",
+               "invalid msgpack byte 0xc1 at offset 2");
+    proto_buf_reset(&tb);
+    proto_buf_raw(&tb, (proto_raw_t){B(0x92, 1, 2), 3});
+    assert_err(decode_lim(NULL), PROTO_EBAD, "bad_request", "message is a fixarray, not a map");
+    proto_buf_reset(&tb);
+    proto_buf_raw(&tb, (proto_raw_t){B(0xa1, 'x'), 2});
+    assert_err(decode_lim(NULL), PROTO_EBAD, "bad_request", "message is a fixstr, not a map");
+    /* the size limit before anything */
+    proto_limits_t lim;
+    proto_limits_default(&lim);
+    PACK(V1, TQUERY, KV("id", 7), AGENT_ECHO);
+    lim.max_size = tb.n - 1;
+    snprintf(want, sizeof want, "message of %zu bytes is over the %zu limit", tb.n, tb.n - 1);
+    assert_err(decode_lim(&lim), PROTO_ETOOBIG, "too_large", want);
+    assert_int_equal(decode_lim(NULL), 0);
+}
+
+/* The id survives an error about what the fields say (it is read, and it is an id), so the
+ * error reply can name the request; it does not survive bytes that fail validation. */
+static void test_id_kept_on_field_errors_only(void **state) {
+    (void)state;
+    int rc = DECODE(V1, TQUERY, KV("id", 0xa2, 'q', '1'), KV("agent", 7));
+    assert_err(rc, PROTO_EBAD, "bad_request", "field 'agent' must be a string");
+    assert_int_equal(msg.id.n, 3);
+    assert_memory_equal(msg.id.p, B(0xa2, 'q', '1'), 3);
+    assert_int_equal(msg.agent.n, 0);
+    /* the id after the failing field: kept just the same */
+    rc = DECODE(V1, TQUERY, KV("agent", 7), KV("id", 0xcd, 1, 2));
+    assert_err(rc, PROTO_EBAD, "bad_request", "field 'agent' must be a string");
+    assert_int_equal(msg.id.n, 3);
+    assert_int_equal(msg.id.p[0], 0xcd);
+    /* a later field that fails validation: the id goes with the rest */
+    rc = DECODE(V1, TQUERY, KV("id", 0xa2, 'q', '1'), AGENT_ECHO, KV("x", 0xc1));
+    assert_int_equal(rc, PROTO_EBAD);
+    assert_int_equal(msg.id.n, 0);
+}
+
+static bool is_name(const char *const *names, size_t count, const char *s, size_t n) {
+    for (size_t i = 0; i < count; i++)
+        if (strlen(names[i]) == n && memcmp(names[i], s, n) == 0) return true;
+    return false;
+}
+
+/* Every field name is found, and only by its exact bytes. A known field given twice is an
+ * error naming it; an unknown one is ignored: so a pair of the same key tells which. */
+static void test_every_field_name_is_found_exactly(void **state) {
+    (void)state;
+    static const char *const names[] = {
+        "v", "type", "id", "agent", "input", "session", "timeout_ms", "idempotent", "job",
+        "seq", "event", "output", "code", "message", "topic", "data", "name", "capacity",
+        "agents", "heartbeat_ms", "attempt", "app", "user", "events", "after", "limit",
+        "parent", "branch", "invocation", "state", "history", "worker", "history_agents",
+        "req", "backend", "model_concurrency", "model_rps", "model_burst", "model_tpm",
+        "tokens", "origin", "held",
+    };
+    char want[80], near[40];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *k = names[i];
+        size_t n = strlen(k);
+        proto_buf_reset(&tb);
+        msgpack_pack_map(&tb.pk, 2);
+        for (int j = 0; j < 2; j++) {
+            proto_pack_cstr(&tb, k);
+            msgpack_pack_nil(&tb.pk);
+        }
+        snprintf(want, sizeof want, "field '%s' appears twice", k);
+        assert_err(decode_lim(NULL), PROTO_EBAD, "bad_request", want);
+        /* the same length with one byte changed (first, middle, last), one byte shorter and
+         * one longer: not a field, so twice is no error ('v' is missing instead) */
+        for (int change = 0; change < 5; change++) {
+            memcpy(near, k, n + 1);
+            size_t m = n;
+            if (change < 3) near[change == 0 ? 0 : change == 1 ? n / 2 : n - 1] ^= 0x20;
+            else if (change == 3) m = n - 1;
+            else near[m++] = 's';
+            if (m == 0) continue;
+            proto_buf_reset(&tb);
+            msgpack_pack_map(&tb.pk, 2);
+            for (int j = 0; j < 2; j++) {
+                proto_pack_str(&tb, near, m);
+                msgpack_pack_nil(&tb.pk);
+            }
+            int rc = decode_lim(NULL);
+            if (is_name(names, sizeof names / sizeof names[0], near, m)) continue; /* agents */
+            assert_int_equal(rc, PROTO_EBAD);
+            if (strcmp(err.message, "field 'v' is missing") != 0) {
+                print_error("key '%.*s' (near '%s'): %s\n", (int)m, near, k, err.message);
+                fail();
+            }
+        }
+    }
+}
+
+/* Every type name is found, and only by its exact bytes. */
+static void test_every_type_name_is_found_exactly(void **state) {
+    (void)state;
+    char near[40], want[80];
+    for (int t = PROTO_QUERY; t <= PROTO_TYPE_LAST; t++) {
+        const char *name = proto_type_name((proto_type_t)t);
+        size_t n = strlen(name);
+        proto_buf_reset(&tb);
+        msgpack_pack_map(&tb.pk, 3);
+        proto_pack_cstr(&tb, "v");
+        msgpack_pack_int(&tb.pk, 1);
+        proto_pack_cstr(&tb, "type");
+        proto_pack_cstr(&tb, name);
+        proto_pack_cstr(&tb, "nothing");
+        msgpack_pack_nil(&tb.pk);
+        int rc = decode_lim(NULL);
+        /* a type found decodes, or fails on its own fields, never as an unknown type */
+        if (rc == 0) assert_int_equal(msg.type, t);
+        else assert_null(strstr(err.message, "unknown type"));
+        for (int change = 0; change < 4; change++) {
+            memcpy(near, name, n + 1);
+            size_t m = n;
+            if (change < 3) near[change == 0 ? 0 : change == 1 ? n / 2 : n - 1] ^= 0x20;
+            else m = n - 1;
+            proto_buf_reset(&tb);
+            msgpack_pack_map(&tb.pk, 2);
+            proto_pack_cstr(&tb, "v");
+            msgpack_pack_int(&tb.pk, 1);
+            proto_pack_cstr(&tb, "type");
+            proto_pack_str(&tb, near, m);
+            snprintf(want, sizeof want, "unknown type '%.*s'", (int)m, near);
+            assert_err(decode_lim(NULL), PROTO_EBAD, "bad_request", want);
+        }
+    }
+}
+
+/* proto_validate is the same walker over a whole value: what decode refuses inside a field,
+ * validate refuses in the same bytes, with the same message. */
+static void test_validate_and_decode_agree(void **state) {
+    (void)state;
+    proto_error_t verr;
+    proto_limits_t lim;
+    proto_limits_default(&lim);
+    lim.max_depth = 3;
+    lim.max_elems = 5;
+    const kv_t bad[] = {
+        KV("input", 0x91, 0x91, 0x91, 1),             /* too deep */
+        KV("input", 0x96, 1, 2, 3, 4, 5, 6),          /* too many elements */
+        KV("input", 0x92, 0xd9, 200, 'x', 1),         /* a string past the end */
+        KV("input", 0x81, 0xc1, 1),                   /* never-used byte */
+        KV("input", 0x92, 0xcd, 1),                   /* a header cut short */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        pack_kvs((const kv_t[]){V1, TQUERY, KV("id", 1), AGENT_ECHO, bad[i]}, 5);
+        int rc = decode_lim(&lim);
+        assert_int_not_equal(rc, 0);
+        memset(&verr, 0, sizeof verr);
+        assert_int_equal(proto_validate(tb.p, tb.n, &lim, &verr), rc);
+        assert_string_equal(verr.message, err.message);
+        assert_string_equal(verr.code, err.code);
+    }
+}
+
+static int setup_buf(void **state) {
+    (void)state;
+    proto_buf_init(&tb);
+    return 0;
+}
+
+static int teardown_buf(void **state) {
+    (void)state;
+    proto_buf_free(&tb);
+    return 0;
+}
+
+#define PT(t) cmocka_unit_test_setup_teardown(t, setup_buf, teardown_buf)
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        PT(test_a_later_invalid_field_rejects_the_message),
+        PT(test_input_is_validated_at_depth),
+        PT(test_unknown_fields_are_skipped_but_validated),
+        PT(test_keys_of_every_form),
+        PT(test_validation_errors_come_first),
+        PT(test_id_kept_on_field_errors_only),
+        PT(test_every_field_name_is_found_exactly),
+        PT(test_every_type_name_is_found_exactly),
+        PT(test_validate_and_decode_agree),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
