@@ -13,11 +13,12 @@ T=$(mktemp -d)
 one() {
     set -- "$1" $(/usr/bin/python3 -c '
 import socket
-ss = [socket.socket() for _ in range(2)]
+ss = [socket.socket() for _ in range(4)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
+    # Its own bus ports too: another broker on this machine may hold the defaults.
     $B/broker/actor-broker --clients "tcp://127.0.0.1:$2" --workers "tcp://127.0.0.1:$3" \
-        2>"$T/broker.log" &
+        --pub "tcp://127.0.0.1:$4" --sub "tcp://127.0.0.1:$5" 2>"$T/broker.log" &
     bp=$!
     valgrind --tool=callgrind --callgrind-out-file="$T/cg.$1" \
         $B/worker/actor-worker --broker "tcp://127.0.0.1:$3" --capacity 64 --name cg \
