@@ -24,7 +24,9 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')
         $B/worker/actor-worker --broker "tcp://127.0.0.1:$3" --capacity 64 --name cg \
         2>"$T/worker.$1.log" &
     wp=$!
-    sleep 2
+    # Until the broker has the worker (valgrind starts slowly on a busy machine), 30 s at most.
+    i=0
+    until grep -q worker_ready "$T/broker.log" || [ $i -ge 300 ]; do sleep 0.1; i=$((i + 1)); done
     $B/bench/broker/loadgen --endpoint "tcp://127.0.0.1:$2" --mode broker --inflight 32 \
         --count "$1" --seconds 120 --warmup 0 >"$T/lg.$1"
     kill -TERM $wp; wait $wp || true

@@ -25,7 +25,9 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')
     $B/worker/actor-worker --broker "tcp://127.0.0.1:$3" --capacity 64 --name sys \
         2>"$T/worker.$1.log" &
     wp=$!
-    sleep 1
+    # Until the broker has the worker (valgrind starts slowly on a busy machine), 30 s at most.
+    i=0
+    until grep -q worker_ready "$T/broker.log" || [ $i -ge 300 ]; do sleep 0.1; i=$((i + 1)); done
     # Attached for the load only; SIGINT makes perf write its counts and detach.
     perf stat -x, -o "$T/st.$1" -e 'syscalls:sys_enter_*' -p $wp 2>/dev/null &
     pp=$!
