@@ -482,6 +482,7 @@ static int run_tasks(wrk_t *w) {
 }
 
 int wrk_run(wrk_t *w) {
+    if (wrk_jobs_init(w) != 0) return ACT_ENOMEM;
     act_event_init(&w->out_ready);
     act_event_init(&w->flushed);
     act_event_init(&w->jobs_idle);
@@ -495,7 +496,11 @@ int wrk_run(wrk_t *w) {
     const char *drop = getenv("ACTOR_WORKER_TEST_DROP_WORK");
     if (drop) w->test_drop_work = strtoull(drop, NULL, 10);
     w->zctx = zmq_ctx_new();
-    if (!w->zctx) return ACT_ENOMEM;
+    if (!w->zctx) {
+        wrk_jobs_free_spares(w);
+        proto_buf_free(&w->enc);
+        return ACT_ENOMEM;
+    }
     int rc = wrk_metrics_start(w);
     if (rc == 0) rc = wrk_watchdog_start(w);
     if (rc == 0) {

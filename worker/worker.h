@@ -16,6 +16,7 @@
 #include "proto/proto.h"
 #include "agent/runtime.h"
 #include "budget_client.h"
+#include "jobtab.h"
 
 typedef struct wrk wrk_t;
 
@@ -77,11 +78,13 @@ int wrk_pack_set_output(abp_ctx_t *ctx, const abp_pack_t *p);
 /* ---- jobs (worker_jobs.c): one libactor task per `work` ---- */
 struct abp_ctx {
     struct abp_ctx *next, *prev; /* in the worker's job list */
+    wrk_jobtab_node_t node;      /* in w->jobtab, by id */
     wrk_t *w;                    /* owner */
     uint64_t id;                 /* broker's job id */
     uint64_t gen;                /* connection it came on */
     const wrk_agent_t *agent;    /* what runs */
     uint8_t *input;              /* copy of the input (msgpack), in the job's allocation */
+    size_t room;                 /* bytes for it there: WRK_JOB_ROOM in a pooled block */
     char *session;               /* the query's session, NULL if none */
     size_t input_n;
     int64_t deadline;            /* from timeout_ms, -1 none */
@@ -110,10 +113,12 @@ struct abp_ctx {
 
 void wrk_jobs_start(wrk_t *w, const proto_msg_t *m);
 void wrk_jobs_cancel(wrk_t *w, uint64_t job);
+/* Sizes the job table for the capacity (in wrk_run). Returns: 0. Errors: ACT_ENOMEM. */
+int wrk_jobs_init(wrk_t *w);
+/* Frees the kept output buffers and job blocks, and the job table (at exit). */
+void wrk_jobs_free_spares(wrk_t *w);
 /* Cancels every job; orphan: their answers go nowhere (connection lost), else they answer
  * shutting_down. */
-/* Frees the kept output buffers (at exit). */
-void wrk_jobs_free_spares(wrk_t *w);
 void wrk_jobs_cancel_all(wrk_t *w, bool orphan);
 /* Waits (shielded) until no job runs or the deadline passes. Returns: 0 or ACT_ETIMEDOUT. */
 int wrk_jobs_wait_idle(wrk_t *w, int64_t deadline);
@@ -233,6 +238,11 @@ void wrk_send_held(wrk_t *w, wrk_held_t *h);
  * Bounded in count and in each buffer's size. */
 #define WRK_SPARE_OUT 64
 #define WRK_SPARE_OUT_MAX_BYTES 4096
+/* Ended jobs' blocks kept for the next jobs (w->spare_jobs): at most this many, each with
+ * room for an input of WRK_JOB_ROOM bytes (a larger input gets a block of its own size,
+ * freed when its job ends). */
+#define WRK_SPARE_JOBS 64
+#define WRK_JOB_ROOM 512
 
 /* ---- the worker and its connection (worker.c) ---- */
 struct wrk {
@@ -253,6 +263,8 @@ struct wrk {
     act_event_t flushed;       /* set while out_head is NULL */
     abp_ctx_t *jobs;           /* running jobs */
     size_t n_jobs;
+    wrk_jobtab_t jobtab;       /* the same jobs by id */
+    wrk_pool_t spare_jobs;     /* ended jobs' blocks (WRK_SPARE_JOBS, WRK_JOB_ROOM) */
     act_event_t jobs_idle;     /* set while n_jobs == 0 */
     abp_call_t *calls;         /* pending sub-queries (for replies) */
     uint64_t next_call_id;

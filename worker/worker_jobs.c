@@ -15,6 +15,8 @@
 /* ---- the job list ---- */
 
 static void job_link(wrk_t *w, abp_ctx_t *j) {
+    j->node.id = j->id;
+    wrk_jobtab_add(&w->jobtab, &j->node);
     j->prev = NULL;
     j->next = w->jobs;
     if (w->jobs) w->jobs->prev = j;
@@ -23,8 +25,14 @@ static void job_link(wrk_t *w, abp_ctx_t *j) {
     act_event_clear(&w->jobs_idle);
 }
 
+/* The job's block: kept for the next job when it has the pooled room, else freed. */
+static void job_block_free(wrk_t *w, abp_ctx_t *j) {
+    if (j->room != WRK_JOB_ROOM || !wrk_pool_put(&w->spare_jobs, j)) free(j);
+}
+
 static void job_free(abp_ctx_t *j) {
     wrk_t *w = j->w;
+    wrk_jobtab_del(&w->jobtab, &j->node);
     if (j->prev) j->prev->next = j->next;
     else w->jobs = j->next;
     if (j->next) j->next->prev = j->prev;
@@ -41,20 +49,26 @@ static void job_free(abp_ctx_t *j) {
     free(j->err_msg);
     free(j->origin);
     free(j->invocation);
-    free(j);
+    job_block_free(w, j);
 }
 
+/* The newest running job with id (as the list, newest first, found it). */
 static abp_ctx_t *job_find(wrk_t *w, uint64_t id) {
-    for (abp_ctx_t *j = w->jobs; j; j = j->next) {
-        if (j->id == id) return j;
-    }
-    return NULL;
+    wrk_jobtab_node_t *x = wrk_jobtab_find(&w->jobtab, id);
+    return x ? (abp_ctx_t *)((char *)x - offsetof(abp_ctx_t, node)) : NULL;
+}
+
+int wrk_jobs_init(wrk_t *w) {
+    wrk_pool_init(&w->spare_jobs, WRK_SPARE_JOBS);
+    return wrk_jobtab_init(&w->jobtab, w->cfg.capacity);
 }
 
 size_t wrk_jobs_running(const wrk_t *w) { return w->n_jobs; }
 
 void wrk_jobs_free_spares(wrk_t *w) {
     while (w->n_spare_out) proto_buf_free(&w->spare_out[--w->n_spare_out]);
+    wrk_pool_free(&w->spare_jobs);
+    wrk_jobtab_free(&w->jobtab);
 }
 
 /* ---- answering ---- */
@@ -137,14 +151,18 @@ static int job_new_origin(wrk_t *w, abp_ctx_t *j, const proto_msg_t *m) {
 }
 
 static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) {
-    /* The input's copy lives in the job's own allocation: one malloc per job, not two. */
-    abp_ctx_t *j = calloc(1, sizeof(*j) + m->input.n);
-    if (!j) return NULL;
+    /* The input's copy lives in the job's own block: an ended job's when it fits (only the
+     * struct is zeroed, not the room), else one malloc. */
+    size_t room = m->input.n <= WRK_JOB_ROOM ? WRK_JOB_ROOM : m->input.n;
+    abp_ctx_t *j = room == WRK_JOB_ROOM ? wrk_pool_get(&w->spare_jobs) : NULL;
+    if (!j && !(j = malloc(sizeof(*j) + room))) return NULL;
+    memset(j, 0, sizeof(*j));
+    j->room = room;
     j->input = (uint8_t *)(j + 1);
     if (m->input.n) memcpy(j->input, m->input.p, m->input.n);
     j->input_n = m->input.n;
     if (m->session.n && !(j->session = strndup(m->session.p, m->session.n))) {
-        free(j);
+        job_block_free(w, j);
         return NULL;
     }
     j->w = w;
@@ -162,7 +180,7 @@ static abp_ctx_t *job_new(wrk_t *w, const proto_msg_t *m, const wrk_agent_t *a) 
     act_event_init(&j->changed);
     if (job_new_origin(w, j, m) != 0 || agt_job_begin(m, &j->agt) != 0) {
         proto_buf_free(&j->output), free(j->session);
-        free(j->origin), free(j->invocation), free(j);
+        free(j->origin), free(j->invocation), job_block_free(w, j);
         return NULL;
     }
     return j;
@@ -182,8 +200,7 @@ void wrk_jobs_start(wrk_t *w, const proto_msg_t *m) {
     act_spawn_opts_t o = {.name = a->name};
     if (!j || act_spawn(job_body, j, &o, &j->task) != 0) {
         if (j) agt_job_end(&j->agt), proto_buf_free(&j->output), free(j->session);
-        if (j) free(j->origin), free(j->invocation);
-        free(j);
+        if (j) free(j->origin), free(j->invocation), job_block_free(w, j);
         send_error(w, w->gen, m->job, "internal", "the worker is out of memory");
         return;
     }
@@ -279,7 +296,10 @@ int wrk_pack_emit(abp_ctx_t *ctx, const abp_pack_t *p) {
 }
 
 int wrk_ctx_set_output(abp_ctx_t *ctx, const uint8_t *output, size_t n) {
-    if (!output || !agt_is_one_value(output, n)) return ABP_EINVAL;
+    /* The job's own input was checked as one value when its work was decoded: an agent that
+     * answers with it (echo) is not walked again. */
+    bool checked = output == ctx->input && n == ctx->input_n && n;
+    if (!output || (!checked && !agt_is_one_value(output, n))) return ABP_EINVAL;
     proto_buf_reset(&ctx->output);
     proto_buf_raw(&ctx->output, (proto_raw_t){output, n});
     if (ctx->output.failed) return ABP_ENOMEM;

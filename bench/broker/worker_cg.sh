@@ -16,6 +16,7 @@ import socket
 ss = [socket.socket() for _ in range(4)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
+    # Its own bus ports too: another broker on this machine may hold the defaults.
     $B/broker/actor-broker --clients "tcp://127.0.0.1:$2" --workers "tcp://127.0.0.1:$3" \
         --pub "tcp://127.0.0.1:$4" --sub "tcp://127.0.0.1:$5" \
         >/dev/null 2>"$T/broker.log" &
@@ -24,7 +25,9 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')
         $B/worker/actor-worker --broker "tcp://127.0.0.1:$3" --capacity 64 --name cg \
         >/dev/null 2>"$T/worker.$1.log" &
     wp=$!
-    sleep 2
+    # Until the broker has the worker (valgrind starts slowly on a busy machine), 30 s at most.
+    i=0
+    until grep -q worker_ready "$T/broker.log" || [ $i -ge 300 ]; do sleep 0.1; i=$((i + 1)); done
     if ! $B/bench/broker/loadgen --endpoint "tcp://127.0.0.1:$2" --mode broker --inflight 32 \
         --count "$1" --seconds 120 --warmup 0 >"$T/lg.$1"; then
         kill -TERM $wp $bp; wait $wp $bp || true

@@ -92,8 +92,10 @@ static uint32_t pack_entries(proto_buf_t *b, const proto_val_t *m, const proto_v
 int agt__state_apply(struct agt_job *jb, proto_raw_t delta) {
     proto_val_t old, d;
     if (!delta_read(delta, &d)) return ABP_EINVAL;
+    static const uint8_t empty = 0x80;
     proto_buf_t *from = &jb->st[jb->cur], *to = &jb->st[1 - jb->cur];
-    if (proto_val_read(from->p, from->n, &old) != 0) return ABP_EINVAL;
+    if (proto_val_read(from->n ? from->p : &empty, from->n ? from->n : 1, &old) != 0)
+        return ABP_EINVAL; /* n == 0: no state came, the empty map */
     uint32_t n = pack_entries(NULL, &old, &d, false, false) +
                  pack_entries(NULL, &d, NULL, true, false);
     proto_buf_reset(to);
@@ -109,6 +111,7 @@ proto_raw_t agt_state(abp_ctx_t *ctx) {
     static const uint8_t empty = 0x80;
     if (!agt__job(ctx)) return (proto_raw_t){&empty, 1};
     proto_buf_t *b = &agt__job(ctx)->st[agt__job(ctx)->cur];
+    if (!b->n) return (proto_raw_t){&empty, 1}; /* no state came and none was set */
     return (proto_raw_t){b->p, b->n};
 }
 

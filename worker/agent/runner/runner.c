@@ -103,6 +103,7 @@ void agt_rt_destroy(agt_rt_t **prt) {
     }
     free(rt);
     *prt = NULL;
+    agt__job_spares_free();
 }
 
 int agt_rt_start(agt_rt_t *rt) { return rt ? agt_toolsets_start(rt) : 0; }
@@ -123,24 +124,52 @@ static char *put_str(char *dst, const char *p, size_t n) {
 }
 
 static void job_state_init(struct agt_job *jb, proto_raw_t state) {
-    for (int i = 0; i < 2; i++) proto_buf_init(&jb->st[i]);
-    if (agt__delta_ok(state)) { /* a map with string keys, like a delta */
-        proto_buf_raw(&jb->st[0], state);
-    } else {
-        msgpack_pack_map(&jb->st[0].pk, 0);
+    if (agt__delta_ok(state) && !(state.n == 1 && state.p[0] == 0x80))
+        proto_buf_raw(&jb->st[0], state); /* a map with string keys, like a delta */
+    /* else the empty map, left unpacked (n == 0) */
+}
+
+/* Ended jobs' blocks, kept for the next jobs with their state buffers: a job then begins
+ * without a malloc (bench/broker/worker_cg.sh). Bounded in count, in the room each keeps
+ * for its strings and in the state buffers' size. The loop's thread only. */
+#define JOB_SPARE 64
+#define JOB_ROOM 96 /* invocation id + branch: a made id is 19, most branches short */
+#define JOB_SPARE_ST_MAX 4096
+static struct agt_job *spare_job[JOB_SPARE];
+static size_t n_spare_job;
+
+static struct agt_job *job_block(size_t room) {
+    struct agt_job *jb = NULL;
+    if (room <= JOB_ROOM && n_spare_job) {
+        jb = spare_job[--n_spare_job];
+        proto_buf_t st[2] = {jb->st[0], jb->st[1]};
+        memset(jb, 0, sizeof(*jb)); /* not the room: written before it is read */
+        for (int i = 0; i < 2; i++) {
+            proto_buf_init(&jb->st[i]); /* its packer points at it: init, then lend */
+            jb->st[i].p = st[i].p, jb->st[i].cap = st[i].cap;
+        }
+        jb->room = JOB_ROOM;
+        return jb;
     }
+    if (room <= JOB_ROOM) room = JOB_ROOM;
+    if (!(jb = malloc(sizeof(*jb) + room))) return NULL;
+    memset(jb, 0, sizeof(*jb));
+    for (int i = 0; i < 2; i++) proto_buf_init(&jb->st[i]);
+    jb->room = room;
+    return jb;
 }
 
 int agt_job_begin(const proto_msg_t *m, struct agt_job **out) {
-    /* The invocation id and the branch live in the job's own allocation: one malloc per job
-     * where there were three (bench/broker/worker_cg.sh). */
-    char made[24];
-    proto_str_t inv = m->invocation;
-    if (!inv.n) agt__make_id('i', made), inv = (proto_str_t){made, strlen(made)};
-    struct agt_job *jb = calloc(1, sizeof(*jb) + inv.n + 1 + m->branch.n + 1);
+    /* The invocation id and the branch live in the job's own block, room for an id made
+     * here kept (made on first use). */
+    size_t inv_n = m->invocation.n ? m->invocation.n : 18;
+    struct agt_job *jb = job_block(inv_n + 1 + m->branch.n + 1);
     if (!jb) return ABP_ENOMEM;
     jb->invocation = (char *)(jb + 1);
-    jb->branch = put_str(jb->invocation, inv.p, inv.n);
+    jb->inv_later = !m->invocation.n;
+    jb->invocation[0] = 0;
+    jb->branch = jb->invocation + inv_n + 1;
+    if (m->invocation.n) put_str(jb->invocation, m->invocation.p, m->invocation.n);
     put_str(jb->branch, m->branch.p, m->branch.n);
     job_state_init(jb, m->state);
     if (m->history.n && (jb->history = malloc(m->history.n))) {
@@ -164,11 +193,28 @@ void agt_job_end(struct agt_job **jbp) {
         jb->keep = k->next;
         free(k);
     }
-    for (int i = 0; i < 2; i++) proto_buf_free(&jb->st[i]);
     free(jb->history);
-    free(jb); /* invocation and branch with it */
     *jbp = NULL;
+    if (jb->room == JOB_ROOM && n_spare_job < JOB_SPARE) {
+        for (int i = 0; i < 2; i++) {
+            if (jb->st[i].cap > JOB_SPARE_ST_MAX) proto_buf_free(&jb->st[i]);
+        }
+        spare_job[n_spare_job++] = jb;
+        return;
+    }
+    for (int i = 0; i < 2; i++) proto_buf_free(&jb->st[i]);
+    free(jb); /* invocation and branch with it */
 }
+
+void agt__job_spares_free(void) {
+    while (n_spare_job) {
+        struct agt_job *jb = spare_job[--n_spare_job];
+        for (int i = 0; i < 2; i++) proto_buf_free(&jb->st[i]);
+        free(jb);
+    }
+}
+
+size_t agt__job_spares(void) { return n_spare_job; }
 
 /* ---- the runner-side calls of runtime.h ---- */
 
@@ -182,7 +228,10 @@ proto_raw_t agt_history(abp_ctx_t *ctx) {
 }
 
 const char *agt_invocation_id(abp_ctx_t *ctx) {
-    return ctx && agt__job(ctx) ? agt__job(ctx)->invocation : "";
+    struct agt_job *jb = ctx ? agt__job(ctx) : NULL;
+    if (!jb) return "";
+    if (jb->inv_later) agt__make_id('i', jb->invocation), jb->inv_later = false;
+    return jb->invocation;
 }
 
 const char *agt_branch(abp_ctx_t *ctx) {
@@ -205,11 +254,18 @@ static int frame_push(abp_ctx_t *ctx, const agt_def_t *def, const char *branch) 
         return fail_rc(ctx, "too_deep", "agent '%s' is nested too deep (AGT_MAX_DEPTH)",
                        def->name);
     }
-    size_t n = strlen(branch);
-    agt_frame_t *f = calloc(1, sizeof(*f) + n + 1); /* the branch inside: one malloc */
-    if (!f) return ABP_ENOMEM;
-    f->branch = (char *)(f + 1);
-    put_str(f->branch, branch, n);
+    agt_frame_t *f;
+    if (jb->depth == 0 && branch == jb->branch) { /* the job's own agent: its own frame */
+        f = &jb->root;
+        memset(f, 0, sizeof(*f));
+        f->branch = jb->branch;
+    } else {
+        size_t n = strlen(branch);
+        f = calloc(1, sizeof(*f) + n + 1); /* the branch inside: one malloc */
+        if (!f) return ABP_ENOMEM;
+        f->branch = (char *)(f + 1);
+        put_str(f->branch, branch, n);
+    }
     f->def = def;
     f->up = jb->top;
     jb->top = f;
@@ -225,7 +281,7 @@ static char *frame_pop(abp_ctx_t *ctx) {
     jb->top = f->up;
     jb->depth--;
     if (f->escalated && jb->top && f->def->kind != AGT_LOOP) jb->top->escalated = true;
-    free(f); /* the branch with it */
+    if (f != &jb->root) free(f); /* the branch with it */
     return transfer;
 }
 
@@ -282,8 +338,11 @@ static int run_frame(abp_ctx_t *ctx, const agt_def_t *def, const uint8_t *in, si
     agt_frame_t *f = agt__job(ctx)->top;
     f->in = in, f->in_n = n;
     agt__host->set_current(ctx, def->name, in, n);
-    abp_pack_t *out = agt_pack_new();
-    rc = out ? before_agent(ctx, in, n, out) : ABP_ENOMEM;
+    /* No callback registered (most workers): nothing runs around the body, so no packer. */
+    agt_rt_t *rt = agt_rt_of(ctx);
+    bool cbs = rt && rt->callbacks && rt->callbacks->n;
+    abp_pack_t *out = cbs ? agt_pack_new() : NULL;
+    rc = !cbs ? 0 : out ? before_agent(ctx, in, n, out) : ABP_ENOMEM;
     if (rc == 0) rc = run_body(ctx, def, in, n);
     else if (rc == 1) rc = 0;
     if (rc == 0 && !agt__host->failed(ctx) && out) rc = after_agent(ctx, out);

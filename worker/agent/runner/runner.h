@@ -26,17 +26,26 @@ typedef struct agt_keep {
 
 struct agt_job {
     char *invocation;    /* the broker's invocation id, or one made here (in jb's block) */
+    bool inv_later;      /* none came: made on first use (agt_invocation_id), most jobs never ask */
     char *branch;        /* the work's branch ("" at the root; in jb's block) */
-    proto_buf_t st[2];   /* the state view (a map); cur is the live one */
+    size_t room;         /* bytes for invocation and branch after the struct */
+    proto_buf_t st[2];   /* the state view (a map); cur is the live one; n == 0: the empty map
+                            (no state came: nothing is packed until a delta applies) */
     int cur;
     uint8_t *history;    /* the work's history (an array), n == 0 when none */
     size_t history_n;
     agt_frame_t *top;
+    agt_frame_t root;    /* the job's own agent's frame: no allocation for depth 0 */
     int depth, transfers;
     agt_keep_t *keep;
     agt_usage_t usage; /* tokens of every model call of the invocation seen here: this job's
                           and its sub-invocations' (their events' usage_metadata) */
 };
+
+/* Frees the job blocks kept for reuse (agt_rt_destroy does, at exit). */
+void agt__job_spares_free(void);
+/* How many job blocks are kept for reuse (for tests). */
+size_t agt__job_spares(void);
 
 /* How a child agent ended: ok with out (malloc'd), or an error code and message. */
 typedef struct agt_result {
