@@ -23,7 +23,7 @@ int wrk_agent_add(abp_host_t *h, agt_def_t *def) {
         h->agents = a;
         h->cap = cap;
     }
-    h->agents[h->n_agents++] = (wrk_agent_t){def->name, def};
+    h->agents[h->n_agents++] = (wrk_agent_t){def->name, strlen(def->name), def};
     h->n_registered++;
     return 0;
 }
@@ -63,7 +63,8 @@ static int define_agents_json(abp_host_t *h, const char *json) {
 
 const wrk_agent_t *wrk_agent_find(const abp_host_t *h, proto_str_t name) {
     for (size_t i = 0; i < h->n_agents; i++) {
-        if (proto_str_eq(name, h->agents[i].name)) return &h->agents[i];
+        const wrk_agent_t *a = &h->agents[i];
+        if (a->name_n == name.n && memcmp(a->name, name.p, name.n) == 0) return a;
     }
     return NULL;
 }

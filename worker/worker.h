@@ -44,6 +44,7 @@ typedef struct wrk_config {
 /* ---- agents (plugin.c) ---- */
 typedef struct wrk_agent {
     char *name;          /* registered name (def->name) */
+    size_t name_n;       /* strlen(name): wrk_agent_find compares lengths first, per job */
     struct agt_def *def; /* its definition (agent/runtime.h), owned: what the runner runs */
 } wrk_agent_t;
 

@@ -129,9 +129,11 @@ static int job_body(void *arg, void **result) {
     int scope_rc = act_scope_leave(&s);
     wrk_calls_release(j);
     job_answer(j, rc, scope_rc);
-    act_log(rc ? ACT_LOG_INFO : ACT_LOG_DEBUG, "job_end", "job=%llu agent=%s rc=%s%s",
-            (unsigned long long)j->id, j->agent->name, rc ? act_err_name(rc) : "0",
-            j->cancelled ? " cancelled=1" : "");
+    /* Two debug lines per job: asked first, as both are off by default. */
+    if (act_log_on(rc ? ACT_LOG_INFO : ACT_LOG_DEBUG))
+        act_log(rc ? ACT_LOG_INFO : ACT_LOG_DEBUG, "job_end", "job=%llu agent=%s rc=%s%s",
+                (unsigned long long)j->id, j->agent->name, rc ? act_err_name(rc) : "0",
+                j->cancelled ? " cancelled=1" : "");
     job_free(j);
     return 0;
 }
@@ -205,9 +207,10 @@ void wrk_jobs_start(wrk_t *w, const proto_msg_t *m) {
         return;
     }
     job_link(w, j);
-    act_log(ACT_LOG_DEBUG, "job_start", "job=%llu agent=%s attempt=%llu timeout_ms=%lld",
-            (unsigned long long)j->id, a->name, (unsigned long long)m->attempt,
-            (long long)m->timeout_ms);
+    if (act_log_on(ACT_LOG_DEBUG))
+        act_log(ACT_LOG_DEBUG, "job_start", "job=%llu agent=%s attempt=%llu timeout_ms=%lld",
+                (unsigned long long)j->id, a->name, (unsigned long long)m->attempt,
+                (long long)m->timeout_ms);
 }
 
 /* Cancels j's task. A task that never started ends at once without running job_body, so

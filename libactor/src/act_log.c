@@ -25,6 +25,8 @@ void act_log_set_sink(act_log_sink_fn fn, void *ctx) {
 void act_log_set_level(act_log_level_t level) { base_log_set_level((int)level); }
 void act_log_set_format(act_log_format_t f) { base_log_set_format((int)f); }
 
+bool act_log_on(act_log_level_t level) { return base_log_on((int)level); }
+
 void act_log(act_log_level_t level, const char *event, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -92,7 +92,7 @@ static int watch_park(watch *k, int64_t deadline) {
 }
 
 static int watch_until(watch *k, int64_t deadline) {
-    int rc = act__wait_enter(&(act__waiter){0}, "tasks", k->tasks);
+    int rc = act__wait_check();
     while (rc == 0 && !satisfied(k)) rc = watch_park(k, deadline);
     return rc;
 }
@@ -162,7 +162,7 @@ int act_as_completed_init(act_as_completed_t *it, act_task_t **tasks, size_t n) 
 int act_as_completed_next(act_as_completed_t *it, act_task_t **done, int64_t deadline) {
     watch *k = it->impl;
     if (k->head == k->n) return ACT_EEOF;
-    int rc = act__wait_enter(&(act__waiter){0}, "as_completed", k->tasks);
+    int rc = act__wait_check();
     while (rc == 0 && k->head == k->tail) rc = watch_park(k, deadline);
     if (rc) return rc;
     *done = k->tasks[k->order[k->head++]];

@@ -164,6 +164,9 @@ struct act__waiter {
 int act__task_check(act_task_t *t);
 /* Starts a blocking call: checks cancellation and expired scopes. Returns 0 or a code. */
 int act__wait_enter(act__waiter *w, const char *what, const void *obj);
+/* The check act__wait_enter makes, for a call that has no waiter yet (it may never park):
+ * ACT_EINVAL outside a task, else act__task_check of the current task. */
+int act__wait_check(void);
 void act__clause_init(act__clause *c, act__waiter *w, int id);
 /* Parks the task until a clause fires, the deadline passes or it is cancelled. The clauses
  * must already be linked into their objects' lists. Returns the clause id or a code. */

@@ -62,6 +62,12 @@ int act__wait_enter(act__waiter *w, const char *what, const void *obj) {
     return scope_state(t, act_now(), &d, &owner, &shielded);
 }
 
+int act__wait_check(void) {
+    act_loop_t *L = act__tls_loop;
+    act_task_t *t = L ? L->current : NULL;
+    return t ? act__task_check(t) : ACT_EINVAL;
+}
+
 void act__clause_init(act__clause *c, act__waiter *w, int id) {
     act__list_init(&c->link);
     c->w = w;

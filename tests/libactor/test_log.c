@@ -73,11 +73,28 @@ static void test_log_json_escapes_any_bytes(void **state) {
     act_log_set_sink(NULL, NULL);
 }
 
+/* act_log_on agrees with what act_log writes: the level decides without a sink, a sink takes
+ * every level (so a caller that skips act_log when it is false loses nothing). */
+static void test_log_on_follows_level_and_sink(void **state) {
+    (void)state;
+    act_log_set_level(ACT_LOG_INFO);
+    assert_false(act_log_on(ACT_LOG_DEBUG));
+    assert_true(act_log_on(ACT_LOG_INFO));
+    assert_true(act_log_on(ACT_LOG_ERROR));
+    act_log_set_level(ACT_LOG_ERROR);
+    assert_false(act_log_on(ACT_LOG_WARN));
+    act_log_set_sink(sink, NULL);
+    assert_true(act_log_on(ACT_LOG_DEBUG));
+    act_log_set_sink(NULL, NULL);
+    act_log_set_level(ACT_LOG_INFO);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_kv_is_the_default),
         cmocka_unit_test(test_log_json_keeps_numbers_and_unquotes_strings),
         cmocka_unit_test(test_log_json_escapes_any_bytes),
+        cmocka_unit_test(test_log_on_follows_level_and_sink),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

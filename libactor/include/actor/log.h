@@ -4,6 +4,8 @@
 #ifndef ACTOR_LOG_H
 #define ACTOR_LOG_H
 
+#include <stdbool.h>
+
 typedef enum act_log_level {
     ACT_LOG_DEBUG,
     ACT_LOG_INFO,
@@ -28,6 +30,10 @@ typedef enum act_log_format {
  * numbers, everything else becomes a string ("quoted" values unescaped), text that is not
  * key=value goes under "msg"; the result is always valid JSON. Not thread-safe. */
 void act_log_set_format(act_log_format_t format);
+
+/* Whether a line of this level would be written (a sink takes every level): lets a caller on
+ * a hot path skip the call and its arguments. */
+bool act_log_on(act_log_level_t level);
 
 /* Writes `level=<lvl> event=<event> <fmt...>`; fmt should itself be key=value pairs. */
 void act_log(act_log_level_t level, const char *event, const char *fmt, ...)
