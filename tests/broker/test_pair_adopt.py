@@ -56,8 +56,13 @@ def _stop_clean(p, w):
     p.b.stop()
 
 
-def _take_over(p):
+def _take_over(p, also=None):
+    """SIGKILLs the active (then `also`, a worker that dies with it: killed first, the active
+    could see its connection close and answer for it before the takeover) and waits for the
+    standby to take over."""
     p.a.kill()  # SIGKILL mid-query: nothing of the old active is left
+    if also is not None:
+        also.kill()
     wait_until(lambda: "event=active" in p.b.log(), 15, "the standby to take over")
 
 
@@ -361,8 +366,7 @@ def test_child_whose_caller_died_too_is_cancelled_and_the_root_answered_once():
     client gets exactly one terminal reply, the provisional worker_lost (the root is not
     idempotent and no worker kept it)."""
     p, wa, wb, c, fan = _fanout_on_its_own_worker(b"adopt-orphan", 60000)
-    wa.kill()
-    _take_over(p)
+    _take_over(p, also=wa)
     c.send(query("root", "fanout", fan))
     got = c.collect(["root"], timeout=30)
     t = _terminals(got["root"])
@@ -385,8 +389,7 @@ def test_call_whose_child_worker_died_too_ends_worker_lost_not_run_twice():
     is not run again but ends worker_lost when the window ends, and the fanout answers its
     client once with that error."""
     p, wa, wb, c, fan = _fanout_on_its_own_worker(b"adopt-childlost", 60000)
-    wb.kill()
-    _take_over(p)
+    _take_over(p, also=wb)
     c.send(query("root", "fanout", fan))
     got = c.collect(["root"], timeout=30)
     t = _terminals(got["root"])
