@@ -32,6 +32,7 @@
 #define BRK_MAX_NAME 256          /* agent, worker and session names, bytes */
 #define BRK_MAX_AGENTS 1024       /* agents one worker may host */
 #define BRK_MAX_IDENTITY 255      /* a ZeroMQ routing id */
+#define BRK_WORKER_CACHE 16       /* workers found by their routing id's last byte */
 #define BRK_MSG_SLACK 65536       /* ZMQ_MAXMSGSIZE = max_msg + this: answer, not disconnect */
 #define BRK_ENDPOINT_MAX 256
 #define BRK_PATH_MAX 4096         /* --sessions FILE */
@@ -260,7 +261,8 @@ typedef struct brk {
      * its key costs less than hashing it. Cleared when that entry is freed. */
     struct brk_outq *outq_last;
     brk_client_t *client_last;
-    brk_worker_t *worker_last;
+    brk_worker_t *worker_cache[BRK_WORKER_CACHE]; /* by the id's last byte: libzmq's
+                                                   * generated ids count up there */
     brk_agent_t *agent_last;
     atomic_size_t outq_total; /* those bytes, all clients */
     uint64_t outq_refused;    /* messages not sent: their peer's bytes were over the bound */
