@@ -143,8 +143,21 @@ static void reject_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m, con
 }
 
 /* What the codec leaves to the broker: names it passes on must be short and UTF-8. */
+/* Whether every byte is ASCII and none is NUL: then valid UTF-8 with no NUL, and the full
+ * checks below (a call per character) can be skipped; names are nearly always such. */
+static bool plain_ascii(const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if ((uint8_t)p[i] - 1u >= 0x7fu) return false;
+    return true;
+}
+
 static const char *query_invalid(const proto_msg_t *m) {
     if (m->agent.n > BRK_MAX_NAME) return "field 'agent' is longer than 256 bytes";
+    if (m->session.n <= BRK_MAX_NAME && plain_ascii(m->agent.p, m->agent.n) &&
+        plain_ascii(m->session.p, m->session.n))
+        return m->session.p && m->session.n == 0
+                   ? "field 'session' must not be empty (leave it out for no session)"
+                   : NULL;
     if (m->session.n > BRK_MAX_NAME) return "field 'session' is longer than 256 bytes";
     if (!base_utf8_valid(m->agent.p, m->agent.n)) return "field 'agent' is not valid UTF-8";
     if (!base_utf8_valid(m->session.p, m->session.n)) return "field 'session' is not valid UTF-8";
