@@ -298,7 +298,8 @@ void brk_worker_message(brk_t *b, const brk_in_t *in) {
     }
     proto_msg_t m;
     proto_error_t err;
-    memset(&err, 0, sizeof err);
+    err.code = NULL; /* what the error path reads: set only on failure */
+    err.message[0] = '\0';
     if (proto_decode(in->body, in->n, &b->wlim, &m, &err) != 0) {
         brk_reply_error(b, in, m.id, err.code ? err.code : "bad_request", "%s",
                         err.message[0] ? err.message : "undecodable message");
