@@ -422,6 +422,10 @@ uint64_t brk_lease_takeovers(const brk_t *b);
 /* Opens b->dedup (with the --sessions file when there is one). Returns: 0. Errors: as
  * brk_dedup_open (logged). */
 int brk_dedup_start(brk_t *b);
+/* Whether a routing id is one its peer chose (ZMQ_ROUTING_ID); libzmq's generated ones begin
+ * with a 0 byte. Only such clients have answers kept (brk_dedup_eligible), so callers check
+ * this first and skip the calls below for every other query. */
+static inline bool brk_rid_explicit(const uint8_t *rid, size_t n) { return n && rid[0] != 0; }
 /* Answers a query whose answer is remembered (the same reply again); true when it did. */
 bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id);
 /* A query that is not idempotent is sent to its first worker: its durable answer, until the

@@ -220,7 +220,8 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
         /* Remembered before it is sent: a broker killed between the two must still know,
          * after its restart, that the client may have this answer (else a resend runs the
          * query again and the client gets two terminal replies). */
-        brk_dedup_remember(b, c, j->id, b->out.p, e.n);
+        if (c->sock == BRK_SOCK_CLIENTS && brk_rid_explicit(c->key + 1, c->keylen - 1))
+            brk_dedup_remember(b, c, j->id, b->out.p, e.n);
         int rc = j->quiet ? 0 /* adopted, no resend yet: remembered for it (adopt.c) */
                  : brk_client_reachable(b, c) ? brk_send(b, c->sock, c->key + 1, c->keylen - 1,
                                                         j->req, b->out.p, e.n)
@@ -290,8 +291,11 @@ static void dispatch(brk_t *b, brk_job_t *j, brk_worker_t *w) {
     if (b->adopt) brk_adopt_stamp(b, j); /* a pair: who asked, for a takeover (adopt.c) */
     /* Before it leaves: a broker lost from here on must not run it again (resend.c). A query
      * still queued when its broker is lost never ran, and a resend runs it. */
-    if (!j->idempotent && j->attempt == 0 && j->id.n)
-        brk_dedup_mark_running(b, j->client, j->id, w);
+    const brk_client_t *c = j->client; /* a worker's call is marked only in a pair */
+    if (!j->idempotent && j->attempt == 0 && j->id.n &&
+        (c->sock == BRK_SOCK_WORKERS ? b->adopt != NULL
+                                     : brk_rid_explicit(c->key + 1, c->keylen - 1)))
+        brk_dedup_mark_running(b, c, j->id, w);
     int rc = brk_worker_send(b, w, b->out.p, b->out.n);
     if (rc < 0) {
         brk_worker_mark_dead(b, w, rc == -EAGAIN ? "send queue full" : "send failed");

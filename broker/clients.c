@@ -204,7 +204,9 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         brk_reply_error(b, in, m->id, "bad_request", "%s", bad);
         return;
     }
-    if (m->id.n && brk_dedup_replay(b, in, m->id)) return; /* answered before: same reply */
+    /* answered before: same reply (only explicit routing ids have answers kept) */
+    if (m->id.n && brk_rid_explicit(in->id, in->idlen) && brk_dedup_replay(b, in, m->id))
+        return;
     brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
     if (c && c->curve_key != in->key) {
         /* Another CURVE key took over this routing id while the queries of the key before
@@ -260,12 +262,19 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     /* An invocation, or a worker's sub-invocation (which takes its root's session). */
-    proto_msg_t qm = *m;
+    /* brk_inv_prepare changes the message only for a session or a parent, so only those
+     * pay for a copy of it (560 bytes); any other is taken as decoded. */
+    proto_msg_t qcopy;
+    const proto_msg_t *qm = m;
     brk_inv_t *inv = NULL;
     brk_inv_err_t ierr;
-    if (brk_inv_prepare(b, in, &qm, &inv, &ierr) != 0) {
-        reject_query(b, in, m, ierr.code, "%s", ierr.message);
-        return;
+    if (m->has_parent || m->session.n) {
+        qcopy = *m;
+        qm = &qcopy;
+        if (brk_inv_prepare(b, in, &qcopy, &inv, &ierr) != 0) {
+            reject_query(b, in, m, ierr.code, "%s", ierr.message);
+            return;
+        }
     }
     if (!queue_admits(b, in, m, c, a, inv)) {
         brk_inv_discard(b, &inv);
@@ -277,7 +286,7 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     if (c->curve_key) c->curve_key->in_flight++; /* first: accepting may answer it at once */
-    if (brk_job_accept(b, c, in, &qm, idh, a, inv) != 0) {
+    if (brk_job_accept(b, c, in, qm, idh, a, inv) != 0) {
         if (c->curve_key) c->curve_key->in_flight--;
         brk_inv_discard(b, &inv);
         client_free_if_idle(b, c);
