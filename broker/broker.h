@@ -532,7 +532,10 @@ void brk_workers_reap(brk_t *b);  /* removes workers marked dead */
 void brk_worker_mark_dead(brk_t *b, brk_worker_t *w, const char *why);
 /* Sends body to w. Returns: 0. Errors: as brk_send; -EHOSTUNREACH also marks w dead. */
 int brk_worker_send(brk_t *b, brk_worker_t *w, const uint8_t *body, size_t n);
-bool brk_worker_has_credit(const brk_worker_t *w);
+/* Whether w may take one more job (inline: the pickers ask it of every host per query). */
+static inline bool brk_worker_has_credit(const brk_worker_t *w) {
+    return !w->dead && w->in_flight < w->capacity;
+}
 /* Queues w to be offered queued work at the next pump (its credit may have grown). */
 void brk_worker_want_pump(brk_t *b, brk_worker_t *w);
 void brk_workers_disconnect_all(brk_t *b);

@@ -25,7 +25,8 @@
 #endif
 static const size_t job_cache_max = JOB_CACHE_MAX; /* a variable: no always-true warning */
 
-/* A zeroed job of size bytes in all, or NULL. */
+/* A job of size bytes in all, or NULL. Its brk_job_t is zeroed; the bytes after it are not
+ * (both callers write every one of them: the key, names and input). */
 static brk_job_t *job_alloc(brk_t *b, size_t size) {
     void *p = NULL;
     if (size <= JOB_BLOCK) {
@@ -36,7 +37,7 @@ static brk_job_t *job_alloc(brk_t *b, size_t size) {
         } else {
             p = malloc(JOB_BLOCK);
         }
-        if (p) memset(p, 0, size);
+        if (p) memset(p, 0, sizeof(brk_job_t));
         return p;
     }
     return calloc(1, size);

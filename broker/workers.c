@@ -30,10 +30,6 @@ void brk_workers_close(brk_t *b) {
     b->n_workers = 0;
 }
 
-bool brk_worker_has_credit(const brk_worker_t *w) {
-    return !w->dead && w->in_flight < w->capacity;
-}
-
 void brk_worker_want_pump(brk_t *b, brk_worker_t *w) {
     if (!w->dead && !base_list_linked(&w->pump_link)) base_list_push(&b->pump, &w->pump_link);
 }
