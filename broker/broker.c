@@ -98,7 +98,8 @@ void brk_reply_error(brk_t *b, const brk_in_t *in, proto_raw_t id, const char *c
 /* Works out the envelope: [id][body] (DEALER) or [id][""][body...] (REQ-style). */
 static void parse_envelope(brk_in_t *in, zmq_msg_t *f, size_t nf, size_t total) {
     size_t first = 1;
-    in->idlen = zmq_msg_size(&f[0]) <= BRK_MAX_IDENTITY ? zmq_msg_size(&f[0]) : 0;
+    size_t idlen = zmq_msg_size(&f[0]);
+    in->idlen = idlen <= BRK_MAX_IDENTITY ? idlen : 0;
     if (in->idlen) memcpy(in->id, zmq_msg_data(&f[0]), in->idlen);
     in->req = total >= 3 && zmq_msg_size(&f[1]) == 0;
     if (in->req) first = 2;
@@ -136,7 +137,8 @@ static void client_message(brk_t *b, const brk_in_t *in) {
     }
     proto_msg_t m;
     proto_error_t err;
-    memset(&err, 0, sizeof err);
+    err.code = NULL; /* what the error path reads: set only on failure */
+    err.message[0] = '\0';
     int rc = proto_decode(in->body, in->n, &b->lim, &m, &err);
     if (rc != 0) { /* m.id: the request's id when it could be read */
         brk_reply_error(b, in, m.id, err.code ? err.code : "bad_request", "%s",

@@ -32,6 +32,7 @@
 #define BRK_MAX_NAME 256          /* agent, worker and session names, bytes */
 #define BRK_MAX_AGENTS 1024       /* agents one worker may host */
 #define BRK_MAX_IDENTITY 255      /* a ZeroMQ routing id */
+#define BRK_WORKER_CACHE 16       /* workers found by their routing id's last byte */
 #define BRK_MSG_SLACK 65536       /* ZMQ_MAXMSGSIZE = max_msg + this: answer, not disconnect */
 #define BRK_ENDPOINT_MAX 256
 #define BRK_PATH_MAX 4096         /* --sessions FILE */
@@ -260,7 +261,8 @@ typedef struct brk {
      * its key costs less than hashing it. Cleared when that entry is freed. */
     struct brk_outq *outq_last;
     brk_client_t *client_last;
-    brk_worker_t *worker_last;
+    brk_worker_t *worker_cache[BRK_WORKER_CACHE]; /* by the id's last byte: libzmq's
+                                                   * generated ids count up there */
     brk_agent_t *agent_last;
     atomic_size_t outq_total; /* those bytes, all clients */
     uint64_t outq_refused;    /* messages not sent: their peer's bytes were over the bound */
@@ -420,6 +422,10 @@ uint64_t brk_lease_takeovers(const brk_t *b);
 /* Opens b->dedup (with the --sessions file when there is one). Returns: 0. Errors: as
  * brk_dedup_open (logged). */
 int brk_dedup_start(brk_t *b);
+/* Whether a routing id is one its peer chose (ZMQ_ROUTING_ID); libzmq's generated ones begin
+ * with a 0 byte. Only such clients have answers kept (brk_dedup_eligible), so callers check
+ * this first and skip the calls below for every other query. */
+static inline bool brk_rid_explicit(const uint8_t *rid, size_t n) { return n && rid[0] != 0; }
 /* Answers a query whose answer is remembered (the same reply again); true when it did. */
 bool brk_dedup_replay(brk_t *b, const brk_in_t *in, proto_raw_t id);
 /* A query that is not idempotent is sent to its first worker: its durable answer, until the
@@ -526,7 +532,10 @@ void brk_workers_reap(brk_t *b);  /* removes workers marked dead */
 void brk_worker_mark_dead(brk_t *b, brk_worker_t *w, const char *why);
 /* Sends body to w. Returns: 0. Errors: as brk_send; -EHOSTUNREACH also marks w dead. */
 int brk_worker_send(brk_t *b, brk_worker_t *w, const uint8_t *body, size_t n);
-bool brk_worker_has_credit(const brk_worker_t *w);
+/* Whether w may take one more job (inline: the pickers ask it of every host per query). */
+static inline bool brk_worker_has_credit(const brk_worker_t *w) {
+    return !w->dead && w->in_flight < w->capacity;
+}
 /* Queues w to be offered queued work at the next pump (its credit may have grown). */
 void brk_worker_want_pump(brk_t *b, brk_worker_t *w);
 void brk_workers_disconnect_all(brk_t *b);

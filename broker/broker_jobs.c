@@ -25,7 +25,8 @@
 #endif
 static const size_t job_cache_max = JOB_CACHE_MAX; /* a variable: no always-true warning */
 
-/* A zeroed job of size bytes in all, or NULL. */
+/* A job of size bytes in all, or NULL. Its brk_job_t is zeroed; the bytes after it are not
+ * (both callers write every one of them: the key, names and input). */
 static brk_job_t *job_alloc(brk_t *b, size_t size) {
     void *p = NULL;
     if (size <= JOB_BLOCK) {
@@ -36,7 +37,7 @@ static brk_job_t *job_alloc(brk_t *b, size_t size) {
         } else {
             p = malloc(JOB_BLOCK);
         }
-        if (p) memset(p, 0, size);
+        if (p) memset(p, 0, sizeof(brk_job_t));
         return p;
     }
     return calloc(1, size);
@@ -220,7 +221,8 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
         /* Remembered before it is sent: a broker killed between the two must still know,
          * after its restart, that the client may have this answer (else a resend runs the
          * query again and the client gets two terminal replies). */
-        brk_dedup_remember(b, c, j->id, b->out.p, e.n);
+        if (c->sock == BRK_SOCK_CLIENTS && brk_rid_explicit(c->key + 1, c->keylen - 1))
+            brk_dedup_remember(b, c, j->id, b->out.p, e.n);
         int rc = j->quiet ? 0 /* adopted, no resend yet: remembered for it (adopt.c) */
                  : brk_client_reachable(b, c) ? brk_send(b, c->sock, c->key + 1, c->keylen - 1,
                                                         j->req, b->out.p, e.n)
@@ -290,8 +292,11 @@ static void dispatch(brk_t *b, brk_job_t *j, brk_worker_t *w) {
     if (b->adopt) brk_adopt_stamp(b, j); /* a pair: who asked, for a takeover (adopt.c) */
     /* Before it leaves: a broker lost from here on must not run it again (resend.c). A query
      * still queued when its broker is lost never ran, and a resend runs it. */
-    if (!j->idempotent && j->attempt == 0 && j->id.n)
-        brk_dedup_mark_running(b, j->client, j->id, w);
+    const brk_client_t *c = j->client; /* a worker's call is marked only in a pair */
+    if (!j->idempotent && j->attempt == 0 && j->id.n &&
+        (c->sock == BRK_SOCK_WORKERS ? b->adopt != NULL
+                                     : brk_rid_explicit(c->key + 1, c->keylen - 1)))
+        brk_dedup_mark_running(b, c, j->id, w);
     int rc = brk_worker_send(b, w, b->out.p, b->out.n);
     if (rc < 0) {
         brk_worker_mark_dead(b, w, rc == -EAGAIN ? "send queue full" : "send failed");

@@ -143,8 +143,21 @@ static void reject_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m, con
 }
 
 /* What the codec leaves to the broker: names it passes on must be short and UTF-8. */
+/* Whether every byte is ASCII and none is NUL: then valid UTF-8 with no NUL, and the full
+ * checks below (a call per character) can be skipped; names are nearly always such. */
+static bool plain_ascii(const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if ((uint8_t)p[i] - 1u >= 0x7fu) return false;
+    return true;
+}
+
 static const char *query_invalid(const proto_msg_t *m) {
     if (m->agent.n > BRK_MAX_NAME) return "field 'agent' is longer than 256 bytes";
+    if (m->session.n <= BRK_MAX_NAME && plain_ascii(m->agent.p, m->agent.n) &&
+        plain_ascii(m->session.p, m->session.n))
+        return m->session.p && m->session.n == 0
+                   ? "field 'session' must not be empty (leave it out for no session)"
+                   : NULL;
     if (m->session.n > BRK_MAX_NAME) return "field 'session' is longer than 256 bytes";
     if (!base_utf8_valid(m->agent.p, m->agent.n)) return "field 'agent' is not valid UTF-8";
     if (!base_utf8_valid(m->session.p, m->session.n)) return "field 'session' is not valid UTF-8";
@@ -191,7 +204,9 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         brk_reply_error(b, in, m->id, "bad_request", "%s", bad);
         return;
     }
-    if (m->id.n && brk_dedup_replay(b, in, m->id)) return; /* answered before: same reply */
+    /* answered before: same reply (only explicit routing ids have answers kept) */
+    if (m->id.n && brk_rid_explicit(in->id, in->idlen) && brk_dedup_replay(b, in, m->id))
+        return;
     brk_client_t *c = brk_client_find(b, in->sock, in->id, in->idlen);
     if (c && c->curve_key != in->key) {
         /* Another CURVE key took over this routing id while the queries of the key before
@@ -247,12 +262,19 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     /* An invocation, or a worker's sub-invocation (which takes its root's session). */
-    proto_msg_t qm = *m;
+    /* brk_inv_prepare changes the message only for a session or a parent, so only those
+     * pay for a copy of it (560 bytes); any other is taken as decoded. */
+    proto_msg_t qcopy;
+    const proto_msg_t *qm = m;
     brk_inv_t *inv = NULL;
     brk_inv_err_t ierr;
-    if (brk_inv_prepare(b, in, &qm, &inv, &ierr) != 0) {
-        reject_query(b, in, m, ierr.code, "%s", ierr.message);
-        return;
+    if (m->has_parent || m->session.n) {
+        qcopy = *m;
+        qm = &qcopy;
+        if (brk_inv_prepare(b, in, &qcopy, &inv, &ierr) != 0) {
+            reject_query(b, in, m, ierr.code, "%s", ierr.message);
+            return;
+        }
     }
     if (!queue_admits(b, in, m, c, a, inv)) {
         brk_inv_discard(b, &inv);
@@ -264,7 +286,7 @@ static void on_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
         return;
     }
     if (c->curve_key) c->curve_key->in_flight++; /* first: accepting may answer it at once */
-    if (brk_job_accept(b, c, in, &qm, idh, a, inv) != 0) {
+    if (brk_job_accept(b, c, in, qm, idh, a, inv) != 0) {
         if (c->curve_key) c->curve_key->in_flight--;
         brk_inv_discard(b, &inv);
         client_free_if_idle(b, c);

@@ -11,7 +11,8 @@
 int brk_workers_init(brk_t *b) { return brk_map_init(&b->worker_map); }
 
 static void worker_free(brk_t *b, brk_worker_t *w) {
-    if (b->worker_last == w) b->worker_last = NULL;
+    brk_worker_t **slot = &b->worker_cache[w->idlen ? w->id[w->idlen - 1] % BRK_WORKER_CACHE : 0];
+    if (*slot == w) *slot = NULL;
     free(w->agents);
     free(w->agent_history);
     free(w);
@@ -27,10 +28,6 @@ void brk_workers_close(brk_t *b) {
     }
     brk_map_close(&b->worker_map);
     b->n_workers = 0;
-}
-
-bool brk_worker_has_credit(const brk_worker_t *w) {
-    return !w->dead && w->in_flight < w->capacity;
 }
 
 void brk_worker_want_pump(brk_t *b, brk_worker_t *w) {
@@ -230,11 +227,13 @@ static void on_ready(brk_t *b, const brk_in_t *in, const proto_msg_t *m) {
 }
 
 static brk_worker_t *worker_find(brk_t *b, const brk_in_t *in) {
-    brk_worker_t *w = b->worker_last;
+    brk_worker_t **slot = &b->worker_cache[in->idlen ? in->id[in->idlen - 1] % BRK_WORKER_CACHE
+                                                     : 0];
+    brk_worker_t *w = *slot;
     if (w && w->idlen == in->idlen && memcmp(w->id, in->id, in->idlen) == 0) return w;
     brk_node_t *n = brk_map_get(&b->worker_map, in->id, in->idlen);
     if (!n) return NULL;
-    return b->worker_last = base_container_of(n, brk_worker_t, node);
+    return *slot = base_container_of(n, brk_worker_t, node);
 }
 
 /* A decoded message from a registered worker. */
@@ -295,7 +294,8 @@ void brk_worker_message(brk_t *b, const brk_in_t *in) {
     }
     proto_msg_t m;
     proto_error_t err;
-    memset(&err, 0, sizeof err);
+    err.code = NULL; /* what the error path reads: set only on failure */
+    err.message[0] = '\0';
     if (proto_decode(in->body, in->n, &b->wlim, &m, &err) != 0) {
         brk_reply_error(b, in, m.id, err.code ? err.code : "bad_request", "%s",
                         err.message[0] ? err.message : "undecodable message");
