@@ -273,7 +273,9 @@ def test_sigterm_drains_a_real_worker():
     b = Broker().start()
     ws = workers(b, ["w1"])
     q = Background(b, "query", "sleep", '{"ms": 1000}')
-    wait_until(lambda: b.status()["in_flight"] == 1, 10, "the query to reach the worker")
+    # On the worker, not only in flight at the broker: a SIGTERM while the work is still in
+    # transit drains an empty worker, and the query ends worker_lost.
+    wait_until(lambda: "event=job_start" in ws[0].log(), 10, "the query to reach the worker")
     ws[0].proc.send_signal(signal.SIGTERM)
     rc, out, err = q.finish()
     assert rc == 0 and json.loads(out)["slept_ms"] == 1000, (rc, out, err)
