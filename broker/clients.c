@@ -142,7 +142,6 @@ static void reject_query(brk_t *b, const brk_in_t *in, const proto_msg_t *m, con
     brk_bus_query(b, &q);
 }
 
-/* What the codec leaves to the broker: names it passes on must be short and UTF-8. */
 /* Whether every byte is ASCII and none is NUL: then valid UTF-8 with no NUL, and the full
  * checks below (a call per character) can be skipped; names are nearly always such. */
 static bool plain_ascii(const char *p, size_t n) {
@@ -151,6 +150,7 @@ static bool plain_ascii(const char *p, size_t n) {
     return true;
 }
 
+/* What the codec leaves to the broker: names it passes on must be short and UTF-8. */
 static const char *query_invalid(const proto_msg_t *m) {
     if (m->agent.n > BRK_MAX_NAME) return "field 'agent' is longer than 256 bytes";
     if (m->session.n <= BRK_MAX_NAME && plain_ascii(m->agent.p, m->agent.n) &&
