@@ -13,21 +13,16 @@ N1=${2:-5000}
 N2=${3:-25000}
 INFLIGHT=${INFLIGHT:-128}
 T=$(mktemp -d)
+. bench/broker/cg_lib.sh
 one() {
-    set -- "$1" $(/usr/bin/python3 -c '
-import socket
-ss = [socket.socket() for _ in range(4)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
+    set -- "$1" $(free_ports 4)
     $B/broker/actor-broker --clients "tcp://127.0.0.1:$2" --workers "tcp://127.0.0.1:$3" \
         --pub "tcp://127.0.0.1:$4" --sub "tcp://127.0.0.1:$5" 2>"$T/broker.log" &
     bp=$!
     $B/worker/actor-worker --broker "tcp://127.0.0.1:$3" --capacity 64 --name sys \
         2>"$T/worker.$1.log" &
     wp=$!
-    # Until the broker has the worker (valgrind starts slowly on a busy machine), 30 s at most.
-    i=0
-    until grep -q worker_ready "$T/broker.log" || [ $i -ge 300 ]; do sleep 0.1; i=$((i + 1)); done
+    wait_for "$T/broker.log" worker_ready # the broker has the worker
     # Attached for the load only; SIGINT makes perf write its counts and detach.
     perf stat -x, -o "$T/st.$1" -e 'syscalls:sys_enter_*' -p $wp 2>/dev/null &
     pp=$!
