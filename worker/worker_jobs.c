@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "base/asan.h"
 #include "worker.h"
 #include "agent/runtime.h"
 
@@ -59,7 +60,11 @@ static abp_ctx_t *job_find(wrk_t *w, uint64_t id) {
 }
 
 int wrk_jobs_init(wrk_t *w) {
+#ifdef BASE_ASAN /* no recycled blocks: a use after a job's end is still caught */
+    wrk_pool_init(&w->spare_jobs, 0);
+#else
     wrk_pool_init(&w->spare_jobs, WRK_SPARE_JOBS);
+#endif
     return wrk_jobtab_init(&w->jobtab, w->cfg.capacity);
 }
 

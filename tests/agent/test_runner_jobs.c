@@ -6,8 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/asan.h"
 #include "harness.h"
 #include "runner.h"
+
+/* Sanitizer builds keep no block (runner.c): a use after a job's end is still caught. */
+#ifdef BASE_ASAN
+#define KEPT_MAX 0
+#else
+#define KEPT_MAX 64
+#endif
 
 struct abp_ctx {
     struct agt_job *jb;
@@ -52,7 +60,7 @@ static void test_ended_jobs_are_kept_up_to_the_bound(void **state) {
         agt_job_end(&jb[i]);
         assert_null(jb[i]);
     }
-    assert_int_equal(agt__job_spares(), 64);
+    assert_int_equal(agt__job_spares(), KEPT_MAX);
     agt__job_spares_free();
     assert_int_equal(agt__job_spares(), 0);
 }
@@ -74,6 +82,7 @@ static void test_a_job_with_long_strings_is_not_kept(void **state) {
 
 static void test_a_reused_block_starts_clean(void **state) {
     (void)state;
+    if (KEPT_MAX == 0) skip(); /* nothing is reused in this build */
     agt__job_spares_free();
     /* The first job: an invocation, a branch and a state {"k": 1}, changed by a delta. */
     static const uint8_t st[] = {0x81, 0xa1, 'k', 0x01};

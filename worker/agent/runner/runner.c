@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/asan.h"
 #include "runner.h"
 
 /* ---- callbacks ---- */
@@ -131,8 +132,14 @@ static void job_state_init(struct agt_job *jb, proto_raw_t state) {
 
 /* Ended jobs' blocks, kept for the next jobs with their state buffers: a job then begins
  * without a malloc (bench/broker/worker_cg.sh). Bounded in count, in the room each keeps
- * for its strings and in the state buffers' size. The loop's thread only. */
+ * for its strings and in the state buffers' size. The loop's thread only. Sanitizer builds
+ * keep none (base/asan.h), so a use after the end of a job is still caught. */
 #define JOB_SPARE 64
+#ifdef BASE_ASAN
+static const size_t job_spare_max = 0;
+#else
+static const size_t job_spare_max = JOB_SPARE; /* a variable: no always-false warning */
+#endif
 #define JOB_ROOM 96 /* invocation id + branch: a made id is 19, most branches short */
 #define JOB_SPARE_ST_MAX 4096
 static struct agt_job *spare_job[JOB_SPARE];
@@ -195,7 +202,7 @@ void agt_job_end(struct agt_job **jbp) {
     }
     free(jb->history);
     *jbp = NULL;
-    if (jb->room == JOB_ROOM && n_spare_job < JOB_SPARE) {
+    if (jb->room == JOB_ROOM && n_spare_job < job_spare_max) {
         for (int i = 0; i < 2; i++) {
             if (jb->st[i].cap > JOB_SPARE_ST_MAX) proto_buf_free(&jb->st[i]);
         }
