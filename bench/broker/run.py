@@ -259,6 +259,8 @@ def pubsub(sys_, count):
     pub_ep, sub_ep = sys_.pubsub_eps()
     argv = [os.path.join(sys_.a.bin, "pubsub"), "--transport", sys_.transport, "--pub", pub_ep,
             "--sub", sub_ep, "--subscribers", "4", "--count", str(count)]
+    if sys_.a.pub_shared_context and sys_.transport == "zmq":
+        argv.append("--shared-context")
     p = spawn(argv, sys_.key + "-pubsub", stdout=subprocess.PIPE)
     out, _ = p.communicate(timeout=90)
     if p.returncode != 0:
@@ -406,6 +408,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=4.0, help="cap per run")
     ap.add_argument("--lat-count", type=int, default=10000, help="round trips, 1 in flight")
     ap.add_argument("--pub-count", type=int, default=200000, help="messages published")
+    ap.add_argument("--pub-shared-context", action="store_true",
+                    help="ZeroMQ subscribers share one context (the row before 2026-12-06)")
     ap.add_argument("--quick", action="store_true", help="sizes / 10, 1 round: a smoke test")
     ap.add_argument("--out", help="also write the report to this file")
     a = ap.parse_args()
