@@ -17,16 +17,24 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 /* ---- scopes and cancellation ---- */
 
 /* Walks the task's scopes from the innermost out to the first shield. Returns the code the
- * next blocking call must fail with (0 if none), and the effective deadline and its owner. */
+ * next blocking call must fail with (0 if none), and the effective deadline and its owner.
+ * An expired scope's deadline is reported as the one in effect (a passed time, at most now),
+ * never as "none": act_effective_deadline's callers read "-1" as "no limit", and a job whose
+ * timeout fired would look unbounded to them. */
 static int scope_state(act_task_t *t, int64_t now, int64_t *deadline, act_scope_t **owner,
                        bool *shielded) {
     *deadline = ACT_NO_DEADLINE;
     *owner = NULL;
     *shielded = false;
     for (act_scope_t *s = t->scope; s; s = s->parent) {
+        if (!s->state && s->deadline != ACT_NO_DEADLINE && now >= s->deadline)
+            s->state = ACT_ETIMEDOUT;
+        if (s->state == ACT_ETIMEDOUT) { /* rescheduled later after it expired: passed now */
+            *deadline = s->deadline != ACT_NO_DEADLINE && s->deadline <= now ? s->deadline : now;
+            *owner = s;
+        }
         if (s->state) return s->state;
         if (s->deadline != ACT_NO_DEADLINE) {
-            if (now >= s->deadline) return s->state = ACT_ETIMEDOUT;
             if (*deadline == ACT_NO_DEADLINE || s->deadline < *deadline) {
                 *deadline = s->deadline;
                 *owner = s;

@@ -106,7 +106,6 @@ static size_t n_events;
 static char output_json[1024];
 static char fail_code[64], fail_msg[512];
 static proto_buf_t state_buf, history_buf;
-static int64_t job_deadline = -1;
 static atomic_int blocked;  /* the blocking tool is parked on its pipe */
 static int block_pipe[2] = {-1, -1};
 static int order[16], n_order; /* which tools finished, in order */
@@ -227,10 +226,13 @@ static bool t_cancelled(abp_ctx_t *ctx) {
     (void)ctx;
     return false;
 }
+/* As the worker's (wrk_ctx_time_left): the task's scopes say, not a copy of the deadline
+ * kept aside, so that an expired scope reads here as it does in the worker. */
 static int64_t t_time_left(abp_ctx_t *ctx) {
     (void)ctx;
-    if (job_deadline < 0) return -1;
-    int64_t left = job_deadline - act_now();
+    int64_t deadline = act_effective_deadline();
+    if (deadline < 0) return -1;
+    int64_t left = deadline - act_now();
     return left > 0 ? left : 0;
 }
 static const abp_api_t api = {.set_output = t_set_output, .fail = t_fail,
@@ -311,7 +313,7 @@ static void rt_config(const char *models_json) {
     proto_buf_t b;
     proto_buf_init(&b);
     char json[1024];
-    snprintf(json, sizeof json, models_json, base_url);
+    snprintf(json, sizeof json, models_json, base_url, base_url); /* for a second model too */
     assert_int_equal(proto_json_to_msgpack(json, strlen(json), &b, NULL), 0);
     proto_val_t v;
     assert_int_equal(proto_val_read(b.p, b.n, &v), 0);
@@ -348,7 +350,6 @@ static void rt_open(const char *models_json) {
     n_order = 0;
     output_json[0] = fail_code[0] = fail_msg[0] = 0;
     cb_agent = NULL;
-    job_deadline = -1;
     proto_buf_free(&state_buf);
     proto_buf_free(&history_buf);
 }
@@ -598,17 +599,24 @@ static void test_llm_500s_open_the_breaker_then_fail_fast(void **state) {
     assert_int_equal(harness_run(breaker, NULL, 0), 0);
 }
 
+/* Runs agent d on "hi" inside a scope of timeout_ms, as the worker runs a job. */
+static int run_within(const agt_def_t *d, int64_t timeout_ms) {
+    act_scope_t s;
+    act_scope_enter(&s, act_deadline_in(timeout_ms), 0);
+    int rc = run_input(d, "hi");
+    act_scope_leave(&s);
+    return rc;
+}
+
+/* The job's scope fires during the model call (its timer marks it expired): that is the
+ * query's timeout, not the model's, however the host reads the time left afterwards. */
 static int deadline(void *arg, void **result) {
     (void)arg, (void)result;
     rt_open("{\"default\": {\"base_url\": \"%s\", \"model\": \"slow\"}}");
     agt_def_t d = llm_def("assistant", NULL, 0);
-    job_deadline = act_deadline_in(300);
-    act_scope_t s;
-    act_scope_enter(&s, job_deadline, 0);
-    int rc = run_input(&d, "hi");
-    act_scope_leave(&s);
-    assert_int_equal(rc, ABP_ETIMEDOUT);
+    assert_int_equal(run_within(&d, 300), ABP_ETIMEDOUT);
     assert_string_equal(fail_code, ""); /* the job answers timeout itself */
+    assert_int_equal(count_events("model_timeout", false), 0);
     rt_close();
     return 0;
 }
@@ -616,6 +624,52 @@ static int deadline(void *arg, void **result) {
 static void test_llm_slow_model_hits_the_query_deadline(void **state) {
     (void)state;
     assert_int_equal(harness_run(deadline, NULL, 0), 0);
+}
+
+/* model_timeout only when the model's own timeout_ms is the nearer bound. */
+static int own_timeout(void *arg, void **result) {
+    (void)arg, (void)result;
+    rt_open("{\"default\": {\"base_url\": \"%s\", \"model\": \"slow\","
+            " \"timeout_ms\": 200}}");
+    agt_def_t d = llm_def("assistant", NULL, 0);
+    assert_int_equal(run_within(&d, 60000), AGT_EMODEL_TIMEOUT);
+    assert_string_equal(fail_code, "model_timeout");
+    assert_non_null(strstr(fail_msg, "timeout_ms (200) passed"));
+    assert_int_equal(count_events("model_timeout", false), 1);
+    rt_close();
+    return 0;
+}
+
+static void test_llm_model_timeout_only_when_its_own_timeout_is_nearer(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(own_timeout, NULL, 0), 0);
+}
+
+/* A rate wait that cannot end before the nearer deadline fails at once, before it is reached:
+ * the query's timeout when that deadline is the query's, the model's when it is the model's.
+ * One call a 100 s: the first call takes the only token, the second cannot start. */
+static int rate_wait(void *arg, void **result) {
+    (void)arg, (void)result;
+    rt_open("{\"default\": {\"base_url\": \"%s\", \"model\": \"agent\", \"rps\": 0.01},"
+            " \"short\": {\"base_url\": \"%s\", \"model\": \"agent\", \"rps\": 0.01,"
+            " \"timeout_ms\": 300}}");
+    agt_def_t d = llm_def("assistant", NULL, 0);
+    d.llm.no_stream = true;
+    assert_int_equal(run_within(&d, 60000), 0);
+    assert_int_equal(run_within(&d, 300), ABP_ETIMEDOUT);
+    assert_string_equal(fail_code, "");
+    agt_def_t s = d;
+    s.llm.model = (char *)"short";
+    assert_int_equal(run_within(&s, 60000), 0);
+    assert_int_equal(run_within(&s, 60000), AGT_EMODEL_TIMEOUT);
+    assert_string_equal(fail_code, "model_timeout");
+    rt_close();
+    return 0;
+}
+
+static void test_llm_rate_wait_past_the_nearer_deadline_names_whose_it_is(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(rate_wait, NULL, 0), 0);
 }
 
 /* ---- callbacks ---- */
@@ -965,6 +1019,8 @@ int main(void) {
         cmocka_unit_test(test_llm_429_then_success),
         cmocka_unit_test(test_llm_500s_open_the_breaker_then_fail_fast),
         cmocka_unit_test(test_llm_slow_model_hits_the_query_deadline),
+        cmocka_unit_test(test_llm_model_timeout_only_when_its_own_timeout_is_nearer),
+        cmocka_unit_test(test_llm_rate_wait_past_the_nearer_deadline_names_whose_it_is),
         cmocka_unit_test(test_llm_callbacks_answer_from_cache_and_replace_tool_results),
         cmocka_unit_test(test_llm_instruction_takes_state_and_history_comes_first),
         cmocka_unit_test(test_llm_history_keeps_function_calls_and_responses_as_pairs),

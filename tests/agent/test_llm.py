@@ -186,6 +186,28 @@ def test_slow_reply_hits_the_query_deadline():
     wait_until(lambda: ms.stats("slow")["aborted"] == "1", 10, "the request aborted")
 
 
+def test_a_model_call_that_cannot_start_before_the_query_deadline_ends_timeout():
+    """The worker's answer reaches the broker long before the broker's own deadline: one call
+    a 100 s, the second query's model call is refused at once (it could not start before the
+    query's deadline). That is the query's timeout, not the model's: the model's own
+    timeout_ms (60 s) is the farther bound."""
+    ms, b, c = start([llm("assistant", stream=False)],
+                     models={"default": {"model": "agent", "rps": 0.01}})
+    _, term = c.call(query("q1", "assistant", "hi", timeout_ms=20000), 30)
+    assert term["type"] == "result", term
+    _, term = c.call(query("q2", "assistant", "hi", timeout_ms=5000), 30)
+    assert term["type"] == "error" and term["code"] == "timeout", term
+    assert ms.stats("agent")["requests"] == "1"
+
+
+def test_the_models_own_shorter_timeout_ends_model_timeout():
+    ms, b, c = start([llm("assistant")], models={"default": {"model": "slow", "timeout_ms": 300}})
+    _, term = c.call(query("q1", "assistant", "hi", timeout_ms=20000), 30)
+    assert term["type"] == "error" and term["code"] == "model_timeout", term
+    assert "timeout_ms (300) passed" in term["message"], term
+    wait_until(lambda: ms.stats("slow")["aborted"] == "1", 10, "the request aborted")
+
+
 def test_transfer_to_agent_hands_the_invocation_over():
     _, b, c = start([llm("assistant", sub_agents=["billing"], stream=False)])
     q = calls(("transfer_to_agent", {"agent_name": "billing"}))

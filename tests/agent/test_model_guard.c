@@ -606,7 +606,8 @@ static void test_model_error_codes_are_stable(void **state) {
     assert_string_equal(agt_model_err_code(AGT_EMODEL_BAD_RESPONSE), "model_bad_response");
     assert_string_equal(agt_model_err_code(AGT_EMODEL_BAD_REQUEST), "model_bad_request");
     assert_string_equal(agt_model_err_code(AGT_EMODEL_UNAUTHORIZED), "model_unauthorized");
-    assert_string_equal(agt_model_err_code(ACT_ETIMEDOUT), "model_timeout");
+    assert_string_equal(agt_model_err_code(AGT_EMODEL_TIMEOUT), "model_timeout");
+    assert_string_equal(agt_model_err_code(ACT_ETIMEDOUT), "timeout"); /* the caller's */
     assert_string_equal(agt_model_err_code(ACT_ECANCELED), "cancelled");
     assert_string_equal(agt_model_err_code(ACT_ECIRCUIT), "model_circuit_open");
     assert_string_equal(agt_model_err_code(ACT_ENOMEM), "internal");

@@ -198,6 +198,43 @@ static void test_zero_deadline_polls(void **state) {
     assert_int_equal(harness_run(poll_deadline, NULL, VCLOCK), 0);
 }
 
+/* A scope whose timer fired still names its deadline, now passed: callers that compute the
+ * time left (the worker's time_left_ms) read 0 there, not -1 ("no limit"). An inner scope
+ * with a later deadline does not hide the expired outer one. */
+static int expired_deadline(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    act_scope_t outer, inner;
+    int64_t d = act_now() + 50;
+    act_scope_enter(&outer, d, 0);
+    assert_int_equal(act_sleep(100), ACT_ETIMEDOUT); /* the timer fired: the scope expired */
+    assert_int_equal(act_effective_deadline(), d);
+    assert_true(act_effective_deadline() <= act_now());
+    act_scope_enter(&inner, act_now() + 1000, 0);
+    assert_int_equal(act_effective_deadline(), d);
+    assert_int_equal(act_sleep(1), ACT_ETIMEDOUT);
+    act_scope_leave(&inner);
+    act_scope_reschedule(&outer, act_now() + 1000); /* stays expired: its time is now */
+    assert_int_equal(act_effective_deadline(), act_now());
+    assert_int_equal(act_scope_leave(&outer), ACT_ETIMEDOUT);
+    assert_int_equal(act_effective_deadline(), -1);
+    /* Reached but not yet noticed by a wait: the same. */
+    d = act_now() + 20;
+    act_scope_enter(&outer, d, 0);
+    act_scope_t shield;
+    act_scope_enter(&shield, -1, ACT_SCOPE_SHIELD);
+    assert_int_equal(act_sleep(30), 0);
+    act_scope_leave(&shield);
+    assert_int_equal(act_effective_deadline(), d);
+    assert_int_equal(act_scope_leave(&outer), ACT_ETIMEDOUT);
+    return 0;
+}
+
+static void test_expired_scope_reports_its_passed_deadline_not_none(void **state) {
+    (void)state;
+    assert_int_equal(harness_run(expired_deadline, NULL, VCLOCK), 0);
+}
+
 static int real_clock_sleep(void *arg, void **result) {
     (void)arg;
     (void)result;
@@ -289,6 +326,7 @@ int main(void) {
         cmocka_unit_test(test_rescheduling_a_scope_moves_a_parked_deadline),
         cmocka_unit_test(test_cancelled_scope_fails_calls_until_left),
         cmocka_unit_test(test_zero_deadline_polls),
+        cmocka_unit_test(test_expired_scope_reports_its_passed_deadline_not_none),
         cmocka_unit_test(test_real_clock_sleep_is_never_early),
         cmocka_unit_test(test_negative_times_are_now_not_forever),
         cmocka_unit_test(test_huge_durations_saturate_to_no_deadline),

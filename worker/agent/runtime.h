@@ -174,8 +174,11 @@ int agt_tools_config(agt_rt_t *rt, const proto_val_t *section, char *err, size_t
 int agt_models_new(agt_models_t **out);
 void agt_models_destroy(agt_models_t **m); /* before the loop is destroyed */
 int agt_models_config(agt_rt_t *rt, const proto_val_t *section, char *err, size_t errcap);
-/* The guarded model of that name, built on first use. Errors: ACT_ENOENT (no such model;
- * "default" when no server is configured), ACT_EINVAL, ACT_ENOMEM. */
+/* The guarded model of that name, built on first use. Its calls are bounded by its timeout_ms
+ * too: when that is nearer than the caller's deadline (the call's and the task's scopes) and
+ * the call times out, they fail with AGT_EMODEL_TIMEOUT ("model_timeout"); ACT_ETIMEDOUT
+ * always means the caller's own deadline. Errors: ACT_ENOENT (no such model; "default" when
+ * no server is configured), ACT_EINVAL, ACT_ENOMEM. */
 int agt_model_get(agt_rt_t *rt, const char *name, agt_model_t **out);
 
 /* MCP toolsets (mcp_toolsets.c): the config's "mcp" section, {"NAME": {"command": [argv...],

@@ -122,7 +122,9 @@ void act_scope_reschedule(act_scope_t *s, int64_t deadline);
 /* Cancels the scope: the calls inside return ACT_ECANCELED until it is left. */
 void act_scope_cancel(act_scope_t *s);
 
-/* The deadline that bounds the calling task's next blocking call (-1 none). */
+/* The deadline that bounds the calling task's next blocking call (-1 none). Once a scope in
+ * effect has expired, its passed deadline (at most act_now()): a caller that computes the time
+ * left reads 0 there, never "no limit". */
 int64_t act_effective_deadline(void);
 
 #endif

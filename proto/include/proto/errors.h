@@ -20,7 +20,8 @@
     X(EMODEL_BAD_REQUEST, -4204, "model_bad_request", "model server refused the request")    \
     X(EMODEL_UNAUTHORIZED, -4205, "model_unauthorized", "model server refused the credentials") \
     X(EMODEL_TRUNCATED, -4206, "model_truncated", "model's answer was cut by its token limit") \
-    X(EMODEL_FILTERED, -4207, "model_filtered", "model's answer was cut by a content filter")
+    X(EMODEL_FILTERED, -4207, "model_filtered", "model's answer was cut by a content filter") \
+    X(EMODEL_TIMEOUT, -4208, "model_timeout", "the model call's timeout passed")
 
 #define PROTO_MCP_ERRORS(X)                                                                   \
     X(ESERVER_EXITED, -4301, "mcp_server_exited", "MCP server exited")                       \
@@ -49,7 +50,6 @@
     W("unauthorized", "the peer is not allowed to do this")                                  \
     W("not_found", "no such session or worker")                                              \
     W("internal", "a bug, or the session store failed")                                      \
-    W("model_timeout", "the model call's timeout passed")                                    \
     W("model_circuit_open", "every model backend's breaker is open")                         \
     W("state_rejected", "the session store refused an agent event")
 

@@ -812,7 +812,11 @@ static int setup(run_t *r) {
  * happened, else with the model's code and an error event that says it. */
 static int run_failed(run_t *r, int rc, const char *code) {
     if (rc == ACT_ECANCELED || agt__host->api->cancelled(r->ctx)) return ABP_ECANCELED;
-    if (rc == ACT_ETIMEDOUT && agt__host->api->time_left_ms(r->ctx) == 0) return ABP_ETIMEDOUT;
+    /* ACT_ETIMEDOUT is the invocation's own deadline (the job's timeout_ms, or a tool's around
+     * an agent used as one): a model's timeout_ms comes back as AGT_EMODEL_TIMEOUT and a tool's
+     * as its result. Only a callback's may be its own: there the deadline must have passed. */
+    if (rc == ACT_ETIMEDOUT && (!r->cb_failed || agt__host->api->time_left_ms(r->ctx) == 0))
+        return ABP_ETIMEDOUT;
     char msg[384];
     snprintf(msg, sizeof msg, "agent %s: %s", r->def->name, r->err[0] ? r->err : act_strerror(rc));
     act_log(ACT_LOG_WARN, "llm_failed", "agent=%s code=%s reason=\"%s\"", r->def->name, code,

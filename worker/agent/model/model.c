@@ -17,8 +17,8 @@ const char *agt_model_err_code(int rc) {
         return code;
         AGT_MODEL_ERRORS(AGT_ERR_CODE)
 #undef AGT_ERR_CODE
-    case ACT_ETIMEDOUT:
-        return "model_timeout";
+    case ACT_ETIMEDOUT: /* the caller's deadline; the model's own is AGT_EMODEL_TIMEOUT */
+        return "timeout";
     case ACT_ECANCELED:
         return "cancelled";
     case ACT_ECIRCUIT:

@@ -24,9 +24,11 @@ enum {
 #undef AGT_ERR_ENUM
 };
 
-/* The stable code of a model call's result: the names above, and "model_timeout"
- * (ACT_ETIMEDOUT), "cancelled" (ACT_ECANCELED), "model_circuit_open" (ACT_ECIRCUIT),
- * "bad_request" (ACT_EINVAL), "internal" (anything else). 0 gives "ok". */
+/* The stable code of a model call's result: the names above ("model_timeout" is
+ * AGT_EMODEL_TIMEOUT: a named model's own timeout_ms passed), and "timeout" (ACT_ETIMEDOUT:
+ * the caller's deadline passed, its scope's or the call's), "cancelled" (ACT_ECANCELED),
+ * "model_circuit_open" (ACT_ECIRCUIT), "bad_request" (ACT_EINVAL), "internal" (anything
+ * else). 0 gives "ok". */
 const char *agt_model_err_code(int rc);
 
 /* Human text for a code: ours, else act_strerror's. */
@@ -165,8 +167,10 @@ struct agt_model {
  * act_now() ms, -1 none) and by the task's timeout scopes (act_effective_deadline: the
  * query's deadline). With req->on_delta set the answer streams: the callback gets each text
  * piece as it arrives and out->text is their concatenation.
- * Returns: 0 with out filled. Errors: AGT_EMODEL_* (see AGT_MODEL_ERRORS), ACT_ETIMEDOUT
- * (deadline: the request is aborted), ACT_ECANCELED (the task was cancelled: the request is
+ * Returns: 0 with out filled. Errors: AGT_EMODEL_* (see AGT_MODEL_ERRORS; AGT_EMODEL_TIMEOUT
+ * from a named model, agt_model_get, whose own timeout_ms was the nearer bound), ACT_ETIMEDOUT
+ * (the caller's deadline, or it could not start before it: the request is aborted),
+ * ACT_ECANCELED (the task was cancelled: the request is
  * aborted), ACT_ECIRCUIT (guard: every backend's breaker is open), on_delta's code,
  * ACT_EINVAL (outside a task, NULL arguments, a malformed request), ACT_ENOMEM.
  * Ownership: out's strings and arrays belong to the caller: agt_model_response_free. On

@@ -32,11 +32,27 @@ typedef struct named {
     int64_t timeout_ms;
 } named_t;
 
+/* Whose deadline a timeout was is decided here, where both are known, before the call: when
+ * the model's own bound is nearer than the caller's (the call's and the task's scopes), every
+ * ACT_ETIMEDOUT inside came from it (a scope that fired, or a rate wait refused because it
+ * could not end before it) and becomes the model's code; otherwise ACT_ETIMEDOUT stays the
+ * caller's. Reading the clock after the call cannot tell the two apart: a refusal ahead of
+ * time leaves time on both. Ties go to the caller: its deadline stopped the call too. */
 static int named_generate(agt_model_t *m, const agt_model_request_t *req,
                           agt_model_response_t *out, int64_t deadline) {
     named_t *n = (named_t *)m;
-    int64_t dl = agt_deadline_min(deadline, act_deadline_in(n->timeout_ms));
-    return n->guard->ops->generate(n->guard, req, out, dl);
+    int64_t own = act_deadline_in(n->timeout_ms);
+    int64_t caller = agt_deadline_min(deadline, act_effective_deadline());
+    bool own_first = own >= 0 && (caller < 0 || own < caller);
+    int rc = n->guard->ops->generate(n->guard, req, out, own_first ? own : deadline);
+    if (rc == ACT_ETIMEDOUT && own_first) {
+        char why[sizeof(out->error)];
+        memcpy(why, out->error, sizeof(why));
+        snprintf(out->error, sizeof(out->error), "the model's timeout_ms (%lld) passed%s%.150s",
+                 (long long)n->timeout_ms, why[0] ? ": " : "", why);
+        rc = AGT_EMODEL_TIMEOUT;
+    }
+    return rc;
 }
 
 static void named_destroy(agt_model_t *m) {

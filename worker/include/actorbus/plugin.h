@@ -201,7 +201,7 @@ typedef struct abp_api {
     const char *(*agent_name)(abp_ctx_t *ctx);  /* the agent the job is for */
     uint64_t (*job_id)(abp_ctx_t *ctx);         /* the broker's job id */
     const char *(*session)(abp_ctx_t *ctx);     /* the query's session, NULL if none */
-    int64_t (*time_left_ms)(abp_ctx_t *ctx);    /* until the job's timeout; -1 none */
+    int64_t (*time_left_ms)(abp_ctx_t *ctx);    /* until the job's timeout (0: passed); -1 none */
     bool (*cancelled)(abp_ctx_t *ctx);          /* cancellation was requested */
     int64_t (*unix_ms)(void);                   /* wall clock, ms since 1970 */
 
