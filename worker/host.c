@@ -18,7 +18,7 @@ static const agt_def_t *agent_find(abp_host_t *h, proto_str_t name) {
 
 static struct agt_job *job(abp_ctx_t *ctx) { return ctx->agt; }
 static const agt_def_t *job_agent(abp_ctx_t *ctx) { return ctx->agent->def; }
-static act_task_t *job_task(abp_ctx_t *ctx) { return ctx->task; }
+static act_task_t *job_task(abp_ctx_t *ctx) { return ctx->on; }
 
 static void job_input(abp_ctx_t *ctx, const uint8_t **in, size_t *n) {
     *in = ctx->input;

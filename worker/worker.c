@@ -24,7 +24,9 @@ typedef struct wrk_out {
     uint8_t data[];
 } wrk_out;
 
-enum { SERVE_RECONNECT = 1 };
+enum { SERVE_RECONNECT = 1, SERVE_HANDED_OFF = 2 };
+
+static int conn_task(void *arg, void **result);
 
 static void out_push(wrk_t *w, wrk_out *o);
 
@@ -392,18 +394,33 @@ static int conn_serve(wrk_t *w) {
         rc = dispatch(w, parts, n);
         act_zsock_close_parts(parts, n);
         if (rc) return rc;
+        /* A job that ran inline and waited took this task over: another one serves now. */
+        if (act_current() != w->server) return SERVE_HANDED_OFF;
     }
 }
 
+int wrk_conn_handoff(wrk_t *w, act_task_t **mine, const char *name) {
+    /* Being stopped (run_tasks waits for this very task): no new one to stop as well. */
+    if (act_task_cancel_requested(w->server)) return ACT_ECANCELED;
+    act_task_t *next = NULL;
+    act_spawn_opts_t o = {.name = "connection"};
+    int rc = act_spawn(conn_task, w, &o, &next);
+    if (rc) return rc;
+    act_task_set_name(w->server, name);
+    *mine = w->server;
+    w->server = next;
+    return 0;
+}
+
 /* Connects, serves, and reconnects (on `disconnect`, silence or a socket error) until
- * cancelled or the drain began. Only a connect that cannot work (a bad endpoint) ends it. */
-static int conn_task(void *arg, void **result) {
-    (void)result;
-    wrk_t *w = arg;
+ * cancelled or the drain began. Only a connect that cannot work (a bad endpoint) ends it.
+ * A task that takes over (wrk_conn_handoff) finds the socket open and serves it. */
+static int conn_loop(wrk_t *w) {
     for (;;) {
-        int rc = conn_open(w);
+        int rc = w->sock ? 0 : conn_open(w);
         if (rc) return rc;
         rc = conn_serve(w);
+        if (rc == SERVE_HANDED_OFF) return SERVE_HANDED_OFF;
         if (rc == ACT_ECANCELED) {
             conn_close(w, LINGER_MS, false); /* shutting down: let `disconnect` leave */
             return 0;
@@ -413,6 +430,16 @@ static int conn_task(void *arg, void **result) {
         if (w->draining) return 0;
         if ((rc = act_sleep(RECONNECT_MS)) != 0) return rc == ACT_ECANCELED ? 0 : rc;
     }
+}
+
+static int conn_task(void *arg, void **result) {
+    (void)result;
+    wrk_t *w = arg;
+    int rc = conn_loop(w);
+    if (rc == SERVE_HANDED_OFF) return 0; /* its job ended; the connection is served */
+    w->conn_rc = rc;
+    act_event_set(&w->conn_gone);
+    return rc;
 }
 
 /* ---- the drain and the run ---- */
@@ -458,22 +485,23 @@ static void budget_send(void *ctx, const proto_buf_t *msg) {
 }
 
 static int run_tasks(wrk_t *w) {
-    act_task_t *conn = NULL, *writer = NULL;
+    act_task_t *writer = NULL;
     act_spawn_opts_t wo = {.name = "writer"}, co = {.name = "connection"};
     int rc = agt_budget_new(&w->budget, budget_send, w); /* the broker's model budget */
     if (rc == 0 && w->host->rt) w->host->rt->budget = agt_budget_hook(w->budget);
     if (rc == 0) rc = act_spawn(writer_task, w, &wo, &writer);
-    if (rc == 0) rc = act_spawn(conn_task, w, &co, &conn);
+    if (rc == 0) rc = act_spawn(conn_task, w, &co, &w->server);
     if (rc == 0) {
+        /* The connection's task may change (wrk_conn_handoff): its end is an event. */
         act_choice_t ch[2] = {{.kind = ACT_CHOICE_EVENT, .obj = &w->stop},
-                              {.kind = ACT_CHOICE_TASK, .obj = conn}};
+                              {.kind = ACT_CHOICE_EVENT, .obj = &w->conn_gone}};
         rc = act_choose(ch, 2, -1); /* a signal, or the connection gave up */
     }
     act_scope_t shield;
     act_scope_enter(&shield, -1, ACT_SCOPE_SHIELD);
     if (rc == 0) drain(w); /* the signal came first */
-    if (rc >= 0) rc = act_task_done(conn) ? act_task_error(conn, NULL) : 0;
-    stop_task(&conn);
+    if (rc >= 0) rc = act_event_is_set(&w->conn_gone) ? w->conn_rc : 0;
+    stop_task(&w->server); /* the one serving now: no job runs inline on it while we wait */
     stop_task(&writer);
     if (w->host->rt) w->host->rt->budget = NULL;
     agt_budget_destroy(&w->budget);
@@ -487,6 +515,7 @@ int wrk_run(wrk_t *w) {
     act_event_init(&w->flushed);
     act_event_init(&w->jobs_idle);
     act_event_init(&w->stop);
+    act_event_init(&w->conn_gone);
     act_event_set(&w->flushed);
     act_event_set(&w->jobs_idle);
     proto_limits_default(&w->limits);

@@ -89,8 +89,12 @@ struct abp_ctx {
     char *session;               /* the query's session, NULL if none */
     size_t input_n;
     int64_t deadline;            /* from timeout_ms, -1 none */
-    act_task_t *task;            /* the agent's task (our handle) */
-    bool ran;                    /* the task started */
+    act_task_t *task;            /* the agent's own task (our handle); NULL while it runs
+                                    inline on the connection's task, which it takes over
+                                    if it waits (wrk_conn_handoff) */
+    act_task_t *on;              /* the task running its agent, either way */
+    bool ran;                    /* the agent started */
+    bool inlined;                /* running inline and has not waited yet */
     bool cancelled;              /* the broker cancelled it */
     bool orphaned;               /* its connection is gone: answer nobody */
     bool stopping;               /* the worker is stopping: answer shutting_down */
@@ -272,6 +276,9 @@ struct wrk {
     agt_budget_t *budget;      /* the broker's model budget (agent/model/budget_client.h) */
     bool draining;             /* SIGTERM seen: finishing up */
     act_event_t stop;          /* set by a signal: main starts the drain */
+    act_task_t *server;        /* the task serving the connection now (our handle) */
+    act_event_t conn_gone;     /* set when the connection task gave up (conn_rc says why) */
+    int conn_rc;
     int signals;               /* signals seen */
     int64_t drain_deadline;    /* act_now() by which jobs must be done */
     proto_limits_t limits;     /* for decoding broker messages */
@@ -305,6 +312,13 @@ void wrk_lend(wrk_t *w, int delta);
 /* Events beyond this many queued messages are refused (ABP_EAGAIN): a broker that stops
  * reading must not make the worker grow without bound. Answers are always queued. */
 #define WRK_OUT_MAX 10000
+
+/* Called on the connection's task by a job running inline on it, just before the job first
+ * waits: a new task takes over serving the connection and the caller's task becomes the
+ * job's (*mine gets its handle; it is named name, the agent's, borrowed). The old task
+ * returns from its serving loop once the job ends. Returns: 0. Errors: ACT_ENOMEM (then the
+ * connection waits for the job), ACT_ECANCELED (the connection's task is being stopped). */
+int wrk_conn_handoff(wrk_t *w, act_task_t **mine, const char *name);
 
 /* Queues one encoded message for the writer; dropped when gen is not the current connection
  * (a job of a lost connection). Never waits; callable from any task or loop callback. */
