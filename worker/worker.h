@@ -98,7 +98,9 @@ struct abp_ctx {
     bool cancelled;              /* the broker cancelled it */
     bool orphaned;               /* its connection is gone: answer nobody */
     bool stopping;               /* the worker is stopping: answer shutting_down */
-    proto_buf_t output;          /* set_output */
+    proto_buf_t output;          /* set_output's copy */
+    const uint8_t *out_p;        /* the output: in `output`, or the job's own input */
+    size_t out_n;
     bool has_output;
     char *err_code, *err_msg;    /* fail */
     struct abp_call *calls;      /* its sub-queries, not yet freed */
@@ -348,7 +350,7 @@ void wrk_metrics_stop(wrk_t *w); /* stops the task, closes the socket, frees w->
 /* A model call's tokens, by agent and model (agt_host_t.tokens), for /metrics. */
 void wrk_mx_tokens(wrk_t *w, const char *agent, const char *model, uint64_t prompt,
                    uint64_t completion);
-/* Hooks: a job ended with outcome ("ok" or its error code); a call ended; a message of n
+/* Hooks: a job ended with outcome (NULL: "ok", or its error code); a call ended; a message of n
  * bytes came from or went to the broker. Each does nothing before wrk_metrics_start. */
 void wrk_mx_job_end(wrk_t *w, const abp_ctx_t *j, const char *outcome);
 void wrk_mx_call_end(wrk_t *w, bool ok);

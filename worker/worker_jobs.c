@@ -106,10 +106,10 @@ static void job_answer(abp_ctx_t *j, int rc, int scope_rc) {
         snprintf(msg, sizeof msg, "agent '%s' returned %s", j->agent->name, act_err_name(rc));
         code = "internal";
     }
-    wrk_mx_job_end(w, j, j->orphaned ? "orphaned" : code ? code : "ok");
+    wrk_mx_job_end(w, j, j->orphaned ? "orphaned" : code); /* NULL: ok */
     if (j->orphaned) return;
     static const uint8_t nil = 0xc0;
-    proto_raw_t out = {j->has_output ? j->output.p : &nil, j->has_output ? j->output.n : 1};
+    proto_raw_t out = {j->has_output ? j->out_p : &nil, j->has_output ? j->out_n : 1};
     if (j->origin) { /* adoptable: kept if its broker is gone (held.c) */
         proto_buf_t b;
         proto_buf_init(&b);
@@ -130,10 +130,11 @@ static void job_answer(abp_ctx_t *j, int rc, int scope_rc) {
 static void job_run(abp_ctx_t *j) {
     j->ran = true;
     j->on = act_current();
+    /* A scope without a deadline would bound nothing (nobody else can cancel it): none. */
     act_scope_t s;
-    act_scope_enter(&s, j->deadline, 0);
+    if (j->deadline >= 0) act_scope_enter(&s, j->deadline, 0);
     int rc = agt_job_run(j);
-    int scope_rc = act_scope_leave(&s);
+    int scope_rc = j->deadline >= 0 ? act_scope_leave(&s) : 0;
     if (j->inlined) act_on_park(NULL, NULL); /* it never waited: nothing to hand over */
     wrk_calls_release(j);
     job_answer(j, rc, scope_rc);
@@ -337,9 +338,15 @@ int wrk_ctx_set_output(abp_ctx_t *ctx, const uint8_t *output, size_t n) {
      * answers with it (echo) is not walked again. */
     bool checked = output == ctx->input && n == ctx->input_n && n;
     if (!output || (!checked && !agt_is_one_value(output, n))) return ABP_EINVAL;
+    if (checked) { /* the input lives as long as the job: pointed at, not copied */
+        ctx->out_p = ctx->input, ctx->out_n = n;
+        ctx->has_output = true;
+        return 0;
+    }
     proto_buf_reset(&ctx->output);
     proto_buf_raw(&ctx->output, (proto_raw_t){output, n});
     if (ctx->output.failed) return ABP_ENOMEM;
+    ctx->out_p = ctx->output.p, ctx->out_n = ctx->output.n;
     ctx->has_output = true;
     return 0;
 }
