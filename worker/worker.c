@@ -392,6 +392,7 @@ static int conn_serve(wrk_t *w) {
         w->last_heard = act_now();
         size_t size = n ? zmq_msg_size(&parts[0]) : 0; /* each libzmq accessor costs ~20 */
         wrk_mx_in(w, size);
+        w->msg_parts = parts, w->msg_n = &n;
         rc = dispatch(w, n ? zmq_msg_data(&parts[0]) : NULL, size, n);
         act_zsock_close_parts(parts, n);
         if (rc) return rc;
@@ -410,6 +411,10 @@ int wrk_conn_handoff(wrk_t *w, act_task_t **mine, const char *name) {
     act_task_set_name(w->server, name);
     *mine = w->server;
     w->server = next;
+    /* The work is decoded and copied into the job: its message (and the libzmq receive
+     * buffer it may share) is not held for as long as the job waits. */
+    act_zsock_close_parts(w->msg_parts, *w->msg_n);
+    *w->msg_n = 0;
     return 0;
 }
 

@@ -279,6 +279,8 @@ struct wrk {
     bool draining;             /* SIGTERM seen: finishing up */
     act_event_t stop;          /* set by a signal: main starts the drain */
     act_task_t *server;        /* the task serving the connection now (our handle) */
+    zmq_msg_t *msg_parts;      /* the message being dispatched, on the server's stack: a */
+    size_t *msg_n;             /* handoff closes it (a job that waits holds no buffer) */
     act_event_t conn_gone;     /* set when the connection task gave up (conn_rc says why) */
     int conn_rc;
     int signals;               /* signals seen */
