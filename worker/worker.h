@@ -76,7 +76,7 @@ void wrk_host_close(abp_host_t *host);
 int wrk_pack_emit(abp_ctx_t *ctx, const abp_pack_t *p);
 int wrk_pack_set_output(abp_ctx_t *ctx, const abp_pack_t *p);
 
-/* ---- jobs (worker_jobs.c): one libactor task per `work` ---- */
+/* ---- jobs (worker_jobs.c): one per `work`, inline until it waits (worker/README.md) ---- */
 struct abp_ctx {
     struct abp_ctx *next, *prev; /* in the worker's job list */
     wrk_jobtab_node_t node;      /* in w->jobtab, by id */
