@@ -18,7 +18,7 @@ static const agt_def_t *agent_find(abp_host_t *h, proto_str_t name) {
 
 static struct agt_job *job(abp_ctx_t *ctx) { return ctx->agt; }
 static const agt_def_t *job_agent(abp_ctx_t *ctx) { return ctx->agent->def; }
-static act_task_t *job_task(abp_ctx_t *ctx) { return ctx->task; }
+static act_task_t *job_task(abp_ctx_t *ctx) { return ctx->on; }
 
 static void job_input(abp_ctx_t *ctx, const uint8_t **in, size_t *n) {
     *in = ctx->input;
@@ -34,17 +34,17 @@ static bool failed(abp_ctx_t *ctx) { return ctx->err_code != NULL; }
 
 static bool output(abp_ctx_t *ctx, const uint8_t **out, size_t *n) {
     if (!ctx->has_output) return false;
-    *out = ctx->output.p;
-    *n = ctx->output.n;
+    *out = ctx->out_p;
+    *n = ctx->out_n;
     return true;
 }
 
 static int answer_take(abp_ctx_t *ctx, agt_answer_t *a) {
     memset(a, 0, sizeof(*a));
     if (ctx->has_output) {
-        if (!(a->out = malloc(ctx->output.n))) return ABP_ENOMEM; /* the job keeps it */
-        memcpy(a->out, ctx->output.p, ctx->output.n);
-        a->out_n = ctx->output.n;
+        if (!(a->out = malloc(ctx->out_n))) return ABP_ENOMEM; /* the job keeps it */
+        memcpy(a->out, ctx->out_p, ctx->out_n);
+        a->out_n = ctx->out_n;
         a->has_out = true;
     }
     a->code = ctx->err_code, a->message = ctx->err_msg;

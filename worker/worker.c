@@ -24,7 +24,9 @@ typedef struct wrk_out {
     uint8_t data[];
 } wrk_out;
 
-enum { SERVE_RECONNECT = 1 };
+enum { SERVE_RECONNECT = 1, SERVE_HANDED_OFF = 2 };
+
+static int conn_task(void *arg, void **result);
 
 static void out_push(wrk_t *w, wrk_out *o);
 
@@ -311,16 +313,16 @@ static void conn_close(wrk_t *w, int linger_ms, bool hold) {
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* Acts on one message from the broker. Returns: 0, or SERVE_RECONNECT. */
-static int dispatch(wrk_t *w, zmq_msg_t *parts, size_t n) {
+/* Acts on one message from the broker (n frames, the first data[0, size)). Returns: 0, or
+ * SERVE_RECONNECT. */
+static int dispatch(wrk_t *w, const uint8_t *data, size_t size, size_t n) {
     if (n != 1) {
         act_log(ACT_LOG_WARN, "bad_message", "reason=frames frames=%zu", n);
         return 0;
     }
     proto_msg_t m;
     proto_error_t err;
-    if (proto_decode(zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), &w->limits, &m,
-                     &err) != 0) {
+    if (proto_decode(data, size, &w->limits, &m, &err) != 0) {
         act_log(ACT_LOG_WARN, "bad_message", "code=%s reason=\"%s\"", err.code, err.message);
         return 0;
     }
@@ -388,22 +390,43 @@ static int conn_serve(wrk_t *w) {
         }
         if (rc) return rc;
         w->last_heard = act_now();
-        wrk_mx_in(w, n ? zmq_msg_size(&parts[0]) : 0);
-        rc = dispatch(w, parts, n);
+        size_t size = n ? zmq_msg_size(&parts[0]) : 0; /* each libzmq accessor costs ~20 */
+        wrk_mx_in(w, size);
+        w->msg_parts = parts, w->msg_n = &n;
+        rc = dispatch(w, n ? zmq_msg_data(&parts[0]) : NULL, size, n);
         act_zsock_close_parts(parts, n);
         if (rc) return rc;
+        /* A job that ran inline and waited took this task over: another one serves now. */
+        if (act_current() != w->server) return SERVE_HANDED_OFF;
     }
 }
 
+int wrk_conn_handoff(wrk_t *w, act_task_t **mine, const char *name) {
+    /* Being stopped (run_tasks waits for this very task): no new one to stop as well. */
+    if (act_task_cancel_requested(w->server)) return ACT_ECANCELED;
+    act_task_t *next = NULL;
+    act_spawn_opts_t o = {.name = "connection"};
+    int rc = act_spawn(conn_task, w, &o, &next);
+    if (rc) return rc;
+    act_task_set_name(w->server, name);
+    *mine = w->server;
+    w->server = next;
+    /* The work is decoded and copied into the job: its message (and the libzmq receive
+     * buffer it may share) is not held for as long as the job waits. */
+    act_zsock_close_parts(w->msg_parts, *w->msg_n);
+    *w->msg_n = 0;
+    return 0;
+}
+
 /* Connects, serves, and reconnects (on `disconnect`, silence or a socket error) until
- * cancelled or the drain began. Only a connect that cannot work (a bad endpoint) ends it. */
-static int conn_task(void *arg, void **result) {
-    (void)result;
-    wrk_t *w = arg;
+ * cancelled or the drain began. Only a connect that cannot work (a bad endpoint) ends it.
+ * A task that takes over (wrk_conn_handoff) finds the socket open and serves it. */
+static int conn_loop(wrk_t *w) {
     for (;;) {
-        int rc = conn_open(w);
+        int rc = w->sock ? 0 : conn_open(w);
         if (rc) return rc;
         rc = conn_serve(w);
+        if (rc == SERVE_HANDED_OFF) return SERVE_HANDED_OFF;
         if (rc == ACT_ECANCELED) {
             conn_close(w, LINGER_MS, false); /* shutting down: let `disconnect` leave */
             return 0;
@@ -413,6 +436,16 @@ static int conn_task(void *arg, void **result) {
         if (w->draining) return 0;
         if ((rc = act_sleep(RECONNECT_MS)) != 0) return rc == ACT_ECANCELED ? 0 : rc;
     }
+}
+
+static int conn_task(void *arg, void **result) {
+    (void)result;
+    wrk_t *w = arg;
+    int rc = conn_loop(w);
+    if (rc == SERVE_HANDED_OFF) return 0; /* its job ended; the connection is served */
+    w->conn_rc = rc;
+    act_event_set(&w->conn_gone);
+    return rc;
 }
 
 /* ---- the drain and the run ---- */
@@ -458,22 +491,23 @@ static void budget_send(void *ctx, const proto_buf_t *msg) {
 }
 
 static int run_tasks(wrk_t *w) {
-    act_task_t *conn = NULL, *writer = NULL;
+    act_task_t *writer = NULL;
     act_spawn_opts_t wo = {.name = "writer"}, co = {.name = "connection"};
     int rc = agt_budget_new(&w->budget, budget_send, w); /* the broker's model budget */
     if (rc == 0 && w->host->rt) w->host->rt->budget = agt_budget_hook(w->budget);
     if (rc == 0) rc = act_spawn(writer_task, w, &wo, &writer);
-    if (rc == 0) rc = act_spawn(conn_task, w, &co, &conn);
+    if (rc == 0) rc = act_spawn(conn_task, w, &co, &w->server);
     if (rc == 0) {
+        /* The connection's task may change (wrk_conn_handoff): its end is an event. */
         act_choice_t ch[2] = {{.kind = ACT_CHOICE_EVENT, .obj = &w->stop},
-                              {.kind = ACT_CHOICE_TASK, .obj = conn}};
+                              {.kind = ACT_CHOICE_EVENT, .obj = &w->conn_gone}};
         rc = act_choose(ch, 2, -1); /* a signal, or the connection gave up */
     }
     act_scope_t shield;
     act_scope_enter(&shield, -1, ACT_SCOPE_SHIELD);
     if (rc == 0) drain(w); /* the signal came first */
-    if (rc >= 0) rc = act_task_done(conn) ? act_task_error(conn, NULL) : 0;
-    stop_task(&conn);
+    if (rc >= 0) rc = act_event_is_set(&w->conn_gone) ? w->conn_rc : 0;
+    stop_task(&w->server); /* the one serving now: no job runs inline on it while we wait */
     stop_task(&writer);
     if (w->host->rt) w->host->rt->budget = NULL;
     agt_budget_destroy(&w->budget);
@@ -487,6 +521,7 @@ int wrk_run(wrk_t *w) {
     act_event_init(&w->flushed);
     act_event_init(&w->jobs_idle);
     act_event_init(&w->stop);
+    act_event_init(&w->conn_gone);
     act_event_set(&w->flushed);
     act_event_set(&w->jobs_idle);
     proto_limits_default(&w->limits);

@@ -76,7 +76,7 @@ void wrk_host_close(abp_host_t *host);
 int wrk_pack_emit(abp_ctx_t *ctx, const abp_pack_t *p);
 int wrk_pack_set_output(abp_ctx_t *ctx, const abp_pack_t *p);
 
-/* ---- jobs (worker_jobs.c): one libactor task per `work` ---- */
+/* ---- jobs (worker_jobs.c): one per `work`, inline until it waits (worker/README.md) ---- */
 struct abp_ctx {
     struct abp_ctx *next, *prev; /* in the worker's job list */
     wrk_jobtab_node_t node;      /* in w->jobtab, by id */
@@ -89,12 +89,18 @@ struct abp_ctx {
     char *session;               /* the query's session, NULL if none */
     size_t input_n;
     int64_t deadline;            /* from timeout_ms, -1 none */
-    act_task_t *task;            /* the agent's task (our handle) */
-    bool ran;                    /* the task started */
+    act_task_t *task;            /* the agent's own task (our handle); NULL while it runs
+                                    inline on the connection's task, which it takes over
+                                    if it waits (wrk_conn_handoff) */
+    act_task_t *on;              /* the task running its agent, either way */
+    bool ran;                    /* the agent started */
+    bool inlined;                /* running inline and has not waited yet */
     bool cancelled;              /* the broker cancelled it */
     bool orphaned;               /* its connection is gone: answer nobody */
     bool stopping;               /* the worker is stopping: answer shutting_down */
-    proto_buf_t output;          /* set_output */
+    proto_buf_t output;          /* set_output's copy */
+    const uint8_t *out_p;        /* the output: in `output`, or the job's own input */
+    size_t out_n;
     bool has_output;
     char *err_code, *err_msg;    /* fail */
     struct abp_call *calls;      /* its sub-queries, not yet freed */
@@ -272,6 +278,11 @@ struct wrk {
     agt_budget_t *budget;      /* the broker's model budget (agent/model/budget_client.h) */
     bool draining;             /* SIGTERM seen: finishing up */
     act_event_t stop;          /* set by a signal: main starts the drain */
+    act_task_t *server;        /* the task serving the connection now (our handle) */
+    zmq_msg_t *msg_parts;      /* the message being dispatched, on the server's stack: a */
+    size_t *msg_n;             /* handoff closes it (a job that waits holds no buffer) */
+    act_event_t conn_gone;     /* set when the connection task gave up (conn_rc says why) */
+    int conn_rc;
     int signals;               /* signals seen */
     int64_t drain_deadline;    /* act_now() by which jobs must be done */
     proto_limits_t limits;     /* for decoding broker messages */
@@ -306,6 +317,13 @@ void wrk_lend(wrk_t *w, int delta);
  * reading must not make the worker grow without bound. Answers are always queued. */
 #define WRK_OUT_MAX 10000
 
+/* Called on the connection's task by a job running inline on it, just before the job first
+ * waits: a new task takes over serving the connection and the caller's task becomes the
+ * job's (*mine gets its handle; it is named name, the agent's, borrowed). The old task
+ * returns from its serving loop once the job ends. Returns: 0. Errors: ACT_ENOMEM (then the
+ * connection waits for the job), ACT_ECANCELED (the connection's task is being stopped). */
+int wrk_conn_handoff(wrk_t *w, act_task_t **mine, const char *name);
+
 /* Queues one encoded message for the writer; dropped when gen is not the current connection
  * (a job of a lost connection). Never waits; callable from any task or loop callback. */
 void wrk_send(wrk_t *w, uint64_t gen, const proto_buf_t *msg);
@@ -334,7 +352,7 @@ void wrk_metrics_stop(wrk_t *w); /* stops the task, closes the socket, frees w->
 /* A model call's tokens, by agent and model (agt_host_t.tokens), for /metrics. */
 void wrk_mx_tokens(wrk_t *w, const char *agent, const char *model, uint64_t prompt,
                    uint64_t completion);
-/* Hooks: a job ended with outcome ("ok" or its error code); a call ended; a message of n
+/* Hooks: a job ended with outcome (NULL: "ok", or its error code); a call ended; a message of n
  * bytes came from or went to the broker. Each does nothing before wrk_metrics_start. */
 void wrk_mx_job_end(wrk_t *w, const abp_ctx_t *j, const char *outcome);
 void wrk_mx_call_end(wrk_t *w, bool ok);

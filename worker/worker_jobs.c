@@ -1,4 +1,6 @@
-/* worker/worker_jobs.c: one libactor task per `work` message. The job's timeout_ms becomes a scope deadline
+/* worker/worker_jobs.c: a job per `work` message, run inline on the connection's task until
+ * it first waits, then on that task while a new one serves the connection (most end without
+ * waiting: no task of their own). The job's timeout_ms becomes a scope deadline
  * around the agent; `cancel` cancels its task (the agent sees ABP_ECANCELED and cleans up);
  * when the agent returns, exactly one `result` or `error` goes back. The agent runs through
  * the agent runtime's runner (agent/runner.c: callbacks, agent types, transfers). Also the
@@ -104,10 +106,10 @@ static void job_answer(abp_ctx_t *j, int rc, int scope_rc) {
         snprintf(msg, sizeof msg, "agent '%s' returned %s", j->agent->name, act_err_name(rc));
         code = "internal";
     }
-    wrk_mx_job_end(w, j, j->orphaned ? "orphaned" : code ? code : "ok");
+    wrk_mx_job_end(w, j, j->orphaned ? "orphaned" : code); /* NULL: ok */
     if (j->orphaned) return;
     static const uint8_t nil = 0xc0;
-    proto_raw_t out = {j->has_output ? j->output.p : &nil, j->has_output ? j->output.n : 1};
+    proto_raw_t out = {j->has_output ? j->out_p : &nil, j->has_output ? j->out_n : 1};
     if (j->origin) { /* adoptable: kept if its broker is gone (held.c) */
         proto_buf_t b;
         proto_buf_init(&b);
@@ -124,14 +126,16 @@ static void job_answer(abp_ctx_t *j, int rc, int scope_rc) {
     if (proto_enc_job_result(&w->enc, j->id, out) == 0) wrk_send(w, j->gen, &w->enc);
 }
 
-static int job_body(void *arg, void **result) {
-    (void)result;
-    abp_ctx_t *j = arg;
+/* Runs j's agent on the calling task, answers and frees j. */
+static void job_run(abp_ctx_t *j) {
     j->ran = true;
+    j->on = act_current();
+    /* A scope without a deadline would bound nothing (nobody else can cancel it): none. */
     act_scope_t s;
-    act_scope_enter(&s, j->deadline, 0);
+    if (j->deadline >= 0) act_scope_enter(&s, j->deadline, 0);
     int rc = agt_job_run(j);
-    int scope_rc = act_scope_leave(&s);
+    int scope_rc = j->deadline >= 0 ? act_scope_leave(&s) : 0;
+    if (j->inlined) act_on_park(NULL, NULL); /* it never waited: nothing to hand over */
     wrk_calls_release(j);
     job_answer(j, rc, scope_rc);
     /* Two debug lines per job: asked first, as both are off by default. */
@@ -140,7 +144,24 @@ static int job_body(void *arg, void **result) {
                 (unsigned long long)j->id, j->agent->name, rc ? act_err_name(rc) : "0",
                 j->cancelled ? " cancelled=1" : "");
     job_free(j);
+}
+
+static int job_body(void *arg, void **result) {
+    (void)result;
+    job_run(arg);
     return 0;
+}
+
+/* Called just before an inline job first waits: its task (the connection's) becomes the
+ * job's own, and a new one serves the connection. Until then the job is reached only by
+ * itself: nothing else runs while it runs, so no cancel can find it without a task. */
+static void job_promote(void *arg) {
+    abp_ctx_t *j = arg;
+    j->inlined = false;
+    int rc = wrk_conn_handoff(j->w, &j->task, j->agent->name);
+    if (rc && rc != ACT_ECANCELED) /* ACT_ECANCELED: the connection is stopping anyway */
+        act_log(ACT_LOG_ERROR, "job_promote_failed", "job=%llu error=%s why=\"the "
+                "connection waits for the job\"", (unsigned long long)j->id, act_err_name(rc));
 }
 
 /* ---- from the broker ---- */
@@ -204,8 +225,12 @@ void wrk_jobs_start(wrk_t *w, const proto_msg_t *m) {
         return;
     }
     abp_ctx_t *j = job_new(w, m, a);
+    /* Inline on the connection's task when it is the caller (always, but for a test's or a
+     * future caller's sake): most agents (echo) end without waiting, and then the job costs
+     * no task, no stack and no switch. One that waits takes the task over (job_promote). */
+    bool here = act_current() == w->server;
     act_spawn_opts_t o = {.name = a->name};
-    if (!j || act_spawn(job_body, j, &o, &j->task) != 0) {
+    if (!j || (!here && act_spawn(job_body, j, &o, &j->task) != 0)) {
         if (j) agt_job_end(&j->agt), proto_buf_free(&j->output), free(j->session);
         if (j) free(j->origin), free(j->invocation), job_block_free(w, j);
         send_error(w, w->gen, m->job, "internal", "the worker is out of memory");
@@ -216,11 +241,16 @@ void wrk_jobs_start(wrk_t *w, const proto_msg_t *m) {
         act_log(ACT_LOG_DEBUG, "job_start", "job=%llu agent=%s attempt=%llu timeout_ms=%lld",
                 (unsigned long long)j->id, a->name, (unsigned long long)m->attempt,
                 (long long)m->timeout_ms);
+    if (!here) return;
+    j->inlined = true;
+    act_on_park(job_promote, j);
+    job_run(j);
 }
 
 /* Cancels j's task. A task that never started ends at once without running job_body, so
  * its answer and cleanup happen here. */
 static void job_cancel(abp_ctx_t *j) {
+    if (!j->task) return; /* inline, and its own caller: it sees the flags when it ends */
     act_task_cancel(j->task);
     if (!j->ran && act_task_done(j->task)) {
         job_answer(j, ABP_ECANCELED, 0);
@@ -308,9 +338,15 @@ int wrk_ctx_set_output(abp_ctx_t *ctx, const uint8_t *output, size_t n) {
      * answers with it (echo) is not walked again. */
     bool checked = output == ctx->input && n == ctx->input_n && n;
     if (!output || (!checked && !agt_is_one_value(output, n))) return ABP_EINVAL;
+    if (checked) { /* the input lives as long as the job: pointed at, not copied */
+        ctx->out_p = ctx->input, ctx->out_n = n;
+        ctx->has_output = true;
+        return 0;
+    }
     proto_buf_reset(&ctx->output);
     proto_buf_raw(&ctx->output, (proto_raw_t){output, n});
     if (ctx->output.failed) return ABP_ENOMEM;
+    ctx->out_p = ctx->output.p, ctx->out_n = ctx->output.n;
     ctx->has_output = true;
     return 0;
 }

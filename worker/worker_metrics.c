@@ -44,6 +44,7 @@ struct wrk_metrics {
 };
 
 static size_t code_slot(wrk_metrics_t *mx, const char *code) {
+    if (!code) return 0; /* "ok", the most frequent by far: no string compare per job */
     for (size_t i = 0; i < mx->n_codes; i++)
         if (strcmp(mx->codes[i], code) == 0) return i;
     if (mx->n_codes >= mx->max_labels || !(mx->codes[mx->n_codes] = strdup(code)))

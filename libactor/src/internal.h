@@ -278,6 +278,9 @@ struct act_loop {
     uint64_t next_id;         /* task ids */
     uint64_t switches, spawned; /* counters */
     act_task_t *zombie;       /* ended task whose stack is released after switching away */
+    act_task_t *park_task;    /* act_on_park: the task whose next park calls park_fn */
+    void (*park_fn)(void *arg);
+    void *park_arg;
     bool running;             /* inside act_run */
     uint64_t rng;             /* xorshift state */
     uint64_t slice_start;     /* debug: hrtime when the current slice began */

@@ -155,6 +155,8 @@ bool act_task_cancel_requested(const act_task_t *t) { return (t->flags & ACT__T_
 uint64_t act_task_id(const act_task_t *t) { return t->id; }
 void *act_task_result(const act_task_t *t) { return t->result; }
 
+void act_task_set_name(act_task_t *t, const char *name) { t->name = name; }
+
 const char *act_task_name(const act_task_t *t) {
     static _Thread_local char names[4][32];
     static _Thread_local unsigned next;

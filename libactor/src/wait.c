@@ -324,8 +324,28 @@ static void switch_to(act_loop_t *L, act_task_t *from, act_task_t *to) {
     reap(L);
 }
 
+int act_on_park(void (*fn)(void *arg), void *arg) {
+    act_loop_t *L = act__tls_loop;
+    act_task_t *t = L ? L->current : NULL;
+    if (!t) return ACT_EINVAL;
+    L->park_task = fn ? t : NULL;
+    L->park_fn = fn;
+    L->park_arg = arg;
+    return 0;
+}
+
+/* The hook of act_on_park, forgotten before it runs (fn may set another). A task that ends
+ * forgets its own unfired. */
+static void park_hook(act_loop_t *L, act_task_t *cur) {
+    void (*fn)(void *) = L->park_fn;
+    L->park_task = NULL;
+    L->park_fn = NULL;
+    if (cur->state != ACT__TASK_EXITING) fn(L->park_arg);
+}
+
 void act__park(act_loop_t *L) {
     act_task_t *cur = L->current;
+    if (L->park_task == cur) park_hook(L, cur);
     check_out(L, cur);
     act_task_t *next = NULL;
     if (L->budget > 0 && cur->state != ACT__TASK_EXITING && (next = next_ready(L, true))) {

@@ -297,6 +297,40 @@ def test_worker_timeout_ms_becomes_the_job_deadline():
     stop(p, fb)
 
 
+def test_worker_job_that_waits_after_starting_inline_behaves_as_its_own_task():
+    """A job runs inline on the connection's task until it first waits, then takes that task
+    over (worker/README.md): what it emitted before the wait comes first, the connection is
+    served while it waits (an echo behind it answers at once), `tasks` lists its task under
+    its agent's name and job, a cancel reaches its wait and a timeout_ms bounds it."""
+    fb = FakeBroker()
+    p = start_worker(fb)
+    fb.expect("ready")
+    fb.work(1, "sleep", {"ms": 10000, "announce": True})
+    fb.work(2, "echo", {"x": 1})
+    fb.work(3, "sleep", {"ms": 10000, "announce": True}, timeout_ms=300)
+    others = []
+    events, t = fb.until_terminal(2, others=others)
+    assert t["type"] == "result" and t["output"] == {"x": 1}, t
+    assert {"type": "event", "job": 1, "event": {"started": True}, "v": 1} in others, others
+    events, t = fb.until_terminal(3)
+    assert events == [{"started": True}, {"cleanup": True}], events
+    assert t["type"] == "error" and t["code"] == "timeout", t
+    fb.send({"type": "tasks", "job": 77})
+    while True:
+        m = fb.recv()
+        if m["type"] == "tasks_reply" and m.get("job") == 77:
+            break
+    mine = [x for x in m["output"]["tasks"] if x.get("job") == 1]
+    assert len(mine) == 1 and mine[0]["name"] == "sleep", m["output"]["tasks"]
+    assert mine[0]["state"] == "waiting" and mine[0]["waits_on"] == "sleep", mine
+    fb.send({"type": "cancel", "job": 1})
+    events, t = fb.until_terminal(1)
+    assert events == [{"cleanup": True}], events  # started came before the echo's result
+    assert t["type"] == "error" and t["code"] == "cancelled", t
+    fb.expect_quiet()
+    stop(p, fb)
+
+
 def test_worker_rejects_bad_input_to_sleep():
     fb = FakeBroker()
     p = start_worker(fb)

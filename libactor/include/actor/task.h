@@ -64,6 +64,11 @@ int act_task_cancel(act_task_t *t);
 /* The calling task, or NULL outside tasks. */
 act_task_t *act_current(void);
 
+/* Renames t, as act_spawn_opts_t's name would have (borrowed: it must outlive the task; NULL
+ * gives "task-<id>"). For a task whose role changed (actor-worker's connection task that a job
+ * took over is named after the job's agent from then on). */
+void act_task_set_name(act_task_t *t, const char *name);
+
 act_task_state_t act_task_state(const act_task_t *t);
 bool act_task_done(const act_task_t *t);
 bool act_task_cancelled(const act_task_t *t);      /* ended by cancellation */
@@ -81,6 +86,15 @@ size_t act_task_foreach(int (*fn)(act_task_t *t, void *ctx), void *ctx);
 /* Records a message on the calling task's error and returns code, for
  * `return act_fail(ACT_EIO, "connect %s failed", host);`. */
 int act_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Calls fn(arg) once, on the calling task, just before that task next parks (a blocking call
+ * that really waits, or act_yield; not one that fails or completes at once), then forgets
+ * it. For work run inline on a task that has another role: the work hands the role to a new
+ * task before it first waits (actor-worker runs a job on its connection's task this way and
+ * spawns a new connection task only when the job waits). One hook per loop: a second call
+ * replaces it; fn NULL forgets it unfired, as does the task's end. fn must not block.
+ * Returns: 0. Errors: ACT_EINVAL (not called from a task). */
+int act_on_park(void (*fn)(void *arg), void *arg);
 
 /* Lets every other ready task run once. Returns: 0. Errors: ACT_ECANCELED, ACT_ETIMEDOUT
  * (an enclosing scope expired). */
