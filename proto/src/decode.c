@@ -115,6 +115,15 @@ static const spec_t specs[] = {
 static const uint8_t nil_byte = 0xc0;
 static const proto_raw_t raw_nil = {&nil_byte, 1};
 
+_Static_assert(sizeof type_names[0] == PROTO__TYPE_ROW, "proto__type_row's rows");
+static uint8_t type_len[sizeof type_names / sizeof type_names[0]]; /* derive_tables */
+
+const char *proto__type_row(proto_type_t t, size_t *n) {
+    if ((unsigned)t >= sizeof type_names / sizeof type_names[0]) t = PROTO_UNKNOWN;
+    *n = type_len[t];
+    return type_names[t];
+}
+
 const char *proto_type_name(proto_type_t t) {
     if ((unsigned)t >= sizeof type_names / sizeof type_names[0]) return "unknown";
     return type_names[t];
@@ -612,13 +621,16 @@ static int apply_spec(const spec_t *s, const val_t *vals, uint64_t seen,
 
 /* What the straight path reads from the tables above, worked out once before main (a
  * constructor: the tables stay written once, in one place): each field name's length, and
- * for each type how many of its rules it takes to reach the last REQUIRED one. */
+ * for each type how many of its rules it takes to reach the last REQUIRED one (and each
+ * type name's length, for the encoders' header). */
 #define N_TYPES (sizeof specs / sizeof specs[0])
 static uint8_t field_len[F_COUNT];
 static uint8_t req_end[N_TYPES];
 
 __attribute__((constructor)) static void derive_tables(void) {
     for (int f = 0; f < F_COUNT; f++) field_len[f] = (uint8_t)strlen(field_names[f]);
+    for (size_t t = 0; t < sizeof type_names / sizeof type_names[0]; t++)
+        type_len[t] = (uint8_t)strlen(type_names[t]);
     for (size_t t = 0; t < N_TYPES; t++)
         for (unsigned i = 0; i < specs[t].n; i++)
             if (specs[t].rules[i].required) req_end[t] = (uint8_t)(i + 1);
