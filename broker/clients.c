@@ -34,7 +34,7 @@ static size_t client_key(uint8_t *key, brk_sock_t s, const uint8_t *id, size_t i
 brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen) {
     brk_client_t *c = b->client_last;
     if (c && c->keylen == idlen + 1 && c->key[0] == (uint8_t)s &&
-        memcmp(c->key + 1, id, idlen) == 0)
+        brk_eq(c->key + 1, id, idlen))
         return c;
     uint8_t key[1 + BRK_MAX_IDENTITY];
     size_t n = client_key(key, s, id, idlen);
