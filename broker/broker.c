@@ -201,8 +201,9 @@ static bool recv_router(brk_t *b, brk_sock_t s) {
     in.fd = s == BRK_SOCK_CLIENTS && nf > 1 ? brk_gone_fd(b, &f[nf - 1], in.id, in.idlen) : -1;
     brk_mx_in(b, s, in.n);
     /* The identity frame is the ROUTER's own; the peer's metadata is on the frames after it */
-    in.key = nf > 1 ? brk_zap_key(b, s, &f[nf - 1]) : NULL;
-    if (brk_zap_on(b) && !in.key)
+    /* without CURVE (b->zap NULL) there is no key to look up: not even the call */
+    in.key = nf > 1 && b->zap ? brk_zap_key(b, s, &f[nf - 1]) : NULL;
+    if (b->zap && !in.key)
         refuse_removed_key(b, &in);
     else if (s == BRK_SOCK_CLIENTS)
         client_message(b, &in);

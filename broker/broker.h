@@ -670,6 +670,9 @@ bool brk_subs_read(brk_t *b);
 int64_t brk_subs_tick(brk_t *b);
 /* Whether anyone holds a prefix of topic (true when that cannot be told). */
 bool brk_subs_wanted(const brk_t *b, const char *topic, size_t n);
+/* Whether any topic may be wanted: false only when nobody holds a subscription, so a caller
+ * need not even build the topic (each query's answer asks). */
+bool brk_subs_any(const brk_t *b);
 /* actorbus_broker_bus_subscriptions and the refused and cut counters. */
 void brk_subs_metrics(brk_t *b, base_buf_t *o);
 /* broker.c: whether one more bad-input log line may be written now (--log-bad-input). */
