@@ -253,7 +253,7 @@ static inline void item_str(proto__item_t *it, uint8_t b, uint32_t len, const ui
     it->data = data;
 }
 
-/* proto__rd_next with the forms most values take (fixints, strings that fit, uint8/16/32)
+/* proto__rd_next with the forms most values take (fixints, strings that fit, uint8 to 64)
  * read in line: the same kind and value; anything else, errors included, goes to
  * proto__rd_next. Inlined by force, like check_kind, store and apply_rule: the straight path
  * runs them once per field, and a call each cost about as much as the work. */
@@ -273,7 +273,7 @@ INLINE int read_head(proto__rd_t *r, proto__item_t *it) {
             r->off += 1 + (size_t)(b & 0x1f);
             return 0;
         }
-        /* str8 (inputs and outputs of 32-255 bytes), uint8/16/32 (ids, job numbers) */
+        /* str8 (inputs and outputs of 32-255 bytes), uint8 to 64 (ids, job numbers) */
         if (b == 0xd9 && left >= 2 && left - 2 >= p[1]) {
             item_str(it, b, p[1], p + 2);
             r->off += 2 + (size_t)p[1];
@@ -293,6 +293,16 @@ INLINE int read_head(proto__rd_t *r, proto__item_t *it) {
             item_uint(it, b, (uint64_t)p[1] << 24 | (uint64_t)p[2] << 16 |
                                  (uint64_t)p[3] << 8 | p[4]);
             r->off += 5;
+            return 0;
+        }
+        if (b == 0xcf && left >= 9) { /* the broker's job numbers (Unix ms << 16) */
+            uint64_t u;
+            memcpy(&u, p + 1, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            u = __builtin_bswap64(u);
+#endif
+            item_uint(it, b, u);
+            r->off += 9;
             return 0;
         }
     }
@@ -704,7 +714,12 @@ static bool decode_fast(const uint8_t *buf, size_t len, const proto_limits_t *li
 }
 
 static void clear(proto_msg_t *out) {
-    memset(out, 0, sizeof *out);
+    /* The size is hidden from the compiler, so that it calls memset (a few vector stores)
+     * instead of expanding `rep stos` in line (one step per 8 bytes): 560 bytes, twice per
+     * query in the broker; about 80 instructions become about 45, in no more time. */
+    size_t n = sizeof *out;
+    __asm__("" : "+r"(n));
+    memset(out, 0, n);
     out->timeout_ms = -1;
 }
 

@@ -425,11 +425,12 @@ static void test_straight_path_decodes_as_the_general_one(void **state) {
                             SESSION_S1, INPUT_ARR, AGENT_ECHO, ID_Q1, TQUERY, V1), 0);
     assert_full_query();
     /* a worker's result: job numbers in every integer form, the output verbatim */
-    static const uint8_t jobs[][5] = {{0x05}, {0xcc, 0xc8}, {0xcd, 0x30, 0x39},
-                                      {0xce, 0x00, 0x01, 0xe2, 0x40}};
-    static const size_t jlen[] = {1, 2, 3, 5};
-    static const uint64_t jval[] = {5, 200, 12345, 123456};
-    for (int i = 0; i < 4; i++) {
+    static const uint8_t jobs[][9] = {{0x05}, {0xcc, 0xc8}, {0xcd, 0x30, 0x39},
+                                      {0xce, 0x00, 0x01, 0xe2, 0x40},
+                                      {0xcf, 0x01, 0x93, 0xa1, 0xb2, 0xc3, 0xd4, 0x00, 0x01}};
+    static const size_t jlen[] = {1, 2, 3, 5, 9};
+    static const uint64_t jval[] = {5, 200, 12345, 123456, 0x0193a1b2c3d40001ull};
+    for (int i = 0; i < 5; i++) {
         kv_t kvs[] = {V1, TRESULT, {"job", jobs[i], jlen[i]}, KV("output", 0xa2, 'o', 'k')};
         pack_kvs(kvs, 4);
         assert_int_equal(decode_lim(NULL), 0);
