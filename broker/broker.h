@@ -560,6 +560,13 @@ brk_agent_t *brk_agent_hold(brk_t *b, proto_str_t name);
 int64_t brk_agents_tick(brk_t *b);
 /* The least-loaded host of a with free credit, or NULL. */
 brk_worker_t *brk_agent_pick(brk_agent_t *a);
+/* Whether some host of a has credit: brk_agent_pick's answer is not NULL, without weighing
+ * the hosts (a query's admission asks; its dispatch then picks). */
+static inline bool brk_agent_has_free(const brk_agent_t *a) {
+    for (uint32_t i = 0; i < a->n_hosts; i++)
+        if (brk_worker_has_credit(a->hosts[i])) return true;
+    return false;
+}
 
 /* ---- broker_jobs.c: the job table, its state machine, the queue and deadlines ---- */
 int brk_jobs_init(brk_t *b);

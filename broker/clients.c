@@ -177,7 +177,7 @@ static const char *query_invalid(const proto_msg_t *m) {
  * fail a running parent. False when refused (answered). */
 static bool queue_admits(brk_t *b, const brk_in_t *in, const proto_msg_t *m,
                          const brk_client_t *c, brk_agent_t *a, const brk_inv_t *inv) {
-    if (brk_agent_pick(a) && !(inv && brk_inv_will_wait(inv))) return true;
+    if (brk_agent_has_free(a) && !(inv && brk_inv_will_wait(inv))) return true;
     uint64_t pending = b->n_queued + b->n_waiting, max = b->cfg.max_queue;
     if (pending >= max) {
         reject_query(b, in, m, "overloaded", "no free worker and the queue is full "
