@@ -25,8 +25,6 @@ void brk_panic(const char *file, int line, const char *what) {
     abort();
 }
 
-void *brk_sock(brk_t *b, brk_sock_t s) { return s == BRK_SOCK_CLIENTS ? b->clients : b->workers; }
-
 int brk_send(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen, bool req,
              const uint8_t *body, size_t n) {
     void *sock = brk_sock(b, s);

@@ -309,7 +309,10 @@ typedef struct brk {
 int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd);
 int brk_run(brk_t *b);   /* until drained; returns the exit status */
 void brk_close(brk_t *b);
-void *brk_sock(brk_t *b, brk_sock_t s);
+/* The ROUTER socket s names (in line: every message received and sent asks). */
+static inline void *brk_sock(brk_t *b, brk_sock_t s) {
+    return s == BRK_SOCK_CLIENTS ? b->clients : b->workers;
+}
 /* Sends body to a ROUTER peer, with the delimiter frame when req. Returns: 0.
  * Errors: -EHOSTUNREACH (the peer is gone), -EAGAIN (its queue is full), other -errno. */
 int brk_send(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen, bool req,

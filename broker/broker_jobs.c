@@ -91,7 +91,7 @@ int brk_jobs_init(brk_t *b) {
 static void close_one(brk_t *b, brk_job_t *j) {
     base_list_unlink(&j->link);
     base_list_unlink(&j->clink);
-    brk_inv_on_free(b, j);
+    if (j->inv) brk_inv_on_free(b, j); /* most queries are no invocation's */
     job_release(b, j, job_size(j));
 }
 
@@ -243,7 +243,7 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
     brk_jobindex_del(b, j);
     brk_client_pending(b, j, false);
     brk_client_on_answer(b, j);
-    brk_inv_on_answer(b, j); /* a session's next invocation may start */
+    if (j->inv) brk_inv_on_answer(b, j); /* a session's next invocation may start */
 }
 
 /* Frees an answered job; a job on a worker gives its credit back. */
@@ -260,7 +260,7 @@ static void job_free(brk_t *b, brk_job_t *j) {
     }
     id_unlink(b, j);
     b->n_jobs--;
-    brk_inv_on_free(b, j);
+    if (j->inv) brk_inv_on_free(b, j); /* most queries are no invocation's */
     job_release(b, j, job_size(j));
 }
 
