@@ -98,7 +98,7 @@ static void parse_envelope(brk_in_t *in, zmq_msg_t *f, size_t nf, size_t total) 
     size_t first = 1;
     size_t idlen = zmq_msg_size(&f[0]);
     in->idlen = idlen <= BRK_MAX_IDENTITY ? idlen : 0;
-    if (in->idlen) memcpy(in->id, zmq_msg_data(&f[0]), in->idlen);
+    brk_copy(in->id, zmq_msg_data(&f[0]), in->idlen);
     in->req = total >= 3 && zmq_msg_size(&f[1]) == 0;
     if (in->req) first = 2;
     size_t nbody = total - first;

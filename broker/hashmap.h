@@ -30,6 +30,27 @@ static inline bool brk_eq(const void *a, const void *b, size_t n) {
     return n == 0 || x[0] == y[0];
 }
 
+/* Copies n bytes from src to dst (not overlapping), in line for the same short keys: loads
+ * and stores from both ends instead of a call to memcpy; longer ones go to memcpy. */
+static inline void brk_copy(void *dst, const void *src, size_t n) {
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    if (n > 16) {
+        memcpy(d, s, n);
+    } else if (n >= 8) {
+        uint64_t a, z;
+        memcpy(&a, s, 8), memcpy(&z, s + n - 8, 8);
+        memcpy(d, &a, 8), memcpy(d + n - 8, &z, 8);
+    } else if (n >= 4) {
+        uint32_t a, z;
+        memcpy(&a, s, 4), memcpy(&z, s + n - 4, 4);
+        memcpy(d, &a, 4), memcpy(d + n - 4, &z, 4);
+    } else if (n) {
+        uint8_t a = s[0], m = s[n / 2], z = s[n - 1];
+        d[0] = a, d[n / 2] = m, d[n - 1] = z;
+    }
+}
+
 typedef struct brk_node {
     struct brk_node *next;
     uint64_t hash;

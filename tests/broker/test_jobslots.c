@@ -188,6 +188,20 @@ static void test_eq_sees_every_byte(void **state) {
     }
 }
 
+/* brk_copy (hashmap.h): every length up to past its 16-byte limit copies exactly n bytes,
+ * each to its place, and writes nothing past them. */
+static void test_copy_moves_exactly_n_bytes(void **state) {
+    (void)state;
+    uint8_t src[40], dst[48];
+    for (size_t i = 0; i < sizeof src; i++) src[i] = (uint8_t)(i * 13 + 5);
+    for (size_t n = 0; n <= sizeof src; n++) {
+        memset(dst, 0xee, sizeof dst);
+        brk_copy(dst, src, n);
+        assert_memory_equal(dst, src, n);
+        for (size_t i = n; i < sizeof dst; i++) assert_int_equal(dst[i], 0xee);
+    }
+}
+
 /* The hash reads every byte of a key's tail (past its last 8-byte block) exactly where it
  * belongs: keys of every length that differ in one byte, or in two bytes swapped, hash
  * apart. */
@@ -220,6 +234,7 @@ int main(void) {
         cmocka_unit_test(test_ids_held_elsewhere_are_skipped),
         cmocka_unit_test(test_map_precomputed_hash_matches),
         cmocka_unit_test(test_eq_sees_every_byte),
+        cmocka_unit_test(test_copy_moves_exactly_n_bytes),
         cmocka_unit_test(test_hash_sees_every_tail_byte),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
