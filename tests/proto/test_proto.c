@@ -1093,44 +1093,6 @@ static int teardown_json(void **state) {
     return teardown_buf(state);
 }
 
-/* The encoders' in-line writers (proto/src/internal.h proto__pack_u64, proto.h
- * proto_pack_str): every integer form and string length around the fixstr limit, into a
- * buffer with room and into one without, give what msgpack-c's own packer gives. */
-static void test_inline_writers_match_msgpack_c(void **state) {
-    (void)state;
-    static const uint64_t ints[] = {0, 127, 128, 255, 256, 65535, 65536, 0xffffffffu,
-                                    0x100000000u, UINT64_MAX};
-    proto_buf_t want, got;
-    proto_buf_init(&want);
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-        proto_buf_init(&got); /* empty: the first write grows it */
-        assert_int_equal(proto_enc_cancel_job(&got, ints[i]), 0);
-        proto_buf_reset(&want);
-        proto_pack_header(&want, PROTO_CANCEL, 1);
-        proto_pack_cstr(&want, "job");
-        msgpack_pack_uint64(&want.pk, ints[i]);
-        assert_int_equal(got.n, want.n);
-        assert_memory_equal(got.p, want.p, want.n);
-        proto_buf_free(&got);
-    }
-    char s[40];
-    memset(s, 'x', sizeof s);
-    for (size_t n = 0; n <= sizeof s; n++) {
-        proto_buf_init(&got);
-        proto_pack_str(&got, s, n); /* no room yet */
-        proto_pack_str(&got, s, n); /* room, or not past the first growth */
-        proto_buf_reset(&want);
-        for (int k = 0; k < 2; k++) {
-            msgpack_pack_str(&want.pk, n);
-            msgpack_pack_str_body(&want.pk, s, n);
-        }
-        assert_int_equal(got.n, want.n);
-        assert_memory_equal(got.p, want.p, want.n);
-        proto_buf_free(&got);
-    }
-    proto_buf_free(&want);
-}
-
 /* A length no allocator can give stands in for a failing malloc: the buffer marks itself
  * failed, drops later writes, and the encoder or parser reports PROTO_ENOMEM. */
 static void test_allocation_failure_is_reported(void **state) {
@@ -1199,7 +1161,6 @@ int main(void) {
         PT(test_type_names),
         PT(test_buf_grows_and_resets),
         PT(test_allocation_failure_is_reported),
-        PT(test_inline_writers_match_msgpack_c),
         JT(test_json_round_trip),
         JT(test_json_packs_shortest_msgpack),
         JT(test_json_decodes_escapes_and_surrogate_pairs),
