@@ -25,8 +25,6 @@ void brk_panic(const char *file, int line, const char *what) {
     abort();
 }
 
-void *brk_sock(brk_t *b, brk_sock_t s) { return s == BRK_SOCK_CLIENTS ? b->clients : b->workers; }
-
 int brk_send(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen, bool req,
              const uint8_t *body, size_t n) {
     void *sock = brk_sock(b, s);
@@ -100,7 +98,7 @@ static void parse_envelope(brk_in_t *in, zmq_msg_t *f, size_t nf, size_t total) 
     size_t first = 1;
     size_t idlen = zmq_msg_size(&f[0]);
     in->idlen = idlen <= BRK_MAX_IDENTITY ? idlen : 0;
-    if (in->idlen) memcpy(in->id, zmq_msg_data(&f[0]), in->idlen);
+    brk_copy(in->id, zmq_msg_data(&f[0]), in->idlen);
     in->req = total >= 3 && zmq_msg_size(&f[1]) == 0;
     if (in->req) first = 2;
     size_t nbody = total - first;
@@ -201,8 +199,9 @@ static bool recv_router(brk_t *b, brk_sock_t s) {
     in.fd = s == BRK_SOCK_CLIENTS && nf > 1 ? brk_gone_fd(b, &f[nf - 1], in.id, in.idlen) : -1;
     brk_mx_in(b, s, in.n);
     /* The identity frame is the ROUTER's own; the peer's metadata is on the frames after it */
-    in.key = nf > 1 ? brk_zap_key(b, s, &f[nf - 1]) : NULL;
-    if (brk_zap_on(b) && !in.key)
+    /* without CURVE (b->zap NULL) there is no key to look up: not even the call */
+    in.key = nf > 1 && b->zap ? brk_zap_key(b, s, &f[nf - 1]) : NULL;
+    if (b->zap && !in.key)
         refuse_removed_key(b, &in);
     else if (s == BRK_SOCK_CLIENTS)
         client_message(b, &in);

@@ -309,7 +309,10 @@ typedef struct brk {
 int brk_open(brk_t *b, const brk_config_t *cfg, int sig_fd);
 int brk_run(brk_t *b);   /* until drained; returns the exit status */
 void brk_close(brk_t *b);
-void *brk_sock(brk_t *b, brk_sock_t s);
+/* The ROUTER socket s names (in line: every message received and sent asks). */
+static inline void *brk_sock(brk_t *b, brk_sock_t s) {
+    return s == BRK_SOCK_CLIENTS ? b->clients : b->workers;
+}
 /* Sends body to a ROUTER peer, with the delimiter frame when req. Returns: 0.
  * Errors: -EHOSTUNREACH (the peer is gone), -EAGAIN (its queue is full), other -errno. */
 int brk_send(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen, bool req,
@@ -560,6 +563,13 @@ brk_agent_t *brk_agent_hold(brk_t *b, proto_str_t name);
 int64_t brk_agents_tick(brk_t *b);
 /* The least-loaded host of a with free credit, or NULL. */
 brk_worker_t *brk_agent_pick(brk_agent_t *a);
+/* Whether some host of a has credit: brk_agent_pick's answer is not NULL, without weighing
+ * the hosts (a query's admission asks; its dispatch then picks). */
+static inline bool brk_agent_has_free(const brk_agent_t *a) {
+    for (uint32_t i = 0; i < a->n_hosts; i++)
+        if (brk_worker_has_credit(a->hosts[i])) return true;
+    return false;
+}
 
 /* ---- broker_jobs.c: the job table, its state machine, the queue and deadlines ---- */
 int brk_jobs_init(brk_t *b);
@@ -670,6 +680,9 @@ bool brk_subs_read(brk_t *b);
 int64_t brk_subs_tick(brk_t *b);
 /* Whether anyone holds a prefix of topic (true when that cannot be told). */
 bool brk_subs_wanted(const brk_t *b, const char *topic, size_t n);
+/* Whether any topic may be wanted: false only when nobody holds a subscription, so a caller
+ * need not even build the topic (each query's answer asks). */
+bool brk_subs_any(const brk_t *b);
 /* actorbus_broker_bus_subscriptions and the refused and cut counters. */
 void brk_subs_metrics(brk_t *b, base_buf_t *o);
 /* broker.c: whether one more bad-input log line may be written now (--log-bad-input). */

@@ -34,7 +34,7 @@ void brk_agents_close(brk_t *b) {
 
 brk_agent_t *brk_agent_find(brk_t *b, proto_str_t name) {
     brk_agent_t *a = b->agent_last;
-    if (a && a->len == name.n && (!name.n || memcmp(a->name, name.p, name.n) == 0)) return a;
+    if (a && a->len == name.n && brk_eq(a->name, name.p, name.n)) return a;
     brk_node_t *n = brk_map_get(&b->agent_map, name.p, name.n);
     if (!n) return NULL;
     return b->agent_last = base_container_of(n, brk_agent_t, node);

@@ -130,8 +130,11 @@ void brk_bus_query(brk_t *b, const brk_qmsg_t *q) {
 int brk_query_enc(brk_t *b, const brk_qmsg_t *q, brk_qenc_t *e) {
     size_t end;
     uint32_t extra;
-    e->tlen = query_topic(e->topic, q);
-    e->bus = brk_subs_wanted(b, e->topic, e->tlen);
+    e->bus = brk_subs_any(b); /* nobody subscribed (the common case): no topic to build */
+    if (e->bus) {
+        e->tlen = query_topic(e->topic, q);
+        e->bus = brk_subs_wanted(b, e->topic, e->tlen);
+    }
     e->twice = false;
     int rc = enc_query(&b->out, q, e->bus, &end, &extra);
     if (rc != 0) return rc;

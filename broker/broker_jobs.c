@@ -91,7 +91,7 @@ int brk_jobs_init(brk_t *b) {
 static void close_one(brk_t *b, brk_job_t *j) {
     base_list_unlink(&j->link);
     base_list_unlink(&j->clink);
-    brk_inv_on_free(b, j);
+    if (j->inv) brk_inv_on_free(b, j); /* most queries are no invocation's */
     job_release(b, j, job_size(j));
 }
 
@@ -132,7 +132,7 @@ brk_job_t *brk_job_find_cid(brk_t *b, brk_client_t *c, proto_raw_t id, uint64_t 
     uint8_t key[CKEY_MAX];
     if (id.n > CKEY_MAX - sizeof c) return NULL;
     memcpy(key, &c, sizeof c);
-    if (id.n) memcpy(key + sizeof c, id.p, id.n);
+    brk_copy(key + sizeof c, id.p, id.n);
     brk_node_t *n = brk_map_get_h(&b->cid_map, key, sizeof c + id.n, cid_hash(c, idh));
     return n ? base_container_of(n, brk_job_t, by_cid) : NULL;
 }
@@ -243,7 +243,7 @@ static void job_answer(brk_t *b, brk_job_t *j, const brk_term_t *t) {
     brk_jobindex_del(b, j);
     brk_client_pending(b, j, false);
     brk_client_on_answer(b, j);
-    brk_inv_on_answer(b, j); /* a session's next invocation may start */
+    if (j->inv) brk_inv_on_answer(b, j); /* a session's next invocation may start */
 }
 
 /* Frees an answered job; a job on a worker gives its credit back. */
@@ -260,7 +260,7 @@ static void job_free(brk_t *b, brk_job_t *j) {
     }
     id_unlink(b, j);
     b->n_jobs--;
-    brk_inv_on_free(b, j);
+    if (j->inv) brk_inv_on_free(b, j); /* most queries are no invocation's */
     job_release(b, j, job_size(j));
 }
 
@@ -348,7 +348,7 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
     j->ckey = p;
     j->ckey_len = sizeof c + m->id.n;
     memcpy(p, &c, sizeof c);
-    memcpy(p + sizeof c, m->id.p, m->id.n);
+    brk_copy(p + sizeof c, m->id.p, m->id.n);
     j->id.p = p + sizeof c;
     j->id.n = m->id.n;
     if (brk_jobindex_add(b, j) != 0) {
@@ -357,7 +357,7 @@ int brk_job_accept(brk_t *b, brk_client_t *c, const brk_in_t *in, const proto_ms
         return -ENOMEM;
     }
     p += j->ckey_len;
-    if (m->agent.n) memcpy(p, m->agent.p, m->agent.n);
+    brk_copy(p, m->agent.p, m->agent.n);
     j->agent_name.p = (const char *)p;
     j->agent_name.n = m->agent.n;
     p += m->agent.n;

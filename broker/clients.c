@@ -34,7 +34,7 @@ static size_t client_key(uint8_t *key, brk_sock_t s, const uint8_t *id, size_t i
 brk_client_t *brk_client_find(brk_t *b, brk_sock_t s, const uint8_t *id, size_t idlen) {
     brk_client_t *c = b->client_last;
     if (c && c->keylen == idlen + 1 && c->key[0] == (uint8_t)s &&
-        memcmp(c->key + 1, id, idlen) == 0)
+        brk_eq(c->key + 1, id, idlen))
         return c;
     uint8_t key[1 + BRK_MAX_IDENTITY];
     size_t n = client_key(key, s, id, idlen);
@@ -177,7 +177,7 @@ static const char *query_invalid(const proto_msg_t *m) {
  * fail a running parent. False when refused (answered). */
 static bool queue_admits(brk_t *b, const brk_in_t *in, const proto_msg_t *m,
                          const brk_client_t *c, brk_agent_t *a, const brk_inv_t *inv) {
-    if (brk_agent_pick(a) && !(inv && brk_inv_will_wait(inv))) return true;
+    if (brk_agent_has_free(a) && !(inv && brk_inv_will_wait(inv))) return true;
     uint64_t pending = b->n_queued + b->n_waiting, max = b->cfg.max_queue;
     if (pending >= max) {
         reject_query(b, in, m, "overloaded", "no free worker and the queue is full "

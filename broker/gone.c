@@ -208,7 +208,7 @@ int brk_gone_fd(brk_t *b, zmq_msg_t *frame, const uint8_t *id, size_t idlen) {
      * Saves zmq_msg_get, which finds the fd as a metadata string and parses it (~470
      * instructions, a quarter of the broker's own per query under one client's load). */
     if (idlen && id[0] == 0 && g->last_fd >= 0 && idlen == g->last_idlen &&
-        memcmp(id, g->last_id, idlen) == 0)
+        brk_eq(id, g->last_id, idlen))
         return g->last_fd;
     int fd = zmq_msg_get(frame, ZMQ_SRCFD);
     if (fd < 0) return -1;
@@ -217,7 +217,7 @@ int brk_gone_fd(brk_t *b, zmq_msg_t *frame, const uint8_t *id, size_t idlen) {
      * back on the fd it had, and the old connection's disconnect must not then detach it. */
     bool watched = idlen && id[0] != 0 && brk_zap_on(b);
     if (watched || fd != g->last_fd || idlen != g->last_idlen ||
-        memcmp(id, g->last_id, idlen) != 0) {
+        !brk_eq(id, g->last_id, idlen)) {
         brk_gone_read(b);
         g->last_fd = fd;
         memcpy(g->last_id, id, idlen);

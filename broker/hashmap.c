@@ -48,7 +48,17 @@ static uint64_t siphash13(const uint8_t *in, size_t len) {
         SIPROUND;
         v0 ^= m;
     }
-    for (size_t t = 0; t < tail; t++) b |= (uint64_t)in[i + t] << (8 * t);
+    /* the tail's bytes where a byte loop would put them (on a little-endian host; the order
+     * only has to be the same every time), from at most two loads */
+    if (tail >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, in + i, 4);
+        memcpy(&hi, in + i + tail - 4, 4);
+        b |= (uint64_t)lo | (uint64_t)hi << (8 * (tail - 4));
+    } else if (tail) {
+        b |= (uint64_t)in[i] | (uint64_t)in[i + tail / 2] << (8 * (tail / 2)) |
+             (uint64_t)in[i + tail - 1] << (8 * (tail - 1));
+    }
     v3 ^= b;
     SIPROUND;
     v0 ^= b;
@@ -80,7 +90,7 @@ brk_node_t *brk_map_get(const brk_map_t *m, const void *key, size_t klen) {
 
 brk_node_t *brk_map_get_h(const brk_map_t *m, const void *key, size_t klen, uint64_t h) {
     for (brk_node_t *n = m->buckets[h & (m->nbuckets - 1)]; n; n = n->next)
-        if (n->hash == h && n->klen == klen && memcmp(n->key, key, klen) == 0) return n;
+        if (n->hash == h && n->klen == klen && brk_eq(n->key, key, klen)) return n;
     return NULL;
 }
 

@@ -5,8 +5,51 @@
 #ifndef BRK_MAP_H
 #define BRK_MAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+/* Whether the n bytes at a and b are equal. In line, with overlapping loads from both ends,
+ * for the short keys compared per message (routing ids, query ids, agent names: mostly 4-16
+ * bytes), where a call to memcmp cost more than the compare; longer ones go to memcmp. */
+static inline bool brk_eq(const void *a, const void *b, size_t n) {
+    const uint8_t *x = a, *y = b;
+    if (n > 16) return memcmp(x, y, n) == 0;
+    if (n >= 8) {
+        uint64_t x0, y0, x1, y1;
+        memcpy(&x0, x, 8), memcpy(&y0, y, 8), memcpy(&x1, x + n - 8, 8), memcpy(&y1, y + n - 8, 8);
+        return x0 == y0 && x1 == y1;
+    }
+    if (n >= 4) {
+        uint32_t x0, y0, x1, y1;
+        memcpy(&x0, x, 4), memcpy(&y0, y, 4), memcpy(&x1, x + n - 4, 4), memcpy(&y1, y + n - 4, 4);
+        return x0 == y0 && x1 == y1;
+    }
+    if (n >= 2) return x[0] == y[0] && x[n - 1] == y[n - 1] && x[n / 2] == y[n / 2];
+    return n == 0 || x[0] == y[0];
+}
+
+/* Copies n bytes from src to dst (not overlapping), in line for the same short keys: loads
+ * and stores from both ends instead of a call to memcpy; longer ones go to memcpy. */
+static inline void brk_copy(void *dst, const void *src, size_t n) {
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    if (n > 16) {
+        memcpy(d, s, n);
+    } else if (n >= 8) {
+        uint64_t a, z;
+        memcpy(&a, s, 8), memcpy(&z, s + n - 8, 8);
+        memcpy(d, &a, 8), memcpy(d + n - 8, &z, 8);
+    } else if (n >= 4) {
+        uint32_t a, z;
+        memcpy(&a, s, 4), memcpy(&z, s + n - 4, 4);
+        memcpy(d, &a, 4), memcpy(d + n - 4, &z, 4);
+    } else if (n) {
+        uint8_t a = s[0], m = s[n / 2], z = s[n - 1];
+        d[0] = a, d[n / 2] = m, d[n - 1] = z;
+    }
+}
 
 typedef struct brk_node {
     struct brk_node *next;

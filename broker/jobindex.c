@@ -59,7 +59,7 @@ int brk_jobindex_add(brk_t *b, brk_job_t *j) {
     if (!ib) {
         ib = idb_alloc(b, j->id.n);
         if (!ib) return -ENOMEM;
-        if (j->id.n) memcpy(ib->key, j->id.p, j->id.n);
+        brk_copy(ib->key, j->id.p, j->id.n);
         ib->len = j->id.n;
         ib->node.key = ib->key;
         ib->node.klen = j->id.n;

@@ -305,6 +305,11 @@ bool brk_subs_read(brk_t *b) {
     return true;
 }
 
+bool brk_subs_any(const brk_t *b) {
+    const struct brk_subs *s = b->subs;
+    return !s || s->overflow || s->n_pfx > 0;
+}
+
 bool brk_subs_wanted(const brk_t *b, const char *topic, size_t n) {
     const struct brk_subs *s = b->subs;
     if (!s || s->overflow || s->n_pfx > WANTED_SCAN) return true;

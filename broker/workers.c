@@ -230,7 +230,7 @@ static brk_worker_t *worker_find(brk_t *b, const brk_in_t *in) {
     brk_worker_t **slot = &b->worker_cache[in->idlen ? in->id[in->idlen - 1] % BRK_WORKER_CACHE
                                                      : 0];
     brk_worker_t *w = *slot;
-    if (w && w->idlen == in->idlen && memcmp(w->id, in->id, in->idlen) == 0) return w;
+    if (w && w->idlen == in->idlen && brk_eq(w->id, in->id, in->idlen)) return w;
     brk_node_t *n = brk_map_get(&b->worker_map, in->id, in->idlen);
     if (!n) return NULL;
     return *slot = base_container_of(n, brk_worker_t, node);

@@ -65,7 +65,7 @@ bool proto_buf_map_grow(proto_buf_t *b, unsigned k) {
     return true;
 }
 
-void proto_pack_str(proto_buf_t *b, const char *s, size_t n) {
+void proto__pack_str_slow(proto_buf_t *b, const char *s, size_t n) {
     if (n < 32) { /* fixstr (field names, most values): header and body in one write */
         if (proto__buf_reserve(b, n + 1)) return;
         b->p[b->n] = (uint8_t)(0xa0 | n);
@@ -78,16 +78,18 @@ void proto_pack_str(proto_buf_t *b, const char *s, size_t n) {
 }
 
 void proto_pack_header(proto_buf_t *b, proto_type_t type, uint32_t n_fields) {
-    const char *name = proto_type_name(type);
-    size_t n = strlen(name);
+    size_t n;
+    const char *name = proto__type_row(type, &n);
     if (n_fields + 2 <= 15) { /* every message but the largest: one write of known bytes */
-        if (proto__buf_reserve(b, 10 + n)) return;
+        /* the name's whole row is copied (a fixed size: two moves, no memcpy call); the
+         * bytes past the name are overwritten by what follows */
+        if (proto__buf_reserve(b, 10 + PROTO__TYPE_ROW)) return;
         uint8_t *p = b->p + b->n;
         p[0] = (uint8_t)(0x80 | (n_fields + 2));
         memcpy(p + 1, "\xa1v\x01\xa4type", 8); /* "v": PROTO_VERSION, "type": */
         _Static_assert(PROTO_VERSION < 0x80, "the version packs as a positive fixint");
         p[9] = (uint8_t)(0xa0 | n);
-        memcpy(p + 10, name, n);
+        memcpy(p + 10, name, PROTO__TYPE_ROW);
         b->n += 10 + n;
         return;
     }

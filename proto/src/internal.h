@@ -84,6 +84,11 @@ static inline void proto__buf_put(proto_buf_t *b, const void *p, size_t n) {
     b->n += n;
 }
 
+/* A type's name as a row of PROTO__TYPE_ROW bytes (the name, then NULs) and its length in
+ * *n: the header writer copies the whole row. Unknown types read as "unknown". */
+#define PROTO__TYPE_ROW 16
+const char *proto__type_row(proto_type_t t, size_t *n);
+
 /* The encoders' pieces (encode.c, enc_budget.c): a key and its value; the end of a message. */
 static inline void pack_key_str(proto_buf_t *b, const char *key, proto_str_t s) {
     proto_pack_cstr(b, key);
@@ -94,14 +99,27 @@ static inline void pack_key_str(proto_buf_t *b, const char *key, proto_str_t s) 
 static inline void proto__pack_u64(proto_buf_t *b, uint64_t v) {
     if (proto__buf_reserve(b, 9)) return;
     uint8_t *p = b->p + b->n;
-    unsigned n = v < 0x80 ? 0 : v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffff ? 4 : 8;
-    if (n == 0) {
+    if (v < 0x80) {
         p[0] = (uint8_t)v;
+        b->n += 1;
+    } else if (v <= 0xff) {
+        p[0] = 0xcc;
+        p[1] = (uint8_t)v;
+        b->n += 2;
+    } else if (v <= 0xffff) {
+        p[0] = 0xcd;
+        p[1] = (uint8_t)(v >> 8);
+        p[2] = (uint8_t)v;
+        b->n += 3;
+    } else if (v <= 0xffffffff) {
+        p[0] = 0xce;
+        for (unsigned i = 0; i < 4; i++) p[1 + i] = (uint8_t)(v >> (24 - 8 * i));
+        b->n += 5;
     } else {
-        p[0] = n == 1 ? 0xcc : n == 2 ? 0xcd : n == 4 ? 0xce : 0xcf;
-        for (unsigned i = 0; i < n; i++) p[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+        p[0] = 0xcf;
+        for (unsigned i = 0; i < 8; i++) p[1 + i] = (uint8_t)(v >> (56 - 8 * i));
+        b->n += 9;
     }
-    b->n += 1 + n;
 }
 static inline void proto__pack_nil(proto_buf_t *b) {
     static const uint8_t nil = 0xc0;

@@ -166,6 +166,21 @@ static void test_hist_buckets_take_their_upper_bound(void **state) {
     assert_int_equal(h.sum_us, 3601000201u);
 }
 
+/* Each bound and the value just past it, for every bucket: the bucket lookup (a halving
+ * search) puts each in the bucket whose upper bound is the first at or past it. */
+static void test_hist_every_bound_is_its_buckets(void **state) {
+    (void)state;
+    for (size_t k = 0; k < BASE_HIST_BUCKETS; k++) {
+        base_hist_t h;
+        memset(&h, 0, sizeof h);
+        base_hist_observe(&h, base_hist_bounds_us[k]);
+        base_hist_observe(&h, base_hist_bounds_us[k] - 1);
+        base_hist_observe(&h, base_hist_bounds_us[k] + 1);
+        assert_int_equal(h.counts[k], 2);
+        assert_int_equal(h.counts[k + 1], 1);
+    }
+}
+
 static void test_hist_text_is_cumulative_and_counts_add_up(void **state) {
     (void)state;
     base_hist_t h;
@@ -251,6 +266,7 @@ int main(void) {
         cmocka_unit_test(test_prom_label_replaces_nul_and_bytes_that_are_not_utf8),
         cmocka_unit_test(test_text_printf_grows_past_its_stack_buffer),
         cmocka_unit_test(test_hist_buckets_take_their_upper_bound),
+        cmocka_unit_test(test_hist_every_bound_is_its_buckets),
         cmocka_unit_test(test_hist_text_is_cumulative_and_counts_add_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -172,6 +172,59 @@ static void test_map_precomputed_hash_matches(void **state) {
     brk_map_close(&m);
 }
 
+/* brk_eq (hashmap.h), the in-line compare of short keys: equal bytes of every length up to
+ * past its 16-byte limit are equal, and a difference in any one byte is seen. */
+static void test_eq_sees_every_byte(void **state) {
+    (void)state;
+    uint8_t a[40], b[40];
+    for (size_t i = 0; i < sizeof a; i++) a[i] = b[i] = (uint8_t)(i * 7 + 1);
+    for (size_t n = 0; n <= sizeof a; n++) {
+        assert_true(brk_eq(a, b, n));
+        for (size_t i = 0; i < n; i++) {
+            b[i] ^= 0x20;
+            assert_false(brk_eq(a, b, n));
+            b[i] ^= 0x20;
+        }
+    }
+}
+
+/* brk_copy (hashmap.h): every length up to past its 16-byte limit copies exactly n bytes,
+ * each to its place, and writes nothing past them. */
+static void test_copy_moves_exactly_n_bytes(void **state) {
+    (void)state;
+    uint8_t src[40], dst[48];
+    for (size_t i = 0; i < sizeof src; i++) src[i] = (uint8_t)(i * 13 + 5);
+    for (size_t n = 0; n <= sizeof src; n++) {
+        memset(dst, 0xee, sizeof dst);
+        brk_copy(dst, src, n);
+        assert_memory_equal(dst, src, n);
+        for (size_t i = n; i < sizeof dst; i++) assert_int_equal(dst[i], 0xee);
+    }
+}
+
+/* The hash reads every byte of a key's tail (past its last 8-byte block) exactly where it
+ * belongs: keys of every length that differ in one byte, or in two bytes swapped, hash
+ * apart. */
+static void test_hash_sees_every_tail_byte(void **state) {
+    (void)state;
+    uint8_t k[24];
+    for (size_t i = 0; i < sizeof k; i++) k[i] = (uint8_t)(i + 1);
+    for (size_t n = 1; n <= sizeof k; n++) {
+        uint64_t h = brk_map_hash(k, n);
+        for (size_t i = 0; i < n; i++) {
+            k[i] ^= 0x80;
+            assert_true(brk_map_hash(k, n) != h);
+            k[i] ^= 0x80;
+            if (i + 1 < n) {
+                uint8_t t = k[i];
+                k[i] = k[i + 1], k[i + 1] = t;
+                assert_true(brk_map_hash(k, n) != h);
+                k[i + 1] = k[i], k[i] = t;
+            }
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ids_are_unique_increasing_and_found),
@@ -180,6 +233,9 @@ int main(void) {
         cmocka_unit_test(test_growth_keeps_every_entry),
         cmocka_unit_test(test_ids_held_elsewhere_are_skipped),
         cmocka_unit_test(test_map_precomputed_hash_matches),
+        cmocka_unit_test(test_eq_sees_every_byte),
+        cmocka_unit_test(test_copy_moves_exactly_n_bytes),
+        cmocka_unit_test(test_hash_sees_every_tail_byte),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -378,6 +378,147 @@ static void test_validate_and_decode_agree(void **state) {
     }
 }
 
+/* ---- the straight path (decode.c decode_fast): a message in the shape proto's encoders
+ * write (fixmap, "v": 1 and "type" first, then the type's fields in the order of its rules)
+ * is read without the general walk's tables. It must decode exactly as the general path
+ * does, and refuse (by handing over to it) everything that path refuses. ---- */
+
+#define ID_Q1 KV("id", 0xa2, 'q', '1')
+#define INPUT_ARR KV("input", 0x92, 0x01, 0xa1, 'x')
+#define SESSION_S1 KV("session", 0xa2, 's', '1')
+#define TIMEOUT_300 KV("timeout_ms", 0xcd, 0x01, 0x2c)
+#define APP_A KV("app", 0xa1, 'a')
+#define USER_U KV("user", 0xa1, 'u')
+#define PARENT_9 KV("parent", 0x09)
+#define TRESULT KV("type", 0xa6, 'r', 'e', 's', 'u', 'l', 't')
+
+static void assert_full_query(void) {
+    assert_int_equal(msg.type, PROTO_QUERY);
+    assert_int_equal(msg.id.n, 3);
+    assert_memory_equal(msg.id.p, B(0xa2, 'q', '1'), 3);
+    assert_int_equal(msg.agent.n, 4);
+    assert_memory_equal(msg.agent.p, "echo", 4);
+    assert_int_equal(msg.input.n, 4);
+    assert_memory_equal(msg.input.p, B(0x92, 0x01, 0xa1, 'x'), 4);
+    assert_int_equal(msg.session.n, 2);
+    assert_memory_equal(msg.session.p, "s1", 2);
+    assert_int_equal(msg.timeout_ms, 300);
+    assert_true(msg.idempotent);
+    assert_int_equal(msg.app.n, 1);
+    assert_int_equal(msg.user.n, 1);
+    assert_memory_equal(msg.user.p, "u", 1);
+    assert_true(msg.has_parent);
+    assert_int_equal(msg.parent, 9);
+    assert_int_equal(msg.body.n, tb.n);
+    assert_int_equal(msg.branch.n, 0);
+    assert_false(msg.has_job);
+}
+
+/* Every field of a query, in the encoders' order (the straight path) and reversed (the
+ * general path): the same message. */
+static void test_straight_path_decodes_as_the_general_one(void **state) {
+    (void)state;
+    assert_int_equal(DECODE(V1, TQUERY, ID_Q1, AGENT_ECHO, INPUT_ARR, SESSION_S1, TIMEOUT_300,
+                            KV("idempotent", 0xc3), APP_A, USER_U, PARENT_9), 0);
+    assert_full_query();
+    assert_int_equal(DECODE(PARENT_9, USER_U, APP_A, KV("idempotent", 0xc3), TIMEOUT_300,
+                            SESSION_S1, INPUT_ARR, AGENT_ECHO, ID_Q1, TQUERY, V1), 0);
+    assert_full_query();
+    /* a worker's result: job numbers in every integer form, the output verbatim */
+    static const uint8_t jobs[][9] = {{0x05}, {0xcc, 0xc8}, {0xcd, 0x30, 0x39},
+                                      {0xce, 0x00, 0x01, 0xe2, 0x40},
+                                      {0xcf, 0x01, 0x93, 0xa1, 0xb2, 0xc3, 0xd4, 0x00, 0x01}};
+    static const size_t jlen[] = {1, 2, 3, 5, 9};
+    static const uint64_t jval[] = {5, 200, 12345, 123456, 0x0193a1b2c3d40001ull};
+    for (int i = 0; i < 5; i++) {
+        kv_t kvs[] = {V1, TRESULT, {"job", jobs[i], jlen[i]}, KV("output", 0xa2, 'o', 'k')};
+        pack_kvs(kvs, 4);
+        assert_int_equal(decode_lim(NULL), 0);
+        assert_int_equal(msg.type, PROTO_RESULT);
+        assert_true(msg.has_job);
+        assert_int_equal(msg.job, jval[i]);
+        assert_int_equal(msg.output.n, 3);
+        assert_memory_equal(msg.output.p, B(0xa2, 'o', 'k'), 3);
+        assert_int_equal(msg.id.n, 0);
+    }
+    /* an absent input reads as nil; an OPTIONAL nil as absent; a reply id may be nil */
+    assert_int_equal(DECODE(V1, TQUERY, ID_Q1, AGENT_ECHO, KV("session", 0xc0)), 0);
+    assert_int_equal(msg.input.n, 1);
+    assert_int_equal(msg.input.p[0], 0xc0);
+    assert_int_equal(msg.session.n, 0);
+    assert_int_equal(msg.timeout_ms, -1);
+    assert_int_equal(DECODE(V1, TRESULT, KV("id", 0xc0), KV("output", 0x01)), 0);
+    assert_int_equal(msg.id.n, 1);
+    assert_false(msg.has_job);
+    /* a heartbeat: no fields but v and type */
+    assert_int_equal(DECODE(V1, KV("type", 0xa9, 'h', 'e', 'a', 'r', 't', 'b', 'e', 'a', 't')),
+                     0);
+    assert_int_equal(msg.type, PROTO_HEARTBEAT);
+}
+
+/* Messages in the straight path's shape that the general path refuses: each is refused
+ * with the general path's error, and nothing read survives but an id. */
+static void test_straight_path_refuses_what_the_general_one_does(void **state) {
+    (void)state;
+    /* a REQUIRED field skipped, between present ones and after the last */
+    int rc = DECODE(V1, TQUERY, ID_Q1, INPUT_ARR);
+    assert_err(rc, PROTO_EBAD, "bad_request", "field 'agent' is missing");
+    assert_int_equal(msg.input.n, 0);
+    assert_int_equal(msg.id.n, 3);
+    rc = DECODE(V1, KV("type", 0xa4, 'w', 'o', 'r', 'k'), KV("job", 1), AGENT_ECHO);
+    assert_err(rc, PROTO_EBAD, "bad_request", "field 'attempt' is missing");
+    /* neither id nor job; an OPTIONAL nil id does not count as one */
+    rc = DECODE(V1, TRESULT, KV("output", 0x01));
+    assert_err(rc, PROTO_EBAD, "bad_request", "field 'id' is missing");
+    rc = DECODE(V1, KV("type", 0xa6, 'c', 'a', 'n', 'c', 'e', 'l'), KV("id", 0xc0));
+    assert_err(rc, PROTO_EBAD, "bad_request", "field 'id' is missing");
+    /* a value of the wrong kind, an empty name */
+    rc = DECODE(V1, TQUERY, ID_Q1, KV("agent", 0xa0));
+    assert_err(rc, PROTO_EBAD, "bad_request", "field 'agent' must be 1 to 128 bytes long");
+    assert_int_equal(msg.agent.n, 0);
+    rc = DECODE(V1, TQUERY, ID_Q1, AGENT_ECHO, KV("timeout_ms", 0xff));
+    assert_err(rc, PROTO_EBAD, "bad_request", "field 'timeout_ms' must be a non-negative "
+                                              "integer");
+    /* a field twice, in order; a name with a NUL after it is another (unknown) field */
+    rc = DECODE(V1, TQUERY, ID_Q1, ID_Q1, AGENT_ECHO);
+    assert_err(rc, PROTO_EBAD, "bad_request", "field 'id' appears twice");
+    PACK(V1, TQUERY, KV("idx", 0x01), AGENT_ECHO);
+    assert_memory_equal(tb.p + 15, "\xa3idx", 4);
+    tb.p[18] = '\0'; /* "id\0" */
+    assert_err(decode_lim(NULL), PROTO_EBAD, "bad_request", "field 'id' is missing");
+    /* bytes after the map; a map of no entries before v and type */
+    PACK(V1, TQUERY, ID_Q1, AGENT_ECHO);
+    size_t n = tb.n;
+    proto_buf_raw(&tb, (proto_raw_t){B(0xc0), 1});
+    char want[80];
+    snprintf(want, sizeof want, "1 trailing bytes after the object, at offset %zu", n);
+    assert_err(decode_lim(NULL), PROTO_EBAD, "bad_request", want);
+    assert_msg_cleared();
+    PACK(V1, KV("type", 0xa9, 'h', 'e', 'a', 'r', 't', 'b', 'e', 'a', 't'));
+    tb.p[0] = 0x80;
+    assert_err(decode_lim(NULL), PROTO_EBAD, "bad_request",
+               "18 trailing bytes after the object, at offset 1");
+    /* a version other than 1 and the limits: the map's count, the depth of a value */
+    rc = DECODE(KV("v", 2), TQUERY, ID_Q1, AGENT_ECHO);
+    assert_err(rc, PROTO_EVERSION, "unsupported_version", "version 2 is not supported (only 1)");
+    proto_limits_t lim;
+    proto_limits_default(&lim);
+    lim.max_elems = 3;
+    PACK(V1, TQUERY, ID_Q1, AGENT_ECHO);
+    assert_err(decode_lim(&lim), PROTO_ETOOBIG, "too_large",
+               "fixmap at offset 0 has 4 elements (limit 3)");
+    proto_limits_default(&lim);
+    lim.max_depth = 1;
+    PACK(V1, TQUERY, ID_Q1, AGENT_ECHO, INPUT_ARR);
+    assert_err(decode_lim(&lim), PROTO_ETOOBIG, "too_large",
+               "fixarray at offset 38 nests deeper than 1");
+    /* a value cut short: the message ends inside the output */
+    PACK(V1, TRESULT, KV("job", 1), KV("output", 0xa2, 'o', 'k'));
+    tb.n--;
+    assert_int_equal(decode_lim(NULL), PROTO_EBAD);
+    assert_int_equal(msg.output.n, 0);
+}
+
 static int setup_buf(void **state) {
     (void)state;
     proto_buf_init(&tb);
@@ -403,6 +544,8 @@ int main(void) {
         PT(test_every_field_name_is_found_exactly),
         PT(test_every_type_name_is_found_exactly),
         PT(test_validate_and_decode_agree),
+        PT(test_straight_path_decodes_as_the_general_one),
+        PT(test_straight_path_refuses_what_the_general_one_does),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

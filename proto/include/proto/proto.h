@@ -228,11 +228,24 @@ void proto_buf_reset(proto_buf_t *b);   /* n = 0, failed = false, keeps the memo
 void proto_buf_free(proto_buf_t *b);
 /* Appends bytes verbatim (a proto_raw_t value). */
 void proto_buf_raw(proto_buf_t *b, proto_raw_t raw);
+/* What proto_pack_str calls when the string is not a fixstr or the buffer lacks room: grows
+ * it (or sets failed) and writes. Not for direct use. */
+void proto__pack_str_slow(proto_buf_t *b, const char *s, size_t n);
 /* Counts k more entries in the map that starts b (a message, after k fields were appended).
  * Returns: false, the header unchanged, when it cannot say k more without moving the bytes
  * (no map, a fixmap past 15, a map16 past 65535): the caller then takes the fields back. */
 bool proto_buf_map_grow(proto_buf_t *b, unsigned k);
-void proto_pack_str(proto_buf_t *b, const char *s, size_t n);
+/* A string (fixstr, str8, str16 or str32 by its length). Inline for a fixstr with room: a
+ * field name's copy is then a move or two of known size, not a call to memcpy. */
+static inline void proto_pack_str(proto_buf_t *b, const char *s, size_t n) {
+    if (n >= 32 || b->failed || n + 1 > b->cap - b->n) {
+        proto__pack_str_slow(b, s, n);
+        return;
+    }
+    b->p[b->n] = (uint8_t)(0xa0 | n);
+    if (n) memcpy(b->p + b->n + 1, s, n);
+    b->n += n + 1;
+}
 /* Inline so that a literal's strlen folds to a constant (field names on the hot path). */
 static inline void proto_pack_cstr(proto_buf_t *b, const char *s) {
     proto_pack_str(b, s ? s : "", s ? strlen(s) : 0);
