@@ -18,7 +18,11 @@
 #include <sys/socket.h>
 
 #include "base/prom.h"
-#ifdef __GLIBC__
+#if defined(ACTOR_JEMALLOC)
+#include <jemalloc/jemalloc.h>
+#define ARENAS_ALL_(n) #n
+#define ARENAS_ALL(n) ARENAS_ALL_(n)
+#elif defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
@@ -154,6 +158,16 @@ static void peer_gone(brk_t *b, int fd) {
     if (s->freed >= TRIM_BYTES && !s->trim_at) s->trim_at = b->now + TRIM_AFTER_MS;
 }
 
+/* Returns the heap's free pages to the system: jemalloc's arenas when the broker is linked
+ * with it (CMakeLists.txt, ACTOR_JEMALLOC), else glibc's. */
+static void give_back_freed(void) {
+#if defined(ACTOR_JEMALLOC)
+    mallctl("arena." ARENAS_ALL(MALLCTL_ARENAS_ALL) ".purge", NULL, NULL, NULL, 0);
+#elif defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
+
 static void read_monitor(brk_t *b) {
     struct brk_subs *s = b->subs;
     for (;;) {
@@ -179,9 +193,7 @@ int64_t brk_subs_tick(brk_t *b) {
         s->next_read = b->now + BRK_GONE_EVERY_MS;
     }
     if (s->trim_at && b->now >= s->trim_at) {
-#ifdef __GLIBC__
-        malloc_trim(0);
-#endif
+        give_back_freed();
         s->trim_at = 0;
         s->freed = 0;
     }

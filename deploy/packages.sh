@@ -2,7 +2,7 @@
 # missing ones. Sourced by deploy/up.sh and tests/run.sh.
 ACTOR_PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev libuv1-dev libcmocka-dev
 libzmq3-dev libmsgpack-dev libsqlite3-dev libcurl4-openssl-dev valgrind python3 python3-uvloop
-python3-zmq python3-msgpack procps nodejs npm python3-yaml iproute2 libpq-dev postgresql"
+python3-zmq python3-msgpack procps nodejs npm python3-yaml iproute2 libpq-dev postgresql libjemalloc-dev"
 # Only the web console's browser test needs these (tests/lib/cdp.py installs them with
 # ACTOR_PACKAGES="$ACTOR_BROWSER_PACKAGES" actor_install_packages): too big for every machine.
 ACTOR_BROWSER_PACKAGES="chromium"
