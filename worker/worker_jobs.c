@@ -244,7 +244,11 @@ void wrk_jobs_start(wrk_t *w, const proto_msg_t *m) {
     if (!here) return;
     j->inlined = true;
     act_on_park(job_promote, j);
+    /* Named after its agent while the job runs on it, so that the watchdog names the agent
+     * that holds the loop, not "connection". */
+    act_task_set_name(w->server, a->name);
     job_run(j);
+    if (act_current() == w->server) act_task_set_name(w->server, "connection");
 }
 
 /* Cancels j's task. A task that never started ends at once without running job_body, so
