@@ -7,7 +7,8 @@
 #include "harness.h"
 #include "proto/proto.h"
 
-#define B(...) ((const uint8_t[]){__VA_ARGS__})
+#include "kvpack.h"
+
 #define VALIDATE(...) validate_bytes(B(__VA_ARGS__), sizeof((const uint8_t[]){__VA_ARGS__}))
 
 static proto_error_t last_err;
@@ -184,45 +185,13 @@ static void test_validate_enforces_size_and_element_limits(void **state) {
 
 /* ---- decode ---- */
 
-/* Packs a map from alternating keys and already-packed values. */
-typedef struct kv {
-    const char *key;
-    const uint8_t *val;
-    size_t n;
-} kv_t;
-#define KV(k, ...) {k, B(__VA_ARGS__), sizeof((const uint8_t[]){__VA_ARGS__})}
-
-static proto_buf_t tb;
 static proto_msg_t msg;
 
-static int decode_kvs(const kv_t *kvs, size_t n) {
-    proto_buf_reset(&tb);
-    msgpack_pack_map(&tb.pk, n);
-    for (size_t i = 0; i < n; i++) {
-        proto_pack_cstr(&tb, kvs[i].key);
-        proto_buf_raw(&tb, (proto_raw_t){kvs[i].val, kvs[i].n});
-    }
+static int decode_tb(void) {
     memset(&last_err, 0, sizeof last_err);
     return proto_decode(tb.p, tb.n, NULL, &msg, &last_err);
 }
-#define DECODE(...) decode_kvs((const kv_t[]){__VA_ARGS__}, \
-                               sizeof((const kv_t[]){__VA_ARGS__}) / sizeof(kv_t))
-#define V1 KV("v", 1)
-#define T(len, ...) KV("type", 0xa0 | len, __VA_ARGS__)
-#define TQUERY T(5, 'q', 'u', 'e', 'r', 'y')
-#define AGENT_ECHO KV("agent", 0xa4, 'e', 'c', 'h', 'o')
-
-static int setup_buf(void **state) {
-    (void)state;
-    proto_buf_init(&tb);
-    return 0;
-}
-
-static int teardown_buf(void **state) {
-    (void)state;
-    proto_buf_free(&tb);
-    return 0;
-}
+#define DECODE(...) (PACK(__VA_ARGS__), decode_tb())
 
 static void test_decode_reads_a_query(void **state) {
     (void)state;

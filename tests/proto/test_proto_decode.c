@@ -10,28 +10,10 @@
 #include "harness.h"
 #include "proto/proto.h"
 
-#define B(...) ((const uint8_t[]){__VA_ARGS__})
+#include "kvpack.h"
 
-static proto_buf_t tb;
 static proto_msg_t msg;
 static proto_error_t err;
-
-/* Packs a map from alternating keys and already-packed values. */
-typedef struct kv {
-    const char *key;
-    const uint8_t *val;
-    size_t n;
-} kv_t;
-#define KV(k, ...) {k, B(__VA_ARGS__), sizeof((const uint8_t[]){__VA_ARGS__})}
-
-static void pack_kvs(const kv_t *kvs, size_t n) {
-    proto_buf_reset(&tb);
-    msgpack_pack_map(&tb.pk, n);
-    for (size_t i = 0; i < n; i++) {
-        proto_pack_cstr(&tb, kvs[i].key);
-        proto_buf_raw(&tb, (proto_raw_t){kvs[i].val, kvs[i].n});
-    }
-}
 
 static int decode_lim(const proto_limits_t *lim) {
     memset(&err, 0, sizeof err);
@@ -39,12 +21,7 @@ static int decode_lim(const proto_limits_t *lim) {
     return proto_decode(tb.p, tb.n, lim, &msg, &err);
 }
 
-#define PACK(...) pack_kvs((const kv_t[]){__VA_ARGS__}, \
-                           sizeof((const kv_t[]){__VA_ARGS__}) / sizeof(kv_t))
 #define DECODE(...) (PACK(__VA_ARGS__), decode_lim(NULL))
-#define V1 KV("v", 1)
-#define TQUERY KV("type", 0xa5, 'q', 'u', 'e', 'r', 'y')
-#define AGENT_ECHO KV("agent", 0xa4, 'e', 'c', 'h', 'o')
 
 /* A failed decode leaves nothing of what it read: a zeroed message but for timeout_ms. */
 static void assert_msg_cleared(void) {
@@ -517,18 +494,6 @@ static void test_straight_path_refuses_what_the_general_one_does(void **state) {
     tb.n--;
     assert_int_equal(decode_lim(NULL), PROTO_EBAD);
     assert_int_equal(msg.output.n, 0);
-}
-
-static int setup_buf(void **state) {
-    (void)state;
-    proto_buf_init(&tb);
-    return 0;
-}
-
-static int teardown_buf(void **state) {
-    (void)state;
-    proto_buf_free(&tb);
-    return 0;
 }
 
 #define PT(t) cmocka_unit_test_setup_teardown(t, setup_buf, teardown_buf)
