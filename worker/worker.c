@@ -401,15 +401,14 @@ static int conn_serve(wrk_t *w) {
     }
 }
 
-int wrk_conn_handoff(wrk_t *w, act_task_t **mine, const char *name) {
+int wrk_conn_handoff(wrk_t *w, act_task_t **mine) {
     /* Being stopped (run_tasks waits for this very task): no new one to stop as well. */
     if (act_task_cancel_requested(w->server)) return ACT_ECANCELED;
     act_task_t *next = NULL;
     act_spawn_opts_t o = {.name = "connection"};
     int rc = act_spawn(conn_task, w, &o, &next);
     if (rc) return rc;
-    act_task_set_name(w->server, name);
-    *mine = w->server;
+    *mine = w->server; /* already named after the job's agent (wrk_jobs_start) */
     w->server = next;
     /* The work is decoded and copied into the job: its message (and the libzmq receive
      * buffer it may share) is not held for as long as the job waits. */

@@ -319,10 +319,11 @@ void wrk_lend(wrk_t *w, int delta);
 
 /* Called on the connection's task by a job running inline on it, just before the job first
  * waits: a new task takes over serving the connection and the caller's task becomes the
- * job's (*mine gets its handle; it is named name, the agent's, borrowed). The old task
- * returns from its serving loop once the job ends. Returns: 0. Errors: ACT_ENOMEM (then the
- * connection waits for the job), ACT_ECANCELED (the connection's task is being stopped). */
-int wrk_conn_handoff(wrk_t *w, act_task_t **mine, const char *name);
+ * job's (*mine gets its handle; it keeps the agent's name it was given for the job). The
+ * old task returns from its serving loop once the job ends. Returns: 0. Errors: ACT_ENOMEM
+ * (then the connection waits for the job), ACT_ECANCELED (the connection's task is being
+ * stopped). */
+int wrk_conn_handoff(wrk_t *w, act_task_t **mine);
 
 /* Queues one encoded message for the writer; dropped when gen is not the current connection
  * (a job of a lost connection). Never waits; callable from any task or loop callback. */

@@ -158,7 +158,7 @@ static int job_body(void *arg, void **result) {
 static void job_promote(void *arg) {
     abp_ctx_t *j = arg;
     j->inlined = false;
-    int rc = wrk_conn_handoff(j->w, &j->task, j->agent->name);
+    int rc = wrk_conn_handoff(j->w, &j->task);
     if (rc && rc != ACT_ECANCELED) /* ACT_ECANCELED: the connection is stopping anyway */
         act_log(ACT_LOG_ERROR, "job_promote_failed", "job=%llu error=%s why=\"the "
                 "connection waits for the job\"", (unsigned long long)j->id, act_err_name(rc));

@@ -42,6 +42,7 @@ void base_prom_u64(base_buf_t *o, const char *name, const char *labels, uint64_t
 void base_hist_observe(base_hist_t *h, uint64_t us) {
     /* the first bound at or past us, by halving (five steps, not up to 18: the broker
      * observes every query's latency) */
+    _Static_assert(BASE_HIST_BUCKETS < 32, "the halving below starts at 16");
     size_t i = 0;
     for (size_t step = 16; step; step /= 2)
         if (i + step <= BASE_HIST_BUCKETS && us > base_hist_bounds_us[i + step - 1]) i += step;
