@@ -10,12 +10,12 @@
 # this depends on the load (how many messages one wakeup finds), so run it on a quiet machine
 # and compare runs made alike.
 # Usage: [TARGET=worker|broker|raw] bench/broker/worker_sys.sh [BUILD_DIR] [N1] [N2]
-#        (defaults: build 5000 25000)
+#        (defaults: build 20000 100000: a shorter run can end before perf has attached)
 set -eu
 cd "$(dirname "$0")/../.."
 B=${1:-build}
-N1=${2:-5000}
-N2=${3:-25000}
+N1=${2:-20000}
+N2=${3:-100000}
 INFLIGHT=${INFLIGHT:-128}
 TARGET=${TARGET:-worker}
 T=$(mktemp -d)
@@ -67,6 +67,11 @@ one() {
 echo "target: $TARGET  load: $(cut -d' ' -f1-3 /proc/loadavg)"
 one "$N1"
 one "$N2"
+# A run that ended before perf attached has no counts: say so instead of a wrong difference.
+if grep -q "not counted" "$T/st.$N1" "$T/st.$N2"; then
+    echo "worker_sys.sh: a run ended before perf attached: give more queries" >&2
+    exit 1
+fi
 awk -F, -v n="$((N2 - N1))" '
     FNR == NR && $3 ~ /sys_enter/ { a[$3] = $1; next }
     $3 ~ /sys_enter/ { d = ($1 - a[$3]) / n; sub(/syscalls:sys_enter_/, "", $3);
